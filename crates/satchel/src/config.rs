@@ -1,0 +1,315 @@
+//! The TOML configuration of the contract (`../shared/contract.md`, "Config").
+//! Unknown keys are errors that name the key and the file.
+//!
+//! Settings for doors that have not landed yet are parsed and validated now,
+//! so a config written today keeps working; the doors read them as they land.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default = "Listen::dev")]
+    pub listen: Listen,
+    pub tls: Option<Tls>,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub spam: Spam,
+    #[serde(default)]
+    pub pop3: Pop3,
+    #[serde(default)]
+    pub relay: Relay,
+    #[serde(default)]
+    pub auth: Auth,
+}
+
+/// The doors and the addresses each listens on; a door left out is off.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    #[serde(default)]
+    pub smtp: Vec<SocketAddr>,
+    #[serde(default)]
+    pub submission: Vec<SocketAddr>,
+    #[serde(default)]
+    pub submissions: Vec<SocketAddr>,
+    #[serde(default)]
+    pub imap: Vec<SocketAddr>,
+    #[serde(default)]
+    pub imaps: Vec<SocketAddr>,
+    #[serde(default)]
+    pub pop3: Vec<SocketAddr>,
+    #[serde(default)]
+    pub pop3s: Vec<SocketAddr>,
+    #[serde(default)]
+    pub http: Vec<SocketAddr>,
+    #[serde(default)]
+    pub managesieve: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    #[serde(default)]
+    pub backend: Backend,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Embedded,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spam {
+    #[serde(default = "default_possible_junk")]
+    pub possible_junk: i64,
+    #[serde(default = "default_junk")]
+    pub junk: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pop3 {
+    #[serde(default)]
+    pub delete: Pop3Delete,
+    #[serde(default = "yes")]
+    pub mark_seen: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pop3Delete {
+    #[default]
+    Expunge,
+    Trash,
+    Hide,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Relay {
+    pub smarthost: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    #[serde(default)]
+    pub plaintext_anywhere: bool,
+}
+
+impl Config {
+    /// Reads `path`, or gives the built-in development defaults when there is
+    /// no config file.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let config: Config = toml::from_str(&text).map_err(|e| {
+            // toml's message names the key and shows the line; add the file.
+            anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end())
+        })?;
+        config
+            .validate()
+            .with_context(|| format!("{}: invalid configuration", path.display()))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.hostname.is_empty() || self.hostname.contains(char::is_whitespace) {
+            bail!(
+                "hostname = {:?}: a host name is needed, without spaces",
+                self.hostname
+            );
+        }
+        for d in &self.domains {
+            if let Err(e) = store::names::normalize_address(&format!("postmaster@{d}")) {
+                bail!("domains: {d:?} is not a domain name ({e})");
+            }
+        }
+        if self.spam.possible_junk > self.spam.junk {
+            bail!(
+                "spam.possible_junk = {} is above spam.junk = {}: Possible Junk must start at or below Junk",
+                self.spam.possible_junk,
+                self.spam.junk
+            );
+        }
+        match (self.storage.backend, &self.storage.url) {
+            (Backend::Postgres, None) => {
+                bail!(
+                    "storage.backend = \"postgres\" needs storage.url = \"postgres://user@host/db\""
+                )
+            }
+            (Backend::Embedded, Some(url)) => bail!(
+                "storage.url = {url:?} is only used with storage.backend = \"postgres\"; remove it or set the backend"
+            ),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            hostname: default_hostname(),
+            data_dir: default_data_dir(),
+            domains: Vec::new(),
+            listen: Listen::dev(),
+            tls: None,
+            storage: Storage::default(),
+            spam: Spam::default(),
+            pop3: Pop3::default(),
+            relay: Relay::default(),
+            auth: Auth::default(),
+        }
+    }
+}
+
+impl Listen {
+    /// Every door on loopback, on the contract's development ports.
+    fn dev() -> Listen {
+        let at = |port: u16| vec![SocketAddr::from(([127, 0, 0, 1], port))];
+        Listen {
+            smtp: at(2525),
+            submission: at(2587),
+            submissions: at(2465),
+            imap: at(1143),
+            imaps: at(1993),
+            pop3: at(1110),
+            pop3s: at(1995),
+            http: at(8080),
+            managesieve: at(4190),
+        }
+    }
+}
+
+impl Default for Spam {
+    fn default() -> Spam {
+        Spam {
+            possible_junk: default_possible_junk(),
+            junk: default_junk(),
+        }
+    }
+}
+
+impl Default for Pop3 {
+    fn default() -> Pop3 {
+        Pop3 {
+            delete: Pop3Delete::default(),
+            mark_seen: true,
+        }
+    }
+}
+
+fn default_hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && !h.contains(char::is_whitespace))
+        .unwrap_or_else(|| "localhost".to_string())
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./satchel-data")
+}
+fn default_possible_junk() -> i64 {
+    60
+}
+fn default_junk() -> i64 {
+    100
+}
+fn yes() -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("satchel.toml");
+        std::fs::write(&path, text)?;
+        Config::load(Some(&path)).map_err(|e| anyhow::anyhow!("{e:#}"))
+    }
+
+    #[test]
+    fn the_contract_example_parses() {
+        let c = parse(
+            r#"
+hostname = "mail.example.test"
+data_dir = "./satchel-data"
+domains  = ["example.test"]
+[listen]
+smtp = ["127.0.0.1:2525"]
+imap = ["127.0.0.1:1143", "[::1]:1143"]
+[tls]
+cert = "cert.pem"
+key  = "key.pem"
+[storage]
+backend = "embedded"
+[spam]
+possible_junk = 60
+junk = 100
+[pop3]
+delete = "hide"
+mark_seen = false
+[relay]
+smarthost = "127.0.0.1:10025"
+[auth]
+plaintext_anywhere = false
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.imap.len(), 2);
+        assert!(c.listen.pop3.is_empty(), "a door left out is off");
+        assert_eq!(c.pop3.delete, Pop3Delete::Hide);
+        assert!(!c.pop3.mark_seen);
+    }
+
+    #[test]
+    fn bad_values_name_key_value_and_choices() {
+        let e = parse("[pop3]\ndelete = \"shred\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("satchel.toml"), "{e}");
+        assert!(
+            e.contains("delete") && e.contains("shred") && e.contains("expunge"),
+            "{e}"
+        );
+        let e = parse("[spam]\npossible_junk = 120\njunk = 100\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("possible_junk = 120"), "{e}");
+        let e = parse("[storage]\nbackend = \"postgres\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("storage.url"), "{e}");
+    }
+}

@@ -1,0 +1,106 @@
+//! `satchel`: the one binary. Parses the command line, loads the config,
+//! opens the store and hands over to a command.
+
+mod commands;
+mod config;
+mod formats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use store::{MailStore, SqliteStore};
+
+use crate::config::{Backend, Config};
+
+#[derive(Parser)]
+#[command(name = "satchel", version, about = "Satchel mail server")]
+struct Cli {
+    /// Configuration file (TOML); without it, development defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory; overrides `data_dir` of the config.
+    #[arg(long, global = true, value_name = "DIR")]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server: every door the config lists.
+    Serve,
+    /// Manages accounts.
+    #[command(subcommand)]
+    User(commands::user::UserCommand),
+    /// Delivers one message from standard input to local accounts.
+    Deliver(commands::deliver::DeliverArgs),
+    /// Imports an mbox file or a Maildir into a mailbox.
+    Import(commands::transfer::ImportArgs),
+    /// Exports a mailbox as an mbox file or a Maildir.
+    Export(commands::transfer::ExportArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(match cli.command {
+            Command::Serve => "info",
+            _ => "warn",
+        })
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("satchel: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("satchel: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = cli.data {
+        config.data_dir = dir;
+    }
+    let store = open_store(&config).await?;
+    match cli.command {
+        Command::Serve => commands::serve::run(&config, store).await,
+        Command::User(cmd) => commands::user::run(cmd, store.as_ref()).await,
+        Command::Deliver(args) => commands::deliver::run(args, store.as_ref()).await,
+        Command::Import(args) => commands::transfer::import(args, store.as_ref()).await,
+        Command::Export(args) => commands::transfer::export(args, store.as_ref()).await,
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MailStore>> {
+    match config.storage.backend {
+        Backend::Embedded => {
+            let store = SqliteStore::open(&config.data_dir).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open the store in {}: {e}",
+                    config.data_dir.display()
+                )
+            })?;
+            Ok(Arc::new(store))
+        }
+        Backend::Postgres => anyhow::bail!(
+            "storage.backend = \"postgres\" is not available in this build yet; use \"embedded\""
+        ),
+    }
+}

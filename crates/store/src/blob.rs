@@ -1,0 +1,153 @@
+//! Content-addressed blob files: `blobs/ab/cdef...` named by SHA-256, so one
+//! file serves every copy of a message in every mailbox and account.
+//!
+//! Writing is split in two so the store can keep a blob and its index rows
+//! consistent: [`BlobStore::stage`] writes and fsyncs a temp file (slow, done
+//! outside any lock), and [`BlobStore::publish`] renames it into place and fsyncs
+//! the directory (fast, done inside the index's write transaction, the same
+//! lock the garbage collector holds while it unlinks unreferenced blobs).
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+use crate::types::BlobHash;
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+/// A blob written and fsync'd to a temp file, not yet visible under its name.
+#[derive(Debug)]
+pub struct Staged {
+    pub hash: BlobHash,
+    temp: Option<PathBuf>,
+    dest: PathBuf,
+}
+
+impl BlobStore {
+    pub fn open(root: impl Into<PathBuf>) -> Result<BlobStore, Error> {
+        let root = root.into();
+        fs::create_dir_all(root.join("tmp")).map_err(|e| io_err(&root, e))?;
+        Ok(BlobStore { root })
+    }
+
+    pub fn hash_of(bytes: &[u8]) -> BlobHash {
+        BlobHash(hex::encode(Sha256::digest(bytes)))
+    }
+
+    pub fn path(&self, hash: &BlobHash) -> PathBuf {
+        let h = &hash.0;
+        let (dir, file) = h.split_at(2.min(h.len()));
+        self.root.join(dir).join(file)
+    }
+
+    /// Writes `bytes` to a temp file and fsyncs it.
+    pub fn stage(&self, bytes: &[u8]) -> Result<Staged, Error> {
+        let hash = Self::hash_of(bytes);
+        let dest = self.path(&hash);
+        let temp = self.root.join("tmp").join(format!(
+            "{}.{}.{}",
+            hash.0,
+            std::process::id(),
+            unique_suffix()
+        ));
+        let mut f = fs::File::create(&temp).map_err(|e| io_err(&temp, e))?;
+        f.write_all(bytes).map_err(|e| io_err(&temp, e))?;
+        f.sync_all().map_err(|e| io_err(&temp, e))?;
+        Ok(Staged {
+            hash,
+            temp: Some(temp),
+            dest,
+        })
+    }
+
+    pub fn read(&self, hash: &BlobHash) -> Result<Vec<u8>, Error> {
+        let p = self.path(hash);
+        fs::read(&p).map_err(|e| io_err(&p, e))
+    }
+
+    /// Removes a blob file; a file already gone is not an error.
+    pub fn remove(&self, hash: &BlobHash) -> Result<(), Error> {
+        let p = self.path(hash);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&p, e)),
+        }
+    }
+
+    /// Deletes temp files left by writers that died before committing.
+    pub fn clean_temp(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|t| t < hour_ago)
+                .unwrap_or(false);
+            if old {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+impl BlobStore {
+    /// Moves staged blobs into place and makes the renames durable (one
+    /// directory fsync per directory touched). An existing file of the same
+    /// name has the same content and is simply replaced.
+    pub fn publish(&self, staged: Vec<Staged>) -> Result<Vec<BlobHash>, Error> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut hashes = Vec::with_capacity(staged.len());
+        for mut s in staged {
+            if let Some(temp) = s.temp.take() {
+                let dir = s.dest.parent().unwrap_or(Path::new(".")).to_path_buf();
+                if !dirs.contains(&dir) {
+                    fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+                    dirs.push(dir);
+                }
+                fs::rename(&temp, &s.dest).map_err(|e| io_err(&s.dest, e))?;
+            }
+            hashes.push(s.hash.clone());
+        }
+        for dir in &dirs {
+            fsync_dir(dir)?;
+        }
+        Ok(hashes)
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            let _ = fs::remove_file(temp);
+        }
+    }
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), Error> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(dir, e))
+}
+
+fn unique_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn io_err(path: &Path, source: io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

@@ -1,0 +1,125 @@
+//! The Satchel mail store: one trait, [`MailStore`], that every door uses, and
+//! its backends. The embedded backend keeps the index in SQLite and bodies in
+//! content-addressed files; a PostgreSQL backend implements the same trait.
+//!
+//! Everything a door changes is published on the change feed
+//! ([`MailStore::subscribe`]) so other sessions, doors and processes see it.
+
+pub mod blob;
+pub mod names;
+pub mod password;
+mod sqlite;
+pub mod types;
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("account {0} already exists")]
+    AccountExists(String),
+    #[error("no account {0}; `satchel user list` shows the accounts")]
+    NoAccount(String),
+    #[error("mailbox {0:?} already exists")]
+    MailboxExists(String),
+    #[error("no mailbox {0:?}")]
+    NoMailbox(String),
+    #[error("invalid address {0:?}: {1}")]
+    InvalidAddress(String, &'static str),
+    #[error("invalid mailbox name {0:?}: {1}")]
+    InvalidMailboxName(String, &'static str),
+    #[error("the message is empty; a message needs at least one byte")]
+    EmptyMessage,
+    #[error("mailbox {0:?} has used up its UIDs; recreate it to start a new UIDVALIDITY")]
+    UidsExhausted(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("password hashing failed: {0}")]
+    Password(String),
+    #[error(
+        "the store in {path} has schema version {found}, newer than this Satchel knows ({known}); run a newer satchel"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("the store is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One mail store. Methods that take an address accept any case; ids come
+/// from earlier answers of the same store.
+#[async_trait]
+pub trait MailStore: Send + Sync {
+    // Accounts.
+
+    /// Creates an account with the default mailboxes, all in one transaction.
+    async fn create_account(&self, address: &str, password: &str, admin: bool) -> Result<Account>;
+    async fn list_accounts(&self) -> Result<Vec<Account>>;
+    async fn account(&self, address: &str) -> Result<Option<Account>>;
+    async fn set_password(&self, address: &str, password: &str) -> Result<()>;
+    /// Removes the account, its mailboxes and messages, and the blobs only it used.
+    async fn remove_account(&self, address: &str) -> Result<()>;
+    /// The account if `password` is right, `None` otherwise (also for unknown
+    /// addresses, after the same amount of work).
+    async fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>>;
+
+    // Mailboxes.
+
+    async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>>;
+    async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>>;
+    async fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Mailbox>;
+
+    // Messages.
+
+    /// Stores the message durably (blob fsync'd, index committed) and returns
+    /// its UID. Only after this returns may a door acknowledge the message.
+    async fn append(&self, mailbox: MailboxId, message: NewMessage<'_>) -> Result<Appended>;
+    /// Appends many messages to one mailbox in one transaction (import).
+    async fn append_batch(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage<'_>>,
+    ) -> Result<Vec<Appended>>;
+    /// The messages of a mailbox in UID order.
+    async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
+    /// The stored bytes of a message, exactly as received.
+    async fn read_blob(&self, blob: &BlobHash) -> Result<Vec<u8>>;
+
+    // Change feed.
+
+    /// Changes made by this process, and by other processes once the store's
+    /// watcher is running ([`MailStore::watch_other_processes`]).
+    fn subscribe(&self) -> broadcast::Receiver<Change>;
+    /// Starts relaying changes made by other processes on the same store to
+    /// [`MailStore::subscribe`]rs, within [`WATCH_INTERVAL`].
+    fn watch_other_processes(&self);
+}
+
+/// How often the embedded store looks for changes made by other processes.
+pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(150);
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,229 @@
+//! The values the store hands out and takes in.
+
+use std::fmt;
+
+pub type AccountId = i64;
+pub type MailboxId = i64;
+
+/// The hierarchy delimiter of mailbox names, at every door.
+pub const DELIMITER: char = '/';
+
+/// Every new account gets exactly these mailboxes (contract, "Default mailboxes").
+pub const DEFAULT_MAILBOXES: &[(&str, Option<SpecialUse>)] = &[
+    ("INBOX", None),
+    ("Junk", Some(SpecialUse::Junk)),
+    ("Possible Junk", None),
+    ("Sent", Some(SpecialUse::Sent)),
+    ("Drafts", Some(SpecialUse::Drafts)),
+    ("Trash", Some(SpecialUse::Trash)),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub address: String,
+    pub is_admin: bool,
+    /// 0 means no quota.
+    pub quota_bytes: i64,
+}
+
+/// RFC 6154 special-use attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpecialUse {
+    All,
+    Archive,
+    Drafts,
+    Flagged,
+    Junk,
+    Sent,
+    Trash,
+}
+
+impl SpecialUse {
+    /// The attribute as IMAP writes it, e.g. `\Junk`.
+    pub fn as_imap(self) -> &'static str {
+        match self {
+            SpecialUse::All => "\\All",
+            SpecialUse::Archive => "\\Archive",
+            SpecialUse::Drafts => "\\Drafts",
+            SpecialUse::Flagged => "\\Flagged",
+            SpecialUse::Junk => "\\Junk",
+            SpecialUse::Sent => "\\Sent",
+            SpecialUse::Trash => "\\Trash",
+        }
+    }
+
+    /// Parses an attribute, case-insensitively, with or without the backslash.
+    pub fn parse(s: &str) -> Option<SpecialUse> {
+        let s = s.strip_prefix('\\').unwrap_or(s);
+        [
+            SpecialUse::All,
+            SpecialUse::Archive,
+            SpecialUse::Drafts,
+            SpecialUse::Flagged,
+            SpecialUse::Junk,
+            SpecialUse::Sent,
+            SpecialUse::Trash,
+        ]
+        .into_iter()
+        .find(|u| u.as_imap()[1..].eq_ignore_ascii_case(s))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub id: MailboxId,
+    pub account_id: AccountId,
+    /// UTF-8, levels separated by [`DELIMITER`].
+    pub name: String,
+    pub special_use: Option<SpecialUse>,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highestmodseq: u64,
+    pub subscribed: bool,
+}
+
+/// The five system flags a message can carry; `\Recent` is session state, not stored.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Flags(u8);
+
+impl Flags {
+    pub const SEEN: Flags = Flags(1);
+    pub const ANSWERED: Flags = Flags(2);
+    pub const FLAGGED: Flags = Flags(4);
+    pub const DELETED: Flags = Flags(8);
+    pub const DRAFT: Flags = Flags(16);
+    /// Hidden from POP3 by `[pop3] delete = "hide"`; never shown over IMAP.
+    pub const POP3_HIDDEN: Flags = Flags(32);
+
+    const NAMES: [(Flags, &'static str); 5] = [
+        (Flags::SEEN, "\\Seen"),
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::DRAFT, "\\Draft"),
+    ];
+
+    pub const fn empty() -> Flags {
+        Flags(0)
+    }
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+    pub const fn from_bits(bits: u8) -> Flags {
+        Flags(bits & 63)
+    }
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub fn insert(&mut self, other: Flags) {
+        self.0 |= other.0;
+    }
+    pub fn remove(&mut self, other: Flags) {
+        self.0 &= !other.0;
+    }
+
+    /// Parses one system flag (`\Seen`, case-insensitive).
+    pub fn parse(name: &str) -> Option<Flags> {
+        Flags::NAMES
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(f, _)| *f)
+    }
+
+    /// The IMAP names of the system flags that are set, in a fixed order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Flags::NAMES
+            .into_iter()
+            .filter(move |(f, _)| self.contains(*f))
+            .map(|(_, n)| n)
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        Flags(self.0 | rhs.0)
+    }
+}
+
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+/// A point in time as the message's internal date: seconds since the epoch
+/// and the zone it was given in, so an APPEND date comes back as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InternalDate {
+    pub unix: i64,
+    /// Minutes east of UTC.
+    pub tz_minutes: i32,
+}
+
+impl InternalDate {
+    pub fn now() -> InternalDate {
+        InternalDate {
+            unix: crate::unix_now(),
+            tz_minutes: 0,
+        }
+    }
+}
+
+/// Cached, parsed views of a message, computed once at delivery by the caller
+/// (the store does not parse mail).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageCache {
+    /// IMAP ENVELOPE, in IMAP syntax.
+    pub envelope: Option<String>,
+    /// IMAP BODYSTRUCTURE with extension data, in IMAP syntax.
+    pub bodystructure: Option<String>,
+}
+
+/// A message to put into a mailbox.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    /// The message exactly as received; stored verbatim.
+    pub raw: &'a [u8],
+    /// RFC822.SIZE: the octets a client is served (bare LFs counted as CRLF).
+    pub size: u64,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    pub internal_date: InternalDate,
+    pub cache: MessageCache,
+}
+
+/// Where an appended message landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub mailbox_id: MailboxId,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub modseq: u64,
+}
+
+/// One message in a mailbox, as the index knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: u32,
+    pub modseq: u64,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    pub internal_date: InternalDate,
+    pub size: u64,
+    pub blob: BlobHash,
+    pub cache: MessageCache,
+}
+
+/// SHA-256 of a blob, lower-case hex.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BlobHash(pub String);
+
+/// A mailbox changed: sessions that show it should look again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub account_id: AccountId,
+    pub mailbox_id: MailboxId,
+    pub modseq: u64,
+}
