@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole Satchel test suite on a fresh Debian machine with Rust:
+# installs what the tests need, then builds and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the suite drives Satchel with.
+need=()
+command -v python3 >/dev/null || need+=(python3)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q "${need[@]}" >/dev/null
+fi
+
+# The shared test data (../shared/data) sits beside the repository; tests
+# find it through SATCHEL_SHARED.
+export SATCHEL_SHARED="${SATCHEL_SHARED:-$(realpath -m ../shared)}"
+
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked
