@@ -1,6 +1,21 @@
-//! What the doors need to know about a message, computed once at delivery.
+//! Parsed-message views the doors need: ENVELOPE, BODYSTRUCTURE and section
+//! extraction, computed on the served form of a message (bare LFs sent as
+//! CRLF). Malformed mail gives a valid, best-effort answer, never a panic.
+
+pub mod address;
+pub mod header;
+pub mod imap;
+mod lex;
+pub mod part;
+mod rfc822;
+pub mod value;
+
+use std::borrow::Cow;
 
 use store::MessageCache;
+
+pub use part::Part;
+pub use value::Value;
 
 /// A message's served size and its cached IMAP views.
 #[derive(Debug, Clone)]
@@ -10,22 +25,35 @@ pub struct Analysis {
     pub cache: MessageCache,
 }
 
+/// Everything the index caches about a message, from its stored bytes.
 pub fn analyze(raw: &[u8]) -> Analysis {
+    let served = served(raw);
+    let root = Part::parse(&served);
     Analysis {
-        size: served_size(raw),
-        cache: MessageCache::default(),
+        size: served.len() as u64,
+        cache: MessageCache {
+            envelope: Some(imap::envelope(&served, &root.header).to_imap()),
+            bodystructure: Some(imap::bodystructure(&served, &root, true).to_imap()),
+        },
     }
 }
 
-/// Size of `raw` once every bare LF is sent as CRLF.
-pub fn served_size(raw: &[u8]) -> u64 {
-    let mut size = raw.len() as u64;
-    let mut prev = 0u8;
-    for &b in raw {
-        if b == b'\n' && prev != b'\r' {
-            size += 1;
-        }
-        prev = b;
+/// The message as IMAP and POP3 serve it: every bare LF becomes CRLF.
+pub fn served(raw: &[u8]) -> Cow<'_, [u8]> {
+    let bare = raw
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' && (i == 0 || raw[i - 1] != b'\r'))
+        .count();
+    if bare == 0 {
+        return Cow::Borrowed(raw);
     }
-    size
+    let mut out = Vec::with_capacity(raw.len() + bare);
+    for (i, &b) in raw.iter().enumerate() {
+        if b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    Cow::Owned(out)
 }

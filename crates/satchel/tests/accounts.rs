@@ -36,19 +36,29 @@ async fn user_add_creates_the_six_default_mailboxes() {
     validities.sort();
     validities.dedup();
     assert_eq!(validities.len(), 6);
-    assert!(mailboxes.iter().all(|m| m.highestmodseq > 0 && m.uidnext == 1));
+    assert!(
+        mailboxes
+            .iter()
+            .all(|m| m.highestmodseq > 0 && m.uidnext == 1)
+    );
 }
 
 #[test]
 fn adding_an_address_twice_fails_with_status_1() {
     let s = Satchel::new();
     s.add_user("bob@example.test");
-    let out = s.run(&["user", "add", "BOB@example.test", "--password-stdin"], b"x\n");
+    let out = s.run(
+        &["user", "add", "BOB@example.test", "--password-stdin"],
+        b"x\n",
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bob@example.test already exists"), "{err}");
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -56,8 +66,14 @@ fn list_passwd_remove() {
     let s = Satchel::new();
     s.add_user("b@example.test");
     s.add_user("a@example.test");
-    assert_eq!(s.ok(&["user", "list"], b""), "a@example.test\nb@example.test\n");
-    s.ok(&["user", "passwd", "a@example.test", "--password-stdin"], b"new one\n");
+    assert_eq!(
+        s.ok(&["user", "list"], b""),
+        "a@example.test\nb@example.test\n"
+    );
+    s.ok(
+        &["user", "passwd", "a@example.test", "--password-stdin"],
+        b"new one\n",
+    );
     let uid = s.deliver("b@example.test", b"Subject: x\r\n\r\nbye\r\n");
     assert_eq!(uid, 1);
     s.ok(&["user", "remove", "b@example.test"], b"");
@@ -65,7 +81,9 @@ fn list_passwd_remove() {
     // The removed account's only blob is gone from disk too.
     let blobs = walk_files(&s.data().join("blobs"));
     assert!(
-        blobs.iter().all(|p| p.starts_with(s.data().join("blobs/tmp"))),
+        blobs
+            .iter()
+            .all(|p| p.starts_with(s.data().join("blobs/tmp"))),
         "blobs left behind: {blobs:?}"
     );
     let out = s.run(&["user", "remove", "b@example.test"], b"");
@@ -77,12 +95,39 @@ fn list_passwd_remove() {
 async fn passwords_are_argon2id_and_checked() {
     let s = Satchel::new();
     s.add_user("c@example.test");
-    s.ok(&["user", "passwd", "c@example.test", "--password-stdin"], b"correct horse\r\n");
+    s.ok(
+        &["user", "passwd", "c@example.test", "--password-stdin"],
+        b"correct horse\r\n",
+    );
     let store = s.store().await;
-    assert!(store.authenticate("c@example.test", "correct horse").await.unwrap().is_some());
-    assert!(store.authenticate("C@EXAMPLE.TEST", "correct horse").await.unwrap().is_some());
-    assert!(store.authenticate("c@example.test", "secret").await.unwrap().is_none());
-    assert!(store.authenticate("nobody@example.test", "x").await.unwrap().is_none());
+    assert!(
+        store
+            .authenticate("c@example.test", "correct horse")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .authenticate("C@EXAMPLE.TEST", "correct horse")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .authenticate("c@example.test", "secret")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .authenticate("nobody@example.test", "x")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let hash = std::process::Command::new("sqlite3")
         .arg(s.data().join("index.sqlite"))
         .arg("SELECT password_hash FROM accounts")
@@ -97,9 +142,15 @@ fn bad_addresses_and_empty_passwords_are_refused() {
     for bad in ["no-at-sign", "a b@example.test", "x@", "x@exa mple.test"] {
         let out = s.run(&["user", "add", bad, "--password-stdin"], b"pw\n");
         assert_eq!(out.status.code(), Some(1), "{bad}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("invalid address"), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("invalid address"),
+            "{bad}"
+        );
     }
-    let out = s.run(&["user", "add", "ok@example.test", "--password-stdin"], b"\n");
+    let out = s.run(
+        &["user", "add", "ok@example.test", "--password-stdin"],
+        b"\n",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("password on standard input is empty"));
 }

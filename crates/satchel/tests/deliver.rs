@@ -35,7 +35,9 @@ fn two_parallel_delivery_loops_never_share_a_uid() {
                 let s = &s;
                 scope.spawn(move || {
                     (0..150)
-                        .map(|i| s.deliver(RCPT, format!("Subject: {t}/{i}\r\n\r\nx\r\n").as_bytes()))
+                        .map(|i| {
+                            s.deliver(RCPT, format!("Subject: {t}/{i}\r\n\r\nx\r\n").as_bytes())
+                        })
                         .collect::<Vec<u32>>()
                 })
             })
@@ -43,7 +45,10 @@ fn two_parallel_delivery_loops_never_share_a_uid() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for uids in &loops {
-        assert!(uids.windows(2).all(|w| w[0] < w[1]), "each loop sees its UIDs increase");
+        assert!(
+            uids.windows(2).all(|w| w[0] < w[1]),
+            "each loop sees its UIDs increase"
+        );
     }
     let all: HashSet<u32> = loops.iter().flatten().copied().collect();
     assert_eq!(all.len(), 300, "a UID was handed out twice");
@@ -56,7 +61,15 @@ async fn several_recipients_share_one_blob() {
     s.add_user("a@example.test");
     s.add_user("b@example.test");
     let out = s.ok(
-        &["deliver", "--from", "x@remote.test", "--to", "a@example.test", "--to", "b+lists@example.test"],
+        &[
+            "deliver",
+            "--from",
+            "x@remote.test",
+            "--to",
+            "a@example.test",
+            "--to",
+            "b+lists@example.test",
+        ],
         b"Subject: both\r\n\r\nhi\r\n",
     );
     let lines: Vec<&str> = out.lines().collect();
@@ -78,7 +91,15 @@ fn an_unknown_recipient_delivers_nothing() {
     let s = Satchel::new();
     s.add_user(RCPT);
     let out = s.run(
-        &["deliver", "--from", "x@remote.test", "--to", RCPT, "--to", "nobody@example.test"],
+        &[
+            "deliver",
+            "--from",
+            "x@remote.test",
+            "--to",
+            RCPT,
+            "--to",
+            "nobody@example.test",
+        ],
         b"Subject: x\r\n\r\ny\r\n",
     );
     assert_eq!(out.status.code(), Some(1));
@@ -124,14 +145,23 @@ async fn sigkill_never_loses_an_acknowledged_message() {
         match stdout.lines().next() {
             Some(line) => {
                 let uid = receipt_uid(line, RCPT);
-                assert!(acknowledged.insert(uid, msg).is_none(), "UID {uid} acknowledged twice");
+                assert!(
+                    acknowledged.insert(uid, msg).is_none(),
+                    "UID {uid} acknowledged twice"
+                );
             }
             None => killed_before_receipt += 1,
         }
     }
     // Both outcomes must have happened, or the test did not test anything.
-    assert!(!acknowledged.is_empty(), "no delivery finished before the kill");
-    assert!(killed_before_receipt > 0, "no delivery was killed in flight");
+    assert!(
+        !acknowledged.is_empty(),
+        "no delivery finished before the kill"
+    );
+    assert!(
+        killed_before_receipt > 0,
+        "no delivery was killed in flight"
+    );
 
     // The store still works after all that, and holds every acknowledged message.
     let after = s.deliver(RCPT, b"Subject: after\r\n\r\nstill working\r\n");
@@ -147,7 +177,9 @@ async fn sigkill_never_loses_an_acknowledged_message() {
         .map(|m| (m.uid, m))
         .collect();
     for (uid, sent) in &acknowledged {
-        let meta = stored.get(uid).unwrap_or_else(|| panic!("acknowledged UID {uid} is missing"));
+        let meta = stored
+            .get(uid)
+            .unwrap_or_else(|| panic!("acknowledged UID {uid} is missing"));
         let bytes = store.read_blob(&meta.blob).await.unwrap();
         assert!(bytes == *sent, "UID {uid} came back different");
     }
@@ -160,7 +192,10 @@ async fn sigkill_never_loses_an_acknowledged_message() {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }

@@ -477,7 +477,7 @@ async fn watch(pool: SqlitePool, feed: broadcast::Sender<Change>, origin: i64) {
             Err(e) => tracing::warn!("change watcher: {e}"),
         }
         ticks += 1;
-        if ticks % 200 == 0 {
+        if ticks.is_multiple_of(200) {
             let _ = sqlx::query("DELETE FROM changes WHERE at < $1")
                 .bind(unix_now() - CHANGE_TTL_SECS)
                 .execute(&pool)

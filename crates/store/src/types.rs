@@ -175,10 +175,10 @@ impl InternalDate {
 /// (the store does not parse mail).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MessageCache {
-    /// IMAP ENVELOPE, in IMAP syntax.
-    pub envelope: Option<String>,
+    /// IMAP ENVELOPE, in IMAP syntax (bytes: headers may hold 8-bit text).
+    pub envelope: Option<Vec<u8>>,
     /// IMAP BODYSTRUCTURE with extension data, in IMAP syntax.
-    pub bodystructure: Option<String>,
+    pub bodystructure: Option<Vec<u8>>,
 }
 
 /// A message to put into a mailbox.

@@ -51,18 +51,25 @@ impl Satchel {
 
     /// Delivers `message` to `to` and returns the UID from the receipt line.
     pub fn deliver(&self, to: &str, message: &[u8]) -> u32 {
-        let out = self.ok(&["deliver", "--from", "sender@remote.test", "--to", to], message);
+        let out = self.ok(
+            &["deliver", "--from", "sender@remote.test", "--to", to],
+            message,
+        );
         receipt_uid(&out, to)
     }
 
     /// Opens the store the binary wrote, to look inside.
     pub async fn store(&self) -> store::SqliteStore {
-        store::SqliteStore::open(&self.data()).await.expect("open store")
+        store::SqliteStore::open(&self.data())
+            .await
+            .expect("open store")
     }
 }
 
 pub fn run_with_stdin(mut c: Command, stdin: &[u8]) -> Output {
-    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = c.spawn().expect("spawn satchel");
     let mut input = child.stdin.take().expect("stdin");
     // A command may refuse before reading all of it; a broken pipe is fine.
@@ -88,10 +95,17 @@ pub fn shared_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
 }
 
-/// Writes the standard 100-message test mbox of `../shared/data/gen_mbox.py`.
+/// Writes the standard test mbox of `../shared/data/gen_mbox.py`, with
+/// Python's global random generator seeded too, so the multipart boundaries
+/// the email package picks are the ones in `tests/fixtures/dovecot/`.
 pub fn gen_mbox(path: &Path, n: usize) {
     let script = shared_dir().join("data/gen_mbox.py");
     let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import random, runpy, sys; random.seed(0); sys.argv = sys.argv[1:]; \
+             runpy.run_path(sys.argv[0], run_name='__main__')",
+        )
         .arg(&script)
         .arg(path)
         .arg(n.to_string())
@@ -103,4 +117,9 @@ pub fn gen_mbox(path: &Path, n: usize) {
         script.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The repository's `tests/fixtures` folder.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }

@@ -41,8 +41,8 @@ CREATE TABLE messages (
     internal_tz   INTEGER NOT NULL DEFAULT 0,
     size          INTEGER NOT NULL,
     blob          TEXT NOT NULL,
-    envelope      TEXT,
-    bodystructure TEXT,
+    envelope      BLOB,
+    bodystructure BLOB,
     UNIQUE (mailbox_id, uid)
 ) STRICT;
 CREATE INDEX messages_blob ON messages (blob);
