@@ -8,6 +8,7 @@ pub mod imap;
 mod lex;
 pub mod part;
 mod rfc822;
+pub mod section;
 pub mod value;
 
 use std::borrow::Cow;
@@ -56,4 +57,18 @@ pub fn served(raw: &[u8]) -> Cow<'_, [u8]> {
         out.push(b);
     }
     Cow::Owned(out)
+}
+
+/// Bytes safe to send in an IMAP literal: NUL is not allowed there
+/// (RFC 9051 4.3), so it goes out as 0x80, as Dovecot sends it.
+pub fn without_nul(bytes: &[u8]) -> Cow<'_, [u8]> {
+    if !bytes.contains(&0) {
+        return Cow::Borrowed(bytes);
+    }
+    Cow::Owned(
+        bytes
+            .iter()
+            .map(|&b| if b == 0 { 0x80 } else { b })
+            .collect(),
+    )
 }

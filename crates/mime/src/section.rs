@@ -1,0 +1,230 @@
+//! Body sections (RFC 9051 6.4.5): `BODY[1.2.MIME]`, `BODY[HEADER.FIELDS
+//! (From)]`, `BODY[TEXT]<0.100>` and the rest, cut from the served form of
+//! a message. A section that does not exist is empty, as Dovecot answers.
+
+use crate::part::{Children, Part};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// Part numbers, outermost first; empty for the whole message.
+    pub part: Vec<u32>,
+    pub text: Option<SectionText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    Header,
+    /// HEADER.FIELDS, or HEADER.FIELDS.NOT with `not`.
+    HeaderFields {
+        not: bool,
+        fields: Vec<Vec<u8>>,
+    },
+    Text,
+    Mime,
+}
+
+/// Most part numbers in one section specification.
+pub const MAX_PART_DEPTH: usize = 128;
+
+impl Section {
+    /// Parses what stands between the brackets of `BODY[...]`. Field names
+    /// may be atoms or quoted strings.
+    pub fn parse(spec: &[u8]) -> Option<Section> {
+        let mut part = Vec::new();
+        let mut rest = spec;
+        while let Some(digits) = rest
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .or(Some(rest.len()))
+        {
+            if digits == 0 {
+                break;
+            }
+            let n: u32 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+            if n == 0 || part.len() >= MAX_PART_DEPTH {
+                return None;
+            }
+            part.push(n);
+            rest = &rest[digits..];
+            match rest.first() {
+                None => return Some(Section { part, text: None }),
+                Some(b'.') => rest = &rest[1..],
+                Some(_) => return None,
+            }
+        }
+        if rest.is_empty() {
+            return (part.is_empty()).then_some(Section { part, text: None });
+        }
+        let upper = rest.to_ascii_uppercase();
+        let text = match upper.as_slice() {
+            b"HEADER" => SectionText::Header,
+            b"TEXT" => SectionText::Text,
+            b"MIME" if !part.is_empty() => SectionText::Mime,
+            _ => {
+                let (not, list) = if let Some(l) = upper.strip_prefix(b"HEADER.FIELDS.NOT ") {
+                    (true, l)
+                } else {
+                    (false, upper.strip_prefix(b"HEADER.FIELDS ")?)
+                };
+                let inner = list.strip_prefix(b"(")?.strip_suffix(b")")?;
+                let fields = field_names(inner)?;
+                if fields.is_empty() {
+                    return None;
+                }
+                SectionText::HeaderFields { not, fields }
+            }
+        };
+        Some(Section {
+            part,
+            text: Some(text),
+        })
+    }
+
+    /// The bytes of this section of the message `data` whose tree is `root`.
+    pub fn extract(&self, data: &[u8], root: &Part) -> Vec<u8> {
+        let Some(part) = find(root, &self.part) else {
+            return Vec::new();
+        };
+        // HEADER, HEADER.FIELDS and TEXT of a part number are those of the
+        // message/rfc822 it holds; at the top, of the message itself.
+        let message = if self.part.is_empty() {
+            Some(root)
+        } else {
+            part.message()
+        };
+        match &self.text {
+            None => data[part.body.clone()].to_vec(),
+            Some(SectionText::Mime) => data[part.header.range.clone()].to_vec(),
+            Some(SectionText::Header) => message
+                .map(|m| data[m.header.range.clone()].to_vec())
+                .unwrap_or_default(),
+            Some(SectionText::Text) => message
+                .map(|m| data[m.body.clone()].to_vec())
+                .unwrap_or_default(),
+            Some(SectionText::HeaderFields { not, fields }) => message
+                .map(|m| header_fields(data, m, *not, fields))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Applies `<origin.length>` to a section's bytes.
+pub fn partial(bytes: &[u8], origin: u64, length: Option<u64>) -> &[u8] {
+    let start = (origin.min(bytes.len() as u64)) as usize;
+    let end = match length {
+        Some(n) => (origin.saturating_add(n)).min(bytes.len() as u64) as usize,
+        None => bytes.len(),
+    };
+    &bytes[start..end.max(start)]
+}
+
+/// Finds the part a section's numbers name. At a multipart the number picks
+/// a child; elsewhere only 1 is valid, and a path may go on only through a
+/// message/rfc822 part, into the message it holds.
+fn find<'a>(root: &'a Part, path: &[u32]) -> Option<&'a Part> {
+    let mut part = root;
+    for (i, &n) in path.iter().enumerate() {
+        let more = i + 1 < path.len();
+        part = if let Children::Multipart(children) = &part.children {
+            children.get(n as usize - 1)?
+        } else if part.is_multipart() {
+            return None;
+        } else if n != 1 || (more && part.message().is_none()) {
+            return None;
+        } else {
+            part
+        };
+        if more && let Some(inner) = part.message() {
+            part = inner;
+        }
+    }
+    Some(part)
+}
+
+/// The fields of `m`'s header that are (or with `not`, are not) in
+/// `names`, in their order in the message, then the empty line.
+fn header_fields(data: &[u8], m: &Part, not: bool, names: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in &m.header.fields {
+        let name = &data[f.name.clone()];
+        let listed = names.iter().any(|n| n.eq_ignore_ascii_case(name));
+        if listed != not {
+            out.extend_from_slice(&data[f.whole.clone()]);
+            if !out.ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn field_names(list: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < list.len() {
+        match list[i] {
+            b' ' => i += 1,
+            b'"' => {
+                let end = i + 1 + list[i + 1..].iter().position(|&b| b == b'"')?;
+                out.push(list[i + 1..end].to_vec());
+                i = end + 1;
+            }
+            _ => {
+                let end = list[i..]
+                    .iter()
+                    .position(|&b| b == b' ')
+                    .map(|p| i + p)
+                    .unwrap_or(list.len());
+                out.push(list[i..end].to_vec());
+                i = end;
+            }
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_specs() {
+        assert_eq!(
+            Section::parse(b"").unwrap(),
+            Section {
+                part: vec![],
+                text: None
+            }
+        );
+        assert_eq!(Section::parse(b"1.2").unwrap().part, vec![1, 2]);
+        assert_eq!(
+            Section::parse(b"1.2.mime").unwrap().text,
+            Some(SectionText::Mime)
+        );
+        assert_eq!(
+            Section::parse(b"HEADER.FIELDS (From \"Subject\")")
+                .unwrap()
+                .text,
+            Some(SectionText::HeaderFields {
+                not: false,
+                fields: vec![b"FROM".to_vec(), b"SUBJECT".to_vec()]
+            })
+        );
+        for bad in [
+            &b"0"[..],
+            b"1..2",
+            b"MIME",
+            b"1.",
+            b"HEADER.FIELDS ()",
+            b"1.FOO",
+            b"x",
+        ] {
+            assert!(
+                Section::parse(bad).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
