@@ -132,8 +132,13 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         let config: Config = toml::from_str(&text).map_err(|e| {
-            // toml's message names the key and shows the line; add the file.
-            anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end())
+            // One line: file, line number, the line itself (it names the key
+            // and the value), then what toml says was wrong with it.
+            let at = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
+            let line_no = text[..at].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+            let what = e.message().trim().replace('\n', "; ");
+            anyhow::anyhow!("{}:{line_no}: {line}: {what}", path.display())
         })?;
         config
             .validate()

@@ -1,0 +1,158 @@
+//! Bad input at the CLI: config mistakes, empty and hostile messages.
+
+mod common;
+
+use common::Satchel;
+use store::MailStore;
+
+const RCPT: &str = "dave@example.test";
+
+fn assert_clean_error(out: &std::process::Output) -> String {
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.starts_with("satchel: "), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    err
+}
+
+#[test]
+fn unknown_config_keys_name_the_key_and_the_file() {
+    let s = Satchel::new();
+    let path = s.dir.path().join("satchel.toml");
+    for (text, key) in [
+        (
+            "hostname = \"mx.example.test\"\nmail_dir = \"/tmp\"\n",
+            "mail_dir",
+        ),
+        (
+            "[listen]\nimap = [\"127.0.0.1:1143\"]\nimap4 = [\"127.0.0.1:1144\"]\n",
+            "imap4",
+        ),
+        ("[spam]\njunk = 100\nspam = 5\n", "spam"),
+        ("[cache]\nsize = 1\n", "cache"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let out = s.run(&["--config", path.to_str().unwrap(), "user", "list"], b"");
+        let err = assert_clean_error(&out);
+        assert!(err.contains(&format!("unknown field `{key}`")), "{err}");
+        assert!(err.contains(path.to_str().unwrap()), "{err}");
+    }
+}
+
+#[test]
+fn bad_config_values_say_what_is_allowed() {
+    let s = Satchel::new();
+    let path = s.dir.path().join("satchel.toml");
+    std::fs::write(&path, "[pop3]\ndelete = \"shred\"\n").unwrap();
+    let err =
+        assert_clean_error(&s.run(&["--config", path.to_str().unwrap(), "user", "list"], b""));
+    assert!(err.contains("delete") && err.contains("shred"), "{err}");
+    assert!(
+        err.contains("expunge") && err.contains("trash") && err.contains("hide"),
+        "{err}"
+    );
+
+    std::fs::write(&path, "[listen]\nimap = [\"localhost:99999\"]\n").unwrap();
+    let err =
+        assert_clean_error(&s.run(&["--config", path.to_str().unwrap(), "user", "list"], b""));
+    assert!(
+        err.contains("imap") && err.contains("localhost:99999"),
+        "{err}"
+    );
+
+    std::fs::write(&path, "hostname =\n").unwrap();
+    let err =
+        assert_clean_error(&s.run(&["--config", path.to_str().unwrap(), "user", "list"], b""));
+    assert!(err.contains(":1: hostname ="), "{err}");
+
+    let err = assert_clean_error(&s.run(&["--config", "/nonexistent.toml", "user", "list"], b""));
+    assert!(
+        err.contains("cannot read config file /nonexistent.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_message_is_refused_and_nothing_is_stored() {
+    let s = Satchel::new();
+    s.add_user(RCPT);
+    let out = s.run(&["deliver", "--from", "x@remote.test", "--to", RCPT], b"");
+    let err = assert_clean_error(&out);
+    assert!(
+        err.contains("the message on standard input is empty"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(s.deliver(RCPT, b"x"), 1, "the refused message took no UID");
+}
+
+#[test]
+fn a_message_over_the_size_limit_is_refused() {
+    let s = Satchel::new();
+    s.add_user(RCPT);
+    let big = vec![b'a'; 50 * 1024 * 1024 + 1];
+    let err =
+        assert_clean_error(&s.run(&["deliver", "--from", "x@remote.test", "--to", RCPT], &big));
+    assert!(err.contains("larger than 52428800 bytes"), "{err}");
+}
+
+/// Any non-empty byte sequence is stored exactly as given, and its cached
+/// IMAP views are still valid IMAP.
+#[tokio::test]
+async fn any_bytes_are_stored_verbatim() {
+    let s = Satchel::new();
+    s.add_user(RCPT);
+    let mut rng = 0x1234_5678_9abc_def0u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut samples: Vec<Vec<u8>> = vec![
+        b"x".to_vec(),
+        b"\n".to_vec(),
+        b"\r".to_vec(),
+        b"\0".to_vec(),
+        b"no header at all, no newline".to_vec(),
+        b"Subject: bare CR\rin\r\rthe header\r\n\r\nbody\r".to_vec(),
+        b"Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\n--b\n--b--\n--b\n".to_vec(),
+        [
+            &b"Subject: \xff\xfe\x00 8-bit\n\n"[..],
+            &[0u8, 0xff, 0x80, 0x0d, 0x0a, 0x0a][..],
+        ]
+        .concat(),
+        "From: \"unterminated <a@b\nTo: ,,,;;;<<>>\n\n".into(),
+        b"Content-Type: message/rfc822\n\n".repeat(500),
+    ];
+    for len in [1usize, 2, 3, 100, 4096, 2 * 1024 * 1024] {
+        samples.push((0..len).map(|_| next() as u8).collect());
+    }
+    let mut uids = Vec::new();
+    for sample in &samples {
+        uids.push(s.deliver(RCPT, sample));
+    }
+    let store = s.store().await;
+    let acc = store.account(RCPT).await.unwrap().unwrap();
+    let inbox = store.mailbox(acc.id, "INBOX").await.unwrap().unwrap();
+    let msgs = store.messages(inbox.id).await.unwrap();
+    assert_eq!(msgs.len(), samples.len());
+    for ((meta, sample), uid) in msgs.iter().zip(&samples).zip(&uids) {
+        assert_eq!(meta.uid, *uid);
+        assert!(
+            store.read_blob(&meta.blob).await.unwrap() == *sample,
+            "UID {uid} changed"
+        );
+        assert_eq!(meta.size, mime::served(sample).len() as u64);
+        for view in [&meta.cache.envelope, &meta.cache.bodystructure] {
+            let text = view.as_deref().expect("cached view");
+            assert!(
+                mime::Value::parse(text).is_some(),
+                "UID {uid}: cached view is not valid IMAP"
+            );
+        }
+    }
+}
