@@ -127,8 +127,6 @@ fn find<'a>(root: &'a Part, path: &[u32]) -> Option<&'a Part> {
         let more = i + 1 < path.len();
         part = if let Children::Multipart(children) = &part.children {
             children.get(n as usize - 1)?
-        } else if part.is_multipart() {
-            return None;
         } else if n != 1 || (more && part.message().is_none()) {
             return None;
         } else {

@@ -1,0 +1,165 @@
+//! Malformed mail never panics the parser and always gives valid IMAP:
+//! the MIME corpus mutated at random, and hostile shapes at scale.
+
+use mime::section::Section;
+use mime::{Part, Value};
+
+const SPECS: &[&[u8]] = &[
+    b"",
+    b"HEADER",
+    b"TEXT",
+    b"1",
+    b"1.MIME",
+    b"2",
+    b"1.1",
+    b"1.2.3",
+    b"2.HEADER",
+    b"1.TEXT",
+    b"HEADER.FIELDS (From Subject)",
+    b"1.HEADER.FIELDS.NOT (To)",
+    b"3.1.2.MIME",
+];
+
+fn check(raw: &[u8]) {
+    let a = mime::analyze(raw);
+    let served = mime::served(raw);
+    assert_eq!(a.size, served.len() as u64);
+    for view in [
+        a.cache.envelope.as_deref(),
+        a.cache.bodystructure.as_deref(),
+    ] {
+        let v = Value::parse(view.expect("view")).expect("cached view parses back");
+        // BODY can always be derived.
+        let _ = mime::imap::body_from_bodystructure(&v);
+    }
+    let root = Part::parse(&served);
+    for spec in SPECS {
+        let section = Section::parse(spec).expect("spec");
+        let bytes = section.extract(&served, &root);
+        // At most a line break for an unterminated last field, and the empty line.
+        assert!(bytes.len() <= served.len() + 4);
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn corpus() -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mime");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("fixtures")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+#[test]
+fn mutated_corpus_never_panics() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let pieces: &[&[u8]] = &[
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b"\0",
+        b"--",
+        b"\n--b\n",
+        b"\n--b--\n",
+        b"(",
+        b")",
+        b"\"",
+        b"\\",
+        b";",
+        b"=",
+        b"*0*=",
+        b"Content-Type: multipart/mixed; boundary=b\n",
+        b"Content-Type: message/rfc822\n\n",
+        b"\xff\xfe",
+        b"=?utf-8?q?",
+        b"<",
+        b">",
+        b":",
+        b",",
+    ];
+    let corpus = corpus();
+    assert!(corpus.len() >= 30, "the MIME corpus is missing");
+    for original in &corpus {
+        for _ in 0..300 {
+            let mut m = original.clone();
+            for _ in 0..1 + rng.below(6) {
+                let at = rng.below(m.len() + 1);
+                match rng.below(4) {
+                    0 => m.insert(at.min(m.len()), rng.next() as u8),
+                    1 => {
+                        let p = pieces[rng.below(pieces.len())];
+                        m.splice(at.min(m.len())..at.min(m.len()), p.iter().copied());
+                    }
+                    2 => m.truncate(at),
+                    _ => {
+                        let end = (at + rng.below(64)).min(m.len());
+                        m.drain(at.min(end)..end);
+                    }
+                }
+            }
+            check(&m);
+        }
+    }
+}
+
+#[test]
+fn hostile_shapes_at_scale() {
+    // Nesting far past the limit, both ways.
+    check(&b"Content-Type: message/rfc822\n\n".repeat(100_000));
+    let mut deep = Vec::new();
+    for i in 0..10_000 {
+        deep.extend_from_slice(
+            format!("Content-Type: multipart/mixed; boundary=\"b{i:05}\"\n\n--b{i:05}\n")
+                .as_bytes(),
+        );
+    }
+    check(&deep);
+    // Many parts, many fields, many addresses, one huge line.
+    let mut many = b"Content-Type: multipart/mixed; boundary=x\n\n".to_vec();
+    many.extend(b"--x\n\n".repeat(50_000));
+    check(&many);
+    check(&b"X-Field: value\n".repeat(200_000));
+    check(&[&b"To: "[..], &b"a@b, ".repeat(200_000)[..], b"\n\nbody\n"].concat());
+    check(&[&b"Subject: "[..], &vec![b'x'; 5_000_000][..], b"\n\n"].concat());
+    check(
+        &[
+            &b"Content-Type: text/plain; "[..],
+            &b"a*0*=x; ".repeat(20_000)[..],
+            b"\n\n",
+        ]
+        .concat(),
+    );
+}
+
+#[test]
+fn deep_nesting_stops_at_dovecots_limit() {
+    let msg = b"Content-Type: message/rfc822\n\n".repeat(200);
+    let a = mime::analyze(&msg);
+    let bs = Value::parse(a.cache.bodystructure.as_deref().unwrap()).unwrap();
+    // Count the message/rfc822 levels until the opaque application/octet-stream.
+    let mut depth = 0;
+    let mut v = &bs;
+    while let Some(items) = v.as_list() {
+        if items.first().and_then(Value::as_bytes) == Some(b"application") {
+            break;
+        }
+        depth += 1;
+        v = &items[8];
+    }
+    assert_eq!(depth, 99);
+}
