@@ -15,46 +15,96 @@ pub struct Item {
 pub mod mbox {
     use super::*;
 
-    /// Splits an mbox file into messages. A message starts after a `From `
-    /// line at the start of the file or after an empty line; the empty line
-    /// before the next `From ` belongs to the separator. Quoted `>From ` lines
-    /// lose one `>` (mboxrd).
-    pub fn split(data: &[u8]) -> Vec<Item> {
-        let mut items = Vec::new();
-        let mut current: Option<(Option<i64>, Vec<u8>)> = None;
-        let mut prev_blank = true;
-        let mut pos = 0;
-        while pos < data.len() {
-            let end = data[pos..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map(|i| pos + i + 1)
-                .unwrap_or(data.len());
-            let line = &data[pos..end];
-            pos = end;
-            if prev_blank && line.starts_with(b"From ") {
-                if let Some((d, body)) = current.take() {
-                    items.push(finish(body, d));
-                }
-                current = Some((parse_from_line_date(line), Vec::new()));
-                prev_blank = false;
-                continue;
+    /// Reads an mbox file one message at a time. A message starts after a
+    /// `From ` line at the start of the file or after an empty line; the
+    /// empty line before the next `From ` belongs to the separator. Quoted
+    /// `>From ` lines lose one `>` (mboxrd). A message larger than the limit
+    /// is skipped without being held in memory, and counted.
+    pub struct Reader<R> {
+        input: R,
+        limit: usize,
+        line: Vec<u8>,
+        current: Option<(Option<i64>, Vec<u8>)>,
+        oversized: bool,
+        prev_blank: bool,
+        /// Bytes consumed so far, for progress.
+        pub position: u64,
+        /// Messages skipped for being larger than the limit.
+        pub skipped: usize,
+    }
+
+    impl<R: std::io::BufRead> Reader<R> {
+        pub fn new(input: R, limit: usize) -> Reader<R> {
+            Reader {
+                input,
+                limit,
+                line: Vec::new(),
+                current: None,
+                oversized: false,
+                prev_blank: true,
+                position: 0,
+                skipped: 0,
             }
-            prev_blank = line == b"\n" || line == b"\r\n";
-            let Some((_, body)) = current.as_mut() else {
-                continue; // garbage before the first From line
-            };
-            let quoted = line.iter().take_while(|&&b| b == b'>').count();
-            if quoted > 0 && line[quoted..].starts_with(b"From ") {
-                body.extend_from_slice(&line[1..]);
-            } else {
+        }
+
+        /// The message that just ended, unless it was skipped.
+        fn take_current(&mut self) -> Option<Item> {
+            let (date, body) = self.current.take()?;
+            if std::mem::take(&mut self.oversized) {
+                self.skipped += 1;
+                return None;
+            }
+            Some(finish(body, date))
+        }
+    }
+
+    impl<R: std::io::BufRead> Iterator for Reader<R> {
+        type Item = std::io::Result<Item>;
+
+        fn next(&mut self) -> Option<Self::Item> {
+            loop {
+                self.line.clear();
+                match self.input.read_until(b'\n', &mut self.line) {
+                    Err(e) => return Some(Err(e)),
+                    Ok(0) => {
+                        // End of file; a skipped last message yields nothing.
+                        return self.take_current().map(Ok);
+                    }
+                    Ok(n) => self.position += n as u64,
+                }
+                let line = &self.line;
+                if self.prev_blank && line.starts_with(b"From ") {
+                    let date = parse_from_line_date(line);
+                    self.prev_blank = false;
+                    let done = self.take_current();
+                    self.current = Some((date, Vec::new()));
+                    match done {
+                        Some(item) => return Some(Ok(item)),
+                        None => continue,
+                    }
+                }
+                self.prev_blank = line == b"\n" || line == b"\r\n";
+                let Some((_, body)) = self.current.as_mut() else {
+                    continue; // garbage before the first From line
+                };
+                if self.oversized {
+                    continue;
+                }
+                let quoted = line.iter().take_while(|&&b| b == b'>').count();
+                let line = if quoted > 0 && line[quoted..].starts_with(b"From ") {
+                    &line[1..]
+                } else {
+                    &line[..]
+                };
+                if body.len() + line.len() > self.limit + 2 {
+                    // +2: the separator line is still in `body` at this point.
+                    self.oversized = true;
+                    *body = Vec::new();
+                    continue;
+                }
                 body.extend_from_slice(line);
             }
         }
-        if let Some((d, body)) = current.take() {
-            items.push(finish(body, d));
-        }
-        items
     }
 
     fn finish(mut raw: Vec<u8>, date: Option<i64>) -> Item {
@@ -275,7 +325,9 @@ pub mod mbox {
                     status_flags(m),
                 );
             }
-            let items = split(&file);
+            let items: Vec<Item> = Reader::new(&file[..], 1 << 20)
+                .map(|i| i.unwrap())
+                .collect();
             assert_eq!(items.len(), 3);
             assert_eq!(items[0].raw, msgs[0]);
             assert_eq!(
@@ -288,6 +340,32 @@ pub mod mbox {
         }
 
         #[test]
+        fn oversized_messages_are_skipped_and_counted() {
+            let mut file = Vec::new();
+            write(&mut file, "a", 0, b"Subject: small\n\nok\n", Flags::empty());
+            write(
+                &mut file,
+                "a",
+                0,
+                &[b"Subject: big\n\n".as_slice(), &[b'x'; 5000]].concat(),
+                Flags::empty(),
+            );
+            write(
+                &mut file,
+                "a",
+                0,
+                b"Subject: small too\n\nok\n",
+                Flags::empty(),
+            );
+            let mut reader = Reader::new(&file[..], 1000);
+            let items: Vec<Item> = reader.by_ref().map(|i| i.unwrap()).collect();
+            assert_eq!(items.len(), 2);
+            assert_eq!(reader.skipped, 1);
+            assert!(items[1].raw.starts_with(b"Subject: small too"));
+            assert_eq!(reader.position, file.len() as u64);
+        }
+
+        #[test]
         fn changed_flags_rewrite_the_status_headers() {
             let mut file = Vec::new();
             write(
@@ -297,7 +375,9 @@ pub mod mbox {
                 b"Subject: a\nStatus: O\n\nbody\n",
                 Flags::SEEN | Flags::ANSWERED,
             );
-            let items = split(&file);
+            let items: Vec<Item> = Reader::new(&file[..], 1 << 20)
+                .map(|i| i.unwrap())
+                .collect();
             assert_eq!(items[0].flags, Flags::SEEN | Flags::ANSWERED);
             assert_eq!(
                 items[0].raw,

@@ -1,6 +1,7 @@
 //! `satchel import` and `satchel export`: mbox files and Maildirs in and out
 //! of a mailbox, keeping flags and internal dates.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -8,9 +9,10 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use store::{InternalDate, MailStore, Mailbox, NewMessage};
 
+use crate::commands::deliver::MAX_MESSAGE_SIZE;
 use crate::formats::{self, Item, maildir, mbox};
 
-/// Messages stored per transaction during import.
+/// Messages stored per transaction during import (and held in memory).
 const IMPORT_BATCH: usize = 200;
 
 #[derive(Args)]
@@ -47,7 +49,27 @@ pub async fn import(args: ImportArgs, store: &dyn MailStore) -> anyhow::Result<(
             args.address
         )
     })?;
-    let items = read_source(&args.path)?;
+    let path = &args.path;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let is_mbox = meta.is_file();
+    if is_mbox {
+        let mut head = [0u8; 5];
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if &head[..n] != b"From " {
+            bail!(
+                "{} is not an mbox file: it does not start with a \"From \" line",
+                path.display()
+            );
+        }
+    } else if !path.join("cur").is_dir() && !path.join("new").is_dir() {
+        bail!(
+            "{} is neither an mbox file nor a Maildir (no cur/ or new/ inside)",
+            path.display()
+        );
+    }
     let mailbox = match store.mailbox(account.id, &args.mailbox).await? {
         Some(m) => m,
         None => {
@@ -56,39 +78,101 @@ pub async fn import(args: ImportArgs, store: &dyn MailStore) -> anyhow::Result<(
                 .await?
         }
     };
-    let bar = progress(items.len() as u64, "importing");
-    let mut skipped_empty = 0;
-    for chunk in items.chunks(IMPORT_BATCH) {
-        let parsed: Vec<_> = chunk.iter().map(|i| mime::analyze(&i.raw)).collect();
-        let batch: Vec<NewMessage> = chunk
-            .iter()
-            .zip(&parsed)
-            .filter(|(item, _)| !item.raw.is_empty())
-            .map(|(item, p)| NewMessage {
-                raw: &item.raw,
-                size: p.size,
-                flags: item.flags,
-                keywords: Vec::new(),
-                internal_date: item
-                    .date
-                    .map(|unix| InternalDate {
-                        unix,
-                        tz_minutes: 0,
-                    })
-                    .unwrap_or_else(InternalDate::now),
-                cache: p.cache.clone(),
-            })
-            .collect();
-        skipped_empty += chunk.len() - batch.len();
-        store.append_batch(mailbox.id, batch).await?;
-        bar.inc(chunk.len() as u64);
+
+    let mut stats = ImportStats::default();
+    if is_mbox {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bar = progress(meta.len(), "importing", true);
+        let mut reader =
+            mbox::Reader::new(std::io::BufReader::new(file), MAX_MESSAGE_SIZE as usize);
+        loop {
+            let batch: Vec<Item> = reader
+                .by_ref()
+                .take(IMPORT_BATCH)
+                .collect::<std::io::Result<_>>()
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if batch.is_empty() {
+                break;
+            }
+            store_batch(store, &mailbox, &batch, &mut stats).await?;
+            bar.set_position(reader.position);
+        }
+        stats.too_large = reader.skipped;
+        bar.finish_and_clear();
+    } else {
+        let entries = maildir_entries(path)?;
+        let bar = progress(entries.len() as u64, "importing", false);
+        for chunk in entries.chunks(IMPORT_BATCH) {
+            let mut batch = Vec::with_capacity(chunk.len());
+            for e in chunk {
+                if e.size > MAX_MESSAGE_SIZE {
+                    stats.too_large += 1;
+                    continue;
+                }
+                let raw = std::fs::read(&e.path)
+                    .with_context(|| format!("cannot read {}", e.path.display()))?;
+                batch.push(Item {
+                    raw,
+                    flags: e.flags,
+                    date: e.date,
+                });
+            }
+            store_batch(store, &mailbox, &batch, &mut stats).await?;
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
     }
-    bar.finish_and_clear();
-    let imported = items.len() - skipped_empty;
-    println!("imported {imported} messages into {}", mailbox.name);
-    if skipped_empty > 0 {
-        eprintln!("satchel: skipped {skipped_empty} empty messages");
+    println!("imported {} messages into {}", stats.imported, mailbox.name);
+    if stats.empty > 0 {
+        eprintln!("satchel: skipped {} empty messages", stats.empty);
     }
+    if stats.too_large > 0 {
+        eprintln!(
+            "satchel: skipped {} messages larger than {MAX_MESSAGE_SIZE} bytes",
+            stats.too_large
+        );
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct ImportStats {
+    imported: usize,
+    empty: usize,
+    too_large: usize,
+}
+
+/// Stores one batch in one transaction; empty messages are counted, not stored.
+async fn store_batch(
+    store: &dyn MailStore,
+    mailbox: &Mailbox,
+    items: &[Item],
+    stats: &mut ImportStats,
+) -> anyhow::Result<()> {
+    let parsed: Vec<_> = items.iter().map(|i| mime::analyze(&i.raw)).collect();
+    let batch: Vec<NewMessage> = items
+        .iter()
+        .zip(&parsed)
+        .filter(|(item, _)| !item.raw.is_empty())
+        .map(|(item, p)| NewMessage {
+            raw: &item.raw,
+            size: p.size,
+            flags: item.flags,
+            keywords: Vec::new(),
+            internal_date: item
+                .date
+                .map(|unix| InternalDate {
+                    unix,
+                    tz_minutes: 0,
+                })
+                .unwrap_or_else(InternalDate::now),
+            cache: p.cache.clone(),
+        })
+        .collect();
+    stats.empty += items.len() - batch.len();
+    stats.imported += batch.len();
+    store.append_batch(mailbox.id, batch).await?;
     Ok(())
 }
 
@@ -110,22 +194,35 @@ pub async fn export(args: ExportArgs, store: &dyn MailStore) -> anyhow::Result<(
         );
     }
     let messages = store.messages(mailbox.id).await?;
-    let bar = progress(messages.len() as u64, "exporting");
+    let bar = progress(messages.len() as u64, "exporting", false);
     match args.format {
         Format::Mbox => {
-            let mut out = Vec::new();
+            // Written under a temporary name and renamed when complete, so
+            // an interrupted export leaves no truncated mbox behind.
+            let partial = args.path.with_extension("partial");
+            let file = std::fs::File::create_new(&partial)
+                .with_context(|| format!("cannot create {}", partial.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let mut buf = Vec::new();
             for m in &messages {
                 let raw = store.read_blob(&m.blob).await?;
+                buf.clear();
                 mbox::write(
-                    &mut out,
+                    &mut buf,
                     &envelope_sender(&raw),
                     m.internal_date.unix,
                     &raw,
                     m.flags,
                 );
+                out.write_all(&buf)
+                    .with_context(|| format!("cannot write {}", partial.display()))?;
                 bar.inc(1);
             }
-            write_durably(&args.path, &out)?;
+            out.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::rename(&partial, &args.path))
+                .with_context(|| format!("cannot write {}", args.path.display()))?;
         }
         Format::Maildir => {
             for sub in ["cur", "new", "tmp"] {
@@ -155,45 +252,34 @@ pub async fn export(args: ExportArgs, store: &dyn MailStore) -> anyhow::Result<(
     Ok(())
 }
 
-/// Reads every message of an mbox file or a Maildir, oldest first.
-fn read_source(path: &Path) -> anyhow::Result<Vec<Item>> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if meta.is_file() {
-        let data =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        if !data.starts_with(b"From ") {
-            bail!(
-                "{} is not an mbox file: it does not start with a \"From \" line",
-                path.display()
-            );
-        }
-        return Ok(mbox::split(&data));
-    }
-    if !path.join("cur").is_dir() && !path.join("new").is_dir() {
-        bail!(
-            "{} is neither an mbox file nor a Maildir (no cur/ or new/ inside)",
-            path.display()
-        );
-    }
-    let mut items = Vec::new();
+/// A message file of a Maildir, not yet read.
+struct MaildirEntry {
+    path: PathBuf,
+    flags: store::Flags,
+    date: Option<i64>,
+    size: u64,
+}
+
+/// The messages of a Maildir (cur/ and new/), oldest first.
+fn maildir_entries(path: &Path) -> anyhow::Result<Vec<MaildirEntry>> {
+    let mut entries = Vec::new();
     for sub in ["cur", "new"] {
         let dir = path.join(sub);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        let Ok(list) = std::fs::read_dir(&dir) else {
             continue;
         };
-        for e in entries {
+        for e in list {
             let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || !e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+            let Ok(meta) = e.metadata() else {
+                continue;
+            };
+            if name.starts_with('.') || !meta.is_file() {
                 continue;
             }
-            let raw = std::fs::read(e.path())
-                .with_context(|| format!("cannot read {}", e.path().display()))?;
-            let date = e
-                .metadata()
+            let date = meta
+                .modified()
                 .ok()
-                .and_then(|m| m.modified().ok())
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs() as i64);
             let flags = if sub == "cur" {
@@ -201,12 +287,20 @@ fn read_source(path: &Path) -> anyhow::Result<Vec<Item>> {
             } else {
                 store::Flags::empty()
             };
-            items.push((date.unwrap_or(0), name, Item { raw, flags, date }));
+            entries.push((
+                name,
+                MaildirEntry {
+                    path: e.path(),
+                    flags,
+                    date,
+                    size: meta.len(),
+                },
+            ));
         }
     }
     // Delivery order: by date, then by name (names start with the time).
-    items.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    Ok(items.into_iter().map(|(_, _, item)| item).collect())
+    entries.sort_by(|a, b| (a.1.date, &a.0).cmp(&(b.1.date, &b.0)));
+    Ok(entries.into_iter().map(|(_, e)| e).collect())
 }
 
 /// The `From ` line sender: the message's Return-Path, or MAILER-DAEMON.
@@ -225,7 +319,6 @@ fn envelope_sender(raw: &[u8]) -> String {
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
     let mut f = std::fs::File::create_new(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     f.write_all(bytes)
@@ -251,9 +344,14 @@ fn hostname_for_names() -> String {
 }
 
 /// A progress bar on a terminal (stderr), nothing otherwise.
-fn progress(len: u64, what: &'static str) -> ProgressBar {
+fn progress(len: u64, what: &'static str, bytes: bool) -> ProgressBar {
     let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({eta})") {
+    let template = if bytes {
+        "{msg} {bar:40} {bytes}/{total_bytes} ({eta})"
+    } else {
+        "{msg} {bar:40} {pos}/{len} ({eta})"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style);
     }
     bar.set_message(what);
