@@ -237,76 +237,51 @@ fn clear_errors_for_wrong_paths_and_accounts() {
     s.add_user(RCPT);
     let not_mbox = s.dir.path().join("notes.txt");
     std::fs::write(&not_mbox, "just some text\n").unwrap();
-    let out = s.run(
-        &["import", RCPT, "--mailbox", "X", not_mbox.to_str().unwrap()],
-        b"",
+    let notes = not_mbox.to_str().unwrap();
+    let import = |who: &str, mailbox: &str, path: &str, needle: &str| {
+        s.fails(&["import", who, "--mailbox", mailbox, path], b"", needle);
+    };
+    import(RCPT, "X", notes, "is not an mbox file");
+    import(
+        RCPT,
+        "X",
+        "/nonexistent/path",
+        "cannot read /nonexistent/path",
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is not an mbox file"));
+    import(
+        "nobody@example.test",
+        "X",
+        notes,
+        "no account nobody@example.test",
+    );
+    let mbox = s.dir.path().join("one.mbox");
+    std::fs::write(&mbox, "From x Thu Jan  4 10:00:00 2024\nSubject: x\n\nx\n").unwrap();
+    import(
+        RCPT,
+        "bad//name",
+        mbox.to_str().unwrap(),
+        "invalid mailbox name",
+    );
 
-    let out = s.run(
-        &["import", RCPT, "--mailbox", "X", "/nonexistent/path"],
-        b"",
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/path"));
-
-    let out = s.run(
-        &[
-            "import",
-            "nobody@example.test",
-            "--mailbox",
-            "X",
-            not_mbox.to_str().unwrap(),
-        ],
-        b"",
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no account nobody@example.test"));
-
-    let out = s.run(
-        &[
-            "import",
-            RCPT,
-            "--mailbox",
-            "bad//name",
-            not_mbox.to_str().unwrap(),
-        ],
-        b"",
-    );
-    assert_eq!(out.status.code(), Some(1));
-
-    let out = s.run(
-        &[
-            "export",
-            RCPT,
-            "--mailbox",
-            "INBOX",
-            "--format",
-            "mbox",
-            not_mbox.to_str().unwrap(),
-        ],
-        b"",
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
+    let export = |mailbox: &str, path: &str, needle: &str| {
+        s.fails(
+            &[
+                "export",
+                RCPT,
+                "--mailbox",
+                mailbox,
+                "--format",
+                "mbox",
+                path,
+            ],
+            b"",
+            needle,
+        );
+    };
+    export("INBOX", notes, "exists already");
     assert_eq!(
         std::fs::read_to_string(&not_mbox).unwrap(),
         "just some text\n"
     );
-
-    let out = s.run(
-        &[
-            "export",
-            RCPT,
-            "--mailbox",
-            "Nope",
-            "--format",
-            "mbox",
-            "/tmp/x.mbox",
-        ],
-        b"",
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("has no mailbox \"Nope\""));
+    export("Nope", "/tmp/x.mbox", "has no mailbox \"Nope\"");
 }

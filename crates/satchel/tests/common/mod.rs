@@ -45,6 +45,22 @@ impl Satchel {
         String::from_utf8(out.stdout).expect("utf-8 output")
     }
 
+    /// Runs, insists on exit status 1 with one clean line on stderr that
+    /// contains `needle`, and returns that line.
+    pub fn fails(&self, args: &[&str], stdin: &[u8], needle: &str) -> String {
+        let out = self.run(args, stdin);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "satchel {args:?}: {err}");
+        assert!(err.starts_with("satchel: "), "{err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+        err
+    }
+
     pub fn add_user(&self, address: &str) {
         self.ok(&["user", "add", address, "--password-stdin"], b"secret\n");
     }
