@@ -1,0 +1,248 @@
+//! Parsed IMAP commands (RFC 9051 section 6, RFC 3501, and the extensions
+//! Satchel advertises).
+
+use mime::section::Section;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub tag: String,
+    pub body: CommandBody,
+}
+
+/// A mailbox name as sent: modified UTF-7 or UTF-8, depending on what the
+/// session enabled; the session decodes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxArg(pub Vec<u8>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandBody {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Authenticate {
+        mechanism: String,
+        /// SASL-IR initial response, still base64 ("=" is an empty one).
+        initial: Option<Vec<u8>>,
+    },
+    Login {
+        user: Vec<u8>,
+        password: Vec<u8>,
+    },
+    Enable(Vec<String>),
+    Select {
+        mailbox: MailboxArg,
+        read_only: bool,
+        condstore: bool,
+    },
+    Create {
+        mailbox: MailboxArg,
+        special_use: Vec<String>,
+    },
+    Delete(MailboxArg),
+    Rename {
+        from: MailboxArg,
+        to: MailboxArg,
+    },
+    Subscribe(MailboxArg),
+    Unsubscribe(MailboxArg),
+    List(ListCommand),
+    Namespace,
+    Status {
+        mailbox: MailboxArg,
+        items: Vec<StatusItem>,
+    },
+    Append {
+        mailbox: MailboxArg,
+        messages: Vec<AppendMessage>,
+    },
+    Idle,
+    Check,
+    Close,
+    Unselect,
+    Expunge {
+        /// UID EXPUNGE (RFC 4315).
+        uids: Option<SequenceSet>,
+    },
+    Search {
+        uid: bool,
+        charset: Option<String>,
+        /// RETURN (...) of ESEARCH (RFC 4731); `Some(vec![])` is RETURN ().
+        ret: Option<Vec<SearchReturn>>,
+        key: SearchKey,
+    },
+    Fetch {
+        uid: bool,
+        set: SequenceSet,
+        /// Macros (ALL, FAST, FULL) come expanded.
+        items: Vec<FetchAttr>,
+        /// CHANGEDSINCE of CONDSTORE (RFC 7162).
+        changed_since: Option<u64>,
+    },
+    Store {
+        uid: bool,
+        set: SequenceSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<String>,
+        unchanged_since: Option<u64>,
+    },
+    Copy {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: MailboxArg,
+    },
+    Move {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: MailboxArg,
+    },
+    Id(Vec<(String, Option<String>)>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCommand {
+    /// LSUB, or XLIST: the old forms that map onto LIST.
+    pub kind: ListKind,
+    pub selection: Vec<String>,
+    pub reference: MailboxArg,
+    pub patterns: Vec<MailboxArg>,
+    pub ret: Vec<ListReturn>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    List,
+    Lsub,
+    Xlist,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListReturn {
+    Subscribed,
+    Children,
+    SpecialUse,
+    Status(Vec<StatusItem>),
+    Other(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Deleted,
+    Size,
+    HighestModSeq,
+    AppendLimit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<String>,
+    pub date: Option<DateTime>,
+    pub data: Vec<u8>,
+    /// Sent as literal8 (`~{n}`, RFC 3516): may hold NUL bytes.
+    pub binary: bool,
+}
+
+/// A date-time as IMAP writes it: `"dd-Mon-yyyy hh:mm:ss +zzzz"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateTime {
+    pub unix: i64,
+    pub tz_minutes: i32,
+}
+
+/// A search date (`1-Feb-1994`): days since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date(pub i64);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SequenceSet {
+    Ranges(Vec<(SeqNum, SeqNum)>),
+    /// `$`: the result saved by SEARCH RETURN (SAVE) (RFC 5182).
+    Saved,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqNum {
+    Value(u32),
+    /// `*`: the largest number in use.
+    Last,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchReturn {
+    Min,
+    Max,
+    All,
+    Count,
+    Save,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    And(Vec<SearchKey>),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    Not(Box<SearchKey>),
+    Sequence(SequenceSet),
+    Uid(SequenceSet),
+    /// A system flag or keyword is set (`\Seen`, `$Junk`); `Recent`, `New`
+    /// and `Old` are session state and have their own keys.
+    Flag(String),
+    Unflag(String),
+    Recent,
+    New,
+    Old,
+    Before(Date),
+    On(Date),
+    Since(Date),
+    SentBefore(Date),
+    SentOn(Date),
+    SentSince(Date),
+    Larger(u64),
+    Smaller(u64),
+    /// A header field contains the string (empty: the field exists).
+    Header(String, Vec<u8>),
+    Body(Vec<u8>),
+    Text(Vec<u8>),
+    ModSeq(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchAttr {
+    Envelope,
+    Flags,
+    InternalDate,
+    Rfc822,
+    Rfc822Header,
+    Rfc822Size,
+    Rfc822Text,
+    Body,
+    BodyStructure,
+    Uid,
+    ModSeq,
+    /// BODY[section]<partial> and BODY.PEEK[...].
+    Section {
+        section: Section,
+        partial: Option<(u64, u64)>,
+        peek: bool,
+    },
+    /// BINARY[part]<partial> and BINARY.PEEK (RFC 3516).
+    Binary {
+        part: Vec<u32>,
+        partial: Option<(u64, u64)>,
+        peek: bool,
+    },
+    BinarySize(Vec<u32>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    Replace,
+    Add,
+    Remove,
+}

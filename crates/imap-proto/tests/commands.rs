@@ -1,0 +1,385 @@
+//! The parser against commands real clients send, and against broken ones.
+
+use imap_proto::*;
+use mime::section::{Section, SectionText};
+
+fn ok(line: &str) -> CommandBody {
+    match parse_command(line.as_bytes()) {
+        Ok(c) => c.body,
+        Err(e) => panic!("{line:?}: {e}"),
+    }
+}
+
+fn bad(line: &[u8]) -> ParseError {
+    parse_command(line).expect_err(&String::from_utf8_lossy(line))
+}
+
+fn mb(s: &str) -> MailboxArg {
+    MailboxArg(s.as_bytes().to_vec())
+}
+
+#[test]
+fn session_commands() {
+    assert_eq!(ok("a1 CAPABILITY\r\n"), CommandBody::Capability);
+    assert_eq!(ok("a1 noop"), CommandBody::Noop);
+    assert_eq!(
+        ok("a LOGIN \"joe\\\"s\" {4}\r\npa s"),
+        CommandBody::Login {
+            user: b"joe\"s".to_vec(),
+            password: b"pa s".to_vec()
+        }
+    );
+    assert_eq!(
+        ok("a AUTHENTICATE PLAIN AGpvZQBzZWNyZXQ="),
+        CommandBody::Authenticate {
+            mechanism: "PLAIN".into(),
+            initial: Some(b"AGpvZQBzZWNyZXQ=".to_vec())
+        }
+    );
+    assert_eq!(
+        ok("a authenticate login"),
+        CommandBody::Authenticate {
+            mechanism: "LOGIN".into(),
+            initial: None
+        }
+    );
+    assert_eq!(
+        ok("a ENABLE IMAP4rev2 utf8=accept"),
+        CommandBody::Enable(vec!["IMAP4REV2".into(), "UTF8=ACCEPT".into()])
+    );
+    assert_eq!(
+        ok("a ID (\"name\" \"Thunderbird\" \"version\" NIL)"),
+        CommandBody::Id(vec![
+            ("name".into(), Some("Thunderbird".into())),
+            ("version".into(), None)
+        ])
+    );
+    assert_eq!(ok("a ID NIL"), CommandBody::Id(vec![]));
+}
+
+#[test]
+fn mailbox_commands() {
+    assert_eq!(
+        ok("a SELECT INBOX (CONDSTORE)"),
+        CommandBody::Select {
+            mailbox: mb("INBOX"),
+            read_only: false,
+            condstore: true
+        }
+    );
+    assert_eq!(
+        ok("a EXAMINE \"Possible Junk\""),
+        CommandBody::Select {
+            mailbox: mb("Possible Junk"),
+            read_only: true,
+            condstore: false
+        }
+    );
+    assert_eq!(
+        ok("a CREATE Archive (USE (\\Archive))"),
+        CommandBody::Create {
+            mailbox: mb("Archive"),
+            special_use: vec!["\\Archive".into()]
+        }
+    );
+    assert_eq!(
+        ok("a RENAME a b"),
+        CommandBody::Rename {
+            from: mb("a"),
+            to: mb("b")
+        }
+    );
+    assert_eq!(
+        ok("a STATUS Sent (MESSAGES UNSEEN UIDNEXT)"),
+        CommandBody::Status {
+            mailbox: mb("Sent"),
+            items: vec![
+                StatusItem::Messages,
+                StatusItem::Unseen,
+                StatusItem::UidNext
+            ]
+        }
+    );
+}
+
+#[test]
+fn list_forms() {
+    let CommandBody::List(l) = ok("a LIST \"\" \"*\"") else {
+        panic!()
+    };
+    assert_eq!(
+        (l.kind, l.patterns, l.ret),
+        (ListKind::List, vec![mb("*")], vec![])
+    );
+    let CommandBody::List(l) = ok("a LIST \"\" %") else {
+        panic!()
+    };
+    assert_eq!(l.patterns, vec![mb("%")]);
+    let CommandBody::List(l) = ok("a LIST (SUBSCRIBED) \"\" \"*\" RETURN (SPECIAL-USE)") else {
+        panic!()
+    };
+    assert_eq!(
+        (l.selection, l.ret),
+        (vec!["SUBSCRIBED".to_string()], vec![ListReturn::SpecialUse])
+    );
+    let CommandBody::List(l) =
+        ok("a LIST \"\" \"*\" RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN))")
+    else {
+        panic!()
+    };
+    assert_eq!(
+        l.ret,
+        vec![
+            ListReturn::SpecialUse,
+            ListReturn::Status(vec![StatusItem::Messages, StatusItem::Unseen])
+        ]
+    );
+    let CommandBody::List(l) = ok("a LIST \"\" (INBOX Sent/*)") else {
+        panic!()
+    };
+    assert_eq!(l.patterns, vec![mb("INBOX"), mb("Sent/*")]);
+    let CommandBody::List(l) = ok("a LSUB \"\" *") else {
+        panic!()
+    };
+    assert_eq!(l.kind, ListKind::Lsub);
+    let CommandBody::List(l) = ok("a XLIST \"\" *") else {
+        panic!()
+    };
+    assert_eq!(l.kind, ListKind::Xlist);
+}
+
+#[test]
+fn append_forms() {
+    let CommandBody::Append { mailbox, messages } =
+        ok("a APPEND Drafts (\\Seen \\Draft) \" 7-Feb-1994 21:52:25 -0800\" {5+}\r\nHello")
+    else {
+        panic!()
+    };
+    assert_eq!(mailbox, mb("Drafts"));
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        messages[0].flags,
+        vec!["\\Seen".to_string(), "\\Draft".to_string()]
+    );
+    assert_eq!(messages[0].date.unwrap().tz_minutes, -480);
+    assert_eq!(messages[0].data, b"Hello");
+    let CommandBody::Append { messages, .. } = ok("a APPEND x {1}\r\nA (\\Seen) ~{2}\r\nB\0")
+    else {
+        panic!()
+    };
+    assert_eq!(messages.len(), 2);
+    assert!(messages[1].binary);
+    assert_eq!(messages[1].data, b"B\0");
+}
+
+#[test]
+fn search_forms() {
+    let CommandBody::Search {
+        uid,
+        charset,
+        ret,
+        key,
+    } = ok(
+        "a UID SEARCH RETURN (MIN MAX COUNT) CHARSET UTF-8 OR FROM alice (UNSEEN SINCE 1-Feb-2024) NOT 1:* $",
+    )
+    else {
+        panic!()
+    };
+    assert!(uid);
+    assert_eq!(charset.as_deref(), Some("UTF-8"));
+    assert_eq!(
+        ret,
+        Some(vec![
+            SearchReturn::Min,
+            SearchReturn::Max,
+            SearchReturn::Count
+        ])
+    );
+    let SearchKey::And(keys) = key else { panic!() };
+    assert_eq!(keys.len(), 3);
+    assert!(matches!(&keys[0], SearchKey::Or(..)));
+    assert_eq!(keys[2], SearchKey::Sequence(SequenceSet::Saved));
+    assert_eq!(
+        ok("a SEARCH HEADER Message-ID \"<x@y>\""),
+        CommandBody::Search {
+            uid: false,
+            charset: None,
+            ret: None,
+            key: SearchKey::Header("Message-ID".into(), b"<x@y>".to_vec())
+        }
+    );
+    assert!(matches!(
+        ok("a SEARCH SUBJECT {4}\r\nnäh"),
+        CommandBody::Search { key: SearchKey::Header(f, v), .. } if f == "Subject" && v == "näh".as_bytes()
+    ));
+}
+
+#[test]
+fn fetch_forms() {
+    let CommandBody::Fetch {
+        uid, set, items, ..
+    } = ok(
+        "a UID FETCH 1:*,7 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To \"Subject\")] BODYSTRUCTURE)",
+    )
+    else {
+        panic!()
+    };
+    assert!(uid);
+    assert_eq!(
+        set,
+        SequenceSet::Ranges(vec![
+            (SeqNum::Value(1), SeqNum::Last),
+            (SeqNum::Value(7), SeqNum::Value(7))
+        ])
+    );
+    assert_eq!(items.len(), 5);
+    assert_eq!(
+        items[3],
+        FetchAttr::Section {
+            section: Section {
+                part: vec![],
+                text: Some(SectionText::HeaderFields {
+                    not: false,
+                    fields: vec![b"From".to_vec(), b"To".to_vec(), b"Subject".to_vec()]
+                })
+            },
+            partial: None,
+            peek: true
+        }
+    );
+    let CommandBody::Fetch { items, .. } = ok("a FETCH 2 BODY[1.2.MIME]<0.2048>") else {
+        panic!()
+    };
+    assert_eq!(
+        items,
+        vec![FetchAttr::Section {
+            section: Section {
+                part: vec![1, 2],
+                text: Some(SectionText::Mime)
+            },
+            partial: Some((0, 2048)),
+            peek: false
+        }]
+    );
+    let CommandBody::Fetch { items, .. } = ok("a FETCH 1 FULL") else {
+        panic!()
+    };
+    assert_eq!(items.len(), 5);
+    let CommandBody::Fetch { items, .. } =
+        ok("a FETCH 1 (RFC822.PEEK RFC822.HEADER BINARY.PEEK[1]<0.10> BINARY.SIZE[2] BODY[])")
+    else {
+        panic!()
+    };
+    assert_eq!(items[3], FetchAttr::BinarySize(vec![2]));
+    assert!(
+        matches!(&items[4], FetchAttr::Section { section, peek: false, .. } if section.part.is_empty() && section.text.is_none())
+    );
+    let CommandBody::Fetch {
+        items,
+        changed_since,
+        ..
+    } = ok("a FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)")
+    else {
+        panic!()
+    };
+    assert_eq!(changed_since, Some(12345));
+    assert!(items.contains(&FetchAttr::ModSeq));
+}
+
+#[test]
+fn store_copy_move_expunge() {
+    assert_eq!(
+        ok("a STORE 2:4 +FLAGS.SILENT (\\Deleted $Junk)"),
+        CommandBody::Store {
+            uid: false,
+            set: SequenceSet::Ranges(vec![(SeqNum::Value(2), SeqNum::Value(4))]),
+            mode: StoreMode::Add,
+            silent: true,
+            flags: vec!["\\Deleted".into(), "$Junk".into()],
+            unchanged_since: None,
+        }
+    );
+    assert!(matches!(
+        ok("a UID STORE 1 (UNCHANGEDSINCE 5) FLAGS \\Seen"),
+        CommandBody::Store {
+            unchanged_since: Some(5),
+            mode: StoreMode::Replace,
+            ..
+        }
+    ));
+    assert!(matches!(
+        ok("a UID MOVE 1:3 Junk"),
+        CommandBody::Move { uid: true, .. }
+    ));
+    assert!(matches!(
+        ok("a COPY $ Trash"),
+        CommandBody::Copy {
+            set: SequenceSet::Saved,
+            ..
+        }
+    ));
+    assert!(matches!(
+        ok("a UID EXPUNGE 3:5"),
+        CommandBody::Expunge { uids: Some(_) }
+    ));
+}
+
+#[test]
+fn errors_name_the_problem_and_keep_the_tag() {
+    let e = bad(b"a1 FROB");
+    assert_eq!(e.tag.as_deref(), Some("a1"));
+    assert!(e.message.contains("unknown command FROB"));
+    assert_eq!(bad(b"").tag, None);
+    assert_eq!(bad(b"+ x").tag, None);
+    for line in [
+        &b"a LOGIN"[..],
+        b"a LOGIN a b c",
+        b"a SELECT",
+        b"a FETCH 0 FLAGS",
+        b"a FETCH 1 BODY[1.FOO]",
+        b"a FETCH 1 BODY[]<0.0>",
+        b"a FETCH 4294967296 FLAGS",
+        b"a SEARCH FROM",
+        b"a SEARCH BEFORE 30-Feb-2024",
+        b"a APPEND INBOX",
+        b"a APPEND INBOX {10}\r\nshort",
+        b"a LOGIN \"unterminated",
+        b"a LOGIN \"a\rb\" c",
+        b"a STORE 1 FLAGZ (\\Seen)",
+        b"a UID FROB 1",
+        b"a ENABLE",
+    ] {
+        let e = bad(line);
+        assert_eq!(
+            e.tag.as_deref(),
+            Some("a"),
+            "{:?}",
+            String::from_utf8_lossy(line)
+        );
+        assert!(!e.message.is_empty());
+    }
+    // Nesting is bounded.
+    let deep = format!("a SEARCH {}ALL{}", "(".repeat(200), ")".repeat(200));
+    assert!(bad(deep.as_bytes()).message.contains("nest"));
+    let nots = format!("a SEARCH {}ALL", "NOT ".repeat(1000));
+    assert!(bad(nots.as_bytes()).message.contains("nest"));
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let alphabet = b"a1 UIDFETCHSEARCHLIST()[]<>{}\"\\*%$:,.+-~0123456789 \r\nBODYPEEKHEADERFIELDS";
+    for _ in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = (x % 60) as usize;
+        let mut line = b"t ".to_vec();
+        let mut y = x;
+        for _ in 0..len {
+            y = y.wrapping_mul(6364136223846793005).wrapping_add(1);
+            line.push(alphabet[(y >> 33) as usize % alphabet.len()]);
+        }
+        let _ = parse_command(&line);
+    }
+}
