@@ -129,6 +129,8 @@ async fn any_bytes_are_stored_verbatim() {
     let inbox = store.mailbox(acc.id, "INBOX").await.unwrap().unwrap();
     let msgs = store.messages(inbox.id).await.unwrap();
     assert_eq!(msgs.len(), samples.len());
+    let views = store.views(inbox.id, &uids).await.unwrap();
+    assert_eq!(views.len(), samples.len());
     for ((meta, sample), uid) in msgs.iter().zip(&samples).zip(&uids) {
         assert_eq!(meta.uid, *uid);
         assert!(
@@ -136,7 +138,8 @@ async fn any_bytes_are_stored_verbatim() {
             "UID {uid} changed"
         );
         assert_eq!(meta.size, mime::served(sample).len() as u64);
-        for view in [&meta.cache.envelope, &meta.cache.bodystructure] {
+        let cache = &views.iter().find(|(u, _)| u == uid).unwrap().1;
+        for view in [&cache.envelope, &cache.bodystructure] {
             let text = view.as_deref().expect("cached view");
             assert!(
                 mime::Value::parse(text).is_some(),

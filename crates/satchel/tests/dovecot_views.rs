@@ -54,7 +54,9 @@ fn show(v: &Value) -> String {
 
 /// Imports the generated mbox and delivers the MIME corpus through the
 /// binary; returns the INBOX messages with their fixture source names.
-async fn stored_corpus(s: &Satchel) -> Vec<(String, store::MessageMeta, Vec<u8>)> {
+async fn stored_corpus(
+    s: &Satchel,
+) -> Vec<(String, store::MessageMeta, Vec<u8>, store::MessageCache)> {
     s.add_user(RCPT);
     let mbox = s.dir.path().join("gen.mbox");
     gen_mbox(&mbox, 100);
@@ -84,10 +86,13 @@ async fn stored_corpus(s: &Satchel) -> Vec<(String, store::MessageMeta, Vec<u8>)
         )
         .collect();
     assert_eq!(messages.len(), sources.len());
+    let uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
+    let views = store.views(inbox.id, &uids).await.unwrap();
     let mut out = Vec::new();
-    for (msg, source) in messages.into_iter().zip(sources) {
+    for ((msg, source), (uid, view)) in messages.into_iter().zip(sources).zip(views) {
+        assert_eq!(uid, msg.uid);
         let raw = store.read_blob(&msg.blob).await.unwrap();
-        out.push((source, msg, raw));
+        out.push((source, msg, raw, view));
     }
     out
 }
@@ -104,10 +109,10 @@ async fn views_match_dovecot_for_every_fixture_message() {
     );
 
     let mut failures = Vec::new();
-    for ((source, msg, _), exp) in corpus.iter().zip(&expected) {
+    for ((source, msg, _, view), exp) in corpus.iter().zip(&expected) {
         assert_eq!(source, &exp.source);
-        let envelope = Value::parse(msg.cache.envelope.as_deref().unwrap()).unwrap();
-        let bodystructure = Value::parse(msg.cache.bodystructure.as_deref().unwrap()).unwrap();
+        let envelope = Value::parse(view.envelope.as_deref().unwrap()).unwrap();
+        let bodystructure = Value::parse(view.bodystructure.as_deref().unwrap()).unwrap();
         let body = mime::imap::body_from_bodystructure(&bodystructure);
         if msg.size != exp.size {
             failures.push(format!(
@@ -151,7 +156,7 @@ async fn sections_match_dovecot() {
         let Some(source) = j.get("source").and_then(|v| v.as_str()) else {
             continue;
         };
-        let (_, _, raw) = corpus.iter().find(|(name, _, _)| name == source).unwrap();
+        let (_, _, raw, _) = corpus.iter().find(|(name, ..)| name == source).unwrap();
         let served = mime::served(raw);
         let root = mime::Part::parse(&served);
         for (key, want) in j.as_object().unwrap() {

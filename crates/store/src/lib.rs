@@ -35,6 +35,10 @@ pub enum Error {
     InvalidMailboxName(String, &'static str),
     #[error("the message is empty; a message needs at least one byte")]
     EmptyMessage,
+    #[error("INBOX cannot be deleted")]
+    InboxUndeletable,
+    #[error("a mailbox cannot be moved under itself")]
+    RenameIntoItself,
     #[error("mailbox {0:?} has used up its UIDs; recreate it to start a new UIDVALIDITY")]
     UidsExhausted(String),
     #[error("database error: {0}")]
@@ -87,6 +91,20 @@ pub trait MailStore: Send + Sync {
         name: &str,
         special_use: Option<SpecialUse>,
     ) -> Result<Mailbox>;
+    async fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>>;
+    /// Deletes a mailbox and its messages; INBOX cannot be deleted.
+    async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()>;
+    /// Renames a mailbox and the mailboxes under it, keeping UIDVALIDITY.
+    /// Renaming INBOX moves its messages to the new mailbox instead and
+    /// leaves INBOX empty (RFC 9051 6.3.6).
+    async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
+    /// Adds or removes a subscription; names need not exist (RFC 9051 6.3.7).
+    async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()>;
+    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
+    async fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus>;
+    /// Takes the messages nobody has seen as \Recent yet: returns the first
+    /// UID that is \Recent for the caller (RFC 3501 2.3.2: in one session).
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<u32>;
 
     // Messages.
 
@@ -101,6 +119,41 @@ pub trait MailStore: Send + Sync {
     ) -> Result<Vec<Appended>>;
     /// The messages of a mailbox in UID order.
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
+    /// The cached ENVELOPE and BODYSTRUCTURE of some messages, by UID.
+    async fn views(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, MessageCache)>>;
+    /// Messages added or changed, and UIDs expunged, after `modseq`.
+    async fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<MailboxDelta>;
+    /// Changes flags; one new MODSEQ for every message that changed.
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        change: &FlagChange,
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreFlagsResult>;
+    /// Removes messages; returns the UIDs that were there.
+    async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>>;
+    /// Copies messages (same blobs, flags kept) into another mailbox.
+    async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+    ) -> Result<CopyResult>;
+    /// Moves messages atomically: copied and expunged in one transaction.
+    async fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+    ) -> Result<CopyResult>;
+    /// Notes that the user called these messages spam (or not spam).
+    async fn record_training(
+        &self,
+        account: AccountId,
+        blobs: &[BlobHash],
+        spam: bool,
+    ) -> Result<()>;
     /// The stored bytes of a message, exactly as received.
     async fn read_blob(&self, blob: &BlobHash) -> Result<Vec<u8>>;
 

@@ -77,7 +77,8 @@ impl SqliteStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query(
             "SELECT hash FROM blob_gc WHERE NOT EXISTS \
-             (SELECT 1 FROM messages WHERE messages.blob = blob_gc.hash)",
+             (SELECT 1 FROM messages WHERE messages.blob = blob_gc.hash) AND NOT EXISTS \
+             (SELECT 1 FROM training WHERE training.blob = blob_gc.hash)",
         )
         .fetch_all(&mut *tx)
         .await?;
@@ -169,6 +170,32 @@ impl SqliteStore {
         Ok(out)
     }
 
+    async fn copy_or_move(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+        is_move: bool,
+    ) -> Result<CopyResult> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let account: i64 = sqlx::query("SELECT account_id FROM mailboxes WHERE id = $1")
+            .bind(from)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::NoMailbox(format!("#{from}")))?
+            .try_get("account_id")?;
+        let done = move_in_tx(&mut tx, from, uids, to, is_move).await?;
+        for (mailbox, modseq) in &done.touched {
+            self.record_change(&mut tx, account, *mailbox, *modseq)
+                .await?;
+        }
+        tx.commit().await?;
+        for (mailbox, modseq) in &done.touched {
+            self.publish(account, *mailbox, *modseq);
+        }
+        Ok(done.result)
+    }
+
     async fn record_change(
         &self,
         tx: &mut Transaction<'_, Sqlite>,
@@ -241,6 +268,11 @@ impl MailStore for SqliteStore {
         .try_get("id")?;
         for (name, special_use) in DEFAULT_MAILBOXES {
             insert_mailbox(&mut tx, id, name, *special_use).await?;
+            sqlx::query("INSERT INTO subscriptions (account_id, name) VALUES ($1, $2)")
+                .bind(id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(Account {
@@ -353,18 +385,7 @@ impl MailStore for SqliteStore {
         if mailbox_id(&mut tx, account, &name).await?.is_some() {
             return Err(Error::MailboxExists(name));
         }
-        // RFC 9051 6.3.4: superior levels are created as needed.
-        let mut parent = String::new();
-        let levels: Vec<&str> = name.split(DELIMITER).collect();
-        for level in &levels[..levels.len() - 1] {
-            if !parent.is_empty() {
-                parent.push(DELIMITER);
-            }
-            parent.push_str(level);
-            if mailbox_id(&mut tx, account, &parent).await?.is_none() {
-                insert_mailbox(&mut tx, account, &parent, None).await?;
-            }
-        }
+        create_parents(&mut tx, account, &name).await?;
         let id = insert_mailbox(&mut tx, account, &name, special_use).await?;
         let row = sqlx::query(select_mailboxes!("WHERE id = $1"))
             .bind(id)
@@ -393,8 +414,8 @@ impl MailStore for SqliteStore {
 
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
         sqlx::query(
-            "SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob, \
-             envelope, bodystructure FROM messages WHERE mailbox_id = $1 ORDER BY uid",
+            "SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob \
+             FROM messages WHERE mailbox_id = $1 ORDER BY uid",
         )
         .bind(mailbox)
         .fetch_all(&self.pool)
@@ -410,6 +431,361 @@ impl MailStore for SqliteStore {
         tokio::task::spawn_blocking(move || blobs.read(&blob))
             .await
             .map_err(|e| Error::Corrupt(format!("blob reader failed: {e}")))?
+    }
+
+    async fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>> {
+        sqlx::query(select_mailboxes!("WHERE id = $1"))
+            .bind(mailbox)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(mailbox_from_row)
+            .transpose()
+    }
+
+    async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = normalize_mailbox_name(name)?;
+        if name == "INBOX" {
+            return Err(Error::InboxUndeletable);
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id = mailbox_id(&mut tx, account, &name)
+            .await?
+            .ok_or_else(|| Error::NoMailbox(name.clone()))?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO blob_gc (hash) SELECT DISTINCT blob FROM messages \
+             WHERE mailbox_id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM mailboxes WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // Sessions showing it look again, and find it gone.
+        self.record_change(&mut tx, account, id, 0).await?;
+        tx.commit().await?;
+        self.publish(account, id, 0);
+        self.collect_garbage().await?;
+        Ok(())
+    }
+
+    async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        let from = normalize_mailbox_name(from)?;
+        let to = normalize_mailbox_name(to)?;
+        if to == from || to.starts_with(&format!("{from}{DELIMITER}")) {
+            return Err(Error::RenameIntoItself);
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let source = mailbox_id(&mut tx, account, &from)
+            .await?
+            .ok_or_else(|| Error::NoMailbox(from.clone()))?;
+        if mailbox_id(&mut tx, account, &to).await?.is_some() {
+            return Err(Error::MailboxExists(to));
+        }
+        create_parents(&mut tx, account, &to).await?;
+        if from == "INBOX" {
+            // INBOX stays; its messages move to the new mailbox.
+            let target = insert_mailbox(&mut tx, account, &to, None).await?;
+            let uids: Vec<u32> = sqlx::query("SELECT uid FROM messages WHERE mailbox_id = $1")
+                .bind(source)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<i64, _>("uid").map(|u| u as u32))
+                .collect::<Result<_, _>>()?;
+            let changes = move_in_tx(&mut tx, source, &uids, target, true).await?;
+            for (mailbox, modseq) in &changes.touched {
+                self.record_change(&mut tx, account, *mailbox, *modseq)
+                    .await?;
+            }
+            tx.commit().await?;
+            for (mailbox, modseq) in changes.touched {
+                self.publish(account, mailbox, modseq);
+            }
+            return Ok(());
+        }
+        let prefix = format!("{from}{DELIMITER}");
+        let children = sqlx::query(
+            "SELECT id, name FROM mailboxes WHERE account_id = $1 AND substr(name, 1, length($2)) = $2",
+        )
+        .bind(account)
+        .bind(&prefix)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut renames = vec![(source, from.clone(), to.clone())];
+        for row in &children {
+            let name: String = row.try_get("name")?;
+            let new = format!("{to}{}", &name[from.len()..]);
+            renames.push((row.try_get("id")?, name, new));
+        }
+        for (id, old, new) in &renames {
+            normalize_mailbox_name(new)?;
+            sqlx::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
+                .bind(new)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE OR IGNORE subscriptions SET name = $1 WHERE account_id = $2 AND name = $3",
+            )
+            .bind(new)
+            .bind(account)
+            .bind(old)
+            .execute(&mut *tx)
+            .await?;
+            self.record_change(&mut tx, account, *id, 0).await?;
+        }
+        tx.commit().await?;
+        for (id, _, _) in renames {
+            self.publish(account, id, 0);
+        }
+        Ok(())
+    }
+
+    async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()> {
+        let name = normalize_mailbox_name(name)?;
+        let sql = if subscribed {
+            "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES ($1, $2)"
+        } else {
+            "DELETE FROM subscriptions WHERE account_id = $1 AND name = $2"
+        };
+        sqlx::query(sql)
+            .bind(account)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        sqlx::query("SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name")
+            .bind(account)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("name")?))
+            .collect()
+    }
+
+    async fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus> {
+        let r = sqlx::query(
+            "SELECT COUNT(m.uid) AS messages, \
+             COALESCE(SUM((m.flags & 1) = 0), 0) AS unseen, \
+             COALESCE(SUM((m.flags & 8) != 0), 0) AS deleted, \
+             COALESCE(SUM(m.uid >= b.first_recent), 0) AS recent, \
+             COALESCE(SUM(m.size), 0) AS size \
+             FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id WHERE b.id = $1",
+        )
+        .bind(mailbox)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(MailboxStatus {
+            messages: r.try_get::<i64, _>("messages")? as u32,
+            unseen: r.try_get::<i64, _>("unseen")? as u32,
+            deleted: r.try_get::<i64, _>("deleted")? as u32,
+            recent: r.try_get::<i64, _>("recent")? as u32,
+            size: r.try_get::<i64, _>("size")? as u64,
+        })
+    }
+
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<u32> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let first: i64 = sqlx::query("SELECT first_recent FROM mailboxes WHERE id = $1")
+            .bind(mailbox)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?
+            .try_get("first_recent")?;
+        sqlx::query("UPDATE mailboxes SET first_recent = uidnext WHERE id = $1")
+            .bind(mailbox)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(first as u32)
+    }
+
+    async fn views(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, MessageCache)>> {
+        sqlx::query(
+            "SELECT uid, envelope, bodystructure FROM messages WHERE mailbox_id = $1 \
+             AND uid IN (SELECT value FROM json_each($2)) ORDER BY uid",
+        )
+        .bind(mailbox)
+        .bind(uid_json(uids))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<i64, _>("uid")? as u32,
+                MessageCache {
+                    envelope: r.try_get("envelope")?,
+                    bodystructure: r.try_get("bodystructure")?,
+                },
+            ))
+        })
+        .collect()
+    }
+
+    async fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<MailboxDelta> {
+        // One read transaction, so the three answers agree with each other.
+        let mut tx = self.pool.begin().await?;
+        let head = sqlx::query("SELECT highestmodseq, uidnext FROM mailboxes WHERE id = $1")
+            .bind(mailbox)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
+        let changed = sqlx::query(
+            "SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob \
+             FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+        )
+        .bind(mailbox)
+        .bind(modseq as i64)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(message_from_row)
+        .collect::<Result<Vec<_>>>()?;
+        let expunged = sqlx::query(
+            "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+        )
+        .bind(mailbox)
+        .bind(modseq as i64)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>("uid").map(|u| u as u32))
+        .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await?;
+        Ok(MailboxDelta {
+            highestmodseq: head.try_get::<i64, _>("highestmodseq")? as u64,
+            uidnext: head.try_get::<i64, _>("uidnext")? as u32,
+            changed,
+            expunged,
+        })
+    }
+
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        change: &FlagChange,
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreFlagsResult> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "SELECT uid, modseq, flags, keywords FROM messages WHERE mailbox_id = $1 \
+             AND uid IN (SELECT value FROM json_each($2)) ORDER BY uid",
+        )
+        .bind(mailbox)
+        .bind(uid_json(uids))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut result = StoreFlagsResult::default();
+        let mut planned = Vec::new();
+        for r in &rows {
+            let uid = r.try_get::<i64, _>("uid")? as u32;
+            if unchanged_since.is_some_and(|u| {
+                r.try_get::<i64, _>("modseq")
+                    .map(|m| m as u64 > u)
+                    .unwrap_or(true)
+            }) {
+                result.refused.push(uid);
+                continue;
+            }
+            let flags = Flags::from_bits(r.try_get::<i64, _>("flags")? as u8);
+            let keywords: String = r.try_get("keywords")?;
+            let keywords: Vec<String> = keywords.split_whitespace().map(String::from).collect();
+            let (new_flags, new_keywords) = apply_flags(flags, &keywords, change);
+            if new_flags != flags || new_keywords != keywords {
+                planned.push((uid, new_flags, new_keywords));
+            }
+        }
+        if planned.is_empty() {
+            tx.commit().await?;
+            return Ok(result);
+        }
+        let (account_id, modseq) = bump_modseq(&mut tx, mailbox).await?;
+        for (uid, flags, keywords) in planned {
+            sqlx::query(
+                "UPDATE messages SET flags = $1, keywords = $2, modseq = $3 \
+                 WHERE mailbox_id = $4 AND uid = $5",
+            )
+            .bind(flags.bits() as i64)
+            .bind(keywords.join(" "))
+            .bind(modseq as i64)
+            .bind(mailbox)
+            .bind(uid as i64)
+            .execute(&mut *tx)
+            .await?;
+            result.updated.push(FlagUpdate {
+                uid,
+                flags,
+                keywords,
+                modseq,
+            });
+        }
+        self.record_change(&mut tx, account_id, mailbox, modseq)
+            .await?;
+        tx.commit().await?;
+        self.publish(account_id, mailbox, modseq);
+        Ok(result)
+    }
+
+    async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (account_id, modseq, gone) = expunge_in_tx(&mut tx, mailbox, uids).await?;
+        if gone.is_empty() {
+            tx.commit().await?;
+            return Ok(gone);
+        }
+        self.record_change(&mut tx, account_id, mailbox, modseq)
+            .await?;
+        tx.commit().await?;
+        self.publish(account_id, mailbox, modseq);
+        self.collect_garbage().await?;
+        Ok(gone)
+    }
+
+    async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+    ) -> Result<CopyResult> {
+        self.copy_or_move(from, uids, to, false).await
+    }
+
+    async fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+    ) -> Result<CopyResult> {
+        self.copy_or_move(from, uids, to, true).await
+    }
+
+    async fn record_training(
+        &self,
+        account: AccountId,
+        blobs: &[BlobHash],
+        spam: bool,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for blob in blobs {
+            sqlx::query(
+                "INSERT INTO training (account_id, blob, spam, at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(account)
+            .bind(&blob.0)
+            .bind(spam as i64)
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {
@@ -523,7 +899,8 @@ macro_rules! select_mailboxes {
     ($rest:literal) => {
         concat!(
             "SELECT id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq, \
-             subscribed FROM mailboxes ",
+             EXISTS (SELECT 1 FROM subscriptions s WHERE s.account_id = mailboxes.account_id \
+             AND s.name = mailboxes.name) AS subscribed FROM mailboxes ",
             $rest
         )
     };
@@ -619,14 +996,225 @@ fn message_from_row(r: &SqliteRow) -> Result<MessageMeta> {
         },
         size: r.try_get::<i64, _>("size")? as u64,
         blob: BlobHash(r.try_get("blob")?),
-        cache: MessageCache {
-            envelope: r.try_get("envelope")?,
-            bodystructure: r.try_get("bodystructure")?,
-        },
     })
 }
 
 fn random_origin() -> i64 {
     use argon2::password_hash::rand_core::{OsRng, RngCore};
     (OsRng.next_u64() >> 1) as i64
+}
+
+/// UIDs as a JSON array, for `IN (SELECT value FROM json_each($n))`.
+fn uid_json(uids: &[u32]) -> String {
+    let mut s = String::with_capacity(uids.len() * 6 + 2);
+    s.push('[');
+    for (i, u) in uids.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&u.to_string());
+    }
+    s.push(']');
+    s
+}
+
+/// Raises a mailbox's HIGHESTMODSEQ by one; returns its account and the new value.
+async fn bump_modseq(
+    tx: &mut Transaction<'_, Sqlite>,
+    mailbox: MailboxId,
+) -> Result<(AccountId, u64)> {
+    let r = sqlx::query(
+        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 \
+         RETURNING account_id, highestmodseq",
+    )
+    .bind(mailbox)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
+    Ok((
+        r.try_get("account_id")?,
+        r.try_get::<i64, _>("highestmodseq")? as u64,
+    ))
+}
+
+/// The flags and keywords after `change`.
+fn apply_flags(flags: Flags, keywords: &[String], change: &FlagChange) -> (Flags, Vec<String>) {
+    let mut f = flags;
+    let mut k: Vec<String> = keywords.to_vec();
+    let hidden = flags.contains(Flags::POP3_HIDDEN);
+    match change.op {
+        FlagOp::Replace => {
+            f = change.flags;
+            if hidden {
+                f.insert(Flags::POP3_HIDDEN);
+            }
+            k = Vec::new();
+            for kw in &change.keywords {
+                if !k.iter().any(|x| x.eq_ignore_ascii_case(kw)) {
+                    k.push(kw.clone());
+                }
+            }
+        }
+        FlagOp::Add => {
+            f.insert(change.flags);
+            for kw in &change.keywords {
+                if !k.iter().any(|x| x.eq_ignore_ascii_case(kw)) {
+                    k.push(kw.clone());
+                }
+            }
+        }
+        FlagOp::Remove => {
+            f.remove(change.flags);
+            k.retain(|x| !change.keywords.iter().any(|kw| kw.eq_ignore_ascii_case(x)));
+        }
+    }
+    (f, k)
+}
+
+/// Deletes messages inside a write transaction, remembering their UIDs
+/// for VANISHED and their blobs for the collector. Bumps MODSEQ only when
+/// something was there.
+async fn expunge_in_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    mailbox: MailboxId,
+    uids: &[u32],
+) -> Result<(AccountId, u64, Vec<u32>)> {
+    let present: Vec<u32> = sqlx::query(
+        "SELECT uid FROM messages WHERE mailbox_id = $1 \
+         AND uid IN (SELECT value FROM json_each($2)) ORDER BY uid",
+    )
+    .bind(mailbox)
+    .bind(uid_json(uids))
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| r.try_get::<i64, _>("uid").map(|u| u as u32))
+    .collect::<Result<_, _>>()?;
+    if present.is_empty() {
+        return Ok((0, 0, present));
+    }
+    let (account, modseq) = bump_modseq(tx, mailbox).await?;
+    let list = uid_json(&present);
+    sqlx::query(
+        "INSERT OR IGNORE INTO blob_gc (hash) SELECT DISTINCT blob FROM messages \
+         WHERE mailbox_id = $1 AND uid IN (SELECT value FROM json_each($2))",
+    )
+    .bind(mailbox)
+    .bind(&list)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) \
+         SELECT $1, value, $3 FROM json_each($2)",
+    )
+    .bind(mailbox)
+    .bind(&list)
+    .bind(modseq as i64)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM messages WHERE mailbox_id = $1 AND uid IN (SELECT value FROM json_each($2))",
+    )
+    .bind(mailbox)
+    .bind(&list)
+    .execute(&mut **tx)
+    .await?;
+    Ok((account, modseq, present))
+}
+
+struct Moved {
+    result: CopyResult,
+    /// (mailbox, new HIGHESTMODSEQ) of every mailbox that changed.
+    touched: Vec<(MailboxId, u64)>,
+}
+
+/// Copies messages to `to` (new UIDs, same blobs, flags and dates), and
+/// with `is_move` expunges them from `from`, inside one transaction.
+async fn move_in_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    from: MailboxId,
+    uids: &[u32],
+    to: MailboxId,
+    is_move: bool,
+) -> Result<Moved> {
+    let rows = sqlx::query(
+        "SELECT uid FROM messages WHERE mailbox_id = $1 \
+         AND uid IN (SELECT value FROM json_each($2)) ORDER BY uid",
+    )
+    .bind(from)
+    .bind(uid_json(uids))
+    .fetch_all(&mut **tx)
+    .await?;
+    let source: Vec<u32> = rows
+        .iter()
+        .map(|r| r.try_get::<i64, _>("uid").map(|u| u as u32))
+        .collect::<Result<_, _>>()?;
+    let dest = sqlx::query(
+        "UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + 1 \
+         WHERE id = $2 RETURNING name, uidvalidity, uidnext, highestmodseq",
+    )
+    .bind(source.len() as i64)
+    .bind(to)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| Error::NoMailbox(format!("#{to}")))?;
+    let uidvalidity = dest.try_get::<i64, _>("uidvalidity")? as u32;
+    let first = dest.try_get::<i64, _>("uidnext")? - source.len() as i64;
+    let modseq = dest.try_get::<i64, _>("highestmodseq")?;
+    if first + source.len() as i64 - 1 > u32::MAX as i64 {
+        return Err(Error::UidsExhausted(dest.try_get("name")?));
+    }
+    let mut result = CopyResult {
+        uidvalidity,
+        pairs: Vec::with_capacity(source.len()),
+    };
+    if source.is_empty() {
+        return Ok(Moved {
+            result,
+            touched: Vec::new(),
+        });
+    }
+    for (i, uid) in source.iter().enumerate() {
+        let new_uid = first + i as i64;
+        sqlx::query(
+            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
+             internal_tz, size, blob, envelope, bodystructure) \
+             SELECT $1, $2, $3, flags, keywords, internal_date, internal_tz, size, blob, \
+             envelope, bodystructure FROM messages WHERE mailbox_id = $4 AND uid = $5",
+        )
+        .bind(to)
+        .bind(new_uid)
+        .bind(modseq)
+        .bind(from)
+        .bind(*uid as i64)
+        .execute(&mut **tx)
+        .await?;
+        result.pairs.push((*uid, new_uid as u32));
+    }
+    let mut touched = vec![(to, modseq as u64)];
+    if is_move {
+        let (_, source_modseq, _) = expunge_in_tx(tx, from, &source).await?;
+        touched.push((from, source_modseq));
+    }
+    Ok(Moved { result, touched })
+}
+
+/// Creates the missing superior levels of `name` (RFC 9051 6.3.4).
+async fn create_parents(
+    tx: &mut Transaction<'_, Sqlite>,
+    account: AccountId,
+    name: &str,
+) -> Result<()> {
+    let levels: Vec<&str> = name.split(DELIMITER).collect();
+    let mut parent = String::new();
+    for level in &levels[..levels.len() - 1] {
+        if !parent.is_empty() {
+            parent.push(DELIMITER);
+        }
+        parent.push_str(level);
+        if mailbox_id(tx, account, &parent).await?.is_none() {
+            insert_mailbox(tx, account, &parent, None).await?;
+        }
+    }
+    Ok(())
 }

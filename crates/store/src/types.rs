@@ -203,7 +203,8 @@ pub struct Appended {
     pub modseq: u64,
 }
 
-/// One message in a mailbox, as the index knows it.
+/// One message in a mailbox, as the index knows it (the cached views are
+/// fetched separately, by [`crate::MailStore::views`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageMeta {
     pub uid: u32,
@@ -213,7 +214,68 @@ pub struct MessageMeta {
     pub internal_date: InternalDate,
     pub size: u64,
     pub blob: BlobHash,
-    pub cache: MessageCache,
+}
+
+/// What a flag update does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// A flag update: system flags and keywords together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagChange {
+    pub op: FlagOp,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+}
+
+/// A message whose flags changed, with its new state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagUpdate {
+    pub uid: u32,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    pub modseq: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreFlagsResult {
+    /// Messages whose flags changed.
+    pub updated: Vec<FlagUpdate>,
+    /// UIDs left alone because they changed after UNCHANGEDSINCE (RFC 7162).
+    pub refused: Vec<u32>,
+}
+
+/// What changed in a mailbox after a MODSEQ.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxDelta {
+    pub highestmodseq: u64,
+    pub uidnext: u32,
+    /// Messages added or changed, in UID order.
+    pub changed: Vec<MessageMeta>,
+    /// UIDs expunged, in UID order.
+    pub expunged: Vec<u32>,
+}
+
+/// Counts for STATUS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub messages: u32,
+    pub unseen: u32,
+    pub deleted: u32,
+    pub recent: u32,
+    pub size: u64,
+}
+
+/// Where COPY or MOVE put the messages (for COPYUID, RFC 4315).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyResult {
+    pub uidvalidity: u32,
+    /// (source UID, destination UID) in source UID order.
+    pub pairs: Vec<(u32, u32)>,
 }
 
 /// SHA-256 of a blob, lower-case hex.

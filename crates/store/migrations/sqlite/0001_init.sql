@@ -26,8 +26,28 @@ CREATE TABLE mailboxes (
     uidvalidity   INTEGER NOT NULL,
     uidnext       INTEGER NOT NULL DEFAULT 1,
     highestmodseq INTEGER NOT NULL DEFAULT 1,
-    subscribed    INTEGER NOT NULL DEFAULT 1,
+    -- Messages from this UID on are \Recent to the next session that
+    -- claims them (RFC 3501 2.3.2: in exactly one session).
+    first_recent  INTEGER NOT NULL DEFAULT 1,
     UNIQUE (account_id, name)
+) STRICT;
+
+-- Subscriptions are names, not mailboxes: RFC 9051 6.3.7 keeps a name
+-- subscribed after its mailbox is gone.
+CREATE TABLE subscriptions (
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    PRIMARY KEY (account_id, name)
+) STRICT;
+
+-- Messages users moved into or out of Junk, for the spam filter to learn
+-- from; consumed (and deleted) by the trainer.
+CREATE TABLE training (
+    id         INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    blob       TEXT NOT NULL,
+    spam       INTEGER NOT NULL,
+    at         INTEGER NOT NULL
 ) STRICT;
 
 CREATE TABLE messages (

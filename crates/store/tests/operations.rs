@@ -1,0 +1,383 @@
+//! The store's mailbox and message operations, on a real embedded store.
+
+use store::*;
+
+struct T {
+    _dir: tempfile::TempDir,
+    store: SqliteStore,
+    account: Account,
+}
+
+async fn setup() -> T {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let account = store
+        .create_account("op@example.test", "pw", false)
+        .await
+        .unwrap();
+    T {
+        _dir: dir,
+        store,
+        account,
+    }
+}
+
+impl T {
+    async fn mailbox(&self, name: &str) -> Mailbox {
+        self.store
+            .mailbox(self.account.id, name)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn add(&self, mailbox: &str, body: &str, flags: Flags) -> u32 {
+        let m = self.mailbox(mailbox).await;
+        let raw = format!("Subject: {body}\r\n\r\n{body}\r\n");
+        self.store
+            .append(
+                m.id,
+                NewMessage {
+                    raw: raw.as_bytes(),
+                    size: raw.len() as u64,
+                    flags,
+                    keywords: vec![],
+                    internal_date: InternalDate::now(),
+                    cache: MessageCache::default(),
+                },
+            )
+            .await
+            .unwrap()
+            .uid
+    }
+
+    async fn uids(&self, mailbox: &str) -> Vec<u32> {
+        let m = self.mailbox(mailbox).await;
+        self.store
+            .messages(m.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect()
+    }
+
+    fn blob_files(&self) -> usize {
+        fn walk(p: &std::path::Path) -> usize {
+            std::fs::read_dir(p)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| {
+                            if e.path().is_dir() {
+                                walk(&e.path())
+                            } else {
+                                1
+                            }
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        walk(&self._dir.path().join("blobs")) - walk(&self._dir.path().join("blobs/tmp"))
+    }
+}
+
+fn change(op: FlagOp, flags: Flags, keywords: &[&str]) -> FlagChange {
+    FlagChange {
+        op,
+        flags,
+        keywords: keywords.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[tokio::test]
+async fn flags_change_with_one_modseq_and_only_when_they_change() {
+    let t = setup().await;
+    let inbox = t.mailbox("INBOX").await;
+    for i in 0..3 {
+        t.add("INBOX", &format!("m{i}"), Flags::empty()).await;
+    }
+    let before = t.mailbox("INBOX").await.highestmodseq;
+    let r = t
+        .store
+        .store_flags(
+            inbox.id,
+            &[1, 2, 99],
+            &change(FlagOp::Add, Flags::SEEN, &["$Label1", "$label1"]),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.updated.len(), 2);
+    assert!(
+        r.updated
+            .iter()
+            .all(|u| u.modseq == before + 1 && u.keywords == vec!["$Label1".to_string()])
+    );
+    // Setting what is already set changes nothing, not even MODSEQ.
+    let r = t
+        .store
+        .store_flags(inbox.id, &[1], &change(FlagOp::Add, Flags::SEEN, &[]), None)
+        .await
+        .unwrap();
+    assert!(r.updated.is_empty());
+    assert_eq!(t.mailbox("INBOX").await.highestmodseq, before + 1);
+    // Replace and remove, keywords matched without case.
+    t.store
+        .store_flags(
+            inbox.id,
+            &[1],
+            &change(FlagOp::Replace, Flags::FLAGGED, &["Work"]),
+            None,
+        )
+        .await
+        .unwrap();
+    t.store
+        .store_flags(
+            inbox.id,
+            &[2],
+            &change(FlagOp::Remove, Flags::SEEN, &["$LABEL1"]),
+            None,
+        )
+        .await
+        .unwrap();
+    let msgs = t.store.messages(inbox.id).await.unwrap();
+    assert_eq!(
+        (msgs[0].flags, msgs[0].keywords.clone()),
+        (Flags::FLAGGED, vec!["Work".to_string()])
+    );
+    assert_eq!(
+        (msgs[1].flags, msgs[1].keywords.clone()),
+        (Flags::empty(), vec![])
+    );
+    // UNCHANGEDSINCE: message 1 changed after `before`, message 3 did not.
+    let r = t
+        .store
+        .store_flags(
+            inbox.id,
+            &[1, 3],
+            &change(FlagOp::Add, Flags::DELETED, &[]),
+            Some(before),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.refused, vec![1]);
+    assert_eq!(r.updated.iter().map(|u| u.uid).collect::<Vec<_>>(), vec![3]);
+}
+
+#[tokio::test]
+async fn expunge_records_vanished_uids_and_frees_unshared_blobs() {
+    let t = setup().await;
+    let inbox = t.mailbox("INBOX").await;
+    let archive = t
+        .store
+        .create_mailbox(t.account.id, "Archive", None)
+        .await
+        .unwrap();
+    for i in 0..4 {
+        t.add("INBOX", &format!("e{i}"), Flags::empty()).await;
+    }
+    let copied = t
+        .store
+        .copy_messages(inbox.id, &[2], archive.id)
+        .await
+        .unwrap();
+    assert_eq!(copied.pairs, vec![(2, 1)]);
+    assert_eq!(t.blob_files(), 4);
+    let mark = t.mailbox("INBOX").await.highestmodseq;
+    let gone = t.store.expunge(inbox.id, &[1, 2, 7]).await.unwrap();
+    assert_eq!(gone, vec![1, 2]);
+    assert_eq!(t.uids("INBOX").await, vec![3, 4]);
+    // Message 2's blob is still used by the copy in Archive.
+    assert_eq!(t.blob_files(), 3);
+    let delta = t.store.changes_since(inbox.id, mark).await.unwrap();
+    assert_eq!(delta.expunged, vec![1, 2]);
+    assert!(delta.changed.is_empty());
+    assert_eq!(delta.highestmodseq, mark + 1);
+    assert!(t.store.expunge(inbox.id, &[1]).await.unwrap().is_empty());
+    assert_eq!(t.mailbox("INBOX").await.highestmodseq, mark + 1);
+}
+
+#[tokio::test]
+async fn copy_keeps_flags_and_move_is_atomic() {
+    let t = setup().await;
+    let inbox = t.mailbox("INBOX").await;
+    let junk = t.mailbox("Junk").await;
+    t.add("INBOX", "a", Flags::SEEN).await;
+    t.add("INBOX", "b", Flags::FLAGGED).await;
+    t.add("INBOX", "c", Flags::empty()).await;
+    let moved = t
+        .store
+        .move_messages(inbox.id, &[1, 3], junk.id)
+        .await
+        .unwrap();
+    assert_eq!(moved.uidvalidity, junk.uidvalidity);
+    assert_eq!(moved.pairs, vec![(1, 1), (3, 2)]);
+    assert_eq!(t.uids("INBOX").await, vec![2]);
+    let in_junk = t.store.messages(junk.id).await.unwrap();
+    assert_eq!(
+        in_junk.iter().map(|m| m.flags).collect::<Vec<_>>(),
+        vec![Flags::SEEN, Flags::empty()]
+    );
+    let copy = t
+        .store
+        .copy_messages(inbox.id, &[2], junk.id)
+        .await
+        .unwrap();
+    assert_eq!(copy.pairs, vec![(2, 3)]);
+    assert_eq!(
+        t.store.messages(junk.id).await.unwrap()[2].flags,
+        Flags::FLAGGED
+    );
+    assert_eq!(
+        t.uids("INBOX").await,
+        vec![2],
+        "copy leaves the source alone"
+    );
+}
+
+#[tokio::test]
+async fn rename_takes_children_and_subscriptions_along() {
+    let t = setup().await;
+    let id = t.account.id;
+    t.store
+        .create_mailbox(id, "Work/Projects/Satchel", None)
+        .await
+        .unwrap();
+    t.store
+        .set_subscribed(id, "Work/Projects", true)
+        .await
+        .unwrap();
+    let before = t.mailbox("Work/Projects").await;
+    t.store
+        .rename_mailbox(id, "Work", "Jobs/Old")
+        .await
+        .unwrap();
+    let names: Vec<String> = t
+        .store
+        .list_mailboxes(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    for n in [
+        "Jobs",
+        "Jobs/Old",
+        "Jobs/Old/Projects",
+        "Jobs/Old/Projects/Satchel",
+    ] {
+        assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.starts_with("Work")));
+    let after = t.mailbox("Jobs/Old/Projects").await;
+    assert_eq!(
+        (after.id, after.uidvalidity),
+        (before.id, before.uidvalidity)
+    );
+    assert!(after.subscribed);
+    assert!(matches!(
+        t.store.rename_mailbox(id, "Jobs", "Jobs/Inner").await,
+        Err(Error::RenameIntoItself)
+    ));
+    assert!(matches!(
+        t.store.rename_mailbox(id, "Jobs", "Sent").await,
+        Err(Error::MailboxExists(_))
+    ));
+    assert!(matches!(
+        t.store.rename_mailbox(id, "Nope", "X").await,
+        Err(Error::NoMailbox(_))
+    ));
+}
+
+#[tokio::test]
+async fn renaming_inbox_moves_its_messages() {
+    let t = setup().await;
+    t.add("INBOX", "one", Flags::SEEN).await;
+    t.add("INBOX", "two", Flags::empty()).await;
+    t.store
+        .rename_mailbox(t.account.id, "inbox", "Old Mail")
+        .await
+        .unwrap();
+    assert!(t.uids("INBOX").await.is_empty());
+    assert_eq!(t.uids("Old Mail").await, vec![1, 2]);
+    assert_eq!(
+        t.add("INBOX", "three", Flags::empty()).await,
+        3,
+        "UIDs are never reused"
+    );
+}
+
+#[tokio::test]
+async fn delete_keeps_inbox_and_subscriptions() {
+    let t = setup().await;
+    let id = t.account.id;
+    assert!(matches!(
+        t.store.delete_mailbox(id, "INBOX").await,
+        Err(Error::InboxUndeletable)
+    ));
+    t.add("Trash", "x", Flags::empty()).await;
+    let old = t.mailbox("Trash").await;
+    t.store.delete_mailbox(id, "Trash").await.unwrap();
+    assert!(t.store.mailbox(id, "Trash").await.unwrap().is_none());
+    assert!(
+        t.store
+            .subscriptions(id)
+            .await
+            .unwrap()
+            .contains(&"Trash".to_string())
+    );
+    assert_eq!(t.blob_files(), 0);
+    let again = t.store.create_mailbox(id, "Trash", None).await.unwrap();
+    assert!(
+        again.uidvalidity > old.uidvalidity,
+        "UIDVALIDITY is never reused"
+    );
+    t.store.set_subscribed(id, "Trash", false).await.unwrap();
+    assert!(!t.mailbox("Trash").await.subscribed);
+}
+
+#[tokio::test]
+async fn status_counts_and_recent_goes_to_one_claimant() {
+    let t = setup().await;
+    let inbox = t.mailbox("INBOX").await;
+    t.add("INBOX", "a", Flags::SEEN).await;
+    t.add("INBOX", "b", Flags::DELETED).await;
+    t.add("INBOX", "c", Flags::empty()).await;
+    let s = t.store.status(inbox.id).await.unwrap();
+    assert_eq!((s.messages, s.unseen, s.deleted, s.recent), (3, 2, 1, 3));
+    assert_eq!(
+        t.store.claim_recent(inbox.id).await.unwrap(),
+        1,
+        "first claimant gets 1.."
+    );
+    assert_eq!(
+        t.store.claim_recent(inbox.id).await.unwrap(),
+        4,
+        "second gets none of them"
+    );
+    assert_eq!(t.store.status(inbox.id).await.unwrap().recent, 0);
+    let empty = t.store.status(t.mailbox("Drafts").await.id).await.unwrap();
+    assert_eq!(empty, MailboxStatus::default());
+}
+
+#[tokio::test]
+async fn changes_since_lists_new_and_changed_messages() {
+    let t = setup().await;
+    let inbox = t.mailbox("INBOX").await;
+    t.add("INBOX", "a", Flags::empty()).await;
+    let mark = t.mailbox("INBOX").await.highestmodseq;
+    t.add("INBOX", "b", Flags::empty()).await;
+    t.store
+        .store_flags(inbox.id, &[1], &change(FlagOp::Add, Flags::SEEN, &[]), None)
+        .await
+        .unwrap();
+    let d = t.store.changes_since(inbox.id, mark).await.unwrap();
+    assert_eq!(
+        d.changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(d.uidnext, 3);
+    let views = t.store.views(inbox.id, &[2, 1, 5]).await.unwrap();
+    assert_eq!(views.iter().map(|v| v.0).collect::<Vec<_>>(), vec![1, 2]);
+}
