@@ -185,8 +185,8 @@ fn params_value(params: &[(Vec<u8>, Vec<u8>)]) -> Value {
     )
 }
 
-/// Lines of a body as IMAP counts them: line breaks, plus a last line that
-/// has none.
+/// Lines of a body as Dovecot counts them: its line feeds (a last line
+/// without one is not counted).
 fn count_lines(body: &[u8]) -> u64 {
     body.iter().filter(|&&b| b == b'\n').count() as u64
 }

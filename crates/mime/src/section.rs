@@ -32,11 +32,11 @@ impl Section {
     pub fn parse(spec: &[u8]) -> Option<Section> {
         let mut part = Vec::new();
         let mut rest = spec;
-        while let Some(digits) = rest
-            .iter()
-            .position(|b| !b.is_ascii_digit())
-            .or(Some(rest.len()))
-        {
+        loop {
+            let digits = rest
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
                 break;
             }
@@ -80,8 +80,10 @@ impl Section {
         })
     }
 
-    /// The bytes of this section of the message `data` whose tree is `root`.
+    /// The bytes of this section of the message `data` whose tree is `root`
+    /// (parsed from the same `data`; ranges outside it give nothing).
     pub fn extract(&self, data: &[u8], root: &Part) -> Vec<u8> {
+        let cut = |r: std::ops::Range<usize>| data.get(r).unwrap_or_default().to_vec();
         let Some(part) = find(root, &self.part) else {
             return Vec::new();
         };
@@ -93,14 +95,12 @@ impl Section {
             part.message()
         };
         match &self.text {
-            None => data[part.body.clone()].to_vec(),
-            Some(SectionText::Mime) => data[part.header.range.clone()].to_vec(),
+            None => cut(part.body.clone()),
+            Some(SectionText::Mime) => cut(part.header.range.clone()),
             Some(SectionText::Header) => message
-                .map(|m| data[m.header.range.clone()].to_vec())
+                .map(|m| cut(m.header.range.clone()))
                 .unwrap_or_default(),
-            Some(SectionText::Text) => message
-                .map(|m| data[m.body.clone()].to_vec())
-                .unwrap_or_default(),
+            Some(SectionText::Text) => message.map(|m| cut(m.body.clone())).unwrap_or_default(),
             Some(SectionText::HeaderFields { not, fields }) => message
                 .map(|m| header_fields(data, m, *not, fields))
                 .unwrap_or_default(),
@@ -126,7 +126,7 @@ fn find<'a>(root: &'a Part, path: &[u32]) -> Option<&'a Part> {
     for (i, &n) in path.iter().enumerate() {
         let more = i + 1 < path.len();
         part = if let Children::Multipart(children) = &part.children {
-            children.get(n as usize - 1)?
+            children.get((n as usize).checked_sub(1)?)?
         } else if n != 1 || (more && part.message().is_none()) {
             return None;
         } else {
@@ -144,10 +144,10 @@ fn find<'a>(root: &'a Part, path: &[u32]) -> Option<&'a Part> {
 fn header_fields(data: &[u8], m: &Part, not: bool, names: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     for f in &m.header.fields {
-        let name = &data[f.name.clone()];
+        let name = data.get(f.name.clone()).unwrap_or_default();
         let listed = names.iter().any(|n| n.eq_ignore_ascii_case(name));
         if listed != not {
-            out.extend_from_slice(&data[f.whole.clone()]);
+            out.extend_from_slice(data.get(f.whole.clone()).unwrap_or_default());
             if !out.ends_with(b"\n") {
                 out.extend_from_slice(b"\r\n");
             }

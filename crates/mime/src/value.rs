@@ -69,8 +69,9 @@ impl Value {
     }
 }
 
-/// A quoted string when the bytes allow it, a literal otherwise (CR, LF, NUL
-/// and 8-bit bytes cannot be quoted in IMAP4rev1).
+/// A quoted string when the bytes allow it, a literal otherwise (CR, LF and
+/// 8-bit bytes cannot be quoted in IMAP4rev1). NUL, which no IMAP string may
+/// hold, is written as 0x80, as Dovecot does.
 pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
     let quotable = s
         .iter()
@@ -86,7 +87,7 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
         out.push(b'"');
     } else {
         out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
-        out.extend_from_slice(s);
+        out.extend(s.iter().map(|&b| if b == 0 { 0x80 } else { b }));
     }
 }
 

@@ -1,6 +1,9 @@
-//! Mailbox file formats for import and export: mbox (mboxrd quoting, flags in
-//! `Status:`/`X-Status:`) and Maildir (flags in the `:2,` file name suffix).
+//! Mailbox file formats for import and export: mbox (mboxrd quoting, flags
+//! in `Status:`/`X-Status:`, keywords in `X-Keywords:`) and Maildir (flags
+//! in the `:2,` file name suffix, keywords as letters named in the
+//! `dovecot-keywords` file).
 
+use mime::header::Header;
 use store::Flags;
 
 /// One message read from an mbox or a Maildir.
@@ -8,22 +11,27 @@ use store::Flags;
 pub struct Item {
     pub raw: Vec<u8>,
     pub flags: Flags,
+    pub keywords: Vec<String>,
     /// Seconds since the epoch, UTC; `None` when the source has no date.
     pub date: Option<i64>,
 }
 
 pub mod mbox {
+    use std::io::BufRead;
+
     use super::*;
 
     /// Reads an mbox file one message at a time. A message starts after a
     /// `From ` line at the start of the file or after an empty line; the
     /// empty line before the next `From ` belongs to the separator. Quoted
     /// `>From ` lines lose one `>` (mboxrd). A message larger than the limit
-    /// is skipped without being held in memory, and counted.
+    /// is skipped without being held in memory, and counted; so is any line
+    /// longer than the limit.
     pub struct Reader<R> {
         input: R,
         limit: usize,
         line: Vec<u8>,
+        line_too_long: bool,
         current: Option<(Option<i64>, Vec<u8>)>,
         oversized: bool,
         prev_blank: bool,
@@ -33,17 +41,46 @@ pub mod mbox {
         pub skipped: usize,
     }
 
-    impl<R: std::io::BufRead> Reader<R> {
+    impl<R: BufRead> Reader<R> {
         pub fn new(input: R, limit: usize) -> Reader<R> {
             Reader {
                 input,
                 limit,
                 line: Vec::new(),
+                line_too_long: false,
                 current: None,
                 oversized: false,
                 prev_blank: true,
                 position: 0,
                 skipped: 0,
+            }
+        }
+
+        /// Reads one line, keeping at most `limit + 2` bytes of it.
+        /// Returns false at the end of the input.
+        fn read_line(&mut self) -> std::io::Result<bool> {
+            self.line.clear();
+            self.line_too_long = false;
+            let cap = self.limit + 2;
+            let mut any = false;
+            loop {
+                let buf = self.input.fill_buf()?;
+                if buf.is_empty() {
+                    return Ok(any);
+                }
+                any = true;
+                let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (buf.len(), false),
+                };
+                let room = cap.saturating_sub(self.line.len());
+                self.line.extend_from_slice(&buf[..take.min(room)]);
+                self.line_too_long |= take > room;
+                self.input.consume(take);
+                self.position += take as u64;
+                if done {
+                    return Ok(true);
+                }
             }
         }
 
@@ -58,19 +95,16 @@ pub mod mbox {
         }
     }
 
-    impl<R: std::io::BufRead> Iterator for Reader<R> {
+    impl<R: BufRead> Iterator for Reader<R> {
         type Item = std::io::Result<Item>;
 
         fn next(&mut self) -> Option<Self::Item> {
             loop {
-                self.line.clear();
-                match self.input.read_until(b'\n', &mut self.line) {
+                match self.read_line() {
                     Err(e) => return Some(Err(e)),
-                    Ok(0) => {
-                        // End of file; a skipped last message yields nothing.
-                        return self.take_current().map(Ok);
-                    }
-                    Ok(n) => self.position += n as u64,
+                    // End of file; a skipped last message yields nothing.
+                    Ok(false) => return self.take_current().map(Ok),
+                    Ok(true) => {}
                 }
                 let line = &self.line;
                 if self.prev_blank && line.starts_with(b"From ") {
@@ -96,8 +130,8 @@ pub mod mbox {
                 } else {
                     &line[..]
                 };
-                if body.len() + line.len() > self.limit + 2 {
-                    // +2: the separator line is still in `body` at this point.
+                // +2: the separator line is still in `body` at this point.
+                if self.line_too_long || body.len() + line.len() > self.limit + 2 {
                     self.oversized = true;
                     *body = Vec::new();
                     continue;
@@ -114,20 +148,34 @@ pub mod mbox {
         } else if raw.ends_with(b"\n\n") {
             raw.truncate(raw.len() - 1);
         }
-        let flags = status_flags(&raw);
-        Item { raw, flags, date }
+        let (flags, keywords) = header_marks(&raw);
+        Item {
+            raw,
+            flags,
+            keywords,
+            date,
+        }
     }
 
     /// Writes one message: a `From ` line, the body with `From ` lines quoted,
-    /// and the separating empty line. The `Status:`/`X-Status:` headers are
-    /// rewritten only when they disagree with `flags`.
-    pub fn write(out: &mut Vec<u8>, sender: &str, date: i64, raw: &[u8], flags: Flags) {
+    /// and the separating empty line. The `Status:`, `X-Status:` and
+    /// `X-Keywords:` fields are rewritten only when they disagree with the
+    /// message's flags and keywords.
+    pub fn write(
+        out: &mut Vec<u8>,
+        sender: &str,
+        date: i64,
+        raw: &[u8],
+        flags: Flags,
+        keywords: &[String],
+    ) {
         out.extend_from_slice(format!("From {sender} {}\n", asctime(date)).as_bytes());
         let fixed;
-        let raw = if status_flags(raw) == visible(flags) {
+        let (had_flags, had_keywords) = header_marks(raw);
+        let raw = if had_flags == visible(flags) && had_keywords == keywords {
             raw
         } else {
-            fixed = with_status_headers(raw, flags);
+            fixed = with_marks(raw, flags, keywords);
             &fixed
         };
         let mut pos = 0;
@@ -151,7 +199,7 @@ pub mod mbox {
         out.push(b'\n');
     }
 
-    /// Flags mbox keeps: `Status: R` (seen) and `X-Status: A F T D`.
+    /// The flags mbox can keep: `Status: R` (seen), `X-Status: A F T D`.
     fn visible(flags: Flags) -> Flags {
         let mut v = Flags::empty();
         for f in [
@@ -168,99 +216,107 @@ pub mod mbox {
         v
     }
 
-    /// Reads flags from the header's `Status:` and `X-Status:` fields.
-    pub fn status_flags(raw: &[u8]) -> Flags {
+    const X_STATUS: [(u8, Flags); 4] = [
+        (b'A', Flags::ANSWERED),
+        (b'F', Flags::FLAGGED),
+        (b'T', Flags::DRAFT),
+        (b'D', Flags::DELETED),
+    ];
+    const MARK_FIELDS: [&str; 3] = ["Status", "X-Status", "X-Keywords"];
+
+    /// Flags and keywords from the header's `Status:`, `X-Status:` and
+    /// `X-Keywords:` fields.
+    pub fn header_marks(raw: &[u8]) -> (Flags, Vec<String>) {
+        let header = Header::parse(raw, 0, raw.len());
         let mut flags = Flags::empty();
-        for (name, value) in header_fields(raw) {
-            let letters = |f: &mut Flags, map: &[(u8, Flags)]| {
-                for (c, flag) in map {
-                    if value.contains(c) {
-                        f.insert(*flag);
-                    }
+        if header.get(raw, "Status").is_some_and(|v| v.contains(&b'R')) {
+            flags.insert(Flags::SEEN);
+        }
+        if let Some(v) = header.get(raw, "X-Status") {
+            for (c, flag) in X_STATUS {
+                if v.contains(&c) {
+                    flags.insert(flag);
                 }
-            };
-            if name.eq_ignore_ascii_case(b"Status") {
-                letters(&mut flags, &[(b'R', Flags::SEEN)]);
-            } else if name.eq_ignore_ascii_case(b"X-Status") {
-                letters(
-                    &mut flags,
-                    &[
-                        (b'A', Flags::ANSWERED),
-                        (b'F', Flags::FLAGGED),
-                        (b'T', Flags::DRAFT),
-                        (b'D', Flags::DELETED),
-                    ],
-                );
             }
         }
-        flags
+        let keywords = header
+            .get(raw, "X-Keywords")
+            .map(|v| {
+                String::from_utf8_lossy(&v)
+                    .split([',', ' ', '\t'])
+                    .filter(|k| !k.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        (flags, keywords)
     }
 
-    /// The message with its `Status:`/`X-Status:` fields replaced by ones
-    /// that carry `flags`, put at the end of the header.
-    fn with_status_headers(raw: &[u8], flags: Flags) -> Vec<u8> {
-        let header_end = header_len(raw);
-        let eol: &[u8] = if raw[..header_end].windows(2).any(|w| w == b"\r\n") {
+    /// The message with its mark fields replaced by ones that carry `flags`
+    /// and `keywords`, put at the end of the header.
+    fn with_marks(raw: &[u8], flags: Flags, keywords: &[String]) -> Vec<u8> {
+        let header = Header::parse(raw, 0, raw.len());
+        let end = header.range.end;
+        let blank = [&b"\r\n"[..], b"\n"]
+            .into_iter()
+            .find(|b| {
+                raw[..end].ends_with(b) && (end == b.len() || raw[..end - b.len()].ends_with(b"\n"))
+            })
+            .map_or(0, <[u8]>::len);
+        let insert_at = end - blank;
+        let eol: &[u8] = if raw[..end].windows(2).any(|w| w == b"\r\n") {
             b"\r\n"
         } else {
             b"\n"
         };
-        let mut out = Vec::with_capacity(raw.len() + 40);
+        let skipped: Vec<std::ops::Range<usize>> = header
+            .fields
+            .iter()
+            .filter(|f| {
+                MARK_FIELDS
+                    .iter()
+                    .any(|n| raw[f.name.clone()].eq_ignore_ascii_case(n.as_bytes()))
+            })
+            .map(|f| f.whole.clone())
+            .collect();
+        let mut out = Vec::with_capacity(raw.len() + 64);
         let mut pos = 0;
-        let mut skipping = false;
-        while pos < header_end {
-            let end = raw[pos..header_end]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map(|i| pos + i + 1)
-                .unwrap_or(header_end);
-            let line = &raw[pos..end];
-            let continuation = matches!(line.first(), Some(b' ' | b'\t'));
-            if !continuation {
-                let name = line.split(|&b| b == b':').next().unwrap_or(b"");
-                skipping =
-                    name.eq_ignore_ascii_case(b"Status") || name.eq_ignore_ascii_case(b"X-Status");
-            }
-            let is_blank = line == b"\n" || line == b"\r\n";
-            if is_blank {
-                break;
-            }
-            if !skipping {
-                out.extend_from_slice(line);
-            }
-            pos = end;
+        for r in &skipped {
+            out.extend_from_slice(&raw[pos..r.start]);
+            pos = r.end;
         }
+        out.extend_from_slice(&raw[pos..insert_at]);
         if !out.is_empty() && !out.ends_with(b"\n") {
             out.extend_from_slice(eol);
         }
-        let status = if flags.contains(Flags::SEEN) {
-            "RO"
-        } else {
-            "O"
-        };
-        out.extend_from_slice(format!("Status: {status}").as_bytes());
-        out.extend_from_slice(eol);
-        let mut x = String::new();
-        for (f, c) in [
-            (Flags::ANSWERED, 'A'),
-            (Flags::FLAGGED, 'F'),
-            (Flags::DRAFT, 'T'),
-            (Flags::DELETED, 'D'),
-        ] {
-            if flags.contains(f) {
-                x.push(c);
-            }
-        }
-        if !x.is_empty() {
-            out.extend_from_slice(format!("X-Status: {x}").as_bytes());
+        let mut field = |name: &str, value: String| {
+            out.extend_from_slice(format!("{name}: {value}").as_bytes());
             out.extend_from_slice(eol);
+        };
+        field(
+            "Status",
+            if flags.contains(Flags::SEEN) {
+                "RO"
+            } else {
+                "O"
+            }
+            .into(),
+        );
+        let x: String = X_STATUS
+            .iter()
+            .filter(|(_, f)| flags.contains(*f))
+            .map(|(c, _)| *c as char)
+            .collect();
+        if !x.is_empty() {
+            field("X-Status", x);
         }
-        out.extend_from_slice(&raw[pos..]);
+        if !keywords.is_empty() {
+            field("X-Keywords", keywords.join(" "));
+        }
+        out.extend_from_slice(&raw[insert_at..]);
         out
     }
 
-    /// `From ` line date: `From sender Thu Nov 26 12:55:56 2026` (asctime,
-    /// UTC; a zone or extra fields after it are ignored).
     fn parse_from_line_date(line: &[u8]) -> Option<i64> {
         let line = std::str::from_utf8(line).ok()?;
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -308,6 +364,12 @@ pub mod mbox {
     mod tests {
         use super::*;
 
+        fn read_all(file: &[u8], limit: usize) -> (Vec<Item>, usize) {
+            let mut reader = Reader::new(file, limit);
+            let items = reader.by_ref().map(|i| i.unwrap()).collect();
+            (items, reader.skipped)
+        }
+
         #[test]
         fn round_trip_keeps_bytes_and_quoting() {
             let msgs: [&[u8]; 3] = [
@@ -317,17 +379,17 @@ pub mod mbox {
             ];
             let mut file = Vec::new();
             for (i, m) in msgs.iter().enumerate() {
+                let (flags, keywords) = header_marks(m);
                 write(
                     &mut file,
                     "x@y",
                     1_700_000_000 + i as i64,
                     m,
-                    status_flags(m),
+                    flags,
+                    &keywords,
                 );
             }
-            let items: Vec<Item> = Reader::new(&file[..], 1 << 20)
-                .map(|i| i.unwrap())
-                .collect();
+            let (items, _) = read_all(&file, 1 << 20);
             assert_eq!(items.len(), 3);
             assert_eq!(items[0].raw, msgs[0]);
             assert_eq!(
@@ -340,22 +402,25 @@ pub mod mbox {
         }
 
         #[test]
-        fn oversized_messages_are_skipped_and_counted() {
+        fn oversized_messages_and_lines_are_skipped_and_counted() {
             let mut file = Vec::new();
-            write(&mut file, "a", 0, b"Subject: small\n\nok\n", Flags::empty());
             write(
                 &mut file,
                 "a",
                 0,
-                &[b"Subject: big\n\n".as_slice(), &[b'x'; 5000]].concat(),
+                b"Subject: small\n\nok\n",
                 Flags::empty(),
+                &[],
             );
+            let big = [b"Subject: big\n\n".as_slice(), &[b'x'; 5000], b"\n"].concat();
+            write(&mut file, "a", 0, &big, Flags::empty(), &[]);
             write(
                 &mut file,
                 "a",
                 0,
                 b"Subject: small too\n\nok\n",
                 Flags::empty(),
+                &[],
             );
             let mut reader = Reader::new(&file[..], 1000);
             let items: Vec<Item> = reader.by_ref().map(|i| i.unwrap()).collect();
@@ -366,22 +431,23 @@ pub mod mbox {
         }
 
         #[test]
-        fn changed_flags_rewrite_the_status_headers() {
+        fn changed_marks_rewrite_their_fields_only() {
             let mut file = Vec::new();
+            let keywords = vec!["$Label1".to_string(), "Work".to_string()];
             write(
                 &mut file,
                 "x",
                 0,
-                b"Subject: a\nStatus: O\n\nbody\n",
+                b"Subject: a\nStatus: O\nX-Keywords: Old\nTo: b\n\nbody\n",
                 Flags::SEEN | Flags::ANSWERED,
+                &keywords,
             );
-            let items: Vec<Item> = Reader::new(&file[..], 1 << 20)
-                .map(|i| i.unwrap())
-                .collect();
+            let (items, _) = read_all(&file, 1 << 20);
             assert_eq!(items[0].flags, Flags::SEEN | Flags::ANSWERED);
+            assert_eq!(items[0].keywords, keywords);
             assert_eq!(
                 items[0].raw,
-                b"Subject: a\nStatus: RO\nX-Status: A\n\nbody\n"
+                b"Subject: a\nTo: b\nStatus: RO\nX-Status: A\nX-Keywords: $Label1 Work\n\nbody\n"
             );
         }
     }
@@ -399,28 +465,66 @@ pub mod maildir {
         ('T', Flags::DELETED),
     ];
 
-    /// Flags from a Maildir file name (`...:2,FS`).
-    pub fn flags_from_name(name: &str) -> Flags {
+    /// Keyword letters: `a` to `z` name the lines of `dovecot-keywords`.
+    pub const MAX_KEYWORDS: usize = 26;
+
+    /// Flags and keywords from a Maildir file name (`...:2,FSab`).
+    pub fn marks_from_name(name: &str, keyword_names: &[String]) -> (Flags, Vec<String>) {
         let mut flags = Flags::empty();
+        let mut keywords = Vec::new();
         if let Some((_, info)) = name.rsplit_once(":2,") {
-            for (c, f) in LETTERS {
-                if info.contains(c) {
-                    flags.insert(f);
+            for c in info.chars() {
+                if let Some((_, f)) = LETTERS.iter().find(|(l, _)| *l == c) {
+                    flags.insert(*f);
+                } else if c.is_ascii_lowercase()
+                    && let Some(k) = keyword_names.get((c as u8 - b'a') as usize)
+                    && !k.is_empty()
+                {
+                    keywords.push(k.clone());
                 }
             }
         }
-        flags
+        (flags, keywords)
     }
 
-    /// The `:2,` suffix for `flags`.
-    pub fn info_suffix(flags: Flags) -> String {
+    /// The `:2,` suffix for `flags` and `keywords` (letters of `keyword_names`).
+    pub fn info_suffix(flags: Flags, keywords: &[String], keyword_names: &[String]) -> String {
         let mut s = String::from(":2,");
         for (c, f) in LETTERS {
             if flags.contains(f) {
                 s.push(c);
             }
         }
+        let mut letters: Vec<char> = keywords
+            .iter()
+            .filter_map(|k| keyword_names.iter().position(|n| n == k))
+            .map(|i| (b'a' + i as u8) as char)
+            .collect();
+        letters.sort();
+        s.extend(letters);
         s
+    }
+
+    /// `dovecot-keywords`: one `INDEX NAME` line per keyword.
+    pub fn parse_keyword_file(text: &str) -> Vec<String> {
+        let mut names = vec![String::new(); MAX_KEYWORDS];
+        for line in text.lines() {
+            if let Some((i, name)) = line.split_once(' ')
+                && let Ok(i) = i.parse::<usize>()
+                && i < MAX_KEYWORDS
+            {
+                names[i] = name.trim().to_string();
+            }
+        }
+        names
+    }
+
+    pub fn keyword_file(names: &[String]) -> String {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{i} {n}\n"))
+            .collect()
     }
 
     #[cfg(test)]
@@ -428,45 +532,22 @@ pub mod maildir {
         use super::*;
 
         #[test]
-        fn names_carry_flags() {
+        fn names_carry_flags_and_keywords() {
+            let names = parse_keyword_file("0 $Label1\n1 Work\nbad line\n");
             let f = Flags::SEEN | Flags::FLAGGED | Flags::DRAFT;
-            assert_eq!(info_suffix(f), ":2,DFS");
-            assert_eq!(flags_from_name(&format!("123.x.host{}", info_suffix(f))), f);
-            assert_eq!(flags_from_name("123.x.host"), Flags::empty());
+            let kw = vec!["Work".to_string(), "$Label1".to_string()];
+            let suffix = info_suffix(f, &kw, &names);
+            assert_eq!(suffix, ":2,DFSab");
+            let (flags, keywords) = marks_from_name(&format!("123.x.host{suffix}"), &names);
+            assert_eq!(
+                (flags, keywords),
+                (f, vec!["$Label1".to_string(), "Work".to_string()])
+            );
+            assert_eq!(
+                marks_from_name("123.x.host", &names),
+                (Flags::empty(), vec![])
+            );
+            assert_eq!(keyword_file(&names[..2]), "0 $Label1\n1 Work\n");
         }
     }
-}
-
-/// Length of the header including the empty line that ends it (all of
-/// `raw` when there is no body).
-pub fn header_len(raw: &[u8]) -> usize {
-    let mut pos = 0;
-    while pos < raw.len() {
-        let end = raw[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|i| pos + i + 1)
-            .unwrap_or(raw.len());
-        let line = &raw[pos..end];
-        pos = end;
-        if line == b"\n" || line == b"\r\n" {
-            return pos;
-        }
-    }
-    raw.len()
-}
-
-/// The header fields as (name, unfolded value) byte slices.
-pub fn header_fields(raw: &[u8]) -> Vec<(&[u8], &[u8])> {
-    let header = &raw[..header_len(raw)];
-    let mut fields = Vec::new();
-    for line in header.split(|&b| b == b'\n') {
-        if matches!(line.first(), Some(b' ' | b'\t')) || line.is_empty() {
-            continue;
-        }
-        if let Some(colon) = line.iter().position(|&b| b == b':') {
-            fields.push((&line[..colon], &line[colon + 1..]));
-        }
-    }
-    fields
 }

@@ -148,3 +148,56 @@ async fn any_bytes_are_stored_verbatim() {
         }
     }
 }
+
+#[test]
+fn usage_errors_are_one_line_too() {
+    let s = Satchel::new();
+    for (args, needle) in [
+        (&["frobnicate"][..], "frobnicate"),
+        (&["user", "add", "x@example.test"][..], "--password-stdin"),
+        (&["deliver", "--from", "a@b"][..], "--to"),
+        (
+            &[
+                "export",
+                "a@b",
+                "--mailbox",
+                "INBOX",
+                "--format",
+                "zip",
+                "/tmp/x",
+            ][..],
+            "zip",
+        ),
+    ] {
+        let out = s.run(args, b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("satchel: ") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+    }
+    let help = s.run(&["--help"], b"");
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("deliver"));
+}
+
+#[test]
+fn a_closed_stdout_is_an_error_not_a_panic() {
+    let s = Satchel::new();
+    s.add_user(RCPT);
+    let mut c = s.command(&["deliver", "--from", "x@remote.test", "--to", RCPT]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stdout.take()); // the reader goes away before the receipt
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"Subject: x\r\n\r\nx\r\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot write to standard output"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -126,7 +126,7 @@ async fn flags_and_internal_dates_survive_both_formats() {
         "From alice@example.org Tue Jan  2 10:00:00 2024\n\
          Subject: seen and answered\nStatus: RO\nX-Status: A\n\nHello\n>From quoted.\n>>From twice.\n\n\
          From bob@example.org Wed Mar 13 23:59:59 2024\n\
-         Subject: flagged draft\nX-Status: FT\n\nbody\n\n\
+         Subject: flagged draft\nX-Status: FT\nX-Keywords: $Label1 Work\n\nbody\n\n\
          From carol@example.org Thu Feb 29 00:00:01 2024\n\
          Subject: nothing\n\nplain\n",
     )
@@ -155,6 +155,10 @@ async fn flags_and_internal_dates_survive_both_formats() {
     let flags_box = store.mailbox(acc.id, "Flags").await.unwrap().unwrap();
     let msgs = store.messages(flags_box.id).await.unwrap();
     check(&msgs);
+    assert_eq!(
+        msgs[1].keywords,
+        vec!["$Label1".to_string(), "Work".to_string()]
+    );
     // mboxrd unquoting: the stored body has the line as it was before quoting.
     let first = store.read_blob(&msgs[0].blob).await.unwrap();
     assert!(
@@ -183,7 +187,17 @@ async fn flags_and_internal_dates_survive_both_formats() {
         .collect();
     names.sort();
     assert!(names.iter().any(|n| n.ends_with(":2,RS")), "{names:?}");
-    assert!(names.iter().any(|n| n.ends_with(":2,DF")), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(":2,DFab")), "{names:?}");
+    assert_eq!(
+        std::fs::read_to_string(maildir.join("dovecot-keywords")).unwrap(),
+        "0 $Label1\n1 Work\n"
+    );
+    assert!(
+        std::fs::read_dir(maildir.join("tmp"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
     assert!(names.iter().any(|n| n.ends_with(":2,")), "{names:?}");
     s.ok(
         &[
@@ -203,8 +217,8 @@ async fn flags_and_internal_dates_survive_both_formats() {
     expected_order.sort_by_key(|m| m.internal_date.unix);
     for (a, b) in sorted.iter().zip(&expected_order) {
         assert_eq!(
-            (a.flags, a.internal_date.unix, &a.blob),
-            (b.flags, b.internal_date.unix, &b.blob)
+            (a.flags, a.internal_date.unix, &a.blob, &a.keywords),
+            (b.flags, b.internal_date.unix, &b.blob, &b.keywords)
         );
     }
 
@@ -229,6 +243,7 @@ async fn flags_and_internal_dates_survive_both_formats() {
     );
     assert!(text.contains("\nHello\n>From quoted.\n>>From twice.\n"));
     assert!(text.contains("From MAILER-DAEMON Thu Feb 29 00:00:01 2024\n"));
+    assert!(text.contains("\nX-Keywords: $Label1 Work\n"));
 }
 
 #[test]

@@ -30,9 +30,24 @@ pub struct Staged {
 }
 
 impl BlobStore {
+    /// Opens the blob folder, creating it with its 256 shard folders (made
+    /// up front and made durable once, so no append ever depends on a new
+    /// directory entry that a power cut could lose).
     pub fn open(root: impl Into<PathBuf>) -> Result<BlobStore, Error> {
         let root = root.into();
-        fs::create_dir_all(root.join("tmp")).map_err(|e| io_err(&root, e))?;
+        let marker = root.join("tmp");
+        if !marker.is_dir() {
+            for i in 0..=255u8 {
+                let shard = root.join(format!("{i:02x}"));
+                fs::create_dir_all(&shard).map_err(|e| io_err(&shard, e))?;
+            }
+            fsync_dir(&root)?;
+            fs::create_dir_all(&marker).map_err(|e| io_err(&marker, e))?;
+            fsync_dir(&root)?;
+            if let Some(parent) = root.parent() {
+                fsync_dir(parent)?;
+            }
+        }
         Ok(BlobStore { root })
     }
 
@@ -81,6 +96,41 @@ impl BlobStore {
         }
     }
 
+    /// Every blob file older than `age`, with its hash: candidates for the
+    /// orphan sweep (a writer that died between rename and commit).
+    pub fn older_than(&self, age: std::time::Duration) -> Vec<BlobHash> {
+        let Some(cutoff) = std::time::SystemTime::now().checked_sub(age) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let Ok(shards) = fs::read_dir(&self.root) else {
+            return out;
+        };
+        for shard in shards.flatten() {
+            let name = shard.file_name().to_string_lossy().into_owned();
+            if name.len() != 2 {
+                continue;
+            }
+            let Ok(files) = fs::read_dir(shard.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let old = f
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|t| t < cutoff)
+                    .unwrap_or(false);
+                if old {
+                    out.push(BlobHash(format!(
+                        "{name}{}",
+                        f.file_name().to_string_lossy()
+                    )));
+                }
+            }
+        }
+        out
+    }
+
     /// Deletes temp files left by writers that died before committing.
     pub fn clean_temp(&self) {
         let Ok(entries) = fs::read_dir(self.root.join("tmp")) else {
@@ -111,7 +161,6 @@ impl BlobStore {
             if let Some(temp) = s.temp.take() {
                 let dir = s.dest.parent().unwrap_or(Path::new(".")).to_path_buf();
                 if !dirs.contains(&dir) {
-                    fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
                     dirs.push(dir);
                 }
                 fs::rename(&temp, &s.dest).map_err(|e| io_err(&s.dest, e))?;

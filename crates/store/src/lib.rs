@@ -35,6 +35,8 @@ pub enum Error {
     InvalidMailboxName(String, &'static str),
     #[error("the message is empty; a message needs at least one byte")]
     EmptyMessage,
+    #[error("the message is larger than {} bytes", MAX_MESSAGE_SIZE)]
+    TooLarge,
     #[error("INBOX cannot be deleted")]
     InboxUndeletable,
     #[error("a mailbox cannot be moved under itself")]
@@ -156,6 +158,10 @@ pub trait MailStore: Send + Sync {
     ) -> Result<()>;
     /// The stored bytes of a message, exactly as received.
     async fn read_blob(&self, blob: &BlobHash) -> Result<Vec<u8>>;
+
+    /// Housekeeping a server runs now and then: unreferenced and orphaned
+    /// blobs, leftovers of writers that died.
+    async fn maintenance(&self) -> Result<()>;
 
     // Change feed.
 

@@ -28,6 +28,11 @@ const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long wake-ups stay in the `changes` table.
 const CHANGE_TTL_SECS: i64 = 120;
+/// Blobs checked per write transaction by the collector and the sweep.
+const GC_BATCH: i64 = 500;
+/// Blob files younger than this are never swept: their writer may still be
+/// on its way to commit.
+const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -71,23 +76,78 @@ impl SqliteStore {
         })
     }
 
-    /// Deletes blob files that no message refers to any more. Runs under the
-    /// index write lock so no append can re-use a blob while it is unlinked.
+    /// Deletes blob files that no message refers to any more, in batches,
+    /// each under the index write lock so no append can re-use a blob while
+    /// it is unlinked.
     pub async fn collect_garbage(&self) -> Result<usize> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = sqlx::query(
-            "SELECT hash FROM blob_gc WHERE NOT EXISTS \
-             (SELECT 1 FROM messages WHERE messages.blob = blob_gc.hash) AND NOT EXISTS \
-             (SELECT 1 FROM training WHERE training.blob = blob_gc.hash)",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in &rows {
-            self.blobs.remove(&BlobHash(row.try_get("hash")?))?;
+        let mut removed = 0;
+        loop {
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let batch: Vec<String> = sqlx::query("SELECT hash FROM blob_gc LIMIT $1")
+                .bind(GC_BATCH)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("hash"))
+                .collect::<Result<_, _>>()?;
+            if batch.is_empty() {
+                tx.commit().await?;
+                return Ok(removed);
+            }
+            let list = hash_json(&batch);
+            removed += self.unlink_unreferenced(&mut tx, &list).await?;
+            sqlx::query("DELETE FROM blob_gc WHERE hash IN (SELECT value FROM json_each($1))")
+                .bind(&list)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
         }
-        sqlx::query("DELETE FROM blob_gc").execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(rows.len())
+    }
+
+    /// Deletes blob files that no row refers to and that are older than
+    /// `age`: left behind by a writer that died between putting the file in
+    /// place and committing its index rows.
+    pub async fn sweep_orphans(&self, age: Duration) -> Result<usize> {
+        let blobs = self.blobs.clone();
+        let candidates = tokio::task::spawn_blocking(move || blobs.older_than(age))
+            .await
+            .map_err(|e| Error::Corrupt(format!("blob sweep failed: {e}")))?;
+        let mut removed = 0;
+        for chunk in candidates.chunks(GC_BATCH as usize) {
+            let names: Vec<String> = chunk.iter().map(|h| h.0.clone()).collect();
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            removed += self
+                .unlink_unreferenced(&mut tx, &hash_json(&names))
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(removed)
+    }
+
+    /// Unlinks the blobs of `hashes` (a JSON array) that no message or
+    /// training row refers to; the caller holds the write lock.
+    async fn unlink_unreferenced(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        hashes: &str,
+    ) -> Result<usize> {
+        let dead: Vec<BlobHash> = sqlx::query(
+            "SELECT value AS hash FROM json_each($1) WHERE NOT EXISTS \
+             (SELECT 1 FROM messages WHERE messages.blob = value) AND NOT EXISTS \
+             (SELECT 1 FROM training WHERE training.blob = value)",
+        )
+        .bind(hashes)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("hash").map(BlobHash))
+        .collect::<Result<_, _>>()?;
+        let n = dead.len();
+        let blobs = self.blobs.clone();
+        tokio::task::spawn_blocking(move || dead.iter().try_for_each(|h| blobs.remove(h)))
+            .await
+            .map_err(|e| Error::Corrupt(format!("blob removal failed: {e}")))??;
+        Ok(n)
     }
 
     async fn append_in_mailbox(
@@ -97,6 +157,12 @@ impl SqliteStore {
     ) -> Result<Vec<Appended>> {
         if messages.iter().any(|m| m.raw.is_empty()) {
             return Err(Error::EmptyMessage);
+        }
+        if messages
+            .iter()
+            .any(|m| m.raw.len() as u64 > MAX_MESSAGE_SIZE)
+        {
+            return Err(Error::TooLarge);
         }
         // Blobs are written and fsync'd before the write lock is taken.
         let raws: Vec<Vec<u8>> = messages.iter().map(|m| m.raw.to_vec()).collect();
@@ -124,7 +190,8 @@ impl SqliteStore {
         let uidvalidity = row.try_get::<i64, _>("uidvalidity")? as u32;
         let first_uid = row.try_get::<i64, _>("uidnext")? - n;
         let first_modseq = row.try_get::<i64, _>("highestmodseq")? - n + 1;
-        if first_uid + n - 1 > u32::MAX as i64 {
+        // The last UID handed out must leave UIDNEXT within 32 bits.
+        if first_uid + n > u32::MAX as i64 {
             return Err(Error::UidsExhausted(row.try_get("name")?));
         }
 
@@ -788,6 +855,16 @@ impl MailStore for SqliteStore {
         Ok(())
     }
 
+    async fn maintenance(&self) -> Result<()> {
+        self.collect_garbage().await?;
+        let swept = self.sweep_orphans(ORPHAN_AGE).await?;
+        if swept > 0 {
+            tracing::info!("removed {swept} orphaned blob files");
+        }
+        self.blobs.clean_temp();
+        Ok(())
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
     }
@@ -1004,6 +1081,11 @@ fn random_origin() -> i64 {
     (OsRng.next_u64() >> 1) as i64
 }
 
+/// Hashes as a JSON array (they are hex, nothing to escape).
+fn hash_json(hashes: &[String]) -> String {
+    format!("[\"{}\"]", hashes.join("\",\""))
+}
+
 /// UIDs as a JSON array, for `IN (SELECT value FROM json_each($n))`.
 fn uid_json(uids: &[u32]) -> String {
     let mut s = String::with_capacity(uids.len() * 6 + 2);
@@ -1161,7 +1243,7 @@ async fn move_in_tx(
     let uidvalidity = dest.try_get::<i64, _>("uidvalidity")? as u32;
     let first = dest.try_get::<i64, _>("uidnext")? - source.len() as i64;
     let modseq = dest.try_get::<i64, _>("highestmodseq")?;
-    if first + source.len() as i64 - 1 > u32::MAX as i64 {
+    if first + source.len() as i64 > u32::MAX as i64 {
         return Err(Error::UidsExhausted(dest.try_get("name")?));
     }
     let mut result = CopyResult {

@@ -5,6 +5,10 @@ use std::fmt;
 pub type AccountId = i64;
 pub type MailboxId = i64;
 
+/// Largest message the store takes, from any door (SMTP's SIZE, IMAP's
+/// APPENDLIMIT, `deliver`, `import`).
+pub const MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
+
 /// The hierarchy delimiter of mailbox names, at every door.
 pub const DELIMITER: char = '/';
 

@@ -4,10 +4,9 @@ use std::io::Read;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use store::{Account, InternalDate, MailStore};
+use store::{Account, InternalDate, MAX_MESSAGE_SIZE, MailStore};
 
-/// Largest message `deliver` takes, the same as the SMTP door's default SIZE.
-pub const MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
+use super::say;
 
 #[derive(Args)]
 pub struct DeliverArgs {
@@ -20,15 +19,19 @@ pub struct DeliverArgs {
 }
 
 pub async fn run(args: DeliverArgs, store: &dyn MailStore) -> anyhow::Result<()> {
+    // The envelope sender goes into Return-Path once the pipeline lands.
     let _sender = args.from;
-    // Every recipient is checked before anything is stored, so an unknown one
-    // delivers nothing rather than half.
-    let mut recipients = Vec::with_capacity(args.to.len());
+    // Every recipient is checked before anything is stored: an unknown one
+    // stops the delivery before any mailbox is touched. Two addresses of one
+    // account (an alias, a +detail) get one copy, reported for the first.
+    let mut recipients: Vec<(&str, Account)> = Vec::with_capacity(args.to.len());
     for to in &args.to {
         let account = resolve_recipient(store, to)
             .await?
             .with_context(|| format!("no local account or alias for recipient {to}"))?;
-        recipients.push((to.as_str(), account));
+        if !recipients.iter().any(|(_, a)| a.id == account.id) {
+            recipients.push((to.as_str(), account));
+        }
     }
 
     let mut raw = Vec::new();
@@ -64,7 +67,7 @@ pub async fn run(args: DeliverArgs, store: &dyn MailStore) -> anyhow::Result<()>
             )
             .await?;
         // Printed only once the message is durable: this line is the receipt.
-        println!("{to} {} {}", inbox.name, done.uid);
+        say(&format!("{to} {} {}", inbox.name, done.uid))?;
     }
     Ok(())
 }

@@ -5,7 +5,16 @@ pub mod serve;
 pub mod transfer;
 pub mod user;
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
+
+/// Prints one line to standard output, flushed; a closed output is an
+/// error to report, not a panic.
+pub fn say(line: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| anyhow::anyhow!("cannot write to standard output: {e}"))
+}
 
 /// Reads the password from the first line of standard input.
 pub fn password_from_stdin() -> anyhow::Result<String> {

@@ -1,5 +1,5 @@
 //! `satchel import` and `satchel export`: mbox files and Maildirs in and out
-//! of a mailbox, keeping flags and internal dates.
+//! of a mailbox, keeping flags, keywords and internal dates.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use store::{InternalDate, MailStore, Mailbox, NewMessage};
+use store::{InternalDate, MAX_MESSAGE_SIZE, MailStore, Mailbox, NewMessage};
 
-use crate::commands::deliver::MAX_MESSAGE_SIZE;
-use crate::formats::{self, Item, maildir, mbox};
+use super::say;
+use crate::formats::{Item, maildir, mbox};
 
-/// Messages stored per transaction during import (and held in memory).
-const IMPORT_BATCH: usize = 200;
+/// Import stores a batch per transaction when it holds this many messages
+/// or this many bytes, whichever comes first (and holds no more in memory).
+const BATCH_MESSAGES: usize = 200;
+const BATCH_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Args)]
 pub struct ImportArgs {
@@ -43,21 +45,16 @@ enum Format {
 }
 
 pub async fn import(args: ImportArgs, store: &dyn MailStore) -> anyhow::Result<()> {
-    let account = store.account(&args.address).await?.with_context(|| {
-        format!(
-            "no account {}; `satchel user list` shows the accounts",
-            args.address
-        )
-    })?;
+    let account = find_account(store, &args.address).await?;
     let path = &args.path;
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let cannot_read = || format!("cannot read {}", path.display());
+    let meta = std::fs::metadata(path).with_context(cannot_read)?;
     let is_mbox = meta.is_file();
     if is_mbox {
         let mut head = [0u8; 5];
         let n = std::fs::File::open(path)
             .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-            .with_context(|| format!("cannot read {}", path.display()))?;
+            .with_context(cannot_read)?;
         if &head[..n] != b"From " {
             bail!(
                 "{} is not an mbox file: it does not start with a \"From \" line",
@@ -79,110 +76,118 @@ pub async fn import(args: ImportArgs, store: &dyn MailStore) -> anyhow::Result<(
         }
     };
 
-    let mut stats = ImportStats::default();
+    let mut batch = Batch::default();
     if is_mbox {
-        let file =
-            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file = std::fs::File::open(path).with_context(cannot_read)?;
         let bar = progress(meta.len(), "importing", true);
         let mut reader =
             mbox::Reader::new(std::io::BufReader::new(file), MAX_MESSAGE_SIZE as usize);
-        loop {
-            let batch: Vec<Item> = reader
-                .by_ref()
-                .take(IMPORT_BATCH)
-                .collect::<std::io::Result<_>>()
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            if batch.is_empty() {
-                break;
+        while let Some(item) = reader.next() {
+            batch.push(item.with_context(cannot_read)?);
+            if batch.full() {
+                batch.store(store, &mailbox).await?;
+                bar.set_position(reader.position);
             }
-            store_batch(store, &mailbox, &batch, &mut stats).await?;
-            bar.set_position(reader.position);
         }
-        stats.too_large = reader.skipped;
+        batch.too_large = reader.skipped;
         bar.finish_and_clear();
     } else {
-        let entries = maildir_entries(path)?;
+        let keyword_names = std::fs::read_to_string(path.join("dovecot-keywords"))
+            .map(|t| maildir::parse_keyword_file(&t))
+            .unwrap_or_default();
+        let entries = maildir_entries(path, &keyword_names)?;
         let bar = progress(entries.len() as u64, "importing", false);
-        for chunk in entries.chunks(IMPORT_BATCH) {
-            let mut batch = Vec::with_capacity(chunk.len());
-            for e in chunk {
-                if e.size > MAX_MESSAGE_SIZE {
-                    stats.too_large += 1;
-                    continue;
-                }
-                let raw = std::fs::read(&e.path)
-                    .with_context(|| format!("cannot read {}", e.path.display()))?;
-                batch.push(Item {
-                    raw,
-                    flags: e.flags,
-                    date: e.date,
-                });
+        for e in entries {
+            if e.size > MAX_MESSAGE_SIZE {
+                batch.too_large += 1;
+                continue;
             }
-            store_batch(store, &mailbox, &batch, &mut stats).await?;
-            bar.inc(chunk.len() as u64);
+            let raw = std::fs::read(&e.path)
+                .with_context(|| format!("cannot read {}", e.path.display()))?;
+            batch.push(Item { raw, ..e.item });
+            if batch.full() {
+                batch.store(store, &mailbox).await?;
+            }
+            bar.inc(1);
         }
         bar.finish_and_clear();
     }
-    println!("imported {} messages into {}", stats.imported, mailbox.name);
-    if stats.empty > 0 {
-        eprintln!("satchel: skipped {} empty messages", stats.empty);
+    batch.store(store, &mailbox).await?;
+    say(&format!(
+        "imported {} messages into {}",
+        batch.imported, mailbox.name
+    ))?;
+    if batch.empty > 0 {
+        eprintln!("satchel: skipped {} empty messages", batch.empty);
     }
-    if stats.too_large > 0 {
+    if batch.too_large > 0 {
         eprintln!(
             "satchel: skipped {} messages larger than {MAX_MESSAGE_SIZE} bytes",
-            stats.too_large
+            batch.too_large
         );
     }
     Ok(())
 }
 
+/// Messages waiting to be stored, and what import has done so far.
 #[derive(Default)]
-struct ImportStats {
+struct Batch {
+    items: Vec<Item>,
+    bytes: usize,
     imported: usize,
     empty: usize,
     too_large: usize,
 }
 
-/// Stores one batch in one transaction; empty messages are counted, not stored.
-async fn store_batch(
-    store: &dyn MailStore,
-    mailbox: &Mailbox,
-    items: &[Item],
-    stats: &mut ImportStats,
-) -> anyhow::Result<()> {
-    let parsed: Vec<_> = items.iter().map(|i| mime::analyze(&i.raw)).collect();
-    let batch: Vec<NewMessage> = items
-        .iter()
-        .zip(&parsed)
-        .filter(|(item, _)| !item.raw.is_empty())
-        .map(|(item, p)| NewMessage {
-            raw: &item.raw,
-            size: p.size,
-            flags: item.flags,
-            keywords: Vec::new(),
-            internal_date: item
-                .date
-                .map(|unix| InternalDate {
-                    unix,
-                    tz_minutes: 0,
-                })
-                .unwrap_or_else(InternalDate::now),
-            cache: p.cache.clone(),
-        })
-        .collect();
-    stats.empty += items.len() - batch.len();
-    stats.imported += batch.len();
-    store.append_batch(mailbox.id, batch).await?;
-    Ok(())
+impl Batch {
+    fn push(&mut self, item: Item) {
+        if item.raw.is_empty() {
+            self.empty += 1;
+            return;
+        }
+        self.bytes += item.raw.len();
+        self.items.push(item);
+    }
+
+    fn full(&self) -> bool {
+        self.items.len() >= BATCH_MESSAGES || self.bytes >= BATCH_BYTES
+    }
+
+    /// Stores what is waiting in one transaction.
+    async fn store(&mut self, store: &dyn MailStore, mailbox: &Mailbox) -> anyhow::Result<()> {
+        if self.items.is_empty() {
+            return Ok(());
+        }
+        let parsed: Vec<_> = self.items.iter().map(|i| mime::analyze(&i.raw)).collect();
+        let messages: Vec<NewMessage> = self
+            .items
+            .iter()
+            .zip(&parsed)
+            .map(|(item, p)| NewMessage {
+                raw: &item.raw,
+                size: p.size,
+                flags: item.flags,
+                keywords: item.keywords.clone(),
+                internal_date: item
+                    .date
+                    .map(|unix| InternalDate {
+                        unix,
+                        tz_minutes: 0,
+                    })
+                    .unwrap_or_else(InternalDate::now),
+                cache: p.cache.clone(),
+            })
+            .collect();
+        store.append_batch(mailbox.id, messages).await?;
+        self.imported += self.items.len();
+        self.items.clear();
+        self.bytes = 0;
+        Ok(())
+    }
 }
 
 pub async fn export(args: ExportArgs, store: &dyn MailStore) -> anyhow::Result<()> {
-    let account = store.account(&args.address).await?.with_context(|| {
-        format!(
-            "no account {}; `satchel user list` shows the accounts",
-            args.address
-        )
-    })?;
+    let account = find_account(store, &args.address).await?;
     let mailbox: Mailbox = store
         .mailbox(account.id, &args.mailbox)
         .await?
@@ -199,30 +204,36 @@ pub async fn export(args: ExportArgs, store: &dyn MailStore) -> anyhow::Result<(
         Format::Mbox => {
             // Written under a temporary name and renamed when complete, so
             // an interrupted export leaves no truncated mbox behind.
-            let partial = args.path.with_extension("partial");
-            let file = std::fs::File::create_new(&partial)
-                .with_context(|| format!("cannot create {}", partial.display()))?;
-            let mut out = std::io::BufWriter::new(file);
-            let mut buf = Vec::new();
-            for m in &messages {
-                let raw = store.read_blob(&m.blob).await?;
-                buf.clear();
-                mbox::write(
-                    &mut buf,
-                    &envelope_sender(&raw),
-                    m.internal_date.unix,
-                    &raw,
-                    m.flags,
-                );
-                out.write_all(&buf)
-                    .with_context(|| format!("cannot write {}", partial.display()))?;
-                bar.inc(1);
+            let partial = temp_sibling(&args.path);
+            let written = async {
+                let file = std::fs::File::create_new(&partial)
+                    .with_context(|| format!("cannot create {}", partial.display()))?;
+                let mut out = std::io::BufWriter::new(file);
+                let mut buf = Vec::new();
+                for m in &messages {
+                    let raw = store.read_blob(&m.blob).await?;
+                    buf.clear();
+                    let sender = envelope_sender(&raw);
+                    mbox::write(
+                        &mut buf,
+                        &sender,
+                        m.internal_date.unix,
+                        &raw,
+                        m.flags,
+                        &m.keywords,
+                    );
+                    out.write_all(&buf)?;
+                    bar.inc(1);
+                }
+                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                std::fs::rename(&partial, &args.path)?;
+                anyhow::Ok(())
             }
-            out.into_inner()
-                .map_err(|e| e.into_error())
-                .and_then(|f| f.sync_all())
-                .and_then(|()| std::fs::rename(&partial, &args.path))
-                .with_context(|| format!("cannot write {}", args.path.display()))?;
+            .await;
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e.context(format!("cannot write {}", args.path.display())));
+            }
         }
         Format::Maildir => {
             for sub in ["cur", "new", "tmp"] {
@@ -230,38 +241,68 @@ pub async fn export(args: ExportArgs, store: &dyn MailStore) -> anyhow::Result<(
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
             }
+            let mut keyword_names: Vec<String> = Vec::new();
+            for m in &messages {
+                for k in &m.keywords {
+                    if !keyword_names.contains(k) && keyword_names.len() < maildir::MAX_KEYWORDS {
+                        keyword_names.push(k.clone());
+                    }
+                }
+            }
+            if !keyword_names.is_empty() {
+                let file = args.path.join("dovecot-keywords");
+                write_durably(&file, maildir::keyword_file(&keyword_names).as_bytes())?;
+            }
             let host = hostname_for_names();
             for m in &messages {
                 let raw = store.read_blob(&m.blob).await?;
-                let name = format!(
-                    "{}.U{}V{}.{host}{}",
-                    m.internal_date.unix,
-                    m.uid,
-                    mailbox.uidvalidity,
-                    maildir::info_suffix(m.flags)
+                let base = format!(
+                    "{}.U{}V{}.{host}",
+                    m.internal_date.unix, m.uid, mailbox.uidvalidity
                 );
-                let path = args.path.join("cur").join(name);
-                write_durably(&path, &raw)?;
-                set_mtime(&path, m.internal_date.unix)?;
+                // Maildir delivery: written in tmp/, then renamed into cur/.
+                let tmp = args.path.join("tmp").join(&base);
+                write_durably(&tmp, &raw)?;
+                set_mtime(&tmp, m.internal_date.unix)?;
+                let name = base + &maildir::info_suffix(m.flags, &m.keywords, &keyword_names);
+                let dest = args.path.join("cur").join(name);
+                std::fs::rename(&tmp, &dest)
+                    .with_context(|| format!("cannot write {}", dest.display()))?;
                 bar.inc(1);
+            }
+            for sub in ["cur", "tmp"] {
+                let dir = args.path.join(sub);
+                std::fs::File::open(&dir)
+                    .and_then(|d| d.sync_all())
+                    .with_context(|| format!("cannot write {}", dir.display()))?;
             }
         }
     }
     bar.finish_and_clear();
-    println!("exported {} messages from {}", messages.len(), mailbox.name);
-    Ok(())
+    say(&format!(
+        "exported {} messages from {}",
+        messages.len(),
+        mailbox.name
+    ))
+}
+
+async fn find_account(store: &dyn MailStore, address: &str) -> anyhow::Result<store::Account> {
+    store
+        .account(address)
+        .await?
+        .with_context(|| format!("no account {address}; `satchel user list` shows the accounts"))
 }
 
 /// A message file of a Maildir, not yet read.
 struct MaildirEntry {
     path: PathBuf,
-    flags: store::Flags,
-    date: Option<i64>,
+    /// Everything but the bytes.
+    item: Item,
     size: u64,
 }
 
 /// The messages of a Maildir (cur/ and new/), oldest first.
-fn maildir_entries(path: &Path) -> anyhow::Result<Vec<MaildirEntry>> {
+fn maildir_entries(path: &Path, keyword_names: &[String]) -> anyhow::Result<Vec<MaildirEntry>> {
     let mut entries = Vec::new();
     for sub in ["cur", "new"] {
         let dir = path.join(sub);
@@ -282,40 +323,54 @@ fn maildir_entries(path: &Path) -> anyhow::Result<Vec<MaildirEntry>> {
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs() as i64);
-            let flags = if sub == "cur" {
-                maildir::flags_from_name(&name)
+            let (flags, keywords) = if sub == "cur" {
+                maildir::marks_from_name(&name, keyword_names)
             } else {
-                store::Flags::empty()
+                Default::default()
+            };
+            let item = Item {
+                raw: Vec::new(),
+                flags,
+                keywords,
+                date,
             };
             entries.push((
                 name,
                 MaildirEntry {
                     path: e.path(),
-                    flags,
-                    date,
+                    item,
                     size: meta.len(),
                 },
             ));
         }
     }
     // Delivery order: by date, then by name (names start with the time).
-    entries.sort_by(|a, b| (a.1.date, &a.0).cmp(&(b.1.date, &b.0)));
+    entries.sort_by(|a, b| (a.1.item.date, &a.0).cmp(&(b.1.item.date, &b.0)));
     Ok(entries.into_iter().map(|(_, e)| e).collect())
 }
 
 /// The `From ` line sender: the message's Return-Path, or MAILER-DAEMON.
 fn envelope_sender(raw: &[u8]) -> String {
-    formats::header_fields(raw)
-        .into_iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(b"Return-Path"))
-        .map(|(_, v)| {
-            String::from_utf8_lossy(v)
+    let header = mime::header::Header::parse(raw, 0, raw.len());
+    header
+        .get(raw, "Return-Path")
+        .map(|v| {
+            String::from_utf8_lossy(&v)
                 .trim()
                 .trim_matches(['<', '>'])
                 .to_string()
         })
         .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
         .unwrap_or_else(|| "MAILER-DAEMON".to_string())
+}
+
+/// A name next to `path` that no other export picks.
+fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.satchel-{}.partial", std::process::id()))
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use store::MailStore;
 
-use super::password_from_stdin;
+use super::{password_from_stdin, say};
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -35,11 +35,11 @@ pub async fn run(cmd: UserCommand, store: &dyn MailStore) -> anyhow::Result<()> 
         UserCommand::Add { address, admin, .. } => {
             let password = password_from_stdin()?;
             let account = store.create_account(&address, &password, admin).await?;
-            println!("{}", account.address);
+            say(&account.address)?;
         }
         UserCommand::List => {
             for account in store.list_accounts().await? {
-                println!("{}", account.address);
+                say(&account.address)?;
             }
         }
         UserCommand::Passwd { address, .. } => {
