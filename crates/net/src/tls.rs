@@ -1,0 +1,130 @@
+//! The server's TLS configuration: the configured certificate, or a
+//! self-signed one generated in the data folder on first start.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{} holds no certificate", .0.display())]
+    NoCertificate(PathBuf),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot make a self-signed certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("the certificate and key do not work together: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// TLS for the doors: `cert` and `key` PEM files when given, else
+/// `data_dir/cert.pem` and `data_dir/key.pem`, generated for `hostname` if
+/// they do not exist yet.
+pub fn server_config(
+    data_dir: &Path,
+    configured: Option<(&Path, &Path)>,
+    hostname: &str,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let (cert_path, key_path) = match configured {
+        Some((c, k)) => (c.to_path_buf(), k.to_path_buf()),
+        None => {
+            let c = data_dir.join("cert.pem");
+            let k = data_dir.join("key.pem");
+            if !c.exists() || !k.exists() {
+                generate(&c, &k, hostname)?;
+            }
+            (c, k)
+        }
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .and_then(|i| i.collect())
+        .map_err(|source| TlsError::Read {
+            path: cert_path.clone(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(cert_path));
+    }
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|source| TlsError::Read {
+        path: key_path.clone(),
+        source,
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+fn generate(cert_path: &Path, key_path: &Path, hostname: &str) -> Result<(), TlsError> {
+    let mut names = vec![hostname.to_string()];
+    for n in ["localhost", "127.0.0.1", "::1"] {
+        if !names.iter().any(|x| x == n) {
+            names.push(n.to_string());
+        }
+    }
+    let cert = rcgen::generate_simple_self_signed(names)?;
+    write_private(key_path, cert.signing_key.serialize_pem().as_bytes())?;
+    std::fs::write(cert_path, cert.cert.pem()).map_err(|source| TlsError::Write {
+        path: cert_path.to_path_buf(),
+        source,
+    })?;
+    tracing::info!(
+        "generated a self-signed certificate in {}",
+        cert_path.display()
+    );
+    Ok(())
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|source| TlsError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_once_and_reuses() {
+        let dir = tempfile::tempdir().unwrap();
+        server_config(dir.path(), None, "mail.example.test").unwrap();
+        let first = std::fs::read(dir.path().join("cert.pem")).unwrap();
+        server_config(dir.path(), None, "mail.example.test").unwrap();
+        assert_eq!(first, std::fs::read(dir.path().join("cert.pem")).unwrap());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let bad = dir.path().join("empty.pem");
+        std::fs::write(&bad, "").unwrap();
+        let e = server_config(dir.path(), Some((&bad, &bad)), "x").unwrap_err();
+        assert!(e.to_string().contains("holds no certificate"), "{e}");
+    }
+}
