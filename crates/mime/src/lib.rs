@@ -8,6 +8,7 @@ pub mod imap;
 mod lex;
 pub mod part;
 mod rfc822;
+pub mod search;
 pub mod section;
 pub mod value;
 
