@@ -19,9 +19,9 @@ pub const MAX_NESTING: usize = 64;
 
 type R<T> = Result<T, String>;
 
-/// Parses one command. `input` ends with the command's final CRLF or not.
+/// Parses one command, given without its final CRLF (a literal at the end
+/// may itself end in CRLF, so none is stripped here).
 pub fn parse_command(input: &[u8]) -> Result<Command, ParseError> {
-    let input = input.strip_suffix(b"\r\n").unwrap_or(input);
     let mut p = P { s: input, i: 0 };
     let tag = p
         .tag()

@@ -20,7 +20,15 @@ fn mb(s: &str) -> MailboxArg {
 
 #[test]
 fn session_commands() {
-    assert_eq!(ok("a1 CAPABILITY\r\n"), CommandBody::Capability);
+    assert_eq!(ok("a1 CAPABILITY"), CommandBody::Capability);
+    assert!(
+        parse_command(b"a1 CAPABILITY\r\n").is_err(),
+        "the session strips the CRLF"
+    );
+    let CommandBody::Append { messages, .. } = ok("a APPEND x {4}\r\nab\r\n") else {
+        panic!()
+    };
+    assert_eq!(messages[0].data, b"ab\r\n", "a literal keeps its own CRLF");
     assert_eq!(ok("a1 noop"), CommandBody::Noop);
     assert_eq!(
         ok("a LOGIN \"joe\\\"s\" {4}\r\npa s"),

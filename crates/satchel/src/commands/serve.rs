@@ -1,15 +1,22 @@
 //! `satchel serve`: opens the store, starts the doors, runs until SIGINT or
 //! SIGTERM.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use store::MailStore;
+use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 
 use crate::config::Config;
 
 /// How often the store's housekeeping runs (and once at start).
-const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+/// How long sessions get to say goodbye after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 
 pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<()> {
     store.watch_other_processes();
@@ -28,12 +35,50 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         config.data_dir.display(),
         config.hostname
     ))?;
-    // The doors start here as their crates land; each prints `DOOR ADDRESS`.
+
+    let tls = net::tls::server_config(
+        &config.data_dir,
+        config
+            .tls
+            .as_ref()
+            .map(|t| (t.cert.as_path(), t.key.as_path())),
+        &config.hostname,
+    )
+    .context("cannot set up TLS")?;
+    let (stop, stopped) = watch::channel(false);
+
+    let imap = imap::Server::new(
+        store.clone(),
+        Some(tls.clone()),
+        imap::Settings {
+            plaintext_anywhere: config.auth.plaintext_anywhere,
+            ..imap::Settings::default()
+        },
+    );
+    for (addrs, implicit_tls, door) in [
+        (&config.listen.imap, false, "imap"),
+        (&config.listen.imaps, true, "imaps"),
+    ] {
+        for addr in addrs {
+            let listener = bind(*addr, door).await?;
+            super::say(&format!("{door} {}", listener.local_addr()?))?;
+            tokio::spawn(imap.clone().listen(listener, implicit_tls, stopped.clone()));
+        }
+    }
+
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r?,
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+    let _ = stop.send(true);
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
     Ok(())
+}
+
+async fn bind(addr: SocketAddr, door: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen for {door} on {addr}; is another server using the port?")
+    })
 }

@@ -1,0 +1,243 @@
+//! FETCH responses (RFC 9051 7.5.2): one message's data items, written from
+//! the index, the cached views and, when a body part is asked for, the
+//! message itself.
+
+use imap_proto::FetchAttr;
+use imap_proto::response::{self, date_time};
+use mime::section::{Section, partial};
+use mime::{Part, Value};
+use store::{MessageCache, MessageMeta};
+
+/// What the requested items need beyond the index.
+pub struct Needs {
+    pub views: bool,
+    pub body: bool,
+    /// Items that set \Seen (BODY[...] without PEEK, RFC822, RFC822.TEXT).
+    pub sets_seen: bool,
+}
+
+pub fn needs(items: &[FetchAttr]) -> Needs {
+    let mut n = Needs {
+        views: false,
+        body: false,
+        sets_seen: false,
+    };
+    for item in items {
+        match item {
+            FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure => n.views = true,
+            FetchAttr::Rfc822 | FetchAttr::Rfc822Text => {
+                n.body = true;
+                n.sets_seen = true;
+            }
+            FetchAttr::Rfc822Header => n.body = true,
+            FetchAttr::Section { peek, .. } | FetchAttr::Binary { peek, .. } => {
+                n.body = true;
+                n.sets_seen |= !peek;
+            }
+            FetchAttr::BinarySize(_) => n.body = true,
+            _ => {}
+        }
+    }
+    n
+}
+
+/// A message read and parsed for body sections.
+pub struct Loaded {
+    pub served: Vec<u8>,
+    pub root: Part,
+}
+
+impl Loaded {
+    pub fn new(raw: &[u8]) -> Loaded {
+        let served = mime::served(raw).into_owned();
+        let root = Part::parse(&served);
+        Loaded { served, root }
+    }
+
+    fn section(&self, section: &Section) -> Vec<u8> {
+        section.extract(&self.served, &self.root)
+    }
+}
+
+/// The FLAGS of a message as this session shows them.
+pub fn flags(meta: &MessageMeta, recent: bool) -> Vec<&str> {
+    let mut f: Vec<&str> = meta.flags.names().collect();
+    f.extend(meta.keywords.iter().map(String::as_str));
+    if recent {
+        f.push("\\Recent");
+    }
+    f
+}
+
+/// Everything one FETCH response needs about its message.
+pub struct Message<'a> {
+    pub seq: usize,
+    pub meta: &'a MessageMeta,
+    pub recent: bool,
+    pub views: Option<&'a MessageCache>,
+    pub body: Option<&'a Loaded>,
+}
+
+/// Writes `* seq FETCH (...)`. `uid_first` puts UID in front (UID FETCH
+/// always returns it); `with_flags` adds FLAGS when \Seen was just set.
+pub fn write(
+    out: &mut Vec<u8>,
+    m: &Message,
+    items: &[FetchAttr],
+    uid_first: bool,
+    with_flags: bool,
+) -> Result<(), String> {
+    out.extend_from_slice(format!("* {} FETCH (", m.seq).as_bytes());
+    let mut first = true;
+    let mut sep = |out: &mut Vec<u8>| {
+        if !first {
+            out.push(b' ');
+        }
+        first = false;
+    };
+    let wants_uid = items.contains(&FetchAttr::Uid);
+    if uid_first || wants_uid {
+        sep(out);
+        out.extend_from_slice(format!("UID {}", m.meta.uid).as_bytes());
+    }
+    let wants_flags = items.contains(&FetchAttr::Flags);
+    for item in items {
+        match item {
+            FetchAttr::Uid => {}
+            FetchAttr::Flags => {
+                sep(out);
+                out.extend_from_slice(b"FLAGS ");
+                response::flag_list(out, flags(m.meta, m.recent));
+            }
+            FetchAttr::InternalDate => {
+                sep(out);
+                let d = m.meta.internal_date;
+                out.extend_from_slice(
+                    format!("INTERNALDATE {}", date_time(d.unix, d.tz_minutes)).as_bytes(),
+                );
+            }
+            FetchAttr::Rfc822Size => {
+                sep(out);
+                out.extend_from_slice(format!("RFC822.SIZE {}", m.meta.size).as_bytes());
+            }
+            FetchAttr::ModSeq => {
+                sep(out);
+                out.extend_from_slice(format!("MODSEQ ({})", m.meta.modseq).as_bytes());
+            }
+            FetchAttr::Envelope => {
+                sep(out);
+                out.extend_from_slice(b"ENVELOPE ");
+                out.extend_from_slice(view(m, |v| v.envelope.as_deref())?);
+            }
+            FetchAttr::BodyStructure => {
+                sep(out);
+                out.extend_from_slice(b"BODYSTRUCTURE ");
+                out.extend_from_slice(view(m, |v| v.bodystructure.as_deref())?);
+            }
+            FetchAttr::Body => {
+                sep(out);
+                out.extend_from_slice(b"BODY ");
+                let bs = view(m, |v| v.bodystructure.as_deref())?;
+                let tree = Value::parse(bs).ok_or("the cached BODYSTRUCTURE is damaged")?;
+                mime::imap::body_from_bodystructure(&tree).write(out);
+            }
+            FetchAttr::Rfc822 | FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
+                let loaded = m.body.ok_or("the message could not be read")?;
+                let (name, text) = match item {
+                    FetchAttr::Rfc822 => ("RFC822", None),
+                    FetchAttr::Rfc822Header => {
+                        ("RFC822.HEADER", Some(mime::section::SectionText::Header))
+                    }
+                    _ => ("RFC822.TEXT", Some(mime::section::SectionText::Text)),
+                };
+                let bytes = loaded.section(&Section { part: vec![], text });
+                sep(out);
+                out.extend_from_slice(name.as_bytes());
+                out.push(b' ');
+                response::literal(out, &mime::without_nul(&bytes));
+            }
+            FetchAttr::Section {
+                section,
+                partial: p,
+                ..
+            } => {
+                let loaded = m.body.ok_or("the message could not be read")?;
+                let bytes = loaded.section(section);
+                sep(out);
+                out.extend_from_slice(b"BODY[");
+                write_section_spec(out, section);
+                out.push(b']');
+                let slice = match p {
+                    Some((origin, len)) => {
+                        out.extend_from_slice(format!("<{origin}>").as_bytes());
+                        partial(&bytes, *origin, Some(*len))
+                    }
+                    None => &bytes[..],
+                };
+                out.push(b' ');
+                response::literal(out, &mime::without_nul(slice));
+            }
+            FetchAttr::Binary { .. } | FetchAttr::BinarySize(_) => {
+                return Err("BINARY is not supported".into());
+            }
+        }
+    }
+    if with_flags && !wants_flags {
+        sep(out);
+        out.extend_from_slice(b"FLAGS ");
+        response::flag_list(out, flags(m.meta, m.recent));
+    }
+    out.extend_from_slice(b")\r\n");
+    Ok(())
+}
+
+fn view<'a>(
+    m: &'a Message,
+    pick: impl Fn(&'a MessageCache) -> Option<&'a [u8]>,
+) -> Result<&'a [u8], String> {
+    m.views
+        .and_then(pick)
+        .ok_or_else(|| "the message's cached structure is missing".to_string())
+}
+
+/// The section specification as the response echoes it.
+fn write_section_spec(out: &mut Vec<u8>, s: &Section) {
+    use mime::section::SectionText;
+    let parts: Vec<String> = s.part.iter().map(u32::to_string).collect();
+    out.extend_from_slice(parts.join(".").as_bytes());
+    let Some(text) = &s.text else {
+        return;
+    };
+    if !s.part.is_empty() {
+        out.push(b'.');
+    }
+    match text {
+        SectionText::Header => out.extend_from_slice(b"HEADER"),
+        SectionText::Text => out.extend_from_slice(b"TEXT"),
+        SectionText::Mime => out.extend_from_slice(b"MIME"),
+        SectionText::HeaderFields { not, fields } => {
+            out.extend_from_slice(if *not {
+                b"HEADER.FIELDS.NOT ("
+            } else {
+                b"HEADER.FIELDS ("
+            });
+            for (i, f) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                let name = f.to_ascii_uppercase();
+                // As atoms, the way clients wrote them (and Dovecot answers).
+                if !name.is_empty()
+                    && name
+                        .iter()
+                        .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(b))
+                {
+                    out.extend_from_slice(&name);
+                } else {
+                    response::string(out, &name);
+                }
+            }
+            out.push(b')');
+        }
+    }
+}

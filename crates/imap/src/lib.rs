@@ -1,0 +1,140 @@
+//! The IMAP door (IMAP4rev2, RFC 9051, serving IMAP4rev1 clients too):
+//! accepts connections, runs one session per connection over the store.
+
+mod fetch;
+mod list;
+mod search;
+mod session;
+mod view;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use net::{ConnectionLimits, LoginThrottle, Stream};
+use rustls::ServerConfig;
+use store::MailStore;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Settings of the IMAP door.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Allow LOGIN and AUTHENTICATE without TLS from non-loopback clients.
+    pub plaintext_anywhere: bool,
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_user: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            plaintext_anywhere: false,
+            max_connections_per_ip: 64,
+            max_connections_per_user: 32,
+        }
+    }
+}
+
+/// Longest command line, literals aside (RFC 7162 3 asks for at least 8000).
+pub const MAX_LINE: usize = 64 * 1024;
+/// Largest literal in a command other than APPEND.
+pub const MAX_SMALL_LITERAL: u64 = 64 * 1024;
+/// How long a client that has not logged in may stay silent.
+const PREAUTH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a logged-in client may stay silent (RFC 9051 5.4: 30 minutes).
+const AUTH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Keepalive during IDLE.
+const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One IMAP door: the store, TLS and the shared limits.
+pub struct Server {
+    store: Arc<dyn MailStore>,
+    tls: Option<Arc<ServerConfig>>,
+    settings: Settings,
+    limits: ConnectionLimits,
+    throttle: LoginThrottle,
+}
+
+impl Server {
+    pub fn new(
+        store: Arc<dyn MailStore>,
+        tls: Option<Arc<ServerConfig>>,
+        settings: Settings,
+    ) -> Arc<Server> {
+        Arc::new(Server {
+            store,
+            tls,
+            limits: ConnectionLimits::new(
+                settings.max_connections_per_ip,
+                settings.max_connections_per_user,
+            ),
+            throttle: LoginThrottle::new(),
+            settings,
+        })
+    }
+
+    /// Accepts connections until `shutdown` turns true. With `implicit_tls`
+    /// (port 993) every connection starts with the TLS handshake.
+    pub async fn listen(
+        self: Arc<Self>,
+        listener: TcpListener,
+        implicit_tls: bool,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => return,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, go on.
+                    tracing::warn!("imap accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let server = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                server.connection(tcp, peer, implicit_tls, shutdown).await;
+            });
+        }
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        mut tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        implicit_tls: bool,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let Some(slot) = self.limits.connect(peer.ip()) else {
+            let _ = tcp
+                .write_all(b"* BYE [UNAVAILABLE] Too many connections from your address.\r\n")
+                .await;
+            return;
+        };
+        let mut stream = Stream::Plain(tcp);
+        if implicit_tls {
+            let Some(tls) = self.tls.clone() else {
+                return;
+            };
+            stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.into_tls(tls)).await {
+                Ok(Ok(s)) => s,
+                _ => return,
+            };
+        }
+        let session = session::Session::new(self, peer, stream, shutdown);
+        if let Err(e) = session.run().await {
+            tracing::debug!("imap session {peer} ended: {e}");
+        }
+        drop(slot);
+    }
+}

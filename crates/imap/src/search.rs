@@ -1,0 +1,162 @@
+//! SEARCH (RFC 9051 6.4.4): evaluating search keys over the selected
+//! mailbox. Keys that look inside messages read and parse each message
+//! once; the others use only the index.
+
+use imap_proto::SearchKey;
+use imap_proto::parse::days_from_civil;
+use mime::search::{Searchable, fold};
+use store::{Flags, MailStore, MessageMeta};
+
+use crate::view::View;
+
+/// Whether any part of `key` needs the message's text.
+fn needs_content(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::Header(..)
+        | SearchKey::Body(_)
+        | SearchKey::Text(_)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => true,
+        SearchKey::And(keys) => keys.iter().any(needs_content),
+        SearchKey::Or(a, b) => needs_content(a) || needs_content(b),
+        SearchKey::Not(k) => needs_content(k),
+        _ => false,
+    }
+}
+
+/// The indexes (into `view.messages`) of the messages that match.
+pub async fn run(
+    store: &dyn MailStore,
+    view: &View,
+    key: &SearchKey,
+    saved: Option<&[u32]>,
+) -> Result<Vec<usize>, String> {
+    let content = needs_content(key);
+    let key = Key::build(key, view, saved);
+    let mut hits = Vec::new();
+    for (i, m) in view.messages.iter().enumerate() {
+        if view.pending_expunge.contains(&m.uid) {
+            continue;
+        }
+        let raw = if content {
+            Some(
+                store
+                    .read_blob(&m.blob)
+                    .await
+                    .map_err(|e| format!("cannot read message {}: {e}", m.uid))?,
+            )
+        } else {
+            None
+        };
+        let parsed = raw.as_deref().and_then(Searchable::parse);
+        let ctx = Ctx {
+            view,
+            index: i,
+            meta: m,
+            text: parsed.as_ref(),
+        };
+        if key.matches(&ctx) {
+            hits.push(i);
+        }
+    }
+    Ok(hits)
+}
+
+/// A search key with its sets resolved to message indexes and its strings
+/// folded once.
+enum Key {
+    And(Vec<Key>),
+    Or(Box<Key>, Box<Key>),
+    Not(Box<Key>),
+    /// A sequence or UID set, resolved (sorted indexes).
+    In(Vec<usize>),
+    Header(String, String),
+    Body(String),
+    Text(String),
+    Leaf(SearchKey),
+}
+
+struct Ctx<'a> {
+    view: &'a View,
+    index: usize,
+    meta: &'a MessageMeta,
+    text: Option<&'a Searchable<'a>>,
+}
+
+impl Key {
+    fn build(key: &SearchKey, view: &View, saved: Option<&[u32]>) -> Key {
+        match key {
+            // An out-of-range sequence number in SEARCH matches nothing
+            // rather than failing the command, as Dovecot does.
+            SearchKey::Sequence(s) => Key::In(view.resolve(s, false, saved).unwrap_or_default()),
+            SearchKey::Uid(s) => Key::In(view.resolve(s, true, saved).unwrap_or_default()),
+            SearchKey::And(keys) => {
+                Key::And(keys.iter().map(|k| Key::build(k, view, saved)).collect())
+            }
+            SearchKey::Or(a, b) => Key::Or(
+                Box::new(Key::build(a, view, saved)),
+                Box::new(Key::build(b, view, saved)),
+            ),
+            SearchKey::Not(k) => Key::Not(Box::new(Key::build(k, view, saved))),
+            SearchKey::Header(f, n) => Key::Header(f.clone(), folded(n)),
+            SearchKey::Body(n) => Key::Body(folded(n)),
+            SearchKey::Text(n) => Key::Text(folded(n)),
+            other => Key::Leaf(other.clone()),
+        }
+    }
+
+    fn matches(&self, c: &Ctx) -> bool {
+        let m = c.meta;
+        match self {
+            Key::And(keys) => keys.iter().all(|k| k.matches(c)),
+            Key::Or(a, b) => a.matches(c) || b.matches(c),
+            Key::Not(k) => !k.matches(c),
+            Key::In(set) => set.binary_search(&c.index).is_ok(),
+            Key::Header(field, needle) => c.text.is_some_and(|t| t.header_contains(field, needle)),
+            Key::Body(needle) => c.text.is_some_and(|t| t.body_contains(needle)),
+            Key::Text(needle) => c.text.is_some_and(|t| t.text_contains(needle)),
+            Key::Leaf(leaf) => match leaf {
+                SearchKey::All => true,
+                SearchKey::ModSeq(n) => m.modseq >= *n,
+                SearchKey::Flag(f) => has_flag(m, f),
+                SearchKey::Unflag(f) => !has_flag(m, f),
+                SearchKey::Recent => c.view.recent.contains(&m.uid),
+                SearchKey::New => c.view.recent.contains(&m.uid) && !m.flags.contains(Flags::SEEN),
+                SearchKey::Old => !c.view.recent.contains(&m.uid),
+                SearchKey::Before(d) => internal_day(m) < d.0,
+                SearchKey::On(d) => internal_day(m) == d.0,
+                SearchKey::Since(d) => internal_day(m) >= d.0,
+                SearchKey::SentBefore(d) => sent_day(c).is_some_and(|s| s < d.0),
+                SearchKey::SentOn(d) => sent_day(c).is_some_and(|s| s == d.0),
+                SearchKey::SentSince(d) => sent_day(c).is_some_and(|s| s >= d.0),
+                SearchKey::Larger(n) => m.size > *n,
+                SearchKey::Smaller(n) => m.size < *n,
+                // Built into other variants above.
+                _ => false,
+            },
+        }
+    }
+}
+
+fn has_flag(m: &MessageMeta, f: &str) -> bool {
+    match Flags::parse(f) {
+        Some(flag) => m.flags.contains(flag),
+        None => m.keywords.iter().any(|k| k.eq_ignore_ascii_case(f)),
+    }
+}
+
+fn folded(needle: &[u8]) -> String {
+    fold(&String::from_utf8_lossy(needle))
+}
+
+/// The internal date's day, in the zone it was given in.
+fn internal_day(m: &MessageMeta) -> i64 {
+    (m.internal_date.unix + m.internal_date.tz_minutes as i64 * 60).div_euclid(86400)
+}
+
+fn sent_day(c: &Ctx) -> Option<i64> {
+    c.text
+        .and_then(Searchable::sent_date)
+        .map(|(y, m, d)| days_from_civil(y, m, d))
+}
