@@ -18,5 +18,9 @@ fi
 # find it through SATCHEL_SHARED.
 export SATCHEL_SHARED="${SATCHEL_SHARED:-$(realpath -m ../shared)}"
 
+# Python's own IMAP/POP3/SMTP clients drive the server in tests/; pytest runs them.
+python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
+
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
+SATCHEL_BIN="$PWD/target/debug/satchel" python3 -m pytest -q tests/

@@ -11,17 +11,34 @@ use common::Satchel;
 
 fn serve_then_signal(signal: &str) {
     let s = Satchel::new();
+    // Port 0: the system picks free ports, so tests never collide.
+    let config = s.dir.path().join("satchel.toml");
+    std::fs::write(
+        &config,
+        "[listen]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\n",
+    )
+    .unwrap();
     let mut child = s
-        .command(&["serve"])
+        .command(&["--config", config.to_str().unwrap(), "serve"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    stdout.read_line(&mut first).unwrap();
     assert!(first.starts_with("store embedded "), "{first:?}");
+    let mut lines = stdout.lines();
+    for door in ["imap 127.0.0.1:", "imaps 127.0.0.1:"] {
+        let line = lines.next().unwrap().unwrap();
+        assert!(line.starts_with(door), "{line:?}");
+        let port: u16 = line.rsplit(':').next().unwrap().parse().unwrap();
+        assert_ne!(port, 0, "the line names the port actually bound");
+    }
+    assert!(
+        s.data().join("cert.pem").exists(),
+        "a self-signed certificate was made"
+    );
     assert!(s.data().join("index.sqlite").exists());
     let status = std::process::Command::new("kill")
         .arg(format!("-{signal}"))

@@ -1,0 +1,112 @@
+"""Fixtures for tests that drive a running `satchel serve` with real clients.
+
+Each test gets its own data folder and free ports; the server is the binary
+cargo built (SATCHEL_BIN, default target/debug/satchel)."""
+import os
+import signal
+import ssl
+import subprocess
+import imaplib
+import tempfile
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BIN = os.environ.get("SATCHEL_BIN", str(ROOT / "target" / "debug" / "satchel"))
+PASSWORD = "secret"
+
+
+class Satchel:
+    def __init__(self, tmp):
+        self.dir = pathlib.Path(tmp)
+        self.data = self.dir / "data"
+        self.config = self.dir / "satchel.toml"
+        self.config.write_text(
+            'hostname = "mail.example.test"\n'
+            'domains = ["example.test"]\n'
+            "[listen]\n"
+            'imap = ["127.0.0.1:0"]\n'
+            'imaps = ["127.0.0.1:0"]\n'
+        )
+        self.ports = {}
+        self.proc = None
+
+    def cli(self, *args, stdin=b"", check=True):
+        out = subprocess.run(
+            [BIN, "--config", str(self.config), "--data", str(self.data), *args],
+            input=stdin, capture_output=True, timeout=60,
+        )
+        if check and out.returncode != 0:
+            raise AssertionError(f"satchel {args} failed: {out.stderr.decode()}")
+        return out
+
+    def add_user(self, address, password=PASSWORD):
+        self.cli("user", "add", address, "--password-stdin", stdin=password.encode() + b"\n")
+
+    def deliver(self, to, message):
+        if isinstance(message, str):
+            message = message.encode()
+        out = self.cli("deliver", "--from", "sender@remote.test", "--to", to, stdin=message)
+        return int(out.stdout.split()[-1])
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [BIN, "--config", str(self.config), "--data", str(self.data), "serve"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        first = self.proc.stdout.readline().decode()
+        assert first.startswith("store embedded"), first
+        for _ in range(2):
+            door, addr = self.proc.stdout.readline().decode().split()
+            self.ports[door] = int(addr.rsplit(":", 1)[1])
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise AssertionError("serve did not stop on SIGTERM")
+            assert self.proc.returncode == 0, self.proc.returncode
+
+    def imap(self, user=None, password=PASSWORD):
+        """A plain-text IMAP connection (loopback allows LOGIN), logged in
+        when `user` is given."""
+        c = imaplib.IMAP4("127.0.0.1", self.ports["imap"])
+        if user:
+            c.login(user, password)
+        return c
+
+    def imaps(self):
+        return imaplib.IMAP4_SSL("127.0.0.1", self.ports["imaps"], ssl_context=insecure_tls())
+
+
+def insecure_tls():
+    """The server's certificate is self-signed: accept it."""
+    c = ssl.create_default_context()
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    return c
+
+
+@pytest.fixture
+def satchel():
+    with tempfile.TemporaryDirectory() as tmp:
+        s = Satchel(tmp)
+        s.add_user("alice@example.test")
+        s.add_user("bob@example.test")
+        s.start()
+        try:
+            yield s
+        finally:
+            s.stop()
+
+
+def message(subject="Hello", body="Hi there.", sender="Carol <carol@remote.test>", extra=""):
+    return (
+        f"From: {sender}\r\nTo: alice@example.test\r\nSubject: {subject}\r\n"
+        f"Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <{abs(hash(subject + body))}@remote.test>\r\n"
+        f"{extra}\r\n{body}\r\n"
+    ).encode()
