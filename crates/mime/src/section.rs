@@ -95,6 +95,8 @@ impl Section {
             part.message()
         };
         match &self.text {
+            // BODY[] is the whole message; BODY[n] the body of part n.
+            None if self.part.is_empty() => data.to_vec(),
             None => cut(part.body.clone()),
             Some(SectionText::Mime) => cut(part.header.range.clone()),
             Some(SectionText::Header) => message
@@ -185,6 +187,22 @@ fn field_names(list: &[u8]) -> Option<Vec<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_section_is_the_whole_message() {
+        let msg = b"Subject: x\r\n\r\nbody\r\n";
+        let root = Part::parse(msg);
+        let all = Section::parse(b"").unwrap();
+        assert_eq!(all.extract(msg, &root), msg);
+        assert_eq!(
+            Section::parse(b"1").unwrap().extract(msg, &root),
+            b"body\r\n"
+        );
+        assert_eq!(
+            Section::parse(b"TEXT").unwrap().extract(msg, &root),
+            b"body\r\n"
+        );
+    }
 
     #[test]
     fn parses_specs() {

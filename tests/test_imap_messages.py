@@ -1,0 +1,276 @@
+"""IMAP: the selected state (RFC 9051 6.4) with UIDPLUS, MOVE, ESEARCH,
+SEARCHRES, MULTIAPPEND."""
+import imaplib
+import re
+import sqlite3
+
+import pytest
+
+from conftest import message
+
+ALICE = "alice@example.test"
+
+MULTIPART = (
+    b"From: Dana <dana@remote.test>\r\nTo: alice@example.test\r\nSubject: =?utf-8?q?R=C3=A9sum=C3=A9?= attached\r\n"
+    b"Date: Wed, 03 Jan 2024 12:00:00 +0100\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+    b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b"Gr=C3=BC=C3=9Fe aus K=C3=B6ln, see the attachment.\r\n"
+    b'--b1\r\nContent-Type: application/pdf; name="cv.pdf"\r\nContent-Disposition: attachment; filename="cv.pdf"\r\n'
+    b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IKNSAwIG9iago=\r\n--b1--\r\n"
+)
+
+
+def untagged(c, name):
+    return c.untagged_responses.pop(name, [])
+
+
+@pytest.fixture
+def box(satchel):
+    """Alice's INBOX with three messages, selected."""
+    satchel.deliver(ALICE, message("First", "alpha body", sender="Bob <bob@remote.test>"))
+    satchel.deliver(ALICE, MULTIPART)
+    satchel.deliver(ALICE, message("Third", "gamma body", extra="Cc: eve@remote.test\r\n"))
+    c = satchel.imap(ALICE)
+    typ, data = c.select("INBOX")
+    assert typ == "OK" and data == [b"3"]
+    return c
+
+
+def test_select_answers(satchel):
+    satchel.deliver(ALICE, message("x"))
+    c = satchel.imap(ALICE)
+    typ, _ = c.select("INBOX")
+    assert typ == "OK"
+    assert untagged(c, "EXISTS") == [b"1"]
+    assert untagged(c, "RECENT") == [b"1"]
+    assert untagged(c, "FLAGS") == [b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"]
+    oks = b" ".join(untagged(c, "OK"))
+    for code in [b"PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)", b"UIDVALIDITY ",
+                 b"UIDNEXT 2", b"UNSEEN 1"]:
+        assert code in oks, oks
+    assert untagged(c, "READ-WRITE") == [b""]
+    # \Recent goes to one session only.
+    d = satchel.imap(ALICE)
+    d.select("INBOX")
+    assert untagged(d, "RECENT") == [b"0"]
+    typ, _ = d.select("INBOX", readonly=True)
+    assert untagged(d, "READ-ONLY") == [b""]
+    assert b"[CLOSED]" in b" ".join(untagged(d, "OK"))
+    typ, data = d.select("Nope")
+    assert typ == "NO" and b"NONEXISTENT" in data[0]
+    c.logout()
+    d.logout()
+
+
+def test_fetch_items(box):
+    c = box
+    typ, data = c.fetch("1", "(UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)")
+    line = data[0]
+    assert re.match(rb'1 \(UID 1 FLAGS \(\\Recent\) RFC822.SIZE \d+ INTERNALDATE "\d\d-\w{3}-\d{4} [\d:]{8} \+0000" '
+                    rb'ENVELOPE \("Tue, 02 Jan 2024 10:00:00 \+0000" "First" \(\("Bob" NIL "bob" "remote.test"\)\)', line), line
+    typ, data = c.fetch("2", "(BODYSTRUCTURE)")
+    assert b'"mixed" ("boundary" "b1")' in data[0]
+    assert b'("application" "pdf" ("name" "cv.pdf") NIL NIL "base64" 32 NIL ("attachment" ("filename" "cv.pdf")) NIL NIL)' in data[0]
+    typ, data = c.fetch("2", "(BODY)")
+    assert data[0].endswith(b'"mixed"))')
+    typ, data = c.fetch("2", "(BODY.PEEK[2]<0.8> BODY.PEEK[1.MIME] BODY.PEEK[HEADER.FIELDS (Subject)])")
+    parts = {re.search(rb"(BODY\[[^\]]*\](?:<\d+>)?) \{\d+\}$", k).group(1): v for k, v in data[:-1]}
+    assert parts[b"BODY[2]<0>"] == b"JVBERi0x"
+    assert parts[b"BODY[1.MIME]"].startswith(b"Content-Type: text/plain; charset=utf-8\r\n")
+    assert parts[b"BODY[HEADER.FIELDS (SUBJECT)]"] == b"Subject: =?utf-8?q?R=C3=A9sum=C3=A9?= attached\r\n\r\n"
+    typ, data = c.fetch("1", "(RFC822.HEADER)")
+    assert data[0][1].startswith(b"From: Bob") and data[0][1].endswith(b"\r\n\r\n")
+    typ, data = c.fetch("1", "FAST")
+    assert re.match(rb"1 \(FLAGS \(\\Recent\) INTERNALDATE \"[^\"]+\" RFC822.SIZE \d+\)", data[0]), data
+    typ, data = c.fetch("1:*", "(UID)")
+    assert data == [b"1 (UID 1)", b"2 (UID 2)", b"3 (UID 3)"]
+    with pytest.raises(imaplib.IMAP4.error, match="no message 9"):
+        c.fetch("9", "(UID)")
+    typ, data = c.uid("FETCH", "2:99", "(FLAGS)")
+    assert len(data) == 2 and data[0].startswith(b"2 (UID 2 FLAGS")
+
+
+def test_body_fetch_sets_seen_and_peek_does_not(box):
+    c = box
+    c.fetch("1", "(BODY.PEEK[TEXT])")
+    assert c.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS (\\Recent))"]
+    typ, data = c.fetch("1", "(BODY[TEXT])")
+    assert data[0][1] == b"alpha body\r\n"
+    assert data[1] == b" FLAGS (\\Seen \\Recent))"
+    typ, data = c.fetch("3", "(RFC822)")
+    assert data[0][1].startswith(b"From: Carol")
+    assert c.fetch("3", "(FLAGS)")[1] == [b"3 (FLAGS (\\Seen \\Recent))"]
+    # EXAMINE never sets \Seen.
+    c.select("INBOX", readonly=True)
+    c.fetch("2", "(BODY[1])")
+    assert c.fetch("2", "(FLAGS)")[1] == [b"2 (FLAGS ())"]
+
+
+def test_store(box):
+    c = box
+    typ, data = c.store("1:2", "+FLAGS", "(\\Flagged $Work)")
+    assert data == [b"1 (FLAGS (\\Flagged $Work \\Recent))", b"2 (FLAGS (\\Flagged $Work \\Recent))"]
+    typ, data = c.store("2", "-FLAGS", "($work)")
+    assert data == [b"2 (FLAGS (\\Flagged \\Recent))"]
+    c.store("3", "+FLAGS", "($Work)")
+    typ, data = c.store("1", "FLAGS", "(\\Answered)")
+    assert data == [b"1 (FLAGS (\\Answered \\Recent))"]
+    typ, data = c.store("1:3", "+FLAGS.SILENT", "(\\Seen)")
+    assert typ == "OK" and data == [None]
+    typ, data = c.uid("STORE", "3", "+FLAGS", "(\\Draft)")
+    assert data == [b"3 (UID 3 FLAGS (\\Seen \\Draft $Work \\Recent))"]
+    with pytest.raises(imaplib.IMAP4.error, match="cannot be set|not a flag"):
+        c.store("1", "+FLAGS", "(\\Bogus)")
+    # Keywords now show in FLAGS at the next SELECT.
+    c.select("INBOX")
+    assert untagged(c, "FLAGS") == [b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)"]
+    c.select("INBOX", readonly=True)
+    typ, data = c.store("1", "+FLAGS", "(\\Deleted)")
+    assert typ == "NO" and b"READ-ONLY" in data[0]
+
+
+def test_search_keys(box):
+    c = box
+    c.store("1", "+FLAGS", "(\\Seen \\Flagged)")
+    c.store("3", "+FLAGS", "(\\Deleted $Later)")
+    cases = {
+        "ALL": b"1 2 3",
+        "SEEN": b"1",
+        "UNSEEN": b"2 3",
+        "FLAGGED": b"1",
+        "DELETED": b"3",
+        "UNDELETED": b"1 2",
+        "KEYWORD $Later": b"3",
+        "UNKEYWORD $later": b"1 2",
+        "FROM bob": b"1",
+        "FROM dana@remote": b"2",
+        'SUBJECT "résumé"': b"2",
+        "SUBJECT third": b"3",
+        "CC eve": b"3",
+        "TO alice": b"1 2 3",
+        "HEADER Message-ID remote.test": b"1 3",
+        'HEADER X-Nothing ""': b"",
+        "BODY gamma": b"3",
+        'BODY "grüße aus köln"': b"2",
+        "TEXT carol": b"3",
+        "SENTON 2-Jan-2024": b"1 3",
+        "SENTSINCE 3-Jan-2024": b"2",
+        "SENTBEFORE 3-Jan-2024": b"1 3",
+        "SINCE 1-Jan-2024": b"1 2 3",
+        "BEFORE 1-Jan-2024": b"",
+        "LARGER 400": b"2",
+        "SMALLER 400": b"1 3",
+        "OR SEEN DELETED": b"1 3",
+        "NOT SEEN": b"2 3",
+        "(SEEN FLAGGED)": b"1",
+        "2:*": b"2 3",
+        "UID 1,3": b"1 3",
+        "RECENT": b"1 2 3",
+        "NEW": b"2 3",
+        "OLD": b"",
+        "NOT 1:3": b"",
+    }
+    for key, expected in cases.items():
+        charset = "UTF-8" if not key.isascii() else None
+        typ, data = c.search(charset, key.encode() if charset else key)
+        assert (typ, data) == ("OK", [expected]), (key, data)
+    typ, data = c.uid("SEARCH", "FROM", "bob")
+    assert data == [b"1"]
+    typ, data = c.search("KOI8-R", "ALL")
+    assert typ == "NO" and b"[BADCHARSET (UTF-8 US-ASCII)]" in data[0]
+
+
+def test_esearch_and_searchres(box):
+    c = box
+    typ, data = c._simple_command("UID", "SEARCH", "RETURN", "(MIN MAX COUNT ALL)", "ALL")
+    assert typ == "OK"
+    assert untagged(c, "ESEARCH")[0].endswith(b'UID MIN 1 MAX 3 COUNT 3 ALL 1:3')
+    typ, _ = c._simple_command("SEARCH", "RETURN", "()", "2:3")
+    assert untagged(c, "ESEARCH")[0].endswith(b"ALL 2:3")
+    typ, _ = c._simple_command("SEARCH", "RETURN", "(COUNT)", "DELETED")
+    assert untagged(c, "ESEARCH")[0].endswith(b"COUNT 0")
+    # SAVE, then use $ in the next commands (RFC 5182).
+    typ, _ = c._simple_command("UID", "SEARCH", "RETURN", "(SAVE)", "FROM", "carol")
+    assert typ == "OK" and untagged(c, "ESEARCH") == []
+    typ, data = c.fetch("$", "(UID)")
+    assert data == [b"3 (UID 3)"]
+    typ, data = c.store("$", "+FLAGS", "(\\Answered)")
+    assert data == [b"3 (FLAGS (\\Answered \\Recent))"]
+
+
+def test_imap4rev2_searches_answer_with_esearch(satchel):
+    satchel.deliver(ALICE, message("x"))
+    c = satchel.imap(ALICE)
+    c._simple_command("ENABLE", "IMAP4rev2")
+    c.select("INBOX")
+    assert untagged(c, "RECENT") == []
+    typ, _ = c._simple_command("SEARCH", "ALL")
+    assert untagged(c, "ESEARCH")[0].endswith(b"ALL 1")
+    assert c.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS ())"]
+
+
+def test_copy_move_and_junk_training(satchel, box):
+    c = box
+    typ, data = c.copy("1:2", "Sent")
+    assert typ == "OK" and re.match(rb"\[COPYUID \d+ 1:2 1:2\]", data[0])
+    typ, data = c.copy("1", "Nope")
+    assert typ == "NO" and b"TRYCREATE" in data[0]
+    typ, data = c._simple_command("MOVE", "2", "Junk")
+    assert typ == "OK"
+    assert re.match(rb"\[COPYUID \d+ 2 1\] Moved.", untagged(c, "OK")[-1])
+    assert untagged(c, "EXPUNGE") == [b"2"]
+    typ, data = c.fetch("1:*", "(UID)")
+    assert data == [b"1 (UID 1)", b"2 (UID 3)"]
+    typ, data = c.uid("MOVE", "3", '"Possible Junk"')
+    assert typ == "OK"
+    assert c.select("Junk")[1] == [b"1"]
+    typ, data = c.uid("MOVE", "1", "INBOX")
+    assert typ == "OK"
+    db = sqlite3.connect(satchel.data / "index.sqlite")
+    rows = db.execute("SELECT spam FROM training ORDER BY id").fetchall()
+    # INBOX -> Junk is spam; Junk -> INBOX is ham; INBOX -> Possible Junk is neither.
+    assert rows == [(1,), (0,)]
+    c.select('"Possible Junk"')
+    c.uid("MOVE", "1", "Trash")
+    assert db.execute("SELECT COUNT(*) FROM training").fetchone() == (2,), "Possible Junk -> Trash is not ham"
+
+
+def test_append_and_multiappend(satchel):
+    c = satchel.imap(ALICE)
+    typ, data = c.append("Drafts", "(\\Draft $Todo)", '"07-Feb-1994 21:52:25 -0800"', b"Subject: draft\r\n\r\nwip\r\n")
+    assert typ == "OK" and re.match(rb"\[APPENDUID \d+ 1\]", data[0])
+    c.select("Drafts")
+    typ, data = c.fetch("1", "(FLAGS INTERNALDATE RFC822.SIZE)")
+    assert data == [b'1 (FLAGS (\\Draft $Todo \\Recent) INTERNALDATE "07-Feb-1994 21:52:25 -0800" RFC822.SIZE 23)']
+    typ, data = c.append("Nope", None, None, b"x\r\n")
+    assert typ == "NO" and b"TRYCREATE" in data[0]
+    # MULTIAPPEND: two messages, one command, UIDs in one APPENDUID.
+    c.send(b"m1 APPEND Drafts (\\Seen) {3+}\r\none ~{4+}\r\ntw\x00o\r\n")
+    reply = c.readline()
+    while reply.startswith(b"*"):
+        reply = c.readline()
+    assert re.match(rb"m1 OK \[APPENDUID \d+ 2:3\]", reply), reply
+    c.logout()
+
+
+def test_expunge_close_unselect(box):
+    c = box
+    c.store("1,3", "+FLAGS", "(\\Deleted)")
+    typ, data = c.expunge()
+    assert data == [b"1", b"2"], "the second one renumbered after the first went"
+    assert c.fetch("1:*", "(UID)")[1] == [b"1 (UID 2)"]
+    c.append("INBOX", None, None, b"Subject: a\r\n\r\na\r\n")
+    c.append("INBOX", None, None, b"Subject: b\r\n\r\nb\r\n")
+    c.noop()
+    c.store("1:*", "+FLAGS", "(\\Deleted)")
+    typ, data = c.uid("EXPUNGE", "4")
+    assert typ == "OK" and untagged(c, "EXPUNGE") == [b"2"]
+    assert c.unselect()[0] == "OK"
+    with pytest.raises(imaplib.IMAP4.error):
+        c.fetch("1", "(UID)")
+    c.select("INBOX")
+    assert untagged(c, "EXISTS") == [b"2"], "UNSELECT left the deleted ones"
+    assert c.close()[0] == "OK"
+    typ, data = c.select("INBOX")
+    assert data == [b"0"], "CLOSE expunged them"
