@@ -523,7 +523,7 @@ impl Session {
                 out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
             }
         }
-        if updates.new_messages > 0 || expunges_allowed {
+        if updates.new_messages > 0 {
             out.extend_from_slice(format!("* {} EXISTS\r\n", view.exists()).as_bytes());
             if !rev2 && updates.new_messages > 0 {
                 out.extend_from_slice(format!("* {} RECENT\r\n", view.recent.len()).as_bytes());

@@ -1,0 +1,97 @@
+"""IMAP: every limit has a number and holds (design.md, "Rules")."""
+import imaplib
+import socket
+
+import pytest
+
+from conftest import PASSWORD
+
+ALICE = "alice@example.test"
+
+
+def connect(satchel):
+    s = socket.create_connection(("127.0.0.1", satchel.ports["imap"]), timeout=10)
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    return s, f
+
+
+def login(satchel):
+    s, f = connect(satchel)
+    s.sendall(f"a LOGIN {ALICE} {PASSWORD}\r\n".encode())
+    assert f.readline().startswith(b"a OK")
+    return s, f
+
+
+def test_a_command_line_over_64k_is_refused_and_the_session_goes_on(satchel):
+    s, f = login(satchel)
+    s.sendall(b"b SEARCH SUBJECT " + b"x" * 70_000 + b"\r\n")
+    assert f.readline().startswith(b"* BAD [TOOBIG]")
+    s.sendall(b"c NOOP\r\n")
+    assert f.readline() == b"c OK NOOP completed.\r\n"
+
+
+def test_an_append_over_the_limit_is_refused_before_it_is_sent(satchel):
+    s, f = login(satchel)
+    s.sendall(b"b APPEND INBOX {60000000}\r\n")
+    line = f.readline()
+    assert line.startswith(b"b NO [TOOBIG]"), line
+    s.sendall(b"c NOOP\r\n")
+    assert f.readline() == b"c OK NOOP completed.\r\n"
+
+
+def test_an_oversized_literal_plus_closes_the_connection(satchel):
+    s, f = login(satchel)
+    s.sendall(b"b APPEND INBOX {60000000+}\r\n" + b"x" * 1000)
+    assert f.readline().startswith(b"* BYE [TOOBIG]")
+    assert f.readline() == b""
+
+
+def test_big_literals_outside_append_are_refused(satchel):
+    s, f = connect(satchel)
+    s.sendall(b"a LOGIN {100000}\r\n")
+    assert f.readline().startswith(b"a BAD [TOOBIG]")
+    s.sendall(b"b NOOP\r\n")
+    assert f.readline() == b"b OK NOOP completed.\r\n"
+
+
+def test_a_message_at_the_limit_is_taken(satchel):
+    s, f = login(satchel)
+    body = b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 5000
+    s.sendall(b"b APPEND INBOX {%d}\r\n" % len(body))
+    assert f.readline().startswith(b"+ ")
+    s.sendall(body + b"\r\n")
+    assert f.readline().startswith(b"b OK [APPENDUID")
+
+
+def test_connections_per_address_are_limited(satchel):
+    held = [connect(satchel) for _ in range(64)]
+    s = socket.create_connection(("127.0.0.1", satchel.ports["imap"]), timeout=10)
+    assert s.makefile("rb").readline().startswith(b"* BYE [UNAVAILABLE] Too many connections")
+    held.pop()[0].close()
+    for _ in range(50):
+        s = socket.create_connection(("127.0.0.1", satchel.ports["imap"]), timeout=10)
+        greeting = s.makefile("rb").readline()
+        if greeting.startswith(b"* OK"):
+            break
+        s.close()
+    assert greeting.startswith(b"* OK"), "a freed slot is usable again"
+
+
+def test_sessions_per_user_are_limited(satchel):
+    held = [imaplib.IMAP4("127.0.0.1", satchel.ports["imap"]) for _ in range(33)]
+    for c in held[:32]:
+        c.login(ALICE, PASSWORD)
+    typ, data = held[32]._simple_command("LOGIN", ALICE, PASSWORD)
+    assert typ == "NO" and b"[LIMIT]" in data[0]
+    assert held[32].login("bob@example.test", PASSWORD)[0] == "OK", "other users are not affected"
+    held[0].logout()
+    typ, _ = held[32]._simple_command("LOGOUT")
+    c = imaplib.IMAP4("127.0.0.1", satchel.ports["imap"])
+    for _ in range(50):
+        try:
+            c.login(ALICE, PASSWORD)
+            break
+        except imaplib.IMAP4.error:
+            pass
+    assert c.state == "AUTH"
