@@ -21,7 +21,7 @@ def test_greeting_and_capabilities(satchel):
     for cap in ["IMAP4REV1", "IMAP4REV2", "STARTTLS", "AUTH=PLAIN", "AUTH=LOGIN", "SASL-IR", "LITERAL+",
                 "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "SPECIAL-USE",
                 "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "SEARCHRES", "MULTIAPPEND",
-                "APPENDLIMIT=52428800"]:
+                "APPENDLIMIT=52428800", "BINARY"]:
         assert cap in caps, cap
     typ, data = c.login("alice@example.test", PASSWORD)
     assert typ == "OK" and b"CAPABILITY" in data[0]

@@ -274,3 +274,31 @@ def test_expunge_close_unselect(box):
     assert c.close()[0] == "OK"
     typ, data = c.select("INBOX")
     assert data == [b"0"], "CLOSE expunged them"
+
+
+def test_binary(box):
+    """RFC 3516: parts with their transfer encoding undone."""
+    c = box
+    typ, data = c.fetch("2", "(BINARY.PEEK[1] BINARY.SIZE[2] BINARY.PEEK[2]<1.3>)")
+    assert typ == "OK", data
+    # The line break before the boundary belongs to the boundary.
+    assert data[0][0].endswith(b"BINARY[1] {38}")
+    assert data[0][1] == "Grüße aus Köln, see the attachment.".encode()
+    assert b"BINARY.SIZE[2] 23" in data[1][0]
+    assert data[1][0].endswith(b"BINARY[2]<1> {3}") and data[1][1] == b"PDF"
+    typ, data = c.fetch("2", "(FLAGS)")
+    assert b"\\Seen" not in data[0], "BINARY.PEEK leaves \\Seen alone"
+    # A message with NUL goes in as literal8 and comes back as one.
+    c.send(b"b1 APPEND INBOX ~{14+}\r\nSubject: \x00\r\n\r\n\r\n")
+    reply = c.readline()
+    while reply.startswith(b"*"):  # EXISTS and RECENT for the new message
+        reply = c.readline()
+    assert reply.startswith(b"b1 OK [APPENDUID"), reply
+    c.send(b"b2 FETCH 4 (BINARY.PEEK[])\r\n")
+    line = c.readline()
+    assert line.endswith(b"BINARY[] ~{14}\r\n"), line
+    assert c.read(14) == b"Subject: \x00\r\n\r\n"
+    assert c.readline() == b")\r\n"
+    assert c.readline().startswith(b"b2 OK")
+    typ, data = c.fetch("4", "(BODY.PEEK[])")
+    assert data[0][1] == b"Subject: \x80\r\n\r\n", "NUL goes out as 0x80 outside BINARY"

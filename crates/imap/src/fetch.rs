@@ -57,6 +57,19 @@ impl Loaded {
     fn section(&self, section: &Section) -> Vec<u8> {
         section.extract(&self.served, &self.root)
     }
+
+    /// BINARY[part]: the part with its transfer encoding undone; the whole
+    /// message for no part numbers.
+    fn binary(&self, part: &[u32]) -> Result<Vec<u8>, String> {
+        if part.is_empty() {
+            return Ok(self.served.clone());
+        }
+        let Some(p) = mime::section::part_at(&self.root, part) else {
+            return Ok(Vec::new());
+        };
+        mime::decode::part_content(&self.served, p)
+            .ok_or_else(|| "[UNKNOWN-CTE] The part's transfer encoding is unknown.".to_string())
+    }
 }
 
 /// The FLAGS of a message as this session shows them.
@@ -177,8 +190,32 @@ pub fn write(
                 out.push(b' ');
                 response::literal(out, &mime::without_nul(slice));
             }
-            FetchAttr::Binary { .. } | FetchAttr::BinarySize(_) => {
-                return Err("BINARY is not supported".into());
+            FetchAttr::Binary {
+                part, partial: p, ..
+            } => {
+                let loaded = m.body.ok_or("the message could not be read")?;
+                let bytes = loaded.binary(part)?;
+                sep(out);
+                out.extend_from_slice(format!("BINARY[{}]", dotted(part)).as_bytes());
+                let slice = match p {
+                    Some((origin, len)) => {
+                        out.extend_from_slice(format!("<{origin}>").as_bytes());
+                        partial(&bytes, *origin, Some(*len))
+                    }
+                    None => &bytes[..],
+                };
+                out.push(b' ');
+                // RFC 3516 4.2: literal8 when the data holds NUL.
+                if slice.contains(&0) {
+                    out.push(b'~');
+                }
+                response::literal(out, slice);
+            }
+            FetchAttr::BinarySize(part) => {
+                let loaded = m.body.ok_or("the message could not be read")?;
+                let size = loaded.binary(part)?.len();
+                sep(out);
+                out.extend_from_slice(format!("BINARY.SIZE[{}] {size}", dotted(part)).as_bytes());
             }
         }
     }
@@ -240,4 +277,11 @@ fn write_section_spec(out: &mut Vec<u8>, s: &Section) {
             out.push(b')');
         }
     }
+}
+
+fn dotted(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }

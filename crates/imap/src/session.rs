@@ -320,6 +320,7 @@ impl Session {
             "ESEARCH",
             "SEARCHRES",
             "MULTIAPPEND",
+            "BINARY",
         ]);
         let mut s = caps.join(" ");
         s.push_str(&format!(" APPENDLIMIT={MAX_MESSAGE_SIZE}"));

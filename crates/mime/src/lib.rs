@@ -3,6 +3,7 @@
 //! CRLF). Malformed mail gives a valid, best-effort answer, never a panic.
 
 pub mod address;
+pub mod decode;
 pub mod header;
 pub mod imap;
 mod lex;

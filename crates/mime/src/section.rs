@@ -110,6 +110,11 @@ impl Section {
     }
 }
 
+/// The part that part numbers name (the message itself for none).
+pub fn part_at<'a>(root: &'a Part, path: &[u32]) -> Option<&'a Part> {
+    find(root, path)
+}
+
 /// Applies `<origin.length>` to a section's bytes.
 pub fn partial(bytes: &[u8], origin: u64, length: Option<u64>) -> &[u8] {
     let start = (origin.min(bytes.len() as u64)) as usize;
