@@ -20,6 +20,9 @@ export SATCHEL_SHARED="${SATCHEL_SHARED:-$(realpath -m ../shared)}"
 
 # Python's own IMAP/POP3/SMTP clients drive the server in tests/; pytest runs them.
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
+# Node clients (imapflow), pinned by tests/node/package-lock.json.
+command -v npm >/dev/null || { apt-get update -q >/dev/null; apt-get install -y -q nodejs npm >/dev/null; }
+(cd tests/node && npm ci --no-audit --no-fund --silent)
 
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked

@@ -10,8 +10,11 @@ use crate::rfc822::{self, Cursor};
 
 /// Depth (the message itself is 0) from which multiparts and message/rfc822
 /// parts are no longer opened: such a part is shown as
-/// application/octet-stream, as Dovecot does from its 100th level on.
-pub const MAX_DEPTH: usize = 99;
+/// application/octet-stream. Dovecot stops at 99; we stop earlier so that a
+/// FETCH answer stays within the list nesting clients accept (imapflow
+/// refuses more than 100 levels, and the FETCH list and an ENVELOPE inside
+/// the deepest message/rfc822 add four).
+pub const MAX_DEPTH: usize = 90;
 /// Most children of one multipart that are parsed; the rest is ignored.
 pub const MAX_CHILDREN: usize = 10_000;
 

@@ -48,6 +48,17 @@ fn expected() -> Vec<Expected> {
         .collect()
 }
 
+/// The one fixture nested deeper than our limit, where we differ on purpose.
+const DEEPER_THAN_OUR_LIMIT: &str = "mime/multipart-nested-120.eml";
+
+/// How many lists open at the start of a BODYSTRUCTURE.
+fn nesting(v: &Value) -> usize {
+    match v.as_list().and_then(|l| l.first()) {
+        Some(first @ Value::List(_)) => 1 + nesting(first),
+        _ => 1,
+    }
+}
+
 fn show(v: &Value) -> String {
     String::from_utf8_lossy(&v.to_imap()).into_owned()
 }
@@ -119,6 +130,17 @@ async fn views_match_dovecot_for_every_fixture_message() {
                 "{source}: RFC822.SIZE {} != dovecot {}",
                 msg.size, exp.size
             ));
+        }
+        if source == DEEPER_THAN_OUR_LIMIT {
+            // Dovecot opens 99 levels, we open mime::part::MAX_DEPTH (see
+            // there why); below it the structure must be Dovecot's.
+            assert_eq!(
+                nesting(&bodystructure),
+                mime::part::MAX_DEPTH + 1,
+                "{source}"
+            );
+            assert_eq!(envelope, exp.envelope, "{source}");
+            continue;
         }
         for (what, ours, theirs) in [
             ("ENVELOPE", &envelope, &exp.envelope),
