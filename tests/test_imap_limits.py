@@ -26,7 +26,7 @@ def login(satchel):
 def test_a_command_line_over_64k_is_refused_and_the_session_goes_on(satchel):
     s, f = login(satchel)
     s.sendall(b"b SEARCH SUBJECT " + b"x" * 70_000 + b"\r\n")
-    assert f.readline().startswith(b"* BAD [TOOBIG]")
+    assert f.readline().startswith(b"b BAD [TOOBIG]"), "tagged, so the client stops waiting"
     s.sendall(b"c NOOP\r\n")
     assert f.readline() == b"c OK NOOP completed.\r\n"
 

@@ -70,9 +70,19 @@ impl P<'_> {
         self.i >= self.s.len()
     }
 
+    /// A bit of what follows, for error messages: printable, one line.
     fn rest_preview(&self) -> String {
         let rest = &self.s[self.i..];
-        String::from_utf8_lossy(&rest[..rest.len().min(40)]).into_owned()
+        rest[..rest.len().min(40)]
+            .iter()
+            .map(|&b| {
+                if (0x20..0x7f).contains(&b) {
+                    b as char
+                } else {
+                    '?'
+                }
+            })
+            .collect()
     }
 
     fn sp(&mut self) -> R<()> {

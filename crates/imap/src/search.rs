@@ -7,7 +7,7 @@ use imap_proto::parse::days_from_civil;
 use mime::search::{Searchable, fold};
 use store::{Flags, MailStore, MessageMeta};
 
-use crate::view::View;
+use crate::view::{Selection, View};
 
 /// Whether any part of `key` needs the message's text.
 fn needs_content(key: &SearchKey) -> bool {
@@ -36,16 +36,16 @@ pub async fn run(
     let key = Key::build(key, view, saved);
     let mut hits = Vec::new();
     for (i, m) in view.messages.iter().enumerate() {
-        if view.pending_expunge.contains(&m.uid) {
-            continue;
-        }
         let raw = if content {
-            Some(
-                store
-                    .read_blob(&m.blob)
-                    .await
-                    .map_err(|e| format!("cannot read message {}: {e}", m.uid))?,
-            )
+            match store.read_blob(&m.blob).await {
+                Ok(raw) => Some(raw),
+                // Expunged by another session (this view may not know yet)
+                // and its file collected: not a match.
+                Err(e) => {
+                    tracing::debug!("imap search: message {} unreadable: {e}", m.uid);
+                    continue;
+                }
+            }
         } else {
             None
         };
@@ -69,8 +69,8 @@ enum Key {
     And(Vec<Key>),
     Or(Box<Key>, Box<Key>),
     Not(Box<Key>),
-    /// A sequence or UID set, resolved (sorted indexes).
-    In(Vec<usize>),
+    /// A sequence or UID set, resolved.
+    In(Selection),
     Header(String, String),
     Body(String),
     Text(String),
@@ -112,7 +112,7 @@ impl Key {
             Key::And(keys) => keys.iter().all(|k| k.matches(c)),
             Key::Or(a, b) => a.matches(c) || b.matches(c),
             Key::Not(k) => !k.matches(c),
-            Key::In(set) => set.binary_search(&c.index).is_ok(),
+            Key::In(set) => set.contains(c.index),
             Key::Header(field, needle) => c.text.is_some_and(|t| t.header_contains(field, needle)),
             Key::Body(needle) => c.text.is_some_and(|t| t.body_contains(needle)),
             Key::Text(needle) => c.text.is_some_and(|t| t.text_contains(needle)),

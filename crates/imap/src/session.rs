@@ -1,6 +1,7 @@
 //! One IMAP session: reading commands (literals included), the states of
 //! RFC 9051 3, and every command's answer.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,8 +22,8 @@ use tokio::sync::{broadcast, watch};
 use crate::fetch::{self, Loaded};
 use crate::view::View;
 use crate::{
-    AUTH_TIMEOUT, IDLE_KEEPALIVE, MAX_LINE, MAX_SMALL_LITERAL, PREAUTH_TIMEOUT, Server, list,
-    search,
+    AUTH_TIMEOUT, HANDSHAKE_TIMEOUT, IDLE_KEEPALIVE, MAX_LINE, MAX_SMALL_LITERAL, PREAUTH_TIMEOUT,
+    Server, WRITE_TIMEOUT, list, search,
 };
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -209,24 +210,18 @@ impl Session {
     /// Reads one command with its literals. `None` when the command was
     /// answered already (a line too long, a literal refused).
     async fn read_command(&mut self, line: &mut Vec<u8>) -> Result<Option<Vec<u8>>, Error> {
-        match self.io().line(line).await {
-            Ok(()) => {}
-            Err(LineError::TooLong(max)) => {
-                self.line(&format!(
-                    "* BAD [TOOBIG] Command line longer than {max} bytes."
-                ));
-                self.flush().await?;
-                return Ok(None);
-            }
-            Err(e) => return Err(e.into()),
+        if let Some(done) = self.read_line(line, None).await? {
+            return Ok(done);
         }
         if line.is_empty() {
             return Ok(None);
         }
-        let tag =
-            String::from_utf8_lossy(line.split(|&b| b == b' ').next().unwrap_or(b"*")).into_owned();
+        let tag = tag_of(line);
         let name = command_name(line);
-        let literal_limit = if name == "APPEND" {
+        // Only a logged-in APPEND may send message-sized literals; anything
+        // else (and anyone not logged in) gets small ones, in total too.
+        let append = name == "APPEND" && self.account.is_some();
+        let literal_limit = if append {
             MAX_MESSAGE_SIZE
         } else {
             MAX_SMALL_LITERAL
@@ -234,8 +229,8 @@ impl Session {
         let mut command = line.clone();
         let mut literal_total: u64 = 0;
         while let Some(lit) = literal_at_end(line) {
-            literal_total += lit.size;
-            if lit.size > literal_limit || literal_total > literal_limit.max(MAX_MESSAGE_SIZE) {
+            literal_total = literal_total.saturating_add(lit.size);
+            if literal_total > literal_limit {
                 let what = format!(
                     "[TOOBIG] Literal of {} bytes is over the limit of {literal_limit} bytes.",
                     lit.size
@@ -247,7 +242,7 @@ impl Session {
                     self.logout = true;
                     return Ok(None);
                 }
-                let status = if name == "APPEND" { "NO" } else { "BAD" };
+                let status = if append { "NO" } else { "BAD" };
                 self.line(&format!("{tag} {status} {what}"));
                 self.flush().await?;
                 return Ok(None);
@@ -258,16 +253,8 @@ impl Session {
             }
             command.extend_from_slice(b"\r\n");
             self.io().exact(lit.size as usize, &mut command).await?;
-            match self.io().line(line).await {
-                Ok(()) => {}
-                Err(LineError::TooLong(max)) => {
-                    self.line(&format!(
-                        "{tag} BAD [TOOBIG] Command line longer than {max} bytes."
-                    ));
-                    self.flush().await?;
-                    return Ok(None);
-                }
-                Err(e) => return Err(e.into()),
+            if let Some(done) = self.read_line(line, Some(&tag)).await? {
+                return Ok(done);
             }
             if command.len() - literal_total as usize + line.len() > MAX_LINE {
                 self.line(&format!(
@@ -279,6 +266,27 @@ impl Session {
             command.extend_from_slice(line);
         }
         Ok(Some(command))
+    }
+
+    /// One line of a command; `Some(None)` when it was too long and has
+    /// been answered (tagged, with `tag` or the tag the line started with).
+    async fn read_line(
+        &mut self,
+        line: &mut Vec<u8>,
+        tag: Option<&str>,
+    ) -> Result<Option<Option<Vec<u8>>>, Error> {
+        match self.io().line(line).await {
+            Ok(()) => Ok(None),
+            Err(LineError::TooLong { max, head }) => {
+                let tag = tag.map(str::to_string).unwrap_or_else(|| tag_of(&head));
+                self.line(&format!(
+                    "{tag} BAD [TOOBIG] Command line longer than {max} bytes."
+                ));
+                self.flush().await?;
+                Ok(Some(None))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -390,6 +398,20 @@ impl Session {
                     self.line("* NAMESPACE ((\"\" \"/\")) NIL NIL");
                     (ok("NAMESPACE completed."), Updates::All)
                 }
+                C::Select {
+                    condstore: true, ..
+                }
+                | C::Fetch {
+                    changed_since: Some(_),
+                    ..
+                }
+                | C::Store {
+                    unchanged_since: Some(_),
+                    ..
+                } => (
+                    bad("CONDSTORE is not offered by this server."),
+                    Updates::None,
+                ),
                 C::Select {
                     mailbox, read_only, ..
                 } => (self.select(&mailbox, read_only).await?, Updates::None),
@@ -530,12 +552,8 @@ impl Session {
                 out.extend_from_slice(format!("* {} RECENT\r\n", view.recent.len()).as_bytes());
             }
         }
-        for seq in updates.flags {
-            // The seq may have moved if expunges were just announced.
-            let Some(m) = view.messages.get(seq - 1) else {
-                continue;
-            };
-            let uid = m.uid;
+        for uid in updates.flags {
+            // Looked up after the expunges above, so the number is current.
             if let Some(i) = view.index_of(uid) {
                 let m = &view.messages[i];
                 out.extend_from_slice(format!("* {} FETCH (UID {} FLAGS ", i + 1, uid).as_bytes());
@@ -565,7 +583,9 @@ impl Session {
         // Anything the client pipelined after STARTTLS is dropped (it came
         // in plain text); the handshake starts on a clean stream.
         let io = self.io.take().ok_or("no stream")?;
-        let stream = io.into_inner().into_tls(config).await?;
+        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, io.into_inner().into_tls(config))
+            .await
+            .map_err(|_| "TLS handshake timed out")??;
         self.io = Some(LineReader::new(stream, MAX_LINE));
         self.tls = true;
         Ok(())
@@ -672,7 +692,9 @@ impl Session {
         self.line(&format!("+ {challenge}"));
         self.flush().await?;
         let mut line = Vec::new();
-        self.io().line(&mut line).await?;
+        tokio::time::timeout(PREAUTH_TIMEOUT, self.io().line(&mut line))
+            .await
+            .map_err(|_| "no SASL response in time")??;
         Ok(if line == b"*" { None } else { Some(line) })
     }
 
@@ -732,6 +754,11 @@ impl Session {
         if self.feed.is_none() {
             self.feed = Some(self.server.store.subscribe());
         }
+        // Drained before the view is read: a change after this point is
+        // either in the view or still waiting on the feed, never lost.
+        if let Some(feed) = self.feed.as_mut() {
+            while feed.try_recv().is_ok() {}
+        }
         let store = self.server.store.clone();
         let view = match View::open(store.as_ref(), mailbox, read_only).await {
             Ok(v) => v,
@@ -780,9 +807,12 @@ impl Session {
         }
         let code = if read_only { "READ-ONLY" } else { "READ-WRITE" };
         let what = if read_only { "EXAMINE" } else { "SELECT" };
-        // Changes that came in before this view was read are in it already.
-        if let Some(feed) = self.feed.as_mut() {
-            while feed.try_recv().is_ok() {}
+        if self.rev2 {
+            // RFC 9051 6.3.2: the mailbox's LIST response, with its name.
+            let mut line = b"* LIST () \"/\" ".to_vec();
+            response::mailbox(&mut line, &view.mailbox.name, true);
+            line.extend_from_slice(b"\r\n");
+            self.out.extend_from_slice(&line);
         }
         self.selected = Some(view);
         self.saved = None;
@@ -907,6 +937,24 @@ impl Session {
             self.line(&format!("* {kind} (\\Noselect) \"/\" \"\""));
             return ok(format!("{kind} completed."));
         }
+        // RFC 5258 3.1: known selection options; RECURSIVEMATCH only with another.
+        for option in &cmd.selection {
+            if !matches!(
+                option.as_str(),
+                "SUBSCRIBED" | "REMOTE" | "RECURSIVEMATCH" | "SPECIAL-USE"
+            ) {
+                return bad(format!("Unknown LIST selection option {option}."));
+            }
+        }
+        let recursive = cmd.selection.iter().any(|s| s == "RECURSIVEMATCH");
+        if recursive
+            && !cmd
+                .selection
+                .iter()
+                .any(|s| s != "RECURSIVEMATCH" && s != "REMOTE")
+        {
+            return bad("RECURSIVEMATCH needs another selection option.");
+        }
         let only_subscribed =
             cmd.kind == ListKind::Lsub || cmd.selection.iter().any(|s| s == "SUBSCRIBED");
         let only_special = cmd.selection.iter().any(|s| s == "SPECIAL-USE");
@@ -920,7 +968,14 @@ impl Session {
             if !patterns.iter().any(|p| list::matches(p, &e.name)) {
                 continue;
             }
-            if only_subscribed && !e.subscribed {
+            // RECURSIVEMATCH: a parent that is not subscribed itself is
+            // listed when a child is, with CHILDINFO saying so.
+            let child_subscribed = recursive
+                && only_subscribed
+                && subscriptions
+                    .iter()
+                    .any(|n| n.starts_with(&format!("{}/", e.name)));
+            if only_subscribed && !e.subscribed && !child_subscribed {
                 continue;
             }
             if only_special && e.special_use.is_none() {
@@ -955,6 +1010,9 @@ impl Session {
             }
             let mut line = format!("* {kind} ({}) \"/\" ", attrs.join(" ")).into_bytes();
             response::mailbox(&mut line, &e.name, self.rev2);
+            if child_subscribed {
+                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
             lines.push((line, e.exists.then_some(e.name)));
         }
         for (line, name) in lines {
@@ -1070,7 +1128,12 @@ impl Session {
         let mut shutdown = self.shutdown.clone();
         let selected = self.selected.as_ref().map(|v| v.mailbox.id);
         let result = loop {
+            if self.logout {
+                break Ok(true);
+            }
             tokio::select! {
+                // LineReader::line keeps a half-read line across the
+                // cancellations select! does, so a split DONE is not lost.
                 r = self.io.as_mut().ok_or("no stream")?.line(&mut line) => {
                     break match r {
                         Ok(()) if line.eq_ignore_ascii_case(b"DONE") => Ok(true),
@@ -1136,7 +1199,11 @@ impl Session {
                 .map(|m| m.uid)
                 .collect();
             if !deleted.is_empty()
-                && let Err(e) = self.server.store.expunge(view.mailbox.id, &deleted).await
+                && let Err(e) = self
+                    .server
+                    .store
+                    .expunge(view.mailbox.id, &deleted, true)
+                    .await
             {
                 return store_failure(e);
             }
@@ -1161,9 +1228,9 @@ impl Session {
                 "The mailbox is open read-only (EXAMINE).",
             ));
         }
-        let within: Option<Vec<usize>> = match uids {
+        let within = match uids {
             Some(set) => match view.resolve(set, true, saved.as_deref()) {
-                Ok(i) => Some(i),
+                Ok(sel) => Some(sel),
                 Err(e) => return Ok(bad(e)),
             },
             None => None,
@@ -1173,15 +1240,16 @@ impl Session {
             .iter()
             .enumerate()
             .filter(|(i, m)| {
-                m.flags.contains(Flags::DELETED)
-                    && within.as_ref().is_none_or(|w| w.binary_search(i).is_ok())
+                m.flags.contains(Flags::DELETED) && within.as_ref().is_none_or(|w| w.contains(*i))
             })
             .map(|(_, m)| m.uid)
             .collect();
         if targets.is_empty() {
             return Ok(ok("EXPUNGE completed."));
         }
-        let gone = match store.expunge(view.mailbox.id, &targets).await {
+        // The store checks \Deleted again: another session may have taken
+        // it off since this view last heard.
+        let gone = match store.expunge(view.mailbox.id, &targets, true).await {
             Ok(g) => g,
             Err(e) => return Ok(store_failure(e)),
         };
@@ -1216,24 +1284,42 @@ impl Session {
             Ok(h) => h,
             Err(e) => return no(e),
         };
-        let numbers: Vec<u32> = hits
-            .iter()
-            .map(|&i| {
-                if uid {
-                    view.messages[i].uid
-                } else {
-                    i as u32 + 1
-                }
-            })
-            .collect();
-        let uids: Vec<u32> = hits.iter().map(|&i| view.messages[i].uid).collect();
+        let number = |i: usize| {
+            if uid {
+                view.messages[i].uid
+            } else {
+                i as u32 + 1
+            }
+        };
+        let numbers: Vec<u32> = hits.iter().map(|&i| number(i)).collect();
         let esearch = ret.is_some() || self.rev2;
         let options: Vec<SearchReturn> = match ret {
             Some([]) | None => vec![SearchReturn::All],
             Some(r) => r.to_vec(),
         };
         if options.contains(&SearchReturn::Save) {
-            self.saved = Some(uids);
+            // RFC 5182 2.4: with MIN and/or MAX (and no ALL or COUNT), only
+            // those are saved.
+            let only_ends = !options
+                .iter()
+                .any(|o| matches!(o, SearchReturn::All | SearchReturn::Count))
+                && options
+                    .iter()
+                    .any(|o| matches!(o, SearchReturn::Min | SearchReturn::Max));
+            let saved: Vec<u32> = if only_ends {
+                let mut ends = Vec::new();
+                if options.contains(&SearchReturn::Min) {
+                    ends.extend(hits.first().map(|&i| view.messages[i].uid));
+                }
+                if options.contains(&SearchReturn::Max) {
+                    ends.extend(hits.last().map(|&i| view.messages[i].uid));
+                }
+                ends.dedup();
+                ends
+            } else {
+                hits.iter().map(|&i| view.messages[i].uid).collect()
+            };
+            self.saved = Some(saved);
         }
         if !esearch {
             let list: Vec<String> = numbers.iter().map(u32::to_string).collect();
@@ -1276,18 +1362,20 @@ impl Session {
         let Some(view) = self.selected.as_mut() else {
             return Ok(bad("No mailbox selected."));
         };
-        let indexes = match view.resolve(set, uid, saved.as_deref()) {
-            Ok(i) => i,
+        let selection = match view.resolve(set, uid, saved.as_deref()) {
+            Ok(s) => s,
             Err(e) => return Ok(bad(e)),
         };
         let needs = fetch::needs(items);
         // \Seen goes on before the data goes out (RFC 9051 6.4.5).
-        let mut seen_now: Vec<u32> = Vec::new();
+        let mut seen_now: HashSet<u32> = HashSet::new();
         if needs.sets_seen && !view.read_only {
-            let unseen: Vec<u32> = indexes
+            let unseen: Vec<u32> = selection
                 .iter()
-                .map(|&i| &view.messages[i])
-                .filter(|m| !m.flags.contains(Flags::SEEN))
+                .map(|i| &view.messages[i])
+                .filter(|m| {
+                    !m.flags.contains(Flags::SEEN) && !view.pending_expunge.contains(&m.uid)
+                })
                 .map(|m| m.uid)
                 .collect();
             if !unseen.is_empty() {
@@ -1303,25 +1391,28 @@ impl Session {
                     if let Some(i) = view.index_of(u.uid) {
                         view.messages[i].flags = u.flags;
                         view.messages[i].modseq = u.modseq;
-                        seen_now.push(u.uid);
+                        seen_now.insert(u.uid);
                     }
                 }
             }
         }
-        let uids: Vec<u32> = indexes.iter().map(|&i| view.messages[i].uid).collect();
-        let views = if needs.views {
-            store.views(view.mailbox.id, &uids).await?
+        let views: HashMap<u32, store::MessageCache> = if needs.views {
+            let uids: Vec<u32> = selection.iter().map(|i| view.messages[i].uid).collect();
+            store
+                .views(view.mailbox.id, &uids)
+                .await?
+                .into_iter()
+                .collect()
         } else {
-            Vec::new()
+            HashMap::new()
         };
         let mut missing = false;
-        for (n, &i) in indexes.iter().enumerate() {
+        let total = selection.len();
+        for (n, i) in selection.iter().enumerate() {
             let meta = view.messages[i].clone();
-            if view.pending_expunge.contains(&meta.uid) {
-                missing = true;
-                continue;
-            }
-            let cache = views.iter().find(|(u, _)| *u == meta.uid).map(|(_, c)| c);
+            let cache = views.get(&meta.uid);
+            // A message another session expunged is still answered from
+            // what this view holds, as long as the store still has the rest.
             if needs.views && cache.is_none() {
                 missing = true;
                 continue;
@@ -1330,7 +1421,9 @@ impl Session {
                 match store.read_blob(&meta.blob).await {
                     Ok(raw) => Some(Loaded::new(&raw)),
                     Err(e) => {
-                        tracing::error!("imap: cannot read message {}: {e}", meta.uid);
+                        if !view.pending_expunge.contains(&meta.uid) {
+                            tracing::error!("imap: cannot read message {}: {e}", meta.uid);
+                        }
                         missing = true;
                         continue;
                     }
@@ -1353,7 +1446,7 @@ impl Session {
             }
             self.out.extend_from_slice(&out);
             // Stream large answers instead of holding them all.
-            if self.out.len() > 256 * 1024 || n + 1 == indexes.len() {
+            if self.out.len() > 256 * 1024 || n + 1 == total {
                 write_out(&mut self.io, &mut self.out).await?;
             }
         }
@@ -1382,8 +1475,8 @@ impl Session {
         if view.read_only {
             return no_code("READ-ONLY", "The mailbox is open read-only (EXAMINE).");
         }
-        let indexes = match view.resolve(set, uid, saved.as_deref()) {
-            Ok(i) => i,
+        let selection = match view.resolve(set, uid, saved.as_deref()) {
+            Ok(s) => s,
             Err(e) => return bad(e),
         };
         let (system, keywords) = match split_flags(flags) {
@@ -1399,9 +1492,9 @@ impl Session {
             flags: system,
             keywords,
         };
-        let uids: Vec<u32> = indexes
+        let uids: Vec<u32> = selection
             .iter()
-            .map(|&i| view.messages[i].uid)
+            .map(|i| view.messages[i].uid)
             .filter(|u| !view.pending_expunge.contains(u))
             .collect();
         let result = match store
@@ -1411,32 +1504,40 @@ impl Session {
             Ok(r) => r,
             Err(e) => return store_failure(e),
         };
+        // What this session expected to see after its own change: a
+        // .SILENT store still reports what another session changed too
+        // (RFC 9051 6.4.6).
+        let mut surprising: HashSet<u32> = HashSet::new();
         for u in &result.updated {
             if let Some(i) = view.index_of(u.uid) {
-                view.messages[i].flags = u.flags;
-                view.messages[i].keywords = u.keywords.clone();
-                view.messages[i].modseq = u.modseq;
+                let m = &mut view.messages[i];
+                let expected = change.apply(m.flags, &m.keywords);
+                if expected != (u.flags, u.keywords.clone()) {
+                    surprising.insert(u.uid);
+                }
+                m.flags = u.flags;
+                m.keywords = u.keywords.clone();
+                m.modseq = u.modseq;
             }
         }
-        if !silent {
-            for u in &uids {
-                if result.refused.contains(u) {
-                    continue;
+        let refused: HashSet<u32> = result.refused.iter().copied().collect();
+        for u in &uids {
+            if refused.contains(u) || (silent && !surprising.contains(u)) {
+                continue;
+            }
+            if let Some(i) = view.index_of(*u) {
+                let m = &view.messages[i];
+                let mut line = format!("* {} FETCH (", i + 1).into_bytes();
+                if uid {
+                    line.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
                 }
-                if let Some(i) = view.index_of(*u) {
-                    let m = &view.messages[i];
-                    let mut line = format!("* {} FETCH (", i + 1).into_bytes();
-                    if uid {
-                        line.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
-                    }
-                    line.extend_from_slice(b"FLAGS ");
-                    response::flag_list(
-                        &mut line,
-                        fetch::flags(m, !rev2 && view.recent.contains(&m.uid)),
-                    );
-                    line.extend_from_slice(b")\r\n");
-                    self.out.extend_from_slice(&line);
-                }
+                line.extend_from_slice(b"FLAGS ");
+                response::flag_list(
+                    &mut line,
+                    fetch::flags(m, !rev2 && view.recent.contains(&m.uid)),
+                );
+                line.extend_from_slice(b")\r\n");
+                self.out.extend_from_slice(&line);
             }
         }
         if result.refused.is_empty() {
@@ -1485,10 +1586,10 @@ impl Session {
             Ok(i) => i,
             Err(e) => return bad(e),
         };
-        let uids: Vec<u32> = indexes.iter().map(|&i| view.messages[i].uid).collect();
+        let uids: Vec<u32> = indexes.iter().map(|i| view.messages[i].uid).collect();
         let blobs: Vec<store::BlobHash> = indexes
             .iter()
-            .map(|&i| view.messages[i].blob.clone())
+            .map(|i| view.messages[i].blob.clone())
             .collect();
         let result = if is_move {
             store.move_messages(view.mailbox.id, &uids, target.id).await
@@ -1540,8 +1641,13 @@ async fn write_out(io: &mut Option<LineReader<Stream>>, out: &mut Vec<u8>) -> Re
         return Ok(());
     }
     let stream = io.as_mut().ok_or("no stream")?.get_mut();
-    stream.write_all(out).await?;
-    stream.flush().await?;
+    // A client that stops reading does not hold its session forever.
+    tokio::time::timeout(WRITE_TIMEOUT, async {
+        stream.write_all(out).await?;
+        stream.flush().await
+    })
+    .await
+    .map_err(|_| "the client stopped reading")??;
     out.clear();
     Ok(())
 }
@@ -1613,4 +1719,14 @@ pub fn uid_set(numbers: &[u32]) -> String {
         i += 1;
     }
     out
+}
+
+/// The tag of a command line, for answers to lines that did not parse.
+fn tag_of(line: &[u8]) -> String {
+    let tag = line.split(|&b| b == b' ').next().unwrap_or_default();
+    if tag.is_empty() || tag.len() > 64 || !tag.iter().all(|b| b.is_ascii_graphic()) {
+        "*".to_string()
+    } else {
+        String::from_utf8_lossy(tag).into_owned()
+    }
 }

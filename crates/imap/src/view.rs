@@ -5,6 +5,7 @@
 //! says whether EXPUNGE may be sent now).
 
 use std::collections::HashSet;
+use std::ops::Range;
 
 use imap_proto::{SeqNum, SequenceSet};
 use store::{MailStore, Mailbox, MessageMeta};
@@ -19,15 +20,49 @@ pub struct View {
     /// UIDs that are \Recent in this session.
     pub recent: HashSet<u32>,
     /// UIDs gone from the store but still in `messages`, to be announced.
-    pub pending_expunge: Vec<u32>,
+    pub pending_expunge: HashSet<u32>,
 }
 
 /// What changed when the view caught up with the store.
 #[derive(Default)]
 pub struct Updates {
-    /// Sequence numbers whose flags changed.
-    pub flags: Vec<usize>,
+    /// UIDs whose flags changed.
+    pub flags: Vec<u32>,
     pub new_messages: usize,
+}
+
+/// Messages a sequence set names: sorted, merged ranges of indexes into
+/// `View::messages`. Never larger than the mailbox, however the set was
+/// written (`1:*,1:*,...`).
+#[derive(Debug, Default, Clone)]
+pub struct Selection(Vec<Range<usize>>);
+
+impl Selection {
+    fn from_ranges(mut ranges: Vec<Range<usize>>) -> Selection {
+        ranges.retain(|r| !r.is_empty());
+        ranges.sort_by_key(|r| r.start);
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            match merged.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => merged.push(r),
+            }
+        }
+        Selection(merged)
+    }
+
+    pub fn contains(&self, i: usize) -> bool {
+        let pos = self.0.partition_point(|r| r.end <= i);
+        self.0.get(pos).is_some_and(|r| r.contains(&i))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().flat_map(|r| r.clone())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|r| r.len()).sum()
+    }
 }
 
 impl View {
@@ -36,6 +71,13 @@ impl View {
         mailbox: Mailbox,
         read_only: bool,
     ) -> store::Result<View> {
+        // \Recent is claimed before the messages are read, so every message
+        // in the claimed range is in the list read next.
+        let recent = if read_only {
+            0..0
+        } else {
+            store.claim_recent(mailbox.id).await?
+        };
         let messages = store.messages(mailbox.id).await?;
         let modseq = mailbox.highestmodseq;
         let mut view = View {
@@ -44,23 +86,21 @@ impl View {
             messages,
             modseq,
             recent: HashSet::new(),
-            pending_expunge: Vec::new(),
+            pending_expunge: HashSet::new(),
         };
-        if !read_only {
-            view.claim_recent(store).await?;
-        }
+        view.mark_recent(recent);
         Ok(view)
     }
 
-    async fn claim_recent(&mut self, store: &dyn MailStore) -> store::Result<()> {
-        let first = store.claim_recent(self.mailbox.id).await?;
+    fn mark_recent(&mut self, range: Range<u32>) {
         for m in self.messages.iter().rev() {
-            if m.uid < first {
+            if m.uid < range.start {
                 break;
             }
-            self.recent.insert(m.uid);
+            if range.contains(&m.uid) {
+                self.recent.insert(m.uid);
+            }
         }
-        Ok(())
     }
 
     pub fn exists(&self) -> usize {
@@ -80,8 +120,8 @@ impl View {
         let last_uid = self.messages.last().map_or(0, |m| m.uid);
         let gone: HashSet<u32> = delta.expunged.iter().copied().collect();
         for uid in &delta.expunged {
-            if self.index_of(*uid).is_some() && !self.pending_expunge.contains(uid) {
-                self.pending_expunge.push(*uid);
+            if self.index_of(*uid).is_some() {
+                self.pending_expunge.insert(*uid);
             }
         }
         for m in delta.changed {
@@ -92,7 +132,7 @@ impl View {
                 Some(i) => {
                     let old = &self.messages[i];
                     if old.flags != m.flags || old.keywords != m.keywords {
-                        updates.flags.push(i + 1);
+                        updates.flags.push(m.uid);
                     }
                     self.messages[i] = m;
                 }
@@ -107,25 +147,34 @@ impl View {
         self.mailbox.highestmodseq = self.modseq;
         self.mailbox.uidnext = self.mailbox.uidnext.max(delta.uidnext);
         if updates.new_messages > 0 && !self.read_only {
-            self.claim_recent(store).await?;
+            let range = store.claim_recent(self.mailbox.id).await?;
+            self.mark_recent(range);
         }
         Ok(updates)
     }
 
     /// Removes the pending expunges from the view and returns the sequence
     /// numbers to announce, in the order to announce them (each one counted
-    /// after the ones before are gone, as Dovecot sends them).
+    /// after the ones before are gone, as Dovecot sends them). One pass.
     pub fn take_expunges(&mut self) -> Vec<usize> {
-        let mut gone = std::mem::take(&mut self.pending_expunge);
-        gone.sort_unstable();
-        let mut seqs = Vec::with_capacity(gone.len());
-        for uid in gone {
-            if let Some(i) = self.index_of(uid) {
-                self.messages.remove(i);
-                self.recent.remove(&uid);
-                seqs.push(i + 1);
-            }
+        if self.pending_expunge.is_empty() {
+            return Vec::new();
         }
+        let gone = std::mem::take(&mut self.pending_expunge);
+        let mut seqs = Vec::with_capacity(gone.len());
+        let mut kept = 0;
+        let recent = &mut self.recent;
+        self.messages.retain(|m| {
+            if gone.contains(&m.uid) {
+                // Its number now: one more than the messages kept before it.
+                seqs.push(kept + 1);
+                recent.remove(&m.uid);
+                false
+            } else {
+                kept += 1;
+                true
+            }
+        });
         seqs
     }
 
@@ -141,41 +190,38 @@ impl View {
         self.take_expunges()
     }
 
-    /// The messages a sequence set names, as indexes into `messages`.
-    /// `saved` is the SEARCHRES result, as UIDs. Sequence numbers beyond
-    /// the mailbox are an error (RFC 9051 6.4.9); UIDs that are not there
-    /// are skipped.
+    /// The messages a sequence set names. `saved` is the SEARCHRES result,
+    /// as UIDs. Sequence numbers beyond the mailbox are an error (RFC 9051
+    /// 6.4.9); UIDs that are not there are skipped.
     pub fn resolve(
         &self,
         set: &SequenceSet,
         uid: bool,
         saved: Option<&[u32]>,
-    ) -> Result<Vec<usize>, String> {
-        let mut out: Vec<usize> = Vec::new();
+    ) -> Result<Selection, String> {
+        let mut ranges: Vec<Range<usize>> = Vec::new();
         match set {
             SequenceSet::Saved => {
                 for u in saved.unwrap_or_default() {
                     if let Some(i) = self.index_of(*u) {
-                        out.push(i);
+                        ranges.push(i..i + 1);
                     }
                 }
             }
-            SequenceSet::Ranges(ranges) => {
+            SequenceSet::Ranges(list) => {
                 let n = self.messages.len();
-                for (a, b) in ranges {
+                for (a, b) in list {
                     if uid {
                         let max = self.messages.last().map_or(0, |m| m.uid);
                         let value = |s: &SeqNum| match s {
                             SeqNum::Value(v) => *v,
                             SeqNum::Last => max,
                         };
-                        let (lo, hi) = {
-                            let (x, y) = (value(a), value(b));
-                            (x.min(y), x.max(y))
-                        };
+                        let (x, y) = (value(a), value(b));
+                        let (lo, hi) = (x.min(y), x.max(y));
                         let start = self.messages.partition_point(|m| m.uid < lo);
                         let end = self.messages.partition_point(|m| m.uid <= hi);
-                        out.extend(start..end);
+                        ranges.push(start..end);
                     } else {
                         if n == 0 {
                             return Err("the mailbox is empty".into());
@@ -188,13 +234,25 @@ impl View {
                         if x > n || y > n {
                             return Err(format!("no message {} (the mailbox has {n})", x.max(y)));
                         }
-                        out.extend(x.min(y) - 1..x.max(y));
+                        ranges.push(x.min(y) - 1..x.max(y));
                     }
                 }
             }
         }
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
+        Ok(Selection::from_ranges(ranges))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selections_merge() {
+        let s = Selection::from_ranges(vec![5..9, 0..2, 1..3, 9..10, 20..20]);
+        assert_eq!(s.0, vec![0..3, 5..10]);
+        assert!(s.contains(0) && s.contains(9) && !s.contains(3) && !s.contains(10));
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 1, 2, 5, 6, 7, 8, 9]);
+        assert_eq!(s.len(), 8);
     }
 }

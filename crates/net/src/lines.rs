@@ -6,9 +6,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 #[derive(Debug, thiserror::Error)]
 pub enum LineError {
     /// The line was longer than the limit; it was read and dropped, so the
-    /// connection is still in step with the client.
-    #[error("line longer than {0} bytes")]
-    TooLong(usize),
+    /// connection is still in step with the client. `head` is its start (up
+    /// to 64 bytes), for a tagged answer.
+    #[error("line longer than {max} bytes")]
+    TooLong { max: usize, head: Vec<u8> },
     #[error("connection closed")]
     Closed,
     #[error(transparent)]
@@ -18,6 +19,10 @@ pub enum LineError {
 pub struct LineReader<S> {
     inner: BufReader<S>,
     max_line: usize,
+    /// The line read so far: kept across calls, so a `line()` cancelled
+    /// half-way (by `select!`) loses nothing.
+    partial: Vec<u8>,
+    too_long: bool,
 }
 
 impl<S: AsyncRead + Unpin> LineReader<S> {
@@ -25,13 +30,14 @@ impl<S: AsyncRead + Unpin> LineReader<S> {
         LineReader {
             inner: BufReader::with_capacity(16 * 1024, stream),
             max_line,
+            partial: Vec::new(),
+            too_long: false,
         }
     }
 
     /// The next line, without its CRLF (a bare LF ends a line too).
+    /// Cancel-safe.
     pub async fn line(&mut self, out: &mut Vec<u8>) -> Result<(), LineError> {
-        out.clear();
-        let mut too_long = false;
         loop {
             let buf = self.inner.fill_buf().await?;
             if buf.is_empty() {
@@ -41,40 +47,45 @@ impl<S: AsyncRead + Unpin> LineReader<S> {
                 Some(i) => (i + 1, true),
                 None => (buf.len(), false),
             };
-            let room = (self.max_line + 2).saturating_sub(out.len());
-            if take > room {
-                too_long = true;
-            }
-            if !too_long {
-                out.extend_from_slice(&buf[..take]);
+            let room = (self.max_line + 2).saturating_sub(self.partial.len());
+            if take > room && !self.too_long {
+                // Keep the head for the error; drop the rest as it comes.
+                self.partial.extend_from_slice(&buf[..room.min(take)]);
+                self.too_long = true;
+            } else if !self.too_long {
+                self.partial.extend_from_slice(&buf[..take]);
             }
             self.inner.consume(take);
             if done {
                 break;
             }
         }
-        if too_long {
-            out.clear();
-            return Err(LineError::TooLong(self.max_line));
+        let mut line = std::mem::take(&mut self.partial);
+        if std::mem::take(&mut self.too_long) {
+            line.truncate(64);
+            return Err(LineError::TooLong {
+                max: self.max_line,
+                head: line,
+            });
         }
-        if out.ends_with(b"\n") {
-            out.pop();
-            if out.ends_with(b"\r") {
-                out.pop();
+        if line.ends_with(b"\n") {
+            line.pop();
+            if line.ends_with(b"\r") {
+                line.pop();
             }
         }
+        *out = line;
         Ok(())
     }
 
-    /// Exactly `n` bytes (a literal), appended to `out`.
+    /// Exactly `n` bytes (a literal), appended to `out`. Memory grows as
+    /// the bytes arrive, not when they are announced.
     pub async fn exact(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), LineError> {
-        let start = out.len();
-        out.resize(start + n, 0);
-        match self.inner.read_exact(&mut out[start..]).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(LineError::Closed),
-            Err(e) => Err(e.into()),
+        let got = (&mut self.inner).take(n as u64).read_to_end(out).await?;
+        if got < n {
+            return Err(LineError::Closed);
         }
+        Ok(())
     }
 
     /// Reads and drops `n` bytes (a literal that is refused after the
@@ -122,10 +133,10 @@ mod tests {
         assert_eq!(line, b"a1 NOOP");
         r.line(&mut line).await.unwrap();
         assert_eq!(line, b"bare lf");
-        assert!(matches!(
-            r.line(&mut line).await,
-            Err(LineError::TooLong(20))
-        ));
+        match r.line(&mut line).await {
+            Err(LineError::TooLong { max: 20, head }) => assert!(head.starts_with(b"xxxx")),
+            other => panic!("{other:?}"),
+        }
         let mut lit = Vec::new();
         r.exact(5, &mut lit).await.unwrap();
         assert_eq!(lit, b"12345");

@@ -104,9 +104,9 @@ pub trait MailStore: Send + Sync {
     async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()>;
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
     async fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus>;
-    /// Takes the messages nobody has seen as \Recent yet: returns the first
-    /// UID that is \Recent for the caller (RFC 3501 2.3.2: in one session).
-    async fn claim_recent(&self, mailbox: MailboxId) -> Result<u32>;
+    /// Takes the messages nobody has seen as \Recent yet: the UIDs in the
+    /// returned range are \Recent for the caller alone (RFC 3501 2.3.2).
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<std::ops::Range<u32>>;
 
     // Messages.
 
@@ -133,8 +133,15 @@ pub trait MailStore: Send + Sync {
         change: &FlagChange,
         unchanged_since: Option<u64>,
     ) -> Result<StoreFlagsResult>;
-    /// Removes messages; returns the UIDs that were there.
-    async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>>;
+    /// Removes messages; returns the UIDs that were there. With
+    /// `only_deleted`, only those that still carry \Deleted at that moment
+    /// (IMAP EXPUNGE: another session may have undeleted one meanwhile).
+    async fn expunge(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        only_deleted: bool,
+    ) -> Result<Vec<u32>>;
     /// Copies messages (same blobs, flags kept) into another mailbox.
     async fn copy_messages(
         &self,

@@ -657,20 +657,21 @@ impl MailStore for SqliteStore {
         })
     }
 
-    async fn claim_recent(&self, mailbox: MailboxId) -> Result<u32> {
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<std::ops::Range<u32>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let first: i64 = sqlx::query("SELECT first_recent FROM mailboxes WHERE id = $1")
+        let row = sqlx::query("SELECT first_recent, uidnext FROM mailboxes WHERE id = $1")
             .bind(mailbox)
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?
-            .try_get("first_recent")?;
+            .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
+        let first: i64 = row.try_get("first_recent")?;
+        let next: i64 = row.try_get("uidnext")?;
         sqlx::query("UPDATE mailboxes SET first_recent = uidnext WHERE id = $1")
             .bind(mailbox)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(first as u32)
+        Ok(first as u32..next as u32)
     }
 
     async fn views(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, MessageCache)>> {
@@ -764,7 +765,7 @@ impl MailStore for SqliteStore {
             let flags = Flags::from_bits(r.try_get::<i64, _>("flags")? as u8);
             let keywords: String = r.try_get("keywords")?;
             let keywords: Vec<String> = keywords.split_whitespace().map(String::from).collect();
-            let (new_flags, new_keywords) = apply_flags(flags, &keywords, change);
+            let (new_flags, new_keywords) = change.apply(flags, &keywords);
             if new_flags != flags || new_keywords != keywords {
                 planned.push((uid, new_flags, new_keywords));
             }
@@ -800,9 +801,15 @@ impl MailStore for SqliteStore {
         Ok(result)
     }
 
-    async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
+    async fn expunge(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        only_deleted: bool,
+    ) -> Result<Vec<u32>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let (account_id, modseq, gone) = expunge_in_tx(&mut tx, mailbox, uids).await?;
+        let (account_id, modseq, gone) =
+            expunge_in_tx(&mut tx, mailbox, uids, only_deleted).await?;
         if gone.is_empty() {
             tx.commit().await?;
             return Ok(gone);
@@ -1119,40 +1126,6 @@ async fn bump_modseq(
     ))
 }
 
-/// The flags and keywords after `change`.
-fn apply_flags(flags: Flags, keywords: &[String], change: &FlagChange) -> (Flags, Vec<String>) {
-    let mut f = flags;
-    let mut k: Vec<String> = keywords.to_vec();
-    let hidden = flags.contains(Flags::POP3_HIDDEN);
-    match change.op {
-        FlagOp::Replace => {
-            f = change.flags;
-            if hidden {
-                f.insert(Flags::POP3_HIDDEN);
-            }
-            k = Vec::new();
-            for kw in &change.keywords {
-                if !k.iter().any(|x| x.eq_ignore_ascii_case(kw)) {
-                    k.push(kw.clone());
-                }
-            }
-        }
-        FlagOp::Add => {
-            f.insert(change.flags);
-            for kw in &change.keywords {
-                if !k.iter().any(|x| x.eq_ignore_ascii_case(kw)) {
-                    k.push(kw.clone());
-                }
-            }
-        }
-        FlagOp::Remove => {
-            f.remove(change.flags);
-            k.retain(|x| !change.keywords.iter().any(|kw| kw.eq_ignore_ascii_case(x)));
-        }
-    }
-    (f, k)
-}
-
 /// Deletes messages inside a write transaction, remembering their UIDs
 /// for VANISHED and their blobs for the collector. Bumps MODSEQ only when
 /// something was there.
@@ -1160,13 +1133,16 @@ async fn expunge_in_tx(
     tx: &mut Transaction<'_, Sqlite>,
     mailbox: MailboxId,
     uids: &[u32],
+    only_deleted: bool,
 ) -> Result<(AccountId, u64, Vec<u32>)> {
     let present: Vec<u32> = sqlx::query(
         "SELECT uid FROM messages WHERE mailbox_id = $1 \
-         AND uid IN (SELECT value FROM json_each($2)) ORDER BY uid",
+         AND uid IN (SELECT value FROM json_each($2)) AND ($3 = 0 OR (flags & 8) != 0) \
+         ORDER BY uid",
     )
     .bind(mailbox)
     .bind(uid_json(uids))
+    .bind(only_deleted as i64)
     .fetch_all(&mut **tx)
     .await?
     .iter()
@@ -1275,7 +1251,7 @@ async fn move_in_tx(
     }
     let mut touched = vec![(to, modseq as u64)];
     if is_move {
-        let (_, source_modseq, _) = expunge_in_tx(tx, from, &source).await?;
+        let (_, source_modseq, _) = expunge_in_tx(tx, from, &source, false).await?;
         touched.push((from, source_modseq));
     }
     Ok(Moved { result, touched })

@@ -236,6 +236,44 @@ pub struct FlagChange {
     pub keywords: Vec<String>,
 }
 
+impl FlagChange {
+    /// The flags and keywords after this change; keywords compare without
+    /// case, and the POP3 hidden mark survives a replace.
+    pub fn apply(&self, flags: Flags, keywords: &[String]) -> (Flags, Vec<String>) {
+        let change = self;
+        let mut f = flags;
+        let mut k: Vec<String> = keywords.to_vec();
+        let hidden = flags.contains(Flags::POP3_HIDDEN);
+        match change.op {
+            FlagOp::Replace => {
+                f = change.flags;
+                if hidden {
+                    f.insert(Flags::POP3_HIDDEN);
+                }
+                k = Vec::new();
+                for kw in &change.keywords {
+                    if !k.iter().any(|x| x.eq_ignore_ascii_case(kw)) {
+                        k.push(kw.clone());
+                    }
+                }
+            }
+            FlagOp::Add => {
+                f.insert(change.flags);
+                for kw in &change.keywords {
+                    if !k.iter().any(|x| x.eq_ignore_ascii_case(kw)) {
+                        k.push(kw.clone());
+                    }
+                }
+            }
+            FlagOp::Remove => {
+                f.remove(change.flags);
+                k.retain(|x| !change.keywords.iter().any(|kw| kw.eq_ignore_ascii_case(x)));
+            }
+        }
+        (f, k)
+    }
+}
+
 /// A message whose flags changed, with its new state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlagUpdate {

@@ -185,7 +185,7 @@ async fn expunge_records_vanished_uids_and_frees_unshared_blobs() {
     assert_eq!(copied.pairs, vec![(2, 1)]);
     assert_eq!(t.blob_files(), 4);
     let mark = t.mailbox("INBOX").await.highestmodseq;
-    let gone = t.store.expunge(inbox.id, &[1, 2, 7]).await.unwrap();
+    let gone = t.store.expunge(inbox.id, &[1, 2, 7], false).await.unwrap();
     assert_eq!(gone, vec![1, 2]);
     assert_eq!(t.uids("INBOX").await, vec![3, 4]);
     // Message 2's blob is still used by the copy in Archive.
@@ -194,8 +194,29 @@ async fn expunge_records_vanished_uids_and_frees_unshared_blobs() {
     assert_eq!(delta.expunged, vec![1, 2]);
     assert!(delta.changed.is_empty());
     assert_eq!(delta.highestmodseq, mark + 1);
-    assert!(t.store.expunge(inbox.id, &[1]).await.unwrap().is_empty());
+    assert!(
+        t.store
+            .expunge(inbox.id, &[1], false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(t.mailbox("INBOX").await.highestmodseq, mark + 1);
+    // only_deleted: a message without \Deleted stays.
+    t.store
+        .store_flags(
+            inbox.id,
+            &[3],
+            &change(FlagOp::Add, Flags::DELETED, &[]),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        t.store.expunge(inbox.id, &[3, 4], true).await.unwrap(),
+        vec![3]
+    );
+    assert_eq!(t.uids("INBOX").await, vec![4]);
 }
 
 #[tokio::test]
@@ -348,12 +369,12 @@ async fn status_counts_and_recent_goes_to_one_claimant() {
     assert_eq!((s.messages, s.unseen, s.deleted, s.recent), (3, 2, 1, 3));
     assert_eq!(
         t.store.claim_recent(inbox.id).await.unwrap(),
-        1,
-        "first claimant gets 1.."
+        1..4,
+        "first claimant gets 1..3"
     );
     assert_eq!(
         t.store.claim_recent(inbox.id).await.unwrap(),
-        4,
+        4..4,
         "second gets none of them"
     );
     assert_eq!(t.store.status(inbox.id).await.unwrap().recent, 0);
