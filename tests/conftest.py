@@ -7,6 +7,7 @@ import signal
 import ssl
 import subprocess
 import imaplib
+import poplib
 import tempfile
 import pathlib
 
@@ -17,8 +18,11 @@ BIN = os.environ.get("SATCHEL_BIN", str(ROOT / "target" / "debug" / "satchel"))
 PASSWORD = "secret"
 
 
+DOORS = 4  # lines `serve` prints after the store line
+
+
 class Satchel:
-    def __init__(self, tmp):
+    def __init__(self, tmp, extra_config=""):
         self.dir = pathlib.Path(tmp)
         self.data = self.dir / "data"
         self.config = self.dir / "satchel.toml"
@@ -28,6 +32,9 @@ class Satchel:
             "[listen]\n"
             'imap = ["127.0.0.1:0"]\n'
             'imaps = ["127.0.0.1:0"]\n'
+            'pop3 = ["127.0.0.1:0"]\n'
+            'pop3s = ["127.0.0.1:0"]\n'
+            + extra_config
         )
         self.ports = {}
         self.proc = None
@@ -57,7 +64,7 @@ class Satchel:
         )
         first = self.proc.stdout.readline().decode()
         assert first.startswith("store embedded"), first
-        for _ in range(2):
+        for _ in range(DOORS):
             door, addr = self.proc.stdout.readline().decode().split()
             self.ports[door] = int(addr.rsplit(":", 1)[1])
 
@@ -79,6 +86,13 @@ class Satchel:
             c.login(user, password)
         return c
 
+    def pop3(self, user=None, password=PASSWORD):
+        c = poplib.POP3("127.0.0.1", self.ports["pop3"], timeout=30)
+        if user:
+            c.user(user)
+            c.pass_(password)
+        return c
+
     def imaps(self):
         return imaplib.IMAP4_SSL("127.0.0.1", self.ports["imaps"], ssl_context=insecure_tls())
 
@@ -92,9 +106,10 @@ def insecure_tls():
 
 
 @pytest.fixture
-def satchel():
+def satchel(request):
+    extra = getattr(request, "param", "")
     with tempfile.TemporaryDirectory() as tmp:
-        s = Satchel(tmp)
+        s = Satchel(tmp, extra)
         s.add_user("alice@example.test")
         s.add_user("bob@example.test")
         s.start()

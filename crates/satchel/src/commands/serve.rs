@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, Pop3Delete};
 
 /// How often the store's housekeeping runs (and once at start).
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(6 * 3600);
@@ -63,6 +63,31 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             let listener = bind(*addr, door).await?;
             super::say(&format!("{door} {}", listener.local_addr()?))?;
             tokio::spawn(imap.clone().listen(listener, implicit_tls, stopped.clone()));
+        }
+    }
+
+    let pop3 = pop3::Server::new(
+        store.clone(),
+        Some(tls.clone()),
+        pop3::Settings {
+            delete: match config.pop3.delete {
+                Pop3Delete::Expunge => pop3::DeleteMode::Expunge,
+                Pop3Delete::Trash => pop3::DeleteMode::Trash,
+                Pop3Delete::Hide => pop3::DeleteMode::Hide,
+            },
+            mark_seen: config.pop3.mark_seen,
+            plaintext_anywhere: config.auth.plaintext_anywhere,
+            ..pop3::Settings::default()
+        },
+    );
+    for (addrs, implicit_tls, door) in [
+        (&config.listen.pop3, false, "pop3"),
+        (&config.listen.pop3s, true, "pop3s"),
+    ] {
+        for addr in addrs {
+            let listener = bind(*addr, door).await?;
+            super::say(&format!("{door} {}", listener.local_addr()?))?;
+            tokio::spawn(pop3.clone().listen(listener, implicit_tls, stopped.clone()));
         }
     }
 

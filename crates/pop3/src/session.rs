@@ -1,0 +1,668 @@
+//! One POP3 session: the AUTHORIZATION and TRANSACTION states of RFC 1939,
+//! and the UPDATE state at QUIT.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use net::{LineError, LineReader, Stream};
+use store::{Account, BlobHash, FlagChange, FlagOp, Flags, Mailbox, SpecialUse};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+use crate::{
+    DeleteMode, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_LINE, MaildropLock, Server, WRITE_TIMEOUT,
+};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// One message of the snapshot taken at login.
+struct Entry {
+    uid: u32,
+    size: u64,
+    blob: BlobHash,
+    deleted: bool,
+}
+
+/// The maildrop as this session sees it (fixed at login).
+struct Maildrop {
+    inbox: Mailbox,
+    messages: Vec<Entry>,
+    retrieved: HashSet<u32>,
+    _lock: MaildropLock,
+}
+
+pub struct Session {
+    server: Arc<Server>,
+    peer: SocketAddr,
+    io: Option<LineReader<Stream>>,
+    shutdown: watch::Receiver<bool>,
+    out: Vec<u8>,
+    tls: bool,
+    /// USER given, PASS expected.
+    user: Option<String>,
+    account: Option<Account>,
+    drop: Option<Maildrop>,
+    quit: bool,
+}
+
+impl Session {
+    pub fn new(
+        server: Arc<Server>,
+        peer: SocketAddr,
+        stream: Stream,
+        shutdown: watch::Receiver<bool>,
+    ) -> Session {
+        let tls = stream.is_tls();
+        Session {
+            server,
+            peer,
+            io: Some(LineReader::new(stream, MAX_LINE)),
+            shutdown,
+            out: Vec::with_capacity(4096),
+            tls,
+            user: None,
+            account: None,
+            drop: None,
+            quit: false,
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        self.out.extend_from_slice(line.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    async fn flush(&mut self) -> Result<(), Error> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let stream = self.io.as_mut().ok_or("no stream")?.get_mut();
+        tokio::time::timeout(WRITE_TIMEOUT, async {
+            stream.write_all(&self.out).await?;
+            stream.flush().await
+        })
+        .await
+        .map_err(|_| "the client stopped reading")??;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// Plain-text passwords only over TLS, from loopback, or where the
+    /// config allows them everywhere.
+    fn login_allowed(&self) -> bool {
+        self.tls || self.peer.ip().is_loopback() || self.server.settings.plaintext_anywhere
+    }
+
+    pub async fn run(mut self) -> Result<(), Error> {
+        self.say("+OK Satchel POP3 ready.");
+        self.flush().await?;
+        let mut line = Vec::new();
+        let mut shutdown = self.shutdown.clone();
+        while !self.quit {
+            let io = self.io.as_mut().ok_or("no stream")?;
+            let read = tokio::select! {
+                r = tokio::time::timeout(IDLE_TIMEOUT, io.line(&mut line)) => r,
+                _ = shutdown.changed() => {
+                    // Nothing is applied: the session never reached QUIT.
+                    self.say("-ERR [SYS/TEMP] The server is shutting down.");
+                    self.flush().await?;
+                    return Ok(());
+                }
+            };
+            match read {
+                Err(_) => {
+                    self.say("-ERR Autologout; idle for too long.");
+                    self.flush().await?;
+                    return Ok(());
+                }
+                Ok(Err(LineError::TooLong { .. })) => self.say("-ERR Line too long."),
+                Ok(Err(e)) => return Err(e.into()),
+                Ok(Ok(())) => self.command(&line).await?,
+            }
+            // PIPELINING (RFC 2449): answer a batch of commands at once.
+            if self.io.as_ref().is_none_or(|io| io.pending() == 0) || self.out.len() > 64 * 1024 {
+                self.flush().await?;
+            }
+        }
+        self.flush().await
+    }
+
+    async fn command(&mut self, line: &[u8]) -> Result<(), Error> {
+        let text = String::from_utf8_lossy(line);
+        let mut words = text.splitn(2, ' ');
+        let name = words.next().unwrap_or("").to_ascii_uppercase();
+        let arg = words.next().unwrap_or("");
+        let in_transaction = self.drop.is_some();
+        match (name.as_str(), in_transaction) {
+            ("CAPA", _) => self.capa(),
+            ("QUIT", _) => self.quit_command().await?,
+            ("NOOP", true) => self.say("+OK"),
+            ("UTF8", false) => self.say("+OK UTF-8 is on."),
+            ("STLS", false) => return self.stls().await,
+            ("USER", false) => self.user(arg),
+            ("PASS", false) => self.pass(arg).await?,
+            ("AUTH", false) => self.auth(arg).await?,
+            ("APOP", false) => self.say("-ERR APOP is not supported; use USER/PASS or AUTH."),
+            ("STAT", true) => self.stat(),
+            ("LIST", true) => self.list(arg),
+            ("UIDL", true) => self.uidl(arg),
+            ("RETR", true) => self.retr(arg, None).await?,
+            ("TOP", true) => self.top(arg).await?,
+            ("DELE", true) => self.dele(arg),
+            ("RSET", true) => self.rset(),
+            ("", _) => self.say("-ERR Empty command."),
+            ("STAT" | "LIST" | "UIDL" | "RETR" | "TOP" | "DELE" | "RSET" | "NOOP", false) => {
+                self.say("-ERR Log in first.")
+            }
+            ("USER" | "PASS" | "AUTH" | "APOP" | "STLS" | "UTF8", true) => {
+                self.say("-ERR Already logged in.")
+            }
+            (other, _) => {
+                let other: String = other
+                    .chars()
+                    .take(20)
+                    .filter(|c| c.is_ascii_graphic())
+                    .collect();
+                self.say(&format!("-ERR Unknown command {other}."))
+            }
+        }
+        Ok(())
+    }
+
+    fn capa(&mut self) {
+        let mut caps = vec![
+            "+OK Capability list follows",
+            "TOP",
+            "UIDL",
+            "RESP-CODES",
+            "AUTH-RESP-CODE",
+            "PIPELINING",
+            "EXPIRE NEVER",
+            "LOGIN-DELAY 0",
+            "UTF8",
+        ];
+        if self.drop.is_none() {
+            if !self.tls && self.server.tls.is_some() {
+                caps.push("STLS");
+            }
+            if self.login_allowed() {
+                caps.push("USER");
+                caps.push("SASL PLAIN LOGIN");
+            }
+        }
+        caps.push("IMPLEMENTATION Satchel");
+        caps.push(".");
+        for c in caps {
+            self.say(c);
+        }
+    }
+
+    async fn stls(&mut self) -> Result<(), Error> {
+        let Some(config) = self.server.tls.clone().filter(|_| !self.tls) else {
+            self.say("-ERR STLS is not available now.");
+            return Ok(());
+        };
+        self.say("+OK Begin TLS negotiation now.");
+        self.flush().await?;
+        // Anything sent in plain text after STLS is dropped.
+        let io = self.io.take().ok_or("no stream")?;
+        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, io.into_inner().into_tls(config))
+            .await
+            .map_err(|_| "TLS handshake timed out")??;
+        self.io = Some(LineReader::new(stream, MAX_LINE));
+        self.tls = true;
+        self.user = None;
+        Ok(())
+    }
+
+    fn user(&mut self, arg: &str) {
+        if !self.login_allowed() {
+            self.say("-ERR [AUTH] Plain-text login needs TLS: use STLS or the POP3S port.");
+            return;
+        }
+        if arg.is_empty() {
+            self.say("-ERR USER needs a name.");
+            return;
+        }
+        self.user = Some(arg.to_string());
+        self.say("+OK Send the password.");
+    }
+
+    async fn pass(&mut self, arg: &str) -> Result<(), Error> {
+        let Some(user) = self.user.take() else {
+            self.say("-ERR Send USER first.");
+            return Ok(());
+        };
+        self.login(&user, arg).await
+    }
+
+    async fn auth(&mut self, arg: &str) -> Result<(), Error> {
+        let mut parts = arg.split_whitespace();
+        let Some(mechanism) = parts.next().map(str::to_ascii_uppercase) else {
+            // No mechanism: list them, as clients probing for SASL expect.
+            self.say("+OK");
+            self.say("PLAIN");
+            self.say("LOGIN");
+            self.say(".");
+            return Ok(());
+        };
+        if !self.login_allowed() {
+            self.say("-ERR [AUTH] Authentication needs TLS: use STLS or the POP3S port.");
+            return Ok(());
+        }
+        let initial = parts.next().map(str::to_string);
+        match mechanism.as_str() {
+            "PLAIN" => {
+                let response = match initial {
+                    Some(r) => r,
+                    None => match self.sasl_step("").await? {
+                        Some(r) => r,
+                        None => return Ok(()),
+                    },
+                };
+                let Some(decoded) = decode_b64(&response) else {
+                    self.say("-ERR The response is not valid base64.");
+                    return Ok(());
+                };
+                let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+                if parts.len() != 3 || (!parts[0].is_empty() && parts[0] != parts[1]) {
+                    return self.failed().await;
+                }
+                let (user, pass) = (
+                    String::from_utf8_lossy(parts[1]).into_owned(),
+                    String::from_utf8_lossy(parts[2]).into_owned(),
+                );
+                self.login(&user, &pass).await
+            }
+            "LOGIN" => {
+                let user = match initial {
+                    Some(r) => r,
+                    None => match self.sasl_step("VXNlcm5hbWU6").await? {
+                        Some(r) => r,
+                        None => return Ok(()),
+                    },
+                };
+                let Some(pass) = self.sasl_step("UGFzc3dvcmQ6").await? else {
+                    return Ok(());
+                };
+                match (decode_b64(&user), decode_b64(&pass)) {
+                    (Some(u), Some(p)) => {
+                        let (u, p) = (
+                            String::from_utf8_lossy(&u).into_owned(),
+                            String::from_utf8_lossy(&p).into_owned(),
+                        );
+                        self.login(&u, &p).await
+                    }
+                    _ => {
+                        self.say("-ERR The response is not valid base64.");
+                        Ok(())
+                    }
+                }
+            }
+            other => {
+                self.say(&format!(
+                    "-ERR Unsupported mechanism {other}; use PLAIN or LOGIN."
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    /// One SASL round trip; `None` when the client cancelled with `*`.
+    async fn sasl_step(&mut self, challenge: &str) -> Result<Option<String>, Error> {
+        self.say(&format!("+ {challenge}"));
+        self.flush().await?;
+        let mut line = Vec::new();
+        let io = self.io.as_mut().ok_or("no stream")?;
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, io.line(&mut line))
+            .await
+            .map_err(|_| "no SASL response in time")??;
+        if line == b"*" {
+            self.say("-ERR Authentication cancelled.");
+            return Ok(None);
+        }
+        Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+    }
+
+    async fn failed(&mut self) -> Result<(), Error> {
+        let delay = self.server.throttle.failed(self.peer.ip());
+        tokio::time::sleep(delay).await;
+        self.say("-ERR [AUTH] Authentication failed.");
+        Ok(())
+    }
+
+    async fn login(&mut self, user: &str, password: &str) -> Result<(), Error> {
+        let store = self.server.store.clone();
+        let Some(account) = store.authenticate(user, password).await? else {
+            return self.failed().await;
+        };
+        let Some(lock) = self.server.lock_maildrop(account.id) else {
+            self.say("-ERR [IN-USE] Another POP3 session has this mailbox open.");
+            return Ok(());
+        };
+        let Some(inbox) = store.mailbox(account.id, "INBOX").await? else {
+            self.say("-ERR [SYS/PERM] The account has no INBOX.");
+            return Ok(());
+        };
+        // The snapshot: numbers and sizes stay put for the whole session.
+        let messages: Vec<Entry> = store
+            .messages(inbox.id)
+            .await?
+            .into_iter()
+            .filter(|m| !m.flags.contains(Flags::POP3_HIDDEN))
+            .map(|m| Entry {
+                uid: m.uid,
+                size: m.size,
+                blob: m.blob,
+                deleted: false,
+            })
+            .collect();
+        let count = messages.len();
+        self.drop = Some(Maildrop {
+            inbox,
+            messages,
+            retrieved: HashSet::new(),
+            _lock: lock,
+        });
+        self.account = Some(account);
+        self.say(&format!("+OK Logged in; {count} messages."));
+        Ok(())
+    }
+
+    /// The message a number names: 1-based, not deleted.
+    fn message(&mut self, arg: &str) -> Option<(usize, u32, u64, BlobHash)> {
+        let n: usize = match arg.trim().parse() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                self.say("-ERR A message number is needed.");
+                return None;
+            }
+        };
+        let found = self
+            .drop
+            .as_ref()
+            .and_then(|d| d.messages.get(n - 1))
+            .map(|e| (e.deleted, e.uid, e.size, e.blob.clone()));
+        match found {
+            Some((false, uid, size, blob)) => Some((n, uid, size, blob)),
+            Some((true, ..)) => {
+                self.say(&format!("-ERR Message {n} is deleted."));
+                None
+            }
+            None => {
+                self.say(&format!("-ERR No message {n}."));
+                None
+            }
+        }
+    }
+
+    fn live(&self) -> impl Iterator<Item = (usize, &Entry)> {
+        self.drop
+            .iter()
+            .flat_map(|d| d.messages.iter().enumerate())
+            .filter(|(_, e)| !e.deleted)
+            .map(|(i, e)| (i + 1, e))
+    }
+
+    fn stat(&mut self) {
+        let (n, size) = self
+            .live()
+            .fold((0, 0), |(n, s), (_, e)| (n + 1, s + e.size));
+        self.say(&format!("+OK {n} {size}"));
+    }
+
+    fn list(&mut self, arg: &str) {
+        if !arg.trim().is_empty() {
+            if let Some((n, _, size, _)) = self.message(arg) {
+                self.say(&format!("+OK {n} {size}"));
+            }
+            return;
+        }
+        let lines: Vec<String> = self
+            .live()
+            .map(|(n, e)| format!("{n} {}", e.size))
+            .collect();
+        self.say(&format!("+OK {} messages", lines.len()));
+        for l in lines {
+            self.say(&l);
+        }
+        self.say(".");
+    }
+
+    /// UIDL: UID and UIDVALIDITY in fixed-width hex, as Dovecot's
+    /// `%08Xu%08Xv`, so it never changes and matches every session.
+    fn uidl_of(&self, uid: u32) -> String {
+        let validity = self.drop.as_ref().map_or(0, |d| d.inbox.uidvalidity);
+        format!("{uid:08X}{validity:08X}")
+    }
+
+    fn uidl(&mut self, arg: &str) {
+        if !arg.trim().is_empty() {
+            if let Some((n, uid, ..)) = self.message(arg) {
+                let id = self.uidl_of(uid);
+                self.say(&format!("+OK {n} {id}"));
+            }
+            return;
+        }
+        let lines: Vec<String> = self
+            .live()
+            .map(|(n, e)| format!("{n} {}", self.uidl_of(e.uid)))
+            .collect();
+        self.say("+OK Unique IDs follow");
+        for l in lines {
+            self.say(&l);
+        }
+        self.say(".");
+    }
+
+    async fn top(&mut self, arg: &str) -> Result<(), Error> {
+        let mut words = arg.split_whitespace();
+        let (Some(n), Some(lines)) = (
+            words.next(),
+            words.next().and_then(|l| l.parse::<usize>().ok()),
+        ) else {
+            self.say("-ERR TOP takes a message number and a number of lines.");
+            return Ok(());
+        };
+        let n = n.to_string();
+        self.retr(&n, Some(lines)).await
+    }
+
+    /// RETR, or TOP with `lines`: the message dot-stuffed, ending in
+    /// CRLF.CRLF whatever its last line was.
+    async fn retr(&mut self, arg: &str, lines: Option<usize>) -> Result<(), Error> {
+        let Some((_, uid, size, blob)) = self.message(arg) else {
+            return Ok(());
+        };
+        let raw = match self.server.store.read_blob(&blob).await {
+            Ok(raw) => raw,
+            Err(e) => {
+                tracing::warn!("pop3: cannot read message {uid}: {e}");
+                self.say("-ERR [SYS/TEMP] The message cannot be read now; it may have been deleted meanwhile.");
+                return Ok(());
+            }
+        };
+        let served = mime::served(&raw);
+        let body = match lines {
+            None => &served[..],
+            Some(n) => top_of(&served, n),
+        };
+        self.say(&format!("+OK {size} octets"));
+        stuff(&mut self.out, body);
+        self.say(".");
+        if lines.is_none()
+            && let Some(d) = self.drop.as_mut()
+        {
+            d.retrieved.insert(uid);
+        }
+        Ok(())
+    }
+
+    fn dele(&mut self, arg: &str) {
+        let Some((n, ..)) = self.message(arg) else {
+            return;
+        };
+        if let Some(e) = self.drop.as_mut().and_then(|d| d.messages.get_mut(n - 1)) {
+            e.deleted = true;
+        }
+        self.say(&format!("+OK Message {n} deleted."));
+    }
+
+    fn rset(&mut self) {
+        if let Some(d) = self.drop.as_mut() {
+            for e in &mut d.messages {
+                e.deleted = false;
+            }
+        }
+        let n = self.live().count();
+        self.say(&format!("+OK {n} messages."));
+    }
+
+    /// QUIT: in the transaction state, the UPDATE state applies what the
+    /// session did (RFC 1939 6); a connection that just drops applies nothing.
+    async fn quit_command(&mut self) -> Result<(), Error> {
+        self.quit = true;
+        let Some(d) = self.drop.take() else {
+            self.say("+OK Bye.");
+            return Ok(());
+        };
+        let store = self.server.store.clone();
+        let deleted: Vec<u32> = d
+            .messages
+            .iter()
+            .filter(|e| e.deleted)
+            .map(|e| e.uid)
+            .collect();
+        let seen: Vec<u32> = d
+            .messages
+            .iter()
+            .filter(|e| !e.deleted && d.retrieved.contains(&e.uid))
+            .map(|e| e.uid)
+            .collect();
+        let applied = async {
+            if self.server.settings.mark_seen && !seen.is_empty() {
+                let change = FlagChange {
+                    op: FlagOp::Add,
+                    flags: Flags::SEEN,
+                    keywords: vec![],
+                };
+                store.store_flags(d.inbox.id, &seen, &change, None).await?;
+            }
+            if deleted.is_empty() {
+                return Ok(());
+            }
+            match self.server.settings.delete {
+                DeleteMode::Expunge => {
+                    store.expunge(d.inbox.id, &deleted, false).await?;
+                }
+                DeleteMode::Hide => {
+                    let change = FlagChange {
+                        op: FlagOp::Add,
+                        flags: Flags::POP3_HIDDEN,
+                        keywords: vec![],
+                    };
+                    store
+                        .store_flags(d.inbox.id, &deleted, &change, None)
+                        .await?;
+                }
+                DeleteMode::Trash => {
+                    let account = d.inbox.account_id;
+                    let trash = store
+                        .list_mailboxes(account)
+                        .await?
+                        .into_iter()
+                        .find(|m| m.special_use == Some(SpecialUse::Trash));
+                    match trash {
+                        Some(t) => {
+                            store.move_messages(d.inbox.id, &deleted, t.id).await?;
+                        }
+                        // No Trash any more: keep the mail rather than lose it.
+                        None => {
+                            let change = FlagChange {
+                                op: FlagOp::Add,
+                                flags: Flags::POP3_HIDDEN,
+                                keywords: vec![],
+                            };
+                            store
+                                .store_flags(d.inbox.id, &deleted, &change, None)
+                                .await?;
+                        }
+                    }
+                }
+            }
+            Ok::<(), store::Error>(())
+        }
+        .await;
+        match applied {
+            Ok(()) => self.say(&format!("+OK Bye; {} messages deleted.", deleted.len())),
+            Err(e) => {
+                tracing::error!("pop3: QUIT could not apply its changes: {e}");
+                self.say("-ERR [SYS/TEMP] Some deletions could not be applied; they stay in the mailbox.");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The header, the empty line and the first `n` lines of the body.
+fn top_of(msg: &[u8], n: usize) -> &[u8] {
+    let header_end = msg
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .unwrap_or(msg.len());
+    let mut end = header_end;
+    for _ in 0..n {
+        if end >= msg.len() {
+            break;
+        }
+        end = msg[end..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| end + i + 1)
+            .unwrap_or(msg.len());
+    }
+    &msg[..end]
+}
+
+/// Appends `msg` dot-stuffed (RFC 1939 3), ending with CRLF.
+fn stuff(out: &mut Vec<u8>, msg: &[u8]) {
+    let mut at_line_start = true;
+    for &b in msg {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    if !msg.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn decode_b64(s: &str) -> Option<Vec<u8>> {
+    if s == "=" {
+        return Some(Vec::new());
+    }
+    B64.decode(s.trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stuffing_and_top() {
+        let mut out = Vec::new();
+        stuff(&mut out, b"Subject: x\r\n\r\n.dot\r\n..two\r\nend");
+        assert_eq!(out, b"Subject: x\r\n\r\n..dot\r\n...two\r\nend\r\n");
+        let msg = b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n";
+        assert_eq!(top_of(msg, 0), b"A: 1\r\nB: 2\r\n\r\n");
+        assert_eq!(top_of(msg, 2), b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n");
+        assert_eq!(top_of(msg, 99), msg);
+        assert_eq!(top_of(b"no body", 3), b"no body");
+    }
+}
