@@ -19,6 +19,9 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
 
 pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<()> {
+    // Taken first: a SIGTERM while the doors start must stop cleanly too.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     store.watch_other_processes();
     let housekeeper = store.clone();
     tokio::spawn(async move {
@@ -91,9 +94,8 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         }
     }
 
-    let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
+        _ = interrupt.recv() => {}
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
