@@ -9,6 +9,7 @@ need=()
 command -v python3 >/dev/null || need+=(python3)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v mbsync >/dev/null || need+=(isync)
+command -v fetchmail >/dev/null || need+=(fetchmail)
 command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -22,6 +23,7 @@ export SATCHEL_SHARED="${SATCHEL_SHARED:-$(realpath -m ../shared)}"
 
 # Python's own IMAP/POP3/SMTP clients drive the server in tests/; pytest runs them.
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
+command -v getmail >/dev/null || python3 -m pip install -q getmail6
 # Node clients (imapflow), pinned by tests/node/package-lock.json.
 command -v npm >/dev/null || { apt-get update -q >/dev/null; apt-get install -y -q nodejs npm >/dev/null; }
 (cd tests/node && npm ci --no-audit --no-fund --silent)
