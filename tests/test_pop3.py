@@ -291,3 +291,12 @@ def test_delete_mode_hide(satchel):
     i = satchel.imap(ALICE)
     i.select("INBOX")
     assert i.fetch("2", "(FLAGS)")[1] == [b"2 (FLAGS (\\Recent))"], "hidden from POP3 only: IMAP sees no flag"
+
+
+def test_connections_per_address_are_limited(satchel):
+    held = [raw(satchel) for _ in range(32)]
+    s = socket.create_connection(("127.0.0.1", satchel.ports["pop3"]), timeout=10)
+    assert s.makefile("rb").readline().startswith(b"-ERR [SYS/TEMP] Too many connections")
+    for sock, f in held:
+        f.close()
+        sock.close()
