@@ -16,16 +16,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// What QUIT does to the messages a session deleted (contract `[pop3]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteMode {
-    /// Remove them for good.
-    Expunge,
-    /// Move them to Trash.
-    Trash,
-    /// Keep them for IMAP and the web; POP3 never lists them again.
-    Hide,
-}
+/// What QUIT does to the messages a session deleted (contract `[pop3]`);
+/// an account may have its own (`Account::pop3_delete`).
+pub use store::Pop3Delete as DeleteMode;
 
 #[derive(Debug, Clone)]
 pub struct Settings {

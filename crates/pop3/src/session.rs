@@ -554,7 +554,12 @@ impl Session {
             if deleted.is_empty() {
                 return Ok(());
             }
-            match self.server.settings.delete {
+            let mode = self
+                .account
+                .as_ref()
+                .and_then(|a| a.pop3_delete)
+                .unwrap_or(self.server.settings.delete);
+            match mode {
                 DeleteMode::Expunge => {
                     store.expunge(d.inbox.id, &deleted, false).await?;
                 }

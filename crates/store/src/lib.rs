@@ -77,6 +77,8 @@ pub trait MailStore: Send + Sync {
     async fn list_accounts(&self) -> Result<Vec<Account>>;
     async fn account(&self, address: &str) -> Result<Option<Account>>;
     async fn set_password(&self, address: &str, password: &str) -> Result<()>;
+    /// The account's own POP3 delete mode (`None`: the server's).
+    async fn set_pop3_delete(&self, address: &str, mode: Option<Pop3Delete>) -> Result<()>;
     /// Removes the account, its mailboxes and messages, and the blobs only it used.
     async fn remove_account(&self, address: &str) -> Result<()>;
     /// The account if `password` is right, `None` otherwise (also for unknown

@@ -298,7 +298,7 @@ impl SqliteStore {
             return Ok(None);
         };
         Ok(sqlx::query(
-            "SELECT id, address, is_admin, quota_bytes, password_hash FROM accounts \
+            "SELECT id, address, is_admin, quota_bytes, pop3_delete, password_hash FROM accounts \
              WHERE address = $1 OR id = (SELECT account_id FROM aliases WHERE address = $1)",
         )
         .bind(address)
@@ -347,16 +347,19 @@ impl MailStore for SqliteStore {
             address,
             is_admin: admin,
             quota_bytes: 0,
+            pop3_delete: None,
         })
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>> {
-        sqlx::query("SELECT id, address, is_admin, quota_bytes FROM accounts ORDER BY address")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(account_from_row)
-            .collect()
+        sqlx::query(
+            "SELECT id, address, is_admin, quota_bytes, pop3_delete FROM accounts ORDER BY address",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(account_from_row)
+        .collect()
     }
 
     async fn account(&self, address: &str) -> Result<Option<Account>> {
@@ -372,6 +375,19 @@ impl MailStore for SqliteStore {
         let hash = password::hash(password.to_string()).await?;
         let done = sqlx::query("UPDATE accounts SET password_hash = $1 WHERE address = $2")
             .bind(hash)
+            .bind(&address)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NoAccount(address));
+        }
+        Ok(())
+    }
+
+    async fn set_pop3_delete(&self, address: &str, mode: Option<Pop3Delete>) -> Result<()> {
+        let address = normalize_address(address)?;
+        let done = sqlx::query("UPDATE accounts SET pop3_delete = $1 WHERE address = $2")
+            .bind(mode.map(Pop3Delete::as_str))
             .bind(&address)
             .execute(&self.pool)
             .await?;
@@ -1048,6 +1064,10 @@ fn account_from_row(r: &SqliteRow) -> Result<Account> {
         address: r.try_get("address")?,
         is_admin: r.try_get::<i64, _>("is_admin")? != 0,
         quota_bytes: r.try_get("quota_bytes")?,
+        pop3_delete: r
+            .try_get::<Option<String>, _>("pop3_delete")?
+            .as_deref()
+            .and_then(Pop3Delete::parse),
     })
 }
 

@@ -29,6 +29,35 @@ pub struct Account {
     pub is_admin: bool,
     /// 0 means no quota.
     pub quota_bytes: i64,
+    /// This account's own POP3 delete mode; `None` follows the server's.
+    pub pop3_delete: Option<Pop3Delete>,
+}
+
+/// What POP3's QUIT does to the messages a session deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pop3Delete {
+    /// Remove them for good.
+    Expunge,
+    /// Move them to Trash.
+    Trash,
+    /// Keep them for IMAP and the web; POP3 never lists them again.
+    Hide,
+}
+
+impl Pop3Delete {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pop3Delete::Expunge => "expunge",
+            Pop3Delete::Trash => "trash",
+            Pop3Delete::Hide => "hide",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Pop3Delete> {
+        [Pop3Delete::Expunge, Pop3Delete::Trash, Pop3Delete::Hide]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
 }
 
 /// RFC 6154 special-use attributes.

@@ -402,3 +402,37 @@ async fn changes_since_lists_new_and_changed_messages() {
     let views = t.store.views(inbox.id, &[2, 1, 5]).await.unwrap();
     assert_eq!(views.iter().map(|v| v.0).collect::<Vec<_>>(), vec![1, 2]);
 }
+
+#[tokio::test]
+async fn accounts_can_have_their_own_pop3_delete_mode() {
+    let t = setup().await;
+    assert_eq!(t.account.pop3_delete, None);
+    t.store
+        .set_pop3_delete("OP@example.test", Some(Pop3Delete::Hide))
+        .await
+        .unwrap();
+    let a = t
+        .store
+        .authenticate("op@example.test", "pw")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.pop3_delete, Some(Pop3Delete::Hide));
+    t.store
+        .set_pop3_delete("op@example.test", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        t.store
+            .account("op@example.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .pop3_delete,
+        None
+    );
+    assert!(matches!(
+        t.store.set_pop3_delete("nobody@example.test", None).await,
+        Err(Error::NoAccount(_))
+    ));
+}

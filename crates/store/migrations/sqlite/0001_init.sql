@@ -10,6 +10,9 @@ CREATE TABLE accounts (
     password_hash TEXT NOT NULL,
     is_admin      INTEGER NOT NULL DEFAULT 0,
     quota_bytes   INTEGER NOT NULL DEFAULT 0,
+    -- What POP3's QUIT does to deleted mail for this account: 'expunge',
+    -- 'trash' or 'hide'; NULL follows the server's [pop3] delete.
+    pop3_delete   TEXT,
     created_at    INTEGER NOT NULL
 ) STRICT;
 
