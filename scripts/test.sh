@@ -10,6 +10,7 @@ command -v python3 >/dev/null || need+=(python3)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v mbsync >/dev/null || need+=(isync)
 command -v fetchmail >/dev/null || need+=(fetchmail)
+command -v swaks >/dev/null || need+=(swaks)
 command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

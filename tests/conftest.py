@@ -8,6 +8,7 @@ import ssl
 import subprocess
 import imaplib
 import poplib
+import smtplib
 import tempfile
 import pathlib
 
@@ -18,7 +19,7 @@ BIN = os.environ.get("SATCHEL_BIN", str(ROOT / "target" / "debug" / "satchel"))
 PASSWORD = "secret"
 
 
-DOORS = 4  # lines `serve` prints after the store line
+DOORS = 5  # lines `serve` prints after the store line
 
 
 class Satchel:
@@ -34,6 +35,7 @@ class Satchel:
             'imaps = ["127.0.0.1:0"]\n'
             'pop3 = ["127.0.0.1:0"]\n'
             'pop3s = ["127.0.0.1:0"]\n'
+            'smtp = ["127.0.0.1:0"]\n'
             + extra_config
         )
         self.ports = {}
@@ -92,6 +94,9 @@ class Satchel:
             c.user(user)
             c.pass_(password)
         return c
+
+    def smtp(self):
+        return smtplib.SMTP("127.0.0.1", self.ports["smtp"], timeout=30)
 
     def imaps(self):
         return imaplib.IMAP4_SSL("127.0.0.1", self.ports["imaps"], ssl_context=insecure_tls())

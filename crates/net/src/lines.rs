@@ -103,6 +103,12 @@ impl<S: AsyncRead + Unpin> LineReader<S> {
         Ok(())
     }
 
+    /// Changes the line limit (SMTP allows longer lines in DATA than in
+    /// commands).
+    pub fn set_max_line(&mut self, max_line: usize) {
+        self.max_line = max_line;
+    }
+
     /// Bytes the client sent that have not been read yet.
     pub fn pending(&self) -> usize {
         self.inner.buffer().len()

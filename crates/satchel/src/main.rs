@@ -105,7 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => commands::serve::run(&config, store).await,
         Command::User(cmd) => commands::user::run(cmd, store.as_ref()).await,
-        Command::Deliver(args) => commands::deliver::run(args, store.as_ref()).await,
+        Command::Deliver(args) => commands::deliver::run(args, &config, store).await,
         Command::Import(args) => commands::transfer::import(args, store.as_ref()).await,
         Command::Export(args) => commands::transfer::export(args, store.as_ref()).await,
     }

@@ -76,6 +76,8 @@ pub trait MailStore: Send + Sync {
     async fn create_account(&self, address: &str, password: &str, admin: bool) -> Result<Account>;
     async fn list_accounts(&self) -> Result<Vec<Account>>;
     async fn account(&self, address: &str) -> Result<Option<Account>>;
+    /// Whether any account or alias has an address in `domain`.
+    async fn has_domain(&self, domain: &str) -> Result<bool>;
     async fn set_password(&self, address: &str, password: &str) -> Result<()>;
     /// The account's own POP3 delete mode (`None`: the server's).
     async fn set_pop3_delete(&self, address: &str, mode: Option<Pop3Delete>) -> Result<()>;
@@ -120,6 +122,13 @@ pub trait MailStore: Send + Sync {
         &self,
         mailbox: MailboxId,
         messages: Vec<NewMessage<'_>>,
+    ) -> Result<Vec<Appended>>;
+    /// Stores one message into several mailboxes (a delivery to several
+    /// recipients): one blob, one transaction, all or nothing.
+    async fn append_to_many(
+        &self,
+        mailboxes: &[MailboxId],
+        message: NewMessage<'_>,
     ) -> Result<Vec<Appended>>;
     /// The messages of a mailbox in UID order.
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;

@@ -150,9 +150,13 @@ impl SqliteStore {
         Ok(n)
     }
 
-    async fn append_in_mailbox(
+    /// Stores `messages` into `targets`: with one target, each message once
+    /// into it (append, import); with several, the one message into each
+    /// (a delivery to many recipients). One blob per distinct message, one
+    /// transaction for all of it.
+    async fn append_to(
         &self,
-        mailbox: MailboxId,
+        targets: &[MailboxId],
         messages: Vec<NewMessage<'_>>,
     ) -> Result<Vec<Appended>> {
         if messages.iter().any(|m| m.raw.is_empty()) {
@@ -176,64 +180,68 @@ impl SqliteStore {
         .map_err(|e| Error::Corrupt(format!("blob writer failed: {e}")))??;
 
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = messages.len() as i64;
-        let row = sqlx::query(
-            "UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + $1 \
-             WHERE id = $2 RETURNING account_id, name, uidvalidity, uidnext, highestmodseq",
-        )
-        .bind(n)
-        .bind(mailbox)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
-        let account_id: i64 = row.try_get("account_id")?;
-        let uidvalidity = row.try_get::<i64, _>("uidvalidity")? as u32;
-        let first_uid = row.try_get::<i64, _>("uidnext")? - n;
-        let first_modseq = row.try_get::<i64, _>("highestmodseq")? - n + 1;
-        // The last UID handed out must leave UIDNEXT within 32 bits.
-        if first_uid + n > u32::MAX as i64 {
-            return Err(Error::UidsExhausted(row.try_get("name")?));
-        }
-
         let blobs = self.blobs.clone();
         let hashes = tokio::task::spawn_blocking(move || blobs.publish(staged))
             .await
             .map_err(|e| Error::Corrupt(format!("blob writer failed: {e}")))??;
-
-        let mut out = Vec::with_capacity(messages.len());
-        for (i, (m, hash)) in messages.iter().zip(hashes).enumerate() {
-            let uid = first_uid + i as i64;
-            let modseq = first_modseq + i as i64;
-            sqlx::query(
-                "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
-                 internal_tz, size, blob, envelope, bodystructure) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        let mut out = Vec::new();
+        let mut touched = Vec::new();
+        for &mailbox in targets {
+            let n = messages.len() as i64;
+            let row = sqlx::query(
+                "UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + $1 \
+                 WHERE id = $2 RETURNING account_id, name, uidvalidity, uidnext, highestmodseq",
             )
+            .bind(n)
             .bind(mailbox)
-            .bind(uid)
-            .bind(modseq)
-            .bind(m.flags.bits() as i64)
-            .bind(m.keywords.join(" "))
-            .bind(m.internal_date.unix)
-            .bind(m.internal_date.tz_minutes as i64)
-            .bind(m.size as i64)
-            .bind(&hash.0)
-            .bind(m.cache.envelope.as_deref())
-            .bind(m.cache.bodystructure.as_deref())
-            .execute(&mut *tx)
-            .await?;
-            out.push(Appended {
-                mailbox_id: mailbox,
-                uidvalidity,
-                uid: uid as u32,
-                modseq: modseq as u64,
-            });
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
+            let account_id: i64 = row.try_get("account_id")?;
+            let uidvalidity = row.try_get::<i64, _>("uidvalidity")? as u32;
+            let first_uid = row.try_get::<i64, _>("uidnext")? - n;
+            let first_modseq = row.try_get::<i64, _>("highestmodseq")? - n + 1;
+            // The last UID handed out must leave UIDNEXT within 32 bits.
+            if first_uid + n > u32::MAX as i64 {
+                return Err(Error::UidsExhausted(row.try_get("name")?));
+            }
+            for (i, (m, hash)) in messages.iter().zip(&hashes).enumerate() {
+                let uid = first_uid + i as i64;
+                let modseq = first_modseq + i as i64;
+                sqlx::query(
+                    "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
+                     internal_tz, size, blob, envelope, bodystructure) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(mailbox)
+                .bind(uid)
+                .bind(modseq)
+                .bind(m.flags.bits() as i64)
+                .bind(m.keywords.join(" "))
+                .bind(m.internal_date.unix)
+                .bind(m.internal_date.tz_minutes as i64)
+                .bind(m.size as i64)
+                .bind(&hash.0)
+                .bind(m.cache.envelope.as_deref())
+                .bind(m.cache.bodystructure.as_deref())
+                .execute(&mut *tx)
+                .await?;
+                out.push(Appended {
+                    mailbox_id: mailbox,
+                    uidvalidity,
+                    uid: uid as u32,
+                    modseq: modseq as u64,
+                });
+            }
+            let last_modseq = (first_modseq + n - 1) as u64;
+            self.record_change(&mut tx, account_id, mailbox, last_modseq)
+                .await?;
+            touched.push((account_id, mailbox, last_modseq));
         }
-        let last_modseq = (first_modseq + n - 1) as u64;
-        self.record_change(&mut tx, account_id, mailbox, last_modseq)
-            .await?;
         tx.commit().await?;
-        self.publish(account_id, mailbox, last_modseq);
+        for (account_id, mailbox, modseq) in touched {
+            self.publish(account_id, mailbox, modseq);
+        }
         Ok(out)
     }
 
@@ -370,6 +378,18 @@ impl MailStore for SqliteStore {
             .transpose()
     }
 
+    async fn has_domain(&self, domain: &str) -> Result<bool> {
+        let pattern = format!("%@{}", domain.to_lowercase().replace(['%', '_'], ""));
+        Ok(sqlx::query(
+            "SELECT 1 FROM accounts WHERE address LIKE $1 UNION ALL \
+             SELECT 1 FROM aliases WHERE address LIKE $1 LIMIT 1",
+        )
+        .bind(pattern)
+        .fetch_optional(&self.pool)
+        .await?
+        .is_some())
+    }
+
     async fn set_password(&self, address: &str, password: &str) -> Result<()> {
         let address = normalize_address(address)?;
         let hash = password::hash(password.to_string()).await?;
@@ -479,7 +499,7 @@ impl MailStore for SqliteStore {
     }
 
     async fn append(&self, mailbox: MailboxId, message: NewMessage<'_>) -> Result<Appended> {
-        let mut done = self.append_in_mailbox(mailbox, vec![message]).await?;
+        let mut done = self.append_to(&[mailbox], vec![message]).await?;
         done.pop()
             .ok_or_else(|| Error::Corrupt("append stored nothing".into()))
     }
@@ -492,7 +512,18 @@ impl MailStore for SqliteStore {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        self.append_in_mailbox(mailbox, messages).await
+        self.append_to(&[mailbox], messages).await
+    }
+
+    async fn append_to_many(
+        &self,
+        mailboxes: &[MailboxId],
+        message: NewMessage<'_>,
+    ) -> Result<Vec<Appended>> {
+        if mailboxes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.append_to(mailboxes, vec![message]).await
     }
 
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {

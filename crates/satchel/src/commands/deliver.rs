@@ -4,7 +4,12 @@ use std::io::Read;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use store::{Account, InternalDate, MAX_MESSAGE_SIZE, MailStore};
+use std::sync::Arc;
+
+use pipeline::{Pipeline, Recipient};
+use store::{Account, MAX_MESSAGE_SIZE, MailStore};
+
+use crate::config::Config;
 
 use super::say;
 
@@ -18,19 +23,22 @@ pub struct DeliverArgs {
     to: Vec<String>,
 }
 
-pub async fn run(args: DeliverArgs, store: &dyn MailStore) -> anyhow::Result<()> {
-    // The envelope sender goes into Return-Path once the pipeline lands.
+pub async fn run(
+    args: DeliverArgs,
+    config: &Config,
+    store: Arc<dyn MailStore>,
+) -> anyhow::Result<()> {
+    let pipeline = Pipeline::new(store, &config.hostname, &config.domains);
+    // The envelope sender goes into Return-Path once the pipeline adds
+    // trace fields for local deliveries too.
     let _sender = args.from;
     // Every recipient is checked before anything is stored: an unknown one
-    // stops the delivery before any mailbox is touched. Two addresses of one
-    // account (an alias, a +detail) get one copy, reported for the first.
+    // stops the delivery before any mailbox is touched.
     let mut recipients: Vec<(&str, Account)> = Vec::with_capacity(args.to.len());
     for to in &args.to {
-        let account = resolve_recipient(store, to)
-            .await?
-            .with_context(|| format!("no local account or alias for recipient {to}"))?;
-        if !recipients.iter().any(|(_, a)| a.id == account.id) {
-            recipients.push((to.as_str(), account));
+        match pipeline.recipient(to).await? {
+            Recipient::Local(account) => recipients.push((to.as_str(), account)),
+            _ => bail!("no local account or alias for recipient {to}"),
         }
     }
 
@@ -47,41 +55,18 @@ pub async fn run(args: DeliverArgs, store: &dyn MailStore) -> anyhow::Result<()>
         bail!("the message is larger than {MAX_MESSAGE_SIZE} bytes; nothing was delivered");
     }
 
-    let parsed = mime::analyze(&raw);
-    for (to, account) in recipients {
-        let inbox = store
-            .mailbox(account.id, "INBOX")
-            .await?
-            .with_context(|| format!("account {} has no INBOX", account.address))?;
-        let done = store
-            .append(
-                inbox.id,
-                store::NewMessage {
-                    raw: &raw,
-                    size: parsed.size,
-                    flags: store::Flags::empty(),
-                    keywords: Vec::new(),
-                    internal_date: InternalDate::now(),
-                    cache: parsed.cache.clone(),
-                },
-            )
-            .await?;
-        // Printed only once the message is durable: this line is the receipt.
-        say(&format!("{to} {} {}", inbox.name, done.uid))?;
+    // Stored verbatim (no trace fields): one transaction for every recipient.
+    let accounts: Vec<Account> = recipients.iter().map(|(_, a)| a.clone()).collect();
+    let done = pipeline.deliver(&raw, &accounts, None).await?;
+    // Printed only once the message is durable: these lines are the receipt.
+    // Two addresses of one account (an alias, a +detail) got one copy,
+    // reported for the first of them.
+    for d in done {
+        let to = recipients
+            .iter()
+            .find(|(_, a)| a.address == d.account)
+            .map_or(d.account.as_str(), |(to, _)| to);
+        say(&format!("{to} {} {}", d.mailbox, d.uid))?;
     }
     Ok(())
-}
-
-/// The account a recipient address delivers to: the address or an alias, or
-/// with a `+detail` in the local part, the address without it.
-async fn resolve_recipient(store: &dyn MailStore, to: &str) -> anyhow::Result<Option<Account>> {
-    if let Some(account) = store.account(to).await? {
-        return Ok(Some(account));
-    }
-    if let Some((local, domain)) = to.rsplit_once('@')
-        && let Some((base, _detail)) = local.split_once('+')
-    {
-        return Ok(store.account(&format!("{base}@{domain}")).await?);
-    }
-    Ok(None)
 }

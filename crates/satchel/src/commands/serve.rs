@@ -94,6 +94,18 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         }
     }
 
+    let pipeline = Arc::new(pipeline::Pipeline::new(
+        store.clone(),
+        &config.hostname,
+        &config.domains,
+    ));
+    let smtp = smtp::Server::new(pipeline, Some(tls.clone()), smtp::Settings::default());
+    for addr in &config.listen.smtp {
+        let listener = bind(*addr, "smtp").await?;
+        super::say(&format!("smtp {}", listener.local_addr()?))?;
+        tokio::spawn(smtp.clone().listen(listener, stopped.clone()));
+    }
+
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = term.recv() => {}

@@ -1,0 +1,182 @@
+//! The one path every incoming message takes between arrival and mailbox,
+//! whichever door it came through (SMTP, `satchel deliver`, later the
+//! submission door and the webmail): recipients resolved, trace fields
+//! added, a spam verdict and filters (seams the spam and Sieve work fills;
+//! for now every message is kept in INBOX), then stored durably for all
+//! recipients at once. Only after `deliver` returns may a door say yes.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use store::{Account, InternalDate, MailStore, NewMessage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("account {0} has no INBOX")]
+    NoInbox(String),
+}
+
+/// What a recipient address is to this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// A local account (directly, by alias or with a +detail).
+    Local(Account),
+    /// A local domain, but nobody by that name.
+    Unknown,
+    /// Not a domain this server receives for.
+    NotLocal,
+}
+
+/// Where a message came from, for its trace fields (RFC 5321 4.4).
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// The envelope sender (MAIL FROM), empty for the null sender.
+    pub mail_from: String,
+    /// What the client said in EHLO/HELO.
+    pub helo: String,
+    pub peer: IpAddr,
+    /// "ESMTP", "ESMTPS" (over TLS), "SMTP"; RFC 3848.
+    pub protocol: &'static str,
+}
+
+/// One recipient's copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub account: String,
+    pub mailbox: String,
+    pub uid: u32,
+}
+
+pub struct Pipeline {
+    store: Arc<dyn MailStore>,
+    hostname: String,
+    domains: Vec<String>,
+}
+
+impl Pipeline {
+    /// `domains` are the local domains of the config; domains of existing
+    /// accounts are local too, so a fresh install receives for its users.
+    pub fn new(store: Arc<dyn MailStore>, hostname: &str, domains: &[String]) -> Pipeline {
+        Pipeline {
+            store,
+            hostname: hostname.to_string(),
+            domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        }
+    }
+
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
+    /// Resolves a recipient: the address or an alias, or with a `+detail`
+    /// in the local part, the address without it.
+    pub async fn recipient(&self, address: &str) -> Result<Recipient, Error> {
+        if let Some(account) = self.store.account(address).await? {
+            return Ok(Recipient::Local(account));
+        }
+        let Some((local, domain)) = address.rsplit_once('@') else {
+            return Ok(Recipient::Unknown);
+        };
+        if let Some((base, _detail)) = local.split_once('+')
+            && let Some(account) = self.store.account(&format!("{base}@{domain}")).await?
+        {
+            return Ok(Recipient::Local(account));
+        }
+        let domain = domain.to_ascii_lowercase();
+        let local_domain = self.domains.contains(&domain) || self.store.has_domain(&domain).await?;
+        Ok(if local_domain {
+            Recipient::Unknown
+        } else {
+            Recipient::NotLocal
+        })
+    }
+
+    /// Stores `raw` for each account (once each, however often it was
+    /// named), with trace fields in front when `trace` is given. All or
+    /// nothing: one transaction, one blob.
+    pub async fn deliver(
+        &self,
+        raw: &[u8],
+        accounts: &[Account],
+        trace: Option<&Trace>,
+    ) -> Result<Vec<Delivered>, Error> {
+        let mut unique: Vec<&Account> = Vec::new();
+        for a in accounts {
+            if !unique.iter().any(|u| u.id == a.id) {
+                unique.push(a);
+            }
+        }
+        let message = match trace {
+            Some(t) => {
+                let mut m = self.trace_fields(t, &unique).into_bytes();
+                m.extend_from_slice(raw);
+                m
+            }
+            None => raw.to_vec(),
+        };
+        // Spam verdict and filters go here (their own issues): for now
+        // every message is kept in INBOX.
+        let mut inboxes = Vec::with_capacity(unique.len());
+        for a in &unique {
+            let inbox = self
+                .store
+                .mailbox(a.id, "INBOX")
+                .await?
+                .ok_or_else(|| Error::NoInbox(a.address.clone()))?;
+            inboxes.push(inbox);
+        }
+        let analysis = mime::analyze(&message);
+        let ids: Vec<_> = inboxes.iter().map(|m| m.id).collect();
+        let stored = self
+            .store
+            .append_to_many(
+                &ids,
+                NewMessage {
+                    raw: &message,
+                    size: analysis.size,
+                    flags: store::Flags::empty(),
+                    keywords: Vec::new(),
+                    internal_date: InternalDate::now(),
+                    cache: analysis.cache,
+                },
+            )
+            .await?;
+        Ok(stored
+            .iter()
+            .zip(&unique)
+            .zip(&inboxes)
+            .map(|((s, a), m)| Delivered {
+                account: a.address.clone(),
+                mailbox: m.name.clone(),
+                uid: s.uid,
+            })
+            .collect())
+    }
+
+    /// `Return-Path:` and `Received:` (RFC 5321 4.4).
+    fn trace_fields(&self, t: &Trace, recipients: &[&Account]) -> String {
+        let now = time::OffsetDateTime::now_utc();
+        let date = now
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap_or_default();
+        let helo: String = t
+            .helo
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(255)
+            .collect();
+        let sender: String = t.mail_from.chars().filter(|c| !c.is_control()).collect();
+        let mut received = format!(
+            "Return-Path: <{sender}>\r\nReceived: from {helo} ([{}])\r\n\tby {} (Satchel) with {}",
+            t.peer, self.hostname, t.protocol
+        );
+        if let [only] = recipients {
+            // RFC 5321 4.4: "for" only with one recipient, not to disclose others.
+            received.push_str(&format!("\r\n\tfor <{}>", only.address));
+        }
+        received.push_str(&format!("; {date}\r\n"));
+        received
+    }
+}

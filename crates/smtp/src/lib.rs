@@ -1,0 +1,117 @@
+//! The SMTP MX door (RFC 5321) on smtp-proto's command parser: PIPELINING,
+//! SIZE, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, CHUNKING and STARTTLS.
+//! Mail for local recipients only, no AUTH, no relaying; every message goes
+//! through the pipeline and is answered only once it is durable.
+
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use net::{ConnectionLimits, Stream};
+use pipeline::Pipeline;
+use rustls::ServerConfig;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest message (SIZE); also what a message may grow to in DATA.
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    /// Errors after which a session is dropped (421).
+    pub max_errors: usize,
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            max_message_size: store::MAX_MESSAGE_SIZE,
+            max_recipients: 100,
+            max_errors: 10,
+            max_connections_per_ip: 20,
+        }
+    }
+}
+
+/// Longest command line (RFC 5321 4.5.3.1.4 says 512; we allow more).
+pub const MAX_LINE: usize = 4096;
+/// Longest line in DATA (RFC 5321 allows 1000; real mail has longer).
+pub const MAX_DATA_LINE: usize = 64 * 1024;
+/// RFC 5321 4.5.3.2: at least 5 minutes for commands, 10 for DATA.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+const DATA_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Server {
+    pipeline: Arc<Pipeline>,
+    tls: Option<Arc<ServerConfig>>,
+    settings: Settings,
+    limits: ConnectionLimits,
+}
+
+impl Server {
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        tls: Option<Arc<ServerConfig>>,
+        settings: Settings,
+    ) -> Arc<Server> {
+        Arc::new(Server {
+            pipeline,
+            tls,
+            limits: ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX),
+            settings,
+        })
+    }
+
+    pub async fn listen(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => return,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("smtp accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let server = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { server.connection(tcp, peer, shutdown).await });
+        }
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        mut tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let Some(slot) = self.limits.connect(peer.ip()) else {
+            let _ = tcp
+                .write_all(
+                    b"421 4.7.0 Too many connections from your address; try again later.\r\n",
+                )
+                .await;
+            return;
+        };
+        if let Err(e) = session::Session::new(self, peer, Stream::Plain(tcp), shutdown)
+            .run()
+            .await
+        {
+            tracing::debug!("smtp session {peer} ended: {e}");
+        }
+        drop(slot);
+    }
+}

@@ -1,0 +1,438 @@
+//! One SMTP session (RFC 5321 3-4): greeting, EHLO, transactions of MAIL,
+//! RCPT and DATA or BDAT, STARTTLS, with enhanced status codes (RFC 3463).
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use net::{LineError, LineReader, Stream};
+use pipeline::{Recipient, Trace};
+use smtp_proto::{Error as ParseError, Request};
+use store::Account;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+use crate::{COMMAND_TIMEOUT, DATA_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_DATA_LINE, MAX_LINE, Server};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// A mail transaction in progress.
+#[derive(Default)]
+struct Transaction {
+    from: Option<String>,
+    recipients: Vec<(String, Account)>,
+    /// BDAT chunks so far.
+    chunks: Vec<u8>,
+    /// A BDAT chunk went over the size limit: the rest is read and dropped.
+    oversized: bool,
+}
+
+pub struct Session {
+    server: Arc<Server>,
+    peer: SocketAddr,
+    io: Option<LineReader<Stream>>,
+    shutdown: watch::Receiver<bool>,
+    out: Vec<u8>,
+    tls: bool,
+    helo: Option<String>,
+    tx: Transaction,
+    errors: usize,
+    quit: bool,
+}
+
+impl Session {
+    pub fn new(
+        server: Arc<Server>,
+        peer: SocketAddr,
+        stream: Stream,
+        shutdown: watch::Receiver<bool>,
+    ) -> Session {
+        let tls = stream.is_tls();
+        Session {
+            server,
+            peer,
+            io: Some(LineReader::new(stream, MAX_LINE)),
+            shutdown,
+            out: Vec::with_capacity(1024),
+            tls,
+            helo: None,
+            tx: Transaction::default(),
+            errors: 0,
+            quit: false,
+        }
+    }
+
+    fn reply(&mut self, line: &str) {
+        self.out.extend_from_slice(line.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// A reply that counts as an error; too many end the session.
+    fn error(&mut self, line: &str) {
+        self.reply(line);
+        self.errors += 1;
+        if self.errors >= self.server.settings.max_errors {
+            self.reply("421 4.7.0 Too many errors; closing the connection.");
+            self.quit = true;
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), Error> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let stream = self.io.as_mut().ok_or("no stream")?.get_mut();
+        tokio::time::timeout(COMMAND_TIMEOUT, async {
+            stream.write_all(&self.out).await?;
+            stream.flush().await
+        })
+        .await
+        .map_err(|_| "the client stopped reading")??;
+        self.out.clear();
+        Ok(())
+    }
+
+    fn io(&mut self) -> Result<&mut LineReader<Stream>, Error> {
+        Ok(self.io.as_mut().ok_or("no stream")?)
+    }
+
+    pub async fn run(mut self) -> Result<(), Error> {
+        let host = self.server.pipeline.hostname().to_string();
+        self.reply(&format!("220 {host} ESMTP Satchel"));
+        self.flush().await?;
+        let mut line = Vec::new();
+        let mut shutdown = self.shutdown.clone();
+        while !self.quit {
+            let io = self.io()?;
+            let read = tokio::select! {
+                r = tokio::time::timeout(COMMAND_TIMEOUT, io.line(&mut line)) => r,
+                _ = shutdown.changed() => {
+                    self.reply("421 4.3.2 The server is shutting down; try again later.");
+                    self.flush().await?;
+                    return Ok(());
+                }
+            };
+            match read {
+                Err(_) => {
+                    self.reply("421 4.4.2 Timeout; closing the connection.");
+                    self.flush().await?;
+                    return Ok(());
+                }
+                Ok(Err(LineError::TooLong { .. })) => self.error("500 5.5.2 Line too long."),
+                Ok(Err(e)) => return Err(e.into()),
+                Ok(Ok(())) => self.command(&line).await?,
+            }
+            // PIPELINING (RFC 2920): answer a group of commands at once.
+            if self.io.as_ref().is_none_or(|io| io.pending() == 0) || self.quit {
+                self.flush().await?;
+            }
+        }
+        self.flush().await
+    }
+
+    async fn command(&mut self, line: &[u8]) -> Result<(), Error> {
+        let mut with_crlf = line.to_vec();
+        with_crlf.extend_from_slice(b"\r\n");
+        let request = match Request::parse(&mut with_crlf.iter()) {
+            Ok(r) => r,
+            Err(e) => {
+                let reply = match e {
+                    ParseError::UnknownCommand => "500 5.5.1 Unknown command.".to_string(),
+                    ParseError::InvalidSenderAddress => {
+                        "501 5.1.7 Invalid sender address.".to_string()
+                    }
+                    ParseError::InvalidRecipientAddress => {
+                        "501 5.1.3 Invalid recipient address.".to_string()
+                    }
+                    ParseError::SyntaxError { syntax } => format!("501 5.5.4 Syntax: {syntax}"),
+                    ParseError::InvalidParameter { param } => {
+                        format!("501 5.5.4 Invalid parameter {param}.")
+                    }
+                    ParseError::UnsupportedParameter { param } => {
+                        let p: String = param
+                            .chars()
+                            .filter(|c| c.is_ascii_graphic())
+                            .take(40)
+                            .collect();
+                        format!("555 5.5.4 Unsupported parameter {p}.")
+                    }
+                    _ => "500 5.5.2 Syntax error.".to_string(),
+                };
+                self.error(&reply);
+                return Ok(());
+            }
+        };
+        match request {
+            Request::Ehlo { host } => self.ehlo(&host, true),
+            Request::Helo { host } => self.ehlo(&host, false),
+            Request::Lhlo { .. } => self.error("500 5.5.1 This is not an LMTP server."),
+            Request::StartTls => return self.starttls().await,
+            Request::Mail { from } => self.mail(&from.address, from.size as u64).await,
+            Request::Rcpt { to } => self.rcpt(&to.address).await?,
+            Request::Data => return self.data().await,
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => return self.bdat(chunk_size, is_last).await,
+            Request::Rset => {
+                self.tx = Transaction::default();
+                self.reply("250 2.0.0 Reset.");
+            }
+            Request::Noop { .. } => self.reply("250 2.0.0 OK."),
+            Request::Quit => {
+                self.reply("221 2.0.0 Bye.");
+                self.quit = true;
+            }
+            Request::Vrfy { .. } => {
+                self.reply("252 2.1.5 Cannot verify; send the message and see.")
+            }
+            Request::Help { .. } => self.reply("214 2.0.0 See RFC 5321."),
+            Request::Auth { .. } => {
+                self.error("503 5.5.1 No AUTH here: this door only receives mail for local users.")
+            }
+            Request::Expn { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => self.error("502 5.5.1 Command not implemented."),
+        }
+        Ok(())
+    }
+
+    fn ehlo(&mut self, host: &Cow<'_, str>, extended: bool) {
+        self.helo = Some(host.to_string());
+        self.tx = Transaction::default();
+        let name = self.server.pipeline.hostname().to_string();
+        if !extended {
+            self.reply(&format!("250 {name}"));
+            return;
+        }
+        let mut lines = vec![
+            format!("{name} greets {host}"),
+            "PIPELINING".into(),
+            format!("SIZE {}", self.server.settings.max_message_size),
+            "8BITMIME".into(),
+            "SMTPUTF8".into(),
+            "ENHANCEDSTATUSCODES".into(),
+            "CHUNKING".into(),
+        ];
+        if !self.tls && self.server.tls.is_some() {
+            lines.push("STARTTLS".into());
+        }
+        let last = lines.len() - 1;
+        for (i, l) in lines.iter().enumerate() {
+            let sep = if i == last { ' ' } else { '-' };
+            self.reply(&format!("250{sep}{l}"));
+        }
+    }
+
+    async fn starttls(&mut self) -> Result<(), Error> {
+        let Some(config) = self.server.tls.clone().filter(|_| !self.tls) else {
+            self.error("454 4.7.0 TLS is not available now.");
+            return Ok(());
+        };
+        self.reply("220 2.0.0 Ready to start TLS.");
+        self.flush().await?;
+        // RFC 3207 4.2: forget everything, including what was pipelined.
+        let io = self.io.take().ok_or("no stream")?;
+        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, io.into_inner().into_tls(config))
+            .await
+            .map_err(|_| "TLS handshake timed out")??;
+        self.io = Some(LineReader::new(stream, MAX_LINE));
+        self.tls = true;
+        self.helo = None;
+        self.tx = Transaction::default();
+        Ok(())
+    }
+
+    async fn mail(&mut self, from: &str, size: u64) {
+        if self.helo.is_none() {
+            self.error("503 5.5.1 Say EHLO first.");
+            return;
+        }
+        if self.tx.from.is_some() {
+            self.error("503 5.5.1 A transaction is already open; RSET first.");
+            return;
+        }
+        let max = self.server.settings.max_message_size;
+        if size > max {
+            self.error(&format!("552 5.3.4 Messages are limited to {max} bytes."));
+            return;
+        }
+        self.tx.from = Some(from.to_string());
+        self.reply("250 2.1.0 Sender OK.");
+    }
+
+    async fn rcpt(&mut self, to: &str) -> Result<(), Error> {
+        if self.tx.from.is_none() {
+            self.error("503 5.5.1 MAIL first.");
+            return Ok(());
+        }
+        if self.tx.recipients.len() >= self.server.settings.max_recipients {
+            self.reply("452 4.5.3 Too many recipients; send the rest in another transaction.");
+            return Ok(());
+        }
+        match self.server.pipeline.recipient(to).await {
+            Ok(Recipient::Local(account)) => {
+                self.tx.recipients.push((to.to_string(), account));
+                self.reply("250 2.1.5 Recipient OK.");
+            }
+            Ok(Recipient::Unknown) => self.error(&format!("550 5.1.1 No mailbox {to} here.")),
+            Ok(Recipient::NotLocal) => self.error(
+                "554 5.7.1 Relay access denied: this server only receives for its own domains.",
+            ),
+            Err(e) => {
+                tracing::error!("smtp: cannot look up {to}: {e}");
+                self.reply("451 4.3.0 Temporary failure; try again later.");
+            }
+        }
+        Ok(())
+    }
+
+    fn ready_for_data(&mut self) -> bool {
+        if self.tx.from.is_none() {
+            self.error("503 5.5.1 MAIL first.");
+            return false;
+        }
+        if self.tx.recipients.is_empty() {
+            self.error("554 5.5.1 No valid recipients.");
+            return false;
+        }
+        true
+    }
+
+    async fn data(&mut self) -> Result<(), Error> {
+        if !self.ready_for_data() {
+            return Ok(());
+        }
+        self.reply("354 Start mail input; end with <CRLF>.<CRLF>");
+        self.flush().await?;
+        let max = self.server.settings.max_message_size as usize;
+        let mut message = Vec::new();
+        let mut too_big = false;
+        let mut line = Vec::new();
+        let mut io = self.io.take().ok_or("no stream")?;
+        // DATA lines may be longer than command lines.
+        io.set_max_line(MAX_DATA_LINE);
+        let result: Result<(), Error> = async {
+            loop {
+                match tokio::time::timeout(DATA_TIMEOUT, io.line(&mut line)).await {
+                    Err(_) => return Err("DATA timed out".into()),
+                    Ok(Err(LineError::TooLong { .. })) => {
+                        too_big = true;
+                        continue;
+                    }
+                    Ok(Err(e)) => return Err(e.into()),
+                    Ok(Ok(())) => {}
+                }
+                if line == b"." {
+                    return Ok(());
+                }
+                if too_big {
+                    continue;
+                }
+                // RFC 5321 4.5.2: a leading dot was doubled by the client.
+                let content = line.strip_prefix(b".").unwrap_or(&line);
+                if message.len() + content.len() + 2 > max {
+                    too_big = true;
+                    message = Vec::new();
+                    continue;
+                }
+                message.extend_from_slice(content);
+                message.extend_from_slice(b"\r\n");
+            }
+        }
+        .await;
+        io.set_max_line(MAX_LINE);
+        self.io = Some(io);
+        result?;
+        if too_big {
+            self.tx = Transaction::default();
+            self.error(&format!("552 5.3.4 Message too big or with a line over {MAX_DATA_LINE} bytes; limit {max} bytes."));
+            return Ok(());
+        }
+        self.finish(message).await;
+        Ok(())
+    }
+
+    async fn bdat(&mut self, size: usize, last: bool) -> Result<(), Error> {
+        // RFC 3030: the chunk is read whatever happens, to stay in step.
+        let max = self.server.settings.max_message_size as usize;
+        let ready = self.tx.from.is_some() && !self.tx.recipients.is_empty();
+        let fits = !self.tx.oversized && self.tx.chunks.len().saturating_add(size) <= max;
+        if ready && fits {
+            let mut chunks = std::mem::take(&mut self.tx.chunks);
+            let io = self.io()?;
+            tokio::time::timeout(DATA_TIMEOUT, io.exact(size, &mut chunks))
+                .await
+                .map_err(|_| "BDAT timed out")??;
+            self.tx.chunks = chunks;
+        } else {
+            let io = self.io()?;
+            tokio::time::timeout(DATA_TIMEOUT, io.skip(size as u64))
+                .await
+                .map_err(|_| "BDAT timed out")??;
+            if ready {
+                self.tx.oversized = true;
+            }
+        }
+        if !ready {
+            self.ready_for_data();
+            return Ok(());
+        }
+        if !last {
+            if self.tx.oversized {
+                self.error(&format!("552 5.3.4 Messages are limited to {max} bytes."));
+            } else {
+                self.reply(&format!("250 2.0.0 {size} octets received."));
+            }
+            return Ok(());
+        }
+        if self.tx.oversized {
+            self.tx = Transaction::default();
+            self.error(&format!("552 5.3.4 Messages are limited to {max} bytes."));
+            return Ok(());
+        }
+        let message = std::mem::take(&mut self.tx.chunks);
+        self.finish(message).await;
+        Ok(())
+    }
+
+    /// Delivers the transaction's message; the reply is sent only after it
+    /// is durable for every recipient.
+    async fn finish(&mut self, message: Vec<u8>) {
+        let tx = std::mem::take(&mut self.tx);
+        if message.is_empty() {
+            self.error("554 5.6.0 Empty message.");
+            return;
+        }
+        let trace = Trace {
+            mail_from: tx.from.unwrap_or_default(),
+            helo: self.helo.clone().unwrap_or_default(),
+            peer: self.peer.ip(),
+            protocol: if self.tls { "ESMTPS" } else { "ESMTP" },
+        };
+        let accounts: Vec<Account> = tx.recipients.into_iter().map(|(_, a)| a).collect();
+        match self
+            .server
+            .pipeline
+            .deliver(&message, &accounts, Some(&trace))
+            .await
+        {
+            Ok(done) => {
+                let ids: Vec<String> = done.iter().map(|d| d.uid.to_string()).collect();
+                self.reply(&format!(
+                    "250 2.0.0 Delivered to {} mailboxes (UIDs {}).",
+                    done.len(),
+                    ids.join(",")
+                ));
+            }
+            Err(pipeline::Error::Store(store::Error::TooLarge)) => {
+                self.error("552 5.3.4 Message too big.");
+            }
+            Err(e) => {
+                tracing::error!("smtp: delivery failed: {e}");
+                self.reply("451 4.3.0 The message could not be stored; try again later.");
+            }
+        }
+    }
+}
