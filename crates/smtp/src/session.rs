@@ -1,7 +1,6 @@
 //! One SMTP session (RFC 5321 3-4): greeting, EHLO, transactions of MAIL,
 //! RCPT and DATA or BDAT, STARTTLS, with enhanced status codes (RFC 3463).
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -198,7 +197,7 @@ impl Session {
         Ok(())
     }
 
-    fn ehlo(&mut self, host: &Cow<'_, str>, extended: bool) {
+    fn ehlo(&mut self, host: &str, extended: bool) {
         self.helo = Some(host.to_string());
         self.tx = Transaction::default();
         let name = self.server.pipeline.hostname().to_string();
