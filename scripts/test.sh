@@ -11,6 +11,11 @@ command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v mbsync >/dev/null || need+=(isync)
 command -v fetchmail >/dev/null || need+=(fetchmail)
 command -v swaks >/dev/null || need+=(swaks)
+if ! command -v smtp-source >/dev/null; then
+  # smtp-source (the load generator) comes with postfix; postfix itself stays unconfigured.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  need+=(postfix)
+fi
 command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

@@ -158,6 +158,11 @@ class Parser:
                 raise ParseError("literal without CRLF in %r" % self.s)
             data = self.s[j + 3:j + 3 + n]
             self.i = j + 3 + n
+            # literal8 (~{n}) and a plain literal carry the same string; BINARY
+            # may answer with either unless the data holds NUL, which only
+            # literal8 may carry (RFC 3516 4.2, RFC 9051 4.3 CHAR8).
+            if c == "{" and "\x00" in data:
+                raise ParseError("NUL in a plain literal: %r" % self.s)
             return string(data)
         j = self.i
         while j < len(self.s) and self.s[j] not in " ()\r\n" + stop:
@@ -455,11 +460,6 @@ def show_response(r):
             text += " [%s]" % " ".join([code] + [show(a) for a in args])
         return text
     _, tag, vals = r
-    if vals[1:2] == (atom("FETCH"),) and isinstance(vals[2], tuple) and vals[2] and \
-            isinstance(vals[2][0], tuple) and isinstance(vals[2][0][0], str) and \
-            vals[2][0][0] not in ("A", "S", "L"):
-        return "%s %s FETCH {%s}" % (tag, show(vals[0]),
-                                     ", ".join("%s: %s" % (k, show(v)) for k, v in vals[2]))
     parts = []
     for v in vals:
         if isinstance(v, tuple) and v and isinstance(v[0], tuple):  # (key, value) pairs
@@ -516,11 +516,17 @@ def test_session_matches_dovecot(satchel):
     dovecot, ours = Side("dovecot"), Side("satchel")
     failures, allowed, matched = [], [], []
     for e, a in zip(expected, actual):
-        want, want_opt = normalise(dovecot, e["command"], e["responses"])
-        got, got_opt = normalise(ours, a["command"], a["responses"])
-        got = reconcile(want, got)
         problems = []
-        if want != got:
+        want, want_opt = normalise(dovecot, e["command"], e["responses"])
+        try:
+            got, got_opt = normalise(ours, a["command"], a["responses"])
+        except (ParseError, ValueError, IndexError) as err:
+            got, got_opt = [], []
+            problems.append("unparsable answer: %s" % err)
+        got = reconcile(want, got)
+        if problems:
+            pass
+        elif want != got:
             alt = ALLOWED.get(e["tag"])
             if alt and got == normalise(Side("alt"), alt[0], alt[2])[0]:
                 allowed.append("%s %s: %s" % (e["tag"], e["command"], alt[1]))

@@ -195,3 +195,12 @@ def test_oversized_message_is_refused_without_storing_it(satchel):
     assert f.readline().startswith(b"552 5.3.4 ")
     assert ask(s, f, b"NOOP") == b"250 2.0.0 OK.\r\n", "the session goes on"
     assert inbox(satchel) == []
+
+
+def test_connections_per_address_are_limited(satchel):
+    held = [raw(satchel) for _ in range(50)]
+    s = socket.create_connection(("127.0.0.1", satchel.ports["smtp"]), timeout=10)
+    assert s.makefile("rb").readline().startswith(b"421 4.7.0 Too many connections")
+    for sock, f in held:
+        f.close()
+        sock.close()

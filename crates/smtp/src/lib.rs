@@ -32,7 +32,7 @@ impl Default for Settings {
             max_message_size: store::MAX_MESSAGE_SIZE,
             max_recipients: 100,
             max_errors: 10,
-            max_connections_per_ip: 20,
+            max_connections_per_ip: 50,
         }
     }
 }

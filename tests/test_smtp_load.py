@@ -1,0 +1,71 @@
+"""The SMTP door under load and under SIGKILL: every message a client saw
+acknowledged is in a mailbox, and none is there twice."""
+import re
+import signal
+import smtplib
+import subprocess
+import threading
+import time
+
+ALICE = "alice@example.test"
+
+
+def imap_count(satchel):
+    c = satchel.imap(ALICE)
+    n = int(c.select("INBOX", readonly=True)[1][0])
+    c.logout()
+    return n
+
+
+def test_smtp_source_2000_messages_over_20_connections(satchel):
+    out = subprocess.run(
+        ["smtp-source", "-s", "20", "-m", "2000", "-l", "2048", "-f", "sender@remote.test", "-t", ALICE,
+         f"127.0.0.1:{satchel.ports['smtp']}"],
+        capture_output=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr.decode() + out.stdout.decode()
+    assert out.stderr == b"", out.stderr.decode()
+    assert imap_count(satchel) == 2000
+
+
+def test_sigkill_during_delivery_loses_nothing_acknowledged(satchel):
+    acknowledged = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def sender(worker):
+        n = 0
+        while not stop.is_set():
+            n += 1
+            tag = f"w{worker}-{n}"
+            try:
+                s = smtplib.SMTP("127.0.0.1", satchel.ports["smtp"], timeout=10)
+                s.sendmail("sender@remote.test", [ALICE],
+                           f"Subject: {tag}\r\nMessage-ID: <{tag}@load.test>\r\n\r\n{tag}\r\n".encode())
+                s.quit()
+            except (OSError, smtplib.SMTPException):
+                continue  # the server is down: not acknowledged
+            with lock:
+                acknowledged.append(tag)
+
+    threads = [threading.Thread(target=sender, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    while len(acknowledged) < 60:
+        time.sleep(0.05)
+    satchel.proc.send_signal(signal.SIGKILL)
+    satchel.proc.wait()
+    stop.set()
+    for t in threads:
+        t.join()
+    satchel.start()
+    c = satchel.imap(ALICE)
+    n = int(c.select("INBOX", readonly=True)[1][0])
+    subjects = []
+    if n:
+        typ, data = c.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (Subject)])")
+        subjects = [re.search(rb"Subject: (\S+)", d[1]).group(1).decode() for d in data if isinstance(d, tuple)]
+    missing = set(acknowledged) - set(subjects)
+    assert not missing, f"acknowledged but lost: {sorted(missing)[:10]}"
+    assert len(subjects) == len(set(subjects)), "a message is there twice"
+    assert len(acknowledged) >= 60
