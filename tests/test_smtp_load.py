@@ -69,3 +69,30 @@ def test_sigkill_during_delivery_loses_nothing_acknowledged(satchel):
     assert not missing, f"acknowledged but lost: {sorted(missing)[:10]}"
     assert len(subjects) == len(set(subjects)), "a message is there twice"
     assert len(acknowledged) >= 60
+
+
+def test_sigterm_during_data_stores_all_or_nothing(satchel):
+    import socket
+    s = socket.create_connection(("127.0.0.1", satchel.ports["smtp"]), timeout=30)
+    f = s.makefile("rb")
+    f.readline()
+    for line in [b"EHLO c", b"MAIL FROM:<a@remote.test>", b"RCPT TO:<alice@example.test>", b"DATA"]:
+        s.sendall(line + b"\r\n")
+        reply = f.readline()
+        while reply[3:4] == b"-":
+            reply = f.readline()
+    assert reply.startswith(b"354")
+    s.sendall(b"Subject: interrupted\r\n\r\nfirst half\r\n")
+    satchel.proc.send_signal(signal.SIGTERM)
+    try:
+        s.sendall(b"second half\r\n.\r\n")
+        answer = f.readline()
+    except OSError:
+        answer = b""
+    assert satchel.proc.wait(timeout=20) == 0
+    satchel.start()
+    n = imap_count(satchel)
+    if answer.startswith(b"250"):
+        assert n == 1, "acknowledged, so stored"
+    else:
+        assert n == 0, f"not acknowledged ({answer!r}), so not stored, not even half"

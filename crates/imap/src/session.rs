@@ -782,7 +782,12 @@ impl Session {
         let mut lines = vec![
             format!("* {} EXISTS", view.exists()),
             format!("* FLAGS ({system}{kw})"),
-            format!("* OK [PERMANENTFLAGS ({system}{kw} \\*)] Flags permitted."),
+            if read_only {
+                // Nothing can be changed in a read-only mailbox (RFC 9051 7.1).
+                "* OK [PERMANENTFLAGS ()] Read-only mailbox.".to_string()
+            } else {
+                format!("* OK [PERMANENTFLAGS ({system}{kw} \\*)] Flags permitted.")
+            },
             format!(
                 "* OK [UIDVALIDITY {}] UIDs valid.",
                 view.mailbox.uidvalidity

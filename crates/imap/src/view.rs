@@ -73,11 +73,8 @@ impl View {
     ) -> store::Result<View> {
         // \Recent is claimed before the messages are read, so every message
         // in the claimed range is in the list read next.
-        let recent = if read_only {
-            0..0
-        } else {
-            store.claim_recent(mailbox.id).await?
-        };
+        // EXAMINE sees \Recent without taking it (RFC 3501 2.3.2).
+        let recent = store.claim_recent(mailbox.id, !read_only).await?;
         let messages = store.messages(mailbox.id).await?;
         let modseq = mailbox.highestmodseq;
         let mut view = View {
@@ -146,8 +143,8 @@ impl View {
         self.modseq = self.modseq.max(delta.highestmodseq);
         self.mailbox.highestmodseq = self.modseq;
         self.mailbox.uidnext = self.mailbox.uidnext.max(delta.uidnext);
-        if updates.new_messages > 0 && !self.read_only {
-            let range = store.claim_recent(self.mailbox.id).await?;
+        if updates.new_messages > 0 {
+            let range = store.claim_recent(self.mailbox.id, !self.read_only).await?;
             self.mark_recent(range);
         }
         Ok(updates)

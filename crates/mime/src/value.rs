@@ -49,8 +49,15 @@ impl Value {
             Value::Str(s) => write_string(out, s),
             Value::List(items) => {
                 out.push(b'(');
+                // RFC 9051 9: the lists that open a list are written without
+                // spaces between them: addresses in `env-to = "(" 1*address
+                // ")"`, parts in `body-type-mpart = 1*body SP subtype`.
+                let leading = items
+                    .iter()
+                    .take_while(|v| matches!(v, Value::List(_)))
+                    .count();
                 for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
+                    if i > 0 && i >= leading {
                         out.push(b' ');
                     }
                     v.write(out);

@@ -108,9 +108,10 @@ pub trait MailStore: Send + Sync {
     async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()>;
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
     async fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus>;
-    /// Takes the messages nobody has seen as \Recent yet: the UIDs in the
-    /// returned range are \Recent for the caller alone (RFC 3501 2.3.2).
-    async fn claim_recent(&self, mailbox: MailboxId) -> Result<std::ops::Range<u32>>;
+    /// The messages nobody has seen as \Recent yet, as a UID range. With
+    /// `claim`, they become \Recent for the caller alone (RFC 3501 2.3.2);
+    /// without (EXAMINE), the caller sees them and so will the next one.
+    async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<std::ops::Range<u32>>;
 
     // Messages.
 

@@ -704,7 +704,7 @@ impl MailStore for SqliteStore {
         })
     }
 
-    async fn claim_recent(&self, mailbox: MailboxId) -> Result<std::ops::Range<u32>> {
+    async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<std::ops::Range<u32>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query("SELECT first_recent, uidnext FROM mailboxes WHERE id = $1")
             .bind(mailbox)
@@ -713,10 +713,12 @@ impl MailStore for SqliteStore {
             .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
         let first: i64 = row.try_get("first_recent")?;
         let next: i64 = row.try_get("uidnext")?;
-        sqlx::query("UPDATE mailboxes SET first_recent = uidnext WHERE id = $1")
-            .bind(mailbox)
-            .execute(&mut *tx)
-            .await?;
+        if claim {
+            sqlx::query("UPDATE mailboxes SET first_recent = uidnext WHERE id = $1")
+                .bind(mailbox)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(first as u32..next as u32)
     }

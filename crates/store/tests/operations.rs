@@ -368,12 +368,17 @@ async fn status_counts_and_recent_goes_to_one_claimant() {
     let s = t.store.status(inbox.id).await.unwrap();
     assert_eq!((s.messages, s.unseen, s.deleted, s.recent), (3, 2, 1, 3));
     assert_eq!(
-        t.store.claim_recent(inbox.id).await.unwrap(),
+        t.store.claim_recent(inbox.id, false).await.unwrap(),
+        1..4,
+        "a look takes nothing"
+    );
+    assert_eq!(
+        t.store.claim_recent(inbox.id, true).await.unwrap(),
         1..4,
         "first claimant gets 1..3"
     );
     assert_eq!(
-        t.store.claim_recent(inbox.id).await.unwrap(),
+        t.store.claim_recent(inbox.id, true).await.unwrap(),
         4..4,
         "second gets none of them"
     );
