@@ -7,14 +7,12 @@ mod search;
 mod session;
 mod view;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use net::{ConnectionLimits, LoginThrottle, Stream};
+use net::{ConnectionLimits, LoginThrottle};
 use rustls::ServerConfig;
 use store::MailStore;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -48,7 +46,7 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Keepalive during IDLE.
 const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
 /// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+const HANDSHAKE_TIMEOUT: Duration = net::door::HANDSHAKE_TIMEOUT;
 /// How long a write may wait for a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
@@ -85,58 +83,26 @@ impl Server {
         self: Arc<Self>,
         listener: TcpListener,
         implicit_tls: bool,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = shutdown.changed() => return,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, go on.
-                    tracing::warn!("imap accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let server = self.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                server.connection(tcp, peer, implicit_tls, shutdown).await;
-            });
-        }
-    }
-
-    async fn connection(
-        self: Arc<Self>,
-        mut tcp: tokio::net::TcpStream,
-        peer: SocketAddr,
-        implicit_tls: bool,
         shutdown: watch::Receiver<bool>,
     ) {
-        let Some(slot) = self.limits.connect(peer.ip()) else {
-            let _ = tcp
-                .write_all(b"* BYE [UNAVAILABLE] Too many connections from your address.\r\n")
-                .await;
-            return;
-        };
-        let mut stream = Stream::Plain(tcp);
-        if implicit_tls {
-            let Some(tls) = self.tls.clone() else {
-                return;
-            };
-            stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.into_tls(tls)).await {
-                Ok(Ok(s)) => s,
-                _ => return,
-            };
-        }
-        let session = session::Session::new(self, peer, stream, shutdown);
-        if let Err(e) = session.run().await {
-            tracing::debug!("imap session {peer} ended: {e}");
-        }
-        drop(slot);
+        let stop = shutdown.clone();
+        net::door::accept_loop(listener, shutdown, "imap", move |tcp, peer| {
+            let server = self.clone();
+            let shutdown = stop.clone();
+            async move {
+                let tls = server.tls.clone().filter(|_| implicit_tls);
+                let refusal = b"* BYE [UNAVAILABLE] Too many connections from your address.\r\n";
+                let Some((stream, _slot)) =
+                    net::door::open(tcp, peer, &server.limits, tls, refusal).await
+                else {
+                    return;
+                };
+                let session = session::Session::new(server, peer, stream, shutdown);
+                if let Err(e) = session.run().await {
+                    tracing::debug!("imap session {peer} ended: {e}");
+                }
+            }
+        })
+        .await;
     }
 }

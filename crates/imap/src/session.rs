@@ -16,7 +16,6 @@ use store::{
     Account, FlagChange, FlagOp, Flags, InternalDate, MAX_MESSAGE_SIZE, Mailbox, NewMessage,
     SpecialUse,
 };
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, watch};
 
 use crate::fetch::{self, Loaded};
@@ -1647,12 +1646,7 @@ async fn write_out(io: &mut Option<LineReader<Stream>>, out: &mut Vec<u8>) -> Re
     }
     let stream = io.as_mut().ok_or("no stream")?.get_mut();
     // A client that stops reading does not hold its session forever.
-    tokio::time::timeout(WRITE_TIMEOUT, async {
-        stream.write_all(out).await?;
-        stream.flush().await
-    })
-    .await
-    .map_err(|_| "the client stopped reading")??;
+    net::door::write_all(stream, out, WRITE_TIMEOUT).await?;
     out.clear();
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! configured), a stream that is plain until STARTTLS, bounded line reading,
 //! and the limits on logins and connections.
 
+pub mod door;
 pub mod limits;
 pub mod lines;
 pub mod stream;

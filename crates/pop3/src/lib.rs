@@ -5,14 +5,12 @@
 mod session;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use net::{ConnectionLimits, LoginThrottle, Stream};
+use net::{ConnectionLimits, LoginThrottle};
 use rustls::ServerConfig;
 use store::{AccountId, MailStore};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -44,7 +42,7 @@ impl Default for Settings {
 pub const MAX_LINE: usize = 1024;
 /// RFC 1939 3: an inactivity timer of at least 10 minutes.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+const HANDSHAKE_TIMEOUT: Duration = net::door::HANDSHAKE_TIMEOUT;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 pub struct Server {
@@ -105,57 +103,28 @@ impl Server {
         self: Arc<Self>,
         listener: TcpListener,
         implicit_tls: bool,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = shutdown.changed() => return,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("pop3 accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let server = self.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move { server.connection(tcp, peer, implicit_tls, shutdown).await });
-        }
-    }
-
-    async fn connection(
-        self: Arc<Self>,
-        mut tcp: tokio::net::TcpStream,
-        peer: SocketAddr,
-        implicit_tls: bool,
         shutdown: watch::Receiver<bool>,
     ) {
-        let Some(slot) = self.limits.connect(peer.ip()) else {
-            let _ = tcp
-                .write_all(b"-ERR [SYS/TEMP] Too many connections from your address.\r\n")
-                .await;
-            return;
-        };
-        let mut stream = Stream::Plain(tcp);
-        if implicit_tls {
-            let Some(tls) = self.tls.clone() else {
-                return;
-            };
-            stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.into_tls(tls)).await {
-                Ok(Ok(s)) => s,
-                _ => return,
-            };
-        }
-        if let Err(e) = session::Session::new(self, peer, stream, shutdown)
-            .run()
-            .await
-        {
-            tracing::debug!("pop3 session {peer} ended: {e}");
-        }
-        drop(slot);
+        let stop = shutdown.clone();
+        net::door::accept_loop(listener, shutdown, "pop3", move |tcp, peer| {
+            let server = self.clone();
+            let shutdown = stop.clone();
+            async move {
+                let tls = server.tls.clone().filter(|_| implicit_tls);
+                let refusal = b"-ERR [SYS/TEMP] Too many connections from your address.\r\n";
+                let Some((stream, _slot)) =
+                    net::door::open(tcp, peer, &server.limits, tls, refusal).await
+                else {
+                    return;
+                };
+                if let Err(e) = session::Session::new(server, peer, stream, shutdown)
+                    .run()
+                    .await
+                {
+                    tracing::debug!("pop3 session {peer} ended: {e}");
+                }
+            }
+        })
+        .await;
     }
 }

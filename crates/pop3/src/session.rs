@@ -9,7 +9,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use net::{LineError, LineReader, Stream};
 use store::{Account, BlobHash, FlagChange, FlagOp, Flags, Mailbox, SpecialUse};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use crate::{
@@ -80,12 +79,7 @@ impl Session {
             return Ok(());
         }
         let stream = self.io.as_mut().ok_or("no stream")?.get_mut();
-        tokio::time::timeout(WRITE_TIMEOUT, async {
-            stream.write_all(&self.out).await?;
-            stream.flush().await
-        })
-        .await
-        .map_err(|_| "the client stopped reading")??;
+        net::door::write_all(stream, &self.out, WRITE_TIMEOUT).await?;
         self.out.clear();
         Ok(())
     }

@@ -5,14 +5,12 @@
 
 mod session;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use net::{ConnectionLimits, Stream};
+use net::ConnectionLimits;
 use pipeline::Pipeline;
 use rustls::ServerConfig;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -44,7 +42,7 @@ pub const MAX_DATA_LINE: usize = 64 * 1024;
 /// RFC 5321 4.5.3.2: at least 5 minutes for commands, 10 for DATA.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const DATA_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+const HANDSHAKE_TIMEOUT: Duration = net::door::HANDSHAKE_TIMEOUT;
 
 pub struct Server {
     pipeline: Arc<Pipeline>,
@@ -67,51 +65,27 @@ impl Server {
         })
     }
 
-    pub async fn listen(
-        self: Arc<Self>,
-        listener: TcpListener,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = shutdown.changed() => return,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("smtp accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
+    pub async fn listen(self: Arc<Self>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+        let stop = shutdown.clone();
+        net::door::accept_loop(listener, shutdown, "smtp", move |tcp, peer| {
             let server = self.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move { server.connection(tcp, peer, shutdown).await });
-        }
-    }
-
-    async fn connection(
-        self: Arc<Self>,
-        mut tcp: tokio::net::TcpStream,
-        peer: SocketAddr,
-        shutdown: watch::Receiver<bool>,
-    ) {
-        let Some(slot) = self.limits.connect(peer.ip()) else {
-            let _ = tcp
-                .write_all(
-                    b"421 4.7.0 Too many connections from your address; try again later.\r\n",
-                )
-                .await;
-            return;
-        };
-        if let Err(e) = session::Session::new(self, peer, Stream::Plain(tcp), shutdown)
-            .run()
-            .await
-        {
-            tracing::debug!("smtp session {peer} ended: {e}");
-        }
-        drop(slot);
+            let shutdown = stop.clone();
+            async move {
+                let refusal =
+                    b"421 4.7.0 Too many connections from your address; try again later.\r\n";
+                let Some((stream, _slot)) =
+                    net::door::open(tcp, peer, &server.limits, None, refusal).await
+                else {
+                    return;
+                };
+                if let Err(e) = session::Session::new(server, peer, stream, shutdown)
+                    .run()
+                    .await
+                {
+                    tracing::debug!("smtp session {peer} ended: {e}");
+                }
+            }
+        })
+        .await;
     }
 }

@@ -8,7 +8,6 @@ use net::{LineError, LineReader, Stream};
 use pipeline::{Recipient, Trace};
 use smtp_proto::{Error as ParseError, Request};
 use store::Account;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use crate::{COMMAND_TIMEOUT, DATA_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_DATA_LINE, MAX_LINE, Server};
@@ -81,12 +80,7 @@ impl Session {
             return Ok(());
         }
         let stream = self.io.as_mut().ok_or("no stream")?.get_mut();
-        tokio::time::timeout(COMMAND_TIMEOUT, async {
-            stream.write_all(&self.out).await?;
-            stream.flush().await
-        })
-        .await
-        .map_err(|_| "the client stopped reading")??;
+        net::door::write_all(stream, &self.out, COMMAND_TIMEOUT).await?;
         self.out.clear();
         Ok(())
     }

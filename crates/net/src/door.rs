@@ -1,0 +1,86 @@
+//! The part of a door before its protocol starts: the accept loop, the
+//! per-address connection limit, the TLS handshake of implicit-TLS ports,
+//! and writes that give up on a client that stops reading.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ServerConfig;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::{ConnectionGuard, ConnectionLimits, Stream};
+
+/// How long a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections until `shutdown` turns true, running `handle` for
+/// each in its own task.
+pub async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    door: &'static str,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                tokio::spawn(handle(tcp, peer));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait, go on.
+                tracing::warn!("{door} accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Takes a connection slot for `peer` (or sends `refusal` and gives up),
+/// then runs the TLS handshake when the port is implicit TLS.
+pub async fn open(
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    limits: &ConnectionLimits,
+    implicit_tls: Option<Arc<ServerConfig>>,
+    refusal: &[u8],
+) -> Option<(Stream, ConnectionGuard)> {
+    let Some(slot) = limits.connect(peer.ip()) else {
+        let _ = tcp.write_all(refusal).await;
+        return None;
+    };
+    let mut stream = Stream::Plain(tcp);
+    if let Some(tls) = implicit_tls {
+        stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.into_tls(tls)).await {
+            Ok(Ok(s)) => s,
+            _ => return None,
+        };
+    }
+    Some((stream, slot))
+}
+
+/// Writes and flushes `bytes`, failing when the client does not take them
+/// within `timeout`.
+pub async fn write_all<W: AsyncWrite + Unpin>(
+    stream: &mut W,
+    bytes: &[u8],
+    timeout: Duration,
+) -> std::io::Result<()> {
+    tokio::time::timeout(timeout, async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    })
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading"))?
+}
