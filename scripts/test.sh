@@ -17,6 +17,7 @@ if ! command -v smtp-source >/dev/null; then
   need+=(postfix)
 fi
 command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
@@ -30,6 +31,7 @@ export SATCHEL_SHARED="${SATCHEL_SHARED:-$(realpath -m ../shared)}"
 # Python's own IMAP/POP3/SMTP clients drive the server in tests/; pytest runs them.
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
 command -v getmail >/dev/null || python3 -m pip install -q getmail6
+python3 -c "import dkim" 2>/dev/null || python3 -m pip install -q dkimpy
 # Node clients (imapflow), pinned by tests/node/package-lock.json.
 command -v npm >/dev/null || { apt-get update -q >/dev/null; apt-get install -y -q nodejs npm >/dev/null; }
 (cd tests/node && npm ci --no-audit --no-fund --silent)

@@ -38,6 +38,10 @@ class Satchel:
             'smtp = ["127.0.0.1:0"]\n'
             + extra_config
         )
+        # A static DNS table for SPF/DKIM/DMARC (empty: every lookup fails at
+        # once); tests write it and restart to change the answers.
+        self.dns = self.dir / "dns.txt"
+        self.dns.write_text("")
         self.ports = {}
         self.proc = None
 
@@ -63,6 +67,7 @@ class Satchel:
         self.proc = subprocess.Popen(
             [BIN, "--config", str(self.config), "--data", str(self.data), "serve"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, SATCHEL_DNS_STATIC=str(self.dns)),
         )
         first = self.proc.stdout.readline().decode()
         assert first.startswith("store embedded"), first

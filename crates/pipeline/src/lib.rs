@@ -5,6 +5,10 @@
 //! for now every message is kept in INBOX), then stored durably for all
 //! recipients at once. Only after `deliver` returns may a door say yes.
 
+mod auth;
+
+pub use auth::{Authenticator, Facts};
+
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -53,6 +57,9 @@ pub struct Pipeline {
     store: Arc<dyn MailStore>,
     hostname: String,
     domains: Vec<String>,
+    /// SPF, DKIM and DMARC for mail that came over SMTP; without one, no
+    /// `Authentication-Results:` is written.
+    authenticator: Option<Authenticator>,
 }
 
 impl Pipeline {
@@ -63,7 +70,14 @@ impl Pipeline {
             store,
             hostname: hostname.to_string(),
             domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            authenticator: None,
         }
+    }
+
+    /// Checks SPF, DKIM and DMARC of mail that arrives over SMTP.
+    pub fn with_authenticator(mut self, authenticator: Authenticator) -> Pipeline {
+        self.authenticator = Some(authenticator);
+        self
     }
 
     pub fn hostname(&self) -> &str {
@@ -111,6 +125,16 @@ impl Pipeline {
         let message = match trace {
             Some(t) => {
                 let mut m = self.trace_fields(t, &unique).into_bytes();
+                if let Some(auth) = &self.authenticator {
+                    let facts = Facts {
+                        peer: t.peer,
+                        helo: &t.helo,
+                        mail_from: &t.mail_from,
+                        hostname: &self.hostname,
+                    };
+                    // Checked on the message as it came, before our fields.
+                    m.extend_from_slice(auth.check(raw, &facts).await.as_bytes());
+                }
                 m.extend_from_slice(raw);
                 m
             }

@@ -94,11 +94,13 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         }
     }
 
-    let pipeline = Arc::new(pipeline::Pipeline::new(
-        store.clone(),
-        &config.hostname,
-        &config.domains,
-    ));
+    let mut pipeline = pipeline::Pipeline::new(store.clone(), &config.hostname, &config.domains);
+    match pipeline::Authenticator::from_env() {
+        Ok(auth) => pipeline = pipeline.with_authenticator(auth),
+        // Mail still flows; it just carries no verdicts.
+        Err(e) => tracing::warn!("no SPF/DKIM/DMARC checks: {e}"),
+    }
+    let pipeline = Arc::new(pipeline);
     let smtp = smtp::Server::new(pipeline, Some(tls.clone()), smtp::Settings::default());
     for addr in &config.listen.smtp {
         let listener = bind(*addr, "smtp").await?;
