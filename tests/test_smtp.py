@@ -204,3 +204,21 @@ def test_connections_per_address_are_limited(satchel):
     for sock, f in held:
         f.close()
         sock.close()
+
+
+def test_line_limits(satchel):
+    s, f = raw(satchel)
+    assert ask(s, f, b"EHLO " + b"x" * 5000) == b"500 5.5.2 Line too long.\r\n"
+    assert ask(s, f, b"EHLO c").startswith(b"250 ")
+    ask(s, f, b"MAIL FROM:<a@remote.test>")
+    ask(s, f, b"RCPT TO:<alice@example.test>")
+    assert ask(s, f, b"DATA").startswith(b"354")
+    # Lines up to 64 KiB pass in DATA (RFC 5321 says 1,000; real mail is longer).
+    s.sendall(b"Subject: long\r\n\r\n" + b"y" * 20000 + b"\r\n.\r\n")
+    assert f.readline().startswith(b"250 2.0.0")
+    ask(s, f, b"MAIL FROM:<a@remote.test>")
+    ask(s, f, b"RCPT TO:<alice@example.test>")
+    ask(s, f, b"DATA")
+    s.sendall(b"Subject: too long\r\n\r\n" + b"z" * 70000 + b"\r\n.\r\n")
+    assert f.readline().startswith(b"552 5.3.4")
+    assert len(inbox(satchel)) == 1
