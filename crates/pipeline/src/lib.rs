@@ -60,6 +60,55 @@ pub struct Pipeline {
     /// SPF, DKIM and DMARC for mail that came over SMTP; without one, no
     /// `Authentication-Results:` is written.
     authenticator: Option<Authenticator>,
+    scorer: Box<dyn SpamScorer>,
+    thresholds: Thresholds,
+}
+
+/// Scores a message on Xeams' scale: additive, `>= possible_junk` is
+/// Possible Junk, `>= junk` is Junk, negative for trusted senders. The spam
+/// filter (its own issue) implements this; until then [`Unscored`].
+#[async_trait::async_trait]
+pub trait SpamScorer: Send + Sync {
+    async fn score(&self, message: &[u8]) -> i64;
+}
+
+/// Every message scores 0: INBOX.
+pub struct Unscored;
+
+#[async_trait::async_trait]
+impl SpamScorer for Unscored {
+    async fn score(&self, _message: &[u8]) -> i64 {
+        0
+    }
+}
+
+/// Where scores file mail (contract `[spam]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds {
+    pub possible_junk: i64,
+    pub junk: i64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Thresholds {
+        Thresholds {
+            possible_junk: 60,
+            junk: 100,
+        }
+    }
+}
+
+impl Thresholds {
+    /// The default mailbox for a score.
+    pub fn mailbox(&self, score: i64) -> &'static str {
+        if score >= self.junk {
+            "Junk"
+        } else if score >= self.possible_junk {
+            "Possible Junk"
+        } else {
+            "INBOX"
+        }
+    }
 }
 
 impl Pipeline {
@@ -71,7 +120,16 @@ impl Pipeline {
             hostname: hostname.to_string(),
             domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
             authenticator: None,
+            scorer: Box::new(Unscored),
+            thresholds: Thresholds::default(),
         }
+    }
+
+    /// Scores with `scorer` and files by `thresholds`.
+    pub fn with_spam(mut self, scorer: Box<dyn SpamScorer>, thresholds: Thresholds) -> Pipeline {
+        self.scorer = scorer;
+        self.thresholds = thresholds;
+        self
     }
 
     /// Checks SPF, DKIM and DMARC of mail that arrives over SMTP.
@@ -140,16 +198,22 @@ impl Pipeline {
             }
             None => raw.to_vec(),
         };
-        // Spam verdict and filters go here (their own issues): for now
-        // every message is kept in INBOX.
+        // The spam verdict names a mailbox per recipient; the user's filters
+        // may send it elsewhere (their own issue: for now they keep it).
+        let score = self.scorer.score(&message).await;
         let mut inboxes = Vec::with_capacity(unique.len());
         for a in &unique {
-            let inbox = self
-                .store
-                .mailbox(a.id, "INBOX")
-                .await?
-                .ok_or_else(|| Error::NoInbox(a.address.clone()))?;
-            inboxes.push(inbox);
+            let name = self.thresholds.mailbox(score);
+            let target = match self.store.mailbox(a.id, name).await? {
+                Some(m) => m,
+                // A user who deleted Junk still gets the mail, in INBOX.
+                None => self
+                    .store
+                    .mailbox(a.id, "INBOX")
+                    .await?
+                    .ok_or_else(|| Error::NoInbox(a.address.clone()))?,
+            };
+            inboxes.push(target);
         }
         let analysis = mime::analyze(&message);
         let ids: Vec<_> = inboxes.iter().map(|m| m.id).collect();
@@ -202,5 +266,20 @@ impl Pipeline {
         }
         received.push_str(&format!("; {date}\r\n"));
         received
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_file_by_score() {
+        let t = Thresholds::default();
+        assert_eq!(t.mailbox(-20), "INBOX");
+        assert_eq!(t.mailbox(59), "INBOX");
+        assert_eq!(t.mailbox(60), "Possible Junk");
+        assert_eq!(t.mailbox(99), "Possible Junk");
+        assert_eq!(t.mailbox(100), "Junk");
     }
 }

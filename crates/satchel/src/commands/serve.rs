@@ -94,7 +94,12 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         }
     }
 
-    let mut pipeline = pipeline::Pipeline::new(store.clone(), &config.hostname, &config.domains);
+    let thresholds = pipeline::Thresholds {
+        possible_junk: config.spam.possible_junk,
+        junk: config.spam.junk,
+    };
+    let mut pipeline = pipeline::Pipeline::new(store.clone(), &config.hostname, &config.domains)
+        .with_spam(Box::new(pipeline::Unscored), thresholds);
     match pipeline::Authenticator::from_env() {
         Ok(auth) => pipeline = pipeline.with_authenticator(auth),
         // Mail still flows; it just carries no verdicts.
