@@ -150,9 +150,9 @@ impl Session {
         }
     }
 
-    fn io(&mut self) -> &mut LineReader<Stream> {
-        // Only empty while STARTTLS swaps the stream, inside one call.
-        self.io.as_mut().expect("stream present outside STARTTLS")
+    /// The stream; absent only after a failed STARTTLS, which ends the session.
+    fn io(&mut self) -> Result<&mut LineReader<Stream>, Error> {
+        Ok(self.io.as_mut().ok_or("the connection has no stream after a failed STARTTLS")?)
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
@@ -251,7 +251,7 @@ impl Session {
                 self.flush().await?;
             }
             command.extend_from_slice(b"\r\n");
-            self.io().exact(lit.size as usize, &mut command).await?;
+            self.io()?.exact(lit.size as usize, &mut command).await?;
             if let Some(done) = self.read_line(line, Some(&tag)).await? {
                 return Ok(done);
             }
@@ -274,7 +274,7 @@ impl Session {
         line: &mut Vec<u8>,
         tag: Option<&str>,
     ) -> Result<Option<Option<Vec<u8>>>, Error> {
-        match self.io().line(line).await {
+        match self.io()?.line(line).await {
             Ok(()) => Ok(None),
             Err(LineError::TooLong { max, head }) => {
                 let tag = tag.map(str::to_string).unwrap_or_else(|| tag_of(&head));
@@ -691,7 +691,7 @@ impl Session {
         self.line(&format!("+ {challenge}"));
         self.flush().await?;
         let mut line = Vec::new();
-        tokio::time::timeout(PREAUTH_TIMEOUT, self.io().line(&mut line))
+        tokio::time::timeout(PREAUTH_TIMEOUT, self.io()?.line(&mut line))
             .await
             .map_err(|_| "no SASL response in time")??;
         Ok(if line == b"*" { None } else { Some(line) })
