@@ -152,7 +152,10 @@ impl Session {
 
     /// The stream; absent only after a failed STARTTLS, which ends the session.
     fn io(&mut self) -> Result<&mut LineReader<Stream>, Error> {
-        Ok(self.io.as_mut().ok_or("the connection has no stream after a failed STARTTLS")?)
+        Ok(self
+            .io
+            .as_mut()
+            .ok_or("the connection has no stream after a failed STARTTLS")?)
     }
 
     async fn flush(&mut self) -> Result<(), Error> {

@@ -1,0 +1,87 @@
+//! Robinson's token probabilities combined with Fisher's chi-square method
+//! (as in SpamBayes): the probability that a message is spam, from how often
+//! each of its tokens was seen in spam and in ham.
+
+/// Counts of one token: in how many spam and ham messages it was seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub spam: u64,
+    pub ham: u64,
+}
+
+/// Below this many trained messages of either kind, Bayes says nothing.
+pub const MIN_TRAINED: u64 = 20;
+/// Strength of the prior (Robinson's s) and its value (x).
+const S: f64 = 1.0;
+const X: f64 = 0.5;
+/// Tokens closer than this to 0.5 are ignored; at most this many are used.
+const MIN_DEVIATION: f64 = 0.1;
+const MAX_DISCRIMINATORS: usize = 150;
+
+/// The spam probability of a message whose tokens have `counts`, given
+/// `totals` trained messages; `None` while the model knows too little.
+pub fn probability(totals: Counts, counts: &[Counts]) -> Option<f64> {
+    if totals.spam < MIN_TRAINED || totals.ham < MIN_TRAINED {
+        return None;
+    }
+    let mut f: Vec<f64> = counts
+        .iter()
+        .filter(|c| c.spam + c.ham > 0)
+        .map(|c| {
+            let spam_ratio = c.spam as f64 / totals.spam as f64;
+            let ham_ratio = c.ham as f64 / totals.ham as f64;
+            let p = spam_ratio / (spam_ratio + ham_ratio);
+            let n = (c.spam + c.ham) as f64;
+            ((S * X + n * p) / (S + n)).clamp(0.0001, 0.9999)
+        })
+        .filter(|f| (f - 0.5).abs() >= MIN_DEVIATION)
+        .collect();
+    if f.is_empty() {
+        return Some(0.5);
+    }
+    f.sort_by(|a, b| (b - 0.5).abs().total_cmp(&(a - 0.5).abs()));
+    f.truncate(MAX_DISCRIMINATORS);
+    let n = f.len();
+    let ln_ham: f64 = f.iter().map(|p| p.ln()).sum();
+    let ln_spam: f64 = f.iter().map(|p| (1.0 - p).ln()).sum();
+    let h = chi2_complement(-2.0 * ln_ham, 2 * n);
+    let s = chi2_complement(-2.0 * ln_spam, 2 * n);
+    Some(((1.0 + h - s) / 2.0).clamp(0.0, 1.0))
+}
+
+/// P(chi-square with `df` degrees of freedom > `x2`), `df` even.
+fn chi2_complement(x2: f64, df: usize) -> f64 {
+    let m = x2 / 2.0;
+    let mut term = (-m).exp();
+    let mut sum = term;
+    for i in 1..df / 2 {
+        term *= m / i as f64;
+        sum += term;
+    }
+    sum.min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cold_start_says_nothing() {
+        assert_eq!(probability(Counts { spam: 5, ham: 100 }, &[]), None);
+    }
+
+    #[test]
+    fn spammy_and_hammy_tokens() {
+        let totals = Counts {
+            spam: 100,
+            ham: 100,
+        };
+        let spammy = vec![Counts { spam: 60, ham: 1 }; 10];
+        let hammy = vec![Counts { spam: 1, ham: 60 }; 10];
+        assert!(probability(totals, &spammy).unwrap() > 0.99);
+        assert!(probability(totals, &hammy).unwrap() < 0.01);
+        let unknown = vec![Counts::default(); 10];
+        assert_eq!(probability(totals, &unknown), Some(0.5));
+        assert!((chi2_complement(0.0, 4) - 1.0).abs() < 1e-9);
+    }
+}

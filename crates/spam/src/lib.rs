@@ -1,0 +1,66 @@
+//! Spam scoring on Xeams' scale: an additive score made of named reasons.
+//! `>= 60` is Possible Junk, `>= 100` Junk (contract `[spam]`), negative
+//! means trusted. Pure: the caller brings token counts from the store and
+//! the authentication results from the pipeline.
+
+pub mod bayes;
+pub mod rules;
+pub mod tokens;
+
+/// One named ingredient of a score, shown to users and admins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    pub name: &'static str,
+    pub score: i64,
+}
+
+/// A score and what it is made of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub score: i64,
+    pub reasons: Vec<Reason>,
+}
+
+impl Verdict {
+    pub fn add(&mut self, name: &'static str, score: i64) {
+        self.score += score;
+        self.reasons.push(Reason { name, score });
+    }
+
+    /// `X-Spam-Score:` and `X-Spam-Status:` fields, with their CRLFs.
+    pub fn header_fields(&self, junk_threshold: i64) -> String {
+        let tests: Vec<String> = self
+            .reasons
+            .iter()
+            .map(|r| format!("{}({})", r.name, r.score))
+            .collect();
+        let yes = if self.score >= junk_threshold {
+            "Yes"
+        } else {
+            "No"
+        };
+        format!(
+            "X-Spam-Score: {}\r\nX-Spam-Status: {yes}, score={} tests={}\r\n",
+            self.score,
+            self.score,
+            if tests.is_empty() {
+                "none".to_string()
+            } else {
+                tests.join(",")
+            }
+        )
+    }
+}
+
+/// The Bayes part of a score: a probability in 0..1 turned into a reason.
+pub fn bayes_reason(probability: f64) -> Option<(&'static str, i64)> {
+    Some(match probability {
+        p if p >= 0.99 => ("BAYES_99", 100),
+        p if p >= 0.95 => ("BAYES_95", 80),
+        p if p >= 0.80 => ("BAYES_80", 50),
+        p if p >= 0.60 => ("BAYES_60", 20),
+        p if p <= 0.05 => ("BAYES_05", -25),
+        p if p <= 0.20 => ("BAYES_20", -10),
+        _ => return None,
+    })
+}

@@ -1,0 +1,123 @@
+//! Checks that need no training: header sanity, what the pipeline's
+//! authentication found, and dangerous content.
+
+use mail_parser::{MessageParser, MimeHeaders, PartType};
+
+use crate::Verdict;
+
+/// Attachment name endings that run code when opened.
+const EXECUTABLE: &[&str] = &[
+    ".exe", ".scr", ".bat", ".cmd", ".com", ".pif", ".vbs", ".js", ".jar", ".msi", ".hta", ".lnk",
+];
+
+/// Adds the rule reasons for `raw` to `verdict`. `auth_results` is the
+/// pipeline's Authentication-Results value for this message, if any.
+pub fn check(raw: &[u8], auth_results: Option<&str>, verdict: &mut Verdict) {
+    if let Some(ar) = auth_results {
+        let ar = ar.to_ascii_lowercase();
+        if ar.contains("dmarc=fail") {
+            verdict.add("DMARC_FAIL", 40);
+        }
+        if ar.contains("spf=fail") {
+            verdict.add("SPF_FAIL", 20);
+        } else if ar.contains("spf=softfail") {
+            verdict.add("SPF_SOFTFAIL", 10);
+        }
+        if ar.contains("dkim=fail") {
+            verdict.add("DKIM_FAIL", 15);
+        }
+        if ar.contains("dkim=pass") && ar.contains("dmarc=pass") {
+            verdict.add("DKIM_DMARC_PASS", -5);
+        }
+    }
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        verdict.add("UNPARSABLE", 30);
+        return;
+    };
+    if msg.header_raw("Date").is_none() {
+        verdict.add("MISSING_DATE", 10);
+    } else if msg.date().is_none() {
+        verdict.add("BAD_DATE", 10);
+    }
+    if msg.message_id().is_none() {
+        verdict.add("MISSING_MESSAGE_ID", 10);
+    }
+    match msg.from().and_then(|a| a.first()) {
+        None => verdict.add("MISSING_FROM", 20),
+        Some(a) if a.address().is_none_or(|x| !x.contains('@')) => {
+            verdict.add("MALFORMED_FROM", 15)
+        }
+        _ => {}
+    }
+    if msg.subject().is_none_or(|s| s.trim().is_empty()) {
+        verdict.add("EMPTY_SUBJECT", 5);
+    }
+    let has_text = msg
+        .parts
+        .iter()
+        .any(|p| matches!(p.body, PartType::Text(_)));
+    let has_html = msg
+        .parts
+        .iter()
+        .any(|p| matches!(p.body, PartType::Html(_)));
+    if has_html && !has_text {
+        verdict.add("HTML_ONLY", 10);
+    }
+    let executable = msg.attachments().any(|a| {
+        a.attachment_name()
+            .map(|n| n.to_ascii_lowercase())
+            .is_some_and(|n| EXECUTABLE.iter().any(|e| n.ends_with(e)))
+    });
+    if executable {
+        verdict.add("EXECUTABLE_ATTACHMENT", 60);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasons(raw: &[u8], ar: Option<&str>) -> Vec<&'static str> {
+        let mut v = Verdict::default();
+        check(raw, ar, &mut v);
+        v.reasons.iter().map(|r| r.name).collect()
+    }
+
+    const GOOD: &[u8] = b"From: Bob <bob@example.net>\r\nTo: a@example.test\r\nSubject: lunch\r\n\
+Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <1@example.net>\r\n\r\nNoon?\r\n";
+
+    #[test]
+    fn a_normal_message_has_no_reasons() {
+        assert!(reasons(GOOD, Some("mx; spf=pass; dkim=none; dmarc=none")).is_empty());
+    }
+
+    #[test]
+    fn each_rule() {
+        let r = reasons(b"Subject: \r\n\r\nx", None);
+        for want in [
+            "MISSING_DATE",
+            "MISSING_MESSAGE_ID",
+            "MISSING_FROM",
+            "EMPTY_SUBJECT",
+        ] {
+            assert!(r.contains(&want), "{want} in {r:?}");
+        }
+        let bad_date = b"From: Bob <bob@example.net>\r\nSubject: x\r\nDate: yesterday-ish\r\nMessage-ID: <1@x>\r\n\r\nx";
+        assert_eq!(reasons(bad_date, None), vec!["BAD_DATE"]);
+        assert_eq!(
+            reasons(GOOD, Some("mx; spf=fail; dkim=fail; dmarc=fail")),
+            vec!["DMARC_FAIL", "SPF_FAIL", "DKIM_FAIL"]
+        );
+        assert_eq!(
+            reasons(GOOD, Some("mx; dkim=pass; spf=pass; dmarc=pass")),
+            vec!["DKIM_DMARC_PASS"]
+        );
+        let html = b"From: x@y.test\r\nSubject: s\r\nDate: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m@y>\r\n\
+Content-Type: text/html\r\n\r\n<b>hi</b>";
+        assert_eq!(reasons(html, None), vec!["HTML_ONLY"]);
+        let exe = b"From: x@y.test\r\nSubject: invoice\r\nDate: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m@y>\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n\
+Content-Type: application/octet-stream; name=\"invoice.pdf.exe\"\r\nContent-Disposition: attachment; filename=\"invoice.pdf.exe\"\r\n\r\nMZ\r\n--b--\r\n";
+        assert_eq!(reasons(exe, None), vec!["EXECUTABLE_ATTACHMENT"]);
+    }
+}
