@@ -20,10 +20,10 @@ pub fn tokens(raw: &[u8]) -> Vec<String> {
     if let Some(subject) = msg.subject() {
         words(subject, "subject:", &mut out);
     }
-    if let Some(from) = msg.from().and_then(|a| a.first()).and_then(|a| a.address()) {
-        if let Some((_, domain)) = from.rsplit_once('@') {
-            out.insert(format!("from:{}", domain.to_lowercase()));
-        }
+    if let Some(from) = msg.from().and_then(|a| a.first()).and_then(|a| a.address())
+        && let Some((_, domain)) = from.rsplit_once('@')
+    {
+        out.insert(format!("from:{}", domain.to_lowercase()));
     }
     for name in ["X-Mailer", "User-Agent", "Content-Type"] {
         if let Some(v) = msg.header_raw(name) {
@@ -86,7 +86,8 @@ pub fn urls(text: &str) -> Vec<String> {
 pub fn strip_tags(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut in_tag = false;
-    let lower = html.to_lowercase();
+    // ASCII only, so byte positions in `lower` are those in `html`.
+    let lower = html.to_ascii_lowercase();
     let mut skip_until: Option<&str> = None;
     for (i, c) in html.char_indices() {
         if let Some(end) = skip_until {
@@ -104,18 +105,18 @@ pub fn strip_tags(html: &str) -> String {
                     skip_until = Some("</style");
                 }
                 // Link targets are text worth reading too.
-                if lower[i..].starts_with("<a ") {
-                    if let Some(j) = lower[i..].find("href=") {
-                        let rest = &html[i + j + 5..];
-                        let target: String = rest
-                            .trim_start_matches(['"', '\''])
-                            .chars()
-                            .take_while(|c| !matches!(c, '"' | '\'' | '>' | ' '))
-                            .collect();
-                        out.push(' ');
-                        out.push_str(&target);
-                        out.push(' ');
-                    }
+                if lower[i..].starts_with("<a ")
+                    && let Some(j) = lower[i..].find("href=")
+                {
+                    let rest = &html[i + j + 5..];
+                    let target: String = rest
+                        .trim_start_matches(['"', '\''])
+                        .chars()
+                        .take_while(|c| !matches!(c, '"' | '\'' | '>' | ' '))
+                        .collect();
+                    out.push(' ');
+                    out.push_str(&target);
+                    out.push(' ');
                 }
             }
             '>' => {
@@ -132,6 +133,16 @@ pub fn strip_tags(html: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_with_letters_that_change_length_when_lowercased() {
+        // 'İ' is two bytes, its Unicode lower case three: positions must not drift.
+        let text = strip_tags("İİİ <A HREF=\"http://x.test/\">İstanbul</A> <SCRIPT>no</SCRIPT>ok");
+        assert!(
+            text.contains("http://x.test/") && text.contains("İstanbul") && text.contains("ok")
+        );
+        assert!(!text.contains("no"));
+    }
 
     #[test]
     fn tokens_of_a_message() {
