@@ -178,6 +178,18 @@ pub trait MailStore: Send + Sync {
     /// The stored bytes of a message, exactly as received.
     async fn read_blob(&self, blob: &BlobHash) -> Result<Vec<u8>>;
 
+    /// The Bayes model of `scope` (0: the server's, else an account id):
+    /// (spam, ham) messages trained, and (spam, ham) counts per token.
+    async fn bayes_counts(
+        &self,
+        scope: i64,
+        tokens: &[String],
+    ) -> Result<((u64, u64), Vec<(u64, u64)>)>;
+    /// Teaches the model of `scope` one message's tokens.
+    async fn bayes_train(&self, scope: i64, tokens: &[String], spam: bool) -> Result<()>;
+    /// Takes (and removes) up to `limit` training events users caused.
+    async fn take_training(&self, limit: usize) -> Result<Vec<TrainingEvent>>;
+
     /// Housekeeping a server runs now and then: unreferenced and orphaned
     /// blobs, leftovers of writers that died.
     async fn maintenance(&self) -> Result<()>;

@@ -22,7 +22,10 @@ use crate::types::*;
 use crate::{Error, MailStore, Result, WATCH_INTERVAL, password, unix_now};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts them.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_bayes.sql"),
+];
 
 /// How long a writer waits for another process's write transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -94,7 +97,7 @@ impl SqliteStore {
                 tx.commit().await?;
                 return Ok(removed);
             }
-            let list = hash_json(&batch);
+            let list = string_json(&batch);
             removed += self.unlink_unreferenced(&mut tx, &list).await?;
             sqlx::query("DELETE FROM blob_gc WHERE hash IN (SELECT value FROM json_each($1))")
                 .bind(&list)
@@ -117,7 +120,7 @@ impl SqliteStore {
             let names: Vec<String> = chunk.iter().map(|h| h.0.clone()).collect();
             let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
             removed += self
-                .unlink_unreferenced(&mut tx, &hash_json(&names))
+                .unlink_unreferenced(&mut tx, &string_json(&names))
                 .await?;
             tx.commit().await?;
         }
@@ -911,6 +914,111 @@ impl MailStore for SqliteStore {
         Ok(())
     }
 
+    async fn bayes_counts(
+        &self,
+        scope: i64,
+        tokens: &[String],
+    ) -> Result<((u64, u64), Vec<(u64, u64)>)> {
+        let mut tx = self.pool.begin().await?;
+        let totals = sqlx::query("SELECT spam, ham FROM bayes_totals WHERE scope = $1")
+            .bind(scope)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| -> Result<(u64, u64)> {
+                Ok((
+                    r.try_get::<i64, _>("spam")? as u64,
+                    r.try_get::<i64, _>("ham")? as u64,
+                ))
+            })
+            .transpose()?
+            .unwrap_or((0, 0));
+        let json = string_json(tokens);
+        let rows = sqlx::query(
+            "SELECT token, spam, ham FROM bayes_tokens WHERE scope = $1 \
+             AND token IN (SELECT value FROM json_each($2))",
+        )
+        .bind(scope)
+        .bind(json)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let token: String = r.try_get("token")?;
+            found.insert(
+                token,
+                (
+                    r.try_get::<i64, _>("spam")? as u64,
+                    r.try_get::<i64, _>("ham")? as u64,
+                ),
+            );
+        }
+        Ok((
+            totals,
+            tokens
+                .iter()
+                .map(|t| found.get(t).copied().unwrap_or((0, 0)))
+                .collect(),
+        ))
+    }
+
+    async fn bayes_train(&self, scope: i64, tokens: &[String], spam: bool) -> Result<()> {
+        let (s, h) = if spam { (1i64, 0i64) } else { (0, 1) };
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO bayes_totals (scope, spam, ham) VALUES ($1, $2, $3) \
+             ON CONFLICT (scope) DO UPDATE SET spam = spam + $2, ham = ham + $3",
+        )
+        .bind(scope)
+        .bind(s)
+        .bind(h)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO bayes_tokens (scope, token, spam, ham) \
+             SELECT $1, value, $3, $4 FROM json_each($2) WHERE true \
+             ON CONFLICT (scope, token) DO UPDATE SET spam = spam + $3, ham = ham + $4",
+        )
+        .bind(scope)
+        .bind(string_json(tokens))
+        .bind(s)
+        .bind(h)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn take_training(&self, limit: usize) -> Result<Vec<TrainingEvent>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows =
+            sqlx::query("SELECT id, account_id, blob, spam FROM training ORDER BY id LIMIT $1")
+                .bind(limit as i64)
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(TrainingEvent {
+                account: r.try_get("account_id")?,
+                blob: BlobHash(r.try_get("blob")?),
+                spam: r.try_get::<i64, _>("spam")? != 0,
+            });
+            sqlx::query("DELETE FROM training WHERE id = $1")
+                .bind(r.try_get::<i64, _>("id")?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // The blobs may have been waiting for this row to go.
+        sqlx::query("INSERT OR IGNORE INTO blob_gc (hash) SELECT value FROM json_each($1)")
+            .bind(string_json(
+                &out.iter().map(|e| e.blob.0.clone()).collect::<Vec<_>>(),
+            ))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
     async fn maintenance(&self) -> Result<()> {
         self.collect_garbage().await?;
         let swept = self.sweep_orphans(ORPHAN_AGE).await?;
@@ -1141,9 +1249,26 @@ fn random_origin() -> i64 {
     (OsRng.next_u64() >> 1) as i64
 }
 
-/// Hashes as a JSON array (they are hex, nothing to escape).
-fn hash_json(hashes: &[String]) -> String {
-    format!("[\"{}\"]", hashes.join("\",\""))
+/// Strings as a JSON array.
+fn string_json(items: &[String]) -> String {
+    let mut s = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('"');
+        for c in item.chars() {
+            match c {
+                '"' => s.push_str("\\\""),
+                '\\' => s.push_str("\\\\"),
+                c if (c as u32) < 0x20 => s.push_str(&format!("\\u{:04x}", c as u32)),
+                c => s.push(c),
+            }
+        }
+        s.push('"');
+    }
+    s.push(']');
+    s
 }
 
 /// UIDs as a JSON array, for `IN (SELECT value FROM json_each($n))`.

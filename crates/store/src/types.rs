@@ -353,6 +353,14 @@ pub struct CopyResult {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BlobHash(pub String);
 
+/// A user filed a message as spam or as not spam.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainingEvent {
+    pub account: AccountId,
+    pub blob: BlobHash,
+    pub spam: bool,
+}
+
 /// A mailbox changed: sessions that show it should look again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Change {

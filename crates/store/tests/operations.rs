@@ -441,3 +441,58 @@ async fn accounts_can_have_their_own_pop3_delete_mode() {
         Err(Error::NoAccount(_))
     ));
 }
+
+#[tokio::test]
+async fn bayes_counts_and_training_events() {
+    let t = setup().await;
+    let toks = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    t.store
+        .bayes_train(0, &toks(&["viagra", "now", "quote\"d"]), true)
+        .await
+        .unwrap();
+    t.store
+        .bayes_train(0, &toks(&["meeting", "now"]), false)
+        .await
+        .unwrap();
+    t.store
+        .bayes_train(t.account.id, &toks(&["now"]), true)
+        .await
+        .unwrap();
+    let (totals, counts) = t
+        .store
+        .bayes_counts(0, &toks(&["now", "viagra", "quote\"d", "unseen"]))
+        .await
+        .unwrap();
+    assert_eq!(totals, (1, 1));
+    assert_eq!(counts, vec![(1, 1), (1, 0), (1, 0), (0, 0)]);
+    assert_eq!(
+        t.store
+            .bayes_counts(t.account.id, &toks(&["now"]))
+            .await
+            .unwrap(),
+        ((1, 0), vec![(1, 0)])
+    );
+
+    let uid = t.add("INBOX", "train me", Flags::empty()).await;
+    let blob = t.store.messages(t.mailbox("INBOX").await.id).await.unwrap()[0]
+        .blob
+        .clone();
+    assert_eq!(uid, 1);
+    t.store
+        .record_training(t.account.id, std::slice::from_ref(&blob), true)
+        .await
+        .unwrap();
+    let events = t.store.take_training(10).await.unwrap();
+    assert_eq!(
+        events,
+        vec![TrainingEvent {
+            account: t.account.id,
+            blob,
+            spam: true
+        }]
+    );
+    assert!(
+        t.store.take_training(10).await.unwrap().is_empty(),
+        "taken once"
+    );
+}
