@@ -23,9 +23,9 @@ def sign(message, private_key):
     return sig + message
 
 
-def received_results(satchel, n):
+def received_results(satchel, n, mailbox="INBOX"):
     c = satchel.imap(ALICE)
-    c.select("INBOX", readonly=True)
+    c.select(f'"{mailbox}"', readonly=True)
     typ, data = c.fetch(str(n), "(BODY.PEEK[HEADER.FIELDS (Authentication-Results)])")
     c.logout()
     return data[0][1].decode().replace("\r\n\t", " ")
@@ -78,5 +78,6 @@ def test_signed_unsigned_and_forged(satchel):
     forged = (b"From: Your Bank <security@bank.test>\r\nTo: alice@example.test\r\nSubject: verify your account\r\n"
               b"Date: Tue, 02 Jan 2024 10:00:00 +0000\r\n\r\nClick here.\r\n")
     send(satchel, "security@bank.test", forged)
-    verdict = received_results(satchel, 4)
+    # DMARC and SPF fail, no Message-ID: the spam filter doubts it.
+    verdict = received_results(satchel, 1, "Possible Junk")
     assert "spf=fail" in verdict and "dmarc=fail" in verdict, verdict

@@ -148,8 +148,13 @@ impl Authenticator {
             .await;
         results = results
             .with_dkim_results(&dkim, message.from())
-            .with_spf_mailfrom_result(&spf, facts.peer, facts.mail_from, facts.helo)
-            .with_dmarc_result(&dmarc);
+            .with_spf_mailfrom_result(&spf, facts.peer, facts.mail_from, facts.helo);
+        // Without a From domain there is nothing DMARC could align with
+        // (RFC 7489 6.6.1), and `header.from=` with no value is not valid
+        // RFC 8601 syntax: say nothing; the spam rules judge the missing From.
+        if !message.from().is_empty() {
+            results = results.with_dmarc_result(&dmarc);
+        }
         let mut field = format!("Authentication-Results: {results}\r\n");
         if dkim.is_empty() {
             // RFC 8601 2.7.1: say that the message was not signed.

@@ -65,20 +65,62 @@ pub struct Pipeline {
 }
 
 /// Scores a message on Xeams' scale: additive, `>= possible_junk` is
-/// Possible Junk, `>= junk` is Junk, negative for trusted senders. The spam
-/// filter (its own issue) implements this; until then [`Unscored`].
+/// Possible Junk, `>= junk` is Junk, negative for trusted senders.
 #[async_trait::async_trait]
 pub trait SpamScorer: Send + Sync {
-    async fn score(&self, message: &[u8]) -> i64;
+    async fn score(&self, message: &[u8], auth_results: Option<&str>) -> spam::Verdict;
 }
 
-/// Every message scores 0: INBOX.
+/// The server's scorer: the rules, and the Bayes model the store keeps
+/// (trained by `satchel spam train` and by users moving mail in and out of
+/// Junk).
+pub struct StoreScorer {
+    store: Arc<dyn MailStore>,
+}
+
+impl StoreScorer {
+    pub fn new(store: Arc<dyn MailStore>) -> StoreScorer {
+        StoreScorer { store }
+    }
+}
+
+/// The server-wide Bayes model's scope in the store.
+pub const SERVER_MODEL: i64 = 0;
+
+#[async_trait::async_trait]
+impl SpamScorer for StoreScorer {
+    async fn score(&self, message: &[u8], auth_results: Option<&str>) -> spam::Verdict {
+        let mut verdict = spam::Verdict::default();
+        spam::rules::check(message, auth_results, &mut verdict);
+        let tokens = spam::tokens::tokens(message);
+        match self.store.bayes_counts(SERVER_MODEL, &tokens).await {
+            Ok(((spam, ham), counts)) => {
+                let totals = spam::bayes::Counts { spam, ham };
+                let counts: Vec<spam::bayes::Counts> = counts
+                    .into_iter()
+                    .map(|(spam, ham)| spam::bayes::Counts { spam, ham })
+                    .collect();
+                if let Some((name, score)) =
+                    spam::bayes::probability(totals, &counts).and_then(spam::bayes_reason)
+                {
+                    verdict.add(name, score);
+                }
+            }
+            // Mail still flows, judged by the rules alone.
+            Err(e) => tracing::warn!("spam: cannot read the Bayes model: {e}"),
+        }
+        verdict
+    }
+}
+
+/// Scores nothing (every message 0: INBOX); for a pipeline without a store
+/// model, such as tests of other parts.
 pub struct Unscored;
 
 #[async_trait::async_trait]
 impl SpamScorer for Unscored {
-    async fn score(&self, _message: &[u8]) -> i64 {
-        0
+    async fn score(&self, _message: &[u8], _auth_results: Option<&str>) -> spam::Verdict {
+        spam::Verdict::default()
     }
 }
 
@@ -180,9 +222,10 @@ impl Pipeline {
                 unique.push(a);
             }
         }
-        let message = match trace {
+        let (message, verdict) = match trace {
             Some(t) => {
                 let mut m = self.trace_fields(t, &unique).into_bytes();
+                let mut auth_results = None;
                 if let Some(auth) = &self.authenticator {
                     let facts = Facts {
                         peer: t.peer,
@@ -191,16 +234,21 @@ impl Pipeline {
                         hostname: &self.hostname,
                     };
                     // Checked on the message as it came, before our fields.
-                    m.extend_from_slice(auth.check(raw, &facts).await.as_bytes());
+                    let field = auth.check(raw, &facts).await;
+                    m.extend_from_slice(field.as_bytes());
+                    auth_results = Some(field);
                 }
+                let verdict = self.scorer.score(raw, auth_results.as_deref()).await;
+                m.extend_from_slice(verdict.header_fields(self.thresholds.junk).as_bytes());
                 m.extend_from_slice(raw);
-                m
+                (m, verdict)
             }
-            None => raw.to_vec(),
+            // `satchel deliver` stores the bytes as given: no fields added.
+            None => (raw.to_vec(), self.scorer.score(raw, None).await),
         };
         // The spam verdict names a mailbox per recipient; the user's filters
         // may send it elsewhere (their own issue: for now they keep it).
-        let score = self.scorer.score(&message).await;
+        let score = verdict.score;
         let mut inboxes = Vec::with_capacity(unique.len());
         for a in &unique {
             let name = self.thresholds.mailbox(score);

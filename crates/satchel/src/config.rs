@@ -91,6 +91,15 @@ pub struct Spam {
     pub junk: i64,
 }
 
+impl Spam {
+    pub fn thresholds(&self) -> pipeline::Thresholds {
+        pipeline::Thresholds {
+            possible_junk: self.possible_junk,
+            junk: self.junk,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pop3 {

@@ -40,6 +40,9 @@ enum Command {
     Import(commands::transfer::ImportArgs),
     /// Exports a mailbox as an mbox file or a Maildir.
     Export(commands::transfer::ExportArgs),
+    /// Scores messages and trains the spam filter.
+    #[command(subcommand)]
+    Spam(commands::spam::SpamCommand),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deliver(args) => commands::deliver::run(args, &config, store).await,
         Command::Import(args) => commands::transfer::import(args, store.as_ref()).await,
         Command::Export(args) => commands::transfer::export(args, store.as_ref()).await,
+        Command::Spam(cmd) => commands::spam::run(cmd, &config, store).await,
     }
 }
 

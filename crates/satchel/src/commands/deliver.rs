@@ -28,12 +28,11 @@ pub async fn run(
     config: &Config,
     store: Arc<dyn MailStore>,
 ) -> anyhow::Result<()> {
-    let thresholds = pipeline::Thresholds {
-        possible_junk: config.spam.possible_junk,
-        junk: config.spam.junk,
-    };
-    let pipeline = Pipeline::new(store, &config.hostname, &config.domains)
-        .with_spam(Box::new(pipeline::Unscored), thresholds);
+    let thresholds = config.spam.thresholds();
+    let pipeline = Pipeline::new(store.clone(), &config.hostname, &config.domains).with_spam(
+        Box::new(pipeline::StoreScorer::new(store.clone())),
+        thresholds,
+    );
     // The envelope sender goes into Return-Path once the pipeline adds
     // trace fields for local deliveries too.
     let _sender = args.from;

@@ -2,6 +2,7 @@
 
 pub mod deliver;
 pub mod serve;
+pub mod spam;
 pub mod transfer;
 pub mod user;
 

@@ -33,6 +33,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             }
         }
     });
+    tokio::spawn(super::spam::trainer(store.clone()));
     super::say(&format!(
         "store embedded {} (hostname {})",
         config.data_dir.display(),
@@ -94,12 +95,12 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         }
     }
 
-    let thresholds = pipeline::Thresholds {
-        possible_junk: config.spam.possible_junk,
-        junk: config.spam.junk,
-    };
+    let thresholds = config.spam.thresholds();
     let mut pipeline = pipeline::Pipeline::new(store.clone(), &config.hostname, &config.domains)
-        .with_spam(Box::new(pipeline::Unscored), thresholds);
+        .with_spam(
+            Box::new(pipeline::StoreScorer::new(store.clone())),
+            thresholds,
+        );
     match pipeline::Authenticator::from_env() {
         Ok(auth) => pipeline = pipeline.with_authenticator(auth),
         // Mail still flows; it just carries no verdicts.

@@ -1,0 +1,218 @@
+"""Spam sorting over the real binary: swaks delivers spam, normal and
+doubtful mail, which lands in Junk, INBOX and Possible Junk with its
+X-Spam fields; `satchel spam train` / `spam score`; and moving mail out of
+Junk over IMAP teaches the filter."""
+import random
+import re
+import subprocess
+import time
+
+ALICE = "alice@example.test"
+
+SPAM_WORDS = ("casino jackpot winner bonus pills cheap offer crypto investment guaranteed prize claim "
+              "viagra lottery million dollars urgent wire transfer bitcoin discount exclusive").split()
+HAM_WORDS = ("meeting agenda project review lunch thursday report draft budget schedule minutes notes "
+             "release branch commit deadline invoice attached family weekend garden library").split()
+COMMON = "the and you for with this that have will your from".split()
+
+
+def corpus_message(rng, n, kind, words):
+    body = " ".join(rng.choice(words + COMMON) for _ in range(60))
+    subject = " ".join(rng.choice(words) for _ in range(4))
+    return (f"From: Sender {n} <s{n}@{kind}-sender.test>\r\nTo: someone@elsewhere.test\r\n"
+            f"Subject: {subject}\r\nDate: Tue, 02 Jan 2024 10:00:00 +0000\r\n"
+            f"Message-ID: <{kind}{n}@{kind}-sender.test>\r\nContent-Type: text/plain\r\n\r\n"
+            f"{body}\r\n").encode()
+
+
+def train(satchel, n=30):
+    """A small corpus the suite builds itself: `n` spams, `n` hams, as
+    folders of .eml files."""
+    rng = random.Random(6)
+    for kind, words in (("spam", SPAM_WORDS), ("ham", HAM_WORDS)):
+        d = satchel.dir / kind
+        d.mkdir()
+        for i in range(n):
+            (d / f"{i}.eml").write_bytes(corpus_message(rng, i, kind, words))
+    out = satchel.cli("spam", "train", "--spam", str(satchel.dir / "spam"), "--ham", str(satchel.dir / "ham"))
+    return out.stdout.decode()
+
+
+def score(satchel, message):
+    """`satchel spam score`: (score, verdict, reasons)."""
+    out = satchel.cli("spam", "score", stdin=message).stdout.decode()
+    first, *rest = out.splitlines()
+    value, verdict = first.split()
+    return int(value), verdict, "\n".join(rest)
+
+
+def swaks(satchel, *args):
+    out = subprocess.run(
+        ["swaks", "--server", "127.0.0.1", "--port", str(satchel.ports["smtp"]), "--to", ALICE,
+         "--from", "sender@remote.test", "--helo", "client.remote.test", "--timeout", "30", *args],
+        capture_output=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
+
+
+def mailbox(satchel, name):
+    c = satchel.imap(ALICE)
+    n = int(c.select(f'"{name}"', readonly=True)[1][0])
+    msgs = [c.fetch(str(i), "(BODY.PEEK[])")[1][0][1] for i in range(1, n + 1)]
+    c.logout()
+    return msgs
+
+
+def spam_fields(msg):
+    head = msg.split(b"\r\n\r\n", 1)[0].decode().replace("\r\n\t", " ").replace("\r\n", "\n")
+    s = re.search(r"^X-Spam-Score: (-?\d+)$", head, re.M)
+    status = re.search(r"^X-Spam-Status: (.*)$", head, re.M)
+    assert s and status, head
+    return int(s.group(1)), status.group(1)
+
+
+def test_train_reports_what_it_learned(satchel):
+    out = train(satchel)
+    assert "30 spam" in out and "30 ham" in out, out
+
+
+def test_score_cli_without_training_uses_the_rules_alone(satchel):
+    plain = b"From: Bob <bob@example.net>\r\nTo: alice@example.test\r\nSubject: lunch\r\n" \
+            b"Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <l1@example.net>\r\n\r\nSee you at noon.\r\n"
+    assert score(satchel, plain)[:2] == (0, "inbox")
+    bare = b"Subject: \r\n\r\nno sender, no date, no id\r\n"
+    value, verdict, reasons = score(satchel, bare)
+    for reason in ["MISSING_FROM 20", "MISSING_DATE 10", "MISSING_MESSAGE_ID 10", "EMPTY_SUBJECT 5"]:
+        assert reason in reasons, reasons
+    assert (value, verdict) == (45, "inbox")
+    assert "BAYES" not in reasons  # an untrained model says nothing
+
+
+def test_swaks_spam_goes_to_junk_normal_to_inbox_doubtful_to_possible_junk(satchel):
+    train(satchel)
+    swaks(satchel, "--header", "Subject: casino jackpot winner claim your prize",
+          "--body", "Urgent: claim your casino bonus, guaranteed lottery million dollars, cheap pills, "
+                    "wire transfer your bitcoin investment for this exclusive discount offer.")
+    swaks(satchel, "--header", "Subject: project review meeting thursday",
+          "--body", "The agenda for thursday: budget report, release branch, draft minutes. "
+                    "Lunch after the meeting, then the garden on the weekend with family.")
+    # Nothing the model knows, but an executable attachment: doubtful.
+    exe = satchel.dir / "setup.exe"
+    exe.write_bytes(b"MZ\x90\x00" + bytes(range(256)) * 4)
+    swaks(satchel, "--header", "Subject: quarterly harvest festival lanterns",
+          "--body", "Lanterns for the harvest festival, installer enclosed.",
+          "--attach-type", "application/octet-stream", "--attach-name", "setup.exe", "--attach", f"@{exe}")
+
+    [junk] = mailbox(satchel, "Junk")
+    [inbox] = mailbox(satchel, "INBOX")
+    [doubtful] = mailbox(satchel, "Possible Junk")
+    assert b"casino jackpot" in junk and b"project review" in inbox and b"harvest festival" in doubtful
+
+    value, status = spam_fields(junk)
+    assert value >= 100 and status.startswith(f"Yes, score={value} tests=") and "BAYES_99(100)" in status, status
+    value, status = spam_fields(inbox)
+    assert value < 60 and status.startswith(f"No, score={value} ") and "BAYES_05(-25)" in status, status
+    value, status = spam_fields(doubtful)
+    assert 60 <= value < 100 and "EXECUTABLE_ATTACHMENT(60)" in status, status
+    # The trace fields still come first; the spam fields follow ours.
+    assert junk.startswith(b"Return-Path: <sender@remote.test>\r\nReceived: ")
+
+
+def test_thresholds_come_from_the_config(satchel):
+    satchel.stop()
+    with open(satchel.config, "a") as f:
+        f.write("[spam]\npossible_junk = 5\njunk = 40\n")
+    satchel.start()
+    # EMPTY_SUBJECT alone (5) is now doubtful; the bare message (45) junk.
+    swaks(satchel, "--header", "Subject: ", "--body", "hello")
+    assert len(mailbox(satchel, "Possible Junk")) == 1
+    smtp = satchel.smtp()
+    smtp.sendmail("sender@remote.test", [ALICE], b"Subject: \r\n\r\nno sender, no date, no id\r\n")
+    smtp.quit()
+    [junk] = mailbox(satchel, "Junk")
+    assert spam_fields(junk)[0] == 45
+    # No From: nothing for DMARC to align with, and no empty header.from=.
+    assert b"header.from=" not in junk and b"dmarc=" not in junk
+
+
+def newsletter(n):
+    """Mail the filter has never seen, that the rules junk: no From, no
+    Date, no Message-ID, HTML only, an executable."""
+    return (
+        "Subject: \r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/html\r\n\r\n"
+        f"<p>Orchard cooperative bulletin {n}: cider pressing, beekeeping rota, "
+        "pruning workshop, heritage apples, volunteers welcome.</p>\r\n"
+        "--b\r\nContent-Type: application/octet-stream; name=rota.exe\r\n"
+        "Content-Disposition: attachment; filename=rota.exe\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        "TVqQAAMAAAAEAAAA\r\n--b--\r\n"
+    ).encode()
+
+
+def test_moving_out_of_junk_teaches_the_filter(satchel):
+    train(satchel)
+    before, verdict, reasons = score(satchel, newsletter(2))
+    assert verdict == "junk" and "BAYES" not in reasons, reasons
+
+    smtp = satchel.smtp()
+    smtp.sendmail("sender@remote.test", [ALICE], newsletter(1))
+    smtp.quit()
+    assert len(mailbox(satchel, "Junk")) == 1
+
+    # The user says: not junk.
+    c = satchel.imap(ALICE)
+    c.select("Junk")
+    typ, data = c.uid("MOVE", "1:*", "INBOX")
+    assert typ == "OK", data
+    c.logout()
+
+    # The server learns in the background; the next similar message scores lower.
+    deadline = time.time() + 60
+    while True:
+        after, verdict, reasons = score(satchel, newsletter(2))
+        if after < before or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert after < before, (before, after, reasons)
+    assert re.search(r"BAYES_(05|20)", reasons), reasons
+
+
+def test_moving_into_junk_teaches_the_filter(satchel):
+    train(satchel)
+    catalogue = ("From: Shop <deals@shop.test>\r\nTo: alice@example.test\r\nSubject: spring catalogue {n}\r\n"
+                 "Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <c{n}@shop.test>\r\n\r\n"
+                 "Seedlings, trowels, wheelbarrows and hosepipes at the spring catalogue prices.\r\n")
+    before, verdict, reasons = score(satchel, catalogue.format(n=2).encode())
+    assert verdict == "inbox"
+    smtp = satchel.smtp()
+    smtp.sendmail("deals@shop.test", [ALICE], catalogue.format(n=1).encode())
+    smtp.quit()
+    c = satchel.imap(ALICE)
+    c.select("INBOX")
+    typ, data = c.uid("MOVE", "1", "Junk")
+    assert typ == "OK", data
+    c.logout()
+    deadline = time.time() + 60
+    while True:
+        after, verdict, reasons = score(satchel, catalogue.format(n=2).encode())
+        if after > before or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert after > before and re.search(r"BAYES_(99|95|80)", reasons), (before, after, reasons)
+
+
+def test_score_a_folder_one_line_per_message(satchel):
+    train(satchel)
+    rng = random.Random(7)
+    d = satchel.dir / "mixed"
+    d.mkdir()
+    (d / "1.eml").write_bytes(corpus_message(rng, 100, "spam", SPAM_WORDS))
+    (d / "2.eml").write_bytes(corpus_message(rng, 101, "ham", HAM_WORDS))
+    (d / "3.eml").write_bytes(b"Subject: \r\n\r\nbare\r\n")
+    lines = satchel.cli("spam", "score", str(d)).stdout.decode().splitlines()
+    assert len(lines) == 3, lines
+    assert re.fullmatch(r"\d+ junk .*BAYES_99\(100\).*", lines[0]), lines
+    assert re.fullmatch(r"-\d+ inbox BAYES_05\(-25\)", lines[1]), lines
+    assert lines[2] == "45 inbox MISSING_DATE(10) MISSING_MESSAGE_ID(10) MISSING_FROM(20) EMPTY_SUBJECT(5)", lines
+    out = satchel.cli("spam", "score", str(satchel.dir / "missing"), check=False)
+    assert out.returncode != 0 and b"missing" in out.stderr
