@@ -109,9 +109,10 @@ def test_swaks_spam_goes_to_junk_normal_to_inbox_doubtful_to_possible_junk(satch
     assert b"casino jackpot" in junk and b"project review" in inbox and b"harvest festival" in doubtful
 
     value, status = spam_fields(junk)
-    assert value >= 100 and status.startswith(f"Yes, score={value} tests=") and "BAYES_99(100)" in status, status
+    assert value >= 100 and status.startswith(f"Yes, score={value} tests=") and re.search(r"BAYES_999?\(", status), \
+        status
     value, status = spam_fields(inbox)
-    assert value < 60 and status.startswith(f"No, score={value} ") and "BAYES_05(-25)" in status, status
+    assert value < 0 and status.startswith(f"No, score={value} ") and re.search(r"BAYES_0[05]\(-", status), status
     value, status = spam_fields(doubtful)
     assert 60 <= value < 100 and "EXECUTABLE_ATTACHMENT(60)" in status, status
     # The trace fields still come first; the spam fields follow ours.
@@ -152,7 +153,8 @@ def newsletter(n):
 def test_moving_out_of_junk_teaches_the_filter(satchel):
     train(satchel)
     before, verdict, reasons = score(satchel, newsletter(2))
-    assert verdict == "junk" and "BAYES" not in reasons, reasons
+    # The model has seen nothing like it: undecided, worth nothing.
+    assert verdict == "junk" and not re.search(r"BAYES_(?!50 0)", reasons), reasons
 
     smtp = satchel.smtp()
     smtp.sendmail("sender@remote.test", [ALICE], newsletter(1))
@@ -174,7 +176,7 @@ def test_moving_out_of_junk_teaches_the_filter(satchel):
             break
         time.sleep(0.5)
     assert after < before, (before, after, reasons)
-    assert re.search(r"BAYES_(05|20)", reasons), reasons
+    assert re.search(r"BAYES_(00|05|20|40)", reasons), reasons
 
 
 def test_moving_into_junk_teaches_the_filter(satchel):
@@ -198,7 +200,7 @@ def test_moving_into_junk_teaches_the_filter(satchel):
         if after > before or time.time() > deadline:
             break
         time.sleep(0.5)
-    assert after > before and re.search(r"BAYES_(99|95|80)", reasons), (before, after, reasons)
+    assert after > before and re.search(r"BAYES_(999|99|95|80|60)", reasons), (before, after, reasons)
 
 
 def test_score_a_folder_one_line_per_message(satchel):
@@ -211,8 +213,9 @@ def test_score_a_folder_one_line_per_message(satchel):
     (d / "3.eml").write_bytes(b"Subject: \r\n\r\nbare\r\n")
     lines = satchel.cli("spam", "score", str(d)).stdout.decode().splitlines()
     assert len(lines) == 3, lines
-    assert re.fullmatch(r"\d+ junk .*BAYES_99\(100\).*", lines[0]), lines
-    assert re.fullmatch(r"-\d+ inbox BAYES_05\(-25\)", lines[1]), lines
-    assert lines[2] == "45 inbox MISSING_DATE(10) MISSING_MESSAGE_ID(10) MISSING_FROM(20) EMPTY_SUBJECT(5)", lines
+    assert re.fullmatch(r"\d+ junk .*BAYES_999?\(1\d0\).*", lines[0]), lines
+    assert re.fullmatch(r"-\d+ inbox BAYES_0[05]\(-\d+\)", lines[1]), lines
+    assert lines[2].startswith("45 inbox MISSING_DATE(10) MISSING_MESSAGE_ID(10) MISSING_FROM(20) EMPTY_SUBJECT(5)"), \
+        lines
     out = satchel.cli("spam", "score", str(satchel.dir / "missing"), check=False)
     assert out.returncode != 0 and b"missing" in out.stderr

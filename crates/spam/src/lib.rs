@@ -52,15 +52,21 @@ impl Verdict {
     }
 }
 
-/// The Bayes part of a score: a probability in 0..1 turned into a reason.
+/// The Bayes part of a score: a probability in 0..1 turned into a reason
+/// (None only for NaN). The bands are SpamAssassin's; their weights were
+/// tuned on the training part of the benchmark corpus (bench/spam).
 pub fn bayes_reason(probability: f64) -> Option<(&'static str, i64)> {
     Some(match probability {
+        p if p >= 0.999 => ("BAYES_999", 110),
         p if p >= 0.99 => ("BAYES_99", 100),
-        p if p >= 0.95 => ("BAYES_95", 80),
-        p if p >= 0.80 => ("BAYES_80", 50),
-        p if p >= 0.60 => ("BAYES_60", 20),
+        p if p >= 0.95 => ("BAYES_95", 85),
+        p if p >= 0.80 => ("BAYES_80", 65),
+        p if p >= 0.60 => ("BAYES_60", 30),
+        p if p >= 0.40 => ("BAYES_50", 0),
+        p if p <= 0.001 => ("BAYES_00", -40),
         p if p <= 0.05 => ("BAYES_05", -25),
         p if p <= 0.20 => ("BAYES_20", -10),
+        p if p < 0.40 => ("BAYES_40", -5),
         _ => return None,
     })
 }

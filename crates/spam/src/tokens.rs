@@ -1,11 +1,13 @@
-//! The tokens a message is judged by: words of its decoded text (HTML with
-//! its tags taken out), its subject, the domains its links point to, and a
-//! few headers. Never the Received chain or recipient addresses: those tell
-//! whose mailbox it is, not whether it is spam.
+//! The tokens a message is judged by: words and pairs of neighbouring
+//! words of its decoded text (HTML with its tags taken out) and subject,
+//! the domains its links point to, the sender, the names of the fields it
+//! carries and the types of its parts. Never the Received chain or
+//! recipient addresses: those tell whose mailbox it is, not whether it is
+//! spam.
 
 use std::collections::BTreeSet;
 
-use mail_parser::{MessageParser, PartType};
+use mail_parser::{MessageParser, MimeHeaders, PartType};
 
 /// Most tokens taken from one message.
 pub const MAX_TOKENS: usize = 2000;
@@ -20,10 +22,41 @@ pub fn tokens(raw: &[u8]) -> Vec<String> {
     if let Some(subject) = msg.subject() {
         words(subject, "subject:", &mut out);
     }
-    if let Some(from) = msg.from().and_then(|a| a.first()).and_then(|a| a.address())
-        && let Some((_, domain)) = from.rsplit_once('@')
+    if let Some(from) = msg.from().and_then(|a| a.first()) {
+        if let Some(name) = from.name() {
+            words(name, "fromname:", &mut out);
+        }
+        if let Some(address) = from.address() {
+            let address = address.to_lowercase();
+            if let Some((_, domain)) = address.rsplit_once('@') {
+                out.insert(format!("from:{domain}"));
+            }
+            out.insert(format!("from:{address}"));
+        }
+    }
+    if let Some(domain) = msg
+        .reply_to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .and_then(|a| a.rsplit_once('@'))
     {
-        out.insert(format!("from:{}", domain.to_lowercase()));
+        out.insert(format!("reply-to:{}", domain.1.to_lowercase()));
+    }
+    if let Some((_, domain)) = msg.message_id().and_then(|id| id.rsplit_once('@')) {
+        out.insert(format!("message-id:{}", domain.to_lowercase()));
+    }
+    // Which fields a message carries says much about the software that
+    // wrote it (mailing lists, bulk mailers); the trace and recipient
+    // fields say where it went, and our own X-Spam fields what we thought.
+    for h in msg.headers() {
+        let name = h.name.as_str().to_ascii_lowercase();
+        if !matches!(
+            name.as_str(),
+            "received" | "to" | "cc" | "bcc" | "delivered-to" | "x-original-to" | "return-path"
+        ) && !name.starts_with("x-spam")
+        {
+            out.insert(format!("header:{name}"));
+        }
     }
     for name in ["X-Mailer", "User-Agent", "Content-Type"] {
         if let Some(v) = msg.header_raw(name) {
@@ -32,6 +65,20 @@ pub fn tokens(raw: &[u8]) -> Vec<String> {
         }
     }
     for part in &msg.parts {
+        if let Some(ct) = part.content_type() {
+            let mut t = format!("part:{}", ct.c_type.to_ascii_lowercase());
+            if let Some(sub) = &ct.c_subtype {
+                t.push('/');
+                t.push_str(&sub.to_ascii_lowercase());
+            }
+            out.insert(t);
+            if let Some(charset) = ct.attribute("charset") {
+                out.insert(format!("charset:{}", charset.to_ascii_lowercase()));
+            }
+        }
+        if let Some(cte) = part.content_transfer_encoding() {
+            out.insert(format!("encoding:{}", cte.to_ascii_lowercase()));
+        }
         let text = match &part.body {
             PartType::Text(t) => t.to_string(),
             PartType::Html(h) => strip_tags(h),
@@ -49,14 +96,24 @@ pub fn tokens(raw: &[u8]) -> Vec<String> {
 }
 
 fn words(text: &str, prefix: &str, out: &mut BTreeSet<String>) {
+    let mut previous: Option<String> = None;
     for w in text.split(|c: char| !c.is_alphanumeric() && c != '\'' && c != '$' && c != '!') {
         let w = w.trim_matches('\'');
         let n = w.chars().count();
         if (3..=20).contains(&n) && !w.chars().all(|c| c.is_ascii_digit()) {
-            out.insert(format!("{prefix}{}", w.to_lowercase()));
+            let w = w.to_lowercase();
+            // Pairs of neighbouring words tell phrases ("click here") from
+            // the same words apart.
+            if let Some(p) = previous.take() {
+                out.insert(format!("{prefix}{p} {w}"));
+            }
+            out.insert(format!("{prefix}{w}"));
+            previous = Some(w);
             if out.len() >= MAX_TOKENS {
                 return;
             }
+        } else if !w.is_empty() {
+            previous = None;
         }
     }
 }
@@ -157,12 +214,20 @@ Received: from secret.internal\r\nContent-Type: text/html\r\n\r\n<p>Buy <b>now</
             "buy",
             "url:cheap-pills.test",
             "shop",
+            "buy now",
+            "fromname:shop",
+            "from:deals@cheap-pills.test",
+            "header:subject",
+            "part:text/html",
         ] {
             assert!(t.contains(&want.to_string()), "{want} missing from {t:?}");
         }
         assert!(
-            !t.iter()
-                .any(|w| w.contains("evil") || w.contains("secret") || w.contains("alice")),
+            !t.iter().any(|w| w.contains("evil")
+                || w.contains("secret")
+                || w.contains("alice")
+                || w == "header:received"
+                || w == "header:to"),
             "{t:?}"
         );
     }
