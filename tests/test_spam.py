@@ -219,3 +219,29 @@ def test_score_a_folder_one_line_per_message(satchel):
         lines
     out = satchel.cli("spam", "score", str(satchel.dir / "missing"), check=False)
     assert out.returncode != 0 and b"missing" in out.stderr
+
+
+def test_a_local_sender_from_outside_needs_spf_or_dkim(satchel):
+    notice = (b"From: IT Desk <admin@example.test>\r\nTo: alice@example.test\r\nSubject: your password expires\r\n"
+              b"Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <it1@example.test>\r\n\r\nLog in today.\r\n")
+
+    def send_and_read():
+        smtp = satchel.smtp()
+        smtp.sendmail("admin@example.test", [ALICE], notice)
+        smtp.quit()
+        return spam_fields(mailbox(satchel, "INBOX")[-1])
+
+    # Nothing vouches for it (no SPF, no DKIM): somebody poses as a local user.
+    value, status = send_and_read()
+    assert "FORGED_LOCAL_SENDER(50)" in status and value == 50, status
+    # Our own SPF lets this host send for example.test: no longer suspect.
+    satchel.dns.write_text("TXT example.test v=spf1 ip4:127.0.0.1 -all\n")
+    satchel.stop()
+    satchel.start()
+    value, status = send_and_read()
+    assert "FORGED_LOCAL_SENDER" not in status and value == 0, status
+    # A sender from elsewhere is not judged by this rule at all.
+    smtp = satchel.smtp()
+    smtp.sendmail("bob@remote.test", [ALICE], notice.replace(b"admin@example.test", b"bob@remote.test"))
+    smtp.quit()
+    assert "FORGED_LOCAL_SENDER" not in spam_fields(mailbox(satchel, "INBOX")[-1])[1]

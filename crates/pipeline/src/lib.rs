@@ -199,7 +199,7 @@ impl Pipeline {
             return Ok(Recipient::Local(account));
         }
         let domain = domain.to_ascii_lowercase();
-        let local_domain = self.domains.contains(&domain) || self.store.has_domain(&domain).await?;
+        let local_domain = self.is_local_domain(&domain).await?;
         Ok(if local_domain {
             Recipient::Unknown
         } else {
@@ -238,7 +238,13 @@ impl Pipeline {
                     m.extend_from_slice(field.as_bytes());
                     auth_results = Some(field);
                 }
-                let verdict = self.scorer.score(raw, auth_results.as_deref()).await;
+                let mut verdict = self.scorer.score(raw, auth_results.as_deref()).await;
+                if let Some(ar) = &auth_results
+                    && let Some(domain) = spam::rules::from_domain(raw)
+                    && self.is_local_domain(&domain).await?
+                {
+                    spam::rules::forged_local_sender(ar, &mut verdict);
+                }
                 m.extend_from_slice(verdict.header_fields(self.thresholds.junk).as_bytes());
                 m.extend_from_slice(raw);
                 (m, verdict)
@@ -292,6 +298,11 @@ impl Pipeline {
     }
 
     /// `Return-Path:` and `Received:` (RFC 5321 4.4).
+    /// A domain of the config, or of an account or alias in the store.
+    async fn is_local_domain(&self, domain: &str) -> Result<bool, Error> {
+        Ok(self.domains.iter().any(|d| d == domain) || self.store.has_domain(domain).await?)
+    }
+
     fn trace_fields(&self, t: &Trace, recipients: &[&Account]) -> String {
         let now = time::OffsetDateTime::now_utc();
         let date = now

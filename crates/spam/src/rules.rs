@@ -83,6 +83,24 @@ pub fn check(raw: &[u8], auth_results: Option<&str>, verdict: &mut Verdict) {
     }
 }
 
+/// The domain of the From address, lower case.
+pub fn from_domain(raw: &[u8]) -> Option<String> {
+    let msg = MessageParser::default().parse_headers(raw)?;
+    let address = msg.from()?.first()?.address()?;
+    let (_, domain) = address.rsplit_once('@')?;
+    Some(domain.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// For mail from outside whose From is one of our own domains (the caller
+/// knows which are ours): unless SPF or DKIM vouches for it, somebody is
+/// posing as a local user, the oldest phishing there is.
+pub fn forged_local_sender(auth_results: &str, verdict: &mut Verdict) {
+    let ar = auth_results.to_ascii_lowercase();
+    if !ar.contains("spf=pass") && !ar.contains("dkim=pass") {
+        verdict.add("FORGED_LOCAL_SENDER", 50);
+    }
+}
+
 /// Whether a link's visible text names one site and its target another
 /// (`<a href="http://evil.test/">https://bank.test/</a>`): phishing's
 /// favourite trick.
@@ -205,6 +223,25 @@ Content-Type: application/octet-stream; name=\"invoice.pdf.exe\"\r\nContent-Disp
         let phish = b"From: x@y.test\r\nSubject: s\r\nDate: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m@y>\r\n\
 Content-Type: text/html\r\n\r\n<p>Log in: <A HREF=\"http://203.0.113.9.evil.test/login\">https://www.bank.test/login</A></p>";
         assert_eq!(reasons(phish, None), vec!["HTML_ONLY", "LYING_LINK"]);
+    }
+
+    #[test]
+    fn forged_local_sender_unless_spf_or_dkim_pass() {
+        assert_eq!(from_domain(GOOD).as_deref(), Some("example.net"));
+        assert_eq!(from_domain(b"Subject: x\r\n\r\n"), None);
+        for (ar, forged) in [
+            ("mx; dkim=none; spf=none smtp.mailfrom=a@example.test", true),
+            ("mx; dkim=fail; spf=softfail", true),
+            (
+                "mx; dkim=none; spf=pass smtp.mailfrom=a@example.test",
+                false,
+            ),
+            ("mx; dkim=pass header.d=example.test; spf=fail", false),
+        ] {
+            let mut v = Verdict::default();
+            forged_local_sender(ar, &mut v);
+            assert_eq!(v.score == 50, forged, "{ar}");
+        }
     }
 
     #[test]
