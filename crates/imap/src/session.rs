@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use imap_proto::frame::{command_name, literal_at_end};
 use imap_proto::response;
 use imap_proto::*;
+use net::door::{Wait, wait};
 use net::{ConnectionGuard, LineError, LineReader, Stream};
 use store::{
     Account, FlagChange, FlagOp, Flags, InternalDate, MAX_MESSAGE_SIZE, Mailbox, NewMessage,
@@ -179,23 +180,23 @@ impl Session {
             } else {
                 PREAUTH_TIMEOUT
             };
-            let read = tokio::select! {
-                r = tokio::time::timeout(timeout, self.read_command(&mut line)) => r,
-                _ = shutdown.changed() => {
+            let read = match wait(self.read_command(&mut line), timeout, &mut shutdown).await {
+                Wait::Ready(r) => r,
+                Wait::ShuttingDown => {
                     self.line("* BYE [UNAVAILABLE] The server is shutting down.");
+                    self.flush().await?;
+                    return Ok(());
+                }
+                Wait::Idle => {
+                    self.line("* BYE Autologout; idle for too long.");
                     self.flush().await?;
                     return Ok(());
                 }
             };
             let command = match read {
-                Err(_) => {
-                    self.line("* BYE Autologout; idle for too long.");
-                    self.flush().await?;
-                    return Ok(());
-                }
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(None)) => continue,
-                Ok(Ok(Some(buf))) => buf,
+                Err(e) => return Err(e),
+                Ok(None) => continue,
+                Ok(Some(buf)) => buf,
             };
             match parse_command(&command) {
                 Ok(cmd) => self.dispatch(cmd).await?,

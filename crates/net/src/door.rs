@@ -84,3 +84,29 @@ pub async fn write_all<W: AsyncWrite + Unpin>(
     .await
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading"))?
 }
+
+/// How waiting for a client's next command ended.
+pub enum Wait<T> {
+    Ready(T),
+    /// The client said nothing for the whole idle limit.
+    Idle,
+    /// The server is shutting down (or its shutdown signal is gone).
+    ShuttingDown,
+}
+
+/// Waits for `read` at most `limit`, or until the server shuts down: the
+/// one wait every door's command loop makes, each answering the two
+/// endings in its own protocol.
+pub async fn wait<T>(
+    read: impl Future<Output = T>,
+    limit: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Wait<T> {
+    tokio::select! {
+        r = tokio::time::timeout(limit, read) => match r {
+            Ok(v) => Wait::Ready(v),
+            Err(_) => Wait::Idle,
+        },
+        _ = shutdown.changed() => Wait::ShuttingDown,
+    }
+}

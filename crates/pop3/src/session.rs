@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use net::door::{Wait, wait};
 use net::{LineError, LineReader, Stream};
 use store::{Account, BlobHash, FlagChange, FlagOp, Flags, Mailbox, SpecialUse};
 use tokio::sync::watch;
@@ -97,24 +98,24 @@ impl Session {
         let mut shutdown = self.shutdown.clone();
         while !self.quit {
             let io = self.io.as_mut().ok_or("no stream")?;
-            let read = tokio::select! {
-                r = tokio::time::timeout(IDLE_TIMEOUT, io.line(&mut line)) => r,
-                _ = shutdown.changed() => {
+            let read = match wait(io.line(&mut line), IDLE_TIMEOUT, &mut shutdown).await {
+                Wait::Ready(r) => r,
+                Wait::ShuttingDown => {
                     // Nothing is applied: the session never reached QUIT.
                     self.say("-ERR [SYS/TEMP] The server is shutting down.");
                     self.flush().await?;
                     return Ok(());
                 }
-            };
-            match read {
-                Err(_) => {
+                Wait::Idle => {
                     self.say("-ERR Autologout; idle for too long.");
                     self.flush().await?;
                     return Ok(());
                 }
-                Ok(Err(LineError::TooLong { .. })) => self.say("-ERR Line too long."),
-                Ok(Err(e)) => return Err(e.into()),
-                Ok(Ok(())) => self.command(&line).await?,
+            };
+            match read {
+                Err(LineError::TooLong { .. }) => self.say("-ERR Line too long."),
+                Err(e) => return Err(e.into()),
+                Ok(()) => self.command(&line).await?,
             }
             // PIPELINING (RFC 2449): answer a batch of commands at once.
             if self.io.as_ref().is_none_or(|io| io.pending() == 0) || self.out.len() > 64 * 1024 {

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use net::door::{Wait, wait};
 use net::{LineError, LineReader, Stream};
 use pipeline::{Recipient, Trace};
 use smtp_proto::{Error as ParseError, Request};
@@ -97,23 +98,23 @@ impl Session {
         let mut shutdown = self.shutdown.clone();
         while !self.quit {
             let io = self.io()?;
-            let read = tokio::select! {
-                r = tokio::time::timeout(COMMAND_TIMEOUT, io.line(&mut line)) => r,
-                _ = shutdown.changed() => {
+            let read = match wait(io.line(&mut line), COMMAND_TIMEOUT, &mut shutdown).await {
+                Wait::Ready(r) => r,
+                Wait::ShuttingDown => {
                     self.reply("421 4.3.2 The server is shutting down; try again later.");
+                    self.flush().await?;
+                    return Ok(());
+                }
+                Wait::Idle => {
+                    self.reply("421 4.4.2 Timeout; closing the connection.");
                     self.flush().await?;
                     return Ok(());
                 }
             };
             match read {
-                Err(_) => {
-                    self.reply("421 4.4.2 Timeout; closing the connection.");
-                    self.flush().await?;
-                    return Ok(());
-                }
-                Ok(Err(LineError::TooLong { .. })) => self.error("500 5.5.2 Line too long."),
-                Ok(Err(e)) => return Err(e.into()),
-                Ok(Ok(())) => self.command(&line).await?,
+                Err(LineError::TooLong { .. }) => self.error("500 5.5.2 Line too long."),
+                Err(e) => return Err(e.into()),
+                Ok(()) => self.command(&line).await?,
             }
             // PIPELINING (RFC 2920): answer a group of commands at once.
             if self.io.as_ref().is_none_or(|io| io.pending() == 0) || self.quit {
