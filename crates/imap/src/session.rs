@@ -1109,10 +1109,14 @@ impl Session {
                 keywords: keywords.clone(),
                 internal_date: *date,
                 cache: a.cache.clone(),
+                spam: None,
             })
             .collect();
         match self.server.store.append_batch(mailbox.id, batch).await {
             Ok(done) => {
+                if mailbox.special_use == Some(SpecialUse::Sent) {
+                    self.note_correspondents(&messages).await;
+                }
                 let uids: Vec<u32> = done.iter().map(|d| d.uid).collect();
                 let validity = done.first().map_or(mailbox.uidvalidity, |d| d.uidvalidity);
                 ok_code(
@@ -1121,6 +1125,21 @@ impl Session {
                 )
             }
             Err(e) => store_failure(e),
+        }
+    }
+
+    /// A client that files what it sent into Sent (most do, when they
+    /// send through another server) tells us whom the user writes to:
+    /// their replies are trusted correspondents' mail.
+    async fn note_correspondents(&self, messages: &[AppendMessage]) {
+        let Some(account) = &self.account else { return };
+        for m in messages {
+            // Spammers put the user's own address in From: never trust it.
+            let mut to = mime::address::recipients(&m.data);
+            to.retain(|a| !a.eq_ignore_ascii_case(&account.address));
+            if let Err(e) = self.server.store.record_correspondents(account.id, &to).await {
+                tracing::warn!("cannot note {}'s correspondents: {e}", account.address);
+            }
         }
     }
 

@@ -38,6 +38,42 @@ pub fn envelope_addresses(value: &[u8]) -> Value {
     }
 }
 
+/// The addresses a message is written to (every To, Cc and Bcc field of
+/// its header), as `local@domain` in lower case, each once: the people a
+/// user corresponds with.
+pub fn recipients(raw: &[u8]) -> Vec<String> {
+    let header = crate::header::Header::parse(raw, 0, raw.len());
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for f in &header.fields {
+        let name = &raw[f.name.clone()];
+        if !["to", "cc", "bcc"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+        {
+            continue;
+        }
+        for a in parse_list(&raw[f.value.clone()]) {
+            let (Some(mailbox), Some(host)) = (&a.mailbox, &a.host) else {
+                continue;
+            };
+            let address = format!(
+                "{}@{}",
+                String::from_utf8_lossy(mailbox),
+                String::from_utf8_lossy(host)
+            )
+            .to_lowercase();
+            if seen.insert(address.clone()) {
+                out.push(address);
+                if out.len() == MAX_ADDRESSES {
+                    return out;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The addresses of an address list, with group start `(NIL NIL name NIL)`
 /// and end `(NIL NIL NIL NIL)` markers.
 pub fn parse_list(value: &[u8]) -> Vec<Address> {
@@ -270,5 +306,27 @@ mod tests {
         let junk = ",".repeat(100_000) + &"a@b,".repeat(5000);
         assert_eq!(parse_list(junk.as_bytes()).len(), MAX_ADDRESSES);
         let _ = parse_list(b"<<<>>>@@@::;;\"unterminated");
+    }
+}
+
+#[cfg(test)]
+mod recipient_tests {
+    use super::recipients;
+
+    #[test]
+    fn every_to_cc_and_bcc_once() {
+        let raw = b"From: me@example.test\r\nTo: Carol <Carol@Example.NET>, dave@example.net\r\n\
+Cc: team: erin@example.org, carol@example.net;\r\nBCC: <frank@example.com>\r\n\
+Subject: to: nobody@example.com\r\n\r\nTo: body@example.com\r\n";
+        assert_eq!(
+            recipients(raw),
+            [
+                "carol@example.net",
+                "dave@example.net",
+                "erin@example.org",
+                "frank@example.com"
+            ]
+        );
+        assert!(recipients(b"To: undisclosed-recipients:;\r\n\r\n").is_empty());
     }
 }

@@ -165,6 +165,56 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// On how many of the DNS blocklists `zones` the client address `peer`
+    /// is listed. A blocklist that does not answer (or answers with one of
+    /// the 127.255.255.x error codes Spamhaus gives refused resolvers) does
+    /// not list it: a blocklist outage must not junk the world's mail.
+    pub async fn dnsbl(&self, peer: IpAddr, zones: &[String]) -> usize {
+        let mut listed = 0;
+        for zone in zones {
+            let name = format!("{}.{zone}", reversed(peer));
+            let lookup = self.resolver.ipv4_lookup(name.as_str(), Some(&self.table.ipv4));
+            match tokio::time::timeout(DNSBL_TIMEOUT, lookup).await {
+                Ok(Ok(set)) if set.rrset.iter().any(|ip| is_listing(*ip)) => listed += 1,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::debug!("dnsbl {name}: {e}"),
+                Err(_) => tracing::info!("dnsbl {zone} did not answer within {DNSBL_TIMEOUT:?}"),
+            }
+        }
+        listed
+    }
+}
+
+/// How long one blocklist may take before the message goes on without it.
+const DNSBL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A blocklist's "listed" answer: 127.0.0.2 and up; 127.255.255.x are
+/// error codes (RFC 5782 2.1 keeps 127.0.0.0/8 for answers).
+fn is_listing(ip: Ipv4Addr) -> bool {
+    let [a, b, c, d] = ip.octets();
+    a == 127 && !(b == 255 && c == 255) && (b, c, d) >= (0, 0, 2)
+}
+
+/// The address as a DNSBL query name (RFC 5782 2.1, 2.4): IPv4 octets in
+/// reverse, IPv6 nibbles in reverse.
+fn reversed(peer: IpAddr) -> String {
+    match peer {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}")
+        }
+        IpAddr::V6(v6) => {
+            let mut nibbles = Vec::with_capacity(32);
+            for byte in v6.octets().iter().rev() {
+                nibbles.push(format!("{:x}", byte & 0xf));
+                nibbles.push(format!("{:x}", byte >> 4));
+            }
+            nibbles.join(".")
+        }
+    }
+}
+
 /// "No such name", as DNS answers it.
 fn nx() -> Txt {
     Txt::Error(mail_auth::Error::Dns(DnsError::RecordNotFound(
@@ -249,5 +299,38 @@ impl Caches {
             cache_ipv4: Some(&self.ipv4),
             cache_ipv6: Some(&self.ipv6),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dnsbl_query_names_and_answers() {
+        assert_eq!(reversed("192.0.2.99".parse().unwrap()), "99.2.0.192");
+        assert_eq!(
+            reversed("2001:db8:1:2:3:4:567:89ab".parse().unwrap()),
+            "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2"
+        );
+        assert!(is_listing(Ipv4Addr::new(127, 0, 0, 2)));
+        assert!(is_listing(Ipv4Addr::new(127, 0, 1, 4)));
+        assert!(!is_listing(Ipv4Addr::new(127, 0, 0, 1)));
+        assert!(!is_listing(Ipv4Addr::new(127, 255, 255, 254)));
+        assert!(!is_listing(Ipv4Addr::new(10, 0, 0, 2)));
+    }
+
+    #[tokio::test]
+    async fn dnsbl_from_the_table() {
+        let auth = Authenticator::with_table(
+            "A 2.2.0.192.bl.example.test 127.0.0.2\nA 2.2.0.192.other.test 127.0.0.4\n\
+             A 2.2.0.192.refused.test 127.255.255.254\n",
+        )
+        .unwrap();
+        let zones = |z: &[&str]| z.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let peer: IpAddr = "192.0.2.2".parse().unwrap();
+        let all = zones(&["bl.example.test", "other.test", "refused.test", "silent.test"]);
+        assert_eq!(auth.dnsbl(peer, &all).await, 2);
+        assert_eq!(auth.dnsbl("192.0.2.3".parse().unwrap(), &all).await, 0);
     }
 }

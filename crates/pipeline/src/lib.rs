@@ -12,7 +12,7 @@ pub use auth::{Authenticator, Facts};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use store::{Account, InternalDate, MailStore, NewMessage};
+use store::{Account, AccountId, InternalDate, MailStore, NewMessage, SpamNote};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,6 +20,8 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error("account {0} has no INBOX")]
     NoInbox(String),
+    #[error("the spam scorer gave {0} verdicts for {1} recipients")]
+    Scorer(usize, usize),
 }
 
 /// What a recipient address is to this server.
@@ -62,18 +64,42 @@ pub struct Pipeline {
     authenticator: Option<Authenticator>,
     scorer: Box<dyn SpamScorer>,
     thresholds: Thresholds,
+    /// DNS blocklists asked about SMTP clients (needs the authenticator's
+    /// resolver).
+    dnsbl: Vec<String>,
+}
+
+/// What the pipeline knows of a message besides its bytes, for its score.
+#[derive(Debug, Clone, Default)]
+pub struct SpamFacts<'a> {
+    /// The `Authentication-Results:` value, for mail that came over SMTP.
+    pub auth_results: Option<&'a str>,
+    /// The envelope sender, matched against block lists too.
+    pub mail_from: Option<&'a str>,
+    /// The From domain is one of ours (the forged local sender check).
+    pub local_from: bool,
+    /// On how many configured DNS blocklists the client's address is.
+    pub dnsbl_listed: usize,
 }
 
 /// Scores a message on Xeams' scale: additive, `>= possible_junk` is
 /// Possible Junk, `>= junk` is Junk, negative for trusted senders.
 #[async_trait::async_trait]
 pub trait SpamScorer: Send + Sync {
-    async fn score(&self, message: &[u8], auth_results: Option<&str>) -> spam::Verdict;
+    /// One verdict per account of `accounts`, each with that user's own
+    /// model, lists and correspondents; with no accounts, one verdict: the
+    /// server's view alone.
+    async fn score(
+        &self,
+        message: &[u8],
+        facts: &SpamFacts<'_>,
+        accounts: &[AccountId],
+    ) -> Vec<spam::Verdict>;
 }
 
-/// The server's scorer: the rules, and the Bayes model the store keeps
-/// (trained by `satchel spam train` and by users moving mail in and out of
-/// Junk).
+/// The server's scorer: the rules, the server's Bayes model added to each
+/// user's own (trained by `satchel spam train` and by users moving mail in
+/// and out of Junk), and what each user said of the sender.
 pub struct StoreScorer {
     store: Arc<dyn MailStore>,
 }
@@ -82,18 +108,10 @@ impl StoreScorer {
     pub fn new(store: Arc<dyn MailStore>) -> StoreScorer {
         StoreScorer { store }
     }
-}
 
-/// The server-wide Bayes model's scope in the store.
-pub const SERVER_MODEL: i64 = 0;
-
-#[async_trait::async_trait]
-impl SpamScorer for StoreScorer {
-    async fn score(&self, message: &[u8], auth_results: Option<&str>) -> spam::Verdict {
-        let mut verdict = spam::Verdict::default();
-        spam::rules::check(message, auth_results, &mut verdict);
-        let tokens = spam::tokens::tokens(message);
-        match self.store.bayes_counts(SERVER_MODEL, &tokens).await {
+    /// The Bayes reason from the models of `scopes`, added together.
+    async fn bayes(&self, scopes: &[i64], tokens: &[String], verdict: &mut spam::Verdict) {
+        match self.store.bayes_counts(scopes, tokens).await {
             Ok(((spam, ham), counts)) => {
                 let totals = spam::bayes::Counts { spam, ham };
                 let counts: Vec<spam::bayes::Counts> = counts
@@ -109,7 +127,77 @@ impl SpamScorer for StoreScorer {
             // Mail still flows, judged by the rules alone.
             Err(e) => tracing::warn!("spam: cannot read the Bayes model: {e}"),
         }
-        verdict
+    }
+
+    /// What `account` said of the sender (From, or the envelope sender for
+    /// a block).
+    async fn standing(
+        &self,
+        account: AccountId,
+        from: Option<&str>,
+        mail_from: Option<&str>,
+    ) -> Result<spam::personal::Standing, store::Error> {
+        let lists = self.store.spam_lists(account).await?;
+        let entries = lists.iter().map(|l| (l.pattern.as_str(), l.allow));
+        let by_from = from.and_then(|f| spam::personal::listed(entries.clone(), f));
+        let by_envelope = mail_from
+            .filter(|m| !m.is_empty())
+            .and_then(|m| spam::personal::listed(entries, m));
+        // A block on either address holds; an allow needs the From.
+        let listed = match (by_from, by_envelope) {
+            (_, Some(false)) => Some(false),
+            (f, _) => f,
+        };
+        let sent_to = match from {
+            Some(f) => self.store.sent_to(account, f).await?,
+            None => 0,
+        };
+        Ok(spam::personal::Standing { listed, sent_to })
+    }
+}
+
+/// The server-wide Bayes model's scope in the store.
+pub const SERVER_MODEL: i64 = 0;
+
+#[async_trait::async_trait]
+impl SpamScorer for StoreScorer {
+    async fn score(
+        &self,
+        message: &[u8],
+        facts: &SpamFacts<'_>,
+        accounts: &[AccountId],
+    ) -> Vec<spam::Verdict> {
+        let mut shared = spam::Verdict::default();
+        spam::rules::check(message, facts.auth_results, &mut shared);
+        if facts.local_from
+            && let Some(ar) = facts.auth_results
+        {
+            spam::rules::forged_local_sender(ar, &mut shared);
+        }
+        spam::rules::dnsbl(facts.dnsbl_listed, &mut shared);
+        let tokens = spam::tokens::tokens(message);
+        if accounts.is_empty() {
+            self.bayes(&[SERVER_MODEL], &tokens, &mut shared).await;
+            return vec![shared];
+        }
+        let from = spam::rules::from_address(message);
+        let mut out = Vec::with_capacity(accounts.len());
+        for &account in accounts {
+            let mut verdict = shared.clone();
+            self.bayes(&[SERVER_MODEL, account], &tokens, &mut verdict)
+                .await;
+            match self
+                .standing(account, from.as_deref(), facts.mail_from)
+                .await
+            {
+                Ok(standing) => {
+                    spam::personal::check(&standing, facts.auth_results, &mut verdict)
+                }
+                Err(e) => tracing::warn!("spam: cannot read account {account}'s lists: {e}"),
+            }
+            out.push(verdict);
+        }
+        out
     }
 }
 
@@ -119,8 +207,13 @@ pub struct Unscored;
 
 #[async_trait::async_trait]
 impl SpamScorer for Unscored {
-    async fn score(&self, _message: &[u8], _auth_results: Option<&str>) -> spam::Verdict {
-        spam::Verdict::default()
+    async fn score(
+        &self,
+        _message: &[u8],
+        _facts: &SpamFacts<'_>,
+        accounts: &[AccountId],
+    ) -> Vec<spam::Verdict> {
+        vec![spam::Verdict::default(); accounts.len().max(1)]
     }
 }
 
@@ -164,6 +257,7 @@ impl Pipeline {
             authenticator: None,
             scorer: Box::new(Unscored),
             thresholds: Thresholds::default(),
+            dnsbl: Vec::new(),
         }
     }
 
@@ -171,6 +265,13 @@ impl Pipeline {
     pub fn with_spam(mut self, scorer: Box<dyn SpamScorer>, thresholds: Thresholds) -> Pipeline {
         self.scorer = scorer;
         self.thresholds = thresholds;
+        self
+    }
+
+    /// Asks these DNS blocklists about every SMTP client (through the
+    /// authenticator's resolver, so only with one).
+    pub fn with_dnsbl(mut self, zones: &[String]) -> Pipeline {
+        self.dnsbl = zones.to_vec();
         self
     }
 
@@ -208,8 +309,10 @@ impl Pipeline {
     }
 
     /// Stores `raw` for each account (once each, however often it was
-    /// named), with trace fields in front when `trace` is given. All or
-    /// nothing: one transaction, one blob.
+    /// named), with trace fields in front when `trace` is given. Each
+    /// recipient gets their own verdict (their model, lists and
+    /// correspondents); recipients with the same verdict share one blob.
+    /// All or nothing: one transaction.
     pub async fn deliver(
         &self,
         raw: &[u8],
@@ -222,10 +325,17 @@ impl Pipeline {
                 unique.push(a);
             }
         }
-        let (message, verdict) = match trace {
+        let ids: Vec<AccountId> = unique.iter().map(|a| a.id).collect();
+        let local_from = match spam::rules::from_domain(raw) {
+            Some(domain) => self.is_local_domain(&domain).await?,
+            None => false,
+        };
+        // Fields in front of the message, and what the scorer learns.
+        let (prefix, verdicts) = match trace {
             Some(t) => {
-                let mut m = self.trace_fields(t, &unique).into_bytes();
+                let mut prefix = self.trace_fields(t, &unique).into_bytes();
                 let mut auth_results = None;
+                let mut dnsbl_listed = 0;
                 if let Some(auth) = &self.authenticator {
                     let facts = Facts {
                         peer: t.peer,
@@ -235,29 +345,59 @@ impl Pipeline {
                     };
                     // Checked on the message as it came, before our fields.
                     let field = auth.check(raw, &facts).await;
-                    m.extend_from_slice(field.as_bytes());
+                    prefix.extend_from_slice(field.as_bytes());
                     auth_results = Some(field);
+                    dnsbl_listed = auth.dnsbl(t.peer, &self.dnsbl).await;
                 }
-                let mut verdict = self.scorer.score(raw, auth_results.as_deref()).await;
-                if let Some(ar) = &auth_results
-                    && let Some(domain) = spam::rules::from_domain(raw)
-                    && self.is_local_domain(&domain).await?
-                {
-                    spam::rules::forged_local_sender(ar, &mut verdict);
-                }
-                m.extend_from_slice(verdict.header_fields(self.thresholds.junk).as_bytes());
-                m.extend_from_slice(raw);
-                (m, verdict)
+                let facts = SpamFacts {
+                    auth_results: auth_results.as_deref(),
+                    mail_from: Some(&t.mail_from),
+                    local_from,
+                    dnsbl_listed,
+                };
+                let verdicts = self.scorer.score(raw, &facts, &ids).await;
+                (Some(prefix), verdicts)
             }
             // `satchel deliver` stores the bytes as given: no fields added.
-            None => (raw.to_vec(), self.scorer.score(raw, None).await),
+            None => {
+                let facts = SpamFacts {
+                    local_from,
+                    ..SpamFacts::default()
+                };
+                (None, self.scorer.score(raw, &facts, &ids).await)
+            }
         };
-        // The spam verdict names a mailbox per recipient; the user's filters
-        // may send it elsewhere (their own issue: for now they keep it).
-        let score = verdict.score;
-        let mut inboxes = Vec::with_capacity(unique.len());
-        for a in &unique {
-            let name = self.thresholds.mailbox(score);
+        if verdicts.len() != unique.len() {
+            return Err(Error::Scorer(verdicts.len(), unique.len()));
+        }
+        // One stored form per distinct set of spam fields.
+        let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut body_of = Vec::with_capacity(unique.len());
+        for v in &verdicts {
+            let fields = match &prefix {
+                Some(_) => v.header_fields(self.thresholds.junk),
+                None => String::new(),
+            };
+            let i = match bodies.iter().position(|(f, _)| *f == fields) {
+                Some(i) => i,
+                None => {
+                    let bytes = match &prefix {
+                        Some(p) => [p.as_slice(), fields.as_bytes(), raw].concat(),
+                        None => raw.to_vec(),
+                    };
+                    bodies.push((fields, bytes));
+                    bodies.len() - 1
+                }
+            };
+            body_of.push(i);
+        }
+        let analyses: Vec<mime::Analysis> =
+            bodies.iter().map(|(_, b)| mime::analyze(b)).collect();
+        // The verdict names a mailbox per recipient; the user's filters may
+        // send it elsewhere (their own issue: for now they keep it).
+        let mut targets = Vec::with_capacity(unique.len());
+        for (a, v) in unique.iter().zip(&verdicts) {
+            let name = self.thresholds.mailbox(v.score);
             let target = match self.store.mailbox(a.id, name).await? {
                 Some(m) => m,
                 // A user who deleted Junk still gets the mail, in INBOX.
@@ -267,28 +407,36 @@ impl Pipeline {
                     .await?
                     .ok_or_else(|| Error::NoInbox(a.address.clone()))?,
             };
-            inboxes.push(target);
+            targets.push(target);
         }
-        let analysis = mime::analyze(&message);
-        let ids: Vec<_> = inboxes.iter().map(|m| m.id).collect();
-        let stored = self
-            .store
-            .append_to_many(
-                &ids,
-                NewMessage {
-                    raw: &message,
-                    size: analysis.size,
-                    flags: store::Flags::empty(),
-                    keywords: Vec::new(),
-                    internal_date: InternalDate::now(),
-                    cache: analysis.cache,
-                },
-            )
-            .await?;
+        let now = InternalDate::now();
+        let copies = targets
+            .iter()
+            .zip(&verdicts)
+            .zip(&body_of)
+            .map(|((m, v), &i)| {
+                (
+                    m.id,
+                    NewMessage {
+                        raw: &bodies[i].1,
+                        size: analyses[i].size,
+                        flags: store::Flags::empty(),
+                        keywords: Vec::new(),
+                        internal_date: now,
+                        cache: analyses[i].cache.clone(),
+                        spam: Some(SpamNote {
+                            score: v.score,
+                            reasons: v.reasons_text(),
+                        }),
+                    },
+                )
+            })
+            .collect();
+        let stored = self.store.append_copies(copies).await?;
         Ok(stored
             .iter()
             .zip(&unique)
-            .zip(&inboxes)
+            .zip(&targets)
             .map(|((s, a), m)| Delivered {
                 account: a.address.clone(),
                 mailbox: m.name.clone(),

@@ -89,6 +89,10 @@ pub struct Spam {
     pub possible_junk: i64,
     #[serde(default = "default_junk")]
     pub junk: i64,
+    /// DNS blocklists asked about every SMTP client's address
+    /// (`zen.spamhaus.org`); none by default, as lookups leave the host.
+    #[serde(default)]
+    pub dnsbl: Vec<String>,
 }
 
 impl Spam {
@@ -174,6 +178,11 @@ impl Config {
                 self.spam.junk
             );
         }
+        for zone in &self.spam.dnsbl {
+            if let Err(e) = store::names::normalize_address(&format!("postmaster@{zone}")) {
+                bail!("spam.dnsbl: {zone:?} is not a DNS zone such as \"zen.spamhaus.org\" ({e})");
+            }
+        }
         match (self.storage.backend, &self.storage.url) {
             (Backend::Postgres, None) => {
                 bail!(
@@ -229,6 +238,7 @@ impl Default for Spam {
         Spam {
             possible_junk: default_possible_junk(),
             junk: default_junk(),
+            dnsbl: Vec::new(),
         }
     }
 }
@@ -291,6 +301,7 @@ backend = "embedded"
 [spam]
 possible_junk = 60
 junk = 100
+dnsbl = ["zen.spamhaus.org", "bl.example.test"]
 [pop3]
 delete = "hide"
 mark_seen = false
@@ -305,6 +316,7 @@ plaintext_anywhere = false
         assert!(c.listen.pop3.is_empty(), "a door left out is off");
         assert_eq!(c.pop3.delete, Pop3Delete::Hide);
         assert!(!c.pop3.mark_seen);
+        assert_eq!(c.spam.dnsbl, ["zen.spamhaus.org", "bl.example.test"]);
     }
 
     #[test]
@@ -321,6 +333,10 @@ plaintext_anywhere = false
             .unwrap_err()
             .to_string();
         assert!(e.contains("possible_junk = 120"), "{e}");
+        let e = parse("[spam]\ndnsbl = [\"not a zone\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spam.dnsbl") && e.contains("not a zone"), "{e}");
         let e = parse("[storage]\nbackend = \"postgres\"\n")
             .unwrap_err()
             .to_string();

@@ -73,6 +73,7 @@ async fn changes_in_this_process_are_published_at_once() {
                 keywords: vec!["$Forwarded".into()],
                 internal_date: store::InternalDate::now(),
                 cache: Default::default(),
+                spam: None,
             },
         )
         .await

@@ -4,6 +4,7 @@
 //! the authentication results from the pipeline.
 
 pub mod bayes;
+pub mod personal;
 pub mod rules;
 pub mod tokens;
 
@@ -27,13 +28,22 @@ impl Verdict {
         self.reasons.push(Reason { name, score });
     }
 
-    /// `X-Spam-Score:` and `X-Spam-Status:` fields, with their CRLFs.
-    pub fn header_fields(&self, junk_threshold: i64) -> String {
-        let tests: Vec<String> = self
-            .reasons
+    /// The reasons as `NAME(score)` items separated by spaces (the index
+    /// keeps them so).
+    pub fn reasons_text(&self) -> String {
+        self.items().join(" ")
+    }
+
+    fn items(&self) -> Vec<String> {
+        self.reasons
             .iter()
             .map(|r| format!("{}({})", r.name, r.score))
-            .collect();
+            .collect()
+    }
+
+    /// `X-Spam-Score:` and `X-Spam-Status:` fields, with their CRLFs.
+    pub fn header_fields(&self, junk_threshold: i64) -> String {
+        let tests = self.items();
         let yes = if self.score >= junk_threshold {
             "Yes"
         } else {

@@ -73,6 +73,17 @@ pub fn check(raw: &[u8], auth_results: Option<&str>, verdict: &mut Verdict) {
     if lying {
         verdict.add("LYING_LINK", 15);
     }
+    let hidden = msg
+        .parts
+        .iter()
+        .map(|p| match &p.body {
+            PartType::Html(h) => hidden_letters(h),
+            _ => 0,
+        })
+        .sum::<usize>();
+    if hidden >= HIDDEN_LETTERS {
+        verdict.add("HTML_HIDDEN_TEXT", 30);
+    }
     let executable = msg.attachments().any(|a| {
         a.attachment_name()
             .map(|n| n.to_ascii_lowercase())
@@ -85,10 +96,129 @@ pub fn check(raw: &[u8], auth_results: Option<&str>, verdict: &mut Verdict) {
 
 /// The domain of the From address, lower case.
 pub fn from_domain(raw: &[u8]) -> Option<String> {
+    let address = from_address(raw)?;
+    let (_, domain) = address.rsplit_once('@')?;
+    Some(domain.to_string())
+}
+
+/// The From address, lower case (the first, if there are several).
+pub fn from_address(raw: &[u8]) -> Option<String> {
     let msg = MessageParser::default().parse_headers(raw)?;
     let address = msg.from()?.first()?.address()?;
-    let (_, domain) = address.rsplit_once('@')?;
-    Some(domain.trim_end_matches('.').to_ascii_lowercase())
+    address.contains('@').then(|| {
+        address
+            .trim()
+            .trim_end_matches('.')
+            .to_lowercase()
+    })
+}
+
+/// For mail whose connecting address is on `listed` of the DNS blocklists
+/// the admin configured (the pipeline asks them). One listing makes a
+/// message doubtful; a second, or Bayes agreeing, junks it.
+pub fn dnsbl(listed: usize, verdict: &mut Verdict) {
+    if listed > 0 {
+        verdict.add("RCVD_IN_DNSBL", 60);
+    }
+    if listed > 1 {
+        verdict.add("RCVD_IN_DNSBL_MULTI", 30);
+    }
+}
+
+/// Hidden letters from this many on: more than a newsletter's hidden
+/// preheader line (under 150), what text meant for the filter and not the
+/// reader (Bayes poison) takes.
+const HIDDEN_LETTERS: usize = 300;
+/// Elements open at once that are followed; deeper ones count as shown.
+const MAX_OPEN: usize = 256;
+
+/// Letters of text an HTML part hides from its reader: inside elements
+/// styled `display:none`, `visibility:hidden`, `font-size:0` or
+/// `opacity:0`, or `<font size=0>`.
+fn hidden_letters(html: &str) -> usize {
+    // ASCII only, so byte positions in `lower` are those in `html`.
+    let lower = html.to_ascii_lowercase();
+    let mut open: Vec<(&str, bool)> = Vec::new();
+    let mut hidden_depth = 0usize;
+    let mut letters = 0;
+    let mut at = 0;
+    while at < lower.len() {
+        let Some(lt) = lower[at..].find('<').map(|i| at + i) else {
+            if hidden_depth > 0 {
+                letters += count_letters(&html[at..]);
+            }
+            break;
+        };
+        if hidden_depth > 0 {
+            letters += count_letters(&html[at..lt]);
+        }
+        let Some(gt) = lower[lt..].find('>').map(|i| lt + i) else {
+            break;
+        };
+        let tag = &lower[lt + 1..gt];
+        at = gt + 1;
+        if let Some(name) = tag.strip_prefix('/') {
+            let name = tag_name(name);
+            // Close the nearest element of that name and all inside it
+            // (a missing end tag must not hide the rest of the page).
+            if let Some(i) = open.iter().rposition(|(n, _)| *n == name) {
+                hidden_depth -= open[i..].iter().filter(|(_, h)| *h).count();
+                open.truncate(i);
+            }
+            continue;
+        }
+        let name = tag_name(tag);
+        if name.is_empty()
+            || tag.ends_with('/')
+            || matches!(
+                name,
+                "br" | "img" | "hr" | "meta" | "link" | "input" | "col" | "area" | "base" | "wbr"
+            )
+            || name.starts_with('!')
+        {
+            continue;
+        }
+        if matches!(name, "script" | "style") {
+            // Not shown and not text: skip to its end.
+            let end = format!("</{name}");
+            at = lower[at..].find(&end).map_or(lower.len(), |i| at + i);
+            continue;
+        }
+        if open.len() == MAX_OPEN {
+            continue;
+        }
+        let hides = hides(tag);
+        hidden_depth += hides as usize;
+        open.push((name, hides));
+    }
+    letters
+}
+
+fn tag_name(tag: &str) -> &str {
+    let end = tag
+        .find(|c: char| c.is_ascii_whitespace() || c == '/')
+        .unwrap_or(tag.len());
+    &tag[..end]
+}
+
+/// Whether a (lower case) start tag's attributes hide its content.
+fn hides(tag: &str) -> bool {
+    let squeezed: String = tag
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace() && *c != '"' && *c != '\'')
+        .collect();
+    ["display:none", "visibility:hidden", "opacity:0;"]
+        .iter()
+        .any(|s| squeezed.contains(s))
+        || squeezed.ends_with("opacity:0")
+        || squeezed
+            .match_indices("font-size:0")
+            .any(|(i, m)| !squeezed[i + m.len()..].starts_with(|c: char| c.is_ascii_digit() || c == '.'))
+        || (tag.starts_with("font") && squeezed.contains("size=0"))
+}
+
+fn count_letters(text: &str) -> usize {
+    text.chars().filter(|c| c.is_alphabetic()).count()
 }
 
 /// For mail from outside whose From is one of our own domains (the caller
@@ -242,6 +372,53 @@ Content-Type: text/html\r\n\r\n<p>Log in: <A HREF=\"http://203.0.113.9.evil.test
             forged_local_sender(ar, &mut v);
             assert_eq!(v.score == 50, forged, "{ar}");
         }
+    }
+
+    #[test]
+    fn hidden_text() {
+        let poison = "tomato basil harvest ".repeat(20);
+        for style in [
+            r#"<div style="display: none">"#,
+            r#"<span style='visibility:hidden'>"#,
+            r#"<p style="color:#000; font-size:0px">"#,
+            r#"<div style="opacity:0">"#,
+            "<font size=0>",
+        ] {
+            let html = format!("<p>Buy now</p>{style}{poison}</div></span></p></font><p>end</p>");
+            assert!(hidden_letters(&html) >= 300, "{style}");
+        }
+        // A preheader, scripts, styles and shown text are not hidden text.
+        let shown = format!(
+            "<div style=\"display:none;max-height:0\">Your March newsletter is here</div>\
+             <style>.x{{display:none}}</style><script>var a='{poison}'</script>\
+             <p style=\"font-size:0.9em\">{poison}</p><br/><img src=x>{poison}"
+        );
+        assert!(hidden_letters(&shown) < 50, "{}", hidden_letters(&shown));
+        // A hidden element left open ends where its parent ends.
+        let unclosed = format!("<td><div style=\"display:none\">x</td>{poison}");
+        assert!(hidden_letters(&unclosed) < 5);
+        let raw = format!(
+            "From: x@y.test\r\nSubject: s\r\nDate: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m@y>\r\n\
+             Content-Type: text/html\r\n\r\n<p>Cheap meds</p><div style=\"display:none\">{poison}</div>"
+        );
+        assert_eq!(reasons(raw.as_bytes(), None), vec!["HTML_ONLY", "HTML_HIDDEN_TEXT"]);
+        // Hostile shapes cost a pass, not a square.
+        let deep = "<div style=display:none>".repeat(100_000) + &"</div>".repeat(100_000);
+        assert_eq!(hidden_letters(&deep), 0);
+    }
+
+    #[test]
+    fn dnsbl_listings() {
+        for (listed, want) in [(0, 0), (1, 60), (2, 90), (3, 90)] {
+            let mut v = Verdict::default();
+            dnsbl(listed, &mut v);
+            assert_eq!(v.score, want);
+        }
+        assert_eq!(
+            from_address(b"From: \"Bob\" <Bob@Example.NET>\r\n\r\n").as_deref(),
+            Some("bob@example.net")
+        );
+        assert_eq!(from_address(b"From: undisclosed\r\n\r\n"), None);
     }
 
     #[test]

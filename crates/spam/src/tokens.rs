@@ -139,6 +139,9 @@ pub fn urls(text: &str) -> Vec<String> {
     out
 }
 
+/// Longest tag whose attributes are read.
+const MAX_TAG: usize = 2048;
+
 /// Text of HTML without its tags (scripts and styles dropped).
 pub fn strip_tags(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
@@ -162,8 +165,16 @@ pub fn strip_tags(html: &str) -> String {
                     skip_until = Some("</style");
                 }
                 // Link targets are text worth reading too.
+                // Within the tag only: a search to the end for every `<a `
+                // would make hostile HTML cost the square of its length.
+                let mut end = lower.len().min(i + MAX_TAG);
+                while !lower.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let tag = &lower[i..end];
+                let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
                 if lower[i..].starts_with("<a ")
-                    && let Some(j) = lower[i..].find("href=")
+                    && let Some(j) = tag.find("href=")
                 {
                     let rest = &html[i + j + 5..];
                     let target: String = rest

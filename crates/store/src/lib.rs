@@ -124,13 +124,13 @@ pub trait MailStore: Send + Sync {
         mailbox: MailboxId,
         messages: Vec<NewMessage<'_>>,
     ) -> Result<Vec<Appended>>;
-    /// Stores one message into several mailboxes (a delivery to several
-    /// recipients): one blob, one transaction, all or nothing.
-    async fn append_to_many(
-        &self,
-        mailboxes: &[MailboxId],
-        message: NewMessage<'_>,
-    ) -> Result<Vec<Appended>>;
+    /// Stores a delivery to several recipients: each message into its
+    /// mailbox, in one transaction, all or nothing. Recipients whose copies
+    /// are byte for byte the same share one blob.
+    async fn append_copies(&self, copies: Vec<(MailboxId, NewMessage<'_>)>)
+    -> Result<Vec<Appended>>;
+    /// The spam verdict a message was filed by (None: it was not scored).
+    async fn spam_note(&self, mailbox: MailboxId, uid: u32) -> Result<Option<SpamNote>>;
     /// The messages of a mailbox in UID order.
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
     /// The cached ENVELOPE and BODYSTRUCTURE of some messages, by UID.
@@ -178,17 +178,39 @@ pub trait MailStore: Send + Sync {
     /// The stored bytes of a message, exactly as received.
     async fn read_blob(&self, blob: &BlobHash) -> Result<Vec<u8>>;
 
-    /// The Bayes model of `scope` (0: the server's, else an account id):
-    /// (spam, ham) messages trained, and (spam, ham) counts per token.
+    /// The Bayes models of `scopes` (0: the server's, else an account id)
+    /// added together: (spam, ham) messages trained, and (spam, ham) counts
+    /// per token.
     async fn bayes_counts(
         &self,
-        scope: i64,
+        scopes: &[i64],
         tokens: &[String],
     ) -> Result<((u64, u64), Vec<(u64, u64)>)>;
     /// Teaches the model of `scope` one message's tokens.
     async fn bayes_train(&self, scope: i64, tokens: &[String], spam: bool) -> Result<()>;
-    /// Takes (and removes) up to `limit` training events users caused.
-    async fn take_training(&self, limit: usize) -> Result<Vec<TrainingEvent>>;
+    /// Up to `limit` training events users caused, oldest first; each stays
+    /// until [`MailStore::finish_training`] consumes it.
+    async fn pending_training(&self, limit: usize) -> Result<Vec<TrainingEvent>>;
+    /// Teaches the event's tokens to the models of `scopes` and removes the
+    /// event, in one transaction: a crash leaves it untaught and pending,
+    /// never taught twice. `None`: the message is gone, drop the event.
+    async fn finish_training(
+        &self,
+        event: &TrainingEvent,
+        scopes: &[i64],
+        tokens: Option<&[String]>,
+    ) -> Result<()>;
+
+    /// The account's allow and block list.
+    async fn spam_lists(&self, account: AccountId) -> Result<Vec<ListedSender>>;
+    /// Puts an address or `@domain` on the allow (or block) list, replacing
+    /// what the list said of it; `None` takes it off.
+    async fn set_spam_list(&self, account: AccountId, pattern: &str, allow: Option<bool>)
+    -> Result<()>;
+    /// Notes that the account sent a message to `addresses` (lower case).
+    async fn record_correspondents(&self, account: AccountId, addresses: &[String]) -> Result<()>;
+    /// How many messages the account has sent to `address`.
+    async fn sent_to(&self, account: AccountId, address: &str) -> Result<u64>;
 
     /// Housekeeping a server runs now and then: unreferenced and orphaned
     /// blobs, leftovers of writers that died.

@@ -25,6 +25,7 @@ use crate::{Error, MailStore, Result, WATCH_INTERVAL, password, unix_now};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_bayes.sql"),
+    include_str!("../migrations/sqlite/0003_spam_personal.sql"),
 ];
 
 /// How long a writer waits for another process's write transaction.
@@ -153,26 +154,33 @@ impl SqliteStore {
         Ok(n)
     }
 
-    /// Stores `messages` into `targets`: with one target, each message once
-    /// into it (append, import); with several, the one message into each
-    /// (a delivery to many recipients). One blob per distinct message, one
-    /// transaction for all of it.
-    async fn append_to(
-        &self,
-        targets: &[MailboxId],
-        messages: Vec<NewMessage<'_>>,
-    ) -> Result<Vec<Appended>> {
-        if messages.iter().any(|m| m.raw.is_empty()) {
+    /// Stores each message into its mailbox, in one transaction; answers
+    /// in the same order. Runs of messages for one mailbox take their UIDs
+    /// in one step (append, import); byte-equal messages share a blob,
+    /// written once.
+    async fn append_to(&self, items: Vec<(MailboxId, NewMessage<'_>)>) -> Result<Vec<Appended>> {
+        if items.iter().any(|(_, m)| m.raw.is_empty()) {
             return Err(Error::EmptyMessage);
         }
-        if messages
+        if items
             .iter()
-            .any(|m| m.raw.len() as u64 > MAX_MESSAGE_SIZE)
+            .any(|(_, m)| m.raw.len() as u64 > MAX_MESSAGE_SIZE)
         {
             return Err(Error::TooLarge);
         }
+        // Distinct bodies, and which one each item stores.
+        let mut distinct: Vec<&[u8]> = Vec::new();
+        let mut seen = std::collections::HashMap::new();
+        let mut body_of = Vec::with_capacity(items.len());
+        for (_, m) in &items {
+            let i = *seen.entry(m.raw).or_insert_with(|| {
+                distinct.push(m.raw);
+                distinct.len() - 1
+            });
+            body_of.push(i);
+        }
         // Blobs are written and fsync'd before the write lock is taken.
-        let raws: Vec<Vec<u8>> = messages.iter().map(|m| m.raw.to_vec()).collect();
+        let raws: Vec<Vec<u8>> = distinct.iter().map(|r| r.to_vec()).collect();
         let blobs = self.blobs.clone();
         let staged = tokio::task::spawn_blocking(move || {
             raws.iter()
@@ -187,10 +195,16 @@ impl SqliteStore {
         let hashes = tokio::task::spawn_blocking(move || blobs.publish(staged))
             .await
             .map_err(|e| Error::Corrupt(format!("blob writer failed: {e}")))??;
-        let mut out = Vec::new();
-        let mut touched = Vec::new();
-        for &mailbox in targets {
-            let n = messages.len() as i64;
+        let mut out = Vec::with_capacity(items.len());
+        let mut touched: Vec<(AccountId, MailboxId, u64)> = Vec::new();
+        let mut start = 0;
+        while start < items.len() {
+            let mailbox = items[start].0;
+            let run = items[start..]
+                .iter()
+                .take_while(|(m, _)| *m == mailbox)
+                .count();
+            let n = run as i64;
             let row = sqlx::query(
                 "UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + $1 \
                  WHERE id = $2 RETURNING account_id, name, uidvalidity, uidnext, highestmodseq",
@@ -208,13 +222,15 @@ impl SqliteStore {
             if first_uid + n > u32::MAX as i64 {
                 return Err(Error::UidsExhausted(row.try_get("name")?));
             }
-            for (i, (m, hash)) in messages.iter().zip(&hashes).enumerate() {
+            for i in 0..run {
+                let (_, m) = &items[start + i];
+                let hash = &hashes[body_of[start + i]];
                 let uid = first_uid + i as i64;
                 let modseq = first_modseq + i as i64;
                 sqlx::query(
                     "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
-                     internal_tz, size, blob, envelope, bodystructure) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(mailbox)
                 .bind(uid)
@@ -227,6 +243,8 @@ impl SqliteStore {
                 .bind(&hash.0)
                 .bind(m.cache.envelope.as_deref())
                 .bind(m.cache.bodystructure.as_deref())
+                .bind(m.spam.as_ref().map(|n| n.score))
+                .bind(m.spam.as_ref().map(|n| n.reasons.as_str()))
                 .execute(&mut *tx)
                 .await?;
                 out.push(Appended {
@@ -239,7 +257,11 @@ impl SqliteStore {
             let last_modseq = (first_modseq + n - 1) as u64;
             self.record_change(&mut tx, account_id, mailbox, last_modseq)
                 .await?;
-            touched.push((account_id, mailbox, last_modseq));
+            match touched.iter_mut().find(|t| t.1 == mailbox) {
+                Some(t) => t.2 = last_modseq,
+                None => touched.push((account_id, mailbox, last_modseq)),
+            }
+            start += run;
         }
         tx.commit().await?;
         for (account_id, mailbox, modseq) in touched {
@@ -440,6 +462,13 @@ impl MailStore for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // Its Bayes model too: ids may be given again to a new account.
+        for table in ["bayes_tokens", "bayes_totals"] {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE scope = $1")))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         self.collect_garbage().await?;
         Ok(())
@@ -502,7 +531,7 @@ impl MailStore for SqliteStore {
     }
 
     async fn append(&self, mailbox: MailboxId, message: NewMessage<'_>) -> Result<Appended> {
-        let mut done = self.append_to(&[mailbox], vec![message]).await?;
+        let mut done = self.append_to(vec![(mailbox, message)]).await?;
         done.pop()
             .ok_or_else(|| Error::Corrupt("append stored nothing".into()))
     }
@@ -515,18 +544,35 @@ impl MailStore for SqliteStore {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        self.append_to(&[mailbox], messages).await
+        self.append_to(messages.into_iter().map(|m| (mailbox, m)).collect())
+            .await
     }
 
-    async fn append_to_many(
+    async fn append_copies(
         &self,
-        mailboxes: &[MailboxId],
-        message: NewMessage<'_>,
+        copies: Vec<(MailboxId, NewMessage<'_>)>,
     ) -> Result<Vec<Appended>> {
-        if mailboxes.is_empty() {
+        if copies.is_empty() {
             return Ok(Vec::new());
         }
-        self.append_to(mailboxes, vec![message]).await
+        self.append_to(copies).await
+    }
+
+    async fn spam_note(&self, mailbox: MailboxId, uid: u32) -> Result<Option<SpamNote>> {
+        let row = sqlx::query(
+            "SELECT spam_score, spam_reasons FROM messages WHERE mailbox_id = $1 AND uid = $2",
+        )
+        .bind(mailbox)
+        .bind(uid as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let score: Option<i64> = row.try_get("spam_score")?;
+        let reasons: Option<String> = row.try_get("spam_reasons")?;
+        Ok(score.map(|score| SpamNote {
+            score,
+            reasons: reasons.unwrap_or_default(),
+        }))
     }
 
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
@@ -916,28 +962,36 @@ impl MailStore for SqliteStore {
 
     async fn bayes_counts(
         &self,
-        scope: i64,
+        scopes: &[i64],
         tokens: &[String],
     ) -> Result<((u64, u64), Vec<(u64, u64)>)> {
+        let scope_json = format!(
+            "[{}]",
+            scopes
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         let mut tx = self.pool.begin().await?;
-        let totals = sqlx::query("SELECT spam, ham FROM bayes_totals WHERE scope = $1")
-            .bind(scope)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| -> Result<(u64, u64)> {
-                Ok((
-                    r.try_get::<i64, _>("spam")? as u64,
-                    r.try_get::<i64, _>("ham")? as u64,
-                ))
-            })
-            .transpose()?
-            .unwrap_or((0, 0));
+        let totals = sqlx::query(
+            "SELECT coalesce(sum(spam), 0) AS spam, coalesce(sum(ham), 0) AS ham \
+             FROM bayes_totals WHERE scope IN (SELECT value FROM json_each($1))",
+        )
+        .bind(&scope_json)
+        .fetch_one(&mut *tx)
+        .await?;
+        let totals = (
+            totals.try_get::<i64, _>("spam")? as u64,
+            totals.try_get::<i64, _>("ham")? as u64,
+        );
         let json = string_json(tokens);
         let rows = sqlx::query(
-            "SELECT token, spam, ham FROM bayes_tokens WHERE scope = $1 \
-             AND token IN (SELECT value FROM json_each($2))",
+            "SELECT token, sum(spam) AS spam, sum(ham) AS ham FROM bayes_tokens \
+             WHERE scope IN (SELECT value FROM json_each($1)) \
+             AND token IN (SELECT value FROM json_each($2)) GROUP BY token",
         )
-        .bind(scope)
+        .bind(&scope_json)
         .bind(json)
         .fetch_all(&mut *tx)
         .await?;
@@ -963,60 +1017,134 @@ impl MailStore for SqliteStore {
     }
 
     async fn bayes_train(&self, scope: i64, tokens: &[String], spam: bool) -> Result<()> {
-        let (s, h) = if spam { (1i64, 0i64) } else { (0, 1) };
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO bayes_totals (scope, spam, ham) VALUES ($1, $2, $3) \
-             ON CONFLICT (scope) DO UPDATE SET spam = spam + $2, ham = ham + $3",
-        )
-        .bind(scope)
-        .bind(s)
-        .bind(h)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO bayes_tokens (scope, token, spam, ham) \
-             SELECT $1, value, $3, $4 FROM json_each($2) WHERE true \
-             ON CONFLICT (scope, token) DO UPDATE SET spam = spam + $3, ham = ham + $4",
-        )
-        .bind(scope)
-        .bind(string_json(tokens))
-        .bind(s)
-        .bind(h)
-        .execute(&mut *tx)
-        .await?;
+        train_in_tx(&mut tx, scope, tokens, spam).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn take_training(&self, limit: usize) -> Result<Vec<TrainingEvent>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+    async fn pending_training(&self, limit: usize) -> Result<Vec<TrainingEvent>> {
         let rows =
             sqlx::query("SELECT id, account_id, blob, spam FROM training ORDER BY id LIMIT $1")
                 .bind(limit as i64)
-                .fetch_all(&mut *tx)
+                .fetch_all(&self.pool)
                 .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(TrainingEvent {
-                account: r.try_get("account_id")?,
-                blob: BlobHash(r.try_get("blob")?),
-                spam: r.try_get::<i64, _>("spam")? != 0,
-            });
-            sqlx::query("DELETE FROM training WHERE id = $1")
-                .bind(r.try_get::<i64, _>("id")?)
-                .execute(&mut *tx)
-                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TrainingEvent {
+                    id: r.try_get("id")?,
+                    account: r.try_get("account_id")?,
+                    blob: BlobHash(r.try_get("blob")?),
+                    spam: r.try_get::<i64, _>("spam")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    async fn finish_training(
+        &self,
+        event: &TrainingEvent,
+        scopes: &[i64],
+        tokens: Option<&[String]>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let gone = sqlx::query("DELETE FROM training WHERE id = $1")
+            .bind(event.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // Another trainer (a second process on the same store) got it first.
+        if gone == 0 {
+            return Ok(());
         }
-        // The blobs may have been waiting for this row to go.
-        sqlx::query("INSERT OR IGNORE INTO blob_gc (hash) SELECT value FROM json_each($1)")
-            .bind(string_json(
-                &out.iter().map(|e| e.blob.0.clone()).collect::<Vec<_>>(),
-            ))
+        if let Some(tokens) = tokens {
+            for &scope in scopes {
+                train_in_tx(&mut tx, scope, tokens, event.spam).await?;
+            }
+        }
+        // The blob may have been waiting for this row to go.
+        sqlx::query("INSERT OR IGNORE INTO blob_gc (hash) VALUES ($1)")
+            .bind(&event.blob.0)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(out)
+        Ok(())
+    }
+
+    async fn spam_lists(&self, account: AccountId) -> Result<Vec<ListedSender>> {
+        sqlx::query("SELECT pattern, allow FROM spam_lists WHERE account_id = $1 ORDER BY pattern")
+            .bind(account)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ListedSender {
+                    pattern: r.try_get("pattern")?,
+                    allow: r.try_get::<i64, _>("allow")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    async fn set_spam_list(
+        &self,
+        account: AccountId,
+        pattern: &str,
+        allow: Option<bool>,
+    ) -> Result<()> {
+        let pattern = normalize_sender_pattern(pattern)?;
+        match allow {
+            Some(allow) => {
+                sqlx::query(
+                    "INSERT INTO spam_lists (account_id, pattern, allow) VALUES ($1, $2, $3) \
+                     ON CONFLICT (account_id, pattern) DO UPDATE SET allow = $3",
+                )
+                .bind(account)
+                .bind(&pattern)
+                .bind(allow as i64)
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM spam_lists WHERE account_id = $1 AND pattern = $2")
+                    .bind(account)
+                    .bind(&pattern)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_correspondents(&self, account: AccountId, addresses: &[String]) -> Result<()> {
+        if addresses.is_empty() {
+            return Ok(());
+        }
+        let addresses: Vec<String> = addresses.iter().map(|a| a.to_lowercase()).collect();
+        sqlx::query(
+            "INSERT INTO correspondents (account_id, address, sent, last_sent) \
+             SELECT $1, value, 1, $3 FROM json_each($2) WHERE true \
+             ON CONFLICT (account_id, address) DO UPDATE SET sent = sent + 1, last_sent = $3",
+        )
+        .bind(account)
+        .bind(string_json(&addresses))
+        .bind(unix_now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn sent_to(&self, account: AccountId, address: &str) -> Result<u64> {
+        let n: Option<i64> = sqlx::query(
+            "SELECT sent FROM correspondents WHERE account_id = $1 AND address = $2",
+        )
+        .bind(account)
+        .bind(address.to_lowercase())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.try_get("sent"))
+        .transpose()?;
+        Ok(n.unwrap_or(0) as u64)
     }
 
     async fn maintenance(&self) -> Result<()> {
@@ -1414,9 +1542,10 @@ async fn move_in_tx(
         let new_uid = first + i as i64;
         sqlx::query(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
-             internal_tz, size, blob, envelope, bodystructure) \
+             internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons) \
              SELECT $1, $2, $3, flags, keywords, internal_date, internal_tz, size, blob, \
-             envelope, bodystructure FROM messages WHERE mailbox_id = $4 AND uid = $5",
+             envelope, bodystructure, spam_score, spam_reasons \
+             FROM messages WHERE mailbox_id = $4 AND uid = $5",
         )
         .bind(to)
         .bind(new_uid)
@@ -1453,4 +1582,54 @@ async fn create_parents(
         }
     }
     Ok(())
+}
+
+/// Adds one message's tokens to the model of `scope`.
+async fn train_in_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    scope: i64,
+    tokens: &[String],
+    spam: bool,
+) -> Result<()> {
+    let (s, h) = if spam { (1i64, 0i64) } else { (0, 1) };
+    sqlx::query(
+        "INSERT INTO bayes_totals (scope, spam, ham) VALUES ($1, $2, $3) \
+         ON CONFLICT (scope) DO UPDATE SET spam = spam + $2, ham = ham + $3",
+    )
+    .bind(scope)
+    .bind(s)
+    .bind(h)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO bayes_tokens (scope, token, spam, ham) \
+         SELECT $1, value, $3, $4 FROM json_each($2) WHERE true \
+         ON CONFLICT (scope, token) DO UPDATE SET spam = spam + $3, ham = ham + $4",
+    )
+    .bind(scope)
+    .bind(string_json(tokens))
+    .bind(s)
+    .bind(h)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// An allow/block list entry: `user@domain` or `@domain`, lower case.
+fn normalize_sender_pattern(pattern: &str) -> Result<String> {
+    let p = pattern.trim().to_lowercase();
+    let bad = |why| Err(Error::InvalidAddress(pattern.to_string(), why));
+    let Some((local, domain)) = p.rsplit_once('@') else {
+        return bad("give an address (bob@example.com) or a domain with its @ (@example.com)");
+    };
+    if domain.is_empty() || !domain.contains('.') && domain != "localhost" {
+        return bad("the domain after @ is missing or has no dot");
+    }
+    if p.len() > 320 || p.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') {
+        return bad("spaces, control characters and <> are not allowed");
+    }
+    if local.contains('@') {
+        return bad("more than one @");
+    }
+    Ok(p)
 }

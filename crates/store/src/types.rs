@@ -225,6 +225,26 @@ pub struct NewMessage<'a> {
     pub keywords: Vec<String>,
     pub internal_date: InternalDate,
     pub cache: MessageCache,
+    /// The spam verdict it was filed by, for mail that was scored.
+    pub spam: Option<SpamNote>,
+}
+
+/// A spam score and its reasons as the index keeps them, so the web can
+/// show why a message is where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpamNote {
+    pub score: i64,
+    /// `NAME(score)` items separated by spaces, as in `X-Spam-Status:`.
+    pub reasons: String,
+}
+
+/// An entry of a user's allow or block list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedSender {
+    /// An address (`bob@example.com`) or a domain (`@example.com`), lower case.
+    pub pattern: String,
+    /// Allowed (never junk) or blocked (always junk).
+    pub allow: bool,
 }
 
 /// Where an appended message landed.
@@ -356,6 +376,8 @@ pub struct BlobHash(pub String);
 /// A user filed a message as spam or as not spam.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrainingEvent {
+    /// Names the event to [`crate::MailStore::finish_training`].
+    pub id: i64,
     pub account: AccountId,
     pub blob: BlobHash,
     pub spam: bool,

@@ -44,6 +44,7 @@ impl T {
                     keywords: vec![],
                     internal_date: InternalDate::now(),
                     cache: MessageCache::default(),
+                    spam: None,
                 },
             )
             .await
@@ -460,17 +461,25 @@ async fn bayes_counts_and_training_events() {
         .unwrap();
     let (totals, counts) = t
         .store
-        .bayes_counts(0, &toks(&["now", "viagra", "quote\"d", "unseen"]))
+        .bayes_counts(&[0], &toks(&["now", "viagra", "quote\"d", "unseen"]))
         .await
         .unwrap();
     assert_eq!(totals, (1, 1));
     assert_eq!(counts, vec![(1, 1), (1, 0), (1, 0), (0, 0)]);
     assert_eq!(
         t.store
-            .bayes_counts(t.account.id, &toks(&["now"]))
+            .bayes_counts(&[t.account.id], &toks(&["now"]))
             .await
             .unwrap(),
         ((1, 0), vec![(1, 0)])
+    );
+    // The server's model and the user's, added together.
+    assert_eq!(
+        t.store
+            .bayes_counts(&[0, t.account.id], &toks(&["now", "viagra"]))
+            .await
+            .unwrap(),
+        ((2, 1), vec![(2, 1), (1, 0)])
     );
 
     let uid = t.add("INBOX", "train me", Flags::empty()).await;
@@ -482,17 +491,126 @@ async fn bayes_counts_and_training_events() {
         .record_training(t.account.id, std::slice::from_ref(&blob), true)
         .await
         .unwrap();
-    let events = t.store.take_training(10).await.unwrap();
-    assert_eq!(
-        events,
-        vec![TrainingEvent {
-            account: t.account.id,
-            blob,
-            spam: true
-        }]
-    );
+    let events = t.store.pending_training(10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    let event = &events[0];
+    assert_eq!((event.account, &event.blob, event.spam), (t.account.id, &blob, true));
+    // Until it is finished, the event stays (a trainer that dies loses nothing).
+    assert_eq!(t.store.pending_training(10).await.unwrap(), events);
+    t.store
+        .finish_training(event, &[0, t.account.id], Some(&toks(&["trained"])))
+        .await
+        .unwrap();
     assert!(
-        t.store.take_training(10).await.unwrap().is_empty(),
+        t.store.pending_training(10).await.unwrap().is_empty(),
         "taken once"
     );
+    let trained = toks(&["trained"]);
+    let counts = async |scope: i64| t.store.bayes_counts(&[scope], &trained).await.unwrap();
+    assert_eq!(counts(0).await, ((2, 1), vec![(1, 0)]));
+    assert_eq!(counts(t.account.id).await, ((2, 0), vec![(1, 0)]));
+    // Finishing it again (a second trainer) teaches nothing twice.
+    t.store
+        .finish_training(event, &[0], Some(&toks(&["trained"])))
+        .await
+        .unwrap();
+    assert_eq!(counts(0).await, ((2, 1), vec![(1, 0)]));
+
+    // A removed account's model goes with it: its id may come back.
+    t.store.remove_account(&t.account.address).await.unwrap();
+    assert_eq!(counts(t.account.id).await, ((0, 0), vec![(0, 0)]));
+}
+
+#[tokio::test]
+async fn copies_of_a_delivery_with_their_spam_notes() {
+    let t = setup().await;
+    let bob = t
+        .store
+        .create_account("bob@example.test", "pw", false)
+        .await
+        .unwrap();
+    let inbox = t.mailbox("INBOX").await;
+    let bob_junk = t.store.mailbox(bob.id, "Junk").await.unwrap().unwrap();
+    let copy = |raw: &'static [u8], score| NewMessage {
+        raw,
+        size: raw.len() as u64,
+        flags: Flags::empty(),
+        keywords: vec![],
+        internal_date: InternalDate::now(),
+        cache: MessageCache::default(),
+        spam: Some(SpamNote {
+            score,
+            reasons: format!("TEST({score})"),
+        }),
+    };
+    let same = b"Subject: one\r\n\r\nbody\r\n";
+    let done = t
+        .store
+        .append_copies(vec![(inbox.id, copy(same, 5)), (bob_junk.id, copy(same, 120))])
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 2);
+    assert_eq!((done[0].mailbox_id, done[1].mailbox_id), (inbox.id, bob_junk.id));
+    let a = t.store.messages(inbox.id).await.unwrap();
+    let b = t.store.messages(bob_junk.id).await.unwrap();
+    assert_eq!(a[0].blob, b[0].blob, "byte-equal copies share one blob");
+    assert_eq!(
+        t.store.spam_note(bob_junk.id, done[1].uid).await.unwrap(),
+        Some(SpamNote {
+            score: 120,
+            reasons: "TEST(120)".into()
+        })
+    );
+    assert_eq!(t.store.spam_note(inbox.id, done[0].uid).await.unwrap().unwrap().score, 5);
+    // Unscored mail has no note; a moved message keeps its own.
+    let plain = t.add("INBOX", "appended", Flags::empty()).await;
+    assert_eq!(t.store.spam_note(inbox.id, plain).await.unwrap(), None);
+    let bob_inbox = t.store.mailbox(bob.id, "INBOX").await.unwrap().unwrap();
+    let moved = t
+        .store
+        .move_messages(bob_junk.id, &[done[1].uid], bob_inbox.id)
+        .await
+        .unwrap();
+    let uid = moved.pairs[0].1;
+    assert_eq!(t.store.spam_note(bob_inbox.id, uid).await.unwrap().unwrap().score, 120);
+}
+
+#[tokio::test]
+async fn allow_and_block_lists_and_correspondents() {
+    let t = setup().await;
+    let id = t.account.id;
+    t.store.set_spam_list(id, "Bob@Example.COM", Some(true)).await.unwrap();
+    t.store.set_spam_list(id, "@spam.test", Some(false)).await.unwrap();
+    t.store.set_spam_list(id, "@spam.test", Some(false)).await.unwrap();
+    assert_eq!(
+        t.store.spam_lists(id).await.unwrap(),
+        vec![
+            ListedSender {
+                pattern: "@spam.test".into(),
+                allow: false
+            },
+            ListedSender {
+                pattern: "bob@example.com".into(),
+                allow: true
+            },
+        ]
+    );
+    t.store.set_spam_list(id, "bob@example.com", None).await.unwrap();
+    assert_eq!(t.store.spam_lists(id).await.unwrap().len(), 1);
+    for bad in ["example.com", "@", "@nodot", "a b@example.com", "<x@example.com>"] {
+        assert!(
+            matches!(
+                t.store.set_spam_list(id, bad, Some(true)).await,
+                Err(Error::InvalidAddress(..))
+            ),
+            "{bad}"
+        );
+    }
+
+    assert_eq!(t.store.sent_to(id, "carol@example.net").await.unwrap(), 0);
+    let to = vec!["Carol@Example.net".to_string(), "dave@example.net".to_string()];
+    t.store.record_correspondents(id, &to).await.unwrap();
+    t.store.record_correspondents(id, &to[..1]).await.unwrap();
+    assert_eq!(t.store.sent_to(id, "carol@example.net").await.unwrap(), 2);
+    assert_eq!(t.store.sent_to(id, "DAVE@example.net").await.unwrap(), 1);
 }

@@ -102,7 +102,11 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             thresholds,
         );
     match pipeline::Authenticator::from_env() {
-        Ok(auth) => pipeline = pipeline.with_authenticator(auth),
+        Ok(auth) => {
+            pipeline = pipeline
+                .with_authenticator(auth)
+                .with_dnsbl(&config.spam.dnsbl)
+        }
         // Mail still flows; it just carries no verdicts.
         Err(e) => tracing::warn!("no SPF/DKIM/DMARC checks: {e}"),
     }

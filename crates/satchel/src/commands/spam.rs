@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use pipeline::{SERVER_MODEL, SpamScorer, StoreScorer};
+use pipeline::{SERVER_MODEL, SpamFacts, SpamScorer, StoreScorer};
 use store::{MAX_MESSAGE_SIZE, MailStore};
 
 use super::say;
@@ -21,12 +21,17 @@ pub enum SpamCommand {
     /// reasons. With PATH (mbox, Maildir or a folder of .eml files), scores
     /// every message in it: one `SCORE VERDICT REASON...` line each.
     Score {
+        /// Score as this account would: its own model, lists and
+        /// correspondents on top of the server's.
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
         #[arg(value_name = "PATH")]
         path: Option<PathBuf>,
     },
-    /// Trains the classifier from spam and ham (mbox, Maildir or a folder of .eml files).
+    /// Trains the classifier from spam and ham (mbox, Maildir or a folder
+    /// of .eml files): the server's model, or with --account that
+    /// account's own.
     Train {
-        /// Train this account's own model too.
         #[arg(long, value_name = "ADDRESS")]
         account: Option<String>,
         #[arg(long, value_name = "PATH")]
@@ -34,6 +39,16 @@ pub enum SpamCommand {
         #[arg(long, value_name = "PATH")]
         ham: Option<PathBuf>,
     },
+    /// Mail from SENDER (an address, or @domain for a whole domain and its
+    /// subdomains) never goes to Junk for ADDRESS, unless its From is
+    /// forged.
+    Allow { address: String, sender: String },
+    /// Mail from SENDER (From or envelope sender) always goes to Junk for ADDRESS.
+    Block { address: String, sender: String },
+    /// Takes SENDER off ADDRESS's allow or block list.
+    Unlist { address: String, sender: String },
+    /// ADDRESS's allow and block list: `allow PATTERN` / `block PATTERN` lines.
+    Lists { address: String },
 }
 
 pub async fn run(
@@ -42,11 +57,35 @@ pub async fn run(
     store: Arc<dyn MailStore>,
 ) -> anyhow::Result<()> {
     match cmd {
-        SpamCommand::Score { path: Some(path) } => {
+        SpamCommand::Score { account, path } => {
+            let accounts: Vec<i64> = match account {
+                Some(a) => vec![account_id(&*store, &a).await?],
+                None => Vec::new(),
+            };
             let scorer = StoreScorer::new(store);
             let thresholds = config.spam.thresholds();
-            for raw in messages(&path)? {
-                let verdict = scorer.score(&raw?, None).await;
+            let facts = SpamFacts::default();
+            let Some(path) = path else {
+                let mut raw = Vec::new();
+                std::io::stdin()
+                    .lock()
+                    .take(MAX_MESSAGE_SIZE + 1)
+                    .read_to_end(&mut raw)
+                    .context("cannot read the message from standard input")?;
+                if raw.is_empty() {
+                    bail!("the message on standard input is empty");
+                }
+                let verdict = first(scorer.score(&raw, &facts, &accounts).await)?;
+                let name = verdict_name(thresholds.mailbox(verdict.score));
+                say(&format!("{} {name}", verdict.score))?;
+                for r in &verdict.reasons {
+                    say(&format!("{} {}", r.name, r.score))?;
+                }
+                return Ok(());
+            };
+            let mut skipped = Skipped::default();
+            for raw in messages(&path, &mut skipped)? {
+                let verdict = first(scorer.score(&raw?, &facts, &accounts).await)?;
                 let mut line = format!(
                     "{} {}",
                     verdict.score,
@@ -57,24 +96,7 @@ pub async fn run(
                 }
                 say(&line)?;
             }
-            Ok(())
-        }
-        SpamCommand::Score { path: None } => {
-            let mut raw = Vec::new();
-            std::io::stdin()
-                .lock()
-                .take(MAX_MESSAGE_SIZE + 1)
-                .read_to_end(&mut raw)
-                .context("cannot read the message from standard input")?;
-            if raw.is_empty() {
-                bail!("the message on standard input is empty");
-            }
-            let verdict = StoreScorer::new(store).score(&raw, None).await;
-            let name = verdict_name(config.spam.thresholds().mailbox(verdict.score));
-            say(&format!("{} {name}", verdict.score))?;
-            for r in &verdict.reasons {
-                say(&format!("{} {}", r.name, r.score))?;
-            }
+            skipped.report();
             Ok(())
         }
         SpamCommand::Train { account, spam, ham } => {
@@ -82,34 +104,82 @@ pub async fn run(
                 bail!("give --spam PATH, --ham PATH or both");
             }
             let scope = match account {
-                Some(a) => Some(
-                    store
-                        .account(&a)
-                        .await?
-                        .with_context(|| {
-                            format!("no account {a}; `satchel user list` shows the accounts")
-                        })?
-                        .id,
-                ),
-                None => None,
+                Some(a) => account_id(&*store, &a).await?,
+                None => SERVER_MODEL,
             };
             for (path, is_spam) in [(spam, true), (ham, false)] {
                 let Some(path) = path else { continue };
                 let mut n = 0;
-                for raw in messages(&path)? {
+                let mut skipped = Skipped::default();
+                for raw in messages(&path, &mut skipped)? {
                     let tokens = spam::tokens::tokens(&raw?);
-                    store.bayes_train(SERVER_MODEL, &tokens, is_spam).await?;
-                    if let Some(scope) = scope {
-                        store.bayes_train(scope, &tokens, is_spam).await?;
-                    }
+                    store.bayes_train(scope, &tokens, is_spam).await?;
                     n += 1;
                 }
                 say(&format!(
                     "trained {n} {} messages",
                     if is_spam { "spam" } else { "ham" }
                 ))?;
+                skipped.report();
             }
             Ok(())
+        }
+        SpamCommand::Allow { address, sender } => list(&*store, &address, &sender, Some(true)).await,
+        SpamCommand::Block { address, sender } => {
+            list(&*store, &address, &sender, Some(false)).await
+        }
+        SpamCommand::Unlist { address, sender } => list(&*store, &address, &sender, None).await,
+        SpamCommand::Lists { address } => {
+            let id = account_id(&*store, &address).await?;
+            for entry in store.spam_lists(id).await? {
+                let kind = if entry.allow { "allow" } else { "block" };
+                say(&format!("{kind} {}", entry.pattern))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn account_id(store: &dyn MailStore, address: &str) -> anyhow::Result<i64> {
+    Ok(store
+        .account(address)
+        .await?
+        .with_context(|| format!("no account {address}; `satchel user list` shows the accounts"))?
+        .id)
+}
+
+async fn list(
+    store: &dyn MailStore,
+    address: &str,
+    sender: &str,
+    allow: Option<bool>,
+) -> anyhow::Result<()> {
+    let id = account_id(store, address).await?;
+    store.set_spam_list(id, sender, allow).await?;
+    Ok(())
+}
+
+fn first(verdicts: Vec<spam::Verdict>) -> anyhow::Result<spam::Verdict> {
+    verdicts
+        .into_iter()
+        .next()
+        .context("the spam scorer gave no verdict")
+}
+
+/// Files of a folder left out for being larger than any message may be.
+#[derive(Default)]
+struct Skipped(Vec<PathBuf>);
+
+impl Skipped {
+    /// Says on standard error which files were left out, if any.
+    fn report(&self) {
+        if let Some(first) = self.0.first() {
+            eprintln!(
+                "skipped {} file(s) larger than {} bytes, the largest message Satchel takes (first: {})",
+                self.0.len(),
+                MAX_MESSAGE_SIZE,
+                first.display()
+            );
         }
     }
 }
@@ -123,8 +193,12 @@ fn verdict_name(mailbox: &str) -> &'static str {
     }
 }
 
-/// Every message in an mbox file, a Maildir, or a folder of message files.
-fn messages(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<Vec<u8>>>>> {
+/// Every message in an mbox file, a Maildir, or a folder of message files;
+/// files too large to be a message are noted in `skipped`.
+fn messages(
+    path: &Path,
+    skipped: &mut Skipped,
+) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<Vec<u8>>>>> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.is_file() {
@@ -148,9 +222,12 @@ fn messages(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Resul
             continue;
         };
         for e in list.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_file())
-                && e.metadata().is_ok_and(|m| m.len() <= MAX_MESSAGE_SIZE)
-            {
+            if !e.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            if e.metadata().is_ok_and(|m| m.len() > MAX_MESSAGE_SIZE) {
+                skipped.0.push(e.path());
+            } else {
                 files.push(e.path());
             }
         }
@@ -162,12 +239,13 @@ fn messages(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Resul
 }
 
 /// Learns from users' moves in and out of Junk (the IMAP training events):
-/// the server's model and the user's own.
+/// the server's model and the user's own. Each event is taught and removed
+/// in one transaction, so a crash neither loses nor repeats one.
 pub async fn trainer(store: Arc<dyn MailStore>) {
     let mut every = tokio::time::interval(Duration::from_secs(5));
     loop {
         every.tick().await;
-        let events = match store.take_training(100).await {
+        let events = match store.pending_training(100).await {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!("spam trainer: {e}");
@@ -176,14 +254,25 @@ pub async fn trainer(store: Arc<dyn MailStore>) {
         };
         for event in events {
             // The message may be gone already (expunged and collected).
-            let Ok(raw) = store.read_blob(&event.blob).await else {
-                continue;
-            };
-            let tokens = spam::tokens::tokens(&raw);
-            for scope in [SERVER_MODEL, event.account] {
-                if let Err(e) = store.bayes_train(scope, &tokens, event.spam).await {
-                    tracing::warn!("spam trainer: {e}");
+            let tokens = match store.read_blob(&event.blob).await {
+                Ok(raw) => Some(spam::tokens::tokens(&raw)),
+                Err(store::Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    None
                 }
+                // Left pending, to be tried again.
+                Err(e) => {
+                    tracing::warn!("spam trainer: {e}");
+                    continue;
+                }
+            };
+            let scopes = [SERVER_MODEL, event.account];
+            if let Err(e) = store
+                .finish_training(&event, &scopes, tokens.as_deref())
+                .await
+            {
+                tracing::warn!("spam trainer: {e}");
             }
         }
     }

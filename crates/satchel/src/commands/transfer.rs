@@ -176,6 +176,7 @@ impl Batch {
                     })
                     .unwrap_or_else(InternalDate::now),
                 cache: p.cache.clone(),
+                spam: None,
             })
             .collect();
         store.append_batch(mailbox.id, messages).await?;
