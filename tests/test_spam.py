@@ -7,6 +7,8 @@ import re
 import subprocess
 import time
 
+import pytest
+
 ALICE = "alice@example.test"
 
 SPAM_WORDS = ("casino jackpot winner bonus pills cheap offer crypto investment guaranteed prize claim "
@@ -245,3 +247,206 @@ def test_a_local_sender_from_outside_needs_spf_or_dkim(satchel):
     smtp.sendmail("bob@remote.test", [ALICE], notice.replace(b"admin@example.test", b"bob@remote.test"))
     smtp.quit()
     assert "FORGED_LOCAL_SENDER" not in spam_fields(mailbox(satchel, "INBOX")[-1])[1]
+
+
+BOB = "bob@example.test"
+
+
+def plain(sender="Carol <carol@remote.test>", subject="plans for saturday", n=1):
+    return (f"From: {sender}\r\nTo: alice@example.test, bob@example.test\r\nSubject: {subject}\r\n"
+            f"Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <p{n}@remote.test>\r\n\r\n"
+            "Shall we walk along the river on saturday?\r\n").encode()
+
+
+def with_exe(sender="Carol <carol@remote.test>", n=1):
+    """Doubtful on the rules alone (an executable: 60, Possible Junk)."""
+    return (f"From: {sender}\r\nTo: alice@example.test\r\nSubject: the installer {n}\r\n"
+            f"Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <x{n}@remote.test>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+            "--b\r\nContent-Type: text/plain\r\n\r\nHere is the installer you asked for.\r\n"
+            "--b\r\nContent-Type: application/octet-stream; name=setup.exe\r\n"
+            "Content-Disposition: attachment; filename=setup.exe\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            "TVqQAAMAAAAEAAAA\r\n--b--\r\n").encode()
+
+
+def newest(satchel, user, name):
+    c = satchel.imap(user)
+    n = int(c.select(f'"{name}"', readonly=True)[1][0])
+    msg = c.fetch(str(n), "(BODY.PEEK[])")[1][0][1] if n else None
+    c.logout()
+    return n, msg
+
+
+def test_each_recipient_gets_their_own_verdict_from_their_lists(satchel):
+    satchel.cli("spam", "block", ALICE, "@remote.test")
+    satchel.cli("spam", "allow", ALICE, "friend@elsewhere.test")
+    assert satchel.cli("spam", "lists", ALICE).stdout.decode().splitlines() == \
+        ["block @remote.test", "allow friend@elsewhere.test"]
+    bad = satchel.cli("spam", "block", ALICE, "remote.test", check=False)
+    assert bad.returncode != 0 and b"@example.com" in bad.stderr, bad.stderr
+
+    # One SMTP transaction, two recipients: Alice blocked the sender, Bob did not.
+    smtp = satchel.smtp()
+    smtp.sendmail("carol@remote.test", [ALICE, BOB], plain())
+    smtp.quit()
+    n, alice_copy = newest(satchel, ALICE, "Junk")
+    assert n == 1
+    value, status = spam_fields(alice_copy)
+    assert value == 1000 and "BLOCKED_SENDER(1000)" in status, status
+    n, bob_copy = newest(satchel, BOB, "INBOX")
+    assert n == 1
+    value, status = spam_fields(bob_copy)
+    assert value == 0 and "BLOCKED" not in status, status
+    assert newest(satchel, ALICE, "INBOX")[0] == 0
+
+    # The envelope sender alone is enough to block.
+    smtp = satchel.smtp()
+    smtp.sendmail("bounce@mailer.remote.test", [ALICE], plain(sender="Dan <dan@other.test>", n=2))
+    smtp.quit()
+    assert newest(satchel, ALICE, "Junk")[0] == 2
+
+    # An allowed sender's spam still reaches the inbox...
+    train(satchel)
+    spammy = plain(sender="Friend <friend@elsewhere.test>", subject="casino jackpot winner bonus", n=3)
+    spammy = spammy.replace(b"Shall we walk along the river on saturday?",
+                            b"casino jackpot winner bonus pills cheap offer crypto lottery million dollars")
+    assert score(satchel, spammy)[1] == "junk"
+    smtp = satchel.smtp()
+    smtp.sendmail("friend@elsewhere.test", [ALICE, BOB], spammy)
+    smtp.quit()
+    n, alice_copy = newest(satchel, ALICE, "INBOX")
+    assert n == 1 and b"casino jackpot" in alice_copy
+    assert "ALLOWED_SENDER(-1000)" in spam_fields(alice_copy)[1]
+    n, bob_copy = newest(satchel, BOB, "Junk")
+    assert n == 1 and spam_fields(bob_copy)[0] >= 100
+    # ...and unlisting takes it back.
+    satchel.cli("spam", "unlist", ALICE, "friend@elsewhere.test")
+    assert satchel.cli("spam", "lists", ALICE).stdout.decode().splitlines() == ["block @remote.test"]
+    assert score_as(satchel, ALICE, spammy)[1] == "junk"
+
+
+def test_an_allowed_sender_with_a_forged_from_is_not_let_in(satchel):
+    satchel.cli("spam", "allow", ALICE, "ceo@bank.test")
+    satchel.dns.write_text("TXT _dmarc.bank.test v=DMARC1; p=reject\nTXT bank.test v=spf1 ip4:192.0.2.1 -all\n")
+    satchel.stop()
+    satchel.start()
+    smtp = satchel.smtp()
+    smtp.sendmail("ceo@bank.test", [ALICE], plain(sender="CEO <ceo@bank.test>"))
+    smtp.quit()
+    # DMARC fails (60 with SPF's fail): the allow entry does not apply.
+    assert newest(satchel, ALICE, "INBOX")[0] == 0
+    n, msg = newest(satchel, ALICE, "Possible Junk")
+    value, status = spam_fields(msg)
+    assert n == 1 and value == 60, status
+    assert "DMARC_FAIL" in status and "ALLOWED_SENDER" not in status, status
+
+
+def score_as(satchel, user, message):
+    out = satchel.cli("spam", "score", "--account", user, stdin=message).stdout.decode()
+    first, *rest = out.splitlines()
+    value, verdict = first.split()
+    return int(value), verdict, "\n".join(rest)
+
+
+def test_people_the_user_writes_to_are_trusted(satchel):
+    # Doubtful on the rules alone.
+    smtp = satchel.smtp()
+    smtp.sendmail("carol@remote.test", [ALICE], with_exe(n=1))
+    smtp.quit()
+    n, msg = newest(satchel, ALICE, "Possible Junk")
+    assert n == 1 and spam_fields(msg)[0] == 60
+
+    # Alice's mail client files what she sent into Sent (twice to Carol).
+    c = satchel.imap(ALICE)
+    for i in range(2):
+        sent = (f"From: Alice <alice@example.test>\r\nTo: Carol <CAROL@remote.test>\r\nCc: alice@example.test\r\n"
+                f"Subject: installer? {i}\r\nDate: Tue, 02 Jan 2024 09:00:00 +0000\r\n\r\nCould you send it?\r\n")
+        typ, data = c.append("Sent", r"(\Seen)", None, sent.encode())
+        assert typ == "OK", data
+    # Drafts are not sent mail.
+    c.append("Drafts", None, None, b"To: dave@remote.test\r\nSubject: draft\r\n\r\nunsent\r\n")
+    c.logout()
+
+    smtp = satchel.smtp()
+    smtp.sendmail("carol@remote.test", [ALICE, BOB], with_exe(n=2))
+    smtp.sendmail("dave@remote.test", [ALICE], with_exe(sender="Dave <dave@remote.test>", n=3))
+    smtp.quit()
+    n, msg = newest(satchel, ALICE, "INBOX")
+    assert n == 1 and b"the installer 2" in msg
+    value, status = spam_fields(msg)
+    assert value == 10 and "TRUSTED_CORRESPONDENT(-50)" in status, status
+    # Bob never wrote to Carol; Alice never sent to Dave (only drafted).
+    n, msg = newest(satchel, BOB, "Possible Junk")
+    assert n == 1 and b"the installer 2" in msg
+    n, msg = newest(satchel, ALICE, "Possible Junk")
+    assert n == 2 and b"the installer 3" in msg
+    # Mail claiming to be from Alice herself gains nothing from her Cc.
+    assert "TRUSTED" not in score_as(satchel, ALICE, with_exe(sender="alice@example.test"))[2]
+
+
+@pytest.mark.parametrize("satchel", ['[spam]\ndnsbl = ["bl.example.test", "other.example.test"]\n'],
+                         indirect=True)
+def test_a_client_on_a_dns_blocklist_makes_mail_doubtful(satchel):
+    smtp = satchel.smtp()
+    smtp.sendmail("carol@remote.test", [ALICE], plain())
+    smtp.quit()
+    n, msg = newest(satchel, ALICE, "INBOX")
+    assert n == 1 and "DNSBL" not in spam_fields(msg)[1]
+
+    # 127.0.0.1 is listed on one of the two lists; RFC 5782 names it 1.0.0.127.
+    satchel.dns.write_text("A 1.0.0.127.bl.example.test 127.0.0.2\n")
+    satchel.stop()
+    satchel.start()
+    smtp = satchel.smtp()
+    smtp.sendmail("carol@remote.test", [ALICE], plain(n=2))
+    smtp.quit()
+    n, msg = newest(satchel, ALICE, "Possible Junk")
+    value, status = spam_fields(msg)
+    assert n == 1 and value == 60 and "RCVD_IN_DNSBL(60)" in status, status
+
+    # A blocklist's error answer (127.255.255.x) is not a listing.
+    satchel.dns.write_text("A 1.0.0.127.bl.example.test 127.255.255.254\n")
+    satchel.stop()
+    satchel.start()
+    smtp = satchel.smtp()
+    smtp.sendmail("carol@remote.test", [ALICE], plain(n=3))
+    smtp.quit()
+    n, msg = newest(satchel, ALICE, "INBOX")
+    assert n == 2 and "DNSBL" not in spam_fields(msg)[1]
+
+
+def test_moves_teach_the_users_own_model_more_than_the_servers(satchel):
+    train(satchel)
+    catalogue = ("From: Shop <deals@shop.test>\r\nTo: alice@example.test\r\nSubject: autumn catalogue {n}\r\n"
+                 "Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <a{n}@shop.test>\r\n\r\n"
+                 "Rakes, leaf blowers, bulbs and compost at the autumn catalogue prices.\r\n")
+    # The admin taught the server that the catalogue is wanted mail.
+    wanted = satchel.dir / "wanted"
+    wanted.mkdir()
+    for n in (100, 101):
+        (wanted / f"{n}.eml").write_bytes(catalogue.format(n=n).encode())
+    satchel.cli("spam", "train", "--ham", str(wanted))
+    probe = catalogue.format(n=99).encode()
+    before = score_as(satchel, BOB, probe)
+    assert before[0] < 0 and score_as(satchel, ALICE, probe) == before, before
+
+    # Alice does not want it: she moves two into Junk.
+    smtp = satchel.smtp()
+    for n in range(2):
+        smtp.sendmail("deals@shop.test", [ALICE], catalogue.format(n=n).encode())
+    smtp.quit()
+    c = satchel.imap(ALICE)
+    c.select("INBOX")
+    typ, data = c.uid("MOVE", "1:2", "Junk")
+    assert typ == "OK", data
+    c.logout()
+    deadline = time.time() + 60
+    while score_as(satchel, ALICE, probe)[0] <= before[0] and time.time() < deadline:
+        time.sleep(0.5)
+    alice = score_as(satchel, ALICE, probe)
+    bob = score_as(satchel, BOB, probe)
+    server = score(satchel, probe)
+    # The server's model heard both sides (undecided); Alice's own model
+    # tips her score towards spam, Bob's stays the server's.
+    assert bob == server and alice[0] > bob[0] >= before[0], (before, alice, bob)
+    assert re.search(r"BAYES_(999|99|95|80|60)", alice[2]), alice

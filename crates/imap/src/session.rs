@@ -1137,7 +1137,12 @@ impl Session {
             // Spammers put the user's own address in From: never trust it.
             let mut to = mime::address::recipients(&m.data);
             to.retain(|a| !a.eq_ignore_ascii_case(&account.address));
-            if let Err(e) = self.server.store.record_correspondents(account.id, &to).await {
+            if let Err(e) = self
+                .server
+                .store
+                .record_correspondents(account.id, &to)
+                .await
+            {
                 tracing::warn!("cannot note {}'s correspondents: {e}", account.address);
             }
         }

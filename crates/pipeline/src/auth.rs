@@ -174,7 +174,9 @@ impl Authenticator {
         let mut listed = 0;
         for zone in zones {
             let name = format!("{}.{zone}", reversed(peer));
-            let lookup = self.resolver.ipv4_lookup(name.as_str(), Some(&self.table.ipv4));
+            let lookup = self
+                .resolver
+                .ipv4_lookup(name.as_str(), Some(&self.table.ipv4));
             match tokio::time::timeout(DNSBL_TIMEOUT, lookup).await {
                 Ok(Ok(set)) if set.rrset.iter().any(|ip| is_listing(*ip)) => listed += 1,
                 Ok(Ok(_)) => {}
@@ -329,7 +331,12 @@ mod tests {
         .unwrap();
         let zones = |z: &[&str]| z.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let peer: IpAddr = "192.0.2.2".parse().unwrap();
-        let all = zones(&["bl.example.test", "other.test", "refused.test", "silent.test"]);
+        let all = zones(&[
+            "bl.example.test",
+            "other.test",
+            "refused.test",
+            "silent.test",
+        ]);
         assert_eq!(auth.dnsbl(peer, &all).await, 2);
         assert_eq!(auth.dnsbl("192.0.2.3".parse().unwrap(), &all).await, 0);
     }

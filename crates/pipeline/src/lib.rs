@@ -190,9 +190,7 @@ impl SpamScorer for StoreScorer {
                 .standing(account, from.as_deref(), facts.mail_from)
                 .await
             {
-                Ok(standing) => {
-                    spam::personal::check(&standing, facts.auth_results, &mut verdict)
-                }
+                Ok(standing) => spam::personal::check(&standing, facts.auth_results, &mut verdict),
                 Err(e) => tracing::warn!("spam: cannot read account {account}'s lists: {e}"),
             }
             out.push(verdict);
@@ -391,8 +389,7 @@ impl Pipeline {
             };
             body_of.push(i);
         }
-        let analyses: Vec<mime::Analysis> =
-            bodies.iter().map(|(_, b)| mime::analyze(b)).collect();
+        let analyses: Vec<mime::Analysis> = bodies.iter().map(|(_, b)| mime::analyze(b)).collect();
         // The verdict names a mailbox per recipient; the user's filters may
         // send it elsewhere (their own issue: for now they keep it).
         let mut targets = Vec::with_capacity(unique.len());

@@ -86,6 +86,45 @@ async fn several_recipients_share_one_blob() {
     assert_eq!(blobs[0], blobs[1]);
 }
 
+#[tokio::test]
+async fn each_recipients_verdict_is_kept_in_the_index() {
+    let s = Satchel::new();
+    s.add_user("a@example.test");
+    s.add_user("b@example.test");
+    s.ok(&["spam", "block", "b@example.test", "@remote.test"], b"");
+    let out = s.ok(
+        &[
+            "deliver",
+            "--from",
+            "x@remote.test",
+            "--to",
+            "a@example.test",
+            "--to",
+            "b@example.test",
+        ],
+        b"From: X <x@remote.test>\r\nSubject: \r\n\r\nhi\r\n",
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["a@example.test INBOX 1", "b@example.test Junk 1"]
+    );
+    let store = s.store().await;
+    let mut notes = Vec::new();
+    let mut blobs = Vec::new();
+    for (who, mailbox) in [("a@example.test", "INBOX"), ("b@example.test", "Junk")] {
+        let acc = store.account(who).await.unwrap().unwrap();
+        let m = store.mailbox(acc.id, mailbox).await.unwrap().unwrap();
+        blobs.push(store.messages(m.id).await.unwrap()[0].blob.clone());
+        notes.push(store.spam_note(m.id, 1).await.unwrap().unwrap());
+    }
+    let reasons = "MISSING_DATE(10) MISSING_MESSAGE_ID(10) EMPTY_SUBJECT(5)";
+    assert_eq!((notes[0].score, notes[0].reasons.as_str()), (25, reasons));
+    assert_eq!(notes[1].score, 1025);
+    assert_eq!(notes[1].reasons, format!("{reasons} BLOCKED_SENDER(1000)"));
+    // `deliver` adds no fields, so both copies are the same bytes: one blob.
+    assert_eq!(blobs[0], blobs[1]);
+}
+
 #[test]
 fn an_unknown_recipient_delivers_nothing() {
     let s = Satchel::new();

@@ -105,12 +105,9 @@ pub fn from_domain(raw: &[u8]) -> Option<String> {
 pub fn from_address(raw: &[u8]) -> Option<String> {
     let msg = MessageParser::default().parse_headers(raw)?;
     let address = msg.from()?.first()?.address()?;
-    address.contains('@').then(|| {
-        address
-            .trim()
-            .trim_end_matches('.')
-            .to_lowercase()
-    })
+    address
+        .contains('@')
+        .then(|| address.trim().trim_end_matches('.').to_lowercase())
 }
 
 /// For mail whose connecting address is on `listed` of the DNS blocklists
@@ -211,9 +208,9 @@ fn hides(tag: &str) -> bool {
         .iter()
         .any(|s| squeezed.contains(s))
         || squeezed.ends_with("opacity:0")
-        || squeezed
-            .match_indices("font-size:0")
-            .any(|(i, m)| !squeezed[i + m.len()..].starts_with(|c: char| c.is_ascii_digit() || c == '.'))
+        || squeezed.match_indices("font-size:0").any(|(i, m)| {
+            !squeezed[i + m.len()..].starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        })
         || (tag.starts_with("font") && squeezed.contains("size=0"))
 }
 
@@ -401,7 +398,10 @@ Content-Type: text/html\r\n\r\n<p>Log in: <A HREF=\"http://203.0.113.9.evil.test
             "From: x@y.test\r\nSubject: s\r\nDate: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m@y>\r\n\
              Content-Type: text/html\r\n\r\n<p>Cheap meds</p><div style=\"display:none\">{poison}</div>"
         );
-        assert_eq!(reasons(raw.as_bytes(), None), vec!["HTML_ONLY", "HTML_HIDDEN_TEXT"]);
+        assert_eq!(
+            reasons(raw.as_bytes(), None),
+            vec!["HTML_ONLY", "HTML_HIDDEN_TEXT"]
+        );
         // Hostile shapes cost a pass, not a square.
         let deep = "<div style=display:none>".repeat(100_000) + &"</div>".repeat(100_000);
         assert_eq!(hidden_letters(&deep), 0);

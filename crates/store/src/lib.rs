@@ -127,8 +127,10 @@ pub trait MailStore: Send + Sync {
     /// Stores a delivery to several recipients: each message into its
     /// mailbox, in one transaction, all or nothing. Recipients whose copies
     /// are byte for byte the same share one blob.
-    async fn append_copies(&self, copies: Vec<(MailboxId, NewMessage<'_>)>)
-    -> Result<Vec<Appended>>;
+    async fn append_copies(
+        &self,
+        copies: Vec<(MailboxId, NewMessage<'_>)>,
+    ) -> Result<Vec<Appended>>;
     /// The spam verdict a message was filed by (None: it was not scored).
     async fn spam_note(&self, mailbox: MailboxId, uid: u32) -> Result<Option<SpamNote>>;
     /// The messages of a mailbox in UID order.
@@ -205,8 +207,12 @@ pub trait MailStore: Send + Sync {
     async fn spam_lists(&self, account: AccountId) -> Result<Vec<ListedSender>>;
     /// Puts an address or `@domain` on the allow (or block) list, replacing
     /// what the list said of it; `None` takes it off.
-    async fn set_spam_list(&self, account: AccountId, pattern: &str, allow: Option<bool>)
-    -> Result<()>;
+    async fn set_spam_list(
+        &self,
+        account: AccountId,
+        pattern: &str,
+        allow: Option<bool>,
+    ) -> Result<()>;
     /// Notes that the account sent a message to `addresses` (lower case).
     async fn record_correspondents(&self, account: AccountId, addresses: &[String]) -> Result<()>;
     /// How many messages the account has sent to `address`.

@@ -464,10 +464,12 @@ impl MailStore for SqliteStore {
             .await?;
         // Its Bayes model too: ids may be given again to a new account.
         for table in ["bayes_tokens", "bayes_totals"] {
-            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE scope = $1")))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE scope = $1"
+            )))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         self.collect_garbage().await?;
@@ -1135,15 +1137,14 @@ impl MailStore for SqliteStore {
     }
 
     async fn sent_to(&self, account: AccountId, address: &str) -> Result<u64> {
-        let n: Option<i64> = sqlx::query(
-            "SELECT sent FROM correspondents WHERE account_id = $1 AND address = $2",
-        )
-        .bind(account)
-        .bind(address.to_lowercase())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|r| r.try_get("sent"))
-        .transpose()?;
+        let n: Option<i64> =
+            sqlx::query("SELECT sent FROM correspondents WHERE account_id = $1 AND address = $2")
+                .bind(account)
+                .bind(address.to_lowercase())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get("sent"))
+                .transpose()?;
         Ok(n.unwrap_or(0) as u64)
     }
 
@@ -1625,7 +1626,10 @@ fn normalize_sender_pattern(pattern: &str) -> Result<String> {
     if domain.is_empty() || !domain.contains('.') && domain != "localhost" {
         return bad("the domain after @ is missing or has no dot");
     }
-    if p.len() > 320 || p.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>') {
+    if p.len() > 320
+        || p.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+    {
         return bad("spaces, control characters and <> are not allowed");
     }
     if local.contains('@') {

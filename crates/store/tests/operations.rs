@@ -494,7 +494,10 @@ async fn bayes_counts_and_training_events() {
     let events = t.store.pending_training(10).await.unwrap();
     assert_eq!(events.len(), 1);
     let event = &events[0];
-    assert_eq!((event.account, &event.blob, event.spam), (t.account.id, &blob, true));
+    assert_eq!(
+        (event.account, &event.blob, event.spam),
+        (t.account.id, &blob, true)
+    );
     // Until it is finished, the event stays (a trainer that dies loses nothing).
     assert_eq!(t.store.pending_training(10).await.unwrap(), events);
     t.store
@@ -546,11 +549,17 @@ async fn copies_of_a_delivery_with_their_spam_notes() {
     let same = b"Subject: one\r\n\r\nbody\r\n";
     let done = t
         .store
-        .append_copies(vec![(inbox.id, copy(same, 5)), (bob_junk.id, copy(same, 120))])
+        .append_copies(vec![
+            (inbox.id, copy(same, 5)),
+            (bob_junk.id, copy(same, 120)),
+        ])
         .await
         .unwrap();
     assert_eq!(done.len(), 2);
-    assert_eq!((done[0].mailbox_id, done[1].mailbox_id), (inbox.id, bob_junk.id));
+    assert_eq!(
+        (done[0].mailbox_id, done[1].mailbox_id),
+        (inbox.id, bob_junk.id)
+    );
     let a = t.store.messages(inbox.id).await.unwrap();
     let b = t.store.messages(bob_junk.id).await.unwrap();
     assert_eq!(a[0].blob, b[0].blob, "byte-equal copies share one blob");
@@ -561,7 +570,15 @@ async fn copies_of_a_delivery_with_their_spam_notes() {
             reasons: "TEST(120)".into()
         })
     );
-    assert_eq!(t.store.spam_note(inbox.id, done[0].uid).await.unwrap().unwrap().score, 5);
+    assert_eq!(
+        t.store
+            .spam_note(inbox.id, done[0].uid)
+            .await
+            .unwrap()
+            .unwrap()
+            .score,
+        5
+    );
     // Unscored mail has no note; a moved message keeps its own.
     let plain = t.add("INBOX", "appended", Flags::empty()).await;
     assert_eq!(t.store.spam_note(inbox.id, plain).await.unwrap(), None);
@@ -572,16 +589,33 @@ async fn copies_of_a_delivery_with_their_spam_notes() {
         .await
         .unwrap();
     let uid = moved.pairs[0].1;
-    assert_eq!(t.store.spam_note(bob_inbox.id, uid).await.unwrap().unwrap().score, 120);
+    assert_eq!(
+        t.store
+            .spam_note(bob_inbox.id, uid)
+            .await
+            .unwrap()
+            .unwrap()
+            .score,
+        120
+    );
 }
 
 #[tokio::test]
 async fn allow_and_block_lists_and_correspondents() {
     let t = setup().await;
     let id = t.account.id;
-    t.store.set_spam_list(id, "Bob@Example.COM", Some(true)).await.unwrap();
-    t.store.set_spam_list(id, "@spam.test", Some(false)).await.unwrap();
-    t.store.set_spam_list(id, "@spam.test", Some(false)).await.unwrap();
+    t.store
+        .set_spam_list(id, "Bob@Example.COM", Some(true))
+        .await
+        .unwrap();
+    t.store
+        .set_spam_list(id, "@spam.test", Some(false))
+        .await
+        .unwrap();
+    t.store
+        .set_spam_list(id, "@spam.test", Some(false))
+        .await
+        .unwrap();
     assert_eq!(
         t.store.spam_lists(id).await.unwrap(),
         vec![
@@ -595,9 +629,18 @@ async fn allow_and_block_lists_and_correspondents() {
             },
         ]
     );
-    t.store.set_spam_list(id, "bob@example.com", None).await.unwrap();
+    t.store
+        .set_spam_list(id, "bob@example.com", None)
+        .await
+        .unwrap();
     assert_eq!(t.store.spam_lists(id).await.unwrap().len(), 1);
-    for bad in ["example.com", "@", "@nodot", "a b@example.com", "<x@example.com>"] {
+    for bad in [
+        "example.com",
+        "@",
+        "@nodot",
+        "a b@example.com",
+        "<x@example.com>",
+    ] {
         assert!(
             matches!(
                 t.store.set_spam_list(id, bad, Some(true)).await,
@@ -608,7 +651,10 @@ async fn allow_and_block_lists_and_correspondents() {
     }
 
     assert_eq!(t.store.sent_to(id, "carol@example.net").await.unwrap(), 0);
-    let to = vec!["Carol@Example.net".to_string(), "dave@example.net".to_string()];
+    let to = vec![
+        "Carol@Example.net".to_string(),
+        "dave@example.net".to_string(),
+    ];
     t.store.record_correspondents(id, &to).await.unwrap();
     t.store.record_correspondents(id, &to[..1]).await.unwrap();
     assert_eq!(t.store.sent_to(id, "carol@example.net").await.unwrap(), 2);

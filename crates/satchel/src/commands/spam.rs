@@ -124,7 +124,9 @@ pub async fn run(
             }
             Ok(())
         }
-        SpamCommand::Allow { address, sender } => list(&*store, &address, &sender, Some(true)).await,
+        SpamCommand::Allow { address, sender } => {
+            list(&*store, &address, &sender, Some(true)).await
+        }
         SpamCommand::Block { address, sender } => {
             list(&*store, &address, &sender, Some(false)).await
         }
