@@ -6,6 +6,7 @@
 //! recipients at once. Only after `deliver` returns may a door say yes.
 
 mod auth;
+mod model;
 
 pub use auth::{Authenticator, Facts};
 
@@ -102,22 +103,21 @@ pub trait SpamScorer: Send + Sync {
 /// and out of Junk), and what each user said of the sender.
 pub struct StoreScorer {
     store: Arc<dyn MailStore>,
+    models: model::ModelCache,
 }
 
 impl StoreScorer {
     pub fn new(store: Arc<dyn MailStore>) -> StoreScorer {
-        StoreScorer { store }
+        StoreScorer {
+            store,
+            models: model::ModelCache::default(),
+        }
     }
 
     /// The Bayes reason from the models of `scopes`, added together.
     async fn bayes(&self, scopes: &[i64], tokens: &[String], verdict: &mut spam::Verdict) {
-        match self.store.bayes_counts(scopes, tokens).await {
-            Ok(((spam, ham), counts)) => {
-                let totals = spam::bayes::Counts { spam, ham };
-                let counts: Vec<spam::bayes::Counts> = counts
-                    .into_iter()
-                    .map(|(spam, ham)| spam::bayes::Counts { spam, ham })
-                    .collect();
+        match self.models.counts(&*self.store, scopes, tokens).await {
+            Ok((totals, counts)) => {
                 if let Some((name, score)) =
                     spam::bayes::probability(totals, &counts).and_then(spam::bayes_reason)
                 {

@@ -180,14 +180,9 @@ pub trait MailStore: Send + Sync {
     /// The stored bytes of a message, exactly as received.
     async fn read_blob(&self, blob: &BlobHash) -> Result<Vec<u8>>;
 
-    /// The Bayes models of `scopes` (0: the server's, else an account id)
-    /// added together: (spam, ham) messages trained, and (spam, ham) counts
-    /// per token.
-    async fn bayes_counts(
-        &self,
-        scopes: &[i64],
-        tokens: &[String],
-    ) -> Result<((u64, u64), Vec<(u64, u64)>)>;
+    /// What the Bayes models of `scopes` (0: the server's, else an account
+    /// id) know of `tokens`: one answer per scope, read at one moment.
+    async fn bayes_counts(&self, scopes: &[i64], tokens: &[String]) -> Result<Vec<ModelCounts>>;
     /// Teaches the model of `scope` one message's tokens.
     async fn bayes_train(&self, scope: i64, tokens: &[String], spam: bool) -> Result<()>;
     /// Up to `limit` training events users caused, oldest first; each stays

@@ -28,6 +28,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_spam_personal.sql"),
 ];
 
+/// How much of the index file SQLite maps into memory for reading.
+const MMAP_SIZE: u64 = 1 << 30;
+/// Pages each connection keeps decoded (KiB; SQLite's default is 2 MiB).
+const CACHE_KIB: u64 = 16 * 1024;
 /// How long a writer waits for another process's write transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long wake-ups stay in the `changes` table.
@@ -62,7 +66,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Reads (the spam model above all: hundreds of token lookups a
+            // message) come from the page cache without a copy per page.
+            .pragma("mmap_size", MMAP_SIZE.to_string())
+            .pragma("cache_size", format!("-{}", CACHE_KIB));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -962,11 +970,7 @@ impl MailStore for SqliteStore {
         Ok(())
     }
 
-    async fn bayes_counts(
-        &self,
-        scopes: &[i64],
-        tokens: &[String],
-    ) -> Result<((u64, u64), Vec<(u64, u64)>)> {
+    async fn bayes_counts(&self, scopes: &[i64], tokens: &[String]) -> Result<Vec<ModelCounts>> {
         let scope_json = format!(
             "[{}]",
             scopes
@@ -975,47 +979,47 @@ impl MailStore for SqliteStore {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        let mut tx = self.pool.begin().await?;
-        let totals = sqlx::query(
-            "SELECT coalesce(sum(spam), 0) AS spam, coalesce(sum(ham), 0) AS ham \
-             FROM bayes_totals WHERE scope IN (SELECT value FROM json_each($1))",
+        // One statement and one row, so one read snapshot and one trip to
+        // SQLite's thread (a row each would wake this task hundreds of
+        // times a message): JSON arrays of [scope, spam, ham] totals and of
+        // [token position, scope, spam, ham].
+        let row = sqlx::query(
+            "SELECT \
+             (SELECT json_group_array(json_array(scope, spam, ham)) FROM bayes_totals \
+              WHERE scope IN (SELECT value FROM json_each($1))) AS totals, \
+             (SELECT json_group_array(json_array(t.key, b.scope, b.spam, b.ham)) \
+              FROM json_each($2) t, json_each($1) s \
+              CROSS JOIN bayes_tokens b ON b.scope = s.value AND b.token = t.value) AS tokens",
         )
         .bind(&scope_json)
-        .fetch_one(&mut *tx)
+        .bind(string_json(tokens))
+        .fetch_one(&self.pool)
         .await?;
-        let totals = (
-            totals.try_get::<i64, _>("spam")? as u64,
-            totals.try_get::<i64, _>("ham")? as u64,
-        );
-        let json = string_json(tokens);
-        let rows = sqlx::query(
-            "SELECT token, sum(spam) AS spam, sum(ham) AS ham FROM bayes_tokens \
-             WHERE scope IN (SELECT value FROM json_each($1)) \
-             AND token IN (SELECT value FROM json_each($2)) GROUP BY token",
-        )
-        .bind(&scope_json)
-        .bind(json)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let mut found = std::collections::HashMap::with_capacity(rows.len());
-        for r in &rows {
-            let token: String = r.try_get("token")?;
-            found.insert(
-                token,
-                (
-                    r.try_get::<i64, _>("spam")? as u64,
-                    r.try_get::<i64, _>("ham")? as u64,
-                ),
-            );
+        let corrupt = |e: serde_json::Error| Error::Corrupt(format!("Bayes lookup: {e}"));
+        let totals: Vec<(i64, i64, i64)> =
+            serde_json::from_str(&row.try_get::<String, _>("totals")?).map_err(corrupt)?;
+        let found: Vec<(usize, i64, i64, i64)> =
+            serde_json::from_str(&row.try_get::<String, _>("tokens")?).map_err(corrupt)?;
+        let mut out: Vec<ModelCounts> = scopes
+            .iter()
+            .map(|_| ModelCounts {
+                totals: (0, 0),
+                counts: vec![(0, 0); tokens.len()],
+            })
+            .collect();
+        for (scope, spam, ham) in totals {
+            for (i, _) in scopes.iter().enumerate().filter(|(_, s)| **s == scope) {
+                out[i].totals = (spam as u64, ham as u64);
+            }
         }
-        Ok((
-            totals,
-            tokens
-                .iter()
-                .map(|t| found.get(t).copied().unwrap_or((0, 0)))
-                .collect(),
-        ))
+        for (at, scope, spam, ham) in found {
+            for (i, _) in scopes.iter().enumerate().filter(|(_, s)| **s == scope) {
+                if let Some(c) = out[i].counts.get_mut(at) {
+                    *c = (spam as u64, ham as u64);
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn bayes_train(&self, scope: i64, tokens: &[String], spam: bool) -> Result<()> {

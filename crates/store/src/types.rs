@@ -373,6 +373,15 @@ pub struct CopyResult {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BlobHash(pub String);
 
+/// What one Bayes model knows of some tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelCounts {
+    /// (spam, ham) messages trained.
+    pub totals: (u64, u64),
+    /// (spam, ham) messages each token was seen in, in the order asked.
+    pub counts: Vec<(u64, u64)>,
+}
+
 /// A user filed a message as spam or as not spam.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrainingEvent {

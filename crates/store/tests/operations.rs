@@ -459,27 +459,29 @@ async fn bayes_counts_and_training_events() {
         .bayes_train(t.account.id, &toks(&["now"]), true)
         .await
         .unwrap();
-    let (totals, counts) = t
-        .store
-        .bayes_counts(&[0], &toks(&["now", "viagra", "quote\"d", "unseen"]))
-        .await
-        .unwrap();
-    assert_eq!(totals, (1, 1));
-    assert_eq!(counts, vec![(1, 1), (1, 0), (1, 0), (0, 0)]);
+    let m = |totals, counts| ModelCounts { totals, counts };
     assert_eq!(
         t.store
-            .bayes_counts(&[t.account.id], &toks(&["now"]))
+            .bayes_counts(&[0], &toks(&["now", "viagra", "quote\"d", "unseen"]))
             .await
             .unwrap(),
-        ((1, 0), vec![(1, 0)])
+        vec![m((1, 1), vec![(1, 1), (1, 0), (1, 0), (0, 0)])]
     );
-    // The server's model and the user's, added together.
+    // Several models at once, each on its own; an untrained one knows nothing.
     assert_eq!(
         t.store
-            .bayes_counts(&[0, t.account.id], &toks(&["now", "viagra"]))
+            .bayes_counts(&[t.account.id, 0, 999], &toks(&["now", "viagra"]))
             .await
             .unwrap(),
-        ((2, 1), vec![(2, 1), (1, 0)])
+        vec![
+            m((1, 0), vec![(1, 0), (0, 0)]),
+            m((1, 1), vec![(1, 1), (1, 0)]),
+            m((0, 0), vec![(0, 0), (0, 0)]),
+        ]
+    );
+    assert_eq!(
+        t.store.bayes_counts(&[0], &[]).await.unwrap(),
+        vec![m((1, 1), vec![])]
     );
 
     let uid = t.add("INBOX", "train me", Flags::empty()).await;
@@ -509,7 +511,10 @@ async fn bayes_counts_and_training_events() {
         "taken once"
     );
     let trained = toks(&["trained"]);
-    let counts = async |scope: i64| t.store.bayes_counts(&[scope], &trained).await.unwrap();
+    let counts = async |scope: i64| {
+        let c = t.store.bayes_counts(&[scope], &trained).await.unwrap();
+        (c[0].totals, c[0].counts.clone())
+    };
     assert_eq!(counts(0).await, ((2, 1), vec![(1, 0)]));
     assert_eq!(counts(t.account.id).await, ((2, 0), vec![(1, 0)]));
     // Finishing it again (a second trainer) teaches nothing twice.
