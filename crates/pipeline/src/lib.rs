@@ -9,6 +9,7 @@ mod auth;
 mod model;
 
 pub use auth::{Authenticator, Facts};
+pub use model::RESIDENT_FRESH;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -107,10 +108,21 @@ pub struct StoreScorer {
 }
 
 impl StoreScorer {
+    /// For a message or two: the models are looked up token by token.
     pub fn new(store: Arc<dyn MailStore>) -> StoreScorer {
         StoreScorer {
             store,
             models: model::ModelCache::default(),
+        }
+    }
+
+    /// For many messages (the server, a folder): holds the server's model
+    /// in memory, loaded with the first message and kept up to date with
+    /// training at most [`RESIDENT_FRESH`] late.
+    pub fn resident(store: Arc<dyn MailStore>) -> StoreScorer {
+        StoreScorer {
+            store,
+            models: model::ModelCache::resident(),
         }
     }
 

@@ -340,6 +340,13 @@ Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <1@example.net>\r\n\r\nNoon
             reasons(GOOD, Some("mx; dkim=pass; spf=pass; dmarc=pass")),
             vec!["DKIM_DMARC_PASS"]
         );
+        assert_eq!(
+            reasons(GOOD, Some("mx; spf=softfail; dkim=none")),
+            vec!["SPF_SOFTFAIL"]
+        );
+        let no_at = b"From: Bob <bob>\r\nSubject: x\r\nDate: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <1@x>\r\n\r\nx";
+        assert_eq!(reasons(no_at, None), vec!["MALFORMED_FROM"]);
+        assert_eq!(reasons(b"", None), vec!["UNPARSABLE"]);
         let html = b"From: x@y.test\r\nSubject: s\r\nDate: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <m@y>\r\n\
 Content-Type: text/html\r\n\r\n<b>hi</b>";
         assert_eq!(reasons(html, None), vec!["HTML_ONLY"]);

@@ -183,6 +183,10 @@ pub trait MailStore: Send + Sync {
     /// What the Bayes models of `scopes` (0: the server's, else an account
     /// id) know of `tokens`: one answer per scope, read at one moment.
     async fn bayes_counts(&self, scopes: &[i64], tokens: &[String]) -> Result<Vec<ModelCounts>>;
+    /// The model of `scope` as it is now: its totals, and every token that
+    /// changed after it had `since` messages trained (0: all of them). A
+    /// reader holding the model catches up with what others trained.
+    async fn bayes_changes(&self, scope: i64, since: u64) -> Result<ModelChanges>;
     /// Teaches the model of `scope` one message's tokens.
     async fn bayes_train(&self, scope: i64, tokens: &[String], spam: bool) -> Result<()>;
     /// Up to `limit` training events users caused, oldest first; each stays

@@ -1022,6 +1022,39 @@ impl MailStore for SqliteStore {
         Ok(out)
     }
 
+    async fn bayes_changes(&self, scope: i64, since: u64) -> Result<ModelChanges> {
+        // All of a model: read in key order, not through the `gen` index
+        // (which would cost a key lookup per token).
+        let sql = if since == 0 {
+            "SELECT \
+             (SELECT json_array(spam, ham) FROM bayes_totals WHERE scope = $1) AS totals, \
+             (SELECT json_group_array(json_array(token, spam, ham)) FROM bayes_tokens \
+              WHERE scope = $1 AND $2 = 0) AS tokens"
+        } else {
+            "SELECT \
+             (SELECT json_array(spam, ham) FROM bayes_totals WHERE scope = $1) AS totals, \
+             (SELECT json_group_array(json_array(token, spam, ham)) FROM bayes_tokens \
+              WHERE scope = $1 AND gen > $2) AS tokens"
+        };
+        let row = sqlx::query(sql)
+            .bind(scope)
+            .bind(since as i64)
+            .fetch_one(&self.pool)
+            .await?;
+        let corrupt = |e: serde_json::Error| Error::Corrupt(format!("Bayes model: {e}"));
+        let totals: Option<String> = row.try_get("totals")?;
+        let totals: (u64, u64) = match totals {
+            Some(t) => serde_json::from_str(&t).map_err(corrupt)?,
+            None => (0, 0),
+        };
+        let tokens: Vec<(String, u64, u64)> =
+            serde_json::from_str(&row.try_get::<String, _>("tokens")?).map_err(corrupt)?;
+        Ok(ModelChanges {
+            totals,
+            tokens: tokens.into_iter().map(|(t, s, h)| (t, (s, h))).collect(),
+        })
+    }
+
     async fn bayes_train(&self, scope: i64, tokens: &[String], spam: bool) -> Result<()> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         train_in_tx(&mut tx, scope, tokens, spam).await?;
@@ -1597,24 +1630,27 @@ async fn train_in_tx(
     spam: bool,
 ) -> Result<()> {
     let (s, h) = if spam { (1i64, 0i64) } else { (0, 1) };
-    sqlx::query(
+    let generation: i64 = sqlx::query(
         "INSERT INTO bayes_totals (scope, spam, ham) VALUES ($1, $2, $3) \
-         ON CONFLICT (scope) DO UPDATE SET spam = spam + $2, ham = ham + $3",
+         ON CONFLICT (scope) DO UPDATE SET spam = spam + $2, ham = ham + $3 \
+         RETURNING spam + ham AS gen",
     )
     .bind(scope)
     .bind(s)
     .bind(h)
-    .execute(&mut **tx)
-    .await?;
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("gen")?;
     sqlx::query(
-        "INSERT INTO bayes_tokens (scope, token, spam, ham) \
-         SELECT $1, value, $3, $4 FROM json_each($2) WHERE true \
-         ON CONFLICT (scope, token) DO UPDATE SET spam = spam + $3, ham = ham + $4",
+        "INSERT INTO bayes_tokens (scope, token, spam, ham, gen) \
+         SELECT $1, value, $3, $4, $5 FROM json_each($2) WHERE true \
+         ON CONFLICT (scope, token) DO UPDATE SET spam = spam + $3, ham = ham + $4, gen = $5",
     )
     .bind(scope)
     .bind(string_json(tokens))
     .bind(s)
     .bind(h)
+    .bind(generation)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -382,6 +382,14 @@ pub struct ModelCounts {
     pub counts: Vec<(u64, u64)>,
 }
 
+/// A Bayes model's totals, and its tokens changed since some moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelChanges {
+    /// (spam, ham) messages trained; their sum is the model's generation.
+    pub totals: (u64, u64),
+    pub tokens: Vec<(String, (u64, u64))>,
+}
+
 /// A user filed a message as spam or as not spam.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrainingEvent {

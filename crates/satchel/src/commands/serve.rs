@@ -98,7 +98,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     let thresholds = config.spam.thresholds();
     let mut pipeline = pipeline::Pipeline::new(store.clone(), &config.hostname, &config.domains)
         .with_spam(
-            Box::new(pipeline::StoreScorer::new(store.clone())),
+            Box::new(pipeline::StoreScorer::resident(store.clone())),
             thresholds,
         );
     match pipeline::Authenticator::from_env() {

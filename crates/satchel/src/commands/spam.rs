@@ -62,7 +62,11 @@ pub async fn run(
                 Some(a) => vec![account_id(&*store, &a).await?],
                 None => Vec::new(),
             };
-            let scorer = StoreScorer::new(store);
+            // Many messages: worth holding the server's model in memory.
+            let scorer = match path {
+                Some(_) => StoreScorer::resident(store),
+                None => StoreScorer::new(store),
+            };
             let thresholds = config.spam.thresholds();
             let facts = SpamFacts::default();
             let Some(path) = path else {

@@ -22,3 +22,9 @@ CREATE TABLE correspondents (
     last_sent  INTEGER NOT NULL,
     PRIMARY KEY (account_id, address)
 ) STRICT, WITHOUT ROWID;
+
+-- When each token last changed, as its model's count of trained messages
+-- then: a scorer holding a model in memory catches up by reading only the
+-- tokens changed since the count it saw.
+ALTER TABLE bayes_tokens ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX bayes_tokens_gen ON bayes_tokens (scope, gen);
