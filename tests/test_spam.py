@@ -307,6 +307,9 @@ def test_each_recipient_gets_their_own_verdict_from_their_lists(satchel):
 
     # An allowed sender's spam still reaches the inbox...
     train(satchel)
+    # `serve` holds the model in memory and catches up within a second
+    # (pipeline::RESIDENT_FRESH); it has scored mail before this training.
+    time.sleep(1.5)
     spammy = plain(sender="Friend <friend@elsewhere.test>", subject="casino jackpot winner bonus", n=3)
     spammy = spammy.replace(b"Shall we walk along the river on saturday?",
                             b"casino jackpot winner bonus pills cheap offer crypto lottery million dollars")
