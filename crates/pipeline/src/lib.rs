@@ -49,6 +49,35 @@ pub struct Trace {
     pub protocol: &'static str,
 }
 
+/// Where one copy of a message goes, as a filter decided.
+struct Copy {
+    account: Account,
+    mailbox: String,
+    flags: Vec<String>,
+    create: bool,
+}
+
+/// Sieve's flags as the store keeps them: system flags, and keywords
+/// (those that are valid IMAP atoms; \Recent and unknown system flags are
+/// dropped).
+fn store_flags(flags: &[String]) -> (store::Flags, Vec<String>) {
+    let mut system = store::Flags::empty();
+    let mut keywords: Vec<String> = Vec::new();
+    for f in flags {
+        if let Some(flag) = store::Flags::parse(f) {
+            system.insert(flag);
+        } else if !f.starts_with('\\')
+            && f.len() <= 100
+            && f.bytes()
+                .all(|c| c.is_ascii_graphic() && !b"(){%*\"\\]".contains(&c))
+            && !keywords.iter().any(|k| k.eq_ignore_ascii_case(f))
+        {
+            keywords.push(f.clone());
+        }
+    }
+    (system, keywords)
+}
+
 /// One recipient's copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
@@ -318,24 +347,29 @@ impl Pipeline {
         })
     }
 
-    /// Stores `raw` for each account (once each, however often it was
-    /// named), with trace fields in front when `trace` is given. Each
-    /// recipient gets their own verdict (their model, lists and
-    /// correspondents); recipients with the same verdict share one blob.
-    /// All or nothing: one transaction.
+    /// Stores `raw` for each recipient's account (once each, however often
+    /// it was named; `recipients` pairs the RCPT address with its account),
+    /// with trace fields in front when `trace` is given. Each recipient
+    /// gets their own spam verdict (their model, lists and correspondents)
+    /// and their own Sieve script's filing; recipients with the same
+    /// verdict share one blob. All or nothing: one transaction.
+    /// `envelope_from` is the sender for mail without a trace (`deliver`).
     pub async fn deliver(
         &self,
         raw: &[u8],
-        accounts: &[Account],
+        recipients: &[(String, Account)],
         trace: Option<&Trace>,
+        envelope_from: Option<&str>,
     ) -> Result<Vec<Delivered>, Error> {
-        let mut unique: Vec<&Account> = Vec::new();
-        for a in accounts {
-            if !unique.iter().any(|u| u.id == a.id) {
-                unique.push(a);
+        // Each account once, with the address it was first named by.
+        let mut unique: Vec<(&str, &Account)> = Vec::new();
+        for (rcpt, a) in recipients {
+            if !unique.iter().any(|(_, u)| u.id == a.id) {
+                unique.push((rcpt, a));
             }
         }
-        let ids: Vec<AccountId> = unique.iter().map(|a| a.id).collect();
+        let ids: Vec<AccountId> = unique.iter().map(|(_, a)| a.id).collect();
+        let accounts: Vec<&Account> = unique.iter().map(|(_, a)| *a).collect();
         let local_from = match spam::rules::from_domain(raw) {
             Some(domain) => self.is_local_domain(&domain).await?,
             None => false,
@@ -343,7 +377,7 @@ impl Pipeline {
         // Fields in front of the message, and what the scorer learns.
         let (prefix, verdicts) = match trace {
             Some(t) => {
-                let mut prefix = self.trace_fields(t, &unique).into_bytes();
+                let mut prefix = self.trace_fields(t, &accounts).into_bytes();
                 let mut auth_results = None;
                 let mut dnsbl_listed = 0;
                 if let Some(auth) = &self.authenticator {
@@ -402,40 +436,44 @@ impl Pipeline {
             body_of.push(i);
         }
         let analyses: Vec<mime::Analysis> = bodies.iter().map(|(_, b)| mime::analyze(b)).collect();
-        // The verdict names a mailbox per recipient; the user's filters may
-        // send it elsewhere (their own issue: for now they keep it).
-        let mut targets = Vec::with_capacity(unique.len());
-        for (a, v) in unique.iter().zip(&verdicts) {
-            let name = self.thresholds.mailbox(v.score);
-            let target = match self.store.mailbox(a.id, name).await? {
-                Some(m) => m,
-                // A user who deleted Junk still gets the mail, in INBOX.
-                None => self
-                    .store
-                    .mailbox(a.id, "INBOX")
-                    .await?
-                    .ok_or_else(|| Error::NoInbox(a.address.clone()))?,
-            };
-            targets.push(target);
+        // The verdict names each recipient's mailbox; their Sieve script
+        // may file it elsewhere, flag it, or add copies.
+        let mail_from = trace.map_or(envelope_from.unwrap_or(""), |t| t.mail_from.as_str());
+        let mut placed: Vec<(Account, store::Mailbox, Copy, usize, usize)> = Vec::new();
+        for (i, ((rcpt, a), v)) in unique.iter().zip(&verdicts).enumerate() {
+            let body = &bodies[body_of[i]].1;
+            let default = self.thresholds.mailbox(v.score);
+            for copy in self
+                .filing(body, rcpt, a, default, v.score, mail_from)
+                .await?
+            {
+                let target = self.target(&copy).await?;
+                // One copy per mailbox, whatever the script said.
+                if !placed
+                    .iter()
+                    .any(|p| p.2.account.id == copy.account.id && p.1.id == target.id)
+                {
+                    placed.push(((*a).clone(), target, copy, i, body_of[i]));
+                }
+            }
         }
         let now = InternalDate::now();
-        let copies = targets
+        let copies = placed
             .iter()
-            .zip(&verdicts)
-            .zip(&body_of)
-            .map(|((m, v), &i)| {
+            .map(|(_, m, copy, i, b)| {
+                let (flags, keywords) = store_flags(&copy.flags);
                 (
                     m.id,
                     NewMessage {
-                        raw: &bodies[i].1,
-                        size: analyses[i].size,
-                        flags: store::Flags::empty(),
-                        keywords: Vec::new(),
+                        raw: &bodies[*b].1,
+                        size: analyses[*b].size,
+                        flags,
+                        keywords,
                         internal_date: now,
-                        cache: analyses[i].cache.clone(),
+                        cache: analyses[*b].cache.clone(),
                         spam: Some(SpamNote {
-                            score: v.score,
-                            reasons: v.reasons_text(),
+                            score: verdicts[*i].score,
+                            reasons: verdicts[*i].reasons_text(),
                         }),
                     },
                 )
@@ -444,14 +482,185 @@ impl Pipeline {
         let stored = self.store.append_copies(copies).await?;
         Ok(stored
             .iter()
-            .zip(&unique)
-            .zip(&targets)
-            .map(|((s, a), m)| Delivered {
-                account: a.address.clone(),
+            .zip(&placed)
+            .map(|(s, (_, m, copy, _, _))| Delivered {
+                account: copy.account.address.clone(),
                 mailbox: m.name.clone(),
                 uid: s.uid,
             })
             .collect())
+    }
+
+    /// Where one recipient's message goes: the spam verdict's mailbox,
+    /// unless the user's active Sieve script says otherwise. A script that
+    /// fails keeps the message (RFC 5228 2.10.6); what this server cannot
+    /// do yet (redirect or reject to the outside: there is no outbound
+    /// queue) keeps it too, with a warning.
+    async fn filing(
+        &self,
+        message: &[u8],
+        rcpt: &str,
+        account: &Account,
+        default: &str,
+        score: i64,
+        mail_from: &str,
+    ) -> Result<Vec<Copy>, Error> {
+        let keep = |flags: Vec<String>| Copy {
+            account: account.clone(),
+            mailbox: default.to_string(),
+            flags,
+            create: false,
+        };
+        let Some((name, text)) = self.store.active_sieve_script(account.id).await? else {
+            return Ok(vec![keep(Vec::new())]);
+        };
+        let script = match sieve::Script::compile(&text) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(
+                    "sieve: {}'s script {name:?} does not compile ({e}); kept",
+                    account.address
+                );
+                return Ok(vec![keep(Vec::new())]);
+            }
+        };
+        let names: Vec<String> = self
+            .store
+            .list_mailboxes(account.id)
+            .await?
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        // Run without an await in between: the context is not Send.
+        let outcome = {
+            let exists = |n: &str| {
+                names
+                    .iter()
+                    .any(|m| m == n || (m == "INBOX" && n.eq_ignore_ascii_case("INBOX")))
+            };
+            let version = env!("CARGO_PKG_VERSION");
+            let environment = [
+                (
+                    "domain",
+                    self.hostname
+                        .split_once('.')
+                        .map_or(self.hostname.as_str(), |(_, d)| d),
+                ),
+                ("host", self.hostname.as_str()),
+                ("name", "Satchel"),
+                ("phase", "during"),
+                ("version", version),
+            ];
+            let context = sieve::Context {
+                envelope_from: mail_from,
+                envelope_to: rcpt,
+                mailbox_exists: &exists,
+                spam: Some((score, self.thresholds.junk)),
+                environment: &environment,
+            };
+            script.run(&sieve::Message::new(message), &context)
+        };
+        if let Some(e) = &outcome.error {
+            tracing::warn!(
+                "sieve: {}'s script {name:?} failed: {e}; kept",
+                account.address
+            );
+        }
+        let mut out = Vec::new();
+        let mut kept = false;
+        for action in outcome.actions {
+            match action {
+                sieve::Action::Keep { flags } => {
+                    kept = true;
+                    out.push(keep(flags));
+                }
+                sieve::Action::FileInto {
+                    mailbox,
+                    flags,
+                    create,
+                } => out.push(Copy {
+                    account: account.clone(),
+                    mailbox,
+                    flags,
+                    create,
+                }),
+                sieve::Action::Discard => {}
+                sieve::Action::Redirect { address } => match self.recipient(&address).await? {
+                    Recipient::Local(other) if other.id != account.id => out.push(Copy {
+                        account: other,
+                        mailbox: "INBOX".to_string(),
+                        flags: Vec::new(),
+                        create: false,
+                    }),
+                    // To oneself: a keep.
+                    Recipient::Local(_) => {
+                        kept = true;
+                        out.push(keep(Vec::new()));
+                    }
+                    _ => {
+                        tracing::warn!(
+                            "sieve: {} redirects to {address}, outside this server, which it cannot send to yet; kept",
+                            account.address
+                        );
+                        if !kept {
+                            kept = true;
+                            out.push(keep(Vec::new()));
+                        }
+                    }
+                },
+                sieve::Action::Reject { reason, .. } => {
+                    tracing::warn!(
+                        "sieve: {} rejects a message ({reason:?}), which needs a bounce this server cannot send yet; kept",
+                        account.address
+                    );
+                    if !kept {
+                        kept = true;
+                        out.push(keep(Vec::new()));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The mailbox a copy goes to: created when the script asked for it
+    /// (`fileinto :create`); a missing one means INBOX (RFC 5228 4.1).
+    async fn target(&self, copy: &Copy) -> Result<store::Mailbox, Error> {
+        let account = &copy.account;
+        if let Some(m) = self.store.mailbox(account.id, &copy.mailbox).await? {
+            return Ok(m);
+        }
+        if copy.create {
+            match self
+                .store
+                .create_mailbox(account.id, &copy.mailbox, None)
+                .await
+            {
+                Ok(m) => return Ok(m),
+                // Created meanwhile by another delivery.
+                Err(store::Error::MailboxExists(_)) => {
+                    if let Some(m) = self.store.mailbox(account.id, &copy.mailbox).await? {
+                        return Ok(m);
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    "sieve: cannot create {:?} for {}: {e}",
+                    copy.mailbox,
+                    account.address
+                ),
+            }
+        } else if copy.mailbox != "Junk" && copy.mailbox != "Possible Junk" {
+            tracing::warn!(
+                "sieve: {} has no mailbox {:?}; filed into INBOX",
+                account.address,
+                copy.mailbox
+            );
+        }
+        // A user who deleted Junk still gets the mail, in INBOX.
+        self.store
+            .mailbox(account.id, "INBOX")
+            .await?
+            .ok_or_else(|| Error::NoInbox(account.address.clone()))
     }
 
     /// `Return-Path:` and `Received:` (RFC 5321 4.4).

@@ -43,6 +43,9 @@ enum Command {
     /// Scores messages and trains the spam filter.
     #[command(subcommand)]
     Spam(commands::spam::SpamCommand),
+    /// An account's Sieve filter.
+    #[command(subcommand)]
+    Filter(commands::filter::FilterCommand),
 }
 
 fn main() -> ExitCode {
@@ -112,6 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => commands::transfer::import(args, store.as_ref()).await,
         Command::Export(args) => commands::transfer::export(args, store.as_ref()).await,
         Command::Spam(cmd) => commands::spam::run(cmd, &config, store).await,
+        Command::Filter(cmd) => commands::filter::run(cmd, store.as_ref()).await,
     }
 }
 

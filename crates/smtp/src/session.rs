@@ -405,11 +405,10 @@ impl Session {
             peer: self.peer.ip(),
             protocol: if self.tls { "ESMTPS" } else { "ESMTP" },
         };
-        let accounts: Vec<Account> = tx.recipients.into_iter().map(|(_, a)| a).collect();
         match self
             .server
             .pipeline
-            .deliver(&message, &accounts, Some(&trace))
+            .deliver(&message, &tx.recipients, Some(&trace), None)
             .await
         {
             Ok(done) => {

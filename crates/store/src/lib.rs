@@ -60,6 +60,14 @@ pub enum Error {
         found: i64,
         known: i64,
     },
+    #[error("no script named {0:?}")]
+    NoScript(String),
+    #[error("a script named {0:?} already exists")]
+    ScriptExists(String),
+    #[error("script {0:?} is active; activate another (or none) before deleting it")]
+    ScriptActive(String),
+    #[error("invalid script name {0:?}: {1}")]
+    InvalidScriptName(String, &'static str),
     #[error("the store is corrupt: {0}")]
     Corrupt(String),
 }
@@ -216,6 +224,22 @@ pub trait MailStore: Send + Sync {
     async fn record_correspondents(&self, account: AccountId, addresses: &[String]) -> Result<()>;
     /// How many messages the account has sent to `address`.
     async fn sent_to(&self, account: AccountId, address: &str) -> Result<u64>;
+
+    // Sieve scripts.
+
+    /// The account's scripts, by name.
+    async fn sieve_scripts(&self, account: AccountId) -> Result<Vec<SieveScript>>;
+    async fn sieve_script(&self, account: AccountId, name: &str) -> Result<Option<String>>;
+    /// The active script's name and text, if one is active.
+    async fn active_sieve_script(&self, account: AccountId) -> Result<Option<(String, String)>>;
+    /// Stores a script (replacing one of that name); the caller has
+    /// checked that it compiles.
+    async fn put_sieve_script(&self, account: AccountId, name: &str, content: &str) -> Result<()>;
+    /// Makes `name` the active script (None: no script is active).
+    async fn activate_sieve_script(&self, account: AccountId, name: Option<&str>) -> Result<()>;
+    /// Deletes a script; the active one cannot be deleted (RFC 5804 2.10).
+    async fn delete_sieve_script(&self, account: AccountId, name: &str) -> Result<()>;
+    async fn rename_sieve_script(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
 
     /// Housekeeping a server runs now and then: unreferenced and orphaned
     /// blobs, leftovers of writers that died.

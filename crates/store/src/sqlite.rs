@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_bayes.sql"),
     include_str!("../migrations/sqlite/0003_spam_personal.sql"),
+    include_str!("../migrations/sqlite/0004_sieve.sql"),
 ];
 
 /// How much of the index file SQLite maps into memory for reading.
@@ -1173,6 +1174,134 @@ impl MailStore for SqliteStore {
         Ok(())
     }
 
+    async fn sieve_scripts(&self, account: AccountId) -> Result<Vec<SieveScript>> {
+        sqlx::query(
+            "SELECT name, active, length(CAST(content AS BLOB)) AS size FROM sieve_scripts \
+             WHERE account_id = $1 ORDER BY name",
+        )
+        .bind(account)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(SieveScript {
+                name: r.try_get("name")?,
+                active: r.try_get::<i64, _>("active")? != 0,
+                size: r.try_get::<i64, _>("size")? as u64,
+            })
+        })
+        .collect()
+    }
+
+    async fn sieve_script(&self, account: AccountId, name: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query("SELECT content FROM sieve_scripts WHERE account_id = $1 AND name = $2")
+                .bind(account)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get("content"))
+                .transpose()?,
+        )
+    }
+
+    async fn active_sieve_script(&self, account: AccountId) -> Result<Option<(String, String)>> {
+        sqlx::query("SELECT name, content FROM sieve_scripts WHERE account_id = $1 AND active = 1")
+            .bind(account)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| Ok((r.try_get("name")?, r.try_get("content")?)))
+            .transpose()
+    }
+
+    async fn put_sieve_script(&self, account: AccountId, name: &str, content: &str) -> Result<()> {
+        check_script_name(name)?;
+        sqlx::query(
+            "INSERT INTO sieve_scripts (account_id, name, content) VALUES ($1, $2, $3) \
+             ON CONFLICT (account_id, name) DO UPDATE SET content = $3",
+        )
+        .bind(account)
+        .bind(name)
+        .bind(content)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn activate_sieve_script(&self, account: AccountId, name: Option<&str>) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(name) = name {
+            let found =
+                sqlx::query("SELECT 1 FROM sieve_scripts WHERE account_id = $1 AND name = $2")
+                    .bind(account)
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if found.is_none() {
+                return Err(Error::NoScript(name.to_string()));
+            }
+        }
+        sqlx::query("UPDATE sieve_scripts SET active = 0 WHERE account_id = $1 AND active = 1")
+            .bind(account)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(name) = name {
+            sqlx::query("UPDATE sieve_scripts SET active = 1 WHERE account_id = $1 AND name = $2")
+                .bind(account)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_sieve_script(&self, account: AccountId, name: &str) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row =
+            sqlx::query("SELECT active FROM sieve_scripts WHERE account_id = $1 AND name = $2")
+                .bind(account)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| Error::NoScript(name.to_string()))?;
+        if row.try_get::<i64, _>("active")? != 0 {
+            return Err(Error::ScriptActive(name.to_string()));
+        }
+        sqlx::query("DELETE FROM sieve_scripts WHERE account_id = $1 AND name = $2")
+            .bind(account)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rename_sieve_script(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        check_script_name(to)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let taken = sqlx::query("SELECT 1 FROM sieve_scripts WHERE account_id = $1 AND name = $2")
+            .bind(account)
+            .bind(to)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Err(Error::ScriptExists(to.to_string()));
+        }
+        let done =
+            sqlx::query("UPDATE sieve_scripts SET name = $3 WHERE account_id = $1 AND name = $2")
+                .bind(account)
+                .bind(from)
+                .bind(to)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NoScript(from.to_string()));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn sent_to(&self, account: AccountId, address: &str) -> Result<u64> {
         let n: Option<i64> =
             sqlx::query("SELECT sent FROM correspondents WHERE account_id = $1 AND address = $2")
@@ -1676,4 +1805,20 @@ fn normalize_sender_pattern(pattern: &str) -> Result<String> {
         return bad("more than one @");
     }
     Ok(p)
+}
+
+/// A script name: 1 to 128 characters, no control characters (RFC 5804
+/// 1.6), no slash (names may become file names elsewhere).
+fn check_script_name(name: &str) -> Result<()> {
+    let bad = |why| Err(Error::InvalidScriptName(name.to_string(), why));
+    if name.is_empty() || name.chars().count() > 128 {
+        return bad("a name is 1 to 128 characters long");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\u{2028}' || c == '\u{2029}')
+    {
+        return bad("control characters and / are not allowed");
+    }
+    Ok(())
 }

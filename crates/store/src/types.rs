@@ -390,6 +390,15 @@ pub struct ModelChanges {
     pub tokens: Vec<(String, (u64, u64))>,
 }
 
+/// One of a user's Sieve scripts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SieveScript {
+    pub name: String,
+    pub active: bool,
+    /// Octets of its text.
+    pub size: u64,
+}
+
 /// A user filed a message as spam or as not spam.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrainingEvent {

@@ -665,3 +665,77 @@ async fn allow_and_block_lists_and_correspondents() {
     assert_eq!(t.store.sent_to(id, "carol@example.net").await.unwrap(), 2);
     assert_eq!(t.store.sent_to(id, "DAVE@example.net").await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn sieve_scripts_one_active_at_most() {
+    let t = setup().await;
+    let id = t.account.id;
+    assert_eq!(t.store.active_sieve_script(id).await.unwrap(), None);
+    t.store.put_sieve_script(id, "main", "keep;").await.unwrap();
+    t.store
+        .put_sieve_script(id, "vacation", "discard;")
+        .await
+        .unwrap();
+    t.store.put_sieve_script(id, "main", "stop;").await.unwrap();
+    t.store
+        .activate_sieve_script(id, Some("main"))
+        .await
+        .unwrap();
+    t.store
+        .activate_sieve_script(id, Some("vacation"))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.store.active_sieve_script(id).await.unwrap(),
+        Some(("vacation".into(), "discard;".into()))
+    );
+    assert_eq!(
+        t.store.sieve_scripts(id).await.unwrap(),
+        vec![
+            SieveScript {
+                name: "main".into(),
+                active: false,
+                size: 5
+            },
+            SieveScript {
+                name: "vacation".into(),
+                active: true,
+                size: 8
+            },
+        ]
+    );
+    assert!(matches!(
+        t.store.delete_sieve_script(id, "vacation").await,
+        Err(Error::ScriptActive(_))
+    ));
+    assert!(matches!(
+        t.store.activate_sieve_script(id, Some("nope")).await,
+        Err(Error::NoScript(_))
+    ));
+    assert!(matches!(
+        t.store.rename_sieve_script(id, "main", "vacation").await,
+        Err(Error::ScriptExists(_))
+    ));
+    t.store
+        .rename_sieve_script(id, "vacation", "away")
+        .await
+        .unwrap();
+    assert_eq!(
+        t.store.active_sieve_script(id).await.unwrap().unwrap().0,
+        "away"
+    );
+    t.store.activate_sieve_script(id, None).await.unwrap();
+    assert_eq!(t.store.active_sieve_script(id).await.unwrap(), None);
+    t.store.delete_sieve_script(id, "away").await.unwrap();
+    assert_eq!(t.store.sieve_script(id, "away").await.unwrap(), None);
+    assert_eq!(
+        t.store.sieve_script(id, "main").await.unwrap().as_deref(),
+        Some("stop;")
+    );
+    for bad in ["", "a/b", "tab\there", &"x".repeat(129)] {
+        assert!(matches!(
+            t.store.put_sieve_script(id, bad, "keep;").await,
+            Err(Error::InvalidScriptName(..))
+        ));
+    }
+}

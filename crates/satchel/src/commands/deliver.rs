@@ -33,9 +33,6 @@ pub async fn run(
         Box::new(pipeline::StoreScorer::new(store.clone())),
         thresholds,
     );
-    // The envelope sender goes into Return-Path once the pipeline adds
-    // trace fields for local deliveries too.
-    let _sender = args.from;
     // Every recipient is checked before anything is stored: an unknown one
     // stops the delivery before any mailbox is touched.
     let mut recipients: Vec<(&str, Account)> = Vec::with_capacity(args.to.len());
@@ -60,17 +57,43 @@ pub async fn run(
     }
 
     // Stored verbatim (no trace fields): one transaction for every recipient.
-    let accounts: Vec<Account> = recipients.iter().map(|(_, a)| a.clone()).collect();
-    let done = pipeline.deliver(&raw, &accounts, None).await?;
-    // Printed only once the message is durable: these lines are the receipt.
-    // Two addresses of one account (an alias, a +detail) got one copy,
-    // reported for the first of them.
-    for d in done {
-        let to = recipients
+    let recipients: Vec<(String, Account)> = recipients
+        .into_iter()
+        .map(|(to, a)| (to.to_string(), a))
+        .collect();
+    let done = pipeline
+        .deliver(&raw, &recipients, None, Some(&args.from))
+        .await?;
+    // Printed only once the message is durable: these lines are the receipt,
+    // one per stored copy. Two addresses of one account (an alias, a
+    // +detail) got one copy, reported for the first of them; a filter may
+    // have made more copies, or none (then the line says "discarded").
+    for (to, account) in &recipients {
+        let mine: Vec<_> = done
             .iter()
-            .find(|(_, a)| a.address == d.account)
-            .map_or(d.account.as_str(), |(to, _)| to);
-        say(&format!("{to} {} {}", d.mailbox, d.uid))?;
+            .filter(|d| d.account == account.address)
+            .collect();
+        if recipients
+            .iter()
+            .find(|(_, a)| a.id == account.id)
+            .map(|(t, _)| t)
+            != Some(to)
+        {
+            continue;
+        }
+        if mine.is_empty() {
+            say(&format!("{to} - discarded"))?;
+        }
+        for d in mine {
+            say(&format!("{to} {} {}", d.mailbox, d.uid))?;
+        }
+    }
+    // Copies a filter redirected to other local accounts.
+    for d in done
+        .iter()
+        .filter(|d| !recipients.iter().any(|(_, a)| a.address == d.account))
+    {
+        say(&format!("{} {} {}", d.account, d.mailbox, d.uid))?;
     }
     Ok(())
 }

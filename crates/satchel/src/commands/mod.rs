@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod deliver;
+pub mod filter;
 pub mod serve;
 pub mod spam;
 pub mod transfer;

@@ -1,0 +1,562 @@
+//! Running a compiled script on one message: the tests are evaluated, the
+//! actions collected, and the implicit keep decided (RFC 5228 2.10.2).
+//! Nothing is carried out here; the caller files, flags, forwards or
+//! rejects as the [`Outcome`] says.
+
+use std::collections::HashMap;
+
+use crate::compile::{AddressPart, BodyTransform, Cmd, FlagOp, Modifier, Script, Test};
+use crate::matching;
+use crate::{MAX_ACTIONS, MAX_REDIRECTS, Message};
+
+/// What the script runs with besides the message.
+pub struct Context<'a> {
+    /// The envelope sender (MAIL FROM), empty for the null sender.
+    pub envelope_from: &'a str,
+    /// The recipient this copy is for (RCPT TO).
+    pub envelope_to: &'a str,
+    /// Whether a mailbox exists (mailboxexists; `fileinto` into a missing
+    /// one without :create falls back to INBOX at delivery).
+    pub mailbox_exists: &'a dyn Fn(&str) -> bool,
+    /// The spam verdict on Xeams' scale and the Junk threshold, for
+    /// spamtest; None when the message was not scored.
+    pub spam: Option<(i64, i64)>,
+    /// Environment items (RFC 5183): "domain", "host", "name", "phase"...
+    pub environment: &'a [(&'a str, &'a str)],
+}
+
+/// What the script decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// In order; a keep (explicit or implicit) is one of them.
+    pub actions: Vec<Action>,
+    /// Why the script failed part-way, if it did: then the actions are
+    /// just a keep (RFC 5228 2.10.6).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Store in the mailbox the message was headed for, with these flags.
+    Keep {
+        flags: Vec<String>,
+    },
+    FileInto {
+        mailbox: String,
+        flags: Vec<String>,
+        /// Create the mailbox if it is missing (RFC 5490 :create).
+        create: bool,
+    },
+    Redirect {
+        address: String,
+    },
+    /// Refuse the message with this reason (RFC 5429); `extended`:
+    /// ereject, at the SMTP level where possible.
+    Reject {
+        reason: String,
+        extended: bool,
+    },
+    /// Nothing stored: the script discarded it.
+    Discard,
+}
+
+impl Script {
+    /// Runs the script on a message.
+    pub fn run(&self, message: &Message<'_>, context: &Context<'_>) -> Outcome {
+        let mut r = Run {
+            script: self,
+            message,
+            context,
+            actions: Vec::new(),
+            implicit_keep: true,
+            flags: Vec::new(),
+            variables: HashMap::new(),
+            captures: Vec::new(),
+            redirects: 0,
+        };
+        match r.block(&self.commands) {
+            Ok(_) => {
+                if r.implicit_keep {
+                    let flags = r.flags.clone();
+                    r.add(Action::Keep { flags }).ok();
+                }
+                Outcome {
+                    actions: r.actions,
+                    error: None,
+                }
+            }
+            Err(e) => Outcome {
+                actions: vec![Action::Keep { flags: Vec::new() }],
+                error: Some(e),
+            },
+        }
+    }
+}
+
+struct Run<'r, 'm> {
+    script: &'r Script,
+    message: &'r Message<'m>,
+    context: &'r Context<'r>,
+    actions: Vec<Action>,
+    implicit_keep: bool,
+    /// The internal flag variable of imap4flags.
+    flags: Vec<String>,
+    variables: HashMap<String, String>,
+    /// `${0}`..`${9}`: the last successful :matches.
+    captures: Vec<String>,
+    redirects: usize,
+}
+
+/// Whether the script goes on after a command.
+enum Flow {
+    Next,
+    Stop,
+}
+
+/// Longest value a variable holds (RFC 5229 asks for at least 4000 octets).
+const MAX_VARIABLE: usize = 64 * 1024;
+
+impl Run<'_, '_> {
+    fn block(&mut self, commands: &[Cmd]) -> Result<Flow, String> {
+        for cmd in commands {
+            if let Flow::Stop = self.command(cmd)? {
+                return Ok(Flow::Stop);
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    fn command(&mut self, cmd: &Cmd) -> Result<Flow, String> {
+        match cmd {
+            Cmd::If(branches, otherwise) => {
+                for (test, block) in branches {
+                    if self.test(test) {
+                        return self.block(block);
+                    }
+                }
+                if let Some(block) = otherwise {
+                    return self.block(block);
+                }
+            }
+            Cmd::Stop => return Ok(Flow::Stop),
+            Cmd::Keep { flags } => {
+                let flags = self.flag_list(flags.as_deref());
+                self.implicit_keep = false;
+                self.add(Action::Keep { flags })?;
+            }
+            Cmd::Discard => {
+                self.implicit_keep = false;
+                self.add(Action::Discard)?;
+            }
+            Cmd::FileInto {
+                mailbox,
+                copy,
+                create,
+                flags,
+            } => {
+                let mailbox = self.expand(mailbox);
+                let flags = self.flag_list(flags.as_deref());
+                if !copy {
+                    self.implicit_keep = false;
+                }
+                self.add(Action::FileInto {
+                    mailbox,
+                    flags,
+                    create: *create,
+                })?;
+            }
+            Cmd::Redirect { address, copy } => {
+                let address = self.expand(address);
+                if !address.contains('@') || address.chars().any(char::is_whitespace) {
+                    return Err(format!("redirect to {address:?}, which is not an address"));
+                }
+                self.redirects += 1;
+                if self.redirects > MAX_REDIRECTS {
+                    return Err(format!("more than {MAX_REDIRECTS} redirects"));
+                }
+                if !copy {
+                    self.implicit_keep = false;
+                }
+                self.add(Action::Redirect { address })?;
+            }
+            Cmd::Reject { reason, extended } => {
+                let reason = self.expand(reason);
+                self.implicit_keep = false;
+                self.add(Action::Reject {
+                    reason,
+                    extended: *extended,
+                })?;
+            }
+            Cmd::Flags {
+                op,
+                variable,
+                flags,
+            } => {
+                let given: Vec<String> = flags.iter().map(|f| self.expand(f)).collect();
+                let current = match variable {
+                    Some(v) => split_flags(&[self.variables.get(v).cloned().unwrap_or_default()]),
+                    None => self.flags.clone(),
+                };
+                let new = apply_flags(*op, current, &split_flags(&given));
+                match variable {
+                    Some(v) => {
+                        self.variables.insert(v.clone(), new.join(" "));
+                    }
+                    None => self.flags = new,
+                }
+            }
+            Cmd::Set {
+                name,
+                value,
+                modifiers,
+            } => {
+                let mut v = self.expand(value);
+                for m in modifiers.iter().rev() {
+                    v = modify(*m, &v);
+                }
+                truncate(&mut v, MAX_VARIABLE);
+                self.variables.insert(name.clone(), v);
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    /// Records an action, merging repeats (RFC 5228 2.10.3: one keep,
+    /// one filing per mailbox).
+    fn add(&mut self, action: Action) -> Result<(), String> {
+        let conflict = |a: &Action| {
+            matches!(
+                a,
+                Action::Keep { .. } | Action::FileInto { .. } | Action::Reject { .. }
+            )
+        };
+        if matches!(action, Action::Reject { .. }) && self.actions.iter().any(conflict)
+            || !matches!(
+                action,
+                Action::Reject { .. } | Action::Redirect { .. } | Action::Discard
+            ) && self
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Reject { .. }))
+        {
+            return Err("reject cannot be combined with keep, fileinto or another reject".into());
+        }
+        let same = self.actions.iter_mut().find(|a| match (a, &action) {
+            (Action::Keep { .. }, Action::Keep { .. }) | (Action::Discard, Action::Discard) => true,
+            (Action::FileInto { mailbox: x, .. }, Action::FileInto { mailbox: y, .. }) => x == y,
+            (Action::Redirect { address: x }, Action::Redirect { address: y }) => {
+                x.eq_ignore_ascii_case(y)
+            }
+            _ => false,
+        });
+        match same {
+            // The later flags win; a later :create still creates.
+            Some(Action::Keep { flags }) => {
+                if let Action::Keep { flags: f } = action {
+                    *flags = f;
+                }
+            }
+            Some(Action::FileInto { flags, create, .. }) => {
+                if let Action::FileInto {
+                    flags: f,
+                    create: c,
+                    ..
+                } = action
+                {
+                    *flags = f;
+                    *create |= c;
+                }
+            }
+            Some(_) => {}
+            None => {
+                if self.actions.len() >= MAX_ACTIONS {
+                    return Err(format!("more than {MAX_ACTIONS} actions"));
+                }
+                self.actions.push(action);
+            }
+        }
+        Ok(())
+    }
+
+    fn flag_list(&self, given: Option<&[String]>) -> Vec<String> {
+        match given {
+            Some(f) => split_flags(&f.iter().map(|x| self.expand(x)).collect::<Vec<_>>()),
+            None => self.flags.clone(),
+        }
+    }
+
+    fn test(&mut self, test: &Test) -> bool {
+        match test {
+            Test::True => true,
+            Test::False => false,
+            Test::Not(t) => !self.test(t),
+            Test::AllOf(tests) => tests.iter().all(|t| self.test(t)),
+            Test::AnyOf(tests) => tests.iter().any(|t| self.test(t)),
+            Test::Address {
+                how,
+                part,
+                headers,
+                keys,
+            } => {
+                let mut values = Vec::new();
+                for h in headers {
+                    let h = self.expand(h).to_ascii_lowercase();
+                    values.extend(
+                        self.message
+                            .addresses(&h)
+                            .iter()
+                            .filter_map(|a| address_part(a, *part)),
+                    );
+                }
+                self.matches(*how, &values, keys)
+            }
+            Test::Envelope {
+                how,
+                part,
+                parts,
+                keys,
+            } => {
+                let mut values = Vec::new();
+                for p in parts {
+                    let address = match self.expand(p).to_ascii_lowercase().as_str() {
+                        "from" => self.context.envelope_from,
+                        "to" => self.context.envelope_to,
+                        _ => continue,
+                    };
+                    // The null sender has no parts but is "" as a whole.
+                    if address.is_empty() {
+                        if *part == AddressPart::All {
+                            values.push(String::new());
+                        }
+                        continue;
+                    }
+                    values.extend(address_part(address, *part));
+                }
+                self.matches(*how, &values, keys)
+            }
+            Test::Header { how, headers, keys } => {
+                let mut values = Vec::new();
+                for h in headers {
+                    values.extend(self.message.values(&self.expand(h).to_ascii_lowercase()));
+                }
+                self.matches(*how, &values, keys)
+            }
+            Test::Exists(headers) => headers
+                .iter()
+                .all(|h| self.message.has(&self.expand(h).to_ascii_lowercase())),
+            Test::Size { over, limit } => {
+                let size = self.message.size();
+                if *over { size > *limit } else { size < *limit }
+            }
+            Test::Body {
+                how,
+                transform,
+                keys,
+            } => {
+                let values = match transform {
+                    BodyTransform::Raw => vec![self.message.raw_body()],
+                    BodyTransform::Text => self.message.parts(&["text".to_string()]),
+                    BodyTransform::Content(types) => self.message.parts(types),
+                };
+                // Body matches set no match variables (RFC 5173 5).
+                let keys: Vec<String> = keys.iter().map(|k| self.expand(k)).collect();
+                matching::any(*how, &values, &keys, &mut None)
+            }
+            Test::String { how, sources, keys } => {
+                let values: Vec<String> = sources
+                    .iter()
+                    .map(|s| self.expand(s))
+                    // RFC 5229 5: an empty string counts as no value for :count.
+                    .filter(|s| {
+                        !matches!(how.kind, crate::compile::MatchKind::Count(_)) || !s.is_empty()
+                    })
+                    .collect();
+                self.matches(*how, &values, keys)
+            }
+            Test::HasFlag {
+                how,
+                variables,
+                keys,
+            } => {
+                let values = if variables.is_empty() {
+                    self.flags.clone()
+                } else {
+                    split_flags(
+                        &variables
+                            .iter()
+                            .map(|v| self.variables.get(v).cloned().unwrap_or_default())
+                            .collect::<Vec<_>>(),
+                    )
+                };
+                self.matches(*how, &values, keys)
+            }
+            Test::MailboxExists(names) => names
+                .iter()
+                .all(|n| (self.context.mailbox_exists)(&self.expand(n))),
+            Test::Spam {
+                how,
+                percent,
+                value,
+            } => {
+                let v = spam_value(self.context.spam, *percent);
+                let key = self.expand(value);
+                self.matches(*how, &[v], &[key])
+            }
+            Test::Environment { how, name, keys } => {
+                let name = self.expand(name).to_ascii_lowercase();
+                let value = self
+                    .context
+                    .environment
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+                    .map(|(_, v)| v.to_string());
+                match value {
+                    // An item the server does not know: the test is false.
+                    None => false,
+                    Some(v) => self.matches(*how, &[v], keys),
+                }
+            }
+        }
+    }
+
+    /// Matches with keys expanded; a :matches success sets `${0}`...
+    fn matches(&mut self, how: crate::compile::Match, values: &[String], keys: &[String]) -> bool {
+        let keys: Vec<String> = keys.iter().map(|k| self.expand(k)).collect();
+        let mut captures = None;
+        let hit = matching::any(how, values, &keys, &mut captures);
+        if hit && let Some(c) = captures {
+            self.captures = c;
+        }
+        hit
+    }
+
+    /// `${name}` and `${N}` replaced, when the script uses variables.
+    fn expand(&self, s: &str) -> String {
+        if !self.script.variables || !s.contains("${") {
+            return s.to_string();
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let name_len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                .unwrap_or(after.len());
+            let name = &after[..name_len];
+            if name_len > 0 && after[name_len..].starts_with('}') {
+                if let Ok(n) = name.parse::<usize>() {
+                    out.push_str(self.captures.get(n).map_or("", String::as_str));
+                } else if let Some(v) = self.variables.get(&name.to_ascii_lowercase()) {
+                    out.push_str(v);
+                }
+                rest = &after[name_len + 1..];
+            } else {
+                out.push_str("${");
+                rest = after;
+            }
+            if out.len() > MAX_VARIABLE {
+                break;
+            }
+        }
+        out.push_str(rest);
+        truncate(&mut out, MAX_VARIABLE);
+        out
+    }
+}
+
+/// The part of `local@domain` a test looks at; None when it has none
+/// (:detail of an address without "+", RFC 5233 4).
+fn address_part(address: &str, part: AddressPart) -> Option<String> {
+    let (local, domain) = match address.rsplit_once('@') {
+        Some((l, d)) => (l, d),
+        None => (address, ""),
+    };
+    match part {
+        AddressPart::All => Some(address.to_string()),
+        AddressPart::LocalPart => Some(local.to_string()),
+        AddressPart::Domain => Some(domain.to_string()),
+        AddressPart::User => Some(local.split_once('+').map_or(local, |(u, _)| u).to_string()),
+        AddressPart::Detail => local.split_once('+').map(|(_, d)| d.to_string()),
+    }
+}
+
+/// Flags from space-separated lists, each once (case-insensitively).
+fn split_flags(lists: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in lists.iter().flat_map(|l| l.split_whitespace()) {
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(f)) {
+            out.push(f.to_string());
+        }
+    }
+    out
+}
+
+fn apply_flags(op: FlagOp, current: Vec<String>, given: &[String]) -> Vec<String> {
+    match op {
+        FlagOp::Set => given.to_vec(),
+        FlagOp::Add => split_flags(&[current, given.to_vec()].concat()),
+        FlagOp::Remove => current
+            .into_iter()
+            .filter(|c| !given.iter().any(|g| g.eq_ignore_ascii_case(c)))
+            .collect(),
+    }
+}
+
+fn modify(m: Modifier, v: &str) -> String {
+    match m {
+        Modifier::Lower => v.to_lowercase(),
+        Modifier::Upper => v.to_uppercase(),
+        Modifier::LowerFirst | Modifier::UpperFirst => {
+            let mut chars = v.chars();
+            match chars.next() {
+                Some(first) => {
+                    let first: String = if m == Modifier::UpperFirst {
+                        first.to_uppercase().collect()
+                    } else {
+                        first.to_lowercase().collect()
+                    };
+                    first + chars.as_str()
+                }
+                None => String::new(),
+            }
+        }
+        Modifier::QuoteWildcard => {
+            let mut out = String::with_capacity(v.len());
+            for c in v.chars() {
+                if matches!(c, '*' | '?' | '\\') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        }
+        Modifier::Length => v.chars().count().to_string(),
+    }
+}
+
+fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+/// spamtest's value (RFC 5235): "0" untested, else 1 (surely not spam)
+/// to 10 (surely spam) on the Junk threshold's scale; with :percent,
+/// 0 to 100.
+fn spam_value(spam: Option<(i64, i64)>, percent: bool) -> String {
+    let Some((score, junk)) = spam else {
+        return "0".to_string();
+    };
+    let junk = junk.max(1);
+    let share = score.clamp(0, junk) as f64 / junk as f64;
+    if percent {
+        ((share * 100.0).round() as i64).to_string()
+    } else {
+        (1 + (share * 9.0).round() as i64).to_string()
+    }
+}

@@ -1,0 +1,438 @@
+//! The examples of RFC 5228 and of each extension's RFC, run on messages
+//! built for them.
+
+use sieve::{Action, Context, Message, Outcome, Script};
+
+fn ctx<'a>(mailboxes: &'a dyn Fn(&str) -> bool, env: &'a [(&'a str, &'a str)]) -> Context<'a> {
+    Context {
+        envelope_from: "sender@example.org",
+        envelope_to: "me+mta-filters@example.com",
+        mailbox_exists: mailboxes,
+        spam: None,
+        environment: env,
+    }
+}
+
+fn run_with(script: &str, raw: &str, spam: Option<(i64, i64)>) -> Outcome {
+    let s = Script::compile(script).unwrap_or_else(|e| panic!("{e}\n{script}"));
+    let exists = |m: &str| m == "INBOX" || m == "Lists/dev";
+    let env = [
+        ("phase", "during"),
+        ("domain", "example.com"),
+        ("name", "Satchel"),
+    ];
+    let mut c = ctx(&exists, &env);
+    c.spam = spam;
+    s.run(&Message::new(raw.as_bytes()), &c)
+}
+
+fn run(script: &str, raw: &str) -> Vec<Action> {
+    let out = run_with(script, raw, None);
+    assert_eq!(out.error, None);
+    out.actions
+}
+
+fn keep() -> Action {
+    Action::Keep { flags: vec![] }
+}
+
+fn into(mailbox: &str) -> Action {
+    Action::FileInto {
+        mailbox: mailbox.into(),
+        flags: vec![],
+        create: false,
+    }
+}
+
+fn msg(headers: &str, body: &str) -> String {
+    format!("{headers}\r\n\r\n{body}")
+}
+
+const RFC5228_9_1: &str = r#"
+# Example Sieve Filter
+# Declare any optional features or extension used by the script
+require ["fileinto"];
+
+# Handle messages from known mailing lists
+# Move messages from IETF filter discussion list to filter mailbox
+if header :is "Sender" "owner-ietf-mta-filters@imc.org"
+        {
+        fileinto "filter";  # move to "filter" mailbox
+        }
+#
+# Keep all messages to or from people in my company
+#
+elsif address :DOMAIN :is ["From", "To"] "example.com"
+        {
+        keep;               # keep in "In" mailbox
+        }
+
+#
+# Try and catch unsolicited email.  If a message is not to me,
+# or it contains a subject known to be spam, file it away.
+#
+elsif anyof (NOT address :all :contains
+               ["To", "Cc", "Bcc"] "me@example.com",
+             header :matches "subject"
+               ["*make*money*fast*", "*university*dipl*mas*"])
+        {
+        fileinto "spam";   # move to "spam" mailbox
+        }
+else
+        {
+        # Move all other (non-company) mail to "personal"
+        # mailbox.
+        fileinto "personal";
+        }
+"#;
+
+#[test]
+fn rfc5228_example() {
+    let list = msg(
+        "Sender: owner-ietf-mta-filters@imc.org\r\nFrom: a@imc.org\r\nTo: me@example.com",
+        "",
+    );
+    assert_eq!(run(RFC5228_9_1, &list), vec![into("filter")]);
+    let colleague = msg("From: Boss <boss@EXAMPLE.com>\r\nTo: me@example.com", "");
+    assert_eq!(run(RFC5228_9_1, &colleague), vec![keep()]);
+    let not_to_me = msg("From: x@other.test\r\nTo: someone@else.test", "");
+    assert_eq!(run(RFC5228_9_1, &not_to_me), vec![into("spam")]);
+    let money = msg(
+        "From: x@other.test\r\nTo: me@example.com.au\r\nSubject: MAKE lots of MONEY real FAST",
+        "",
+    );
+    assert_eq!(run(RFC5228_9_1, &money), vec![into("spam")]);
+    let friend = msg(
+        "From: x@other.test\r\nCc: me@example.com\r\nSubject: dinner",
+        "",
+    );
+    assert_eq!(run(RFC5228_9_1, &friend), vec![into("personal")]);
+}
+
+#[test]
+fn rfc5228_core_commands() {
+    let m = msg("From: a@b.test\r\nSubject: hi", "body");
+    // No actions: the implicit keep.
+    assert_eq!(run("", &m), vec![keep()]);
+    assert_eq!(run("discard;", &m), vec![Action::Discard]);
+    assert_eq!(
+        run("if size :over 10 { discard; }", &m),
+        vec![Action::Discard]
+    );
+    assert_eq!(run("if size :under 10 { discard; }", &m), vec![keep()]);
+    // stop ends the script; keep then fileinto both happen once each.
+    assert_eq!(
+        run(
+            "require \"fileinto\"; keep; fileinto \"A\"; keep; fileinto \"A\"; stop; discard;",
+            &m
+        ),
+        vec![keep(), into("A")]
+    );
+    assert_eq!(
+        run(
+            "if exists [\"from\", \"subject\"] { redirect \"x@y.test\"; }",
+            &m
+        ),
+        vec![Action::Redirect {
+            address: "x@y.test".into()
+        }]
+    );
+    assert_eq!(
+        run("if exists [\"from\", \"date\"] { discard; }", &m),
+        vec![keep()]
+    );
+    assert_eq!(
+        run(
+            "if not true { discard; } elsif false { discard; } else { keep; }",
+            &m
+        ),
+        vec![keep()]
+    );
+    assert_eq!(run("if allof (true, false) { discard; }", &m), vec![keep()]);
+    assert_eq!(
+        run("if header :contains \"subject\" \"\" { discard; }", &m),
+        vec![Action::Discard]
+    );
+    assert_eq!(
+        run(
+            "if header :comparator \"i;octet\" :is \"subject\" \"HI\" { discard; }",
+            &m
+        ),
+        vec![keep()]
+    );
+}
+
+#[test]
+fn rfc5229_variables() {
+    let m = msg(
+        "Subject: [acme-users] [fwd] version 1.2 is out\r\nList-ID: Acme <acme-users@lists.example.org>",
+        "",
+    );
+    let script = r#"require ["variables", "fileinto"];
+        if header :matches "List-ID" "*<*@*" {
+            fileinto "INBOX.lists.${2}"; stop;
+        }"#;
+    assert_eq!(run(script, &m), vec![into("INBOX.lists.acme-users")]);
+    let script = r#"require ["variables", "fileinto"];
+        # Imagine the header
+        # Subject: [acme-users] [fwd] version 1.2 is out
+        if header :matches "Subject" "[*] *" {
+            # ${1} will hold "acme-users",
+            # ${2} will hold "[fwd] version 1.2 is out"
+            fileinto "INBOX.lists.${1}"; stop;
+        }"#;
+    assert_eq!(run(script, &m), vec![into("INBOX.lists.acme-users")]);
+    // RFC 5229 4.1's modifiers, checked with the string test.
+    let script = r#"require ["variables", "fileinto"];
+        set "a" "juMBlEd lETteRS";
+        set :length "len" "${a}";
+        set :lower "lower" "${a}";
+        set :upperfirst "uf" "${a}";
+        set :upperfirst :lower "ufl" "${a}";
+        set :quotewildcard "qw" "Rock*";
+        if allof (string :is "${len}" "15", string :is "${lower}" "jumbled letters",
+                  string :comparator "i;octet" :is "${uf}" "JuMBlEd lETteRS",
+                  string :comparator "i;octet" :is "${ufl}" "Jumbled letters",
+                  string :comparator "i;octet" :is "${qw}" "Rock\\*",
+                  string :is "${unknown}" "") {
+            fileinto "ok";
+        }"#;
+    assert_eq!(run(script, &m), vec![into("ok")]);
+}
+
+#[test]
+fn rfc5232_imap4flags() {
+    let script = r#"require ["fileinto", "imap4flags", "variables"];
+        if size :over 10 {
+            addflag "MyFlags" "Big";
+            if header :is "From" "boss@company.example.com" {
+                addflag "MyFlags" "\\Flagged";
+            }
+            fileinto :flags "${MyFlags}" "Big messages";
+        }
+        if header :is "From" "grandma@example.net" {
+            addflag "MyFlags" ["\\Answered", "$MDNSent"];
+            fileinto :flags "${MyFlags}" "Grandma";
+        }
+        if header :is "From" "boss@company.example.com" {
+            addflag "\\Flagged";
+            removeflag "\\Flagged";
+            setflag ["\\Seen", "\\Flagged important"];
+            if hasflag :contains "import" { addflag "$Work"; }
+        }"#;
+    let boss = msg("From: boss@company.example.com", "a long enough body");
+    let flags = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        run(script, &boss),
+        vec![
+            Action::FileInto {
+                mailbox: "Big messages".into(),
+                flags: flags(&["Big", "\\Flagged"]),
+                create: false
+            },
+            // fileinto without :copy cancelled the implicit keep.
+        ]
+    );
+    let script_keep = r#"require ["imap4flags", "relational", "comparator-i;ascii-numeric"];
+        setflag "\\Seen"; addflag ["$Work \\Seen", "$work"];
+        if hasflag :count "eq" :comparator "i;ascii-numeric" "2" { keep; }"#;
+    assert_eq!(
+        run(script_keep, &boss),
+        vec![Action::Keep {
+            flags: flags(&["\\Seen", "$Work"])
+        }]
+    );
+    // The implicit keep carries the internal flags.
+    assert_eq!(
+        run("require \"imap4flags\"; addflag \"\\\\Flagged\";", &boss),
+        vec![Action::Keep {
+            flags: flags(&["\\Flagged"])
+        }]
+    );
+}
+
+#[test]
+fn rfc5231_relational() {
+    let m = msg(
+        "To: a@x.test, b@x.test\r\nCc: c@x.test\r\nX-Priority: 2",
+        "",
+    );
+    let script = r#"require ["relational", "comparator-i;ascii-numeric", "fileinto"];
+        if address :count "ge" :comparator "i;ascii-numeric" ["to", "cc"] ["3"] { fileinto "many"; }
+        if header :value "lt" :comparator "i;ascii-numeric" "x-priority" "3" { fileinto "urgent"; }
+        if header :count "eq" :comparator "i;ascii-numeric" "x-missing" "0" { fileinto "none"; }"#;
+    assert_eq!(
+        run(script, &m),
+        vec![into("many"), into("urgent"), into("none")]
+    );
+}
+
+#[test]
+fn rfc5233_subaddress_and_envelope() {
+    let m = msg("To: ken+sieve@example.org\r\nFrom: a@b.test", "");
+    let script = r#"require ["envelope", "subaddress", "fileinto"];
+        if envelope :user "to" "me" { fileinto "user"; }
+        if envelope :detail "to" "mta-filters" { fileinto "inbox.ietf-mta-filters"; }
+        if address :user "to" "ken" { fileinto "ken"; }
+        if address :detail "to" "sieve" { fileinto "sieve"; }
+        if address :detail "from" "" { fileinto "never: no + at all"; }
+        if envelope :domain "from" "example.org" { fileinto "org"; }"#;
+    assert_eq!(
+        run(script, &m),
+        vec![
+            into("user"),
+            into("inbox.ietf-mta-filters"),
+            into("ken"),
+            into("sieve"),
+            into("org")
+        ]
+    );
+}
+
+#[test]
+fn rfc3894_copy() {
+    let m = msg("From: a@b.test", "");
+    assert_eq!(
+        run(
+            "require \"copy\"; redirect :copy \"sysadmin@example.com\";",
+            &m
+        ),
+        vec![
+            Action::Redirect {
+                address: "sysadmin@example.com".into()
+            },
+            keep()
+        ]
+    );
+    assert_eq!(
+        run(
+            "require [\"copy\", \"fileinto\"]; fileinto :copy \"Archive\";",
+            &m
+        ),
+        vec![into("Archive"), keep()]
+    );
+}
+
+#[test]
+fn rfc5173_body() {
+    let m = msg(
+        "From: a@b.test\r\nContent-Type: multipart/mixed; boundary=b",
+        "--b\r\nContent-Type: text/plain\r\n\r\nPlease MAKE MONEY FAST\r\n--b\r\n\
+         Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nc2VjcmV0\r\n--b--\r\n",
+    );
+    assert_eq!(
+        run(
+            "require \"body\"; if body :text :contains \"make money fast\" { discard; }",
+            &m
+        ),
+        vec![Action::Discard]
+    );
+    assert_eq!(
+        run(
+            "require \"body\"; if body :raw :contains \"c2VjcmV0\" { discard; }",
+            &m
+        ),
+        vec![Action::Discard]
+    );
+    assert_eq!(
+        run(
+            "require \"body\"; if body :text :contains \"secret\" { discard; }",
+            &m
+        ),
+        vec![keep()]
+    );
+    assert_eq!(
+        run(
+            "require \"body\"; if body :content \"application\" :contains \"secret\" { discard; }",
+            &m
+        ),
+        vec![Action::Discard]
+    );
+}
+
+#[test]
+fn rfc5235_spamtest() {
+    let m = msg("From: a@b.test", "");
+    let script = r#"require ["spamtest", "fileinto", "relational", "comparator-i;ascii-numeric"];
+        if spamtest :value "eq" :comparator "i;ascii-numeric" "0" { fileinto "INBOX.unclassified"; }
+        elsif spamtest :value "ge" :comparator "i;ascii-numeric" "3" { fileinto "INBOX.spam-trap"; }"#;
+    let spam = |s| run_with(script, &m, s).actions;
+    assert_eq!(spam(None), vec![into("INBOX.unclassified")]);
+    assert_eq!(spam(Some((120, 100))), vec![into("INBOX.spam-trap")]);
+    assert_eq!(spam(Some((-40, 100))), vec![keep()]);
+    let plus = r#"require ["spamtestplus", "fileinto", "relational", "comparator-i;ascii-numeric"];
+        if spamtest :percent :value "gt" :comparator "i;ascii-numeric" "50" { fileinto "spam"; }"#;
+    assert_eq!(
+        run_with(plus, &m, Some((60, 100))).actions,
+        vec![into("spam")]
+    );
+    assert_eq!(run_with(plus, &m, Some((40, 100))).actions, vec![keep()]);
+}
+
+#[test]
+fn rfc5490_mailbox_and_rfc5183_environment() {
+    let m = msg("From: a@b.test", "");
+    let script = r#"require ["mailbox", "fileinto", "environment"];
+        if mailboxexists "Lists/dev" { fileinto :create "Lists/new"; }
+        if mailboxexists ["Lists/dev", "Nope"] { discard; }
+        if environment :is "phase" "during" { fileinto "during"; }
+        if environment :contains "name" "satchel" { fileinto "named"; }
+        if environment "no-such-item" "" { discard; }"#;
+    assert_eq!(
+        run(script, &m),
+        vec![
+            Action::FileInto {
+                mailbox: "Lists/new".into(),
+                flags: vec![],
+                create: true
+            },
+            into("during"),
+            into("named")
+        ]
+    );
+}
+
+#[test]
+fn rfc5429_reject_and_encoded_characters() {
+    let m = msg("From: a@b.test", "");
+    let script = "require [\"reject\", \"encoded-character\"];\nreject text:\nNo thanks ${hex:40} ${unicode:263a}.\n.\n;";
+    assert_eq!(
+        run(script, &m),
+        vec![Action::Reject {
+            reason: "No thanks @ \u{263a}.\r\n".into(),
+            extended: false
+        }]
+    );
+    assert_eq!(
+        run("require \"ereject\"; ereject \"no\";", &m),
+        vec![Action::Reject {
+            reason: "no".into(),
+            extended: true
+        }]
+    );
+    // Reject with a filing is an error at run time: the message is kept.
+    let out = run_with(
+        "require [\"reject\", \"fileinto\"]; fileinto \"A\"; reject \"no\";",
+        &m,
+        None,
+    );
+    assert_eq!(out.actions, vec![keep()]);
+    assert!(out.error.unwrap().contains("reject"));
+}
+
+#[test]
+fn limits_at_run_time_keep_the_message() {
+    let m = msg("From: a@b.test", "");
+    let many = (0..10)
+        .map(|i| format!("redirect \"r{i}@x.test\";"))
+        .collect::<String>();
+    let out = run_with(&many, &m, None);
+    assert_eq!(out.actions, vec![keep()]);
+    assert!(out.error.unwrap().contains("redirects"));
+    let many = "require \"fileinto\";".to_string()
+        + &(0..100)
+            .map(|i| format!("fileinto \"m{i}\";"))
+            .collect::<String>();
+    let out = run_with(&many, &m, None);
+    assert!(out.error.unwrap().contains("actions"));
+}

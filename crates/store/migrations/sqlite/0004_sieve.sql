@@ -1,0 +1,10 @@
+-- Users' Sieve scripts (ManageSieve and `satchel filter`): any number by
+-- name, at most one active.
+CREATE TABLE sieve_scripts (
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    content    TEXT NOT NULL,
+    active     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (account_id, name)
+) STRICT;
+CREATE UNIQUE INDEX sieve_scripts_active ON sieve_scripts (account_id) WHERE active = 1;

@@ -1,0 +1,134 @@
+"""Sieve filters over the real binary: `satchel filter set/get`, and mail
+delivered through the SMTP door landing where the user's script says."""
+import re
+
+from conftest import message
+
+ALICE = "alice@example.test"
+BOB = "bob@example.test"
+
+SCRIPT = r'''require ["fileinto", "mailbox", "imap4flags", "copy", "relational", "comparator-i;ascii-numeric",
+         "spamtest", "envelope", "subaddress"];
+# Mailing list traffic into its own folder, created on first use.
+if header :contains "List-Id" "dev.lists.example.org" {
+    fileinto :create "Lists/dev";
+    stop;
+}
+# The boss's mail stays in the inbox, flagged.
+if address :is "from" "boss@example.test" {
+    addflag "\\Flagged";
+}
+# Invoices: a copy to the bookkeeper.
+if header :contains "subject" "invoice" {
+    redirect :copy "bob@example.test";
+}
+# Mail from my bank is never junk, whatever the spam filter thinks.
+if address :domain :is "from" "bank.test" {
+    fileinto "INBOX";
+}
+# Mail to my +shopping address is filed away.
+if envelope :detail "to" "shopping" {
+    fileinto "Shopping";
+}
+'''
+
+
+def set_filter(satchel, user, text):
+    path = satchel.dir / "filter.sieve"
+    path.write_text(text)
+    return satchel.cli("filter", "set", user, str(path), check=False)
+
+
+def fetch_all(satchel, user, mailbox):
+    c = satchel.imap(user)
+    typ, data = c.select(f'"{mailbox}"', readonly=True)
+    assert typ == "OK", (mailbox, data)
+    n = int(data[0])
+    out = []
+    for i in range(1, n + 1):
+        typ, d = c.fetch(str(i), "(FLAGS BODY.PEEK[])")
+        out.append((d[0][0].decode(), d[0][1]))
+    c.logout()
+    return out
+
+
+def test_filter_set_checks_the_script_and_get_returns_it(satchel):
+    bad = set_filter(satchel, ALICE, 'require "fileinto";\nif header :is "subject" "x" {\n  fileinto;\n}\n')
+    assert bad.returncode != 0
+    assert b"line 3, column 3" in bad.stderr and b"nothing was changed" in bad.stderr, bad.stderr
+    missing = satchel.cli("filter", "get", ALICE, check=False)
+    assert missing.returncode != 0 and b"no active filter" in missing.stderr
+    assert set_filter(satchel, ALICE, SCRIPT).returncode == 0
+    assert satchel.cli("filter", "get", ALICE).stdout.decode() == SCRIPT
+    unknown = satchel.cli("filter", "get", "nobody@example.test", check=False)
+    assert unknown.returncode != 0 and b"no account" in unknown.stderr
+
+
+def test_smtp_mail_lands_where_the_script_says(satchel):
+    assert set_filter(satchel, ALICE, SCRIPT).returncode == 0
+    smtp = satchel.smtp()
+    smtp.sendmail("dev-bounces@lists.example.org", [ALICE], message(
+        "[dev] release branch", "Branch cut tonight.", "Carol <carol@lists.example.org>",
+        "List-Id: Developers <dev.lists.example.org>\r\n"))
+    smtp.sendmail("boss@example.test", [ALICE], message("Quarterly plan", "See me.", "Boss <boss@example.test>"))
+    smtp.sendmail("shop@remote.test", [ALICE], message("Your invoice 42", "Amount due: 10.", "Shop <shop@remote.test>"))
+    smtp.sendmail("shop@remote.test", ["alice+shopping@example.test"],
+                  message("Order shipped", "On its way.", "Shop <shop@remote.test>"))
+    smtp.quit()
+
+    [(flags, listmail)] = fetch_all(satchel, ALICE, "Lists/dev")
+    assert b"Branch cut tonight." in listmail
+    inbox = fetch_all(satchel, ALICE, "INBOX")
+    assert len(inbox) == 3, inbox
+    assert b"See me." in inbox[0][1] and "\\Flagged" in inbox[0][0]
+    assert b"Amount due" in inbox[1][1] and "\\Flagged" not in inbox[1][0]
+    # The redirected copy reached Bob's inbox; the original stayed with Alice.
+    [(_, copy)] = fetch_all(satchel, BOB, "INBOX")
+    assert b"Your invoice 42" in copy
+    # Alice has no Shopping mailbox: fileinto falls back to INBOX.
+    assert b"On its way." in inbox[2][1]
+    c = satchel.imap(ALICE)
+    c.create("Shopping")
+    c.logout()
+    smtp = satchel.smtp()
+    smtp.sendmail("shop@remote.test", ["alice+shopping@example.test"],
+                  message("Order delivered", "Arrived.", "Shop <shop@remote.test>"))
+    smtp.quit()
+    [(_, shopping)] = fetch_all(satchel, ALICE, "Shopping")
+    assert b"Order delivered" in shopping
+    # The list folder was created and shows in LIST.
+    c = satchel.imap(ALICE)
+    typ, listing = c.list('""', "Lists/*")
+    c.logout()
+    assert any(b'"Lists/dev"' in line or b"Lists/dev" in line for line in listing), listing
+
+
+def test_the_users_rules_override_the_spam_verdict(satchel):
+    assert set_filter(satchel, ALICE, SCRIPT).returncode == 0
+    exe = ("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n", "--b\r\nContent-Type: text/plain\r\n\r\n"
+           "Statement attached.\r\n--b\r\nContent-Type: application/octet-stream; name=statement.exe\r\n"
+           "Content-Disposition: attachment; filename=statement.exe\r\n\r\nMZ\r\n--b--\r\n")
+    bank = (f"From: Bank <alerts@bank.test>\r\nTo: {ALICE}\r\nSubject: statement\r\n"
+            f"Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <s1@bank.test>\r\n{exe[0]}\r\n{exe[1]}")
+    other = bank.replace("bank.test", "shady.test")
+    smtp = satchel.smtp()
+    smtp.sendmail("alerts@bank.test", [ALICE], bank.encode())
+    smtp.sendmail("alerts@shady.test", [ALICE], other.encode())
+    smtp.quit()
+    # Same score (an executable: Possible Junk), different places.
+    [(_, doubtful)] = fetch_all(satchel, ALICE, "Possible Junk")
+    assert b"shady.test" in doubtful
+    [(_, kept)] = fetch_all(satchel, ALICE, "INBOX")
+    assert b"bank.test" in kept and re.search(rb"X-Spam-Score: 60\r\n", kept), kept[:400]
+
+
+def test_deliver_prints_every_copy_and_a_discard(satchel):
+    assert set_filter(satchel, ALICE, 'require "copy";\nif header :is "subject" "drop" { discard; }\n'
+                                      'if header :is "subject" "share" { redirect :copy "bob@example.test"; }\n'
+                      ).returncode == 0
+    out = satchel.cli("deliver", "--from", "x@remote.test", "--to", ALICE,
+                      stdin=b"Subject: drop\r\n\r\nbye\r\n").stdout.decode()
+    assert out.splitlines() == [f"{ALICE} - discarded"]
+    out = satchel.cli("deliver", "--from", "x@remote.test", "--to", ALICE,
+                      stdin=b"Subject: share\r\n\r\nhi\r\n").stdout.decode()
+    assert out.splitlines() == [f"{ALICE} INBOX 1", f"{BOB} INBOX 1"]
