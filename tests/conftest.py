@@ -19,7 +19,7 @@ BIN = os.environ.get("SATCHEL_BIN", str(ROOT / "target" / "debug" / "satchel"))
 PASSWORD = "secret"
 
 
-DOORS = 5  # lines `serve` prints after the store line
+DOORS = 6  # lines `serve` prints after the store line
 
 
 class Satchel:
@@ -36,6 +36,7 @@ class Satchel:
             'pop3 = ["127.0.0.1:0"]\n'
             'pop3s = ["127.0.0.1:0"]\n'
             'smtp = ["127.0.0.1:0"]\n'
+            'managesieve = ["127.0.0.1:0"]\n'
             + extra_config
         )
         # A static DNS table for SPF/DKIM/DMARC (empty: every lookup fails at

@@ -95,6 +95,20 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         }
     }
 
+    let managesieve = managesieve::Server::new(
+        store.clone(),
+        Some(tls.clone()),
+        managesieve::Settings {
+            plaintext_anywhere: config.auth.plaintext_anywhere,
+            ..managesieve::Settings::default()
+        },
+    );
+    for addr in &config.listen.managesieve {
+        let listener = bind(*addr, "managesieve").await?;
+        super::say(&format!("managesieve {}", listener.local_addr()?))?;
+        tokio::spawn(managesieve.clone().listen(listener, stopped.clone()));
+    }
+
     let thresholds = config.spam.thresholds();
     let mut pipeline = pipeline::Pipeline::new(store.clone(), &config.hostname, &config.domains)
         .with_spam(
