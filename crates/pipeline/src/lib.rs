@@ -49,6 +49,21 @@ pub struct Trace {
     pub protocol: &'static str,
 }
 
+/// What a filter run knows besides the message and the account.
+struct Filing<'a> {
+    /// RCPT TO for incoming mail; the first recipient of outgoing mail.
+    envelope_to: &'a str,
+    envelope_from: &'a str,
+    /// Where the message goes unless the script says otherwise: the spam
+    /// verdict's mailbox, or Sent.
+    default: &'a str,
+    /// Flags every copy gets (sent mail is \Seen).
+    flags: &'a [&'a str],
+    spam: Option<(i64, i64)>,
+    /// The environment's "phase" (RFC 6785): "during" delivery or "outgoing".
+    phase: &'a str,
+}
+
 /// Where one copy of a message goes, as a filter decided.
 struct Copy {
     account: Account,
@@ -443,10 +458,15 @@ impl Pipeline {
         for (i, ((rcpt, a), v)) in unique.iter().zip(&verdicts).enumerate() {
             let body = &bodies[body_of[i]].1;
             let default = self.thresholds.mailbox(v.score);
-            for copy in self
-                .filing(body, rcpt, a, default, v.score, mail_from)
-                .await?
-            {
+            let facts = Filing {
+                envelope_to: rcpt,
+                envelope_from: mail_from,
+                default,
+                flags: &[],
+                spam: Some((v.score, self.thresholds.junk)),
+                phase: "during",
+            };
+            for copy in self.filing(body, a, &facts).await? {
                 let target = self.target(&copy).await?;
                 // One copy per mailbox, whatever the script said.
                 if !placed
@@ -499,16 +519,18 @@ impl Pipeline {
     async fn filing(
         &self,
         message: &[u8],
-        rcpt: &str,
         account: &Account,
-        default: &str,
-        score: i64,
-        mail_from: &str,
+        facts: &Filing<'_>,
     ) -> Result<Vec<Copy>, Error> {
+        let with_default = |flags: Vec<String>| {
+            let mut all: Vec<String> = facts.flags.iter().map(|f| f.to_string()).collect();
+            all.extend(flags);
+            all
+        };
         let keep = |flags: Vec<String>| Copy {
             account: account.clone(),
-            mailbox: default.to_string(),
-            flags,
+            mailbox: facts.default.to_string(),
+            flags: with_default(flags),
             create: false,
         };
         let Some((name, text)) = self.store.active_sieve_script(account.id).await? else {
@@ -548,14 +570,14 @@ impl Pipeline {
                 ),
                 ("host", self.hostname.as_str()),
                 ("name", "Satchel"),
-                ("phase", "during"),
+                ("phase", facts.phase),
                 ("version", version),
             ];
             let context = sieve::Context {
-                envelope_from: mail_from,
-                envelope_to: rcpt,
+                envelope_from: facts.envelope_from,
+                envelope_to: facts.envelope_to,
                 mailbox_exists: &exists,
-                spam: Some((score, self.thresholds.junk)),
+                spam: facts.spam,
                 environment: &environment,
             };
             script.run(&sieve::Message::new(message), &context)
@@ -581,7 +603,7 @@ impl Pipeline {
                 } => out.push(Copy {
                     account: account.clone(),
                     mailbox,
-                    flags,
+                    flags: with_default(flags),
                     create,
                 }),
                 sieve::Action::Discard => {}
@@ -621,6 +643,72 @@ impl Pipeline {
             }
         }
         Ok(out)
+    }
+
+    /// Files the copy of a message a user sent (through the submission
+    /// door or the webmail): into Sent, \Seen, unless their Sieve script,
+    /// run with `environment "phase"` = "outgoing", files it elsewhere.
+    /// Its recipients become the user's trusted correspondents.
+    pub async fn outgoing(
+        &self,
+        account: &Account,
+        raw: &[u8],
+        recipients: &[String],
+    ) -> Result<Vec<Delivered>, Error> {
+        let to: Vec<String> = recipients
+            .iter()
+            .map(|r| r.to_lowercase())
+            .filter(|r| !r.eq_ignore_ascii_case(&account.address))
+            .collect();
+        self.store.record_correspondents(account.id, &to).await?;
+        let facts = Filing {
+            envelope_to: recipients.first().map_or("", String::as_str),
+            envelope_from: &account.address,
+            default: "Sent",
+            flags: &["\\Seen"],
+            spam: None,
+            phase: "outgoing",
+        };
+        let analysis = mime::analyze(raw);
+        let mut placed: Vec<(store::Mailbox, Copy)> = Vec::new();
+        for copy in self.filing(raw, account, &facts).await? {
+            let target = self.target(&copy).await?;
+            if !placed
+                .iter()
+                .any(|(m, c)| c.account.id == copy.account.id && m.id == target.id)
+            {
+                placed.push((target, copy));
+            }
+        }
+        let now = InternalDate::now();
+        let copies = placed
+            .iter()
+            .map(|(m, copy)| {
+                let (flags, keywords) = store_flags(&copy.flags);
+                (
+                    m.id,
+                    NewMessage {
+                        raw,
+                        size: analysis.size,
+                        flags,
+                        keywords,
+                        internal_date: now,
+                        cache: analysis.cache.clone(),
+                        spam: None,
+                    },
+                )
+            })
+            .collect();
+        let stored = self.store.append_copies(copies).await?;
+        Ok(stored
+            .iter()
+            .zip(&placed)
+            .map(|(s, (m, copy))| Delivered {
+                account: copy.account.address.clone(),
+                mailbox: m.name.clone(),
+                uid: s.uid,
+            })
+            .collect())
     }
 
     /// The mailbox a copy goes to: created when the script asked for it
