@@ -20,6 +20,8 @@ fuzz_target!(|data: &[u8]| {
             mailbox_exists: &exists,
             spam: Some((70, 100)),
             environment: &[("phase", "during")],
+            now: 1_700_000_000,
+            zone: 60,
         };
         let _ = script.run(&sieve::Message::new(MESSAGE), &context);
     }

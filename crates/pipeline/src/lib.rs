@@ -579,6 +579,8 @@ impl Pipeline {
                 mailbox_exists: &exists,
                 spam: facts.spam,
                 environment: &environment,
+                now: time::OffsetDateTime::now_utc().unix_timestamp(),
+                zone: 0,
             };
             script.run(&sieve::Message::new(message), &context)
         };

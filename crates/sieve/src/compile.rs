@@ -25,6 +25,8 @@ pub const EXTENSIONS: &[&str] = &[
     "spamtest",
     "spamtestplus",
     "environment",
+    "date",
+    "index",
     "comparator-i;ascii-numeric",
     "comparator-i;octet",
     "comparator-i;ascii-casemap",
@@ -101,6 +103,7 @@ pub(crate) enum Test {
     AnyOf(Vec<Test>),
     Address {
         how: Match,
+        index: Option<Index>,
         part: AddressPart,
         headers: Vec<String>,
         keys: Vec<String>,
@@ -113,7 +116,22 @@ pub(crate) enum Test {
     },
     Header {
         how: Match,
+        index: Option<Index>,
         headers: Vec<String>,
+        keys: Vec<String>,
+    },
+    Date {
+        how: Match,
+        index: Option<Index>,
+        zone: Zone,
+        header: String,
+        part: String,
+        keys: Vec<String>,
+    },
+    CurrentDate {
+        how: Match,
+        zone: Zone,
+        part: String,
         keys: Vec<String>,
     },
     Exists(Vec<String>),
@@ -148,6 +166,31 @@ pub(crate) enum Test {
         keys: Vec<String>,
     },
 }
+
+/// Which occurrence of a header field a test looks at (RFC 5260 6):
+/// the `n`th, 1-based, counted from the end with `last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Index {
+    pub n: u64,
+    pub last: bool,
+}
+
+/// The time zone dates are seen in (RFC 5260 4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Zone {
+    /// The server's zone.
+    Local,
+    /// The zone the date was written in.
+    Original,
+    /// Minutes east of UTC.
+    Offset(i32),
+}
+
+/// The date parts RFC 5260 4.2 names.
+pub(crate) const DATE_PARTS: &[&str] = &[
+    "year", "month", "day", "date", "julian", "hour", "minute", "second", "time", "iso8601",
+    "std11", "zone", "weekday",
+];
 
 /// How values are compared with keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,12 +285,14 @@ enum TagArg {
     None,
     String,
     Strings,
+    Number,
 }
 
 #[derive(Debug)]
 enum TagValue {
     None,
     Strings(Vec<String>),
+    Number(u64),
 }
 
 /// A command's or test's arguments, split into its tags (with their
@@ -266,6 +311,7 @@ const MATCH_TAGS: &[(&str, TagArg)] = &[
     ("count", TagArg::String),
     ("comparator", TagArg::String),
 ];
+const INDEX_TAGS: &[(&str, TagArg)] = &[("index", TagArg::Number), ("last", TagArg::None)];
 const ADDRESS_TAGS: &[(&str, TagArg)] = &[
     ("all", TagArg::None),
     ("localpart", TagArg::None),
@@ -609,7 +655,10 @@ impl Compiler {
                 if name == "envelope" {
                     self.need("envelope", "envelope", at)?;
                 }
-                let tags = [MATCH_TAGS, ADDRESS_TAGS].concat();
+                let mut tags = [MATCH_TAGS, ADDRESS_TAGS].concat();
+                if name == "address" {
+                    tags.extend_from_slice(INDEX_TAGS);
+                }
                 let s = self.split(name, &t.arguments, &tags, 2, at)?;
                 let how = self.how(&s, at)?;
                 let part = self.address_part(&s, at)?;
@@ -618,6 +667,7 @@ impl Compiler {
                 if name == "address" {
                     Test::Address {
                         how,
+                        index: self.index(&s)?,
                         part,
                         headers: lower(headers),
                         keys,
@@ -633,11 +683,72 @@ impl Compiler {
             }
             "header" => {
                 no_tests()?;
-                let s = self.split(name, &t.arguments, MATCH_TAGS, 2, at)?;
+                let tags = [MATCH_TAGS, INDEX_TAGS].concat();
+                let s = self.split(name, &t.arguments, &tags, 2, at)?;
                 Test::Header {
                     how: self.how(&s, at)?,
+                    index: self.index(&s)?,
                     headers: lower(self.strings(&s.positional[0], "the header names")?),
                     keys: self.strings(&s.positional[1], "the keys")?,
+                }
+            }
+            "date" | "currentdate" => {
+                no_tests()?;
+                self.need("date", name, at)?;
+                let mut tags = [MATCH_TAGS, &[("zone", TagArg::String)]].concat();
+                if name == "date" {
+                    tags.push(("originalzone", TagArg::None));
+                    tags.extend_from_slice(INDEX_TAGS);
+                }
+                let positional = if name == "date" { 3 } else { 2 };
+                let s = self.split(name, &t.arguments, &tags, positional, at)?;
+                let how = self.how(&s, at)?;
+                let zone = match (s.tags.get("zone"), s.tags.contains_key("originalzone")) {
+                    (Some(_), true) => {
+                        return Err(Error::at(at, "date takes :zone or :originalzone, not both"));
+                    }
+                    (Some((TagValue::Strings(z), zat)), false) => {
+                        let z = z.first().map(String::as_str).unwrap_or("");
+                        Zone::Offset(zone_minutes(z).ok_or_else(|| {
+                            Error::at(
+                                *zat,
+                                format!("{z:?} is not a time zone; write it as +0100 or -0830"),
+                            )
+                        })?)
+                    }
+                    (_, true) => Zone::Original,
+                    _ => Zone::Local,
+                };
+                let part_arg = &s.positional[positional - 2];
+                let part = self.string(part_arg, "the date part")?.to_ascii_lowercase();
+                if !part.contains("${") && !DATE_PARTS.contains(&part.as_str()) {
+                    return Err(Error::at(
+                        part_arg.position(),
+                        format!(
+                            "unknown date part {part:?}; there are {}",
+                            DATE_PARTS.join(" ")
+                        ),
+                    ));
+                }
+                let keys = self.strings(&s.positional[positional - 1], "the keys")?;
+                if name == "date" {
+                    Test::Date {
+                        how,
+                        index: self.index(&s)?,
+                        zone,
+                        header: self
+                            .string(&s.positional[0], "the header name")?
+                            .to_ascii_lowercase(),
+                        part,
+                        keys,
+                    }
+                } else {
+                    Test::CurrentDate {
+                        how,
+                        zone,
+                        part,
+                        keys,
+                    }
                 }
             }
             "exists" => {
@@ -810,6 +921,10 @@ impl Compiler {
                     i += 1;
                     let value = match (kind, args.get(i)) {
                         (TagArg::None, _) => TagValue::None,
+                        (TagArg::Number, Some(Argument::Number(n, _))) => {
+                            i += 1;
+                            TagValue::Number(*n)
+                        }
                         (
                             TagArg::String,
                             Some(Argument::Strings {
@@ -825,6 +940,7 @@ impl Compiler {
                         (kind, _) => {
                             let wanted = match kind {
                                 TagArg::String => "a string",
+                                TagArg::Number => "a number",
                                 _ => "a string list",
                             };
                             return Err(Error::at(
@@ -963,6 +1079,27 @@ impl Compiler {
             }
         }
         Ok(part.unwrap_or(AddressPart::All))
+    }
+
+    /// `:index N [:last]` (RFC 5260 6).
+    fn index(&self, s: &Split) -> Result<Option<Index>, Error> {
+        let last = s.tags.get("last").map(|(_, p)| *p);
+        match s.tags.get("index") {
+            Some((TagValue::Number(n), tag_at)) => {
+                self.need("index", ":index", *tag_at)?;
+                if *n == 0 {
+                    return Err(Error::at(*tag_at, ":index counts from 1"));
+                }
+                Ok(Some(Index {
+                    n: *n,
+                    last: last.is_some(),
+                }))
+            }
+            _ => match last {
+                Some(p) => Err(Error::at(p, ":last needs :index")),
+                None => Ok(None),
+            },
+        }
     }
 
     fn flag_tag(&self, s: &Split, tag: &str, extension: &str) -> Result<bool, Error> {
@@ -1121,4 +1258,19 @@ fn encoded_characters(s: &str) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// "+0100" or "-0830" as minutes east of UTC.
+pub(crate) fn zone_minutes(z: &str) -> Option<i32> {
+    let (sign, digits) = match z.as_bytes().first()? {
+        b'+' => (1, &z[1..]),
+        b'-' => (-1, &z[1..]),
+        _ => return None,
+    };
+    if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let hours: i32 = digits[..2].parse().ok()?;
+    let minutes: i32 = digits[2..].parse().ok()?;
+    (hours < 24 && minutes < 60).then_some(sign * (hours * 60 + minutes))
 }

@@ -7,6 +7,7 @@
 //! Written from the RFCs (sieve-rs is AGPL and was not read).
 
 mod compile;
+mod date;
 mod lex;
 mod matching;
 mod message;

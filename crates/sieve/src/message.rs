@@ -85,9 +85,11 @@ impl<'a> Message<'a> {
 
     /// The addresses (`local@domain`) in the fields called `name`; a
     /// mailbox without a domain comes as just its local part.
-    pub(crate) fn addresses(&self, name: &str) -> Vec<String> {
-        let mut out = Vec::new();
+    /// The addresses of each field called `name`, field by field.
+    pub(crate) fn address_fields(&self, name: &str) -> Vec<Vec<String>> {
+        let mut fields = Vec::new();
         for v in self.raw_values(name) {
+            let mut out = Vec::new();
             if let HeaderValue::Address(a) = with_newline(v, |s| s.parse_address()) {
                 match a {
                     Address::List(list) => {
@@ -104,8 +106,9 @@ impl<'a> Message<'a> {
                     }
                 }
             }
+            fields.push(out);
         }
-        out
+        fields
     }
 
     fn raw_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a [u8]> + 's {
@@ -201,10 +204,10 @@ Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text
         assert_eq!(m.values("subject"), ["café time", "second"]);
         assert_eq!(m.values("x-empty"), [""]);
         assert!(m.has("x-empty") && !m.has("cc"));
-        assert_eq!(m.addresses("from"), ["Bob@Example.COM"]);
+        assert_eq!(m.address_fields("from"), [["Bob@Example.COM"]]);
         assert_eq!(
-            m.addresses("to"),
-            ["a@x.test", "b+lists@x.test", "c@y.test"]
+            m.address_fields("to"),
+            [["a@x.test", "b+lists@x.test", "c@y.test"]]
         );
         assert_eq!(m.size(), raw.len() as u64);
         assert!(m.raw_body().starts_with("--b\r\n"));

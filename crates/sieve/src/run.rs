@@ -5,7 +5,10 @@
 
 use std::collections::HashMap;
 
-use crate::compile::{AddressPart, BodyTransform, Cmd, FlagOp, Modifier, Script, Test};
+use crate::compile::{
+    AddressPart, BodyTransform, Cmd, FlagOp, Index, Modifier, Script, Test, Zone,
+};
+use crate::date::{self, When};
 use crate::matching;
 use crate::{MAX_ACTIONS, MAX_REDIRECTS, Message};
 
@@ -23,6 +26,10 @@ pub struct Context<'a> {
     pub spam: Option<(i64, i64)>,
     /// Environment items (RFC 5183): "domain", "host", "name", "phase"...
     pub environment: &'a [(&'a str, &'a str)],
+    /// The time now (seconds since 1970 UTC) and the server's zone
+    /// (minutes east of UTC), for currentdate and dates without :zone.
+    pub now: i64,
+    pub zone: i32,
 }
 
 /// What the script decided.
@@ -294,6 +301,7 @@ impl Run<'_, '_> {
             Test::AnyOf(tests) => tests.iter().any(|t| self.test(t)),
             Test::Address {
                 how,
+                index,
                 part,
                 headers,
                 keys,
@@ -301,10 +309,11 @@ impl Run<'_, '_> {
                 let mut values = Vec::new();
                 for h in headers {
                     let h = self.expand(h).to_ascii_lowercase();
+                    let fields = pick(self.message.address_fields(&h), *index);
                     values.extend(
-                        self.message
-                            .addresses(&h)
+                        fields
                             .iter()
+                            .flatten()
                             .filter_map(|a| address_part(a, *part)),
                     );
                 }
@@ -334,12 +343,51 @@ impl Run<'_, '_> {
                 }
                 self.matches(*how, &values, keys)
             }
-            Test::Header { how, headers, keys } => {
+            Test::Header {
+                how,
+                index,
+                headers,
+                keys,
+            } => {
                 let mut values = Vec::new();
                 for h in headers {
-                    values.extend(self.message.values(&self.expand(h).to_ascii_lowercase()));
+                    let h = self.expand(h).to_ascii_lowercase();
+                    values.extend(pick(self.message.values(&h), *index));
                 }
                 self.matches(*how, &values, keys)
+            }
+            Test::Date {
+                how,
+                index,
+                zone,
+                header,
+                part,
+                keys,
+            } => {
+                let header = self.expand(header).to_ascii_lowercase();
+                let value = match index {
+                    Some(_) => pick(self.message.values(&header), *index)
+                        .into_iter()
+                        .next(),
+                    None => self.message.values(&header).into_iter().next(),
+                };
+                let Some(when) = value.and_then(|v| date::parse(&header, &v)) else {
+                    // No such field, or no date in it: the test is false.
+                    return false;
+                };
+                self.date_matches(*how, self.zoned(when, *zone), part, keys)
+            }
+            Test::CurrentDate {
+                how,
+                zone,
+                part,
+                keys,
+            } => {
+                let now = When {
+                    unix: self.context.now,
+                    zone: self.context.zone,
+                };
+                self.date_matches(*how, self.zoned(now, *zone), part, keys)
             }
             Test::Exists(headers) => headers
                 .iter()
@@ -416,6 +464,31 @@ impl Run<'_, '_> {
                     Some(v) => self.matches(*how, &[v], keys),
                 }
             }
+        }
+    }
+
+    fn zoned(&self, when: When, zone: Zone) -> When {
+        match zone {
+            Zone::Original => when,
+            Zone::Local => When {
+                zone: self.context.zone,
+                ..when
+            },
+            Zone::Offset(z) => When { zone: z, ..when },
+        }
+    }
+
+    fn date_matches(
+        &mut self,
+        how: crate::compile::Match,
+        when: When,
+        part: &str,
+        keys: &[String],
+    ) -> bool {
+        let part = self.expand(part).to_ascii_lowercase();
+        match date::part(when, &part) {
+            Some(value) => self.matches(how, &[value], keys),
+            None => false,
         }
     }
 
@@ -559,4 +632,18 @@ fn spam_value(spam: Option<(i64, i64)>, percent: bool) -> String {
     } else {
         (1 + (share * 9.0).round() as i64).to_string()
     }
+}
+
+/// The field occurrence an index names (1-based; from the end with
+/// :last), or all of them without one.
+fn pick<T>(mut fields: Vec<T>, index: Option<Index>) -> Vec<T> {
+    let Some(Index { n, last }) = index else {
+        return fields;
+    };
+    let n = n as usize;
+    if n == 0 || n > fields.len() {
+        return Vec::new();
+    }
+    let at = if last { fields.len() - n } else { n - 1 };
+    vec![fields.swap_remove(at)]
 }

@@ -202,6 +202,60 @@ const CASES: &[(&str, u32, u32, &str)] = &[
         53,
         "not a character",
     ),
+    (
+        "if date \"date\" \"year\" \"2024\" {}",
+        1,
+        4,
+        "needs require \"date\"",
+    ),
+    (
+        "require \"date\"; if date \"date\" \"fortnight\" \"1\" {}",
+        1,
+        32,
+        "unknown date part \"fortnight\"",
+    ),
+    (
+        "require \"date\"; if date :zone \"CET\" \"date\" \"year\" \"1\" {}",
+        1,
+        25,
+        "not a time zone",
+    ),
+    (
+        "require \"date\"; if date :zone \"+0100\" :originalzone \"date\" \"year\" \"1\" {}",
+        1,
+        20,
+        "not both",
+    ),
+    (
+        "require \"date\"; if currentdate \"date\" \"year\" \"1\" {}",
+        1,
+        20,
+        "takes 2 argument(s)",
+    ),
+    (
+        "require \"date\"; if date :index 1 \"date\" \"year\" \"1\" {}",
+        1,
+        25,
+        "needs require \"index\"",
+    ),
+    (
+        "require \"index\"; if header :index 0 \"to\" \"a\" {}",
+        1,
+        28,
+        ":index counts from 1",
+    ),
+    (
+        "require \"index\"; if header :last \"to\" \"a\" {}",
+        1,
+        28,
+        ":last needs :index",
+    ),
+    (
+        "require \"index\"; if header :index \"2\" \"to\" \"a\" {}",
+        1,
+        28,
+        ":index must be followed by a number",
+    ),
 ];
 
 #[test]

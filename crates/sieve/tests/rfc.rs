@@ -3,6 +3,9 @@
 
 use sieve::{Action, Context, Message, Outcome, Script};
 
+/// 2007-07-01T12:00:00Z, a Sunday.
+const NOW: i64 = 1_183_291_200;
+
 fn ctx<'a>(mailboxes: &'a dyn Fn(&str) -> bool, env: &'a [(&'a str, &'a str)]) -> Context<'a> {
     Context {
         envelope_from: "sender@example.org",
@@ -10,6 +13,8 @@ fn ctx<'a>(mailboxes: &'a dyn Fn(&str) -> bool, env: &'a [(&'a str, &'a str)]) -
         mailbox_exists: mailboxes,
         spam: None,
         environment: env,
+        now: NOW,
+        zone: 0,
     }
 }
 
@@ -435,4 +440,70 @@ fn limits_at_run_time_keep_the_message() {
             .collect::<String>();
     let out = run_with(&many, &m, None);
     assert!(out.error.unwrap().contains("actions"));
+}
+
+#[test]
+fn rfc5260_date_and_index() {
+    let boss = |date: &str| {
+        msg(
+            &format!(
+                "Received: from b by c; Sat, 30 Jun 2007 10:00:00 +0000\r\n\
+                 Received: from a by b; Mon, 25 Jun 2007 10:00:00 +0000\r\n\
+                 From: boss@example.com\r\nDate: {date}"
+            ),
+            "",
+        )
+    };
+    let office = r#"require ["date", "relational", "fileinto"];
+        if allof(header :is "from" "boss@example.com",
+                 date :value "ge" :originalzone "date" "hour" "09",
+                 date :value "lt" :originalzone "date" "hour" "17")
+        { fileinto "urgent"; }"#;
+    // 10:00 in the writer's zone is office hours, whatever it is in UTC.
+    assert_eq!(
+        run(office, &boss("Mon, 25 Jun 2007 10:00:00 -0800")),
+        vec![into("urgent")]
+    );
+    assert_eq!(
+        run(office, &boss("Mon, 25 Jun 2007 20:00:00 -0800")),
+        vec![keep()]
+    );
+    // Without :originalzone, the server's zone (UTC here): 18:00.
+    let utc = office.replace(":originalzone ", "");
+    assert_eq!(
+        run(&utc, &boss("Mon, 25 Jun 2007 10:00:00 -0800")),
+        vec![keep()]
+    );
+
+    let weekend = r#"require ["date", "relational", "fileinto"];
+        if anyof(date :is "received" "weekday" "0",
+                 date :is "received" "weekday" "6")
+        { fileinto "weekend"; }"#;
+    // The first Received: Saturday the 30th.
+    assert_eq!(run(weekend, &boss("x")), vec![into("weekend")]);
+
+    let away = r#"require ["date", "relational", "fileinto"];
+        if allof(currentdate :value "ge" "date" "2007-06-30",
+                 currentdate :value "le" "date" "2007-07-07")
+        { fileinto "while-away"; }"#;
+    assert_eq!(run(away, &boss("x")), vec![into("while-away")]);
+
+    let monthly = r#"require ["date", "variables", "fileinto"];
+        if currentdate :matches "month" "*" { set "month" "${1}"; }
+        if currentdate :matches "year"  "*" { set "year" "${1}"; }
+        fileinto "${month}-${year}";"#;
+    assert_eq!(run(monthly, &boss("x")), vec![into("07-2007")]);
+    let zoned = r#"require ["date", "fileinto"];
+        if currentdate :zone "-1300" :is "date" "2007-06-30" { fileinto "yesterday there"; }"#;
+    assert_eq!(run(zoned, &boss("x")), vec![into("yesterday there")]);
+
+    let indexed = r#"require ["date", "index", "relational", "fileinto"];
+        if date :value "lt" :index 1 :last "received" "date" "2007-06-26" { fileinto "first hop early"; }
+        if header :index 2 :contains "received" "from a" { fileinto "second"; }
+        if header :index 3 :contains "received" "" { fileinto "no third"; }
+        if date :is "date" "year" "2007" { fileinto "unparsable date never matches"; }"#;
+    assert_eq!(
+        run(indexed, &boss("not a date")),
+        vec![into("first hop early"), into("second")]
+    );
 }
