@@ -132,3 +132,54 @@ def test_deliver_prints_every_copy_and_a_discard(satchel):
     out = satchel.cli("deliver", "--from", "x@remote.test", "--to", ALICE,
                       stdin=b"Subject: share\r\n\r\nhi\r\n").stdout.decode()
     assert out.splitlines() == [f"{ALICE} INBOX 1", f"{BOB} INBOX 1"]
+
+
+def test_server_script_and_includes(satchel):
+    from test_managesieve import ManageSieve
+
+    # The admin's scripts: one before every user's, and one users may include.
+    before = satchel.dir / "before.sieve"
+    before.write_text('require ["fileinto", "imap4flags"];\n'
+                      'if header :contains "subject" "[quarantine]" { fileinto "Junk"; stop; }\n'
+                      'addflag "$Scanned";\n')
+    shared = satchel.dir / "global"
+    shared.mkdir()
+    (shared / "lists.sieve").write_text('require ["fileinto", "mailbox"];\n'
+                                        'if exists "list-id" { fileinto :create "Lists"; }\n')
+    satchel.stop()
+    with open(satchel.config, "a") as f:
+        f.write(f'[sieve]\nbefore = "{before}"\nglobal_dir = "{shared}"\n')
+    satchel.start()
+
+    # Alice's own: a personal script, and the active one that includes both.
+    c = ManageSieve(satchel.ports["managesieve"])
+    assert c.login()[0].startswith("OK")
+    vip = 'require ["imap4flags"];\r\nif address :is "from" "vip@remote.test" { addflag "\\\\Flagged"; }\r\n'
+    main = 'require ["include"];\r\ninclude :personal "vip";\r\ninclude :global "lists";\r\n'
+    assert c.command('PUTSCRIPT "vip"', vip)[0].startswith("OK")
+    assert c.command('PUTSCRIPT "main"', main)[0].startswith("OK")
+    assert c.command('SETACTIVE "main"')[0].startswith("OK")
+    c.close()
+
+    smtp = satchel.smtp()
+    smtp.sendmail("vip@remote.test", [ALICE, BOB], message("hello", "Hi.", "VIP <vip@remote.test>"))
+    smtp.sendmail("x@remote.test", [ALICE], message("digest", "News.", "X <x@remote.test>", "List-Id: <l.remote.test>\r\n"))
+    smtp.sendmail("x@remote.test", [ALICE, BOB], message("[quarantine] y", "Bad.", "X <x@remote.test>"))
+    smtp.quit()
+
+    [(flags, msg)] = fetch_all(satchel, ALICE, "INBOX")
+    assert b"Hi." in msg and "\\Flagged" in flags and "$Scanned" in flags, flags
+    [(flags, msg)] = fetch_all(satchel, ALICE, "Lists")
+    assert b"News." in msg and "$Scanned" in flags
+    # The server's script applies to everyone; Alice's to her alone.
+    [(flags, msg)] = fetch_all(satchel, BOB, "INBOX")
+    assert "$Scanned" in flags and "\\Flagged" not in flags
+    assert len(fetch_all(satchel, ALICE, "Junk")) == 1 and len(fetch_all(satchel, BOB, "Junk")) == 1
+
+    # A server script with an error stops the server at start, saying where.
+    satchel.stop()
+    before.write_text('require "fileinto";\nfileinto;\n')
+    out = satchel.cli("serve", check=False)
+    assert out.returncode != 0 and b"sieve.before" in out.stderr and b"line 2, column 1" in out.stderr, out.stderr
+    before.write_text("keep;\n")
+    satchel.start()

@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
             environment: &[("phase", "during")],
             now: 1_700_000_000,
             zone: 60,
+            include: &|_, _| None,
         };
         let _ = script.run(&sieve::Message::new(MESSAGE), &context);
     }

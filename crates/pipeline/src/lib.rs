@@ -11,6 +11,7 @@ mod model;
 pub use auth::{Authenticator, Facts};
 pub use model::RESIDENT_FRESH;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -113,6 +114,10 @@ pub struct Pipeline {
     /// DNS blocklists asked about SMTP clients (needs the authenticator's
     /// resolver).
     dnsbl: Vec<String>,
+    /// The server-wide script run before each user's own.
+    sieve_before: Option<sieve::Script>,
+    /// Scripts users may `include :global`, by name.
+    sieve_global: HashMap<String, String>,
 }
 
 /// What the pipeline knows of a message besides its bytes, for its score.
@@ -312,6 +317,8 @@ impl Pipeline {
             scorer: Box::new(Unscored),
             thresholds: Thresholds::default(),
             dnsbl: Vec::new(),
+            sieve_before: None,
+            sieve_global: HashMap::new(),
         }
     }
 
@@ -319,6 +326,18 @@ impl Pipeline {
     pub fn with_spam(mut self, scorer: Box<dyn SpamScorer>, thresholds: Thresholds) -> Pipeline {
         self.scorer = scorer;
         self.thresholds = thresholds;
+        self
+    }
+
+    /// Runs `before` ahead of every user's own script, and lets scripts
+    /// `include :global` the `global` ones.
+    pub fn with_sieve(
+        mut self,
+        before: Option<sieve::Script>,
+        global: HashMap<String, String>,
+    ) -> Pipeline {
+        self.sieve_before = before;
+        self.sieve_global = global;
         self
     }
 
@@ -533,12 +552,23 @@ impl Pipeline {
             flags: with_default(flags),
             create: false,
         };
-        let Some((name, text)) = self.store.active_sieve_script(account.id).await? else {
+        let active = self.store.active_sieve_script(account.id).await?;
+        // The server's script is for incoming mail only.
+        let before = self
+            .sieve_before
+            .as_ref()
+            .filter(|_| facts.phase == "during");
+        if active.is_none() && before.is_none() {
             return Ok(vec![keep(Vec::new())]);
-        };
-        let script = match sieve::Script::compile(&text) {
-            Ok(s) => s,
-            Err(e) => {
+        }
+        let name = active.as_ref().map_or("", |(n, _)| n.as_str()).to_string();
+        let user = match active
+            .as_ref()
+            .map(|(_, text)| sieve::Script::compile(text))
+        {
+            None => None,
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
                 tracing::warn!(
                     "sieve: {}'s script {name:?} does not compile ({e}); kept",
                     account.address
@@ -546,6 +576,20 @@ impl Pipeline {
                 return Ok(vec![keep(Vec::new())]);
             }
         };
+        let scripts: Vec<&sieve::Script> = before.into_iter().chain(user.iter()).collect();
+        // Scripts that include others get the user's scripts read first
+        // (the run itself does no I/O).
+        let mut personal: HashMap<String, String> = HashMap::new();
+        if scripts
+            .iter()
+            .any(|s| s.requires().iter().any(|r| r == "include"))
+        {
+            for s in self.store.sieve_scripts(account.id).await? {
+                if let Some(text) = self.store.sieve_script(account.id, &s.name).await? {
+                    personal.insert(s.name, text);
+                }
+            }
+        }
         let names: Vec<String> = self
             .store
             .list_mailboxes(account.id)
@@ -573,6 +617,13 @@ impl Pipeline {
                 ("phase", facts.phase),
                 ("version", version),
             ];
+            let include = |location: sieve::Location, name: &str| {
+                let text = match location {
+                    sieve::Location::Personal => personal.get(name),
+                    sieve::Location::Global => self.sieve_global.get(name),
+                }?;
+                Some(sieve::Script::compile(text).map_err(|e| e.to_string()))
+            };
             let context = sieve::Context {
                 envelope_from: facts.envelope_from,
                 envelope_to: facts.envelope_to,
@@ -581,8 +632,9 @@ impl Pipeline {
                 environment: &environment,
                 now: time::OffsetDateTime::now_utc().unix_timestamp(),
                 zone: 0,
+                include: &include,
             };
-            script.run(&sieve::Message::new(message), &context)
+            sieve::Script::run_all(&scripts, &sieve::Message::new(message), &context)
         };
         if let Some(e) = &outcome.error {
             tracing::warn!(

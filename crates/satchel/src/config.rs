@@ -33,6 +33,63 @@ pub struct Config {
     pub relay: Relay,
     #[serde(default)]
     pub auth: Auth,
+    #[serde(default)]
+    pub sieve: Sieve,
+}
+
+/// Server-wide Sieve scripts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sieve {
+    /// A script run before every user's own, on all incoming mail.
+    pub before: Option<PathBuf>,
+    /// A folder of scripts users may `include :global "NAME"` (the file
+    /// NAME.sieve).
+    pub global_dir: Option<PathBuf>,
+}
+
+impl Sieve {
+    /// The compiled `before` script and the global scripts by name, read
+    /// now; a script that does not compile stops the server with its
+    /// file, line and column.
+    pub fn load(
+        &self,
+    ) -> anyhow::Result<(
+        Option<sieve::Script>,
+        std::collections::HashMap<String, String>,
+    )> {
+        let before = match &self.before {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("sieve.before: cannot read {}", path.display()))?;
+                let script = sieve::Script::compile(&text)
+                    .map_err(|e| anyhow::anyhow!("sieve.before: {}: {e}", path.display()))?;
+                Some(script)
+            }
+            None => None,
+        };
+        let mut globals = std::collections::HashMap::new();
+        if let Some(dir) = &self.global_dir {
+            let list = std::fs::read_dir(dir)
+                .with_context(|| format!("sieve.global_dir: cannot read {}", dir.display()))?;
+            for entry in list.flatten() {
+                let path = entry.path();
+                let Some(name) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".sieve"))
+                else {
+                    continue;
+                };
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("sieve.global_dir: cannot read {}", path.display()))?;
+                sieve::Script::compile(&text)
+                    .map_err(|e| anyhow::anyhow!("sieve.global_dir: {}: {e}", path.display()))?;
+                globals.insert(name.to_string(), text);
+            }
+        }
+        Ok((before, globals))
+    }
 }
 
 /// The doors and the addresses each listens on; a door left out is off.
@@ -211,6 +268,7 @@ impl Default for Config {
             pop3: Pop3::default(),
             relay: Relay::default(),
             auth: Auth::default(),
+            sieve: Sieve::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub const EXTENSIONS: &[&str] = &[
     "spamtest",
     "spamtestplus",
     "environment",
+    "include",
     "date",
     "index",
     "comparator-i;ascii-numeric",
@@ -46,6 +47,15 @@ pub(crate) enum Cmd {
     /// `if`/`elsif` branches in order, then the `else` block.
     If(Vec<(Test, Vec<Cmd>)>, Option<Vec<Cmd>>),
     Stop,
+    Return,
+    Include {
+        location: crate::Location,
+        name: String,
+        once: bool,
+        optional: bool,
+    },
+    /// Variable names shared with the other scripts (RFC 6609 3.3).
+    Global(Vec<String>),
     Keep {
         flags: Option<Vec<String>>,
     },
@@ -460,6 +470,57 @@ impl Compiler {
             "stop" => {
                 self.split(name, &cmd.arguments, &[], 0, at)?;
                 Cmd::Stop
+            }
+            "return" => {
+                self.need("include", "return", at)?;
+                self.split(name, &cmd.arguments, &[], 0, at)?;
+                Cmd::Return
+            }
+            "include" => {
+                self.need("include", "include", at)?;
+                let tags = [
+                    ("personal", TagArg::None),
+                    ("global", TagArg::None),
+                    ("once", TagArg::None),
+                    ("optional", TagArg::None),
+                ];
+                let s = self.split(name, &cmd.arguments, &tags, 1, at)?;
+                let location = match (
+                    s.tags.contains_key("personal"),
+                    s.tags.contains_key("global"),
+                ) {
+                    (true, true) => {
+                        return Err(Error::at(
+                            at,
+                            "include takes :personal or :global, not both",
+                        ));
+                    }
+                    (_, true) => crate::Location::Global,
+                    _ => crate::Location::Personal,
+                };
+                let script = self.string(&s.positional[0], "the script name")?;
+                if script.is_empty() || script.contains('/') {
+                    return Err(Error::at(
+                        s.positional[0].position(),
+                        format!("{script:?} is not a script name (not empty, no /)"),
+                    ));
+                }
+                Cmd::Include {
+                    location,
+                    name: script,
+                    once: s.tags.contains_key("once"),
+                    optional: s.tags.contains_key("optional"),
+                }
+            }
+            "global" => {
+                self.need("include", "global", at)?;
+                self.need("variables", "global", at)?;
+                let s = self.split(name, &cmd.arguments, &[], 1, at)?;
+                let names = self.strings(&s.positional[0], "the variable names")?;
+                for n in &names {
+                    self.variable_name(n, s.positional[0].position())?;
+                }
+                Cmd::Global(lower(names))
             }
             "discard" => {
                 self.split(name, &cmd.arguments, &[], 0, at)?;
@@ -1194,9 +1255,7 @@ fn unreachable_counts(at: Position) -> Result<(Vec<String>, Vec<String>), Error>
 
 fn hint_command(name: &str) -> &'static str {
     match name {
-        "vacation" | "include" | "return" | "global" | "notify" => {
-            " (not supported by this server yet)"
-        }
+        "vacation" | "notify" => " (not supported by this server yet)",
         _ => "",
     }
 }

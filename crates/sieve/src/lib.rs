@@ -16,7 +16,7 @@ mod run;
 
 pub use compile::{EXTENSIONS, Script};
 pub use message::Message;
-pub use run::{Action, Context, Outcome};
+pub use run::{Action, Context, Location, MAX_INCLUDE_DEPTH, MAX_INCLUDES, Outcome};
 
 /// A place in a script: line and column, both from 1 (columns count
 /// characters, not bytes).

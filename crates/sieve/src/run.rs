@@ -30,7 +30,25 @@ pub struct Context<'a> {
     /// (minutes east of UTC), for currentdate and dates without :zone.
     pub now: i64,
     pub zone: i32,
+    /// Finds a script `include` names (RFC 6609): None when there is no
+    /// such script, an error when it does not compile.
+    pub include: &'a dyn Fn(Location, &str) -> Option<Result<Script, String>>,
 }
+
+/// Where an included script is looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Location {
+    /// The user's own scripts.
+    Personal,
+    /// The server's scripts.
+    Global,
+}
+
+/// Included scripts nested deeper than this are an error (a loop, most
+/// likely).
+pub const MAX_INCLUDE_DEPTH: usize = 8;
+/// Most include commands one run may carry out.
+pub const MAX_INCLUDES: usize = 32;
 
 /// What the script decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,18 +88,34 @@ pub enum Action {
 impl Script {
     /// Runs the script on a message.
     pub fn run(&self, message: &Message<'_>, context: &Context<'_>) -> Outcome {
+        Script::run_all(&[self], message, context)
+    }
+
+    /// Runs scripts one after the other as one run (a server-wide script
+    /// before the user's): they share the actions, the flags and the
+    /// implicit keep, and a `stop` in one ends them all.
+    pub fn run_all(scripts: &[&Script], message: &Message<'_>, context: &Context<'_>) -> Outcome {
         let mut r = Run {
-            script: self,
             message,
             context,
             actions: Vec::new(),
             implicit_keep: true,
             flags: Vec::new(),
-            variables: HashMap::new(),
+            frames: Vec::new(),
+            globals: HashMap::new(),
             captures: Vec::new(),
             redirects: 0,
+            included: Vec::new(),
         };
-        match r.block(&self.commands) {
+        let mut result = Ok(Flow::Next);
+        for script in scripts {
+            r.frames = vec![Frame::new(script.variables)];
+            result = r.block(&script.commands);
+            if !matches!(result, Ok(Flow::Next)) {
+                break;
+            }
+        }
+        match result {
             Ok(_) => {
                 if r.implicit_keep {
                     let flags = r.flags.clone();
@@ -101,23 +135,49 @@ impl Script {
 }
 
 struct Run<'r, 'm> {
-    script: &'r Script,
     message: &'r Message<'m>,
     context: &'r Context<'r>,
     actions: Vec<Action>,
     implicit_keep: bool,
     /// The internal flag variable of imap4flags.
     flags: Vec<String>,
-    variables: HashMap<String, String>,
+    /// One per script being run: the main one, then included ones.
+    frames: Vec<Frame>,
+    /// Variables declared `global` (RFC 6609 3.3), shared by all scripts.
+    globals: HashMap<String, String>,
     /// `${0}`..`${9}`: the last successful :matches.
     captures: Vec<String>,
     redirects: usize,
+    /// Scripts included so far, for :once and the limit.
+    included: Vec<(Location, String)>,
+}
+
+/// The variables of one script.
+struct Frame {
+    /// "variables" was required: strings are expanded.
+    expand: bool,
+    locals: HashMap<String, String>,
+    /// Names this script declared `global`.
+    declared: Vec<String>,
+}
+
+impl Frame {
+    fn new(expand: bool) -> Frame {
+        Frame {
+            expand,
+            locals: HashMap::new(),
+            declared: Vec::new(),
+        }
+    }
 }
 
 /// Whether the script goes on after a command.
 enum Flow {
     Next,
+    /// `stop`: every script ends.
     Stop,
+    /// `return`: the current included script ends.
+    Return,
 }
 
 /// Longest value a variable holds (RFC 5229 asks for at least 4000 octets).
@@ -126,11 +186,81 @@ const MAX_VARIABLE: usize = 64 * 1024;
 impl Run<'_, '_> {
     fn block(&mut self, commands: &[Cmd]) -> Result<Flow, String> {
         for cmd in commands {
-            if let Flow::Stop = self.command(cmd)? {
-                return Ok(Flow::Stop);
+            match self.command(cmd)? {
+                Flow::Next => {}
+                end => return Ok(end),
             }
         }
         Ok(Flow::Next)
+    }
+
+    /// The value of a variable, local or global.
+    fn variable(&self, name: &str) -> Option<&String> {
+        let name = name.to_ascii_lowercase();
+        if let Some(global) = name.strip_prefix("global.") {
+            return self.globals.get(global);
+        }
+        let frame = self.frames.last()?;
+        if frame.declared.contains(&name) {
+            self.globals.get(&name)
+        } else {
+            frame.locals.get(&name)
+        }
+    }
+
+    fn set_variable(&mut self, name: &str, value: String) {
+        let name = name.to_ascii_lowercase();
+        if let Some(global) = name.strip_prefix("global.") {
+            self.globals.insert(global.to_string(), value);
+            return;
+        }
+        let Some(frame) = self.frames.last_mut() else {
+            return;
+        };
+        if frame.declared.contains(&name) {
+            self.globals.insert(name, value);
+        } else {
+            frame.locals.insert(name, value);
+        }
+    }
+
+    fn include(
+        &mut self,
+        location: Location,
+        name: &str,
+        once: bool,
+        optional: bool,
+    ) -> Result<Flow, String> {
+        let key = (location, name.to_string());
+        if once && self.included.contains(&key) {
+            return Ok(Flow::Next);
+        }
+        if self.frames.len() > MAX_INCLUDE_DEPTH {
+            return Err(format!(
+                "includes nested more than {MAX_INCLUDE_DEPTH} deep (a loop?) at {name:?}"
+            ));
+        }
+        if self.included.len() >= MAX_INCLUDES {
+            return Err(format!("more than {MAX_INCLUDES} includes"));
+        }
+        let script = match (self.context.include)(location, name) {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                return Err(format!(
+                    "the included script {name:?} does not compile: {e}"
+                ));
+            }
+            None if optional => return Ok(Flow::Next),
+            None => return Err(format!("there is no script {name:?} to include")),
+        };
+        self.included.push(key);
+        self.frames.push(Frame::new(script.variables));
+        let flow = self.block(&script.commands);
+        self.frames.pop();
+        match flow? {
+            Flow::Stop => Ok(Flow::Stop),
+            Flow::Next | Flow::Return => Ok(Flow::Next),
+        }
     }
 
     fn command(&mut self, cmd: &Cmd) -> Result<Flow, String> {
@@ -146,6 +276,36 @@ impl Run<'_, '_> {
                 }
             }
             Cmd::Stop => return Ok(Flow::Stop),
+            // In the main script, return ends it as stop does (RFC 6609 3.2).
+            Cmd::Return => {
+                return Ok(if self.frames.len() > 1 {
+                    Flow::Return
+                } else {
+                    Flow::Stop
+                });
+            }
+            Cmd::Include {
+                location,
+                name,
+                once,
+                optional,
+            } => {
+                let name = self.expand(name);
+                return self.include(*location, &name, *once, *optional);
+            }
+            Cmd::Global(names) => {
+                let names: Vec<String> = names
+                    .iter()
+                    .map(|n| self.expand(n).to_ascii_lowercase())
+                    .collect();
+                if let Some(frame) = self.frames.last_mut() {
+                    for n in names {
+                        if !frame.declared.contains(&n) {
+                            frame.declared.push(n);
+                        }
+                    }
+                }
+            }
             Cmd::Keep { flags } => {
                 let flags = self.flag_list(flags.as_deref());
                 self.implicit_keep = false;
@@ -201,13 +361,13 @@ impl Run<'_, '_> {
             } => {
                 let given: Vec<String> = flags.iter().map(|f| self.expand(f)).collect();
                 let current = match variable {
-                    Some(v) => split_flags(&[self.variables.get(v).cloned().unwrap_or_default()]),
+                    Some(v) => split_flags(&[self.variable(v).cloned().unwrap_or_default()]),
                     None => self.flags.clone(),
                 };
                 let new = apply_flags(*op, current, &split_flags(&given));
                 match variable {
                     Some(v) => {
-                        self.variables.insert(v.clone(), new.join(" "));
+                        self.set_variable(v, new.join(" "));
                     }
                     None => self.flags = new,
                 }
@@ -222,7 +382,7 @@ impl Run<'_, '_> {
                     v = modify(*m, &v);
                 }
                 truncate(&mut v, MAX_VARIABLE);
-                self.variables.insert(name.clone(), v);
+                self.set_variable(name, v);
             }
         }
         Ok(Flow::Next)
@@ -432,7 +592,7 @@ impl Run<'_, '_> {
                     split_flags(
                         &variables
                             .iter()
-                            .map(|v| self.variables.get(v).cloned().unwrap_or_default())
+                            .map(|v| self.variable(v).cloned().unwrap_or_default())
                             .collect::<Vec<_>>(),
                     )
                 };
@@ -505,7 +665,7 @@ impl Run<'_, '_> {
 
     /// `${name}` and `${N}` replaced, when the script uses variables.
     fn expand(&self, s: &str) -> String {
-        if !self.script.variables || !s.contains("${") {
+        if !self.frames.last().is_some_and(|f| f.expand) || !s.contains("${") {
             return s.to_string();
         }
         let mut out = String::with_capacity(s.len());
@@ -520,7 +680,7 @@ impl Run<'_, '_> {
             if name_len > 0 && after[name_len..].starts_with('}') {
                 if let Ok(n) = name.parse::<usize>() {
                     out.push_str(self.captures.get(n).map_or("", String::as_str));
-                } else if let Some(v) = self.variables.get(&name.to_ascii_lowercase()) {
+                } else if let Some(v) = self.variable(name) {
                     out.push_str(v);
                 }
                 rest = &after[name_len + 1..];

@@ -256,6 +256,26 @@ const CASES: &[(&str, u32, u32, &str)] = &[
         28,
         ":index must be followed by a number",
     ),
+    ("include \"a\";", 1, 1, "needs require \"include\""),
+    (
+        "require \"include\"; include :personal :global \"a\";",
+        1,
+        20,
+        "not both",
+    ),
+    (
+        "require \"include\"; include \"a/b\";",
+        1,
+        28,
+        "not a script name",
+    ),
+    (
+        "require \"include\"; global \"a\";",
+        1,
+        20,
+        "needs require \"variables\"",
+    ),
+    ("return;", 1, 1, "needs require \"include\""),
 ];
 
 #[test]

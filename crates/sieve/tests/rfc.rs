@@ -1,7 +1,7 @@
 //! The examples of RFC 5228 and of each extension's RFC, run on messages
 //! built for them.
 
-use sieve::{Action, Context, Message, Outcome, Script};
+use sieve::{Action, Context, Location, Message, Outcome, Script};
 
 /// 2007-07-01T12:00:00Z, a Sunday.
 const NOW: i64 = 1_183_291_200;
@@ -15,7 +15,30 @@ fn ctx<'a>(mailboxes: &'a dyn Fn(&str) -> bool, env: &'a [(&'a str, &'a str)]) -
         environment: env,
         now: NOW,
         zone: 0,
+        include: &included,
     }
+}
+
+/// The scripts `include` finds in these tests (RFC 6609's examples).
+fn included(location: Location, name: &str) -> Option<Result<Script, String>> {
+    let text = match (location, name) {
+        (Location::Personal, "always_allow") => {
+            "require [\"include\"];\nif address :is \"from\" \"boss@example.com\" { keep; stop; }\n"
+        }
+        (Location::Global, "spam_tests") => {
+            "require [\"include\", \"fileinto\"];\nif header :contains \"subject\" \"viagra\" { fileinto \"spam\"; }\n"
+        }
+        (Location::Personal, "subject_tests") => {
+            "require [\"variables\", \"include\", \"fileinto\"];\nglobal [\"test\", \"test_mailbox\"];\n\
+             if header :contains \"Subject\" \"${test}\" { fileinto \"${test_mailbox}\"; }\n\
+             set \"local\" \"invisible outside\";\n"
+        }
+        (Location::Personal, "loop") => "require \"include\"; include \"loop\";",
+        (Location::Personal, "broken") => "if frob {}",
+        (Location::Personal, "early") => "require \"include\"; return; discard;",
+        _ => return None,
+    };
+    Some(Script::compile(text).map_err(|e| e.to_string()))
 }
 
 fn run_with(script: &str, raw: &str, spam: Option<(i64, i64)>) -> Outcome {
@@ -505,5 +528,111 @@ fn rfc5260_date_and_index() {
     assert_eq!(
         run(indexed, &boss("not a date")),
         vec![into("first hop early"), into("second")]
+    );
+}
+
+#[test]
+fn rfc6609_include() {
+    let main = r#"require ["include"];
+        include :personal "always_allow";
+        include :global "spam_tests";
+        include :personal :optional "mailing_lists";"#;
+    let boss = msg("From: boss@example.com\r\nSubject: viagra offer", "");
+    assert_eq!(
+        run(main, &boss),
+        vec![keep()],
+        "stop in an included script ends all"
+    );
+    let spam = msg("From: x@example.net\r\nSubject: viagra offer", "");
+    assert_eq!(run(main, &spam), vec![into("spam")]);
+
+    let globals = r#"require ["variables", "include", "fileinto"];
+        global "test";
+        global "test_mailbox";
+        set "test" "$$";
+        set "test_mailbox" "spam-${test}";
+        include "subject_tests";
+        set "test" "Make money";
+        set "test_mailbox" "spam-${test}";
+        include "subject_tests";
+        if string :is "${local}" "" { fileinto "locals stay local"; }"#;
+    let m = msg("From: x@example.net\r\nSubject: Make money fast", "");
+    assert_eq!(
+        run(globals, &m),
+        vec![into("spam-Make money"), into("locals stay local")]
+    );
+    let m = msg("From: x@example.net\r\nSubject: $$$ now", "");
+    assert_eq!(
+        run(globals, &m),
+        vec![into("spam-$$"), into("locals stay local")]
+    );
+
+    let once = r#"require ["include", "fileinto", "variables"];
+        include :once "early"; include :once "early"; fileinto "after";"#;
+    assert_eq!(
+        run(once, &m),
+        vec![into("after")],
+        "return ends only the included script"
+    );
+
+    let m = msg("From: x@example.net", "");
+    for (script, why) in [
+        (
+            "require \"include\"; include \"missing\";",
+            "no script \"missing\"",
+        ),
+        ("require \"include\"; include \"loop\";", "nested more than"),
+        (
+            "require \"include\"; include \"broken\";",
+            "does not compile",
+        ),
+    ] {
+        let out = run_with(script, &m, None);
+        assert_eq!(out.actions, vec![keep()]);
+        assert!(
+            out.error.as_deref().is_some_and(|e| e.contains(why)),
+            "{script}: {:?}",
+            out.error
+        );
+    }
+    // return in the main script is stop.
+    assert_eq!(
+        run("require [\"include\"]; return; discard;", &m),
+        vec![keep()]
+    );
+}
+
+#[test]
+fn a_server_script_runs_before_the_users() {
+    let server = Script::compile(
+        "require [\"fileinto\", \"imap4flags\"];\n\
+         if header :contains \"subject\" \"[SPAM]\" { fileinto \"Junk\"; stop; }\n\
+         addflag \"$Checked\";",
+    )
+    .unwrap();
+    let user = Script::compile(
+        "require \"fileinto\";\nif header :contains \"subject\" \"report\" { fileinto \"Reports\"; }",
+    )
+    .unwrap();
+    let exists = |_: &str| true;
+    let c = ctx(&exists, &[]);
+    let run = |subject: &str| {
+        let raw = msg(&format!("Subject: {subject}"), "");
+        Script::run_all(&[&server, &user], &Message::new(raw.as_bytes()), &c).actions
+    };
+    assert_eq!(run("[SPAM] report"), vec![into("Junk")]);
+    assert_eq!(
+        run("weekly report"),
+        vec![Action::FileInto {
+            mailbox: "Reports".into(),
+            flags: vec!["$Checked".into()],
+            create: false
+        }]
+    );
+    assert_eq!(
+        run("hello"),
+        vec![Action::Keep {
+            flags: vec!["$Checked".into()]
+        }]
     );
 }

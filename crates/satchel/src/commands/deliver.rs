@@ -29,10 +29,13 @@ pub async fn run(
     store: Arc<dyn MailStore>,
 ) -> anyhow::Result<()> {
     let thresholds = config.spam.thresholds();
-    let pipeline = Pipeline::new(store.clone(), &config.hostname, &config.domains).with_spam(
-        Box::new(pipeline::StoreScorer::new(store.clone())),
-        thresholds,
-    );
+    let (before, global) = config.sieve.load()?;
+    let pipeline = Pipeline::new(store.clone(), &config.hostname, &config.domains)
+        .with_spam(
+            Box::new(pipeline::StoreScorer::new(store.clone())),
+            thresholds,
+        )
+        .with_sieve(before, global);
     // Every recipient is checked before anything is stored: an unknown one
     // stops the delivery before any mailbox is touched.
     let mut recipients: Vec<(&str, Account)> = Vec::with_capacity(args.to.len());

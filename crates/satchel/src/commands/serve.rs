@@ -110,11 +110,13 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     }
 
     let thresholds = config.spam.thresholds();
+    let (before, global) = config.sieve.load()?;
     let mut pipeline = pipeline::Pipeline::new(store.clone(), &config.hostname, &config.domains)
         .with_spam(
             Box::new(pipeline::StoreScorer::resident(store.clone())),
             thresholds,
-        );
+        )
+        .with_sieve(before, global);
     match pipeline::Authenticator::from_env() {
         Ok(auth) => {
             pipeline = pipeline
