@@ -32,8 +32,12 @@ pub struct Context<'a> {
     pub zone: i32,
     /// Finds a script `include` names (RFC 6609): None when there is no
     /// such script, an error when it does not compile.
-    pub include: &'a dyn Fn(Location, &str) -> Option<Result<Script, String>>,
+    pub include: &'a Includer<'a>,
 }
+
+/// What finds included scripts: None when there is none by that name, an
+/// error when it does not compile.
+pub type Includer<'a> = dyn Fn(Location, &str) -> Option<Result<Script, String>> + 'a;
 
 /// Where an included script is looked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
