@@ -183,3 +183,22 @@ def test_server_script_and_includes(satchel):
     assert out.returncode != 0 and b"sieve.before" in out.stderr and b"line 2, column 1" in out.stderr, out.stderr
     before.write_text("keep;\n")
     satchel.start()
+
+
+def test_vacation_replies_once_per_sender(satchel):
+    assert set_filter(satchel, ALICE, 'require "vacation";\n'
+                                      'vacation :days 3 :subject "Away until Monday" "Back on Monday.";\n'
+                      ).returncode == 0
+    smtp = satchel.smtp()
+    for n in range(2):
+        smtp.sendmail(BOB, [ALICE], message(f"question {n}", "Quick one?", f"Bob <{BOB}>"))
+    # A list message and one from a robot get no reply.
+    smtp.sendmail(BOB, [ALICE], message("digest", "x", f"Bob <{BOB}>", "List-Id: <l.example.test>\r\n"))
+    smtp.sendmail("", [ALICE], message("bounce", "x", "MAILER-DAEMON <mailer-daemon@example.test>"))
+    smtp.quit()
+    # Alice keeps everything; Bob has exactly one reply.
+    assert len(fetch_all(satchel, ALICE, "INBOX")) == 4
+    [(_, reply)] = fetch_all(satchel, BOB, "INBOX")
+    head, body = reply.split(b"\r\n\r\n", 1)
+    assert b"Subject: Away until Monday\r\n" in head and b"Auto-Submitted: auto-replied" in head
+    assert b"To: <bob@example.test>" in head and b"In-Reply-To: <" in head and body == b"Back on Monday.\r\n"

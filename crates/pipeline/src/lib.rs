@@ -65,6 +65,29 @@ struct Filing<'a> {
     phase: &'a str,
 }
 
+/// A vacation auto-reply a script asked for.
+struct Reply {
+    account: Account,
+    to: String,
+    days: u64,
+    handle: String,
+    raw: Vec<u8>,
+}
+
+/// A header text as an RFC 2047 encoded word when it is not ASCII.
+fn encode_word(text: &str) -> String {
+    use base64::Engine;
+    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    if clean.is_ascii() {
+        clean
+    } else {
+        format!(
+            "=?utf-8?B?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(clean.as_bytes())
+        )
+    }
+}
+
 /// Where one copy of a message goes, as a filter decided.
 struct Copy {
     account: Account,
@@ -474,6 +497,7 @@ impl Pipeline {
         // may file it elsewhere, flag it, or add copies.
         let mail_from = trace.map_or(envelope_from.unwrap_or(""), |t| t.mail_from.as_str());
         let mut placed: Vec<(Account, store::Mailbox, Copy, usize, usize)> = Vec::new();
+        let mut replies: Vec<Reply> = Vec::new();
         for (i, ((rcpt, a), v)) in unique.iter().zip(&verdicts).enumerate() {
             let body = &bodies[body_of[i]].1;
             let default = self.thresholds.mailbox(v.score);
@@ -485,7 +509,9 @@ impl Pipeline {
                 spam: Some((v.score, self.thresholds.junk)),
                 phase: "during",
             };
-            for copy in self.filing(body, a, &facts).await? {
+            let (copies, mut vacation) = self.filing(body, a, &facts).await?;
+            replies.append(&mut vacation);
+            for copy in copies {
                 let target = self.target(&copy).await?;
                 // One copy per mailbox, whatever the script said.
                 if !placed
@@ -519,6 +545,12 @@ impl Pipeline {
             })
             .collect();
         let stored = self.store.append_copies(copies).await?;
+        // Auto-replies go only once the message is stored.
+        for reply in replies {
+            if let Err(e) = self.send_reply(reply).await {
+                tracing::warn!("sieve: vacation reply not sent: {e}");
+            }
+        }
         Ok(stored
             .iter()
             .zip(&placed)
@@ -540,7 +572,7 @@ impl Pipeline {
         message: &[u8],
         account: &Account,
         facts: &Filing<'_>,
-    ) -> Result<Vec<Copy>, Error> {
+    ) -> Result<(Vec<Copy>, Vec<Reply>), Error> {
         let with_default = |flags: Vec<String>| {
             let mut all: Vec<String> = facts.flags.iter().map(|f| f.to_string()).collect();
             all.extend(flags);
@@ -559,7 +591,7 @@ impl Pipeline {
             .as_ref()
             .filter(|_| facts.phase == "during");
         if active.is_none() && before.is_none() {
-            return Ok(vec![keep(Vec::new())]);
+            return Ok((vec![keep(Vec::new())], Vec::new()));
         }
         let name = active.as_ref().map_or("", |(n, _)| n.as_str()).to_string();
         let user = match active
@@ -573,7 +605,7 @@ impl Pipeline {
                     "sieve: {}'s script {name:?} does not compile ({e}); kept",
                     account.address
                 );
-                return Ok(vec![keep(Vec::new())]);
+                return Ok((vec![keep(Vec::new())], Vec::new()));
             }
         };
         let scripts: Vec<&sieve::Script> = before.into_iter().chain(user.iter()).collect();
@@ -643,6 +675,7 @@ impl Pipeline {
             );
         }
         let mut out = Vec::new();
+        let mut replies = Vec::new();
         let mut kept = false;
         for action in outcome.actions {
             match action {
@@ -694,9 +727,133 @@ impl Pipeline {
                         out.push(keep(Vec::new()));
                     }
                 }
+                sieve::Action::Vacation {
+                    to,
+                    days,
+                    subject,
+                    from,
+                    mime,
+                    handle,
+                    reason,
+                } => {
+                    let raw = self.vacation_reply(
+                        message,
+                        from.as_deref().unwrap_or(&account.address),
+                        &to,
+                        subject.as_deref(),
+                        &reason,
+                        mime,
+                    );
+                    replies.push(Reply {
+                        account: account.clone(),
+                        to,
+                        days,
+                        handle,
+                        raw,
+                    });
+                }
             }
         }
-        Ok(out)
+        Ok((out, replies))
+    }
+
+    /// An auto-reply (RFC 5230 5, RFC 3834): to the sender, about the
+    /// original, marked Auto-Submitted so that it draws no reply itself.
+    fn vacation_reply(
+        &self,
+        original: &[u8],
+        from: &str,
+        to: &str,
+        subject: Option<&str>,
+        reason: &str,
+        mime: bool,
+    ) -> Vec<u8> {
+        let header = mime::header::Header::parse(original, 0, original.len());
+        let field = |name: &str| {
+            header
+                .get(original, name)
+                .map(|v| String::from_utf8_lossy(&v).trim().to_string())
+        };
+        let subject = match subject {
+            Some(s) => encode_word(s),
+            None => format!("Auto: {}", field("subject").unwrap_or_default()),
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let date = now
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap_or_default();
+        // Addresses as header text: nothing that could end the line.
+        let clean = |a: &str| -> String {
+            a.chars()
+                .filter(|c| !c.is_control() && !matches!(c, '<' | '>'))
+                .collect()
+        };
+        let (from, to) = (clean(from), clean(to));
+        let mut out = format!(
+            "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: {date}\r\n\
+             Message-ID: <{}.vacation@{}>\r\nAuto-Submitted: auto-replied (vacation)\r\n",
+            now.unix_timestamp_nanos(),
+            self.hostname
+        );
+        if let Some(id) = field("message-id") {
+            let references = field("references").map_or(id.clone(), |r| format!("{r} {id}"));
+            out.push_str(&format!(
+                "In-Reply-To: {id}\r\nReferences: {references}\r\n"
+            ));
+        }
+        out.push_str("MIME-Version: 1.0\r\n");
+        if mime {
+            // The reason is a MIME entity: its own header, then its body.
+            out.push_str(reason);
+        } else {
+            out.push_str("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
+            out.push_str(reason);
+        }
+        if !out.ends_with("\r\n") {
+            out.push_str("\r\n");
+        }
+        out.into_bytes()
+    }
+
+    /// Sends a vacation reply, once per sender and handle within its
+    /// days. Only to local senders for now: there is no outbound queue.
+    async fn send_reply(&self, reply: Reply) -> Result<(), Error> {
+        let Recipient::Local(target) = self.recipient(&reply.to).await? else {
+            tracing::warn!(
+                "sieve: {}'s vacation reply to {}, outside this server, cannot be sent yet",
+                reply.account.address,
+                reply.to
+            );
+            return Ok(());
+        };
+        if !self
+            .store
+            .vacation_due(reply.account.id, &reply.handle, &reply.to, reply.days)
+            .await?
+        {
+            return Ok(());
+        }
+        let inbox = self
+            .store
+            .mailbox(target.id, "INBOX")
+            .await?
+            .ok_or_else(|| Error::NoInbox(target.address.clone()))?;
+        let analysis = mime::analyze(&reply.raw);
+        self.store
+            .append(
+                inbox.id,
+                NewMessage {
+                    raw: &reply.raw,
+                    size: analysis.size,
+                    flags: store::Flags::empty(),
+                    keywords: Vec::new(),
+                    internal_date: InternalDate::now(),
+                    cache: analysis.cache,
+                    spam: None,
+                },
+            )
+            .await?;
+        Ok(())
     }
 
     /// Files the copy of a message a user sent (through the submission
@@ -725,7 +882,9 @@ impl Pipeline {
         };
         let analysis = mime::analyze(raw);
         let mut placed: Vec<(store::Mailbox, Copy)> = Vec::new();
-        for copy in self.filing(raw, account, &facts).await? {
+        // Sent mail gets no auto-replies.
+        let (copies, _) = self.filing(raw, account, &facts).await?;
+        for copy in copies {
             let target = self.target(&copy).await?;
             if !placed
                 .iter()

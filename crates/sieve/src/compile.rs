@@ -26,6 +26,7 @@ pub const EXTENSIONS: &[&str] = &[
     "spamtestplus",
     "environment",
     "include",
+    "vacation",
     "date",
     "index",
     "comparator-i;ascii-numeric",
@@ -74,6 +75,7 @@ pub(crate) enum Cmd {
         reason: String,
         extended: bool,
     },
+    Vacation(Box<Vacation>),
     Flags {
         op: FlagOp,
         variable: Option<String>,
@@ -84,6 +86,18 @@ pub(crate) enum Cmd {
         value: String,
         modifiers: Vec<Modifier>,
     },
+}
+
+/// An auto-reply (RFC 5230 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Vacation {
+    pub days: u64,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub addresses: Vec<String>,
+    pub mime: bool,
+    pub handle: Option<String>,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -575,6 +589,51 @@ impl Compiler {
                     reason: self.string(&s.positional[0], "the reason")?,
                     extended: name == "ereject",
                 }
+            }
+            "vacation" => {
+                self.need("vacation", "vacation", at)?;
+                let tags = [
+                    ("days", TagArg::Number),
+                    ("subject", TagArg::String),
+                    ("from", TagArg::String),
+                    ("addresses", TagArg::Strings),
+                    ("mime", TagArg::None),
+                    ("handle", TagArg::String),
+                ];
+                let s = self.split(name, &cmd.arguments, &tags, 1, at)?;
+                let text = |tag: &str| -> Result<Option<String>, Error> {
+                    match s.tags.get(tag) {
+                        Some((TagValue::Strings(v), p)) => Ok(Some(self.decode(&v[0], *p)?)),
+                        _ => Ok(None),
+                    }
+                };
+                // RFC 5230 4.1: at least a day; we allow up to a month.
+                let days = match s.tags.get("days") {
+                    Some((TagValue::Number(n), _)) => (*n).clamp(1, 30),
+                    _ => 7,
+                };
+                let from = text("from")?;
+                if let Some(f) = from.as_deref().filter(|f| !f.contains("${"))
+                    && !f.contains('@')
+                {
+                    return Err(Error::at(at, format!(":from needs an address, not {f:?}")));
+                }
+                let addresses = match s.tags.get("addresses") {
+                    Some((TagValue::Strings(v), p)) => v
+                        .iter()
+                        .map(|a| self.decode(a, *p))
+                        .collect::<Result<_, _>>()?,
+                    _ => Vec::new(),
+                };
+                Cmd::Vacation(Box::new(Vacation {
+                    days,
+                    subject: text("subject")?,
+                    from,
+                    addresses,
+                    mime: s.tags.contains_key("mime"),
+                    handle: text("handle")?,
+                    reason: self.string(&s.positional[0], "the reason")?,
+                }))
             }
             "setflag" | "addflag" | "removeflag" => {
                 self.need("imap4flags", name, at)?;

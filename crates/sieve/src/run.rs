@@ -87,6 +87,20 @@ pub enum Action {
     },
     /// Nothing stored: the script discarded it.
     Discard,
+    /// Send an auto-reply (RFC 5230), unless one went to `to` for the
+    /// same `handle` within `days`: the caller keeps that memory. The
+    /// checks on the message (lists, robots, mail not addressed to the
+    /// user) are done already.
+    Vacation {
+        to: String,
+        days: u64,
+        subject: Option<String>,
+        from: Option<String>,
+        /// `reason` is a MIME entity (:mime), not plain text.
+        mime: bool,
+        handle: String,
+        reason: String,
+    },
 }
 
 impl Script {
@@ -350,6 +364,41 @@ impl Run<'_, '_> {
                 }
                 self.add(Action::Redirect { address })?;
             }
+            Cmd::Vacation(v) => {
+                if self
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, Action::Vacation { .. }))
+                {
+                    return Err("vacation may be used once per message".into());
+                }
+                let reason = self.expand(&v.reason);
+                let subject = v.subject.as_ref().map(|s| self.expand(s));
+                let from = v.from.as_ref().map(|s| self.expand(s));
+                let addresses: Vec<String> = v.addresses.iter().map(|a| self.expand(a)).collect();
+                let handle = match &v.handle {
+                    Some(h) => self.expand(h),
+                    // RFC 5230 4.2: the same reply is the same handle.
+                    None => format!(
+                        "{}\u{0}{}\u{0}{}\u{0}{}",
+                        subject.as_deref().unwrap_or(""),
+                        from.as_deref().unwrap_or(""),
+                        v.mime,
+                        reason
+                    ),
+                };
+                if let Some(to) = self.vacation_to(&addresses, from.as_deref()) {
+                    self.add(Action::Vacation {
+                        to,
+                        days: v.days,
+                        subject,
+                        from,
+                        mime: v.mime,
+                        handle,
+                        reason,
+                    })?;
+                }
+            }
             Cmd::Reject { reason, extended } => {
                 let reason = self.expand(reason);
                 self.implicit_keep = false;
@@ -398,7 +447,10 @@ impl Run<'_, '_> {
         let conflict = |a: &Action| {
             matches!(
                 a,
-                Action::Keep { .. } | Action::FileInto { .. } | Action::Reject { .. }
+                Action::Keep { .. }
+                    | Action::FileInto { .. }
+                    | Action::Reject { .. }
+                    | Action::Vacation { .. }
             )
         };
         if matches!(action, Action::Reject { .. }) && self.actions.iter().any(conflict)
@@ -447,6 +499,74 @@ impl Run<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// Whom an auto-reply goes to: the envelope sender, unless RFC 5230
+    /// 4.5-4.6 says not to answer (no sender, a robot or a list, mail not
+    /// addressed to the user, mail from the user).
+    fn vacation_to(&self, addresses: &[String], from: Option<&str>) -> Option<String> {
+        let sender = self.context.envelope_from;
+        if sender.is_empty() {
+            return None;
+        }
+        let local = sender
+            .rsplit_once('@')
+            .map_or(sender, |(l, _)| l)
+            .to_ascii_lowercase();
+        if ["mailer-daemon", "listserv", "majordomo", "postmaster"].contains(&local.as_str())
+            || local.starts_with("owner-")
+            || local.ends_with("-request")
+            || local.ends_with("-bounces")
+        {
+            return None;
+        }
+        let m = self.message;
+        if [
+            "list-id",
+            "list-help",
+            "list-unsubscribe",
+            "list-subscribe",
+            "list-post",
+            "list-owner",
+            "list-archive",
+        ]
+        .iter()
+        .any(|h| m.has(h))
+        {
+            return None;
+        }
+        if m.values("auto-submitted")
+            .iter()
+            .any(|v| !v.trim().eq_ignore_ascii_case("no"))
+            || m.values("precedence")
+                .iter()
+                .any(|v| ["bulk", "list", "junk"].contains(&v.trim().to_ascii_lowercase().as_str()))
+        {
+            return None;
+        }
+        // The user: the recipient (without +detail), and the :addresses.
+        let me = |a: &str| {
+            let a = a.to_ascii_lowercase();
+            let plain = |x: &str| -> String {
+                let x = x.to_ascii_lowercase();
+                match x.rsplit_once('@') {
+                    Some((l, d)) => format!("{}@{d}", l.split_once('+').map_or(l, |(u, _)| u)),
+                    None => x,
+                }
+            };
+            plain(&a) == plain(self.context.envelope_to)
+                || addresses.iter().any(|x| plain(x) == plain(&a))
+                || from.is_some_and(|f| plain(f) == plain(&a))
+        };
+        if me(sender) {
+            return None;
+        }
+        let to_me = ["to", "cc", "bcc", "resent-to", "resent-cc"]
+            .iter()
+            .flat_map(|h| m.address_fields(h))
+            .flatten()
+            .any(|a| me(&a));
+        to_me.then(|| sender.to_string())
     }
 
     fn flag_list(&self, given: Option<&[String]>) -> Vec<String> {

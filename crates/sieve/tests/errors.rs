@@ -24,7 +24,20 @@ const CASES: &[(&str, u32, u32, &str)] = &[
     ("fileinto [\"a\" \"b\"];", 1, 15, "\",\" or \"]\""),
     // Meaning.
     ("frobnicate;", 1, 1, "unknown command \"frobnicate\""),
-    ("vacation \"x\";", 1, 1, "not supported by this server yet"),
+    ("vacation \"x\";", 1, 1, "needs require \"vacation\""),
+    ("notify \"x\";", 1, 1, "not supported by this server yet"),
+    (
+        "require \"vacation\"; vacation :from \"nobody\" \"x\";",
+        1,
+        21,
+        ":from needs an address",
+    ),
+    (
+        "require \"vacation\"; vacation :days \"7\" \"x\";",
+        1,
+        30,
+        ":days must be followed by a number",
+    ),
     ("if frob { keep; }", 1, 4, "unknown test \"frob\""),
     (
         "keep;\nrequire \"fileinto\";",

@@ -636,3 +636,112 @@ fn a_server_script_runs_before_the_users() {
         }]
     );
 }
+
+fn vacation_to(actions: &[Action]) -> Option<(String, u64, String)> {
+    actions.iter().find_map(|a| match a {
+        Action::Vacation {
+            to, days, reason, ..
+        } => Some((to.clone(), *days, reason.clone())),
+        _ => None,
+    })
+}
+
+#[test]
+fn rfc5230_vacation() {
+    let script = r#"require "vacation";
+        if header :contains "subject" "cyrus" {
+            vacation "I'm out -- send mail to cyrus-bugs";
+        } else {
+            vacation "I'm out -- call me at +1 304 555 0123";
+        }"#;
+    // The context's recipient is me+mta-filters@example.com, the sender
+    // sender@example.org.
+    let to_me = |extra: &str| {
+        msg(
+            &format!("From: sender@example.org\r\nTo: me@example.com\r\n{extra}Subject: cyrus"),
+            "",
+        )
+    };
+    let actions = run(script, &to_me(""));
+    assert_eq!(
+        vacation_to(&actions),
+        Some((
+            "sender@example.org".into(),
+            7,
+            "I'm out -- send mail to cyrus-bugs".into()
+        ))
+    );
+    // The message is kept as well: vacation does not cancel the keep.
+    assert!(actions.contains(&keep()));
+    // No reply to lists, robots and bulk mail, nor to mail not addressed to me.
+    for extra in [
+        "List-Id: <x.example.org>\r\n",
+        "Auto-Submitted: auto-generated\r\n",
+        "Precedence: bulk\r\n",
+    ] {
+        assert_eq!(vacation_to(&run(script, &to_me(extra))), None, "{extra}");
+    }
+    let bcc = msg(
+        "From: sender@example.org\r\nTo: all@example.com\r\nSubject: x",
+        "",
+    );
+    assert_eq!(vacation_to(&run(script, &bcc)), None);
+    assert!(vacation_to(&run(script, &to_me("Auto-Submitted: no\r\n"))).is_some());
+
+    let addresses = r#"require ["vacation"];
+        vacation :days 23 :addresses ["tjs@example.edu", "ts4z@landru.example.edu"]
+          "I'm away until October 19.  If it's an emergency, call 911, I guess." ;"#;
+    let to_alias = msg(
+        "From: sender@example.org\r\nCc: TJS@example.edu\r\nSubject: hi",
+        "",
+    );
+    assert_eq!(
+        vacation_to(&run(addresses, &to_alias)).map(|v| v.1),
+        Some(23)
+    );
+
+    let options = r#"require ["vacation", "variables"];
+        if header :matches "subject" "*" { set "s" "${1}"; }
+        vacation :days 400 :subject "Away: ${s}" :from "hemingway@example.com" :handle "away"
+          :mime text:
+Content-Type: text/plain; charset=utf-8
+
+Back soon.
+.
+;"#;
+    let actions = run(options, &to_me(""));
+    match actions
+        .iter()
+        .find(|a| matches!(a, Action::Vacation { .. }))
+    {
+        Some(Action::Vacation {
+            days,
+            subject,
+            from,
+            mime,
+            handle,
+            reason,
+            ..
+        }) => {
+            assert_eq!(*days, 30, ":days is capped");
+            assert_eq!(subject.as_deref(), Some("Away: cyrus"));
+            assert_eq!(from.as_deref(), Some("hemingway@example.com"));
+            assert!(*mime && handle == "away" && reason.starts_with("Content-Type: text/plain"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Twice in one run is an error (and the message is kept).
+    let twice = run_with(
+        "require \"vacation\"; vacation \"a\"; vacation \"b\";",
+        &to_me(""),
+        None,
+    );
+    assert!(twice.error.unwrap().contains("once"));
+    // With reject, an error too (RFC 5230 4.7).
+    let both = run_with(
+        "require [\"vacation\", \"reject\"]; vacation \"a\"; reject \"no\";",
+        &to_me(""),
+        None,
+    );
+    assert!(both.error.is_some());
+}

@@ -240,6 +240,16 @@ pub trait MailStore: Send + Sync {
     /// Deletes a script; the active one cannot be deleted (RFC 5804 2.10).
     async fn delete_sieve_script(&self, account: AccountId, name: &str) -> Result<()>;
     async fn rename_sieve_script(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
+    /// Whether a vacation reply (`handle`) may go to `sender` now: none
+    /// went within the last `days`. When it may, it is noted as sent now,
+    /// in the same transaction (RFC 5230 4.2).
+    async fn vacation_due(
+        &self,
+        account: AccountId,
+        handle: &str,
+        sender: &str,
+        days: u64,
+    ) -> Result<bool>;
 
     /// Housekeeping a server runs now and then: unreferenced and orphaned
     /// blobs, leftovers of writers that died.

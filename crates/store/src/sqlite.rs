@@ -1302,6 +1302,45 @@ impl MailStore for SqliteStore {
         Ok(())
     }
 
+    async fn vacation_due(
+        &self,
+        account: AccountId,
+        handle: &str,
+        sender: &str,
+        days: u64,
+    ) -> Result<bool> {
+        use sha2::Digest;
+        let handle = hex::encode(sha2::Sha256::digest(handle.as_bytes()));
+        let sender = sender.to_lowercase();
+        let now = unix_now();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let until: Option<i64> = sqlx::query(
+            "SELECT until FROM vacation_replies WHERE account_id = $1 AND handle = $2 AND sender = $3",
+        )
+        .bind(account)
+        .bind(&handle)
+        .bind(&sender)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get("until"))
+        .transpose()?;
+        if until.is_some_and(|u| u > now) {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO vacation_replies (account_id, handle, sender, until) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account_id, handle, sender) DO UPDATE SET until = $4",
+        )
+        .bind(account)
+        .bind(&handle)
+        .bind(&sender)
+        .bind(now + (days.min(365) as i64) * 86_400)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn sent_to(&self, account: AccountId, address: &str) -> Result<u64> {
         let n: Option<i64> =
             sqlx::query("SELECT sent FROM correspondents WHERE account_id = $1 AND address = $2")
