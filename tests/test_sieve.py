@@ -202,3 +202,25 @@ def test_vacation_replies_once_per_sender(satchel):
     head, body = reply.split(b"\r\n\r\n", 1)
     assert b"Subject: Away until Monday\r\n" in head and b"Auto-Submitted: auto-replied" in head
     assert b"To: <bob@example.test>" in head and b"In-Reply-To: <" in head and body == b"Back on Monday.\r\n"
+
+
+def test_reject_is_refused_at_the_smtp_level(satchel):
+    import smtplib
+    assert set_filter(satchel, ALICE, 'require "reject";\n'
+                                      'if header :contains "subject" "unwanted" {\n'
+                                      '  reject text:\nNo thanks.\nTake me off your list.\n.\n;\n}\n').returncode == 0
+    smtp = satchel.smtp()
+    try:
+        smtp.sendmail("x@remote.test", [ALICE], message("unwanted offer", "Buy."))
+        raise AssertionError("accepted")
+    except smtplib.SMTPDataError as e:
+        assert e.smtp_code == 550 and b"5.7.1 No thanks. Take me off your list." in e.smtp_error, e
+    # With another recipient who takes it, it is stored for both (no bounce yet).
+    smtp.sendmail("x@remote.test", [ALICE, BOB], message("unwanted offer", "Buy."))
+    smtp.sendmail("x@remote.test", [ALICE], message("wanted", "Hi."))
+    smtp.quit()
+    assert len(fetch_all(satchel, ALICE, "INBOX")) == 2 and len(fetch_all(satchel, BOB, "INBOX")) == 1
+    out = satchel.cli("deliver", "--from", "x@remote.test", "--to", ALICE,
+                      stdin=message("unwanted again", "Buy."), check=False)
+    assert out.returncode != 0 and b"No thanks." in out.stderr, out.stderr
+    assert len(fetch_all(satchel, ALICE, "INBOX")) == 2

@@ -23,6 +23,9 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error("account {0} has no INBOX")]
     NoInbox(String),
+    /// The recipients' filters refused the message (Sieve reject).
+    #[error("the recipient's filter rejects the message: {0}")]
+    Rejected(String),
     #[error("the spam scorer gave {0} verdicts for {1} recipients")]
     Scorer(usize, usize),
 }
@@ -63,6 +66,24 @@ struct Filing<'a> {
     spam: Option<(i64, i64)>,
     /// The environment's "phase" (RFC 6785): "during" delivery or "outgoing".
     phase: &'a str,
+}
+
+/// What a filter run decided for one recipient.
+struct Filed {
+    copies: Vec<Copy>,
+    replies: Vec<Reply>,
+    /// The script rejected the message, with this reason.
+    rejected: Option<String>,
+}
+
+impl Filed {
+    fn kept(keep: Copy) -> Filed {
+        Filed {
+            copies: vec![keep],
+            replies: Vec::new(),
+            rejected: None,
+        }
+    }
 }
 
 /// A vacation auto-reply a script asked for.
@@ -498,6 +519,8 @@ impl Pipeline {
         let mail_from = trace.map_or(envelope_from.unwrap_or(""), |t| t.mail_from.as_str());
         let mut placed: Vec<(Account, store::Mailbox, Copy, usize, usize)> = Vec::new();
         let mut replies: Vec<Reply> = Vec::new();
+        let mut rejections: Vec<(String, String)> = Vec::new();
+        let mut accepted = false;
         for (i, ((rcpt, a), v)) in unique.iter().zip(&verdicts).enumerate() {
             let body = &bodies[body_of[i]].1;
             let default = self.thresholds.mailbox(v.score);
@@ -509,9 +532,13 @@ impl Pipeline {
                 spam: Some((v.score, self.thresholds.junk)),
                 phase: "during",
             };
-            let (copies, mut vacation) = self.filing(body, a, &facts).await?;
-            replies.append(&mut vacation);
-            for copy in copies {
+            let mut filed = self.filing(body, a, &facts).await?;
+            replies.append(&mut filed.replies);
+            match filed.rejected {
+                Some(reason) => rejections.push((a.address.clone(), reason)),
+                None => accepted = true,
+            }
+            for copy in filed.copies {
                 let target = self.target(&copy).await?;
                 // One copy per mailbox, whatever the script said.
                 if !placed
@@ -521,6 +548,15 @@ impl Pipeline {
                     placed.push(((*a).clone(), target, copy, i, body_of[i]));
                 }
             }
+        }
+        // Every recipient's filter refuses it: refuse it, store nothing.
+        if !accepted && let Some((_, reason)) = rejections.first() {
+            return Err(Error::Rejected(reason.clone()));
+        }
+        for (who, reason) in &rejections {
+            tracing::warn!(
+                "sieve: {who} rejects a message ({reason:?}) that others accept; a bounce cannot be sent yet, so it is kept"
+            );
         }
         let now = InternalDate::now();
         let copies = placed
@@ -572,7 +608,7 @@ impl Pipeline {
         message: &[u8],
         account: &Account,
         facts: &Filing<'_>,
-    ) -> Result<(Vec<Copy>, Vec<Reply>), Error> {
+    ) -> Result<Filed, Error> {
         let with_default = |flags: Vec<String>| {
             let mut all: Vec<String> = facts.flags.iter().map(|f| f.to_string()).collect();
             all.extend(flags);
@@ -591,7 +627,7 @@ impl Pipeline {
             .as_ref()
             .filter(|_| facts.phase == "during");
         if active.is_none() && before.is_none() {
-            return Ok((vec![keep(Vec::new())], Vec::new()));
+            return Ok(Filed::kept(keep(Vec::new())));
         }
         let name = active.as_ref().map_or("", |(n, _)| n.as_str()).to_string();
         let user = match active
@@ -605,7 +641,7 @@ impl Pipeline {
                     "sieve: {}'s script {name:?} does not compile ({e}); kept",
                     account.address
                 );
-                return Ok((vec![keep(Vec::new())], Vec::new()));
+                return Ok(Filed::kept(keep(Vec::new())));
             }
         };
         let scripts: Vec<&sieve::Script> = before.into_iter().chain(user.iter()).collect();
@@ -676,6 +712,7 @@ impl Pipeline {
         }
         let mut out = Vec::new();
         let mut replies = Vec::new();
+        let mut rejected = None;
         let mut kept = false;
         for action in outcome.actions {
             match action {
@@ -717,11 +754,11 @@ impl Pipeline {
                         }
                     }
                 },
+                // Refused at the SMTP level when every recipient refuses
+                // (the caller decides); otherwise kept, as a bounce
+                // cannot be sent yet.
                 sieve::Action::Reject { reason, .. } => {
-                    tracing::warn!(
-                        "sieve: {} rejects a message ({reason:?}), which needs a bounce this server cannot send yet; kept",
-                        account.address
-                    );
+                    rejected = Some(reason);
                     if !kept {
                         kept = true;
                         out.push(keep(Vec::new()));
@@ -754,7 +791,11 @@ impl Pipeline {
                 }
             }
         }
-        Ok((out, replies))
+        Ok(Filed {
+            copies: out,
+            replies,
+            rejected,
+        })
     }
 
     /// An auto-reply (RFC 5230 5, RFC 3834): to the sender, about the
@@ -883,8 +924,8 @@ impl Pipeline {
         let analysis = mime::analyze(raw);
         let mut placed: Vec<(store::Mailbox, Copy)> = Vec::new();
         // Sent mail gets no auto-replies.
-        let (copies, _) = self.filing(raw, account, &facts).await?;
-        for copy in copies {
+        let filed = self.filing(raw, account, &facts).await?;
+        for copy in filed.copies {
             let target = self.target(&copy).await?;
             if !placed
                 .iter()

@@ -422,6 +422,24 @@ impl Session {
             Err(pipeline::Error::Store(store::Error::TooLarge)) => {
                 self.error("552 5.3.4 Message too big.");
             }
+            // RFC 5429 2.1: a Sieve reject, refused while the sender listens.
+            Err(pipeline::Error::Rejected(reason)) => {
+                let reason: String = reason
+                    .split(['\r', '\n'])
+                    .filter(|l| !l.trim().is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(400)
+                    .collect();
+                let reason = if reason.trim().is_empty() {
+                    "The recipient's filter rejects this message.".to_string()
+                } else {
+                    reason
+                };
+                self.reply(&format!("550 5.7.1 {reason}"));
+            }
             Err(e) => {
                 tracing::error!("smtp: delivery failed: {e}");
                 self.reply("451 4.3.0 The message could not be stored; try again later.");
