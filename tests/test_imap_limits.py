@@ -95,3 +95,32 @@ def test_sessions_per_user_are_limited(satchel):
         except imaplib.IMAP4.error:
             pass
     assert c.state == "AUTH"
+
+
+def test_a_burst_of_logins_leaves_no_memory_behind(satchel):
+    """Argon2id takes 19 MiB per login: hashes are bounded in number and
+    their blocks go back to the system, so 40 logins at once do not leave
+    the server holding hundreds of megabytes."""
+    import threading
+
+    def rss_anon_kib():
+        with open(f"/proc/{satchel.proc.pid}/status") as f:
+            return int(next(line for line in f if line.startswith("RssAnon:")).split()[1])
+
+    failures = []
+
+    def login(n):
+        try:
+            c = satchel.imap()
+            c.login("alice@example.test", PASSWORD if n % 4 else "wrong")
+            c.logout()
+        except Exception as e:  # wrong passwords fail, as they should
+            failures.append(str(e))
+
+    threads = [threading.Thread(target=login, args=(n,)) for n in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(failures) == 10, failures
+    assert rss_anon_kib() < 150 * 1024, rss_anon_kib()
