@@ -122,7 +122,7 @@ impl Session {
         let uid = text
             .split("APPENDUID ")
             .nth(1)
-            .and_then(|r| r.split(|c: char| c == ' ' || c == ']').nth(1))
+            .and_then(|r| r.split([' ', ']']).nth(1))
             .and_then(|u| u.parse::<u32>().ok())
             .with_context(|| format!("APPEND answered without APPENDUID: {text}"))?;
         self.timed(stats, &format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"))
