@@ -86,6 +86,10 @@ def test_capabilities_and_login(satchel):
     assert found["SASL"] == "PLAIN" and "STARTTLS" in found
     assert {"fileinto", "imap4flags", "variables", "mailbox"} <= set(found["SIEVE"].split())
     assert c.command("LISTSCRIPTS")[0].startswith("NO")
+    # Before login, strings are small: a big literal is read and refused.
+    c.send(b'AUTHENTICATE "PLAIN" {20000+}\r\n' + b"A" * 20000 + b"\r\n")
+    status, _ = c.response()
+    assert status.startswith("NO") and "at most 8192 bytes" in status, status
     assert c.login(password="wrong")[0].startswith("NO")
     assert c.login()[0].startswith("OK")
     assert c.command("LISTSCRIPTS") == ('OK "Listscripts completed."', [])

@@ -224,3 +224,17 @@ def test_reject_is_refused_at_the_smtp_level(satchel):
                       stdin=message("unwanted again", "Buy."), check=False)
     assert out.returncode != 0 and b"No thanks." in out.stderr, out.stderr
     assert len(fetch_all(satchel, ALICE, "INBOX")) == 2
+
+
+def test_a_mailbox_name_no_mailbox_can_have_means_inbox(satchel):
+    assert set_filter(satchel, ALICE, 'require ["fileinto", "mailbox", "variables"];\n'
+                                      'if header :matches "subject" "[*]*" { fileinto :create "Tags/${1}"; }\n'
+                      ).returncode == 0
+    smtp = satchel.smtp()
+    # "Tags/" and "Tags/a%b" are no mailbox names: the message still arrives.
+    for subject in ("[] empty tag", "[a%b] wildcard", "[work] fine"):
+        smtp.sendmail("x@remote.test", [ALICE, BOB], message(subject, "x"))
+    smtp.quit()
+    assert len(fetch_all(satchel, ALICE, "INBOX")) == 2
+    assert len(fetch_all(satchel, ALICE, "Tags/work")) == 1
+    assert len(fetch_all(satchel, BOB, "INBOX")) == 3

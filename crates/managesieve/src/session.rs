@@ -15,6 +15,13 @@ use crate::{IDLE_TIMEOUT, MAX_LINE, MAX_SCRIPTS, Server, WRITE_TIMEOUT};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// Lines (a literal ends each but the last) one command may span.
+const MAX_COMMAND_LINES: usize = 16;
+/// Bytes of literals a command may carry before login (a SASL response),
+/// and after (a script and its name).
+const BUDGET_ANONYMOUS: usize = 8 * 1024;
+const BUDGET_USER: usize = sieve::MAX_SCRIPT_SIZE + 8 * 1024;
+
 /// One argument of a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Arg {
@@ -68,7 +75,12 @@ impl Session {
         while !self.logout {
             let read = {
                 let io = self.io.as_mut().ok_or("no stream")?;
-                match wait(read_command(io), IDLE_TIMEOUT, &mut shutdown).await {
+                let budget = if self.account.is_some() {
+                    BUDGET_USER
+                } else {
+                    BUDGET_ANONYMOUS
+                };
+                match wait(read_command(io, budget), IDLE_TIMEOUT, &mut shutdown).await {
                     Wait::Ready(r) => r,
                     Wait::ShuttingDown => {
                         self.line("BYE (TRYLATER) \"The server is shutting down.\"");
@@ -211,9 +223,12 @@ impl Session {
                 self.line("\"\"");
                 self.flush().await?;
                 let io = self.io.as_mut().ok_or("no stream")?;
-                let reply = tokio::time::timeout(net::door::HANDSHAKE_TIMEOUT, read_command(io))
-                    .await
-                    .map_err(|_| "no SASL response in time")??;
+                let reply = tokio::time::timeout(
+                    net::door::HANDSHAKE_TIMEOUT,
+                    read_command(io, BUDGET_ANONYMOUS),
+                )
+                .await
+                .map_err(|_| "no SASL response in time")??;
                 match reply {
                     Ok(v) => match v.as_slice() {
                         [Arg::Str(r)] => r.clone(),
@@ -528,10 +543,20 @@ fn quoted(s: &[u8]) -> String {
 /// Reads one command: atoms, quoted strings and literals (`{N+}` or
 /// `{N}` at a line's end, then N octets), to the end of its last line.
 /// A literal larger than a script may be is read and dropped.
-async fn read_command(io: &mut LineReader<Stream>) -> Result<Result<Vec<Arg>, Bad>, Error> {
+async fn read_command(
+    io: &mut LineReader<Stream>,
+    budget: usize,
+) -> Result<Result<Vec<Arg>, Bad>, Error> {
     let mut args = Vec::new();
     let mut refused: Option<String> = None;
+    // Literals kept for this command, in bytes; lines read for it.
+    let mut kept = 0usize;
+    let mut lines = 0usize;
     loop {
+        lines += 1;
+        if lines > MAX_COMMAND_LINES {
+            return Err("a command of too many literals".into());
+        }
         let mut line = Vec::new();
         match io.line(&mut line).await {
             Ok(()) => {}
@@ -553,14 +578,15 @@ async fn read_command(io: &mut LineReader<Stream>) -> Result<Result<Vec<Arg>, Ba
                 None => Ok(args),
             });
         };
-        if n > sieve::MAX_SCRIPT_SIZE as u64 {
+        if n > sieve::MAX_SCRIPT_SIZE as u64 || kept + n as usize > budget {
             io.skip(n).await?;
             refused = Some(format!(
-                "A string may be at most {} bytes.",
-                sieve::MAX_SCRIPT_SIZE
+                "A command may carry at most {} bytes of strings here.",
+                budget.min(sieve::MAX_SCRIPT_SIZE)
             ));
             continue;
         }
+        kept += n as usize;
         let mut bytes = Vec::new();
         io.exact(n as usize, &mut bytes).await?;
         args.push(Arg::Str(bytes));

@@ -521,6 +521,7 @@ impl Pipeline {
         let mut replies: Vec<Reply> = Vec::new();
         let mut rejections: Vec<(String, String)> = Vec::new();
         let mut accepted = false;
+        let mut filings: Vec<(Copy, usize)> = Vec::new();
         for (i, ((rcpt, a), v)) in unique.iter().zip(&verdicts).enumerate() {
             let body = &bodies[body_of[i]].1;
             let default = self.thresholds.mailbox(v.score);
@@ -538,20 +539,22 @@ impl Pipeline {
                 Some(reason) => rejections.push((a.address.clone(), reason)),
                 None => accepted = true,
             }
-            for copy in filed.copies {
-                let target = self.target(&copy).await?;
-                // One copy per mailbox, whatever the script said.
-                if !placed
-                    .iter()
-                    .any(|p| p.2.account.id == copy.account.id && p.1.id == target.id)
-                {
-                    placed.push(((*a).clone(), target, copy, i, body_of[i]));
-                }
-            }
+            filings.extend(filed.copies.into_iter().map(|c| (c, i)));
         }
-        // Every recipient's filter refuses it: refuse it, store nothing.
+        // Every recipient's filter refuses it: refuse it, store nothing
+        // (not even a mailbox a script would have created).
         if !accepted && let Some((_, reason)) = rejections.first() {
             return Err(Error::Rejected(reason.clone()));
+        }
+        for (copy, i) in filings {
+            let target = self.target(&copy).await?;
+            // One copy per mailbox, whatever the script said.
+            if !placed
+                .iter()
+                .any(|p| p.2.account.id == copy.account.id && p.1.id == target.id)
+            {
+                placed.push((unique[i].1.clone(), target, copy, i, body_of[i]));
+            }
         }
         for (who, reason) in &rejections {
             tracing::warn!(
@@ -638,10 +641,13 @@ impl Pipeline {
             Some(Ok(s)) => Some(s),
             Some(Err(e)) => {
                 tracing::warn!(
-                    "sieve: {}'s script {name:?} does not compile ({e}); kept",
+                    "sieve: {}'s script {name:?} does not compile ({e}); only the server's runs",
                     account.address
                 );
-                return Ok(Filed::kept(keep(Vec::new())));
+                if before.is_none() {
+                    return Ok(Filed::kept(keep(Vec::new())));
+                }
+                None
             }
         };
         let scripts: Vec<&sieve::Script> = before.into_iter().chain(user.iter()).collect();
@@ -714,7 +720,23 @@ impl Pipeline {
         let mut replies = Vec::new();
         let mut rejected = None;
         let mut kept = false;
+        let outgoing = facts.phase == "outgoing";
         for action in outcome.actions {
+            // What a user sends is filed, never dropped, forwarded or
+            // answered: a script written for incoming mail must not
+            // discard or redirect the Sent copies.
+            if outgoing
+                && !matches!(
+                    action,
+                    sieve::Action::Keep { .. } | sieve::Action::FileInto { .. }
+                )
+            {
+                if !kept {
+                    kept = true;
+                    out.push(keep(Vec::new()));
+                }
+                continue;
+            }
             match action {
                 sieve::Action::Keep { flags } => {
                     kept = true;
@@ -829,9 +851,15 @@ impl Pipeline {
                 .filter(|c| !c.is_control() && !matches!(c, '<' | '>'))
                 .collect()
         };
-        let (from, to) = (clean(from), clean(to));
+        // :from may be a whole mailbox ("Alice" <alice@example.com>).
+        let from = if from.contains('<') {
+            from.chars().filter(|c| !c.is_control()).collect()
+        } else {
+            format!("<{}>", clean(from))
+        };
+        let to = clean(to);
         let mut out = format!(
-            "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: {date}\r\n\
+            "From: {from}\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: {date}\r\n\
              Message-ID: <{}.vacation@{}>\r\nAuto-Submitted: auto-replied (vacation)\r\n",
             now.unix_timestamp_nanos(),
             self.hostname
@@ -867,6 +895,8 @@ impl Pipeline {
             );
             return Ok(());
         };
+        // Where it goes is known before the reply is noted as sent.
+        let inbox = self.inbox(&target).await?;
         if !self
             .store
             .vacation_due(reply.account.id, &reply.handle, &reply.to, reply.days)
@@ -874,11 +904,6 @@ impl Pipeline {
         {
             return Ok(());
         }
-        let inbox = self
-            .store
-            .mailbox(target.id, "INBOX")
-            .await?
-            .ok_or_else(|| Error::NoInbox(target.address.clone()))?;
         let analysis = mime::analyze(&reply.raw);
         self.store
             .append(
@@ -969,8 +994,19 @@ impl Pipeline {
     /// (`fileinto :create`); a missing one means INBOX (RFC 5228 4.1).
     async fn target(&self, copy: &Copy) -> Result<store::Mailbox, Error> {
         let account = &copy.account;
-        if let Some(m) = self.store.mailbox(account.id, &copy.mailbox).await? {
-            return Ok(m);
+        match self.store.mailbox(account.id, &copy.mailbox).await {
+            Ok(Some(m)) => return Ok(m),
+            Ok(None) => {}
+            // A name no mailbox can have ("Tags/" from a script's
+            // variables): the message still arrives, in INBOX.
+            Err(store::Error::InvalidMailboxName(name, why)) => {
+                tracing::warn!(
+                    "sieve: {} files into {name:?}, which is not a mailbox name ({why}); filed into INBOX",
+                    account.address
+                );
+                return self.inbox(account).await;
+            }
+            Err(e) => return Err(e.into()),
         }
         if copy.create {
             match self
@@ -999,6 +1035,10 @@ impl Pipeline {
             );
         }
         // A user who deleted Junk still gets the mail, in INBOX.
+        self.inbox(account).await
+    }
+
+    async fn inbox(&self, account: &Account) -> Result<store::Mailbox, Error> {
         self.store
             .mailbox(account.id, "INBOX")
             .await?

@@ -100,4 +100,17 @@ async fn outgoing_mail_is_filed_by_the_users_script() {
         !incoming[1].flags.contains(Flags::SEEN),
         "incoming mail is unread"
     );
+
+    // A script written for incoming mail never drops or forwards what
+    // the user sends: the copy stays in Sent.
+    store
+        .put_sieve_script(alice.id, "main", "discard;")
+        .await
+        .unwrap();
+    let done = p
+        .outgoing(&alice, &other, &["carol@other.example".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].mailbox, "Sent");
 }

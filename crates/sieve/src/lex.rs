@@ -50,6 +50,7 @@ pub fn tokens(script: &str) -> Result<Vec<(Token, Position)>, Error> {
         i: 0,
         line: 1,
         line_start: 0,
+        counted: std::cell::Cell::new((0, 0)),
     }
     .run()
 }
@@ -60,6 +61,9 @@ struct Lexer<'a> {
     i: usize,
     line: u32,
     line_start: usize,
+    /// Characters counted up to byte `counted` of the current line, so
+    /// that finding a column costs only the bytes since the last one.
+    counted: std::cell::Cell<(usize, u32)>,
 }
 
 impl Lexer<'_> {
@@ -146,9 +150,15 @@ impl Lexer<'_> {
     }
 
     fn position(&self) -> Position {
+        let (mut at, mut chars) = self.counted.get();
+        if at < self.line_start || at > self.i {
+            (at, chars) = (self.line_start, 0);
+        }
+        chars += self.text[at..self.i].chars().count() as u32;
+        self.counted.set((self.i, chars));
         Position {
             line: self.line,
-            column: self.text[self.line_start..self.i].chars().count() as u32 + 1,
+            column: chars + 1,
         }
     }
 

@@ -67,10 +67,11 @@ fn equal(c: Comparator, a: &str, b: &str) -> bool {
 fn order(c: Comparator, a: &str, b: &str) -> Ordering {
     match c {
         Comparator::Octet => a.as_bytes().cmp(b.as_bytes()),
+        // RFC 4790 9.2: ordered as if upper case ("_" sorts after "A").
         Comparator::AsciiCasemap => a
             .bytes()
-            .map(|x| x.to_ascii_lowercase())
-            .cmp(b.bytes().map(|x| x.to_ascii_lowercase())),
+            .map(|x| x.to_ascii_uppercase())
+            .cmp(b.bytes().map(|x| x.to_ascii_uppercase())),
         Comparator::AsciiNumeric => numeric(a).cmp(&numeric(b)),
     }
 }
@@ -302,6 +303,13 @@ mod tests {
             m(MatchKind::Value(Relation::Lt), Comparator::AsciiCasemap),
             &s(&["abc"]),
             &s(&["ABD"]),
+            &mut cap
+        ));
+        // Upper case is the order: "_" (0x5F) sorts after "A" (0x41).
+        assert!(any(
+            m(MatchKind::Value(Relation::Gt), Comparator::AsciiCasemap),
+            &s(&["_"]),
+            &s(&["a"]),
             &mut cap
         ));
     }

@@ -51,6 +51,9 @@ pub enum Location {
 /// Included scripts nested deeper than this are an error (a loop, most
 /// likely).
 pub const MAX_INCLUDE_DEPTH: usize = 8;
+/// Deepest nesting of blocks a run may reach, included scripts' blocks
+/// counted in.
+const MAX_RUN_DEPTH: usize = 100;
 /// Most include commands one run may carry out.
 pub const MAX_INCLUDES: usize = 32;
 
@@ -124,9 +127,14 @@ impl Script {
             captures: Vec::new(),
             redirects: 0,
             included: Vec::new(),
+            depth: 0,
         };
         let mut result = Ok(Flow::Next);
+        // What the scripts before the current one decided: a later script
+        // that fails cannot undo it (the admin's quarantine stands).
+        let mut settled: Vec<Action> = Vec::new();
         for script in scripts {
+            settled = r.actions.clone();
             r.frames = vec![Frame::new(script.variables)];
             result = r.block(&script.commands);
             if !matches!(result, Ok(Flow::Next)) {
@@ -144,10 +152,17 @@ impl Script {
                     error: None,
                 }
             }
-            Err(e) => Outcome {
-                actions: vec![Action::Keep { flags: Vec::new() }],
-                error: Some(e),
-            },
+            // RFC 5228 2.10.6: the failing script's actions are dropped
+            // and the message is kept.
+            Err(e) => {
+                if !settled.iter().any(|a| matches!(a, Action::Keep { .. })) {
+                    settled.push(Action::Keep { flags: Vec::new() });
+                }
+                Outcome {
+                    actions: settled,
+                    error: Some(e),
+                }
+            }
         }
     }
 }
@@ -168,6 +183,8 @@ struct Run<'r, 'm> {
     redirects: usize,
     /// Scripts included so far, for :once and the limit.
     included: Vec<(Location, String)>,
+    /// Blocks being run, one within the other.
+    depth: usize,
 }
 
 /// The variables of one script.
@@ -203,13 +220,26 @@ const MAX_VARIABLE: usize = 64 * 1024;
 
 impl Run<'_, '_> {
     fn block(&mut self, commands: &[Cmd]) -> Result<Flow, String> {
+        // Blocks within blocks within included scripts: bounded all told,
+        // so that no run outgrows a worker thread's stack.
+        if self.depth >= MAX_RUN_DEPTH {
+            return Err(format!(
+                "blocks and includes nested more than {MAX_RUN_DEPTH} deep"
+            ));
+        }
+        self.depth += 1;
+        let mut flow = Ok(Flow::Next);
         for cmd in commands {
-            match self.command(cmd)? {
-                Flow::Next => {}
-                end => return Ok(end),
+            match self.command(cmd) {
+                Ok(Flow::Next) => {}
+                end => {
+                    flow = end;
+                    break;
+                }
             }
         }
-        Ok(Flow::Next)
+        self.depth -= 1;
+        flow
     }
 
     /// The value of a variable, local or global.
@@ -556,7 +586,7 @@ impl Run<'_, '_> {
             };
             plain(&a) == plain(self.context.envelope_to)
                 || addresses.iter().any(|x| plain(x) == plain(&a))
-                || from.is_some_and(|f| plain(f) == plain(&a))
+                || from.is_some_and(|f| plain(addr_spec(f)) == plain(&a))
         };
         if me(sender) {
             return None;
@@ -930,4 +960,13 @@ fn pick<T>(mut fields: Vec<T>, index: Option<Index>) -> Vec<T> {
     }
     let at = if last { fields.len() - n } else { n - 1 };
     vec![fields.swap_remove(at)]
+}
+
+/// The address of a mailbox written with a display name
+/// (`"Alice" <alice@example.com>`), or the text as it is.
+fn addr_spec(mailbox: &str) -> &str {
+    match (mailbox.rfind('<'), mailbox.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &mailbox[open + 1..close],
+        _ => mailbox.trim(),
+    }
 }

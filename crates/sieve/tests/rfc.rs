@@ -36,6 +36,13 @@ fn included(location: Location, name: &str) -> Option<Result<Script, String>> {
         (Location::Personal, "loop") => "require \"include\"; include \"loop\";",
         (Location::Personal, "broken") => "if frob {}",
         (Location::Personal, "early") => "require \"include\"; return; discard;",
+        (Location::Personal, "deep") => {
+            let deep = "require \"include\";".to_string()
+                + &"if true {".repeat(60)
+                + "include \"deep\";"
+                + &"}".repeat(60);
+            return Some(Script::compile(&deep).map_err(|e| e.to_string()));
+        }
         _ => return None,
     };
     Some(Script::compile(text).map_err(|e| e.to_string()))
@@ -635,6 +642,46 @@ fn a_server_script_runs_before_the_users() {
             flags: vec!["$Checked".into()]
         }]
     );
+    // A user's script that fails cannot undo what the server's decided.
+    let quarantine = Script::compile("require \"fileinto\"; fileinto \"Quarantine\";").unwrap();
+    let failing = Script::compile(
+        "redirect \"a@x.test\"; redirect \"b@x.test\"; redirect \"c@x.test\"; \
+         redirect \"d@x.test\"; redirect \"e@x.test\";",
+    )
+    .unwrap();
+    let raw = msg("Subject: x", "");
+    let out = Script::run_all(&[&quarantine, &failing], &Message::new(raw.as_bytes()), &c);
+    assert!(out.error.is_some());
+    assert_eq!(out.actions, vec![into("Quarantine"), keep()]);
+}
+
+#[test]
+fn deep_nesting_runs_within_a_worker_threads_stack() {
+    // Tokio's workers have 2 MiB stacks; the deepest script allowed must
+    // run in one, in a debug build too.
+    let depth = 60;
+    let script = "if true {".repeat(depth) + "discard;" + &"}".repeat(depth);
+    let raw = msg("Subject: x", "");
+    let handle = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || run(&script, &raw))
+        .unwrap();
+    assert_eq!(handle.join().unwrap(), vec![Action::Discard]);
+    // Deep blocks in scripts that include themselves: stopped by the
+    // limits, never by the stack.
+    let handle = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            run_with(
+                "require \"include\"; include \"deep\";",
+                &msg("Subject: x", ""),
+                None,
+            )
+        })
+        .unwrap();
+    let out = handle.join().unwrap();
+    assert_eq!(out.actions, vec![keep()]);
+    assert!(out.error.unwrap().contains("nested"));
 }
 
 fn vacation_to(actions: &[Action]) -> Option<(String, u64, String)> {

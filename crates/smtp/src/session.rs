@@ -431,6 +431,8 @@ impl Session {
                     .join(" ")
                     .chars()
                     .filter(|c| !c.is_control())
+                    // Reply text is ASCII (RFC 5321 4.2).
+                    .map(|c| if c.is_ascii() { c } else { '?' })
                     .take(400)
                     .collect();
                 let reason = if reason.trim().is_empty() {
