@@ -5,10 +5,10 @@
 #
 #   bench/compare.sh            # USERS=20 MESSAGES=100 CLIENTS=10 DURATION=10 RUNS=3
 #
-# Both hash passwords with Argon2id (Dovecot's PASS_SCHEME=ARGON2ID, with
-# doveadm's default cost; Satchel's is m=19456 KiB, t=2), so a login costs
-# each what it costs in production. Needs: cargo, python3, and Dovecot
-# (../shared/reference/dovecot/start.sh installs it with apt-get).
+# Both check the same Argon2id hashes (Satchel's, m=19456 KiB, t=2, p=1,
+# copied into Dovecot's passwd-file), so a login costs both the same.
+# Needs: cargo, python3, and Dovecot (../shared/reference/dovecot/start.sh
+# installs it with apt-get).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared}
@@ -63,6 +63,17 @@ for i in $(seq 1 "$USERS"); do
   cp -r "$WORK/maildir/cur" "$WORK/maildir/new" "$WORK/maildir/tmp" "$DOVECOT_REF_DIR/mail/user$i/Maildir/"
 done
 chown -R 5000:5000 "$DOVECOT_REF_DIR/mail"
+# The same hash cost on both sides: Dovecot checks Satchel's own Argon2id
+# hashes (m=19456 KiB, t=2, p=1), not doveadm's costlier default.
+python3 - "$WORK/satchel/index.sqlite" "$DOVECOT_REF_DIR/users" <<'PY'
+import sqlite3, sys
+hashes = dict(sqlite3.connect(sys.argv[1]).execute("SELECT address, password_hash FROM accounts"))
+lines = []
+for line in open(sys.argv[2]):
+    user, _, rest = line.rstrip("\n").split(":", 2)
+    lines.append(f"{user}:{{ARGON2ID}}{hashes[user + '@example.test']}:{rest}")
+open(sys.argv[2], "w").write("\n".join(lines) + "\n")
+PY
 sleep 1
 
 LOADS=("pop3" "imap" "imap --keep-open")
