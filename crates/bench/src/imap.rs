@@ -33,6 +33,9 @@ pub async fn client(target: Target, keep_open: bool, deadline: Instant, stats: &
 struct Session {
     c: Conn,
     tag: u64,
+    /// Messages in the selected mailbox as this session knows them (other
+    /// clients' APPENDs and EXPUNGEs arrive as untagged responses).
+    exists: usize,
 }
 
 async fn session(
@@ -45,6 +48,7 @@ async fn session(
     let mut s = Session {
         c: Conn::open(&t.addr).await?,
         tag: 0,
+        exists: 0,
     };
     let greeting = s.c.line().await?;
     ensure!(
@@ -54,18 +58,10 @@ async fn session(
     );
     s.timed(stats, &format!("LOGIN \"{}\" \"{}\"", t.user, t.password))
         .await?;
-    let selected = s.timed(stats, "SELECT INBOX").await?;
-    let exists = selected
-        .iter()
-        .find_map(|l| {
-            let text = String::from_utf8_lossy(l);
-            let rest = text.strip_prefix("* ")?.strip_suffix(" EXISTS")?;
-            rest.parse::<usize>().ok()
-        })
-        .context("SELECT gave no EXISTS")?;
-    ensure!(exists > 0, "INBOX is empty; load the mailboxes first");
+    s.timed(stats, "SELECT INBOX").await?;
+    ensure!(s.exists > 0, "INBOX is empty; load the mailboxes first");
     loop {
-        s.mix(exists, stats, seed).await?;
+        s.mix(stats, seed).await?;
         stats.round();
         if !keep_open || Instant::now() >= deadline {
             break;
@@ -76,7 +72,9 @@ async fn session(
 }
 
 impl Session {
-    async fn mix(&mut self, exists: usize, stats: &Stats, seed: &mut u64) -> anyhow::Result<()> {
+    async fn mix(&mut self, stats: &Stats, seed: &mut u64) -> anyhow::Result<()> {
+        let exists = self.exists;
+        ensure!(exists > 0, "the mailbox emptied");
         let page = PAGE.min(exists);
         let first = 1 + next(seed) as usize % (exists - page + 1);
         let last = first + page - 1;
@@ -157,6 +155,11 @@ impl Session {
                 let rest = self.c.line().await?;
                 line.extend_from_slice(&rest);
             }
+            if let Some(n) = untagged_number(&line, " EXISTS") {
+                self.exists = n;
+            } else if untagged_number(&line, " EXPUNGE").is_some() {
+                self.exists = self.exists.saturating_sub(1);
+            }
             if let Some(status) = line.strip_prefix(format!("{tag} ").as_bytes()) {
                 if !status.starts_with(b"OK") {
                     bail!("{tag}: {}", String::from_utf8_lossy(&line));
@@ -166,6 +169,12 @@ impl Session {
             untagged.push(line);
         }
     }
+}
+
+/// N of `* N EXISTS` (or another `* N WORD` response).
+fn untagged_number(line: &[u8], word: &str) -> Option<usize> {
+    let text = std::str::from_utf8(line).ok()?;
+    text.strip_prefix("* ")?.strip_suffix(word)?.parse().ok()
 }
 
 fn literal_at_end(line: &[u8]) -> Option<usize> {
