@@ -50,6 +50,10 @@ pub struct SqliteStore {
     /// Tags this process's rows in `changes`, so its watcher skips them.
     origin: i64,
     watching: Arc<AtomicBool>,
+    /// This process's write transactions, one at a time: they queue here
+    /// in order instead of racing for SQLite's lock, whose busy handler
+    /// sleeps (up to 100 ms a try) and made every write's tail latency.
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -86,6 +90,7 @@ impl SqliteStore {
             feed,
             origin: random_origin(),
             watching: Arc::new(AtomicBool::new(false)),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -95,7 +100,7 @@ impl SqliteStore {
     pub async fn collect_garbage(&self) -> Result<usize> {
         let mut removed = 0;
         loop {
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let (turn, mut tx) = self.write().await?;
             let batch: Vec<String> = sqlx::query("SELECT hash FROM blob_gc LIMIT $1")
                 .bind(GC_BATCH)
                 .fetch_all(&mut *tx)
@@ -105,6 +110,7 @@ impl SqliteStore {
                 .collect::<Result<_, _>>()?;
             if batch.is_empty() {
                 tx.commit().await?;
+                drop(turn);
                 return Ok(removed);
             }
             let list = string_json(&batch);
@@ -114,7 +120,21 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
+            drop(turn);
         }
+    }
+
+    /// A write transaction, once this process's earlier ones are done; the
+    /// turn is held until the caller drops it (after its commit).
+    async fn write(
+        &self,
+    ) -> Result<(
+        tokio::sync::OwnedMutexGuard<()>,
+        Transaction<'static, Sqlite>,
+    )> {
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok((turn, tx))
     }
 
     /// Deletes blob files that no row refers to and that are older than
@@ -128,11 +148,12 @@ impl SqliteStore {
         let mut removed = 0;
         for chunk in candidates.chunks(GC_BATCH as usize) {
             let names: Vec<String> = chunk.iter().map(|h| h.0.clone()).collect();
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let (turn, mut tx) = self.write().await?;
             removed += self
                 .unlink_unreferenced(&mut tx, &string_json(&names))
                 .await?;
             tx.commit().await?;
+            drop(turn);
         }
         Ok(removed)
     }
@@ -199,7 +220,7 @@ impl SqliteStore {
         .await
         .map_err(|e| Error::Corrupt(format!("blob writer failed: {e}")))??;
 
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         let blobs = self.blobs.clone();
         let hashes = tokio::task::spawn_blocking(move || blobs.publish(staged))
             .await
@@ -273,6 +294,7 @@ impl SqliteStore {
             start += run;
         }
         tx.commit().await?;
+        drop(turn);
         for (account_id, mailbox, modseq) in touched {
             self.publish(account_id, mailbox, modseq);
         }
@@ -286,7 +308,7 @@ impl SqliteStore {
         to: MailboxId,
         is_move: bool,
     ) -> Result<CopyResult> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         let account: i64 = sqlx::query("SELECT account_id FROM mailboxes WHERE id = $1")
             .bind(from)
             .fetch_optional(&mut *tx)
@@ -299,6 +321,7 @@ impl SqliteStore {
                 .await?;
         }
         tx.commit().await?;
+        drop(turn);
         for (mailbox, modseq) in &done.touched {
             self.publish(account, *mailbox, *modseq);
         }
@@ -354,7 +377,7 @@ impl MailStore for SqliteStore {
     async fn create_account(&self, address: &str, password: &str, admin: bool) -> Result<Account> {
         let address = normalize_address(address)?;
         let hash = password::hash(password.to_string()).await?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         let taken = sqlx::query(
             "SELECT 1 FROM accounts WHERE address = $1 UNION SELECT 1 FROM aliases WHERE address = $1",
         )
@@ -384,6 +407,7 @@ impl MailStore for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
+        drop(turn);
         Ok(Account {
             id,
             address,
@@ -453,7 +477,7 @@ impl MailStore for SqliteStore {
 
     async fn remove_account(&self, address: &str) -> Result<()> {
         let address = normalize_address(address)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         let id: i64 = sqlx::query("SELECT id FROM accounts WHERE address = $1")
             .bind(&address)
             .fetch_optional(&mut *tx)
@@ -481,6 +505,7 @@ impl MailStore for SqliteStore {
             .await?;
         }
         tx.commit().await?;
+        drop(turn);
         self.collect_garbage().await?;
         Ok(())
     }
@@ -527,7 +552,7 @@ impl MailStore for SqliteStore {
         special_use: Option<SpecialUse>,
     ) -> Result<Mailbox> {
         let name = normalize_mailbox_name(name)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         if mailbox_id(&mut tx, account, &name).await?.is_some() {
             return Err(Error::MailboxExists(name));
         }
@@ -538,6 +563,7 @@ impl MailStore for SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
+        drop(turn);
         mailbox_from_row(&row)
     }
 
@@ -622,7 +648,7 @@ impl MailStore for SqliteStore {
         if name == "INBOX" {
             return Err(Error::InboxUndeletable);
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         let id = mailbox_id(&mut tx, account, &name)
             .await?
             .ok_or_else(|| Error::NoMailbox(name.clone()))?;
@@ -640,6 +666,7 @@ impl MailStore for SqliteStore {
         // Sessions showing it look again, and find it gone.
         self.record_change(&mut tx, account, id, 0).await?;
         tx.commit().await?;
+        drop(turn);
         self.publish(account, id, 0);
         self.collect_garbage().await?;
         Ok(())
@@ -651,7 +678,7 @@ impl MailStore for SqliteStore {
         if to == from || to.starts_with(&format!("{from}{DELIMITER}")) {
             return Err(Error::RenameIntoItself);
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         let source = mailbox_id(&mut tx, account, &from)
             .await?
             .ok_or_else(|| Error::NoMailbox(from.clone()))?;
@@ -675,6 +702,7 @@ impl MailStore for SqliteStore {
                     .await?;
             }
             tx.commit().await?;
+            drop(turn);
             for (mailbox, modseq) in changes.touched {
                 self.publish(account, mailbox, modseq);
             }
@@ -712,6 +740,7 @@ impl MailStore for SqliteStore {
             self.record_change(&mut tx, account, *id, 0).await?;
         }
         tx.commit().await?;
+        drop(turn);
         for (id, _, _) in renames {
             self.publish(account, id, 0);
         }
@@ -765,7 +794,7 @@ impl MailStore for SqliteStore {
     }
 
     async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<std::ops::Range<u32>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         let row = sqlx::query("SELECT first_recent, uidnext FROM mailboxes WHERE id = $1")
             .bind(mailbox)
             .fetch_optional(&mut *tx)
@@ -780,6 +809,7 @@ impl MailStore for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
+        drop(turn);
         Ok(first as u32..next as u32)
     }
 
@@ -850,7 +880,7 @@ impl MailStore for SqliteStore {
         change: &FlagChange,
         unchanged_since: Option<u64>,
     ) -> Result<StoreFlagsResult> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         let rows = sqlx::query(
             "SELECT uid, modseq, flags, keywords FROM messages WHERE mailbox_id = $1 \
              AND uid IN (SELECT value FROM json_each($2)) ORDER BY uid",
@@ -881,6 +911,7 @@ impl MailStore for SqliteStore {
         }
         if planned.is_empty() {
             tx.commit().await?;
+            drop(turn);
             return Ok(result);
         }
         let (account_id, modseq) = bump_modseq(&mut tx, mailbox).await?;
@@ -906,6 +937,7 @@ impl MailStore for SqliteStore {
         self.record_change(&mut tx, account_id, mailbox, modseq)
             .await?;
         tx.commit().await?;
+        drop(turn);
         self.publish(account_id, mailbox, modseq);
         Ok(result)
     }
@@ -916,16 +948,18 @@ impl MailStore for SqliteStore {
         uids: &[u32],
         only_deleted: bool,
     ) -> Result<Vec<u32>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         let (account_id, modseq, gone) =
             expunge_in_tx(&mut tx, mailbox, uids, only_deleted).await?;
         if gone.is_empty() {
             tx.commit().await?;
+            drop(turn);
             return Ok(gone);
         }
         self.record_change(&mut tx, account_id, mailbox, modseq)
             .await?;
         tx.commit().await?;
+        drop(turn);
         self.publish(account_id, mailbox, modseq);
         self.collect_garbage().await?;
         Ok(gone)
@@ -955,7 +989,7 @@ impl MailStore for SqliteStore {
         blobs: &[BlobHash],
         spam: bool,
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         for blob in blobs {
             sqlx::query(
                 "INSERT INTO training (account_id, blob, spam, at) VALUES ($1, $2, $3, $4)",
@@ -968,6 +1002,7 @@ impl MailStore for SqliteStore {
             .await?;
         }
         tx.commit().await?;
+        drop(turn);
         Ok(())
     }
 
@@ -1057,9 +1092,10 @@ impl MailStore for SqliteStore {
     }
 
     async fn bayes_train(&self, scope: i64, tokens: &[String], spam: bool) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         train_in_tx(&mut tx, scope, tokens, spam).await?;
         tx.commit().await?;
+        drop(turn);
         Ok(())
     }
 
@@ -1087,7 +1123,7 @@ impl MailStore for SqliteStore {
         scopes: &[i64],
         tokens: Option<&[String]>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         let gone = sqlx::query("DELETE FROM training WHERE id = $1")
             .bind(event.id)
             .execute(&mut *tx)
@@ -1108,6 +1144,7 @@ impl MailStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        drop(turn);
         Ok(())
     }
 
@@ -1229,7 +1266,7 @@ impl MailStore for SqliteStore {
     }
 
     async fn activate_sieve_script(&self, account: AccountId, name: Option<&str>) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         if let Some(name) = name {
             let found =
                 sqlx::query("SELECT 1 FROM sieve_scripts WHERE account_id = $1 AND name = $2")
@@ -1253,11 +1290,12 @@ impl MailStore for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
+        drop(turn);
         Ok(())
     }
 
     async fn delete_sieve_script(&self, account: AccountId, name: &str) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         let row =
             sqlx::query("SELECT active FROM sieve_scripts WHERE account_id = $1 AND name = $2")
                 .bind(account)
@@ -1274,12 +1312,13 @@ impl MailStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        drop(turn);
         Ok(())
     }
 
     async fn rename_sieve_script(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
         check_script_name(to)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         let taken = sqlx::query("SELECT 1 FROM sieve_scripts WHERE account_id = $1 AND name = $2")
             .bind(account)
             .bind(to)
@@ -1299,6 +1338,7 @@ impl MailStore for SqliteStore {
             return Err(Error::NoScript(from.to_string()));
         }
         tx.commit().await?;
+        drop(turn);
         Ok(())
     }
 
@@ -1313,7 +1353,7 @@ impl MailStore for SqliteStore {
         let handle = hex::encode(sha2::Sha256::digest(handle.as_bytes()));
         let sender = sender.to_lowercase();
         let now = unix_now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (turn, mut tx) = self.write().await?;
         let until: Option<i64> = sqlx::query(
             "SELECT until FROM vacation_replies WHERE account_id = $1 AND handle = $2 AND sender = $3",
         )
@@ -1338,6 +1378,7 @@ impl MailStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        drop(turn);
         Ok(true)
     }
 
