@@ -1669,14 +1669,7 @@ impl Session {
 /// Sends what is buffered in `out`. A free function, so it can run while a
 /// caller holds a borrow of another part of the session.
 async fn write_out(io: &mut Option<LineReader<Stream>>, out: &mut Vec<u8>) -> Result<(), Error> {
-    if out.is_empty() {
-        return Ok(());
-    }
-    let stream = io.as_mut().ok_or("no stream")?.get_mut();
-    // A client that stops reading does not hold its session forever.
-    net::door::write_all(stream, out, WRITE_TIMEOUT).await?;
-    out.clear();
-    Ok(())
+    Ok(net::door::send_buffered(io, out, WRITE_TIMEOUT).await?)
 }
 
 /// Whether moving from `from` to `to` teaches the spam filter: into Junk is

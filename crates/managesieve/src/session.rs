@@ -511,13 +511,7 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let stream = self.io.as_mut().ok_or("no stream")?.get_mut();
-        net::door::write_all(stream, &self.out, WRITE_TIMEOUT).await?;
-        self.out.clear();
-        Ok(())
+        Ok(net::door::send_buffered(&mut self.io, &mut self.out, WRITE_TIMEOUT).await?)
     }
 }
 

@@ -85,6 +85,28 @@ pub async fn write_all<W: AsyncWrite + Unpin>(
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading"))?
 }
 
+/// Sends what a session buffered for its client and empties the buffer;
+/// a client that stops reading for `timeout` ends the session instead of
+/// holding it forever.
+pub async fn send_buffered(
+    io: &mut Option<crate::LineReader<crate::Stream>>,
+    out: &mut Vec<u8>,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let io = io.as_mut().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotConnected,
+            "the session has no stream",
+        )
+    })?;
+    write_all(io.get_mut(), out, timeout).await?;
+    out.clear();
+    Ok(())
+}
+
 /// How waiting for a client's next command ended.
 pub enum Wait<T> {
     Ready(T),
