@@ -517,7 +517,8 @@ impl Pipeline {
         // The verdict names each recipient's mailbox; their Sieve script
         // may file it elsewhere, flag it, or add copies.
         let mail_from = trace.map_or(envelope_from.unwrap_or(""), |t| t.mail_from.as_str());
-        let mut placed: Vec<(Account, store::Mailbox, Copy, usize, usize)> = Vec::new();
+        // Each stored copy: its mailbox, what the filter said, whose verdict.
+        let mut placed: Vec<(store::Mailbox, Copy, usize)> = Vec::new();
         let mut replies: Vec<Reply> = Vec::new();
         let mut rejections: Vec<(String, String)> = Vec::new();
         let mut accepted = false;
@@ -551,9 +552,9 @@ impl Pipeline {
             // One copy per mailbox, whatever the script said.
             if !placed
                 .iter()
-                .any(|p| p.2.account.id == copy.account.id && p.1.id == target.id)
+                .any(|(m, c, _)| c.account.id == copy.account.id && m.id == target.id)
             {
-                placed.push((unique[i].1.clone(), target, copy, i, body_of[i]));
+                placed.push((target, copy, i));
             }
         }
         for (who, reason) in &rejections {
@@ -564,7 +565,8 @@ impl Pipeline {
         let now = InternalDate::now();
         let copies = placed
             .iter()
-            .map(|(_, m, copy, i, b)| {
+            .map(|(m, copy, i)| {
+                let b = &body_of[*i];
                 let (flags, keywords) = store_flags(&copy.flags);
                 (
                     m.id,
@@ -593,7 +595,7 @@ impl Pipeline {
         Ok(stored
             .iter()
             .zip(&placed)
-            .map(|(s, (_, m, copy, _, _))| Delivered {
+            .map(|(s, (m, copy, _))| Delivered {
                 account: copy.account.address.clone(),
                 mailbox: m.name.clone(),
                 uid: s.uid,
