@@ -56,9 +56,13 @@ async fn session(
         "greeting {:?}",
         String::from_utf8_lossy(&greeting)
     );
-    s.timed(stats, &format!("LOGIN \"{}\" \"{}\"", t.user, t.password))
-        .await?;
-    s.timed(stats, "SELECT INBOX").await?;
+    s.timed(
+        stats,
+        "LOGIN",
+        &format!("LOGIN \"{}\" \"{}\"", t.user, t.password),
+    )
+    .await?;
+    s.timed(stats, "SELECT", "SELECT INBOX").await?;
     ensure!(s.exists > 0, "INBOX is empty; load the mailboxes first");
     loop {
         s.mix(stats, seed).await?;
@@ -67,7 +71,7 @@ async fn session(
             break;
         }
     }
-    s.timed(stats, "LOGOUT").await?;
+    s.timed(stats, "LOGOUT", "LOGOUT").await?;
     Ok(())
 }
 
@@ -81,6 +85,7 @@ impl Session {
         let listed = self
             .timed(
                 stats,
+                "FETCH headers",
                 &format!(
                     "FETCH {first}:{last} (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)])"
                 ),
@@ -90,20 +95,24 @@ impl Session {
         ensure!(got == page, "asked for {page} headers, got {got}");
         let n = first + next(seed) as usize % page;
         let structure = self
-            .timed(stats, &format!("FETCH {n} (BODYSTRUCTURE)"))
+            .timed(
+                stats,
+                "FETCH BODYSTRUCTURE",
+                &format!("FETCH {n} (BODYSTRUCTURE)"),
+            )
             .await?;
         ensure!(
             fetches(&structure, b"BODYSTRUCTURE") == 1,
             "no BODYSTRUCTURE for {n}"
         );
         let body = self
-            .timed(stats, &format!("FETCH {n} (BODY.PEEK[])"))
+            .timed(stats, "FETCH BODY[]", &format!("FETCH {n} (BODY.PEEK[])"))
             .await?;
         ensure!(
             fetches(&body, b"BODY[]") == 1 && body.iter().any(|l| l.len() > 100),
             "no body for message {n}"
         );
-        self.timed(stats, &format!("STORE {n} +FLAGS.SILENT (\\Seen)"))
+        self.timed(stats, "STORE", &format!("STORE {n} +FLAGS.SILENT (\\Seen)"))
             .await?;
 
         let started = Instant::now();
@@ -115,7 +124,7 @@ impl Session {
         command.extend_from_slice(b"\r\n");
         self.c.send(&command).await?;
         let (_, done) = self.answer(&tag).await?;
-        stats.op(started.elapsed());
+        stats.op("APPEND", started.elapsed());
         let text = String::from_utf8_lossy(&done);
         let uid = text
             .split("APPENDUID ")
@@ -123,14 +132,24 @@ impl Session {
             .and_then(|r| r.split([' ', ']']).nth(1))
             .and_then(|u| u.parse::<u32>().ok())
             .with_context(|| format!("APPEND answered without APPENDUID: {text}"))?;
-        self.timed(stats, &format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"))
+        self.timed(
+            stats,
+            "UID STORE",
+            &format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"),
+        )
+        .await?;
+        self.timed(stats, "UID EXPUNGE", &format!("UID EXPUNGE {uid}"))
             .await?;
-        self.timed(stats, &format!("UID EXPUNGE {uid}")).await?;
         Ok(())
     }
 
     /// Sends a command, waits for its tagged OK, counts the round trip.
-    async fn timed(&mut self, stats: &Stats, command: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    async fn timed(
+        &mut self,
+        stats: &Stats,
+        kind: &'static str,
+        command: &str,
+    ) -> anyhow::Result<Vec<Vec<u8>>> {
         let started = Instant::now();
         self.tag += 1;
         let tag = format!("b{}", self.tag);
@@ -138,7 +157,7 @@ impl Session {
             .send(format!("{tag} {command}\r\n").as_bytes())
             .await?;
         let (untagged, _) = self.answer(&tag).await?;
-        stats.op(started.elapsed());
+        stats.op(kind, started.elapsed());
         Ok(untagged)
     }
 

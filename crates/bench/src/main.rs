@@ -33,6 +33,10 @@ struct Cli {
     clients: usize,
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Also print, on stderr, each kind of operation's count, latency and
+    /// share of the clients' waiting time.
+    #[arg(long)]
+    by_kind: bool,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -92,5 +96,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let started = deadline - Duration::from_secs(cli.seconds);
     println!("{}", stats.report(Instant::now().duration_since(started)));
+    if cli.by_kind {
+        eprint!("{}", stats.breakdown());
+    }
     Ok(())
 }

@@ -27,12 +27,12 @@ async fn session(t: &Target, deadline: Instant, stats: &Stats) -> anyhow::Result
     let started = Instant::now();
     command(&mut c, &format!("USER {}", t.user)).await?;
     command(&mut c, &format!("PASS {}", t.password)).await?;
-    stats.op(started.elapsed());
+    stats.op("USER+PASS", started.elapsed());
 
     let started = Instant::now();
     command(&mut c, "UIDL").await?;
     let uidl = multiline(&mut c).await?;
-    stats.op(started.elapsed());
+    stats.op("UIDL", started.elapsed());
     let started = Instant::now();
     command(&mut c, "LIST").await?;
     let sizes: Vec<usize> = multiline(&mut c)
@@ -46,7 +46,7 @@ async fn session(t: &Target, deadline: Instant, stats: &Stats) -> anyhow::Result
                 .unwrap_or(0)
         })
         .collect();
-    stats.op(started.elapsed());
+    stats.op("LIST", started.elapsed());
     ensure!(
         uidl.len() == sizes.len(),
         "UIDL lists {} messages, LIST {}",
@@ -60,7 +60,7 @@ async fn session(t: &Target, deadline: Instant, stats: &Stats) -> anyhow::Result
         let started = Instant::now();
         command(&mut c, &format!("RETR {}", i + 1)).await?;
         let lines = multiline(&mut c).await?;
-        stats.op(started.elapsed());
+        stats.op("RETR", started.elapsed());
         let got: usize = lines.iter().map(|l| l.len() + 2).sum();
         ensure!(
             got == *size,

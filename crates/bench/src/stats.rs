@@ -12,6 +12,8 @@ pub struct Stats {
 struct Inner {
     /// Latency of each operation, in microseconds.
     latencies: Vec<u64>,
+    /// The same, by kind of operation (`FETCH headers`, `RETR`, ...).
+    by_kind: std::collections::BTreeMap<&'static str, Vec<u64>>,
     /// Bigger units of work (a whole session, a whole mix).
     rounds: u64,
     errors: u64,
@@ -19,8 +21,11 @@ struct Inner {
 }
 
 impl Stats {
-    pub fn op(&self, took: Duration) {
-        self.lock().latencies.push(took.as_micros() as u64);
+    pub fn op(&self, kind: &'static str, took: Duration) {
+        let micros = took.as_micros() as u64;
+        let mut i = self.lock();
+        i.latencies.push(micros);
+        i.by_kind.entry(kind).or_default().push(micros);
     }
 
     pub fn round(&self) {
@@ -59,6 +64,27 @@ impl Stats {
             line.push_str(&format!(" first_error={e:?}"));
         }
         line
+    }
+
+    /// A line per kind of operation: how many, p50, p99, and its share of
+    /// all the time clients spent waiting (where a load's time goes).
+    pub fn breakdown(&self) -> String {
+        let mut i = self.lock();
+        let total: u64 = i.latencies.iter().sum::<u64>().max(1);
+        let mut out = String::new();
+        for (kind, l) in i.by_kind.iter_mut() {
+            l.sort_unstable();
+            let at = |p: f64| l[((l.len() as f64 - 1.0) * p).round() as usize];
+            let spent: u64 = l.iter().sum();
+            out.push_str(&format!(
+                "  {kind:<20} n={:<7} p50_us={:<7} p99_us={:<7} share={:.1}%\n",
+                l.len(),
+                at(0.5),
+                at(0.99),
+                spent as f64 * 100.0 / total as f64
+            ));
+        }
+        out
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
