@@ -48,8 +48,11 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    pub fn new(raw: &[u8]) -> Loaded {
-        let served = mime::served(raw).into_owned();
+    pub fn new(raw: Vec<u8>) -> Loaded {
+        let served = match mime::served(&raw) {
+            std::borrow::Cow::Borrowed(_) => raw,
+            std::borrow::Cow::Owned(fixed) => fixed,
+        };
         let root = Part::parse(&served);
         Loaded { served, root }
     }

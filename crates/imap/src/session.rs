@@ -1440,8 +1440,16 @@ impl Session {
         };
         let mut missing = false;
         let total = selection.len();
-        for (n, i) in selection.iter().enumerate() {
+        // Bodies are read a batch ahead, in one trip to the disk threads.
+        let mut bodies: std::collections::VecDeque<store::Result<Vec<u8>>> = Default::default();
+        let indexes: Vec<usize> = selection.iter().collect();
+        for (n, &i) in indexes.iter().enumerate() {
+            if needs.body && bodies.is_empty() {
+                let batch = body_batch(&view.messages, &indexes[n..]);
+                bodies = store.read_blobs(&batch).await?.into();
+            }
             let meta = view.messages[i].clone();
+            let body = if needs.body { bodies.pop_front() } else { None };
             let cache = views.get(&meta.uid);
             // A message another session expunged is still answered from
             // what this view holds, as long as the store still has the rest.
@@ -1449,19 +1457,16 @@ impl Session {
                 missing = true;
                 continue;
             }
-            let loaded = if needs.body {
-                match store.read_blob(&meta.blob).await {
-                    Ok(raw) => Some(Loaded::new(&raw)),
-                    Err(e) => {
-                        if !view.pending_expunge.contains(&meta.uid) {
-                            tracing::error!("imap: cannot read message {}: {e}", meta.uid);
-                        }
-                        missing = true;
-                        continue;
+            let loaded = match body {
+                Some(Ok(raw)) => Some(Loaded::new(raw)),
+                Some(Err(e)) => {
+                    if !view.pending_expunge.contains(&meta.uid) {
+                        tracing::error!("imap: cannot read message {}: {e}", meta.uid);
                     }
+                    missing = true;
+                    continue;
                 }
-            } else {
-                None
+                None => None,
             };
             let message = fetch::Message {
                 seq: i + 1,
@@ -1674,6 +1679,26 @@ async fn write_out(io: &mut Option<LineReader<Stream>>, out: &mut Vec<u8>) -> Re
 
 /// Whether moving from `from` to `to` teaches the spam filter: into Junk is
 /// spam; out of Junk or Possible Junk into anything but Trash is ham.
+/// Messages whose bodies FETCH reads in one go: up to 64, and no more
+/// than 4 MiB together (always at least the next one).
+const BODY_BATCH: usize = 64;
+const BODY_BATCH_BYTES: u64 = 4 << 20;
+
+/// The blobs of the next batch of `upcoming` (indexes into `messages`).
+fn body_batch(messages: &[store::MessageMeta], upcoming: &[usize]) -> Vec<store::BlobHash> {
+    let mut bytes = 0;
+    let mut batch = Vec::new();
+    for &i in upcoming.iter().take(BODY_BATCH) {
+        let m = &messages[i];
+        bytes += m.size;
+        if !batch.is_empty() && bytes > BODY_BATCH_BYTES {
+            break;
+        }
+        batch.push(m.blob.clone());
+    }
+    batch
+}
+
 fn training(from: &Mailbox, to: &Mailbox) -> Option<bool> {
     let junk = |m: &Mailbox| m.special_use == Some(SpecialUse::Junk);
     let possible = |m: &Mailbox| m.name == "Possible Junk";

@@ -43,21 +43,19 @@ pub fn analyze(raw: &[u8]) -> Analysis {
 
 /// The message as IMAP and POP3 serve it: every bare LF becomes CRLF.
 pub fn served(raw: &[u8]) -> Cow<'_, [u8]> {
-    let bare = raw
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' && (i == 0 || raw[i - 1] != b'\r'))
-        .count();
-    if bare == 0 {
+    let bare = |i: usize| i == 0 || raw[i - 1] != b'\r';
+    let count = memchr::memchr_iter(b'\n', raw).filter(|&i| bare(i)).count();
+    if count == 0 {
         return Cow::Borrowed(raw);
     }
-    let mut out = Vec::with_capacity(raw.len() + bare);
-    for (i, &b) in raw.iter().enumerate() {
-        if b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(b);
+    let mut out = Vec::with_capacity(raw.len() + count);
+    let mut from = 0;
+    for i in memchr::memchr_iter(b'\n', raw).filter(|&i| bare(i)) {
+        out.extend_from_slice(&raw[from..i]);
+        out.extend_from_slice(b"\r\n");
+        from = i + 1;
     }
+    out.extend_from_slice(&raw[from..]);
     Cow::Owned(out)
 }
 

@@ -163,3 +163,38 @@ fn deep_nesting_stops_at_the_limit() {
     }
     assert_eq!(depth, mime::part::MAX_DEPTH);
 }
+
+/// Bare LFs become CRLF, CRLFs stay, and nothing else changes; a message
+/// already in CRLF form is served without a copy.
+#[test]
+fn served_turns_every_bare_lf_into_crlf_and_nothing_else() {
+    let cases: &[(&[u8], &[u8])] = &[
+        (b"", b""),
+        (b"\n", b"\r\n"),
+        (b"\r\n", b"\r\n"),
+        (b"a\nb\r\nc\n", b"a\r\nb\r\nc\r\n"),
+        (b"\n\n\r\n\r", b"\r\n\r\n\r\n\r"),
+        (b"\r\r\n\n", b"\r\r\n\r\n"),
+        (b"no line break", b"no line break"),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(&*mime::served(raw), *want, "{raw:?}");
+    }
+    let crlf = b"Subject: x\r\n\r\nbody\r\n";
+    assert!(matches!(mime::served(crlf), std::borrow::Cow::Borrowed(_)));
+    // Against the byte-at-a-time definition, on random bytes rich in CR/LF.
+    let mut rng = Rng(99);
+    for _ in 0..2000 {
+        let raw: Vec<u8> = (0..rng.below(64))
+            .map(|_| [b'\r', b'\n', b'a'][rng.below(3)])
+            .collect();
+        let mut want = Vec::new();
+        for (i, &b) in raw.iter().enumerate() {
+            if b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
+                want.push(b'\r');
+            }
+            want.push(b);
+        }
+        assert_eq!(&*mime::served(&raw), &want[..], "{raw:?}");
+    }
+}
