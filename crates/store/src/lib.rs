@@ -6,6 +6,7 @@
 //! ([`MailStore::subscribe`]) so other sessions, doors and processes see it.
 
 pub mod blob;
+mod group;
 pub mod names;
 pub mod password;
 mod sqlite;
@@ -70,6 +71,8 @@ pub enum Error {
     InvalidScriptName(String, &'static str),
     #[error("the store is corrupt: {0}")]
     Corrupt(String),
+    #[error("the index could not commit this change ({0}); nothing was changed, try again")]
+    Commit(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -187,6 +190,9 @@ pub trait MailStore: Send + Sync {
     ) -> Result<()>;
     /// The stored bytes of a message, exactly as received.
     async fn read_blob(&self, blob: &BlobHash) -> Result<Vec<u8>>;
+    /// Several messages' bytes, each answered on its own, in one trip to
+    /// the disk threads (a FETCH of a page of headers reads twenty).
+    async fn read_blobs(&self, blobs: &[BlobHash]) -> Result<Vec<Result<Vec<u8>>>>;
 
     /// What the Bayes models of `scopes` (0: the server's, else an account
     /// id) know of `tokens`: one answer per scope, read at one moment.
@@ -254,6 +260,11 @@ pub trait MailStore: Send + Sync {
     /// Housekeeping a server runs now and then: unreferenced and orphaned
     /// blobs, leftovers of writers that died.
     async fn maintenance(&self) -> Result<()>;
+    /// From now on, bodies that expunges and deletions leave unreferenced
+    /// are removed by a task of their own, shortly after, instead of by
+    /// each expunge before it answers (a server; one-shot commands keep
+    /// collecting inline, since they may exit before a task would run).
+    fn collect_in_background(&self);
 
     // Change feed.
 

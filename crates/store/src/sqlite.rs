@@ -17,6 +17,7 @@ use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 use tokio::sync::broadcast;
 
 use crate::blob::{BlobStore, Staged};
+use crate::group::{Turn, Writers};
 use crate::names::{normalize_address, normalize_mailbox_name};
 use crate::types::*;
 use crate::{Error, MailStore, Result, WATCH_INTERVAL, password, unix_now};
@@ -37,12 +38,16 @@ const CACHE_KIB: u64 = 16 * 1024;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long wake-ups stay in the `changes` table.
 const CHANGE_TTL_SECS: i64 = 120;
+/// How long the collector task waits after a wake-up, so that a burst of
+/// expunges is collected in one pass.
+const COLLECT_DELAY: Duration = Duration::from_millis(100);
 /// Blobs checked per write transaction by the collector and the sweep.
 const GC_BATCH: i64 = 500;
 /// Blob files younger than this are never swept: their writer may still be
 /// on its way to commit.
 const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
+#[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
     blobs: BlobStore,
@@ -50,10 +55,12 @@ pub struct SqliteStore {
     /// Tags this process's rows in `changes`, so its watcher skips them.
     origin: i64,
     watching: Arc<AtomicBool>,
-    /// This process's write transactions, one at a time: they queue here
-    /// in order instead of racing for SQLite's lock, whose busy handler
-    /// sleeps (up to 100 ms a try) and made every write's tail latency.
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// This process's write transactions, one at a time, committed in
+    /// groups: they queue here in order instead of racing for SQLite's
+    /// lock, whose busy handler sleeps (up to 100 ms a try).
+    writers: Writers,
+    /// Set once a collector task runs: expunges then only wake it.
+    collector: Arc<std::sync::OnceLock<Arc<tokio::sync::Notify>>>,
 }
 
 impl SqliteStore {
@@ -78,6 +85,10 @@ impl SqliteStore {
             .pragma("cache_size", format!("-{}", CACHE_KIB));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // The default pings each connection on its way out of the pool:
+            // a round trip to its thread per query, for an embedded
+            // database that has no server to lose.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         migrate(&pool, &db_path).await?;
@@ -85,12 +96,13 @@ impl SqliteStore {
         blobs.clean_temp();
         let (feed, _) = broadcast::channel(1024);
         Ok(SqliteStore {
+            writers: Writers::new(pool.clone()),
             pool,
             blobs,
             feed,
             origin: random_origin(),
             watching: Arc::new(AtomicBool::new(false)),
-            writer: Arc::new(tokio::sync::Mutex::new(())),
+            collector: Arc::new(std::sync::OnceLock::new()),
         })
     }
 
@@ -100,7 +112,8 @@ impl SqliteStore {
     pub async fn collect_garbage(&self) -> Result<usize> {
         let mut removed = 0;
         loop {
-            let (turn, mut tx) = self.write().await?;
+            let mut turn = self.write().await?;
+            let mut tx = turn.begin().await?;
             let batch: Vec<String> = sqlx::query("SELECT hash FROM blob_gc LIMIT $1")
                 .bind(GC_BATCH)
                 .fetch_all(&mut *tx)
@@ -110,7 +123,7 @@ impl SqliteStore {
                 .collect::<Result<_, _>>()?;
             if batch.is_empty() {
                 tx.commit().await?;
-                drop(turn);
+                turn.durable().await?;
                 return Ok(removed);
             }
             let list = string_json(&batch);
@@ -120,21 +133,27 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            drop(turn);
+            turn.durable().await?;
         }
     }
 
-    /// A write transaction, once this process's earlier ones are done; the
-    /// turn is held until the caller drops it (after its commit).
-    async fn write(
-        &self,
-    ) -> Result<(
-        tokio::sync::OwnedMutexGuard<()>,
-        Transaction<'static, Sqlite>,
-    )> {
-        let turn = self.writer.clone().lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok((turn, tx))
+    /// After an expunge or deletion: wakes the collector task, or collects
+    /// now when there is none.
+    async fn collect_soon(&self) -> Result<()> {
+        match self.collector.get() {
+            Some(wake) => {
+                wake.notify_one();
+                Ok(())
+            }
+            None => self.collect_garbage().await.map(|_| ()),
+        }
+    }
+
+    /// A write turn, once this process's earlier ones are done: work goes
+    /// in `turn.begin()`'s transaction, and after its commit,
+    /// `turn.durable()` waits for the group's commit to reach the disk.
+    async fn write(&self) -> Result<Turn> {
+        self.writers.turn().await
     }
 
     /// Deletes blob files that no row refers to and that are older than
@@ -148,12 +167,13 @@ impl SqliteStore {
         let mut removed = 0;
         for chunk in candidates.chunks(GC_BATCH as usize) {
             let names: Vec<String> = chunk.iter().map(|h| h.0.clone()).collect();
-            let (turn, mut tx) = self.write().await?;
+            let mut turn = self.write().await?;
+            let mut tx = turn.begin().await?;
             removed += self
                 .unlink_unreferenced(&mut tx, &string_json(&names))
                 .await?;
             tx.commit().await?;
-            drop(turn);
+            turn.durable().await?;
         }
         Ok(removed)
     }
@@ -220,7 +240,8 @@ impl SqliteStore {
         .await
         .map_err(|e| Error::Corrupt(format!("blob writer failed: {e}")))??;
 
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         let blobs = self.blobs.clone();
         let hashes = tokio::task::spawn_blocking(move || blobs.publish(staged))
             .await
@@ -294,7 +315,7 @@ impl SqliteStore {
             start += run;
         }
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         for (account_id, mailbox, modseq) in touched {
             self.publish(account_id, mailbox, modseq);
         }
@@ -308,7 +329,8 @@ impl SqliteStore {
         to: MailboxId,
         is_move: bool,
     ) -> Result<CopyResult> {
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         let account: i64 = sqlx::query("SELECT account_id FROM mailboxes WHERE id = $1")
             .bind(from)
             .fetch_optional(&mut *tx)
@@ -321,7 +343,7 @@ impl SqliteStore {
                 .await?;
         }
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         for (mailbox, modseq) in &done.touched {
             self.publish(account, *mailbox, *modseq);
         }
@@ -377,7 +399,8 @@ impl MailStore for SqliteStore {
     async fn create_account(&self, address: &str, password: &str, admin: bool) -> Result<Account> {
         let address = normalize_address(address)?;
         let hash = password::hash(password.to_string()).await?;
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         let taken = sqlx::query(
             "SELECT 1 FROM accounts WHERE address = $1 UNION SELECT 1 FROM aliases WHERE address = $1",
         )
@@ -407,7 +430,7 @@ impl MailStore for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         Ok(Account {
             id,
             address,
@@ -477,7 +500,8 @@ impl MailStore for SqliteStore {
 
     async fn remove_account(&self, address: &str) -> Result<()> {
         let address = normalize_address(address)?;
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         let id: i64 = sqlx::query("SELECT id FROM accounts WHERE address = $1")
             .bind(&address)
             .fetch_optional(&mut *tx)
@@ -505,8 +529,8 @@ impl MailStore for SqliteStore {
             .await?;
         }
         tx.commit().await?;
-        drop(turn);
-        self.collect_garbage().await?;
+        turn.durable().await?;
+        self.collect_soon().await?;
         Ok(())
     }
 
@@ -552,7 +576,8 @@ impl MailStore for SqliteStore {
         special_use: Option<SpecialUse>,
     ) -> Result<Mailbox> {
         let name = normalize_mailbox_name(name)?;
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         if mailbox_id(&mut tx, account, &name).await?.is_some() {
             return Err(Error::MailboxExists(name));
         }
@@ -563,7 +588,7 @@ impl MailStore for SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         mailbox_from_row(&row)
     }
 
@@ -633,6 +658,14 @@ impl MailStore for SqliteStore {
             .map_err(|e| Error::Corrupt(format!("blob reader failed: {e}")))?
     }
 
+    async fn read_blobs(&self, wanted: &[BlobHash]) -> Result<Vec<Result<Vec<u8>>>> {
+        let blobs = self.blobs.clone();
+        let wanted = wanted.to_vec();
+        tokio::task::spawn_blocking(move || wanted.iter().map(|b| blobs.read(b)).collect())
+            .await
+            .map_err(|e| Error::Corrupt(format!("blob reader failed: {e}")))
+    }
+
     async fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>> {
         sqlx::query(select_mailboxes!("WHERE id = $1"))
             .bind(mailbox)
@@ -648,7 +681,8 @@ impl MailStore for SqliteStore {
         if name == "INBOX" {
             return Err(Error::InboxUndeletable);
         }
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         let id = mailbox_id(&mut tx, account, &name)
             .await?
             .ok_or_else(|| Error::NoMailbox(name.clone()))?;
@@ -666,9 +700,9 @@ impl MailStore for SqliteStore {
         // Sessions showing it look again, and find it gone.
         self.record_change(&mut tx, account, id, 0).await?;
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         self.publish(account, id, 0);
-        self.collect_garbage().await?;
+        self.collect_soon().await?;
         Ok(())
     }
 
@@ -678,7 +712,8 @@ impl MailStore for SqliteStore {
         if to == from || to.starts_with(&format!("{from}{DELIMITER}")) {
             return Err(Error::RenameIntoItself);
         }
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         let source = mailbox_id(&mut tx, account, &from)
             .await?
             .ok_or_else(|| Error::NoMailbox(from.clone()))?;
@@ -702,7 +737,7 @@ impl MailStore for SqliteStore {
                     .await?;
             }
             tx.commit().await?;
-            drop(turn);
+            turn.durable().await?;
             for (mailbox, modseq) in changes.touched {
                 self.publish(account, mailbox, modseq);
             }
@@ -740,7 +775,7 @@ impl MailStore for SqliteStore {
             self.record_change(&mut tx, account, *id, 0).await?;
         }
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         for (id, _, _) in renames {
             self.publish(account, id, 0);
         }
@@ -794,7 +829,8 @@ impl MailStore for SqliteStore {
     }
 
     async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<std::ops::Range<u32>> {
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         let row = sqlx::query("SELECT first_recent, uidnext FROM mailboxes WHERE id = $1")
             .bind(mailbox)
             .fetch_optional(&mut *tx)
@@ -809,7 +845,7 @@ impl MailStore for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         Ok(first as u32..next as u32)
     }
 
@@ -836,38 +872,45 @@ impl MailStore for SqliteStore {
     }
 
     async fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<MailboxDelta> {
-        // One read transaction, so the three answers agree with each other.
-        let mut tx = self.pool.begin().await?;
-        let head = sqlx::query("SELECT highestmodseq, uidnext FROM mailboxes WHERE id = $1")
-            .bind(mailbox)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
-        let changed = sqlx::query(
-            "SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob \
-             FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+        // One statement, so the three answers come from one snapshot, in
+        // one trip to the database thread (sessions ask after every change
+        // to their mailbox). `kind` 0: the mailbox; 1: a message changed or
+        // added; 2: a message expunged.
+        let rows = sqlx::query(
+            "SELECT 0 AS kind, highestmodseq AS uid, uidnext AS modseq, 0 AS flags, \
+                    '' AS keywords, 0 AS internal_date, 0 AS internal_tz, 0 AS size, '' AS blob \
+             FROM mailboxes WHERE id = $1 \
+             UNION ALL \
+             SELECT 1, uid, modseq, flags, keywords, internal_date, internal_tz, size, blob \
+             FROM messages WHERE mailbox_id = $1 AND modseq > $2 \
+             UNION ALL \
+             SELECT 2, uid, 0, 0, '', 0, 0, 0, '' FROM expunged WHERE mailbox_id = $1 AND modseq > $2 \
+             ORDER BY kind, uid",
         )
         .bind(mailbox)
         .bind(modseq as i64)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(message_from_row)
-        .collect::<Result<Vec<_>>>()?;
-        let expunged = sqlx::query(
-            "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
-        )
-        .bind(mailbox)
-        .bind(modseq as i64)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<i64, _>("uid").map(|u| u as u32))
-        .collect::<Result<Vec<_>, _>>()?;
-        tx.commit().await?;
+        .fetch_all(&self.pool)
+        .await?;
+        let mut delta = None;
+        let mut changed = Vec::new();
+        let mut expunged = Vec::new();
+        for r in &rows {
+            match r.try_get::<i64, _>("kind")? {
+                0 => {
+                    delta = Some((
+                        r.try_get::<i64, _>("uid")? as u64,
+                        r.try_get::<i64, _>("modseq")? as u32,
+                    ))
+                }
+                1 => changed.push(message_from_row(r)?),
+                _ => expunged.push(r.try_get::<i64, _>("uid")? as u32),
+            }
+        }
+        let (highestmodseq, uidnext) =
+            delta.ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
         Ok(MailboxDelta {
-            highestmodseq: head.try_get::<i64, _>("highestmodseq")? as u64,
-            uidnext: head.try_get::<i64, _>("uidnext")? as u32,
+            highestmodseq,
+            uidnext,
             changed,
             expunged,
         })
@@ -880,7 +923,8 @@ impl MailStore for SqliteStore {
         change: &FlagChange,
         unchanged_since: Option<u64>,
     ) -> Result<StoreFlagsResult> {
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         let rows = sqlx::query(
             "SELECT uid, modseq, flags, keywords FROM messages WHERE mailbox_id = $1 \
              AND uid IN (SELECT value FROM json_each($2)) ORDER BY uid",
@@ -911,7 +955,7 @@ impl MailStore for SqliteStore {
         }
         if planned.is_empty() {
             tx.commit().await?;
-            drop(turn);
+            turn.durable().await?;
             return Ok(result);
         }
         let (account_id, modseq) = bump_modseq(&mut tx, mailbox).await?;
@@ -937,7 +981,7 @@ impl MailStore for SqliteStore {
         self.record_change(&mut tx, account_id, mailbox, modseq)
             .await?;
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         self.publish(account_id, mailbox, modseq);
         Ok(result)
     }
@@ -948,20 +992,21 @@ impl MailStore for SqliteStore {
         uids: &[u32],
         only_deleted: bool,
     ) -> Result<Vec<u32>> {
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         let (account_id, modseq, gone) =
             expunge_in_tx(&mut tx, mailbox, uids, only_deleted).await?;
         if gone.is_empty() {
             tx.commit().await?;
-            drop(turn);
+            turn.durable().await?;
             return Ok(gone);
         }
         self.record_change(&mut tx, account_id, mailbox, modseq)
             .await?;
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         self.publish(account_id, mailbox, modseq);
-        self.collect_garbage().await?;
+        self.collect_soon().await?;
         Ok(gone)
     }
 
@@ -989,7 +1034,8 @@ impl MailStore for SqliteStore {
         blobs: &[BlobHash],
         spam: bool,
     ) -> Result<()> {
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         for blob in blobs {
             sqlx::query(
                 "INSERT INTO training (account_id, blob, spam, at) VALUES ($1, $2, $3, $4)",
@@ -1002,7 +1048,7 @@ impl MailStore for SqliteStore {
             .await?;
         }
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         Ok(())
     }
 
@@ -1092,10 +1138,11 @@ impl MailStore for SqliteStore {
     }
 
     async fn bayes_train(&self, scope: i64, tokens: &[String], spam: bool) -> Result<()> {
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         train_in_tx(&mut tx, scope, tokens, spam).await?;
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         Ok(())
     }
 
@@ -1123,7 +1170,8 @@ impl MailStore for SqliteStore {
         scopes: &[i64],
         tokens: Option<&[String]>,
     ) -> Result<()> {
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         let gone = sqlx::query("DELETE FROM training WHERE id = $1")
             .bind(event.id)
             .execute(&mut *tx)
@@ -1144,7 +1192,7 @@ impl MailStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         Ok(())
     }
 
@@ -1266,7 +1314,8 @@ impl MailStore for SqliteStore {
     }
 
     async fn activate_sieve_script(&self, account: AccountId, name: Option<&str>) -> Result<()> {
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         if let Some(name) = name {
             let found =
                 sqlx::query("SELECT 1 FROM sieve_scripts WHERE account_id = $1 AND name = $2")
@@ -1290,12 +1339,13 @@ impl MailStore for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         Ok(())
     }
 
     async fn delete_sieve_script(&self, account: AccountId, name: &str) -> Result<()> {
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         let row =
             sqlx::query("SELECT active FROM sieve_scripts WHERE account_id = $1 AND name = $2")
                 .bind(account)
@@ -1312,13 +1362,14 @@ impl MailStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         Ok(())
     }
 
     async fn rename_sieve_script(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
         check_script_name(to)?;
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         let taken = sqlx::query("SELECT 1 FROM sieve_scripts WHERE account_id = $1 AND name = $2")
             .bind(account)
             .bind(to)
@@ -1338,7 +1389,7 @@ impl MailStore for SqliteStore {
             return Err(Error::NoScript(from.to_string()));
         }
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         Ok(())
     }
 
@@ -1353,7 +1404,8 @@ impl MailStore for SqliteStore {
         let handle = hex::encode(sha2::Sha256::digest(handle.as_bytes()));
         let sender = sender.to_lowercase();
         let now = unix_now();
-        let (turn, mut tx) = self.write().await?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         let until: Option<i64> = sqlx::query(
             "SELECT until FROM vacation_replies WHERE account_id = $1 AND handle = $2 AND sender = $3",
         )
@@ -1378,7 +1430,7 @@ impl MailStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        drop(turn);
+        turn.durable().await?;
         Ok(true)
     }
 
@@ -1406,6 +1458,24 @@ impl MailStore for SqliteStore {
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
+    }
+
+    fn collect_in_background(&self) {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        if self.collector.set(wake.clone()).is_err() {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                wake.notified().await;
+                // Expunges in the meantime are taken in the same pass.
+                tokio::time::sleep(COLLECT_DELAY).await;
+                if let Err(e) = store.collect_garbage().await {
+                    tracing::warn!("blob collection failed (retried at the next expunge): {e}");
+                }
+            }
+        });
     }
 
     fn watch_other_processes(&self) {

@@ -23,6 +23,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     let mut term = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     store.watch_other_processes();
+    store.collect_in_background();
     let housekeeper = store.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(MAINTENANCE_INTERVAL);
