@@ -124,3 +124,31 @@ def test_a_burst_of_logins_leaves_no_memory_behind(satchel):
         t.join(120)
     assert len(failures) == 10, failures
     assert rss_anon_kib() < 150 * 1024, rss_anon_kib()
+
+
+LIMITS = "[limits]\nimap_per_ip = 3\npop3_per_ip = 2\nsmtp_per_ip = 4\nmanagesieve_per_ip = 1\n"
+
+
+@pytest.mark.parametrize("satchel", [LIMITS], indirect=True)
+def test_configured_connection_limits_hold_on_every_door(satchel):
+    # Each door takes exactly its configured number from one address, and
+    # the next one is told why it is turned away.
+    for door, n, refusal in [
+        ("imap", 3, b"* BYE [UNAVAILABLE] Too many connections"),
+        ("pop3", 2, b"-ERR [SYS/TEMP] Too many connections"),
+        ("smtp", 4, b"421 4.7.0 Too many connections"),
+        ("managesieve", 1, b'BYE (TRYLATER) "Too many connections'),
+    ]:
+        held = []
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", satchel.ports[door]), timeout=10)
+            f = s.makefile("rb")
+            first = f.readline()
+            assert not first.startswith((b"* BYE", b"-ERR", b"421", b"BYE")), (door, first)
+            held.append((s, f))
+        s = socket.create_connection(("127.0.0.1", satchel.ports[door]), timeout=10)
+        assert s.makefile("rb").readline().startswith(refusal), door
+        s.close()
+        for s, f in held:
+            f.close()
+            s.close()

@@ -35,6 +35,22 @@ pub struct Config {
     pub auth: Auth,
     #[serde(default)]
     pub sieve: Sieve,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Connections each door takes at once from one client address (and, for
+/// IMAP, for one user); a key left out keeps the door's own default. A
+/// webmail or a proxy in front of Satchel speaks for many users from one
+/// address, and needs more.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub imap_per_ip: Option<usize>,
+    pub imap_per_user: Option<usize>,
+    pub pop3_per_ip: Option<usize>,
+    pub smtp_per_ip: Option<usize>,
+    pub managesieve_per_ip: Option<usize>,
 }
 
 /// Server-wide Sieve scripts.
@@ -240,6 +256,20 @@ impl Config {
                 bail!("spam.dnsbl: {zone:?} is not a DNS zone such as \"zen.spamhaus.org\" ({e})");
             }
         }
+        let l = &self.limits;
+        for (key, value) in [
+            ("imap_per_ip", l.imap_per_ip),
+            ("imap_per_user", l.imap_per_user),
+            ("pop3_per_ip", l.pop3_per_ip),
+            ("smtp_per_ip", l.smtp_per_ip),
+            ("managesieve_per_ip", l.managesieve_per_ip),
+        ] {
+            if value == Some(0) {
+                bail!(
+                    "limits.{key} = 0 would refuse every connection; give at least 1, or leave it out for the default"
+                );
+            }
+        }
         match (self.storage.backend, &self.storage.url) {
             (Backend::Postgres, None) => {
                 bail!(
@@ -269,6 +299,7 @@ impl Default for Config {
             relay: Relay::default(),
             auth: Auth::default(),
             sieve: Sieve::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -339,6 +370,25 @@ mod tests {
         let path = dir.path().join("satchel.toml");
         std::fs::write(&path, text)?;
         Config::load(Some(&path)).map_err(|e| anyhow::anyhow!("{e:#}"))
+    }
+
+    #[test]
+    fn connection_limits_override_the_defaults_and_zero_is_refused() {
+        let c = parse("[limits]\nimap_per_ip = 20000\nimap_per_user = 5000\n").unwrap();
+        assert_eq!(c.limits.imap_per_ip, Some(20000));
+        assert_eq!(c.limits.imap_per_user, Some(5000));
+        assert_eq!(c.limits.pop3_per_ip, None);
+        let e = parse("[limits]\nsmtp_per_ip = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("limits.smtp_per_ip") && e.contains("at least 1"),
+            "{e}"
+        );
+        let e = parse("[limits]\nimap_connections = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("imap_connections"), "{e}");
     }
 
     #[test]

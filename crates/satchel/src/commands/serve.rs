@@ -51,15 +51,16 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     )
     .context("cannot set up TLS")?;
     let (stop, stopped) = watch::channel(false);
+    let limits = &config.limits;
 
-    let imap = imap::Server::new(
-        store.clone(),
-        Some(tls.clone()),
+    let imap = imap::Server::new(store.clone(), Some(tls.clone()), {
+        let d = imap::Settings::default();
         imap::Settings {
             plaintext_anywhere: config.auth.plaintext_anywhere,
-            ..imap::Settings::default()
-        },
-    );
+            max_connections_per_ip: limits.imap_per_ip.unwrap_or(d.max_connections_per_ip),
+            max_connections_per_user: limits.imap_per_user.unwrap_or(d.max_connections_per_user),
+        }
+    });
     for (addrs, implicit_tls, door) in [
         (&config.listen.imap, false, "imap"),
         (&config.listen.imaps, true, "imaps"),
@@ -82,7 +83,9 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             },
             mark_seen: config.pop3.mark_seen,
             plaintext_anywhere: config.auth.plaintext_anywhere,
-            ..pop3::Settings::default()
+            max_connections_per_ip: limits
+                .pop3_per_ip
+                .unwrap_or(pop3::Settings::default().max_connections_per_ip),
         },
     );
     for (addrs, implicit_tls, door) in [
@@ -101,7 +104,9 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         Some(tls.clone()),
         managesieve::Settings {
             plaintext_anywhere: config.auth.plaintext_anywhere,
-            ..managesieve::Settings::default()
+            max_connections_per_ip: limits
+                .managesieve_per_ip
+                .unwrap_or(managesieve::Settings::default().max_connections_per_ip),
         },
     );
     for addr in &config.listen.managesieve {
@@ -128,7 +133,17 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         Err(e) => tracing::warn!("no SPF/DKIM/DMARC checks: {e}"),
     }
     let pipeline = Arc::new(pipeline);
-    let smtp = smtp::Server::new(pipeline, Some(tls.clone()), smtp::Settings::default());
+    let smtp_settings = smtp::Settings::default();
+    let smtp = smtp::Server::new(
+        pipeline,
+        Some(tls.clone()),
+        smtp::Settings {
+            max_connections_per_ip: limits
+                .smtp_per_ip
+                .unwrap_or(smtp_settings.max_connections_per_ip),
+            ..smtp_settings
+        },
+    );
     for addr in &config.listen.smtp {
         let listener = bind(*addr, "smtp").await?;
         super::say(&format!("smtp {}", listener.local_addr()?))?;
