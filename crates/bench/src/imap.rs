@@ -30,7 +30,7 @@ pub async fn client(target: Target, keep_open: bool, deadline: Instant, stats: &
     }
 }
 
-struct Session {
+pub struct Session {
     c: Conn,
     tag: u64,
     /// Messages in the selected mailbox as this session knows them (other
@@ -45,17 +45,7 @@ async fn session(
     stats: &Stats,
     seed: &mut u64,
 ) -> anyhow::Result<()> {
-    let mut s = Session {
-        c: Conn::open(&t.addr).await?,
-        tag: 0,
-        exists: 0,
-    };
-    let greeting = s.c.line().await?;
-    ensure!(
-        greeting.starts_with(b"* OK"),
-        "greeting {:?}",
-        String::from_utf8_lossy(&greeting)
-    );
+    let mut s = Session::connect(&t.addr).await?;
     s.timed(
         stats,
         "LOGIN",
@@ -76,6 +66,86 @@ async fn session(
 }
 
 impl Session {
+    /// Connected, greeting checked, not logged in.
+    pub async fn connect(addr: &str) -> anyhow::Result<Session> {
+        let mut s = Session {
+            c: Conn::open(addr).await?,
+            tag: 0,
+            exists: 0,
+        };
+        let greeting = s.c.line().await?;
+        ensure!(
+            greeting.starts_with(b"* OK"),
+            "greeting {:?}",
+            String::from_utf8_lossy(&greeting)
+        );
+        Ok(s)
+    }
+
+    /// Connected and logged in (not counted in any figure).
+    pub async fn login(addr: &str, user: &str, password: &str) -> anyhow::Result<Session> {
+        let mut s = Session::connect(addr).await?;
+        s.command(&format!("LOGIN \"{user}\" \"{password}\""))
+            .await?;
+        Ok(s)
+    }
+
+    /// Messages in `folder`, by STATUS.
+    pub async fn messages_in(&mut self, folder: &str) -> anyhow::Result<u64> {
+        let lines = self
+            .command(&format!("STATUS \"{folder}\" (MESSAGES)"))
+            .await?;
+        lines
+            .iter()
+            .filter_map(|l| std::str::from_utf8(l).ok())
+            .find_map(|l| {
+                let rest = l.strip_prefix("* STATUS ")?;
+                let n = rest.split("(MESSAGES ").nth(1)?;
+                n.trim_end_matches(')').trim().parse().ok()
+            })
+            .with_context(|| format!("no STATUS answer for {folder}"))
+    }
+
+    /// SELECTs `folder` and starts IDLE: from here on the server's pushes
+    /// are read with [`Session::await_exists`].
+    pub async fn idle(&mut self, folder: &str) -> anyhow::Result<usize> {
+        self.command(&format!("SELECT \"{folder}\"")).await?;
+        self.tag += 1;
+        self.c
+            .send(format!("i{} IDLE\r\n", self.tag).as_bytes())
+            .await?;
+        let go = self.c.line().await?;
+        ensure!(
+            go.starts_with(b"+"),
+            "IDLE answered {:?}",
+            String::from_utf8_lossy(&go)
+        );
+        Ok(self.exists)
+    }
+
+    /// Waits (while IDLE) for `* N EXISTS` with N above `known`.
+    pub async fn await_exists(&mut self, known: usize) -> anyhow::Result<usize> {
+        loop {
+            let line = self.c.line().await?;
+            if let Some(n) = untagged_number(&line, " EXISTS")
+                && n > known
+            {
+                self.exists = n;
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Sends a command, waits for its tagged OK (not counted).
+    pub async fn command(&mut self, command: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+        self.tag += 1;
+        let tag = format!("b{}", self.tag);
+        self.c
+            .send(format!("{tag} {command}\r\n").as_bytes())
+            .await?;
+        Ok(self.answer(&tag).await?.0)
+    }
+
     async fn mix(&mut self, stats: &Stats, seed: &mut u64) -> anyhow::Result<()> {
         let exists = self.exists;
         ensure!(exists > 0, "the mailbox emptied");
@@ -151,12 +221,7 @@ impl Session {
         command: &str,
     ) -> anyhow::Result<Vec<Vec<u8>>> {
         let started = Instant::now();
-        self.tag += 1;
-        let tag = format!("b{}", self.tag);
-        self.c
-            .send(format!("{tag} {command}\r\n").as_bytes())
-            .await?;
-        let (untagged, _) = self.answer(&tag).await?;
+        let untagged = self.command(command).await?;
         stats.op(kind, started.elapsed());
         Ok(untagged)
     }

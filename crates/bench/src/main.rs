@@ -4,8 +4,10 @@
 //! never as a fast operation. Used by `bench/compare.sh` against Satchel
 //! and the reference Dovecot in turn.
 
+mod idle;
 mod imap;
 mod pop3;
+mod smtp;
 mod stats;
 mod wire;
 
@@ -41,7 +43,7 @@ struct Cli {
     mode: Mode,
 }
 
-#[derive(Subcommand, Clone, Copy)]
+#[derive(Subcommand, Clone)]
 enum Mode {
     /// A mail client's mix: list headers, open a message (BODYSTRUCTURE,
     /// body), mark it read, append one and expunge it again.
@@ -52,6 +54,32 @@ enum Mode {
     },
     /// Log in, UIDL, RETR every message, QUIT.
     Pop3,
+    /// Connections (--clients) sending messages to the users in turn,
+    /// --port being the SMTP port; then waits until IMAP shows them all
+    /// filed, and reports that rate too.
+    Smtp {
+        /// IMAP port on the same host, to count what was filed.
+        #[arg(long)]
+        imap_port: u16,
+        /// Recipients: `%d` is replaced by 1..=USERS.
+        #[arg(long, default_value = "user%d@example.test")]
+        rcpt: String,
+    },
+    /// --clients connections logged in with IDLE on INBOX (--port is
+    /// IMAP): the server's memory per connection, and with --smtp-port how
+    /// fast one message per user reaches every connection.
+    Idle {
+        /// The server's main process id: its process tree's memory is read.
+        #[arg(long)]
+        memory_of: Option<u32>,
+        #[arg(long)]
+        smtp_port: Option<u16>,
+        #[arg(long, default_value = "user%d@example.test")]
+        rcpt: String,
+        /// Logins in flight at once.
+        #[arg(long, default_value_t = 32)]
+        parallel: usize,
+    },
 }
 
 /// Where one run connects and as whom.
@@ -71,23 +99,67 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let addr = format!("{}:{}", cli.host, cli.port);
+    if let Mode::Idle {
+        memory_of,
+        smtp_port,
+        rcpt,
+        parallel,
+    } = &cli.mode
+    {
+        let line = idle::run(idle::Plan {
+            addr,
+            user: cli.user.clone(),
+            password: cli.password.clone(),
+            users: cli.users,
+            connections: cli.clients,
+            parallel: *parallel,
+            memory_of: *memory_of,
+            smtp: smtp_port.map(|p| (format!("{}:{p}", cli.host), rcpt.clone())),
+        })
+        .await?;
+        println!("{line}");
+        return Ok(());
+    }
+    // SMTP: count what is in the mailboxes before, to know when all that
+    // was accepted is there.
+    let mut counter = None;
+    if let Mode::Smtp { imap_port, .. } = &cli.mode {
+        let imap = format!("{}:{imap_port}", cli.host);
+        let mut c = smtp::Counter::open(&imap, &cli.user, cli.users, &cli.password).await?;
+        let before = c.total().await?;
+        counter = Some((c, before));
+    }
+    let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(cli.seconds);
     let stats = Arc::new(stats::Stats::default());
     let mut tasks = Vec::new();
     for n in 0..cli.clients {
         let target = Target {
-            addr: format!("{}:{}", cli.host, cli.port),
+            addr: addr.clone(),
             user: cli
                 .user
                 .replace("%d", &(n % cli.users.max(1) + 1).to_string()),
             password: cli.password.clone(),
         };
         let stats = stats.clone();
-        let mode = cli.mode;
+        let accepted = accepted.clone();
+        let mode = cli.mode.clone();
+        let users = cli.users;
         tasks.push(tokio::spawn(async move {
             match mode {
                 Mode::Imap { keep_open } => imap::client(target, keep_open, deadline, &stats).await,
                 Mode::Pop3 => pop3::client(target, deadline, &stats).await,
+                Mode::Smtp { rcpt, .. } => {
+                    let plan = smtp::Plan {
+                        addr: target.addr,
+                        rcpt,
+                        users,
+                        client: n,
+                    };
+                    smtp::client(plan, deadline, &stats, &accepted).await
+                }
+                Mode::Idle { .. } => {}
             }
         }));
     }
@@ -95,7 +167,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         t.await?;
     }
     let started = deadline - Duration::from_secs(cli.seconds);
-    println!("{}", stats.report(Instant::now().duration_since(started)));
+    let sent_for = Instant::now().duration_since(started);
+    let mut line = stats.report(sent_for);
+    if let Some((mut c, before)) = counter {
+        let sent = accepted.load(std::sync::atomic::Ordering::Relaxed);
+        let lag = c.wait_for(before + sent).await?;
+        line.push_str(&format!(
+            " filed/s={:.1} filing_lag_ms={}",
+            sent as f64 / (sent_for + lag).as_secs_f64(),
+            lag.as_millis()
+        ));
+    }
+    println!("{line}");
     if cli.by_kind {
         eprint!("{}", stats.breakdown());
     }
