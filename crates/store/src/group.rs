@@ -12,11 +12,22 @@
 //! behind the writers it handed over to, and commits the group itself if
 //! it is still open then: so a group never waits for a writer that is
 //! gone (cancelled, or failed without a commit).
+//!
+//! The group's BEGIN, SAVEPOINT, RELEASE and COMMIT are our own statements
+//! on a connection the group holds (not sqlx's nested transactions, whose
+//! depth count a cancelled BEGIN can put out of step with SQLite's): a
+//! savepoint left behind is rolled back by the next holder of the lock
+//! before anything else runs, and a COMMIT that finds no transaction, or a
+//! savepoint rollback that fails, fails the whole group and discards the
+//! connection, so no writer is ever told its work is durable when it is
+//! not.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use sqlx::{Acquire, Sqlite, SqlitePool, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::{Error, Result};
@@ -44,7 +55,15 @@ pub struct State {
 
 struct Group {
     id: u64,
-    tx: Transaction<'static, Sqlite>,
+    conn: PoolConnection<Sqlite>,
+    /// BEGIN IMMEDIATE has answered: the connection is in the transaction.
+    begun: bool,
+    /// A writer's savepoint is open (it is working, or it was dropped
+    /// without a commit and must be rolled back first).
+    savepoint: bool,
+    /// Commits at the first writer's `durable`, never handed on (the blob
+    /// collector, which must act on committed rows only).
+    alone: bool,
     /// Writers whose work is in the group, waiting for it to be durable.
     members: usize,
     /// How the group's COMMIT went, once it has run.
@@ -63,18 +82,69 @@ impl Writers {
 
     /// This writer's turn: the lock, and a group transaction open.
     pub async fn turn(&self) -> Result<Turn> {
+        let guard = {
+            let _queued = Queued::new(&self.queued);
+            self.state.clone().lock_owned().await
+        };
+        self.ready(guard, false).await
+    }
+
+    /// A turn in a transaction of its own: any open group is committed
+    /// first, and this one commits at `durable` (for work that must see
+    /// only committed rows, such as unlinking unreferenced blob files).
+    pub async fn turn_alone(&self) -> Result<Turn> {
         let mut guard = {
             let _queued = Queued::new(&self.queued);
             self.state.clone().lock_owned().await
         };
+        if guard.open.as_ref().is_some_and(|g| g.members > 0) {
+            guard = commit_in_task(guard).await?;
+        }
+        self.ready(guard, true).await
+    }
+
+    /// Makes the group under `guard` usable: a savepoint left behind is
+    /// rolled back, a group whose state is unknown (a cancelled BEGIN) and
+    /// that holds no one's work starts over, a missing one is begun.
+    async fn ready(&self, mut guard: OwnedMutexGuard<State>, alone: bool) -> Result<Turn> {
+        if let Some(g) = guard.open.as_mut()
+            && g.savepoint
+        {
+            if let Err(e) = rollback_savepoint(&mut g.conn).await {
+                fail(&mut guard, &e);
+            } else {
+                g.savepoint = false;
+            }
+        }
+        if guard
+            .open
+            .as_ref()
+            .is_some_and(|g| !g.begun && g.members == 0)
+            && let Some(mut g) = guard.open.take()
+        {
+            // Whatever the cancelled BEGIN left, undo it; errors only mean
+            // there was nothing to undo.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *g.conn).await;
+            g.conn.close_on_drop();
+        }
         if guard.open.is_none() {
-            let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-            guard.open = Some(Group {
+            let conn = self.pool.acquire().await?;
+            // In the state before BEGIN runs, so a cancellation here leaves
+            // a group the next turn knows to start over.
+            let g = guard.open.insert(Group {
                 id: self.groups.fetch_add(1, Ordering::Relaxed),
-                tx,
+                conn,
+                begun: false,
+                savepoint: false,
+                alone,
                 members: 0,
                 outcome: Arc::new(OnceLock::new()),
             });
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *g.conn).await?;
+            g.begun = true;
+        }
+        if alone && let Some(g) = guard.open.as_mut() {
+            g.alone = true;
         }
         Ok(Turn {
             guard: Some(guard),
@@ -84,11 +154,12 @@ impl Writers {
 
     /// Commits the group `id` if it is still open (a writer that handed it
     /// on, checking it was not left behind).
-    async fn flush(&self, id: u64) {
-        let mut guard = self.state.clone().lock_owned().await;
+    async fn flush(&self, id: u64) -> Result<()> {
+        let guard = self.state.clone().lock_owned().await;
         if guard.open.as_ref().is_some_and(|g| g.id == id) {
-            commit(&mut guard).await;
+            commit_in_task(guard).await?;
         }
+        Ok(())
     }
 }
 
@@ -101,14 +172,20 @@ pub struct Turn {
 
 impl Turn {
     /// A savepoint in the group: committing it keeps this writer's work,
-    /// dropping it undoes only this writer's work.
-    pub async fn begin(&mut self) -> Result<Transaction<'_, Sqlite>> {
+    /// dropping it undoes only this writer's work (rolled back by the next
+    /// holder of the lock, before anything else).
+    pub async fn begin(&mut self) -> Result<WriteTx<'_>> {
         let group = self
             .guard
             .as_mut()
             .and_then(|g| g.open.as_mut())
             .ok_or_else(|| Error::Corrupt("write turn without a transaction".into()))?;
-        Ok((&mut group.tx).begin().await?)
+        sqlx::query("SAVEPOINT w").execute(&mut *group.conn).await?;
+        // Set once it exists: a SAVEPOINT cancelled before it ran leaves
+        // nothing to undo (and one cancelled after leaves an empty one,
+        // which commits as nothing).
+        group.savepoint = true;
+        Ok(WriteTx { group })
     }
 
     /// Waits until this writer's committed work is durable: commits the
@@ -123,50 +200,154 @@ impl Turn {
         };
         group.members += 1;
         let (id, outcome) = (group.id, group.outcome.clone());
-        if self.writers.queued.load(Ordering::SeqCst) == 0 || group.members >= MAX_GROUP {
-            commit(&mut guard).await;
-        } else {
+        let hand_on = !group.alone
+            && group.members < MAX_GROUP
+            && self.writers.queued.load(Ordering::SeqCst) > 0;
+        if hand_on {
             drop(guard);
             let check = FlushOnDrop(Some((self.writers.clone(), id)));
-            self.writers.flush(id).await;
+            let flushed = self.writers.flush(id).await;
             check.disarm();
+            flushed?;
+        } else {
+            commit_in_task(guard).await?;
         }
         match outcome.get() {
             Some(Ok(())) => Ok(()),
             Some(Err(e)) => Err(Error::Commit(e.clone())),
-            None => Err(Error::Corrupt("a write group ended uncommitted".into())),
+            None => Err(Error::Commit(
+                "the write group ended without a commit".into(),
+            )),
         }
     }
 }
 
 impl Drop for Turn {
     /// A writer that ends without [`Turn::durable`] (an error, or its task
-    /// cancelled) has had its savepoint rolled back. A group with no
-    /// members is rolled back, so SQLite's lock is not held for nothing;
-    /// one with members is committed by them.
+    /// cancelled) leaves its savepoint for the next holder to roll back. A
+    /// group with no members is rolled back at once, by a task that holds
+    /// the lock meanwhile, so SQLite's lock is not held for nothing; one
+    /// with members is committed by them.
     fn drop(&mut self) {
-        if let Some(guard) = self.guard.as_mut()
-            && guard.open.as_ref().is_some_and(|g| g.members == 0)
+        if !self
+            .guard
+            .as_ref()
+            .is_some_and(|g| g.open.as_ref().is_some_and(|g| g.members == 0))
         {
-            // Dropping an open sqlx transaction queues its ROLLBACK.
-            guard.open = None;
+            return;
+        }
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Some(mut g) = guard.open.take()
+                        && sqlx::query("ROLLBACK").execute(&mut *g.conn).await.is_err()
+                    {
+                        g.conn.close_on_drop();
+                    }
+                });
+            }
+            // No runtime to roll back on: closing the connection ends its
+            // transaction.
+            Err(_) => {
+                if let Some(mut g) = guard.open.take() {
+                    g.conn.close_on_drop();
+                }
+            }
         }
     }
 }
 
-/// Commits the open group and tells its members how it went.
+/// One writer's savepoint: the connection to run its statements on.
+pub struct WriteTx<'a> {
+    group: &'a mut Group,
+}
+
+impl WriteTx<'_> {
+    /// Keeps this writer's work in the group (durable at the group's
+    /// commit, which [`Turn::durable`] waits for).
+    pub async fn commit(self) -> Result<()> {
+        sqlx::query("RELEASE w")
+            .execute(&mut *self.group.conn)
+            .await?;
+        self.group.savepoint = false;
+        Ok(())
+    }
+}
+
+impl Deref for WriteTx<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.group.conn
+    }
+}
+
+impl DerefMut for WriteTx<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.group.conn
+    }
+}
+
+/// Commits the open group in a task of its own, so that the COMMIT and
+/// the news of how it went reach the members even if the writer that
+/// started it is cancelled; gives the lock back.
+async fn commit_in_task(mut guard: OwnedMutexGuard<State>) -> Result<OwnedMutexGuard<State>> {
+    let task = tokio::spawn(async move {
+        commit(&mut guard).await;
+        guard
+    });
+    task.await
+        .map_err(|e| Error::Commit(format!("the commit task failed: {e}")))
+}
+
+/// Commits the open group and tells its members how it went. A group in a
+/// state it cannot vouch for fails as a whole.
 async fn commit(guard: &mut OwnedMutexGuard<State>) {
-    let Some(group) = guard.open.take() else {
+    let Some(g) = guard.open.as_mut() else {
         return;
     };
-    let result = group.tx.commit().await.map_err(|e| e.to_string());
-    if let Err(e) = &result {
-        tracing::error!(
-            "store: a group of {} writes failed to commit: {e}",
-            group.members
-        );
+    let mut result = Ok(());
+    if g.savepoint {
+        result = rollback_savepoint(&mut g.conn).await;
+        g.savepoint = false;
     }
-    let _ = group.outcome.set(result);
+    if result.is_ok() {
+        // COMMIT outside a transaction is an error: a group that SQLite
+        // already rolled back as a whole is never reported durable.
+        result = sqlx::query("COMMIT")
+            .execute(&mut *g.conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
+    match result {
+        Ok(()) => {
+            if let Some(g) = guard.open.take() {
+                let _ = g.outcome.set(Ok(()));
+            }
+        }
+        Err(e) => fail(guard, &e),
+    }
+}
+
+/// Ends the open group as failed: its members are told, what it holds is
+/// rolled back, and its connection is closed rather than reused.
+fn fail(guard: &mut OwnedMutexGuard<State>, why: &str) {
+    if let Some(mut g) = guard.open.take() {
+        tracing::error!("store: a group of {} writes failed: {why}", g.members);
+        let _ = g.outcome.set(Err(why.to_string()));
+        g.conn.close_on_drop();
+    }
+}
+
+async fn rollback_savepoint(conn: &mut SqliteConnection) -> std::result::Result<(), String> {
+    sqlx::query("ROLLBACK TO w; RELEASE w")
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("a failed writer's work could not be undone: {e}"))
 }
 
 /// Counts a writer as queued while it waits for its first turn.
@@ -200,7 +381,9 @@ impl Drop for FlushOnDrop {
         if let Some((writers, id)) = self.0.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            runtime.spawn(async move { writers.flush(id).await });
+            runtime.spawn(async move {
+                let _ = writers.flush(id).await;
+            });
         }
     }
 }

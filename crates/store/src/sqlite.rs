@@ -13,11 +13,11 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::broadcast;
 
 use crate::blob::{BlobStore, Staged};
-use crate::group::{Turn, Writers};
+use crate::group::{Turn, WriteTx, Writers};
 use crate::names::{normalize_address, normalize_mailbox_name};
 use crate::types::*;
 use crate::{Error, MailStore, Result, WATCH_INTERVAL, password, unix_now};
@@ -112,7 +112,8 @@ impl SqliteStore {
     pub async fn collect_garbage(&self) -> Result<usize> {
         let mut removed = 0;
         loop {
-            let mut turn = self.write().await?;
+            // Alone: only committed rows may decide that a file goes.
+            let mut turn = self.writers.turn_alone().await?;
             let mut tx = turn.begin().await?;
             let batch: Vec<String> = sqlx::query("SELECT hash FROM blob_gc LIMIT $1")
                 .bind(GC_BATCH)
@@ -167,7 +168,7 @@ impl SqliteStore {
         let mut removed = 0;
         for chunk in candidates.chunks(GC_BATCH as usize) {
             let names: Vec<String> = chunk.iter().map(|h| h.0.clone()).collect();
-            let mut turn = self.write().await?;
+            let mut turn = self.writers.turn_alone().await?;
             let mut tx = turn.begin().await?;
             removed += self
                 .unlink_unreferenced(&mut tx, &string_json(&names))
@@ -179,12 +180,9 @@ impl SqliteStore {
     }
 
     /// Unlinks the blobs of `hashes` (a JSON array) that no message or
-    /// training row refers to; the caller holds the write lock.
-    async fn unlink_unreferenced(
-        &self,
-        tx: &mut Transaction<'_, Sqlite>,
-        hashes: &str,
-    ) -> Result<usize> {
+    /// training row refers to; the caller's turn is alone (sees committed
+    /// rows only), so a file goes only once nothing durable refers to it.
+    async fn unlink_unreferenced(&self, tx: &mut WriteTx<'_>, hashes: &str) -> Result<usize> {
         let dead: Vec<BlobHash> = sqlx::query(
             "SELECT value AS hash FROM json_each($1) WHERE NOT EXISTS \
              (SELECT 1 FROM messages WHERE messages.blob = value) AND NOT EXISTS \
@@ -352,7 +350,7 @@ impl SqliteStore {
 
     async fn record_change(
         &self,
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut WriteTx<'_>,
         account_id: AccountId,
         mailbox: MailboxId,
         modseq: u64,
@@ -1179,7 +1177,8 @@ impl MailStore for SqliteStore {
             .rows_affected();
         // Another trainer (a second process on the same store) got it first.
         if gone == 0 {
-            return Ok(());
+            tx.commit().await?;
+            return turn.durable().await;
         }
         if let Some(tokens) = tokens {
             for &scope in scopes {
@@ -1417,6 +1416,9 @@ impl MailStore for SqliteStore {
         .map(|r| r.try_get("until"))
         .transpose()?;
         if until.is_some_and(|u| u > now) {
+            // What was read must not be another writer's uncommitted work.
+            tx.commit().await?;
+            turn.durable().await?;
             return Ok(false);
         }
         sqlx::query(
@@ -1594,7 +1596,7 @@ macro_rules! select_mailboxes {
 use select_mailboxes;
 
 async fn mailbox_id(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut WriteTx<'_>,
     account: AccountId,
     name: &str,
 ) -> Result<Option<MailboxId>> {
@@ -1612,7 +1614,7 @@ async fn mailbox_id(
 /// Inserts a mailbox with a UIDVALIDITY never handed out before in this store:
 /// the larger of the clock and one past the last one given.
 async fn insert_mailbox(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut WriteTx<'_>,
     account: AccountId,
     name: &str,
     special_use: Option<SpecialUse>,
@@ -1731,10 +1733,7 @@ fn uid_json(uids: &[u32]) -> String {
 }
 
 /// Raises a mailbox's HIGHESTMODSEQ by one; returns its account and the new value.
-async fn bump_modseq(
-    tx: &mut Transaction<'_, Sqlite>,
-    mailbox: MailboxId,
-) -> Result<(AccountId, u64)> {
+async fn bump_modseq(tx: &mut WriteTx<'_>, mailbox: MailboxId) -> Result<(AccountId, u64)> {
     let r = sqlx::query(
         "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 \
          RETURNING account_id, highestmodseq",
@@ -1753,7 +1752,7 @@ async fn bump_modseq(
 /// for VANISHED and their blobs for the collector. Bumps MODSEQ only when
 /// something was there.
 async fn expunge_in_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut WriteTx<'_>,
     mailbox: MailboxId,
     uids: &[u32],
     only_deleted: bool,
@@ -1812,7 +1811,7 @@ struct Moved {
 /// Copies messages to `to` (new UIDs, same blobs, flags and dates), and
 /// with `is_move` expunges them from `from`, inside one transaction.
 async fn move_in_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut WriteTx<'_>,
     from: MailboxId,
     uids: &[u32],
     to: MailboxId,
@@ -1882,11 +1881,7 @@ async fn move_in_tx(
 }
 
 /// Creates the missing superior levels of `name` (RFC 9051 6.3.4).
-async fn create_parents(
-    tx: &mut Transaction<'_, Sqlite>,
-    account: AccountId,
-    name: &str,
-) -> Result<()> {
+async fn create_parents(tx: &mut WriteTx<'_>, account: AccountId, name: &str) -> Result<()> {
     let levels: Vec<&str> = name.split(DELIMITER).collect();
     let mut parent = String::new();
     for level in &levels[..levels.len() - 1] {
@@ -1903,7 +1898,7 @@ async fn create_parents(
 
 /// Adds one message's tokens to the model of `scope`.
 async fn train_in_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut WriteTx<'_>,
     scope: i64,
     tokens: &[String],
     spam: bool,

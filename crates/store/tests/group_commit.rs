@@ -28,8 +28,19 @@ async fn append(store: &SqliteStore, mailbox: MailboxId, raw: &[u8]) -> Result<A
         .await
 }
 
+/// A writer stuck for good fails the test instead of hanging it.
+async fn within<F: std::future::Future<Output = ()>>(test: F) {
+    tokio::time::timeout(Duration::from_secs(120), test)
+        .await
+        .expect("the writers are stuck");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_each_get_their_own_durable_answer() {
+    within(concurrent_writers()).await
+}
+
+async fn concurrent_writers() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
     let account = store
@@ -88,6 +99,10 @@ async fn concurrent_writers_each_get_their_own_durable_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_writers_leave_the_store_writable_for_other_processes() {
+    within(cancelled_writers()).await
+}
+
+async fn cancelled_writers() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
     let account = store
@@ -97,6 +112,7 @@ async fn cancelled_writers_leave_the_store_writable_for_other_processes() {
     let inbox = store.mailbox(account.id, "INBOX").await.unwrap().unwrap();
     // Writers cancelled at every point of their turn: waiting for it,
     // inside it, waiting for their group's commit.
+    let mut answered = Vec::new();
     for round in 0..20u64 {
         let mut tasks = Vec::new();
         for i in 0..8 {
@@ -110,7 +126,9 @@ async fn cancelled_writers_leave_the_store_writable_for_other_processes() {
             t.abort();
         }
         for t in tasks {
-            let _ = t.await;
+            if let Ok(Ok(a)) = t.await {
+                answered.push(a.uid);
+            }
         }
     }
     // The last writer fails inside its turn (no such mailbox).
@@ -134,9 +152,17 @@ async fn cancelled_writers_leave_the_store_writable_for_other_processes() {
     append(&store, inbox.id, &message("and this one"))
         .await
         .unwrap();
-    // UIDs answered are the ones stored: nothing half-written.
-    let messages = other.messages(inbox.id).await.unwrap();
+    // Every append that was answered is there after a fresh open, and
+    // nothing is there twice.
+    drop(store);
+    drop(other);
+    let reopened = SqliteStore::open(dir.path()).await.unwrap();
+    let messages = reopened.messages(inbox.id).await.unwrap();
     let mut uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
     uids.dedup();
     assert_eq!(uids.len(), messages.len());
+    assert!(!answered.is_empty());
+    for uid in answered {
+        assert!(uids.contains(&uid), "answered UID {uid} was lost");
+    }
 }
