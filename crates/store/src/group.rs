@@ -229,11 +229,9 @@ impl Drop for Turn {
     /// the lock meanwhile, so SQLite's lock is not held for nothing; one
     /// with members is committed by them.
     fn drop(&mut self) {
-        if !self
-            .guard
-            .as_ref()
-            .is_some_and(|g| g.open.as_ref().is_some_and(|g| g.members == 0))
-        {
+        let memberless =
+            |s: &OwnedMutexGuard<State>| s.open.as_ref().is_some_and(|g| g.members == 0);
+        if !self.guard.as_ref().is_some_and(memberless) {
             return;
         }
         let Some(mut guard) = self.guard.take() else {
