@@ -13,21 +13,24 @@
 //! it is still open then: so a group never waits for a writer that is
 //! gone (cancelled, or failed without a commit).
 //!
-//! The group's BEGIN, SAVEPOINT, RELEASE and COMMIT are our own statements
-//! on a connection the group holds (not sqlx's nested transactions, whose
-//! depth count a cancelled BEGIN can put out of step with SQLite's): a
-//! savepoint left behind is rolled back by the next holder of the lock
-//! before anything else runs, and a COMMIT that finds no transaction, or a
-//! savepoint rollback that fails, fails the whole group and discards the
-//! connection, so no writer is ever told its work is durable when it is
-//! not.
+//! The group's BEGIN, SAVEPOINTs, RELEASEs and COMMIT are our own
+//! statements on a connection the group holds (not sqlx's nested
+//! transactions, whose depth count a cancelled BEGIN can put out of step
+//! with SQLite's). Each writer's savepoint has its own name and is marked
+//! before it is sent, so one whose writer vanished is rolled back by the
+//! next holder of the lock before anything else runs, and a stale rollback
+//! can never reach another writer's work. A COMMIT that finds no
+//! transaction, or a savepoint rollback that fails, fails the whole group
+//! and closes its connection: no writer is ever told its work is durable
+//! when it is not (the price: a writer cancelled just as its RELEASE ran
+//! fails its group, since the rollback then finds no savepoint).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::{Error, Result};
@@ -58,9 +61,16 @@ struct Group {
     conn: PoolConnection<Sqlite>,
     /// BEGIN IMMEDIATE has answered: the connection is in the transaction.
     begun: bool,
-    /// A writer's savepoint is open (it is working, or it was dropped
-    /// without a commit and must be rolled back first).
-    savepoint: bool,
+    /// The savepoint of the writer in the group now, from before its
+    /// SAVEPOINT is sent until its RELEASE answers: while set, it may hold
+    /// work to undo (its writer is working, or was dropped without a
+    /// commit). Every writer's has its own name, so a stale ROLLBACK TO
+    /// can never reach another writer's work.
+    savepoint: Option<String>,
+    savepoints: u64,
+    /// Ended cleanly (committed or rolled back, answered): the connection
+    /// may go back to the pool. Otherwise dropping the group closes it.
+    clean: bool,
     /// Commits at the first writer's `durable`, never handed on (the blob
     /// collector, which must act on committed rows only).
     alone: bool,
@@ -68,6 +78,16 @@ struct Group {
     members: usize,
     /// How the group's COMMIT went, once it has run.
     outcome: Arc<OnceLock<std::result::Result<(), String>>>,
+}
+
+impl Drop for Group {
+    /// A group not ended cleanly may still be inside a transaction: its
+    /// connection is closed rather than handed to the next user of the pool.
+    fn drop(&mut self) {
+        if !self.clean {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 impl Writers {
@@ -103,39 +123,45 @@ impl Writers {
         self.ready(guard, true).await
     }
 
-    /// Makes the group under `guard` usable: a savepoint left behind is
-    /// rolled back, a group whose state is unknown (a cancelled BEGIN) and
-    /// that holds no one's work starts over, a missing one is begun.
-    async fn ready(&self, mut guard: OwnedMutexGuard<State>, alone: bool) -> Result<Turn> {
+    /// A turn holding `guard`, its group made usable. Runs inside the Turn,
+    /// so that a cancellation at any point leaves a memberless group to
+    /// `Turn::drop`, which rolls it back.
+    async fn ready(&self, guard: OwnedMutexGuard<State>, alone: bool) -> Result<Turn> {
+        let mut turn = Turn {
+            guard: Some(guard),
+            writers: self.clone(),
+        };
+        let guard = turn
+            .guard
+            .as_mut()
+            .ok_or_else(|| Error::Corrupt("write turn without its lock".into()))?;
+        // A savepoint left behind is rolled back first.
         if let Some(g) = guard.open.as_mut()
-            && g.savepoint
+            && let Some(name) = g.savepoint.clone()
         {
-            if let Err(e) = rollback_savepoint(&mut g.conn).await {
-                fail(&mut guard, &e);
-            } else {
-                g.savepoint = false;
+            match rollback_savepoint(&mut g.conn, &name).await {
+                Ok(()) => g.savepoint = None,
+                Err(e) => fail(guard, &e),
             }
         }
+        // A group whose BEGIN never answered, holding no one's work, starts
+        // over; its connection is closed, which ends whatever it began.
         if guard
             .open
             .as_ref()
             .is_some_and(|g| !g.begun && g.members == 0)
-            && let Some(mut g) = guard.open.take()
         {
-            // Whatever the cancelled BEGIN left, undo it; errors only mean
-            // there was nothing to undo.
-            let _ = sqlx::query("ROLLBACK").execute(&mut *g.conn).await;
-            g.conn.close_on_drop();
+            guard.open = None;
         }
         if guard.open.is_none() {
             let conn = self.pool.acquire().await?;
-            // In the state before BEGIN runs, so a cancellation here leaves
-            // a group the next turn knows to start over.
             let g = guard.open.insert(Group {
                 id: self.groups.fetch_add(1, Ordering::Relaxed),
                 conn,
                 begun: false,
-                savepoint: false,
+                savepoint: None,
+                savepoints: 0,
+                clean: false,
                 alone,
                 members: 0,
                 outcome: Arc::new(OnceLock::new()),
@@ -146,10 +172,7 @@ impl Writers {
         if alone && let Some(g) = guard.open.as_mut() {
             g.alone = true;
         }
-        Ok(Turn {
-            guard: Some(guard),
-            writers: self.clone(),
-        })
+        Ok(turn)
     }
 
     /// Commits the group `id` if it is still open (a writer that handed it
@@ -180,12 +203,17 @@ impl Turn {
             .as_mut()
             .and_then(|g| g.open.as_mut())
             .ok_or_else(|| Error::Corrupt("write turn without a transaction".into()))?;
-        sqlx::query("SAVEPOINT w").execute(&mut *group.conn).await?;
-        // Set once it exists: a SAVEPOINT cancelled before it ran leaves
-        // nothing to undo (and one cancelled after leaves an empty one,
-        // which commits as nothing).
-        group.savepoint = true;
-        Ok(WriteTx { group })
+        group.savepoints += 1;
+        let name = format!("w{}", group.savepoints);
+        // Set before it is sent: a SAVEPOINT whose answer never comes (its
+        // writer cancelled) still runs, and must be undone. One that fails
+        // stays set too, so the next holder's ROLLBACK TO fails and with it
+        // the group: SQLite may have lost the whole transaction.
+        group.savepoint = Some(name.clone());
+        sqlx::query(AssertSqlSafe(format!("SAVEPOINT {name}")))
+            .execute(&mut *group.conn)
+            .await?;
+        Ok(WriteTx { group, name })
     }
 
     /// Waits until this writer's committed work is durable: commits the
@@ -234,43 +262,36 @@ impl Drop for Turn {
         if !self.guard.as_ref().is_some_and(memberless) {
             return;
         }
+        // Without a runtime (never, in practice) the group stays for the
+        // next writer, who reuses it as it is.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let Some(mut guard) = self.guard.take() else {
             return;
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    if let Some(mut g) = guard.open.take()
-                        && sqlx::query("ROLLBACK").execute(&mut *g.conn).await.is_err()
-                    {
-                        g.conn.close_on_drop();
-                    }
-                });
+        runtime.spawn(async move {
+            if let Some(mut g) = guard.open.take() {
+                g.clean = sqlx::query("ROLLBACK").execute(&mut *g.conn).await.is_ok();
             }
-            // No runtime to roll back on: closing the connection ends its
-            // transaction.
-            Err(_) => {
-                if let Some(mut g) = guard.open.take() {
-                    g.conn.close_on_drop();
-                }
-            }
-        }
+        });
     }
 }
 
 /// One writer's savepoint: the connection to run its statements on.
 pub struct WriteTx<'a> {
     group: &'a mut Group,
+    name: String,
 }
 
 impl WriteTx<'_> {
     /// Keeps this writer's work in the group (durable at the group's
     /// commit, which [`Turn::durable`] waits for).
     pub async fn commit(self) -> Result<()> {
-        sqlx::query("RELEASE w")
+        sqlx::query(AssertSqlSafe(format!("RELEASE {}", self.name)))
             .execute(&mut *self.group.conn)
             .await?;
-        self.group.savepoint = false;
+        self.group.savepoint = None;
         Ok(())
     }
 }
@@ -307,9 +328,8 @@ async fn commit(guard: &mut OwnedMutexGuard<State>) {
         return;
     };
     let mut result = Ok(());
-    if g.savepoint {
-        result = rollback_savepoint(&mut g.conn).await;
-        g.savepoint = false;
+    if let Some(name) = g.savepoint.take() {
+        result = rollback_savepoint(&mut g.conn, &name).await;
     }
     if result.is_ok() {
         // COMMIT outside a transaction is an error: a group that SQLite
@@ -322,7 +342,8 @@ async fn commit(guard: &mut OwnedMutexGuard<State>) {
     }
     match result {
         Ok(()) => {
-            if let Some(g) = guard.open.take() {
+            if let Some(mut g) = guard.open.take() {
+                g.clean = true;
                 let _ = g.outcome.set(Ok(()));
             }
         }
@@ -333,15 +354,18 @@ async fn commit(guard: &mut OwnedMutexGuard<State>) {
 /// Ends the open group as failed: its members are told, what it holds is
 /// rolled back, and its connection is closed rather than reused.
 fn fail(guard: &mut OwnedMutexGuard<State>, why: &str) {
-    if let Some(mut g) = guard.open.take() {
+    if let Some(g) = guard.open.take() {
         tracing::error!("store: a group of {} writes failed: {why}", g.members);
         let _ = g.outcome.set(Err(why.to_string()));
-        g.conn.close_on_drop();
+        // Dropped unclean: its connection is closed, not reused.
     }
 }
 
-async fn rollback_savepoint(conn: &mut SqliteConnection) -> std::result::Result<(), String> {
-    sqlx::query("ROLLBACK TO w; RELEASE w")
+async fn rollback_savepoint(
+    conn: &mut SqliteConnection,
+    name: &str,
+) -> std::result::Result<(), String> {
+    sqlx::query(AssertSqlSafe(format!("ROLLBACK TO {name}; RELEASE {name}")))
         .execute(conn)
         .await
         .map(|_| ())
