@@ -8,8 +8,16 @@ use mime::section::{Section, partial};
 use mime::{Part, Value};
 use store::{MessageCache, MessageMeta};
 
+use crate::view::Entry;
+
+/// A FETCH that asked for the size or date without [`Needs::details`]
+/// having been read: a bug, answered as a failure, not a panic.
+const NO_DETAILS: &str = "The message's index entry was not read.";
+
 /// What the requested items need beyond the index.
 pub struct Needs {
+    /// The size, date or body file: the message's full index entry.
+    pub details: bool,
     pub views: bool,
     pub body: bool,
     /// Items that set \Seen (BODY[...] without PEEK, RFC822, RFC822.TEXT).
@@ -18,6 +26,7 @@ pub struct Needs {
 
 pub fn needs(items: &[FetchAttr]) -> Needs {
     let mut n = Needs {
+        details: false,
         views: false,
         body: false,
         sets_seen: false,
@@ -35,9 +44,11 @@ pub fn needs(items: &[FetchAttr]) -> Needs {
                 n.sets_seen |= !peek;
             }
             FetchAttr::BinarySize(_) => n.body = true,
+            FetchAttr::InternalDate | FetchAttr::Rfc822Size => n.details = true,
             _ => {}
         }
     }
+    n.details |= n.body;
     n
 }
 
@@ -76,7 +87,7 @@ impl Loaded {
 }
 
 /// The FLAGS of a message as this session shows them.
-pub fn flags(meta: &MessageMeta, recent: bool) -> Vec<&str> {
+pub fn flags(meta: &Entry, recent: bool) -> Vec<&str> {
     let mut f: Vec<&str> = meta.flags.names().collect();
     f.extend(meta.keywords.iter().map(String::as_str));
     if recent {
@@ -88,7 +99,10 @@ pub fn flags(meta: &MessageMeta, recent: bool) -> Vec<&str> {
 /// Everything one FETCH response needs about its message.
 pub struct Message<'a> {
     pub seq: usize,
-    pub meta: &'a MessageMeta,
+    /// What the session knows of it (flags as last announced).
+    pub meta: &'a Entry,
+    /// Its full index entry, when the items need it ([`Needs::details`]).
+    pub details: Option<&'a MessageMeta>,
     pub recent: bool,
     pub views: Option<&'a MessageCache>,
     pub body: Option<&'a Loaded>,
@@ -127,14 +141,18 @@ pub fn write(
             }
             FetchAttr::InternalDate => {
                 sep(out);
-                let d = m.meta.internal_date;
+                let d = m
+                    .details
+                    .ok_or_else(|| NO_DETAILS.to_string())?
+                    .internal_date;
                 out.extend_from_slice(
                     format!("INTERNALDATE {}", date_time(d.unix, d.tz_minutes)).as_bytes(),
                 );
             }
             FetchAttr::Rfc822Size => {
                 sep(out);
-                out.extend_from_slice(format!("RFC822.SIZE {}", m.meta.size).as_bytes());
+                let size = m.details.ok_or_else(|| NO_DETAILS.to_string())?.size;
+                out.extend_from_slice(format!("RFC822.SIZE {size}").as_bytes());
             }
             FetchAttr::ModSeq => {
                 sep(out);

@@ -5,9 +5,11 @@
 use imap_proto::SearchKey;
 use imap_proto::parse::days_from_civil;
 use mime::search::{Searchable, fold};
+use std::collections::HashMap;
+
 use store::{Flags, MailStore, MessageMeta};
 
-use crate::view::{Selection, View};
+use crate::view::{Entry, Selection, View};
 
 /// Whether any part of `key` needs the message's text.
 fn needs_content(key: &SearchKey) -> bool {
@@ -25,6 +27,21 @@ fn needs_content(key: &SearchKey) -> bool {
     }
 }
 
+/// Whether any part of `key` needs the size or date of the index entry.
+fn needs_details(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::Before(_)
+        | SearchKey::On(_)
+        | SearchKey::Since(_)
+        | SearchKey::Larger(_)
+        | SearchKey::Smaller(_) => true,
+        SearchKey::And(keys) => keys.iter().any(needs_details),
+        SearchKey::Or(a, b) => needs_details(a) || needs_details(b),
+        SearchKey::Not(k) => needs_details(k),
+        _ => needs_content(key),
+    }
+}
+
 /// The indexes (into `view.messages`) of the messages that match.
 pub async fn run(
     store: &dyn MailStore,
@@ -33,11 +50,27 @@ pub async fn run(
     saved: Option<&[u32]>,
 ) -> Result<Vec<usize>, String> {
     let content = needs_content(key);
+    // Size, dates and body files come from the store's entries, read once.
+    let details: HashMap<u32, MessageMeta> = if needs_details(key) {
+        store
+            .messages(view.mailbox.id)
+            .await
+            .map_err(|e| format!("The mailbox cannot be read: {e}"))?
+            .into_iter()
+            .map(|m| (m.uid, m))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let key = Key::build(key, view, saved);
     let mut hits = Vec::new();
     for (i, m) in view.messages.iter().enumerate() {
+        let detail = details.get(&m.uid);
         let raw = if content {
-            match store.read_blob(&m.blob).await {
+            // Expunged by another session (this view may not know yet):
+            // not a match.
+            let Some(d) = detail else { continue };
+            match store.read_blob(&d.blob).await {
                 Ok(raw) => Some(raw),
                 // Expunged by another session (this view may not know yet)
                 // and its file collected: not a match.
@@ -54,6 +87,7 @@ pub async fn run(
             view,
             index: i,
             meta: m,
+            details: detail,
             text: parsed.as_ref(),
         };
         if key.matches(&ctx) {
@@ -80,7 +114,10 @@ enum Key {
 struct Ctx<'a> {
     view: &'a View,
     index: usize,
-    meta: &'a MessageMeta,
+    meta: &'a Entry,
+    /// The full entry, when the key needs it (gone: no date or size key
+    /// matches).
+    details: Option<&'a MessageMeta>,
     text: Option<&'a Searchable<'a>>,
 }
 
@@ -124,14 +161,14 @@ impl Key {
                 SearchKey::Recent => c.view.recent.contains(&m.uid),
                 SearchKey::New => c.view.recent.contains(&m.uid) && !m.flags.contains(Flags::SEEN),
                 SearchKey::Old => !c.view.recent.contains(&m.uid),
-                SearchKey::Before(d) => internal_day(m) < d.0,
-                SearchKey::On(d) => internal_day(m) == d.0,
-                SearchKey::Since(d) => internal_day(m) >= d.0,
+                SearchKey::Before(d) => internal_day(c).is_some_and(|day| day < d.0),
+                SearchKey::On(d) => internal_day(c).is_some_and(|day| day == d.0),
+                SearchKey::Since(d) => internal_day(c).is_some_and(|day| day >= d.0),
                 SearchKey::SentBefore(d) => sent_day(c).is_some_and(|s| s < d.0),
                 SearchKey::SentOn(d) => sent_day(c).is_some_and(|s| s == d.0),
                 SearchKey::SentSince(d) => sent_day(c).is_some_and(|s| s >= d.0),
-                SearchKey::Larger(n) => m.size > *n,
-                SearchKey::Smaller(n) => m.size < *n,
+                SearchKey::Larger(n) => c.details.is_some_and(|d| d.size > *n),
+                SearchKey::Smaller(n) => c.details.is_some_and(|d| d.size < *n),
                 // Built into other variants above.
                 _ => false,
             },
@@ -139,7 +176,7 @@ impl Key {
     }
 }
 
-fn has_flag(m: &MessageMeta, f: &str) -> bool {
+fn has_flag(m: &Entry, f: &str) -> bool {
     match Flags::parse(f) {
         Some(flag) => m.flags.contains(flag),
         None => m.keywords.iter().any(|k| k.eq_ignore_ascii_case(f)),
@@ -151,8 +188,9 @@ fn folded(needle: &[u8]) -> String {
 }
 
 /// The internal date's day, in the zone it was given in.
-fn internal_day(m: &MessageMeta) -> i64 {
-    (m.internal_date.unix + m.internal_date.tz_minutes as i64 * 60).div_euclid(86400)
+fn internal_day(c: &Ctx) -> Option<i64> {
+    let d = c.details?.internal_date;
+    Some((d.unix + d.tz_minutes as i64 * 60).div_euclid(86400))
 }
 
 fn sent_day(c: &Ctx) -> Option<i64> {

@@ -20,7 +20,7 @@ use store::{
 use tokio::sync::{broadcast, watch};
 
 use crate::fetch::{self, Loaded};
-use crate::view::View;
+use crate::view::{Entry, View};
 use crate::{
     AUTH_TIMEOUT, HANDSHAKE_TIMEOUT, IDLE_KEEPALIVE, MAX_LINE, MAX_SMALL_LITERAL, PREAUTH_TIMEOUT,
     Server, WRITE_TIMEOUT, list, search,
@@ -140,7 +140,8 @@ impl Session {
             peer,
             io: Some(LineReader::new(stream, MAX_LINE)),
             shutdown,
-            out: Vec::with_capacity(4096),
+            // Grows with the first answers; an idle session keeps little.
+            out: Vec::new(),
             account: None,
             _user_slot: None,
             selected: None,
@@ -1438,26 +1439,45 @@ impl Session {
         } else {
             HashMap::new()
         };
+        let indexes: Vec<usize> = selection.iter().collect();
+        let details: HashMap<u32, store::MessageMeta> = if needs.details {
+            let uids: Vec<u32> = indexes.iter().map(|&i| view.messages[i].uid).collect();
+            store
+                .details(view.mailbox.id, &uids)
+                .await?
+                .into_iter()
+                .map(|m| (m.uid, m))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let mut missing = false;
         let total = selection.len();
-        // Bodies are read a batch ahead, in one trip to the disk threads.
-        let mut bodies: std::collections::VecDeque<store::Result<Vec<u8>>> = Default::default();
-        let indexes: Vec<usize> = selection.iter().collect();
+        // Bodies are read a batch ahead, in one trip to the disk threads;
+        // `None` for a message whose entry is gone.
+        let mut bodies: std::collections::VecDeque<Option<store::Result<Vec<u8>>>> =
+            Default::default();
         for (n, &i) in indexes.iter().enumerate() {
             if needs.body && bodies.is_empty() {
-                let batch = body_batch(&view.messages, &indexes[n..]);
-                bodies = store.read_blobs(&batch).await?.into();
+                let batch = body_batch(&view.messages, &details, &indexes[n..]);
+                let wanted: Vec<store::BlobHash> = batch.iter().flatten().cloned().collect();
+                let mut read = store.read_blobs(&wanted).await?.into_iter();
+                bodies = batch
+                    .iter()
+                    .map(|b| b.as_ref().and_then(|_| read.next()))
+                    .collect();
             }
             let meta = view.messages[i].clone();
             let body = if needs.body { bodies.pop_front() } else { None };
             let cache = views.get(&meta.uid);
+            let detail = details.get(&meta.uid);
             // A message another session expunged is still answered from
             // what this view holds, as long as the store still has the rest.
-            if needs.views && cache.is_none() {
+            if (needs.views && cache.is_none()) || (needs.details && detail.is_none()) {
                 missing = true;
                 continue;
             }
-            let loaded = match body {
+            let loaded = match body.flatten() {
                 Some(Ok(raw)) => Some(Loaded::new(raw)),
                 Some(Err(e)) => {
                     if !view.pending_expunge.contains(&meta.uid) {
@@ -1471,6 +1491,7 @@ impl Session {
             let message = fetch::Message {
                 seq: i + 1,
                 meta: &meta,
+                details: detail,
                 recent: !rev2 && view.recent.contains(&meta.uid),
                 views: cache,
                 body: loaded.as_ref(),
@@ -1624,10 +1645,16 @@ impl Session {
             Err(e) => return bad(e),
         };
         let uids: Vec<u32> = indexes.iter().map(|i| view.messages[i].uid).collect();
-        let blobs: Vec<store::BlobHash> = indexes
-            .iter()
-            .map(|i| view.messages[i].blob.clone())
-            .collect();
+        // Read before a MOVE takes the entries away.
+        let trains = training(&view.mailbox, &target);
+        let blobs: Vec<store::BlobHash> = if trains.is_some() {
+            match store.details(view.mailbox.id, &uids).await {
+                Ok(d) => d.into_iter().map(|m| m.blob).collect(),
+                Err(e) => return store_failure(e),
+            }
+        } else {
+            Vec::new()
+        };
         let result = if is_move {
             store.move_messages(view.mailbox.id, &uids, target.id).await
         } else {
@@ -1637,7 +1664,7 @@ impl Session {
             Ok(r) => r,
             Err(e) => return store_failure(e),
         };
-        if let Some(spam) = training(&view.mailbox, &target)
+        if let Some(spam) = trains
             && let Err(e) = store.record_training(account, &blobs, spam).await
         {
             tracing::warn!("imap: cannot record spam training: {e}");
@@ -1677,28 +1704,33 @@ async fn write_out(io: &mut Option<LineReader<Stream>>, out: &mut Vec<u8>) -> Re
     Ok(net::door::send_buffered(io, out, WRITE_TIMEOUT).await?)
 }
 
-/// Whether moving from `from` to `to` teaches the spam filter: into Junk is
-/// spam; out of Junk or Possible Junk into anything but Trash is ham.
 /// Messages whose bodies FETCH reads in one go: up to 64, and no more
 /// than 4 MiB together (always at least the next one).
 const BODY_BATCH: usize = 64;
 const BODY_BATCH_BYTES: u64 = 4 << 20;
 
-/// The blobs of the next batch of `upcoming` (indexes into `messages`).
-fn body_batch(messages: &[store::MessageMeta], upcoming: &[usize]) -> Vec<store::BlobHash> {
+/// The blobs of the next batch of `upcoming` (indexes into `messages`),
+/// one per message: `None` where its entry is gone from the store.
+fn body_batch(
+    messages: &[Entry],
+    details: &HashMap<u32, store::MessageMeta>,
+    upcoming: &[usize],
+) -> Vec<Option<store::BlobHash>> {
     let mut bytes = 0;
     let mut batch = Vec::new();
     for &i in upcoming.iter().take(BODY_BATCH) {
-        let m = &messages[i];
-        bytes += m.size;
+        let d = details.get(&messages[i].uid);
+        bytes += d.map_or(0, |d| d.size);
         if !batch.is_empty() && bytes > BODY_BATCH_BYTES {
             break;
         }
-        batch.push(m.blob.clone());
+        batch.push(d.map(|d| d.blob.clone()));
     }
     batch
 }
 
+/// Whether moving from `from` to `to` teaches the spam filter: into Junk is
+/// spam; out of Junk or Possible Junk into anything but Trash is ham.
 fn training(from: &Mailbox, to: &Mailbox) -> Option<bool> {
     let junk = |m: &Mailbox| m.special_use == Some(SpecialUse::Junk);
     let possible = |m: &Mailbox| m.name == "Possible Junk";

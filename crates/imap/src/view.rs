@@ -8,19 +8,42 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use imap_proto::{SeqNum, SequenceSet};
-use store::{MailStore, Mailbox, MessageMeta};
+use store::{Flags, MailStore, Mailbox, MessageMeta};
 
 pub struct View {
     pub mailbox: Mailbox,
     pub read_only: bool,
     /// In sequence order (which is UID order).
-    pub messages: Vec<MessageMeta>,
+    pub messages: Vec<Entry>,
     /// The MODSEQ up to which this view has taken in changes.
     pub modseq: u64,
     /// UIDs that are \Recent in this session.
     pub recent: HashSet<u32>,
     /// UIDs gone from the store but still in `messages`, to be announced.
     pub pending_expunge: HashSet<u32>,
+}
+
+/// What a session keeps of each message while its mailbox is selected:
+/// what numbers it and what changes. Size, dates and body are read from
+/// the store when a command asks for them, so that a session holds about
+/// 40 bytes a message (thousands of idle sessions, big mailboxes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub uid: u32,
+    pub modseq: u64,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+}
+
+impl From<MessageMeta> for Entry {
+    fn from(m: MessageMeta) -> Entry {
+        Entry {
+            uid: m.uid,
+            modseq: m.modseq,
+            flags: m.flags,
+            keywords: m.keywords,
+        }
+    }
 }
 
 /// What changed when the view caught up with the store.
@@ -75,7 +98,15 @@ impl View {
         // in the claimed range is in the list read next.
         // EXAMINE sees \Recent without taking it (RFC 3501 2.3.2).
         let recent = store.claim_recent(mailbox.id, !read_only).await?;
-        let messages = store.messages(mailbox.id).await?;
+        let mut messages: Vec<Entry> = store
+            .messages(mailbox.id)
+            .await?
+            .into_iter()
+            .map(Entry::from)
+            .collect();
+        // Collected in place, the list keeps the full entries' allocation
+        // (twice its size): the session holds it while selected.
+        messages.shrink_to_fit();
         let modseq = mailbox.highestmodseq;
         let mut view = View {
             mailbox,
@@ -121,7 +152,7 @@ impl View {
                 self.pending_expunge.insert(*uid);
             }
         }
-        for m in delta.changed {
+        for m in delta.changed.into_iter().map(Entry::from) {
             if gone.contains(&m.uid) {
                 continue;
             }

@@ -85,6 +85,9 @@ pub async fn write_all<W: AsyncWrite + Unpin>(
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading"))?
 }
 
+/// Output buffer a session keeps between answers.
+const KEEP_BUFFER: usize = 16 * 1024;
+
 /// Sends what a session buffered for its client and empties the buffer;
 /// a client that stops reading for `timeout` ends the session instead of
 /// holding it forever.
@@ -104,6 +107,11 @@ pub async fn send_buffered(
     })?;
     write_all(io.get_mut(), out, timeout).await?;
     out.clear();
+    // A big answer (a FETCH of whole messages) does not stay with the
+    // session for its lifetime: thousands of idle sessions add up.
+    if out.capacity() > KEEP_BUFFER {
+        out.shrink_to(KEEP_BUFFER);
+    }
     Ok(())
 }
 

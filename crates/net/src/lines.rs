@@ -25,10 +25,16 @@ pub struct LineReader<S> {
     too_long: bool,
 }
 
+/// Bytes read from the socket at a time for lines.
+const READ_BUFFER: usize = 4 * 1024;
+
 impl<S: AsyncRead + Unpin> LineReader<S> {
     pub fn new(stream: S, max_line: usize) -> LineReader<S> {
         LineReader {
-            inner: BufReader::with_capacity(16 * 1024, stream),
+            // Small: every connection holds one for its lifetime (10,000
+            // idle IMAP clients), and reads bigger than it (literals) go
+            // past it straight into their destination.
+            inner: BufReader::with_capacity(READ_BUFFER, stream),
             max_line,
             partial: Vec::new(),
             too_long: false,

@@ -146,6 +146,9 @@ pub trait MailStore: Send + Sync {
     async fn spam_note(&self, mailbox: MailboxId, uid: u32) -> Result<Option<SpamNote>>;
     /// The messages of a mailbox in UID order.
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
+    /// The index entries of some messages (those still there), in UID
+    /// order: for commands that need their size, date or body.
+    async fn details(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageMeta>>;
     /// The cached ENVELOPE and BODYSTRUCTURE of some messages, by UID.
     async fn views(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, MessageCache)>>;
     /// Messages added or changed, and UIDs expunged, after `modseq`.

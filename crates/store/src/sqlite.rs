@@ -645,6 +645,27 @@ impl MailStore for SqliteStore {
         .await?
         .iter()
         .map(message_from_row)
+        .collect::<Result<Vec<_>>>()
+        // Sessions keep this list while the mailbox is selected: no room
+        // for growth (collecting doubles as it goes).
+        .map(|mut list| {
+            list.shrink_to_fit();
+            list
+        })
+    }
+
+    async fn details(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageMeta>> {
+        sqlx::query(
+            "SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob \
+             FROM messages WHERE mailbox_id = $1 AND uid IN (SELECT value FROM json_each($2)) \
+             ORDER BY uid",
+        )
+        .bind(mailbox)
+        .bind(uid_json(uids))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(message_from_row)
         .collect()
     }
 
