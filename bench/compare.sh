@@ -4,23 +4,31 @@
 # every figure as Satchel/Dovecot with min, median and max over the runs.
 #
 #   bench/compare.sh            # USERS=20 MESSAGES=100 CLIENTS=10 DURATION=10 RUNS=3
+#                               # IDLE=1000 (Satchel; Dovecot: as many as its
+#                               # limits allow, 10 per user and IP)
 #
 # Both check the same Argon2id hashes (Satchel's, m=19456 KiB, t=2, p=1,
 # copied into Dovecot's passwd-file), so a login costs both the same.
-# Needs: cargo, python3, and Dovecot (../shared/reference/dovecot/start.sh
-# installs it with apt-get).
+# SMTP: Dovecot has no MX, so Satchel's SMTP door is compared with Postfix
+# delivering through Dovecot's LDA (both fsync before 250; Postfix files
+# later, and the load waits until IMAP shows every message filed).
+# Needs root, cargo, python3, Dovecot (../shared/reference/dovecot/start.sh
+# installs it with apt-get) and Postfix (apt-get install postfix); a user
+# with uid 5000 (Dovecot's mail uid) is added if there is none, for the LDA.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared}
 USERS=${USERS:-20} MESSAGES=${MESSAGES:-100} CLIENTS=${CLIENTS:-10} DURATION=${DURATION:-10} RUNS=${RUNS:-3}
+IDLE=${IDLE:-1000}
 WORK=$(mktemp -d /tmp/satchel-compare.XXXXXX)
 # Dovecot's auth and mail processes run as other users: they must reach in.
 chmod 755 "$WORK"
-S_IMAP=11143 S_POP3=11110 D_IMAP=10143 D_POP3=10110
+S_IMAP=11143 S_POP3=11110 S_SMTP=11025 D_IMAP=10143 D_POP3=10110 P_SMTP=10025
 export DOVECOT_REF_DIR=$WORK/dovecot
 
 cleanup() {
   [ -n "${SATCHEL_PID:-}" ] && kill "$SATCHEL_PID" 2>/dev/null || true
+  [ -d "$WORK/postfix" ] && postfix -c "$WORK/postfix/conf" stop >/dev/null 2>&1 || true
   bash "$SHARED/reference/dovecot/stop.sh" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -38,6 +46,11 @@ domains = ["example.test"]
 [listen]
 imap = ["127.0.0.1:$S_IMAP"]
 pop3 = ["127.0.0.1:$S_POP3"]
+smtp = ["127.0.0.1:$S_SMTP"]
+[limits]
+imap_per_ip = 20000
+imap_per_user = 20000
+smtp_per_ip = 1000
 CONF
 sat() { "$SAT" --config "$WORK/satchel.toml" --data "$WORK/satchel" "$@"; }
 for i in $(seq 1 "$USERS"); do
@@ -45,7 +58,9 @@ for i in $(seq 1 "$USERS"); do
   sat import "user$i@example.test" --mailbox INBOX "$WORK/mail.mbox" >/dev/null
 done
 # Started directly (not through the function) so that $! is the server.
-"$SAT" --config "$WORK/satchel.toml" --data "$WORK/satchel" serve >"$WORK/satchel.log" 2>&1 &
+# No DNS here: SPF/DKIM/DMARC look up an empty static table.
+: > "$WORK/dns.txt"
+SATCHEL_DNS_STATIC=$WORK/dns.txt "$SAT" --config "$WORK/satchel.toml" --data "$WORK/satchel" serve >"$WORK/satchel.log" 2>&1 &
 SATCHEL_PID=$!
 for _ in $(seq 1 100); do
   grep -q "^pop3 " "$WORK/satchel.log" && break
@@ -74,19 +89,90 @@ for line in open(sys.argv[2]):
     lines.append(f"{user}:{{ARGON2ID}}{hashes[user + '@example.test']}:{rest}")
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 PY
+
+# Postfix on loopback, handing mail for example.test to Dovecot's LDA.
+getent passwd 5000 >/dev/null || useradd -u 5000 -M -d /nonexistent -s /usr/sbin/nologin satchelbench
+LDA_USER=$(getent passwd 5000 | cut -d: -f1)
+PF=$WORK/postfix
+mkdir -p "$PF/conf" "$PF/queue" "$PF/data"
+chown postfix "$PF/data"
+cat > "$PF/conf/main.cf" <<CONF
+compatibility_level = 3.6
+queue_directory = $PF/queue
+data_directory = $PF/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = mx.example.test
+mydestination =
+mynetworks = 127.0.0.0/8
+virtual_mailbox_domains = example.test
+virtual_transport = dovecot
+dovecot_destination_recipient_limit = 1
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+maillog_file_prefixes = $WORK
+maillog_file = $PF/maillog
+biff = no
+smtp_dns_support_level = disabled
+CONF
+cat > "$PF/conf/master.cf" <<CONF
+127.0.0.1:$P_SMTP inet n - n - - smtpd
+pickup    unix n - n 60 1 pickup
+cleanup   unix n - n - 0 cleanup
+qmgr      unix n - n 300 1 qmgr
+rewrite   unix - - n - - trivial-rewrite
+bounce    unix - - n - 0 bounce
+defer     unix - - n - 0 bounce
+trace     unix - - n - 0 bounce
+verify    unix - - n - 1 verify
+flush     unix n - n 1000? 0 flush
+proxymap  unix - - n - - proxymap
+error     unix - - n - - error
+retry     unix - - n - - error
+discard   unix - - n - - discard
+anvil     unix - - n - 1 anvil
+scache    unix - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+dovecot   unix - n n - - pipe flags=DRhu user=$LDA_USER:$LDA_USER argv=/usr/lib/dovecot/dovecot-lda -c $DOVECOT_REF_DIR/dovecot.conf -o log_path=/dev/null -f \${sender} -d \${user}
+CONF
+# postfix only prints its fatal errors to a terminal (or syslog).
+script -qc "postfix -c $PF/conf start" /dev/null >&2 || { cat "$PF/maillog" >&2; exit 1; }
 sleep 1
 
-LOADS=("pop3" "imap" "imap --keep-open")
+# Idle, first (the SMTP load below grows the mailboxes, and a selected
+# mailbox costs a session memory per message): connections in IDLE, the
+# server's memory per connection (PSS of its process tree) and how fast
+# one message per user reaches them all.
+# Dovecot takes 10 connections per user and IP and 100 IMAP processes by
+# the reference config: it gets what those limits allow.
+D_IDLE=$(( USERS * 10 < 90 ? USERS * 10 : 90 ))
+echo >&2 "idle: Satchel $IDLE connections, Dovecot $D_IDLE"
+S_LINE=$("$BENCH" --port "$S_IMAP" --user 'user%d@example.test' --users "$USERS" --clients "$IDLE" \
+  idle --memory-of "$SATCHEL_PID" --smtp-port "$S_SMTP" --parallel 64)
+D_LINE=$("$BENCH" --port "$D_IMAP" --user 'user%d' --users "$USERS" --clients "$D_IDLE" \
+  idle --memory-of "$(cat "$DOVECOT_REF_DIR/run/ref.pid")" --smtp-port "$P_SMTP")
+
+LOADS=("pop3" "imap" "imap --keep-open" "smtp")
 : > "$WORK/results"
 for load in "${LOADS[@]}"; do
   for run in $(seq 1 "$RUNS"); do
     for server in satchel dovecot; do
-      if [ $server = satchel ]; then port_imap=$S_IMAP port_pop3=$S_POP3 user='user%d@example.test'
-      else port_imap=$D_IMAP port_pop3=$D_POP3 user='user%d'; fi
-      case $load in pop3) port=$port_pop3 ;; *) port=$port_imap ;; esac
+      if [ $server = satchel ]; then port_imap=$S_IMAP port_pop3=$S_POP3 port_smtp=$S_SMTP user='user%d@example.test'
+      else port_imap=$D_IMAP port_pop3=$D_POP3 port_smtp=$P_SMTP user='user%d'; fi
+      mode=$load
+      case $load in
+        pop3) port=$port_pop3 ;;
+        smtp) port=$port_smtp mode="smtp --imap-port $port_imap --rcpt user%d@example.test" ;;
+        *) port=$port_imap ;;
+      esac
       # shellcheck disable=SC2086
       line=$("$BENCH" --port "$port" --user "$user" --users "$USERS" --clients "$CLIENTS" \
-        --seconds "$DURATION" $load)
+        --seconds "$DURATION" $mode)
       echo "$load|$server|$run|$line" | tee -a "$WORK/results" >&2
     done
   done
@@ -100,8 +186,9 @@ for line in open(sys.argv[1]):
     f = dict(kv.split("=", 1) for kv in figures.split() if "=" in kv and not kv.startswith("first_error"))
     if int(f["errors"]) > 0:
         print(f"# {load} on {server}, run {run}: {f['errors']} errors", file=sys.stderr)
-    for key in ("ops/s", "rounds/s", "p50_us", "p99_us"):
-        rows[(load, key)][server].append(float(f[key]))
+    for key in ("ops/s", "rounds/s", "p50_us", "p99_us", "filed/s"):
+        if key in f:
+            rows[(load, key)][server].append(float(f[key]))
 print("| load | figure | Satchel (median) | Dovecot (median) | Satchel/Dovecot min | median | max |")
 print("| --- | --- | --- | --- | --- | --- | --- |")
 for (load, key), by in rows.items():
@@ -112,3 +199,12 @@ for (load, key), by in rows.items():
     print(f"| {load} | {key} | {statistics.median(s):.1f} | {statistics.median(d):.1f} | "
           f"{ratios[0]:.2f} | {statistics.median(ratios):.2f} | {ratios[-1]:.2f} |")
 PY
+
+echo
+echo "| idle ($MESSAGES messages a mailbox) | connections | per connection (KiB) | fanout p50 (ms) | fanout max (ms) |"
+echo "| --- | --- | --- | --- | --- |"
+for pair in "Satchel|$S_LINE" "Dovecot (Postfix for the message)|$D_LINE"; do
+  name=${pair%%|*} line=${pair#*|}
+  get() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+  echo "| $name | $(get connections) | $(get per_connection_kib) | $(get fanout_p50_ms) | $(get fanout_max_ms) |"
+done
