@@ -51,7 +51,8 @@ pub async fn run(
 ) -> Result<Vec<usize>, String> {
     let content = needs_content(key);
     // Size, dates and body files come from the store's entries, read once.
-    let details: HashMap<u32, MessageMeta> = if needs_details(key) {
+    let needs = needs_details(key);
+    let details: HashMap<u32, MessageMeta> = if needs {
         store
             .messages(view.mailbox.id)
             .await
@@ -66,9 +67,12 @@ pub async fn run(
     let mut hits = Vec::new();
     for (i, m) in view.messages.iter().enumerate() {
         let detail = details.get(&m.uid);
+        // Expunged by another session (this view may not know yet): not a
+        // match, whatever the key (NOT LARGER must not find it either).
+        if needs && detail.is_none() {
+            continue;
+        }
         let raw = if content {
-            // Expunged by another session (this view may not know yet):
-            // not a match.
             let Some(d) = detail else { continue };
             match store.read_blob(&d.blob).await {
                 Ok(raw) => Some(raw),

@@ -161,7 +161,11 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
-        write_out(&mut self.io, &mut self.out).await
+        write_out(&mut self.io, &mut self.out).await?;
+        // A big answer's buffer does not stay with the session for its
+        // lifetime: thousands of idle sessions add up.
+        net::door::trim(&mut self.out);
+        Ok(())
     }
 
     fn line(&mut self, s: &str) {
@@ -1471,10 +1475,11 @@ impl Session {
             let body = if needs.body { bodies.pop_front() } else { None };
             let cache = views.get(&meta.uid);
             let detail = details.get(&meta.uid);
-            // A message another session expunged is still answered from
-            // what this view holds, as long as the store still has the rest.
+            // A message another session expunged, whose entry is gone: UID
+            // FETCH leaves it out (its EXPUNGE goes out before the tagged
+            // OK); FETCH by number says some were expunged meanwhile.
             if (needs.views && cache.is_none()) || (needs.details && detail.is_none()) {
-                missing = true;
+                missing |= !uid;
                 continue;
             }
             let loaded = match body.flatten() {
@@ -1645,12 +1650,16 @@ impl Session {
             Err(e) => return bad(e),
         };
         let uids: Vec<u32> = indexes.iter().map(|i| view.messages[i].uid).collect();
-        // Read before a MOVE takes the entries away.
+        // Read before a MOVE takes the entries away. Training is a side
+        // effect: failing to read for it does not fail the COPY.
         let trains = training(&view.mailbox, &target);
         let blobs: Vec<store::BlobHash> = if trains.is_some() {
             match store.details(view.mailbox.id, &uids).await {
                 Ok(d) => d.into_iter().map(|m| m.blob).collect(),
-                Err(e) => return store_failure(e),
+                Err(e) => {
+                    tracing::warn!("imap: cannot read messages to train on: {e}");
+                    Vec::new()
+                }
             }
         } else {
             Vec::new()
@@ -1665,6 +1674,7 @@ impl Session {
             Err(e) => return store_failure(e),
         };
         if let Some(spam) = trains
+            && !blobs.is_empty()
             && let Err(e) = store.record_training(account, &blobs, spam).await
         {
             tracing::warn!("imap: cannot record spam training: {e}");

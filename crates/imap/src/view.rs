@@ -152,6 +152,10 @@ impl View {
                 self.pending_expunge.insert(*uid);
             }
         }
+        // Room for exactly the new ones: growing by doubling would keep up
+        // to twice the list for as long as the mailbox stays selected.
+        let incoming = delta.changed.iter().filter(|m| m.uid > last_uid).count();
+        self.messages.reserve_exact(incoming);
         for m in delta.changed.into_iter().map(Entry::from) {
             if gone.contains(&m.uid) {
                 continue;

@@ -107,12 +107,15 @@ pub async fn send_buffered(
     })?;
     write_all(io.get_mut(), out, timeout).await?;
     out.clear();
-    // A big answer (a FETCH of whole messages) does not stay with the
-    // session for its lifetime: thousands of idle sessions add up.
-    if out.capacity() > KEEP_BUFFER {
+    Ok(())
+}
+
+/// Gives back an output buffer's room beyond what a session keeps between
+/// commands (after a big answer, not between its chunks).
+pub fn trim(out: &mut Vec<u8>) {
+    if out.is_empty() && out.capacity() > KEEP_BUFFER {
         out.shrink_to(KEEP_BUFFER);
     }
-    Ok(())
 }
 
 /// How waiting for a client's next command ended.
