@@ -201,10 +201,10 @@ for (load, key), by in rows.items():
 PY
 
 echo
-echo "| idle ($MESSAGES messages a mailbox) | connections | per connection (KiB) | fanout p50 (ms) | fanout max (ms) |"
-echo "| --- | --- | --- | --- | --- |"
+echo "| idle ($MESSAGES messages a mailbox) | connections | server total (KiB) | per connection (KiB) | fanout p50 (ms) | fanout max (ms) |"
+echo "| --- | --- | --- | --- | --- | --- |"
 for pair in "Satchel|$S_LINE" "Dovecot (Postfix for the message)|$D_LINE"; do
   name=${pair%%|*} line=${pair#*|}
   get() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-  echo "| $name | $(get connections) | $(get per_connection_kib) | $(get fanout_p50_ms) | $(get fanout_max_ms) |"
+  echo "| $name | $(get connections) | $(get server_kib_after) | $(get per_connection_kib) | $(get fanout_p50_ms) | $(get fanout_max_ms) |"
 done
