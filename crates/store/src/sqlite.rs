@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_bayes.sql"),
     include_str!("../migrations/sqlite/0003_spam_personal.sql"),
     include_str!("../migrations/sqlite/0004_sieve.sql"),
+    include_str!("../migrations/sqlite/0005_expunged_modseq.sql"),
 ];
 
 /// How much of the index file SQLite maps into memory for reading.
