@@ -129,9 +129,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn line_end(&self, pos: usize) -> usize {
-        self.data[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
+        memchr::memchr(b'\n', &self.data[pos..])
             .map(|i| pos + i + 1)
             .unwrap_or(self.data.len())
     }
@@ -150,6 +148,11 @@ impl Parser<'_> {
 
     /// Lines from `pos` up to the next delimiter line (or the end).
     fn scan(&self, mut pos: usize) -> (usize, Option<Hit>) {
+        // Outside any multipart no line can be a delimiter: the content
+        // runs to the end (most mail is one part; no need to walk it).
+        if self.boundaries.is_empty() {
+            return (self.data.len(), None);
+        }
         while pos < self.data.len() {
             let end = self.line_end(pos);
             if let Some((level, close)) = self.delimiter(&self.data[pos..end]) {
