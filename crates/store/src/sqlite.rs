@@ -62,6 +62,8 @@ pub struct SqliteStore {
     writers: Writers,
     /// Set once a collector task runs: expunges then only wake it.
     collector: Arc<std::sync::OnceLock<Arc<tokio::sync::Notify>>>,
+    /// Reads of a mailbox's changes that callers asking the same may join.
+    flights: Arc<Flights>,
 }
 
 impl SqliteStore {
@@ -104,6 +106,7 @@ impl SqliteStore {
             origin: random_origin(),
             watching: Arc::new(AtomicBool::new(false)),
             collector: Arc::new(std::sync::OnceLock::new()),
+            flights: Arc::new(Flights::default()),
         })
     }
 
@@ -892,48 +895,45 @@ impl MailStore for SqliteStore {
     }
 
     async fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<MailboxDelta> {
-        // One statement, so the three answers come from one snapshot, in
-        // one trip to the database thread (sessions ask after every change
-        // to their mailbox). `kind` 0: the mailbox; 1: a message changed or
-        // added; 2: a message expunged.
-        let rows = sqlx::query(
-            "SELECT 0 AS kind, highestmodseq AS uid, uidnext AS modseq, 0 AS flags, \
-                    '' AS keywords, 0 AS internal_date, 0 AS internal_tz, 0 AS size, '' AS blob \
-             FROM mailboxes WHERE id = $1 \
-             UNION ALL \
-             SELECT 1, uid, modseq, flags, keywords, internal_date, internal_tz, size, blob \
-             FROM messages WHERE mailbox_id = $1 AND modseq > $2 \
-             UNION ALL \
-             SELECT 2, uid, 0, 0, '', 0, 0, 0, '' FROM expunged WHERE mailbox_id = $1 AND modseq > $2 \
-             ORDER BY kind, uid",
-        )
-        .bind(mailbox)
-        .bind(modseq as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut delta = None;
-        let mut changed = Vec::new();
-        let mut expunged = Vec::new();
-        for r in &rows {
-            match r.try_get::<i64, _>("kind")? {
-                0 => {
-                    delta = Some((
-                        r.try_get::<i64, _>("uid")? as u64,
-                        r.try_get::<i64, _>("modseq")? as u32,
-                    ))
+        // Sessions watching one mailbox all ask the same question after a
+        // delivery (10,000 idle clients: 10,000 identical reads). A caller
+        // joins a read for the same (mailbox, MODSEQ) that has not started
+        // yet, which therefore sees everything committed before the caller
+        // asked; a read that started earlier is never joined.
+        let key = (mailbox, modseq);
+        static FLIGHT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = FLIGHT.fetch_add(1, Ordering::Relaxed);
+        let joined = {
+            let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+            match flights.get(&key) {
+                Some((_, f)) => Some(f.subscribe()),
+                None => {
+                    flights.insert(key, (id, tokio::sync::watch::channel(None).0));
+                    None
                 }
-                1 => changed.push(message_from_row(r)?),
-                _ => expunged.push(r.try_get::<i64, _>("uid")? as u32),
             }
+        };
+        if let Some(mut answer) = joined {
+            // The leader gave up or failed: ask on our own.
+            if let Ok(delta) = answer.wait_for(Option::is_some).await
+                && let Some(delta) = delta.as_ref()
+            {
+                return Ok(MailboxDelta::clone(delta));
+            }
+            return self.read_changes(mailbox, modseq, None).await;
         }
-        let (highestmodseq, uidnext) =
-            delta.ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
-        Ok(MailboxDelta {
-            highestmodseq,
-            uidnext,
-            changed,
-            expunged,
-        })
+        let mut leader = Leader {
+            flights: &self.flights,
+            key,
+            id,
+            closed: false,
+            answer: None,
+        };
+        let delta = self
+            .read_changes(mailbox, modseq, Some(&mut leader))
+            .await?;
+        leader.answer(&delta);
+        Ok(delta)
     }
 
     async fn store_flags(
@@ -1988,4 +1988,109 @@ fn check_script_name(name: &str) -> Result<()> {
         return bad("control characters and / are not allowed");
     }
     Ok(())
+}
+
+type Answer = tokio::sync::watch::Sender<Option<Arc<MailboxDelta>>>;
+
+/// Reads of a mailbox's changes that other callers may still join, each
+/// with its leader's id.
+type Flights = std::sync::Mutex<std::collections::HashMap<(MailboxId, u64), (u64, Answer)>>;
+
+/// The caller running a shared read. Taking its entry out of the map
+/// closes the read to joiners; dropped without an answer (an error, or
+/// cancelled), the joiners find the channel closed and read on their own.
+struct Leader<'a> {
+    flights: &'a Flights,
+    key: (MailboxId, u64),
+    id: u64,
+    closed: bool,
+    answer: Option<Answer>,
+}
+
+impl Leader<'_> {
+    /// Closes the read to new joiners: it is about to run. Only once, and
+    /// only its own entry: a later caller's read under the same key has
+    /// joiners that asked after this read started.
+    fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if flights.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+            self.answer = flights.remove(&self.key).map(|(_, answer)| answer);
+        }
+    }
+
+    fn answer(mut self, delta: &MailboxDelta) {
+        self.close();
+        if let Some(answer) = self.answer.take() {
+            let _ = answer.send(Some(Arc::new(delta.clone())));
+        }
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl SqliteStore {
+    /// The changes of `mailbox` after `modseq`, read now. A `leader`'s
+    /// read is closed to joiners once it has its connection, right before
+    /// the statement runs.
+    async fn read_changes(
+        &self,
+        mailbox: MailboxId,
+        modseq: u64,
+        leader: Option<&mut Leader<'_>>,
+    ) -> Result<MailboxDelta> {
+        let mut conn = self.pool.acquire().await?;
+        if let Some(leader) = leader {
+            leader.close();
+        }
+        // One statement, so the three answers come from one snapshot, in
+        // one trip to the database thread (sessions ask after every change
+        // to their mailbox). `kind` 0: the mailbox; 1: a message changed or
+        // added; 2: a message expunged.
+        let rows = sqlx::query(
+            "SELECT 0 AS kind, highestmodseq AS uid, uidnext AS modseq, 0 AS flags, \
+                    '' AS keywords, 0 AS internal_date, 0 AS internal_tz, 0 AS size, '' AS blob \
+             FROM mailboxes WHERE id = $1 \
+             UNION ALL \
+             SELECT 1, uid, modseq, flags, keywords, internal_date, internal_tz, size, blob \
+             FROM messages WHERE mailbox_id = $1 AND modseq > $2 \
+             UNION ALL \
+             SELECT 2, uid, 0, 0, '', 0, 0, 0, '' FROM expunged WHERE mailbox_id = $1 AND modseq > $2 \
+             ORDER BY kind, uid",
+        )
+        .bind(mailbox)
+        .bind(modseq as i64)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut delta = None;
+        let mut changed = Vec::new();
+        let mut expunged = Vec::new();
+        for r in &rows {
+            match r.try_get::<i64, _>("kind")? {
+                0 => {
+                    delta = Some((
+                        r.try_get::<i64, _>("uid")? as u64,
+                        r.try_get::<i64, _>("modseq")? as u32,
+                    ))
+                }
+                1 => changed.push(message_from_row(r)?),
+                _ => expunged.push(r.try_get::<i64, _>("uid")? as u32),
+            }
+        }
+        let (highestmodseq, uidnext) =
+            delta.ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
+        Ok(MailboxDelta {
+            highestmodseq,
+            uidnext,
+            changed,
+            expunged,
+        })
+    }
 }

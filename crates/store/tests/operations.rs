@@ -739,3 +739,42 @@ async fn sieve_scripts_one_active_at_most() {
         ));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_catch_ups_share_reads_but_never_miss_a_change() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let t = setup().await;
+    let store = std::sync::Arc::new(t.store.clone());
+    let inbox = t.mailbox("INBOX").await;
+    let committed = std::sync::Arc::new(AtomicU32::new(0));
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    // Sessions asking all the time what changed since the start, as IDLE
+    // sessions do after each delivery: each answer holds at least every
+    // append that had returned before the question was asked.
+    let mut readers = Vec::new();
+    for _ in 0..12 {
+        let (store, committed, done) = (store.clone(), committed.clone(), done.clone());
+        readers.push(tokio::spawn(async move {
+            let mut asked = 0;
+            while !done.load(Ordering::SeqCst) {
+                let floor = committed.load(Ordering::SeqCst);
+                let delta = store.changes_since(inbox.id, 0).await.unwrap();
+                let seen = delta.changed.last().map_or(0, |m| m.uid);
+                assert!(
+                    seen >= floor,
+                    "asked after UID {floor} was stored, got up to {seen}"
+                );
+                asked += 1;
+            }
+            asked
+        }));
+    }
+    for round in 1..=150u32 {
+        let uid = t.add("INBOX", &format!("m{round}"), Flags::empty()).await;
+        committed.store(uid, Ordering::SeqCst);
+    }
+    done.store(true, Ordering::SeqCst);
+    for r in readers {
+        assert!(r.await.unwrap() > 0);
+    }
+}
