@@ -52,7 +52,7 @@ pub struct Writers {
 }
 
 #[derive(Default)]
-pub struct State {
+struct State {
     open: Option<Group>,
 }
 
