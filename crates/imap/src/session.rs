@@ -1113,7 +1113,7 @@ impl Session {
                 flags: *flags,
                 keywords: keywords.clone(),
                 internal_date: *date,
-                cache: a.cache.clone(),
+                cache: store::MessageCache::new(a.envelope.clone(), a.bodystructure.clone()),
                 spam: None,
             })
             .collect();

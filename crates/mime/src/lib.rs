@@ -7,6 +7,7 @@ pub mod decode;
 pub mod header;
 pub mod imap;
 mod lex;
+pub mod message;
 pub mod part;
 mod rfc822;
 pub mod search;
@@ -15,17 +16,18 @@ pub mod value;
 
 use std::borrow::Cow;
 
-use store::MessageCache;
-
 pub use part::Part;
 pub use value::Value;
 
-/// A message's served size and its cached IMAP views.
+/// A message's served size and the IMAP views a store caches with it.
 #[derive(Debug, Clone)]
 pub struct Analysis {
     /// RFC822.SIZE: octets as served, every bare LF counted as CRLF.
     pub size: u64,
-    pub cache: MessageCache,
+    /// ENVELOPE, in IMAP syntax (bytes: headers may hold 8-bit text).
+    pub envelope: Vec<u8>,
+    /// BODYSTRUCTURE with extension data, in IMAP syntax.
+    pub bodystructure: Vec<u8>,
 }
 
 /// Everything the index caches about a message, from its stored bytes.
@@ -34,10 +36,8 @@ pub fn analyze(raw: &[u8]) -> Analysis {
     let root = Part::parse(&served);
     Analysis {
         size: served.len() as u64,
-        cache: MessageCache {
-            envelope: Some(imap::envelope(&served, &root.header).to_imap()),
-            bodystructure: Some(imap::bodystructure(&served, &root, true).to_imap()),
-        },
+        envelope: imap::envelope(&served, &root.header).to_imap(),
+        bodystructure: imap::bodystructure(&served, &root, true).to_imap(),
     }
 }
 

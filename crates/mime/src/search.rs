@@ -1,9 +1,10 @@
 //! Text search for IMAP SEARCH (RFC 9051 6.4.4): header fields with encoded
 //! words decoded, and text bodies decoded from their transfer encoding and
 //! charset, matched without regard to case. Built on mail-parser, which
-//! does the decoding.
+//! does the decoding; nesting is cut at [`crate::part::MAX_DEPTH`] by
+//! [`crate::message::parse`], and the walk keeps its own stack.
 
-use mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
+use mail_parser::{Address, HeaderValue, Message, PartType};
 
 /// A parsed message, ready to be searched many times.
 pub struct Searchable<'a> {
@@ -17,9 +18,7 @@ pub fn fold(s: &str) -> String {
 
 impl<'a> Searchable<'a> {
     pub fn parse(raw: &'a [u8]) -> Option<Searchable<'a>> {
-        MessageParser::default()
-            .parse(raw)
-            .map(|message| Searchable { message })
+        crate::message::parse(raw).map(|message| Searchable { message })
     }
 
     /// Whether a field called `field` contains `needle` (already folded);
@@ -32,12 +31,21 @@ impl<'a> Searchable<'a> {
     }
 
     /// Whether a text part of the body contains `needle` (already folded).
+    /// Enclosed messages are searched too, without copying them.
     pub fn body_contains(&self, needle: &str) -> bool {
-        self.message.parts.iter().any(|p| match &p.body {
-            PartType::Text(t) | PartType::Html(t) => fold(t).contains(needle),
-            PartType::Message(m) => Searchable { message: m.clone() }.body_contains(needle),
-            _ => false,
-        })
+        let mut todo: Vec<&Message<'_>> = vec![&self.message];
+        while let Some(message) = todo.pop() {
+            for part in &message.parts {
+                match &part.body {
+                    PartType::Text(t) | PartType::Html(t) if fold(t).contains(needle) => {
+                        return true;
+                    }
+                    PartType::Message(m) => todo.push(m),
+                    _ => {}
+                }
+            }
+        }
+        false
     }
 
     /// Whether the header or the body contains `needle` (already folded).
@@ -119,5 +127,27 @@ mod tests {
         assert!(!s.body_contains("menu"));
         assert!(s.text_contains("menu") && s.text_contains("naïve"));
         assert_eq!(s.sent_date(), Some((2024, 1, 2)));
+    }
+
+    /// The remote crash of issue 21: thousands of nested messages, then a
+    /// body search. Bounded: the text past the depth limit is not searched.
+    #[test]
+    fn deeply_nested_messages_are_searched_to_the_limit() {
+        let run = |levels: usize| {
+            std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || {
+                    let mut raw = b"Content-Type: message/rfc822\r\n\r\n".repeat(levels);
+                    raw.extend_from_slice(b"Subject: in\r\n\r\nneedle\r\n");
+                    let s = Searchable::parse(&raw).unwrap();
+                    (s.body_contains("needle"), s.text_contains("needle"))
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        };
+        assert_eq!(run(5), (true, true));
+        assert_eq!(run(3_000), (false, false));
+        assert_eq!(run(10_000), (false, false));
     }
 }

@@ -109,6 +109,23 @@ impl<S: AsyncRead + Unpin> LineReader<S> {
         Ok(())
     }
 
+    /// The bytes the client sent that are buffered, reading more when none
+    /// are; [`LineReader::consume`] says how many were used. For a body
+    /// that is not read as lines (SMTP DATA). Cancel-safe.
+    pub async fn fill(&mut self) -> Result<&[u8], LineError> {
+        debug_assert!(self.partial.is_empty(), "fill() in the middle of a line");
+        let buf = self.inner.fill_buf().await?;
+        if buf.is_empty() {
+            return Err(LineError::Closed);
+        }
+        Ok(buf)
+    }
+
+    /// Marks `n` bytes of what [`LineReader::fill`] gave as used.
+    pub fn consume(&mut self, n: usize) {
+        self.inner.consume(n);
+    }
+
     /// Changes the line limit (SMTP allows longer lines in DATA than in
     /// commands).
     pub fn set_max_line(&mut self, max_line: usize) {

@@ -576,7 +576,10 @@ impl Pipeline {
                         flags,
                         keywords,
                         internal_date: now,
-                        cache: analyses[*b].cache.clone(),
+                        cache: store::MessageCache::new(
+                            analyses[*b].envelope.clone(),
+                            analyses[*b].bodystructure.clone(),
+                        ),
                         spam: Some(SpamNote {
                             score: verdicts[*i].score,
                             reasons: verdicts[*i].reasons_text(),
@@ -916,7 +919,7 @@ impl Pipeline {
                     flags: store::Flags::empty(),
                     keywords: Vec::new(),
                     internal_date: InternalDate::now(),
-                    cache: analysis.cache,
+                    cache: store::MessageCache::new(analysis.envelope, analysis.bodystructure),
                     spam: None,
                 },
             )
@@ -974,7 +977,10 @@ impl Pipeline {
                         flags,
                         keywords,
                         internal_date: now,
-                        cache: analysis.cache.clone(),
+                        cache: store::MessageCache::new(
+                            analysis.envelope.clone(),
+                            analysis.bodystructure.clone(),
+                        ),
                         spam: None,
                     },
                 )

@@ -3,7 +3,7 @@
 //! size, and the body as raw text, decoded text or chosen parts.
 
 use mail_parser::parsers::MessageStream;
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Address, HeaderValue, MimeHeaders, PartType};
 
 /// Header fields read, at most (the rest of a hostile header is ignored).
 const MAX_FIELDS: usize = 10_000;
@@ -128,7 +128,7 @@ impl<'a> Message<'a> {
     /// alone, "text", takes all its subtypes; "" takes every part); for
     /// :text, the text parts (RFC 5173 5.2).
     pub(crate) fn parts(&self, types: &[String]) -> Vec<String> {
-        let Some(msg) = MessageParser::default().parse(self.raw) else {
+        let Some(msg) = mime::message::parse(self.raw) else {
             return Vec::new();
         };
         let mut out = Vec::new();

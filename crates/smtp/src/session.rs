@@ -11,6 +11,7 @@ use smtp_proto::{Error as ParseError, Request};
 use store::Account;
 use tokio::sync::watch;
 
+use crate::data::DotDecoder;
 use crate::{COMMAND_TIMEOUT, DATA_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_DATA_LINE, MAX_LINE, Server};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -24,6 +25,8 @@ struct Transaction {
     chunks: Vec<u8>,
     /// A BDAT chunk went over the size limit: the rest is read and dropped.
     oversized: bool,
+    /// A BDAT chunk was taken: DATA may not follow (RFC 3030 2).
+    bdat: bool,
 }
 
 pub struct Session {
@@ -292,53 +295,32 @@ impl Session {
         if !self.ready_for_data() {
             return Ok(());
         }
+        // RFC 3030 2: a transaction started with BDAT goes on with BDAT.
+        if self.tx.bdat {
+            self.tx = Transaction::default();
+            self.error("503 5.5.1 DATA after BDAT; the transaction is cancelled, start again.");
+            return Ok(());
+        }
         self.reply("354 Start mail input; end with <CRLF>.<CRLF>");
         self.flush().await?;
         let max = self.server.settings.max_message_size as usize;
-        let mut message = Vec::new();
-        let mut too_big = false;
-        let mut line = Vec::new();
-        let mut io = self.io.take().ok_or("no stream")?;
-        // DATA lines may be longer than command lines.
-        io.set_max_line(MAX_DATA_LINE);
-        let result: Result<(), Error> = async {
-            loop {
-                match tokio::time::timeout(DATA_TIMEOUT, io.line(&mut line)).await {
-                    Err(_) => return Err("DATA timed out".into()),
-                    Ok(Err(LineError::TooLong { .. })) => {
-                        too_big = true;
-                        continue;
-                    }
-                    Ok(Err(e)) => return Err(e.into()),
-                    Ok(Ok(())) => {}
-                }
-                if line == b"." {
-                    return Ok(());
-                }
-                if too_big {
-                    continue;
-                }
-                // RFC 5321 4.5.2: a leading dot was doubled by the client.
-                let content = line.strip_prefix(b".").unwrap_or(&line);
-                if message.len() + content.len() + 2 > max {
-                    too_big = true;
-                    message = Vec::new();
-                    continue;
-                }
-                message.extend_from_slice(content);
-                message.extend_from_slice(b"\r\n");
+        let mut body = DotDecoder::new(max, MAX_DATA_LINE);
+        let io = self.io()?;
+        while !body.is_done() {
+            let chunk = match tokio::time::timeout(DATA_TIMEOUT, io.fill()).await {
+                Err(_) => return Err("DATA timed out".into()),
+                Ok(r) => r?,
+            };
+            let used = body.feed(chunk);
+            io.consume(used);
+        }
+        match body.finish() {
+            Ok(message) => self.finish(message).await,
+            Err(problem) => {
+                self.tx = Transaction::default();
+                self.error(&problem.reply(max, MAX_DATA_LINE));
             }
         }
-        .await;
-        io.set_max_line(MAX_LINE);
-        self.io = Some(io);
-        result?;
-        if too_big {
-            self.tx = Transaction::default();
-            self.error(&format!("552 5.3.4 Message too big or with a line over {MAX_DATA_LINE} bytes; limit {max} bytes."));
-            return Ok(());
-        }
-        self.finish(message).await;
         Ok(())
     }
 
@@ -367,6 +349,7 @@ impl Session {
             self.ready_for_data();
             return Ok(());
         }
+        self.tx.bdat = true;
         if !last {
             if self.tx.oversized {
                 self.error(&format!("552 5.3.4 Messages are limited to {max} bytes."));
@@ -381,6 +364,11 @@ impl Session {
             return Ok(());
         }
         let message = std::mem::take(&mut self.tx.chunks);
+        if let Err(problem) = crate::data::check_bdat(&message) {
+            self.tx = Transaction::default();
+            self.error(&problem.reply(max, MAX_DATA_LINE));
+            return Ok(());
+        }
         self.finish(message).await;
         Ok(())
     }

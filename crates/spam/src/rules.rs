@@ -30,7 +30,7 @@ pub fn check(raw: &[u8], auth_results: Option<&str>, verdict: &mut Verdict) {
             verdict.add("DKIM_DMARC_PASS", -5);
         }
     }
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let Some(msg) = mime::message::parse(raw) else {
         verdict.add("UNPARSABLE", 30);
         return;
     };

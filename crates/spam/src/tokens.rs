@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use mail_parser::{MessageParser, MimeHeaders, PartType};
+use mail_parser::{MimeHeaders, PartType};
 
 /// Most tokens taken from one message.
 pub const MAX_TOKENS: usize = 2000;
@@ -15,7 +15,7 @@ pub const MAX_TOKENS: usize = 2000;
 /// The distinct tokens of a message.
 pub fn tokens(raw: &[u8]) -> Vec<String> {
     let mut out = BTreeSet::new();
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let Some(msg) = mime::message::parse(raw) else {
         words(&String::from_utf8_lossy(raw), "", &mut out);
         return out.into_iter().take(MAX_TOKENS).collect();
     };

@@ -214,6 +214,16 @@ pub struct MessageCache {
     pub bodystructure: Option<Vec<u8>>,
 }
 
+impl MessageCache {
+    /// Both views, as computed at delivery.
+    pub fn new(envelope: Vec<u8>, bodystructure: Vec<u8>) -> MessageCache {
+        MessageCache {
+            envelope: Some(envelope),
+            bodystructure: Some(bodystructure),
+        }
+    }
+}
+
 /// A message to put into a mailbox.
 #[derive(Debug, Clone)]
 pub struct NewMessage<'a> {

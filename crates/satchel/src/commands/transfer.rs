@@ -175,7 +175,7 @@ impl Batch {
                         tz_minutes: 0,
                     })
                     .unwrap_or_else(InternalDate::now),
-                cache: p.cache.clone(),
+                cache: store::MessageCache::new(p.envelope.clone(), p.bodystructure.clone()),
                 spam: None,
             })
             .collect();
