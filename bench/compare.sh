@@ -12,12 +12,12 @@
 # SMTP: Dovecot has no MX, so Satchel's SMTP door is compared with Postfix
 # delivering through Dovecot's LDA (both fsync before 250; Postfix files
 # later, and the load waits until IMAP shows every message filed).
-# Needs root, cargo, python3, Dovecot (../shared/reference/dovecot/start.sh
+# Needs root, cargo, python3, Dovecot (scripts/reference-dovecot/start.sh
 # installs it with apt-get) and Postfix (apt-get install postfix); a user
 # with uid 5000 (Dovecot's mail uid) is added if there is none, for the LDA.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${SHARED:-$ROOT/../shared}
+REFERENCE=$ROOT/scripts/reference-dovecot
 USERS=${USERS:-20} MESSAGES=${MESSAGES:-100} CLIENTS=${CLIENTS:-10} DURATION=${DURATION:-10} RUNS=${RUNS:-3}
 IDLE=${IDLE:-1000}
 WORK=$(mktemp -d /tmp/satchel-compare.XXXXXX)
@@ -29,7 +29,7 @@ export DOVECOT_REF_DIR=$WORK/dovecot
 cleanup() {
   [ -n "${SATCHEL_PID:-}" ] && kill "$SATCHEL_PID" 2>/dev/null || true
   [ -d "$WORK/postfix" ] && postfix -c "$WORK/postfix/conf" stop >/dev/null 2>&1 || true
-  bash "$SHARED/reference/dovecot/stop.sh" >/dev/null 2>&1 || true
+  bash "$REFERENCE/stop.sh" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -37,7 +37,7 @@ trap cleanup EXIT
 cd "$ROOT"
 cargo build --release -q -p satchel -p satchel-bench
 SAT=$ROOT/target/release/satchel BENCH=$ROOT/target/release/satchel-bench
-python3 "$SHARED/data/gen_mbox.py" "$WORK/mail.mbox" "$MESSAGES" >/dev/null
+python3 "$ROOT/tests/data/gen_mbox.py" "$WORK/mail.mbox" "$MESSAGES" >/dev/null
 
 # Satchel: accounts user1..N@example.test, each with the mbox in INBOX.
 cat > "$WORK/satchel.toml" <<CONF
@@ -72,7 +72,7 @@ done
 # hold the same bytes).
 sat export user1@example.test --mailbox INBOX --format maildir "$WORK/maildir" >/dev/null
 PASS_SCHEME=ARGON2ID USERS=$USERS IMAP_PORT=$D_IMAP POP3_PORT=$D_POP3 \
-  bash "$SHARED/reference/dovecot/start.sh" >/dev/null
+  bash "$REFERENCE/start.sh" >/dev/null
 for i in $(seq 1 "$USERS"); do
   mkdir -p "$DOVECOT_REF_DIR/mail/user$i/Maildir"
   cp -r "$WORK/maildir/cur" "$WORK/maildir/new" "$WORK/maildir/tmp" "$DOVECOT_REF_DIR/mail/user$i/Maildir/"

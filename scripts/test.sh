@@ -24,10 +24,6 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -q "${need[@]}" >/dev/null
 fi
 
-# The shared test data (../shared/data) sits beside the repository; tests
-# find it through SATCHEL_SHARED.
-export SATCHEL_SHARED="${SATCHEL_SHARED:-$(realpath -m ../shared)}"
-
 # Python's own IMAP/POP3/SMTP clients drive the server in tests/; pytest runs them.
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
 command -v getmail >/dev/null || python3 -m pip install -q getmail6

@@ -1,6 +1,5 @@
 """IMAP with synchronising clients: mbsync (isync) both ways over a
 1,000-message account, and curl's imap:// URLs."""
-import os
 import pathlib
 import subprocess
 
@@ -9,11 +8,11 @@ import pytest
 from conftest import PASSWORD
 
 ALICE = "alice@example.test"
-SHARED = pathlib.Path(os.environ.get("SATCHEL_SHARED", pathlib.Path(__file__).resolve().parents[2] / "shared"))
+GEN_MBOX = pathlib.Path(__file__).resolve().parent / "data" / "gen_mbox.py"
 
 
 def gen_mbox(path, n):
-    subprocess.run(["python3", str(SHARED / "data" / "gen_mbox.py"), str(path), str(n)], check=True,
+    subprocess.run(["python3", str(GEN_MBOX), str(path), str(n)], check=True,
                    capture_output=True)
 
 

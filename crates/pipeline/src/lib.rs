@@ -1,9 +1,9 @@
 //! The one path every incoming message takes between arrival and mailbox,
 //! whichever door it came through (SMTP, `satchel deliver`, later the
 //! submission door and the webmail): recipients resolved, trace fields
-//! added, a spam verdict and filters (seams the spam and Sieve work fills;
-//! for now every message is kept in INBOX), then stored durably for all
-//! recipients at once. Only after `deliver` returns may a door say yes.
+//! added, sender authentication (SPF/DKIM/DMARC), a spam verdict, each
+//! recipient's Sieve filing, then stored durably for all recipients at
+//! once. Only after `deliver` returns may a door say yes.
 
 mod auth;
 mod model;

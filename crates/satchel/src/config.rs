@@ -1,4 +1,4 @@
-//! The TOML configuration of the contract (`../shared/contract.md`, "Config").
+//! The TOML configuration of the contract (`docs/contract.md`, "Config").
 //! Unknown keys are errors that name the key and the file.
 //!
 //! Settings for doors that have not landed yet are parsed and validated now,

@@ -103,25 +103,11 @@ pub fn receipt_uid(line: &str, to: &str) -> u32 {
     fields[2].parse().expect("numeric UID")
 }
 
-/// `../shared`, where the project's shared data lives.
-pub fn shared_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("SATCHEL_SHARED") {
-        return PathBuf::from(dir);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-}
-
-/// Writes the standard test mbox of `../shared/data/gen_mbox.py`, with
-/// Python's global random generator seeded too, so the multipart boundaries
-/// the email package picks are the ones in `tests/fixtures/dovecot/`.
+/// Writes the standard test mbox of `tests/data/gen_mbox.py` (the same
+/// bytes on every run: the messages `tests/fixtures/dovecot/` recorded).
 pub fn gen_mbox(path: &Path, n: usize) {
-    let script = shared_dir().join("data/gen_mbox.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/gen_mbox.py");
     let out = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import random, runpy, sys; random.seed(0); sys.argv = sys.argv[1:]; \
-             runpy.run_path(sys.argv[0], run_name='__main__')",
-        )
         .arg(&script)
         .arg(path)
         .arg(n.to_string())
