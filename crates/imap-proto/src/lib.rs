@@ -8,5 +8,5 @@ pub mod response;
 pub mod types;
 pub mod utf7;
 
-pub use parse::{ParseError, parse_command};
+pub use parse::{ParseError, parse_command, parse_section};
 pub use types::*;

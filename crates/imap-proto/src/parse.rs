@@ -44,6 +44,31 @@ pub fn parse_command(input: &[u8]) -> Result<Command, ParseError> {
     Ok(Command { tag, body })
 }
 
+/// Parses a section specification, what stands between the brackets of
+/// `BODY[...]` (RFC 9051 6.4.5): the parser FETCH uses, for callers that
+/// hold a spec on its own (tests, tools, the fuzz target).
+pub fn parse_section(spec: &[u8]) -> Result<Section, ParseError> {
+    let mut bracketed = Vec::with_capacity(spec.len() + 2);
+    bracketed.push(b'[');
+    bracketed.extend_from_slice(spec);
+    bracketed.push(b']');
+    let mut p = P {
+        s: &bracketed,
+        i: 0,
+    };
+    let section = p.section().and_then(|section| {
+        if p.at_end() {
+            Ok(section)
+        } else {
+            Err(format!(
+                "unexpected text after the section: {}",
+                p.rest_preview()
+            ))
+        }
+    });
+    section.map_err(|message| ParseError { tag: None, message })
+}
+
 struct P<'a> {
     s: &'a [u8],
     i: usize,
@@ -929,6 +954,11 @@ impl P<'_> {
                 }
                 part.push(self.nz_number32()?);
                 if self.eat(b'.') {
+                    // A dot promises another number or a section-text
+                    // (RFC 9051 section 9, section-spec).
+                    if self.peek() == Some(b']') {
+                        return Err("a section may not end in a dot".into());
+                    }
                     continue;
                 }
                 break;

@@ -391,3 +391,56 @@ fn arbitrary_bytes_never_panic() {
         let _ = parse_command(&line);
     }
 }
+
+/// `parse_section` is FETCH's own section parser on a spec alone: what it
+/// accepts and refuses is what `BODY[...]` accepts and refuses.
+#[test]
+fn section_specs() {
+    let parsed = |spec: &str| parse_section(spec.as_bytes());
+    assert_eq!(
+        parsed("").unwrap(),
+        Section {
+            part: vec![],
+            text: None
+        }
+    );
+    assert_eq!(parsed("1.2").unwrap().part, vec![1, 2]);
+    assert_eq!(parsed("1.2.mime").unwrap().text, Some(SectionText::Mime));
+    assert_eq!(
+        parsed("HEADER.FIELDS (From \"Subject\")").unwrap().text,
+        Some(SectionText::HeaderFields {
+            not: false,
+            fields: vec![b"From".to_vec(), b"Subject".to_vec()]
+        })
+    );
+    assert_eq!(
+        parsed("3.HEADER.FIELDS.NOT (To)").unwrap(),
+        Section {
+            part: vec![3],
+            text: Some(SectionText::HeaderFields {
+                not: true,
+                fields: vec![b"To".to_vec()]
+            })
+        }
+    );
+    for bad in [
+        "0",
+        "1..2",
+        "MIME",
+        "1.",
+        "HEADER.FIELDS ()",
+        "1.FOO",
+        "x",
+        "1]",
+        "TEXT extra",
+    ] {
+        assert!(parsed(bad).is_err(), "{bad:?}");
+        // The same spec inside a FETCH is refused the same way.
+        assert!(
+            parse_command(format!("a FETCH 1 BODY[{bad}]").as_bytes()).is_err(),
+            "{bad:?} in FETCH"
+        );
+    }
+    let deep = vec!["1"; 200].join(".");
+    assert!(parsed(&deep).is_err(), "more part numbers than the limit");
+}

@@ -27,59 +27,6 @@ pub enum SectionText {
 pub const MAX_PART_DEPTH: usize = 128;
 
 impl Section {
-    /// Parses what stands between the brackets of `BODY[...]`. Field names
-    /// may be atoms or quoted strings.
-    pub fn parse(spec: &[u8]) -> Option<Section> {
-        let mut part = Vec::new();
-        let mut rest = spec;
-        loop {
-            let digits = rest
-                .iter()
-                .position(|b| !b.is_ascii_digit())
-                .unwrap_or(rest.len());
-            if digits == 0 {
-                break;
-            }
-            let n: u32 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
-            if n == 0 || part.len() >= MAX_PART_DEPTH {
-                return None;
-            }
-            part.push(n);
-            rest = &rest[digits..];
-            match rest.first() {
-                None => return Some(Section { part, text: None }),
-                Some(b'.') => rest = &rest[1..],
-                Some(_) => return None,
-            }
-        }
-        if rest.is_empty() {
-            return (part.is_empty()).then_some(Section { part, text: None });
-        }
-        let upper = rest.to_ascii_uppercase();
-        let text = match upper.as_slice() {
-            b"HEADER" => SectionText::Header,
-            b"TEXT" => SectionText::Text,
-            b"MIME" if !part.is_empty() => SectionText::Mime,
-            _ => {
-                let (not, list) = if let Some(l) = upper.strip_prefix(b"HEADER.FIELDS.NOT ") {
-                    (true, l)
-                } else {
-                    (false, upper.strip_prefix(b"HEADER.FIELDS ")?)
-                };
-                let inner = list.strip_prefix(b"(")?.strip_suffix(b")")?;
-                let fields = field_names(inner)?;
-                if fields.is_empty() {
-                    return None;
-                }
-                SectionText::HeaderFields { not, fields }
-            }
-        };
-        Some(Section {
-            part,
-            text: Some(text),
-        })
-    }
-
     /// The bytes of this section of the message `data` whose tree is `root`
     /// (parsed from the same `data`; ranges outside it give nothing).
     pub fn extract(&self, data: &[u8], root: &Part) -> Vec<u8> {
@@ -164,31 +111,6 @@ fn header_fields(data: &[u8], m: &Part, not: bool, names: &[Vec<u8>]) -> Vec<u8>
     out
 }
 
-fn field_names(list: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < list.len() {
-        match list[i] {
-            b' ' => i += 1,
-            b'"' => {
-                let end = i + 1 + list[i + 1..].iter().position(|&b| b == b'"')?;
-                out.push(list[i + 1..end].to_vec());
-                i = end + 1;
-            }
-            _ => {
-                let end = list[i..]
-                    .iter()
-                    .position(|&b| b == b' ')
-                    .map(|p| i + p)
-                    .unwrap_or(list.len());
-                out.push(list[i..end].to_vec());
-                i = end;
-            }
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,55 +119,12 @@ mod tests {
     fn empty_section_is_the_whole_message() {
         let msg = b"Subject: x\r\n\r\nbody\r\n";
         let root = Part::parse(msg);
-        let all = Section::parse(b"").unwrap();
-        assert_eq!(all.extract(msg, &root), msg);
+        let s = |part: Vec<u32>, text| Section { part, text };
+        assert_eq!(s(vec![], None).extract(msg, &root), msg);
+        assert_eq!(s(vec![1], None).extract(msg, &root), b"body\r\n");
         assert_eq!(
-            Section::parse(b"1").unwrap().extract(msg, &root),
+            s(vec![], Some(SectionText::Text)).extract(msg, &root),
             b"body\r\n"
         );
-        assert_eq!(
-            Section::parse(b"TEXT").unwrap().extract(msg, &root),
-            b"body\r\n"
-        );
-    }
-
-    #[test]
-    fn parses_specs() {
-        assert_eq!(
-            Section::parse(b"").unwrap(),
-            Section {
-                part: vec![],
-                text: None
-            }
-        );
-        assert_eq!(Section::parse(b"1.2").unwrap().part, vec![1, 2]);
-        assert_eq!(
-            Section::parse(b"1.2.mime").unwrap().text,
-            Some(SectionText::Mime)
-        );
-        assert_eq!(
-            Section::parse(b"HEADER.FIELDS (From \"Subject\")")
-                .unwrap()
-                .text,
-            Some(SectionText::HeaderFields {
-                not: false,
-                fields: vec![b"FROM".to_vec(), b"SUBJECT".to_vec()]
-            })
-        );
-        for bad in [
-            &b"0"[..],
-            b"1..2",
-            b"MIME",
-            b"1.",
-            b"HEADER.FIELDS ()",
-            b"1.FOO",
-            b"x",
-        ] {
-            assert!(
-                Section::parse(bad).is_none(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 }
