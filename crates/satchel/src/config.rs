@@ -20,7 +20,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     #[serde(default)]
     pub domains: Vec<String>,
-    #[serde(default = "Listen::dev")]
+    /// With a config file, only the doors listed here start (contract,
+    /// "Config"); the development doors are for `serve` without one.
+    #[serde(default)]
     pub listen: Listen,
     pub tls: Option<Tls>,
     #[serde(default)]
@@ -305,6 +307,29 @@ impl Default for Config {
 }
 
 impl Listen {
+    /// Refuses a `[listen]` that starts no door: `serve` would run and
+    /// answer nothing, which is never what was meant.
+    pub fn check_some_door(&self) -> anyhow::Result<()> {
+        let built = [
+            &self.smtp,
+            &self.imap,
+            &self.imaps,
+            &self.pop3,
+            &self.pop3s,
+            &self.managesieve,
+        ];
+        if built.iter().all(|addrs| addrs.is_empty()) {
+            bail!(
+                "[listen] names no door, so serve would answer nothing: with a config file only \
+                 the doors [listen] lists start (smtp, imap, imaps, pop3, pop3s, managesieve; \
+                 submission, submissions and http are not built yet); add one, for example \
+                 [listen] imap = [\"127.0.0.1:1143\"], or run serve without --config for \
+                 every door on its development port"
+            );
+        }
+        Ok(())
+    }
+
     /// Every door on loopback, on the contract's development ports.
     fn dev() -> Listen {
         let at = |port: u16| vec![SocketAddr::from(([127, 0, 0, 1], port))];
@@ -425,6 +450,26 @@ plaintext_anywhere = false
         assert_eq!(c.pop3.delete, Pop3Delete::Hide);
         assert!(!c.pop3.mark_seen);
         assert_eq!(c.spam.dnsbl, ["zen.spamhaus.org", "bl.example.test"]);
+    }
+
+    #[test]
+    fn a_config_file_starts_only_the_doors_it_lists() {
+        let c = parse("hostname = \"mx.example.test\"\n").unwrap();
+        assert!(c.listen.imap.is_empty() && c.listen.smtp.is_empty());
+        let e = c.listen.check_some_door().unwrap_err().to_string();
+        assert!(e.contains("[listen] names no door"), "{e}");
+        let c = parse("[listen]\nsubmission = [\"127.0.0.1:2587\"]\n").unwrap();
+        assert!(c.listen.check_some_door().is_err(), "only a planned door");
+        let c = parse("[listen]\npop3 = [\"127.0.0.1:1110\"]\n").unwrap();
+        c.listen.check_some_door().unwrap();
+        assert!(c.listen.imap.is_empty());
+        // No config file at all: every door on its development port.
+        let c = Config::load(None).unwrap();
+        c.listen.check_some_door().unwrap();
+        assert_eq!(
+            c.listen.imap,
+            vec![SocketAddr::from(([127, 0, 0, 1], 1143))]
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use store::{MailStore, SqliteStore};
 
@@ -107,6 +108,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(dir) = cli.data {
         config.data_dir = dir;
+    }
+    if let (Command::Serve, Some(path)) = (&cli.command, &cli.config) {
+        config
+            .listen
+            .check_some_door()
+            .with_context(|| format!("{}: nothing to serve", path.display()))?;
     }
     let store = open_store(&config).await?;
     match cli.command {

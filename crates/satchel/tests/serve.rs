@@ -74,3 +74,49 @@ fn sigterm_stops_serve_cleanly() {
 fn sigint_stops_serve_cleanly() {
     serve_then_signal("INT");
 }
+
+/// With a config file, `serve` starts only the doors `[listen]` names, and
+/// a file that names none is refused before anything opens.
+#[test]
+fn a_config_file_starts_only_the_doors_it_lists() {
+    let s = Satchel::new();
+    let config = s.dir.path().join("satchel.toml");
+    std::fs::write(&config, "hostname = \"mx.example.test\"\n").unwrap();
+    let path = config.to_str().unwrap();
+    s.fails(&["--config", path, "serve"], b"", "[listen] names no door");
+    assert!(
+        !s.data().join("index.sqlite").exists(),
+        "refused before the store opened"
+    );
+
+    std::fs::write(&config, "[listen]\npop3 = [\"127.0.0.1:0\"]\n").unwrap();
+    let mut child = s
+        .command(&["--config", path, "serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        lines.push(line);
+    }
+    assert!(lines[0].starts_with("store embedded "), "{lines:?}");
+    assert!(lines[1].starts_with("pop3 127.0.0.1:"), "{lines:?}");
+    // Nothing else: stdout closes at exit with no further door line.
+    std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        !rest
+            .lines()
+            .any(|l| l.split(' ').count() == 2 && l.contains("127.0.0.1:")),
+        "no other door started: {rest:?}"
+    );
+}
