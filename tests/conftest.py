@@ -64,6 +64,19 @@ class Satchel:
         out = self.cli("deliver", "--from", "sender@remote.test", "--to", to, stdin=message)
         return int(out.stdout.split()[-1])
 
+    def put(self, to, message, mailbox="INBOX"):
+        """Stores exactly these bytes in a mailbox of `to`, as an IMAP APPEND
+        or `satchel import` does: no trace fields, no spam fields (what a
+        test of FETCH sizes or RETR bytes needs; `deliver` adds both)."""
+        if isinstance(message, str):
+            message = message.encode()
+        self._puts = getattr(self, "_puts", 0) + 1
+        maildir = self.dir / f"put-{self._puts}"
+        (maildir / "cur").mkdir(parents=True)
+        (maildir / "new").mkdir()
+        (maildir / "new" / "1.eml").write_bytes(message)
+        self.cli("import", to, "--mailbox", mailbox, str(maildir))
+
     def start(self):
         self.proc = subprocess.Popen(
             [BIN, "--config", str(self.config), "--data", str(self.data), "serve"],

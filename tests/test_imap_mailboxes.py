@@ -90,8 +90,8 @@ def test_create_delete_rename_subscribe(satchel):
 
 
 def test_status(satchel):
-    satchel.deliver("alice@example.test", b"Subject: one\r\n\r\nx\r\n")
-    satchel.deliver("alice@example.test", b"Subject: two\r\n\r\nyy\r\n")
+    satchel.put("alice@example.test", b"Subject: one\r\n\r\nx\r\n")
+    satchel.put("alice@example.test", b"Subject: two\r\n\r\nyy\r\n")
     c = satchel.imap("alice@example.test")
     typ, data = c.status("INBOX", "(MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE APPENDLIMIT)")
     assert typ == "OK"

@@ -28,9 +28,9 @@ def untagged(c, name):
 @pytest.fixture
 def box(satchel):
     """Alice's INBOX with three messages, selected."""
-    satchel.deliver(ALICE, message("First", "alpha body", sender="Bob <bob@remote.test>"))
-    satchel.deliver(ALICE, MULTIPART)
-    satchel.deliver(ALICE, message("Third", "gamma body", extra="Cc: eve@remote.test\r\n"))
+    satchel.put(ALICE, message("First", "alpha body", sender="Bob <bob@remote.test>"))
+    satchel.put(ALICE, MULTIPART)
+    satchel.put(ALICE, message("Third", "gamma body", extra="Cc: eve@remote.test\r\n"))
     c = satchel.imap(ALICE)
     typ, data = c.select("INBOX")
     assert typ == "OK" and data == [b"3"]
@@ -234,6 +234,15 @@ def test_copy_move_and_junk_training(satchel, box):
     c.select('"Possible Junk"')
     c.uid("MOVE", "1", "Trash")
     assert db.execute("SELECT COUNT(*) FROM training").fetchone() == (2,), "Possible Junk -> Trash is not ham"
+    # COPY into Junk and EXPUNGE of the original (what clients without MOVE
+    # do): exactly one spam event, from the COPY.
+    c.select("INBOX")
+    typ, data = c.uid("COPY", "1", "Junk")
+    assert typ == "OK"
+    c.uid("STORE", "1", "+FLAGS.SILENT", r"(\Deleted)")
+    assert c.expunge()[0] == "OK"
+    rows = db.execute("SELECT spam FROM training ORDER BY id").fetchall()
+    assert rows == [(1,), (0,), (1,)]
 
 
 def test_append_and_multiappend(satchel):

@@ -116,7 +116,7 @@ def test_mbsync_both_ways_and_a_quiet_second_run(satchel):
 
 
 def test_curl_imap_urls(satchel):
-    satchel.deliver(ALICE, b"From: bob@remote.test\r\nSubject: via curl\r\n\r\ncurl body\r\n")
+    satchel.put(ALICE, b"From: bob@remote.test\r\nSubject: via curl\r\n\r\ncurl body\r\n")
     base = f"imap://127.0.0.1:{satchel.ports['imap']}"
     curl = ["curl", "--silent", "--show-error", "--user", f"{ALICE}:{PASSWORD}"]
 

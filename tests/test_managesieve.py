@@ -83,7 +83,7 @@ def test_capabilities_and_login(satchel):
     assert status.startswith("OK"), status
     found = caps(lines)
     assert found["IMPLEMENTATION"] == "Satchel" and found["VERSION"] == "1.0"
-    assert found["SASL"] == "PLAIN" and "STARTTLS" in found
+    assert found["SASL"] == "PLAIN LOGIN" and "STARTTLS" in found
     assert {"fileinto", "imap4flags", "variables", "mailbox"} <= set(found["SIEVE"].split())
     assert c.command("LISTSCRIPTS")[0].startswith("NO")
     # Before login, strings are small: a big literal is read and refused.
@@ -106,6 +106,24 @@ def test_capabilities_and_login(satchel):
     assert c.line() == b'""'
     token = base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode()
     assert c.command(f'"{token}"')[0].startswith("OK")
+    c.close()
+
+    # LOGIN: the name, then the password, each answering a string challenge;
+    # "*" cancels.
+    b64 = lambda s: base64.b64encode(s.encode()).decode()
+    c = ManageSieve(satchel.ports["managesieve"])
+    c.send('AUTHENTICATE "LOGIN"\r\n')
+    assert c.line() == b'"VXNlcm5hbWU6"'
+    c.send(f'"{b64(ALICE)}"\r\n')
+    assert c.line() == b'"UGFzc3dvcmQ6"'
+    assert c.command(f'"{b64(PASSWORD)}"')[0].startswith("OK")
+    c.close()
+    c = ManageSieve(satchel.ports["managesieve"])
+    c.send('AUTHENTICATE "PLAIN"\r\n')
+    assert c.line() == b'""'
+    status, _ = c.command('"*"')
+    assert status.startswith("NO") and "cancelled" in status, status
+    assert c.command('AUTHENTICATE "CRAM-MD5"')[0].startswith("NO")
     c.close()
 
 

@@ -85,9 +85,9 @@ def test_commands_need_the_right_state(satchel):
 
 
 def test_transaction_commands(satchel):
-    satchel.deliver(ALICE, b"Subject: one\r\n\r\n.starts with a dot\r\nline two\r\n")
-    satchel.deliver(ALICE, b"Subject: two\n\nbare LF lines\nand no final newline")
-    satchel.deliver(ALICE, b"Subject: three\r\n\r\nnul \x00 byte\r\n")
+    satchel.put(ALICE, b"Subject: one\r\n\r\n.starts with a dot\r\nline two\r\n")
+    satchel.put(ALICE, b"Subject: two\n\nbare LF lines\nand no final newline")
+    satchel.put(ALICE, b"Subject: three\r\n\r\nnul \x00 byte\r\n")
     c = satchel.pop3(ALICE)
     sizes = [len(b"Subject: one\r\n\r\n.starts with a dot\r\nline two\r\n"),
              len(b"Subject: two\r\n\r\nbare LF lines\r\nand no final newline"),
@@ -131,7 +131,7 @@ def test_transaction_commands(satchel):
 
 
 def test_the_wire_format_of_retr(satchel):
-    satchel.deliver(ALICE, b"Subject: x\n\n.a\n..b\nend")
+    satchel.put(ALICE, b"Subject: x\n\n.a\n..b\nend")
     s, f = raw(satchel)
     send(s, f, f"USER {ALICE}")
     send(s, f, f"PASS {PASSWORD}")

@@ -97,7 +97,7 @@ def test_getmail6(satchel):
 
 
 def test_curl_pop3(satchel):
-    satchel.deliver(ALICE, b"Subject: curl\r\n\r\n.dotted line\r\n")
+    satchel.put(ALICE, b"Subject: curl\r\n\r\n.dotted line\r\n")
     base = f"pop3://127.0.0.1:{satchel.ports['pop3']}"
     curl = ["curl", "--silent", "--show-error", "--user", f"{ALICE}:{PASSWORD}"]
     listing = subprocess.run(curl + [f"{base}/"], capture_output=True, check=True).stdout

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use net::{ConnectionLimits, LoginThrottle};
 use rustls::ServerConfig;
+use std::net::SocketAddr;
 use store::MailStore;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Settings of the IMAP door.
@@ -76,33 +76,29 @@ impl Server {
             settings,
         })
     }
+}
 
-    /// Accepts connections until `shutdown` turns true. With `implicit_tls`
-    /// (port 993) every connection starts with the TLS handshake.
-    pub async fn listen(
+impl net::door::Door for Server {
+    const NAME: &'static str = "imap";
+    const REFUSAL: &'static [u8] =
+        b"* BYE [UNAVAILABLE] Too many connections from your address.\r\n";
+
+    fn limits(&self) -> &ConnectionLimits {
+        &self.limits
+    }
+
+    fn tls(&self) -> Option<Arc<ServerConfig>> {
+        self.tls.clone()
+    }
+
+    async fn session(
         self: Arc<Self>,
-        listener: TcpListener,
-        implicit_tls: bool,
+        stream: net::Stream,
+        peer: SocketAddr,
         shutdown: watch::Receiver<bool>,
-    ) {
-        let stop = shutdown.clone();
-        net::door::accept_loop(listener, shutdown, "imap", move |tcp, peer| {
-            let server = self.clone();
-            let shutdown = stop.clone();
-            async move {
-                let tls = server.tls.clone().filter(|_| implicit_tls);
-                let refusal = b"* BYE [UNAVAILABLE] Too many connections from your address.\r\n";
-                let Some((stream, _slot)) =
-                    net::door::open(tcp, peer, &server.limits, tls, refusal).await
-                else {
-                    return;
-                };
-                let session = session::Session::new(server, peer, stream, shutdown);
-                if let Err(e) = session.run().await {
-                    tracing::debug!("imap session {peer} ended: {e}");
-                }
-            }
-        })
-        .await;
+    ) -> Result<(), net::door::SessionError> {
+        session::Session::new(self, peer, stream, shutdown)
+            .run()
+            .await
     }
 }

@@ -6,12 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use imap_proto::frame::{command_name, literal_at_end};
 use imap_proto::response;
 use imap_proto::*;
 use net::door::{Wait, wait};
+use net::login::{self, Mechanism, SaslError, SaslWire};
 use net::{ConnectionGuard, LineError, LineReader, Stream};
 use store::{
     Account, FlagChange, FlagOp, Flags, InternalDate, MAX_MESSAGE_SIZE, Mailbox, NewMessage,
@@ -303,7 +302,11 @@ impl Session {
     /// Plaintext logins are allowed over TLS, from loopback, or everywhere
     /// when the config says so.
     fn login_allowed(&self) -> bool {
-        self.tls || self.peer.ip().is_loopback() || self.server.settings.plaintext_anywhere
+        login::plaintext_allowed(
+            self.tls,
+            self.peer.ip(),
+            self.server.settings.plaintext_anywhere,
+        )
     }
 
     fn capabilities(&self) -> String {
@@ -617,7 +620,16 @@ impl Session {
         else {
             return Ok(self.login_failed().await);
         };
-        match self.server.store.authenticate(user, password).await? {
+        let server = self.server.clone();
+        let checked = login::check_password(
+            &*server.store,
+            &server.throttle,
+            self.peer.ip(),
+            user,
+            password,
+        )
+        .await?;
+        match checked {
             Some(account) => {
                 let Some(slot) = self.server.limits.login(&account.address) else {
                     return Ok(no_code(
@@ -630,13 +642,12 @@ impl Session {
                 let caps = self.capabilities();
                 Ok(ok_code(format!("CAPABILITY {caps}"), "Logged in."))
             }
-            None => Ok(self.login_failed().await),
+            None => Ok(no_code("AUTHENTICATIONFAILED", "Authentication failed.")),
         }
     }
 
     async fn login_failed(&mut self) -> Done {
-        let delay = self.server.throttle.failed(self.peer.ip());
-        tokio::time::sleep(delay).await;
+        login::failed(&self.server.throttle, self.peer.ip()).await;
         no_code("AUTHENTICATIONFAILED", "Authentication failed.")
     }
 
@@ -654,56 +665,20 @@ impl Session {
                 "Authentication needs TLS: use STARTTLS or the IMAPS port.",
             ));
         }
-        match mechanism {
-            "PLAIN" => {
-                let response = match initial {
-                    Some(r) => r,
-                    None => match self.sasl_step("").await? {
-                        Some(r) => r,
-                        None => return Ok(bad("Authentication cancelled.")),
-                    },
-                };
-                let Some(decoded) = decode_b64(&response) else {
-                    return Ok(bad("The response is not valid base64."));
-                };
-                // authzid NUL authcid NUL password (RFC 4616)
-                let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
-                if parts.len() != 3 || (!parts[0].is_empty() && parts[0] != parts[1]) {
-                    return Ok(self.login_failed().await);
-                }
-                self.check_password(parts[1], parts[2]).await
+        let Some(mechanism) = Mechanism::parse(mechanism.as_bytes()) else {
+            return Ok(no(format!(
+                "Unsupported mechanism {mechanism}; use PLAIN or LOGIN."
+            )));
+        };
+        match login::exchange(self, mechanism, initial.as_deref()).await? {
+            Ok(c) => {
+                self.check_password(c.user.as_bytes(), c.password.as_bytes())
+                    .await
             }
-            "LOGIN" => {
-                let user = match initial {
-                    Some(r) => r,
-                    None => match self.sasl_step("VXNlcm5hbWU6").await? {
-                        Some(r) => r,
-                        None => return Ok(bad("Authentication cancelled.")),
-                    },
-                };
-                let Some(password) = self.sasl_step("UGFzc3dvcmQ6").await? else {
-                    return Ok(bad("Authentication cancelled."));
-                };
-                match (decode_b64(&user), decode_b64(&password)) {
-                    (Some(u), Some(p)) => self.check_password(&u, &p).await,
-                    _ => Ok(bad("The response is not valid base64.")),
-                }
-            }
-            other => Ok(no(format!(
-                "Unsupported mechanism {other}; use PLAIN or LOGIN."
-            ))),
+            Err(SaslError::Malformed) => Ok(self.login_failed().await),
+            // RFC 9051 6.2.2: a cancelled or undecodable exchange is BAD.
+            Err(e) => Ok(bad(e.to_string())),
         }
-    }
-
-    /// One SASL round trip; `None` when the client cancels with `*`.
-    async fn sasl_step(&mut self, challenge: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.line(&format!("+ {challenge}"));
-        self.flush().await?;
-        let mut line = Vec::new();
-        tokio::time::timeout(PREAUTH_TIMEOUT, self.io()?.line(&mut line))
-            .await
-            .map_err(|_| "no SASL response in time")??;
-        Ok(if line == b"*" { None } else { Some(line) })
     }
 
     fn enable(&mut self, caps: &[String]) -> Done {
@@ -1637,7 +1612,6 @@ impl Session {
             Err(d) => return d,
         };
         let store = self.server.store.clone();
-        let account = self.account_id();
         let saved = self.saved.clone();
         let Some(view) = self.selected.as_mut() else {
             return bad("No mailbox selected.");
@@ -1650,20 +1624,8 @@ impl Session {
             Err(e) => return bad(e),
         };
         let uids: Vec<u32> = indexes.iter().map(|i| view.messages[i].uid).collect();
-        // Read before a MOVE takes the entries away. Training is a side
-        // effect: failing to read for it does not fail the COPY.
-        let trains = training(&view.mailbox, &target);
-        let blobs: Vec<store::BlobHash> = if trains.is_some() {
-            match store.details(view.mailbox.id, &uids).await {
-                Ok(d) => d.into_iter().map(|m| m.blob).collect(),
-                Err(e) => {
-                    tracing::warn!("imap: cannot read messages to train on: {e}");
-                    Vec::new()
-                }
-            }
-        } else {
-            Vec::new()
-        };
+        // The store records any spam training the copy or move implies,
+        // in its own transaction.
         let result = if is_move {
             store.move_messages(view.mailbox.id, &uids, target.id).await
         } else {
@@ -1673,12 +1635,6 @@ impl Session {
             Ok(r) => r,
             Err(e) => return store_failure(e),
         };
-        if let Some(spam) = trains
-            && !blobs.is_empty()
-            && let Err(e) = store.record_training(account, &blobs, spam).await
-        {
-            tracing::warn!("imap: cannot record spam training: {e}");
-        }
         let (src, dst): (Vec<u32>, Vec<u32>) = result.pairs.iter().copied().unzip();
         let code = if src.is_empty() {
             None
@@ -1705,6 +1661,28 @@ impl Session {
             Some(c) => ok_code(c, "COPY completed."),
             None => ok("COPY completed."),
         }
+    }
+}
+
+/// SASL challenges as RFC 9051 6.2.2 frames them: `+ base64`, answered by
+/// one line.
+impl SaslWire for Session {
+    async fn challenge(&mut self, challenge: &str) -> std::io::Result<Vec<u8>> {
+        let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "no SASL response");
+        self.line(&format!("+ {challenge}"));
+        write_out(&mut self.io, &mut self.out)
+            .await
+            .map_err(std::io::Error::other)?;
+        let io = self
+            .io
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("no stream"))?;
+        let mut line = Vec::new();
+        tokio::time::timeout(PREAUTH_TIMEOUT, io.line(&mut line))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(std::io::Error::other)?;
+        Ok(line)
     }
 }
 
@@ -1739,21 +1717,6 @@ fn body_batch(
     batch
 }
 
-/// Whether moving from `from` to `to` teaches the spam filter: into Junk is
-/// spam; out of Junk or Possible Junk into anything but Trash is ham.
-fn training(from: &Mailbox, to: &Mailbox) -> Option<bool> {
-    let junk = |m: &Mailbox| m.special_use == Some(SpecialUse::Junk);
-    let possible = |m: &Mailbox| m.name == "Possible Junk";
-    let trash = |m: &Mailbox| m.special_use == Some(SpecialUse::Trash);
-    if junk(to) && !junk(from) {
-        Some(true)
-    } else if (junk(from) || possible(from)) && !junk(to) && !possible(to) && !trash(to) {
-        Some(false)
-    } else {
-        None
-    }
-}
-
 /// System flags and keywords of a STORE or APPEND list.
 fn split_flags(list: &[String]) -> Result<(Flags, Vec<String>), Done> {
     let mut flags = Flags::empty();
@@ -1772,13 +1735,6 @@ fn split_flags(list: &[String]) -> Result<(Flags, Vec<String>), Done> {
         }
     }
     Ok((flags, keywords))
-}
-
-fn decode_b64(s: &[u8]) -> Option<Vec<u8>> {
-    if s == b"=" {
-        return Some(Vec::new());
-    }
-    B64.decode(s).ok()
 }
 
 /// `1:3,5,7:9` from sorted or unsorted numbers.

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use net::{ConnectionLimits, LoginThrottle};
 use rustls::ServerConfig;
+use std::net::SocketAddr;
 use store::MailStore;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 #[derive(Debug, Clone)]
@@ -58,28 +58,29 @@ impl Server {
             settings,
         })
     }
+}
 
-    /// Accepts connections until `shutdown` turns true.
-    pub async fn listen(self: Arc<Self>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
-        let stop = shutdown.clone();
-        net::door::accept_loop(listener, shutdown, "managesieve", move |tcp, peer| {
-            let server = self.clone();
-            let shutdown = stop.clone();
-            async move {
-                let refusal = b"BYE (TRYLATER) \"Too many connections from your address.\"\r\n";
-                let Some((stream, _slot)) =
-                    net::door::open(tcp, peer, &server.limits, None, refusal).await
-                else {
-                    return;
-                };
-                if let Err(e) = session::Session::new(server, peer, stream, shutdown)
-                    .run()
-                    .await
-                {
-                    tracing::debug!("managesieve session {peer} ended: {e}");
-                }
-            }
-        })
-        .await;
+impl net::door::Door for Server {
+    const NAME: &'static str = "managesieve";
+    const REFUSAL: &'static [u8] =
+        b"BYE (TRYLATER) \"Too many connections from your address.\"\r\n";
+
+    fn limits(&self) -> &ConnectionLimits {
+        &self.limits
+    }
+
+    fn tls(&self) -> Option<Arc<ServerConfig>> {
+        self.tls.clone()
+    }
+
+    async fn session(
+        self: Arc<Self>,
+        stream: net::Stream,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), net::door::SessionError> {
+        session::Session::new(self, peer, stream, shutdown)
+            .run()
+            .await
     }
 }

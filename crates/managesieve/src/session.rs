@@ -4,9 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use net::door::{Wait, wait};
+use net::login::{self, Mechanism, SaslError, SaslWire};
 use net::{LineError, LineReader, Stream};
 use store::Account;
 use tokio::sync::watch;
@@ -154,7 +153,11 @@ impl Session {
 
     fn capabilities(&mut self) {
         self.line("\"IMPLEMENTATION\" \"Satchel\"");
-        let sasl = if self.login_allowed() { "PLAIN" } else { "" };
+        let sasl = if self.login_allowed() {
+            Mechanism::ALL.map(Mechanism::name).join(" ")
+        } else {
+            String::new()
+        };
         self.line(&format!("\"SASL\" \"{sasl}\""));
         self.line(&format!("\"SIEVE\" \"{}\"", sieve::EXTENSIONS.join(" ")));
         if !self.tls && self.server.tls.is_some() {
@@ -167,7 +170,11 @@ impl Session {
     /// Passwords in plain text only over TLS, from loopback, or where the
     /// config allows them everywhere.
     fn login_allowed(&self) -> bool {
-        self.tls || self.peer.ip().is_loopback() || self.server.settings.plaintext_anywhere
+        login::plaintext_allowed(
+            self.tls,
+            self.peer.ip(),
+            self.server.settings.plaintext_anywhere,
+        )
     }
 
     async fn starttls(&mut self) -> Result<(), Error> {
@@ -205,10 +212,10 @@ impl Session {
                 return Ok(());
             }
         };
-        if !mechanism.eq_ignore_ascii_case(b"PLAIN") {
-            self.no(None, "The only mechanism is PLAIN.");
+        let Some(mechanism) = Mechanism::parse(mechanism) else {
+            self.no(None, "Unsupported mechanism; use PLAIN or LOGIN.");
             return Ok(());
-        }
+        };
         if !self.login_allowed() {
             self.no(
                 Some("ENCRYPT-NEEDED"),
@@ -216,67 +223,34 @@ impl Session {
             );
             return Ok(());
         }
-        let response = match initial {
-            Some(r) => r,
-            None => {
-                // An empty challenge; the client answers with a string.
-                self.line("\"\"");
-                self.flush().await?;
-                let io = self.io.as_mut().ok_or("no stream")?;
-                let reply = tokio::time::timeout(
-                    net::door::HANDSHAKE_TIMEOUT,
-                    read_command(io, BUDGET_ANONYMOUS),
-                )
-                .await
-                .map_err(|_| "no SASL response in time")??;
-                match reply {
-                    Ok(v) => match v.as_slice() {
-                        [Arg::Str(r)] => r.clone(),
-                        _ => {
-                            self.no(None, "Authentication cancelled.");
-                            return Ok(());
-                        }
-                    },
-                    Err(Bad::No(why)) => {
-                        self.no(None, &why);
-                        return Ok(());
-                    }
-                }
+        let credentials = match login::exchange(self, mechanism, initial.as_deref()).await? {
+            Ok(c) => c,
+            Err(SaslError::Malformed) => {
+                login::failed(&self.server.throttle, self.peer.ip()).await;
+                self.no(None, "Authentication failed.");
+                return Ok(());
+            }
+            Err(e) => {
+                self.no(None, &e.to_string());
+                return Ok(());
             }
         };
-        let decoded = B64
-            .decode(
-                response
-                    .iter()
-                    .filter(|c| !c.is_ascii_whitespace())
-                    .copied()
-                    .collect::<Vec<u8>>(),
-            )
-            .ok();
-        let Some(decoded) = decoded else {
-            self.no(None, "The response is not valid base64.");
-            return Ok(());
-        };
-        let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
-        if parts.len() != 3 || (!parts[0].is_empty() && parts[0] != parts[1]) {
-            return self.failed().await;
-        }
-        let user = String::from_utf8_lossy(parts[1]).into_owned();
-        let password = String::from_utf8_lossy(parts[2]).into_owned();
-        match self.server.store.authenticate(&user, &password).await? {
+        let server = self.server.clone();
+        let checked = login::check_password(
+            &*server.store,
+            &server.throttle,
+            self.peer.ip(),
+            &credentials.user,
+            &credentials.password,
+        )
+        .await?;
+        match checked {
             Some(account) => {
                 self.account = Some(account);
                 self.ok("Logged in.");
-                Ok(())
             }
-            None => self.failed().await,
+            None => self.no(None, "Authentication failed."),
         }
-    }
-
-    async fn failed(&mut self) -> Result<(), Error> {
-        let delay = self.server.throttle.failed(self.peer.ip());
-        tokio::time::sleep(delay).await;
-        self.no(None, "Authentication failed.");
         Ok(())
     }
 
@@ -537,6 +511,33 @@ fn quoted(s: &[u8]) -> String {
 /// Reads one command: atoms, quoted strings and literals (`{N+}` or
 /// `{N}` at a line's end, then N octets), to the end of its last line.
 /// A literal larger than a script may be is read and dropped.
+/// SASL challenges as RFC 5804 2.1 frames them: a string, answered by a
+/// string (`"*"` cancels). Anything else from the client cancels too.
+impl SaslWire for Session {
+    async fn challenge(&mut self, challenge: &str) -> std::io::Result<Vec<u8>> {
+        self.line(&format!("\"{challenge}\""));
+        self.flush().await.map_err(std::io::Error::other)?;
+        let io = self
+            .io
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("no stream"))?;
+        let reply = tokio::time::timeout(
+            net::door::HANDSHAKE_TIMEOUT,
+            read_command(io, BUDGET_ANONYMOUS),
+        )
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no SASL response"))?
+        .map_err(std::io::Error::other)?;
+        Ok(match reply {
+            Ok(v) => match v.as_slice() {
+                [Arg::Str(r)] => r.clone(),
+                _ => b"*".to_vec(),
+            },
+            Err(_) => b"*".to_vec(),
+        })
+    }
+}
+
 async fn read_command(
     io: &mut LineReader<Stream>,
     budget: usize,

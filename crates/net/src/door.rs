@@ -17,6 +17,65 @@ use crate::{ConnectionGuard, ConnectionLimits, Stream};
 /// How long a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What a session's end can carry, for the debug log.
+pub type SessionError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A door: what each protocol plugs into the kit. The kit accepts, holds
+/// the connection slot, does the implicit-TLS handshake and runs the
+/// door's session; the door speaks its protocol.
+pub trait Door: Send + Sync + Sized + 'static {
+    /// The door's name in logs.
+    const NAME: &'static str;
+    /// Sent to a client whose address holds too many connections.
+    const REFUSAL: &'static [u8];
+
+    fn limits(&self) -> &ConnectionLimits;
+    /// The TLS config, when the door has one.
+    fn tls(&self) -> Option<Arc<ServerConfig>>;
+    /// Runs one session to its end on an open stream (TLS already on for
+    /// an implicit-TLS port).
+    fn session(
+        self: Arc<Self>,
+        stream: Stream,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) -> impl Future<Output = Result<(), SessionError>> + Send;
+}
+
+/// Serves `door` on `listener` until `shutdown` turns true; `implicit_tls`
+/// for ports where TLS starts at once (RFC 8314).
+pub async fn listen<D: Door>(
+    door: Arc<D>,
+    listener: TcpListener,
+    implicit_tls: bool,
+    shutdown: watch::Receiver<bool>,
+) {
+    let stop = shutdown.clone();
+    accept_loop(listener, shutdown, D::NAME, move |tcp, peer| {
+        serve(door.clone(), tcp, peer, implicit_tls, stop.clone())
+    })
+    .await;
+}
+
+/// One connection through `door`, as if accepted from `peer`: the accept
+/// loop's step, and the in-process tests' way in (a test can say the
+/// client is off loopback).
+pub async fn serve<D: Door>(
+    door: Arc<D>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+    shutdown: watch::Receiver<bool>,
+) {
+    let tls = door.tls().filter(|_| implicit_tls);
+    let Some((stream, _slot)) = open(tcp, peer, door.limits(), tls, D::REFUSAL).await else {
+        return;
+    };
+    if let Err(e) = door.session(stream, peer, shutdown).await {
+        tracing::debug!("{} session {peer} ended: {e}", D::NAME);
+    }
+}
+
 /// Accepts connections until `shutdown` turns true, running `handle` for
 /// each in its own task.
 pub async fn accept_loop<F, Fut>(

@@ -1,11 +1,16 @@
-//! What every door shares: TLS setup (a self-signed certificate when none is
-//! configured), a stream that is plain until STARTTLS, bounded line reading,
-//! and the limits on logins and connections.
+//! The door kit, what every door shares: the accept loop and the [`door::Door`]
+//! trait each protocol plugs its session into, TLS setup (a self-signed
+//! certificate when none is configured), a stream that is plain until
+//! STARTTLS, bounded line reading, logging in (SASL PLAIN and LOGIN, the
+//! plaintext policy, the password check and its throttle), the limits on
+//! connections, and an in-process harness for door tests.
 
 pub mod door;
 pub mod limits;
 pub mod lines;
+pub mod login;
 pub mod stream;
+pub mod testing;
 pub mod tls;
 
 pub use limits::{ConnectionGuard, ConnectionLimits, LoginThrottle};

@@ -7,9 +7,11 @@
 
 mod auth;
 mod model;
+mod trainer;
 
 pub use auth::{Authenticator, Facts};
 pub use model::RESIDENT_FRESH;
+pub use trainer::{run_trainer, teach_pending};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -41,16 +43,29 @@ pub enum Recipient {
     NotLocal,
 }
 
-/// Where a message came from, for its trace fields (RFC 5321 4.4).
+/// Where a message came from, for its trace fields (RFC 5321 4.4): every
+/// message the pipeline stores gets a `Return-Path:` and a `Received:`.
 #[derive(Debug, Clone)]
 pub struct Trace {
     /// The envelope sender (MAIL FROM), empty for the null sender.
     pub mail_from: String,
-    /// What the client said in EHLO/HELO.
-    pub helo: String,
-    pub peer: IpAddr,
-    /// "ESMTP", "ESMTPS" (over TLS), "SMTP"; RFC 3848.
-    pub protocol: &'static str,
+    pub origin: Origin,
+}
+
+/// The door a message came in by.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// An SMTP client on the network.
+    Smtp {
+        /// What the client said in EHLO/HELO.
+        helo: String,
+        peer: IpAddr,
+        /// "ESMTP", "ESMTPS" (over TLS), "SMTP"; RFC 3848.
+        protocol: &'static str,
+    },
+    /// Handed over on this machine (`satchel deliver`, run by an MTA as
+    /// its delivery agent): no peer to check SPF or DNSBLs against.
+    Local,
 }
 
 /// What a filter run knows besides the message and the account.
@@ -427,17 +442,15 @@ impl Pipeline {
 
     /// Stores `raw` for each recipient's account (once each, however often
     /// it was named; `recipients` pairs the RCPT address with its account),
-    /// with trace fields in front when `trace` is given. Each recipient
-    /// gets their own spam verdict (their model, lists and correspondents)
-    /// and their own Sieve script's filing; recipients with the same
-    /// verdict share one blob. All or nothing: one transaction.
-    /// `envelope_from` is the sender for mail without a trace (`deliver`).
+    /// with trace fields in front. Each recipient gets their own spam
+    /// verdict (their model, lists and correspondents) and their own Sieve
+    /// script's filing; recipients with the same verdict share one blob.
+    /// All or nothing: one transaction.
     pub async fn deliver(
         &self,
         raw: &[u8],
         recipients: &[(String, Account)],
-        trace: Option<&Trace>,
-        envelope_from: Option<&str>,
+        trace: &Trace,
     ) -> Result<Vec<Delivered>, Error> {
         // Each account once, with the address it was first named by.
         let mut unique: Vec<(&str, &Account)> = Vec::new();
@@ -453,42 +466,30 @@ impl Pipeline {
             None => false,
         };
         // Fields in front of the message, and what the scorer learns.
-        let (prefix, verdicts) = match trace {
-            Some(t) => {
-                let mut prefix = self.trace_fields(t, &accounts).into_bytes();
-                let mut auth_results = None;
-                let mut dnsbl_listed = 0;
-                if let Some(auth) = &self.authenticator {
-                    let facts = Facts {
-                        peer: t.peer,
-                        helo: &t.helo,
-                        mail_from: &t.mail_from,
-                        hostname: &self.hostname,
-                    };
-                    // Checked on the message as it came, before our fields.
-                    let field = auth.check(raw, &facts).await;
-                    prefix.extend_from_slice(field.as_bytes());
-                    auth_results = Some(field);
-                    dnsbl_listed = auth.dnsbl(t.peer, &self.dnsbl).await;
-                }
-                let facts = SpamFacts {
-                    auth_results: auth_results.as_deref(),
-                    mail_from: Some(&t.mail_from),
-                    local_from,
-                    dnsbl_listed,
-                };
-                let verdicts = self.scorer.score(raw, &facts, &ids).await;
-                (Some(prefix), verdicts)
-            }
-            // `satchel deliver` stores the bytes as given: no fields added.
-            None => {
-                let facts = SpamFacts {
-                    local_from,
-                    ..SpamFacts::default()
-                };
-                (None, self.scorer.score(raw, &facts, &ids).await)
-            }
+        let mut prefix = self.trace_fields(trace, &accounts).into_bytes();
+        let mut auth_results = None;
+        let mut dnsbl_listed = 0;
+        if let (Some(auth), Origin::Smtp { helo, peer, .. }) = (&self.authenticator, &trace.origin)
+        {
+            let facts = Facts {
+                peer: *peer,
+                helo,
+                mail_from: &trace.mail_from,
+                hostname: &self.hostname,
+            };
+            // Checked on the message as it came, before our fields.
+            let field = auth.check(raw, &facts).await;
+            prefix.extend_from_slice(field.as_bytes());
+            auth_results = Some(field);
+            dnsbl_listed = auth.dnsbl(*peer, &self.dnsbl).await;
+        }
+        let facts = SpamFacts {
+            auth_results: auth_results.as_deref(),
+            mail_from: Some(&trace.mail_from),
+            local_from,
+            dnsbl_listed,
         };
+        let verdicts = self.scorer.score(raw, &facts, &ids).await;
         if verdicts.len() != unique.len() {
             return Err(Error::Scorer(verdicts.len(), unique.len()));
         }
@@ -496,17 +497,11 @@ impl Pipeline {
         let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
         let mut body_of = Vec::with_capacity(unique.len());
         for v in &verdicts {
-            let fields = match &prefix {
-                Some(_) => v.header_fields(self.thresholds.junk),
-                None => String::new(),
-            };
+            let fields = v.header_fields(self.thresholds.junk);
             let i = match bodies.iter().position(|(f, _)| *f == fields) {
                 Some(i) => i,
                 None => {
-                    let bytes = match &prefix {
-                        Some(p) => [p.as_slice(), fields.as_bytes(), raw].concat(),
-                        None => raw.to_vec(),
-                    };
+                    let bytes = [prefix.as_slice(), fields.as_bytes(), raw].concat();
                     bodies.push((fields, bytes));
                     bodies.len() - 1
                 }
@@ -516,7 +511,7 @@ impl Pipeline {
         let analyses: Vec<mime::Analysis> = bodies.iter().map(|(_, b)| mime::analyze(b)).collect();
         // The verdict names each recipient's mailbox; their Sieve script
         // may file it elsewhere, flag it, or add copies.
-        let mail_from = trace.map_or(envelope_from.unwrap_or(""), |t| t.mail_from.as_str());
+        let mail_from = trace.mail_from.as_str();
         // Each stored copy: its mailbox, what the filter said, whose verdict.
         let mut placed: Vec<(store::Mailbox, Copy, usize)> = Vec::new();
         let mut replies: Vec<Reply> = Vec::new();
@@ -1053,28 +1048,42 @@ impl Pipeline {
             .ok_or_else(|| Error::NoInbox(account.address.clone()))
     }
 
-    /// `Return-Path:` and `Received:` (RFC 5321 4.4).
     /// A domain of the config, or of an account or alias in the store.
     async fn is_local_domain(&self, domain: &str) -> Result<bool, Error> {
         Ok(self.domains.iter().any(|d| d == domain) || self.store.has_domain(domain).await?)
     }
 
+    /// `Return-Path:` and `Received:` (RFC 5321 4.4), the fields every
+    /// stored message starts with.
     fn trace_fields(&self, t: &Trace, recipients: &[&Account]) -> String {
         let now = time::OffsetDateTime::now_utc();
         let date = now
             .format(&time::format_description::well_known::Rfc2822)
             .unwrap_or_default();
-        let helo: String = t
-            .helo
-            .chars()
-            .filter(|c| c.is_ascii_graphic())
-            .take(255)
-            .collect();
         let sender: String = t.mail_from.chars().filter(|c| !c.is_control()).collect();
-        let mut received = format!(
-            "Return-Path: <{sender}>\r\nReceived: from {helo} ([{}])\r\n\tby {} (Satchel) with {}",
-            t.peer, self.hostname, t.protocol
-        );
+        let mut received = format!("Return-Path: <{sender}>\r\nReceived: ");
+        match &t.origin {
+            Origin::Smtp {
+                helo,
+                peer,
+                protocol,
+            } => {
+                let helo: String = helo
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic())
+                    .take(255)
+                    .collect();
+                received.push_str(&format!(
+                    "from {helo} ([{peer}])\r\n\tby {} (Satchel) with {protocol}",
+                    self.hostname
+                ));
+            }
+            // As MTAs stamp mail picked up on their own machine: no "from".
+            Origin::Local => received.push_str(&format!(
+                "by {} (Satchel, from satchel deliver) with local",
+                self.hostname
+            )),
+        }
         if let [only] = recipients {
             // RFC 5321 4.4: "for" only with one recipient, not to disclose others.
             received.push_str(&format!("\r\n\tfor <{}>", only.address));

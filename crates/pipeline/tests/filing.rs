@@ -85,13 +85,13 @@ async fn outgoing_mail_is_filed_by_the_users_script() {
     let accounts = vec![("alice@example.test".to_string(), alice.clone())];
     let reply = mail("bob@acme.example", "alice@example.test", "re-proposal");
     let done = p
-        .deliver(&reply, &accounts, None, Some("bob@acme.example"))
+        .deliver(&reply, &accounts, &local("bob@acme.example"))
         .await
         .unwrap();
     assert_eq!(done[0].mailbox, "Clients/ACME");
     let news = mail("news@paper.example", "alice@example.test", "news");
     let done = p
-        .deliver(&news, &accounts, None, Some("news@paper.example"))
+        .deliver(&news, &accounts, &local("news@paper.example"))
         .await
         .unwrap();
     assert_eq!(done[0].mailbox, "INBOX");
@@ -113,4 +113,12 @@ async fn outgoing_mail_is_filed_by_the_users_script() {
         .unwrap();
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].mailbox, "Sent");
+}
+
+/// The trace of mail handed over on this machine, as `satchel deliver` makes.
+fn local(sender: &str) -> pipeline::Trace {
+    pipeline::Trace {
+        mail_from: sender.to_string(),
+        origin: pipeline::Origin::Local,
+    }
 }

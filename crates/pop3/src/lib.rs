@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use net::{ConnectionLimits, LoginThrottle};
 use rustls::ServerConfig;
+use std::net::SocketAddr;
 use store::{AccountId, MailStore};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// What QUIT does to the messages a session deleted (contract `[pop3]`);
@@ -96,35 +96,28 @@ impl Server {
             account,
         })
     }
+}
 
-    /// Accepts connections until `shutdown` turns true; with `implicit_tls`
-    /// (port 995) every connection starts with the TLS handshake.
-    pub async fn listen(
+impl net::door::Door for Server {
+    const NAME: &'static str = "pop3";
+    const REFUSAL: &'static [u8] = b"-ERR [SYS/TEMP] Too many connections from your address.\r\n";
+
+    fn limits(&self) -> &ConnectionLimits {
+        &self.limits
+    }
+
+    fn tls(&self) -> Option<Arc<ServerConfig>> {
+        self.tls.clone()
+    }
+
+    async fn session(
         self: Arc<Self>,
-        listener: TcpListener,
-        implicit_tls: bool,
+        stream: net::Stream,
+        peer: SocketAddr,
         shutdown: watch::Receiver<bool>,
-    ) {
-        let stop = shutdown.clone();
-        net::door::accept_loop(listener, shutdown, "pop3", move |tcp, peer| {
-            let server = self.clone();
-            let shutdown = stop.clone();
-            async move {
-                let tls = server.tls.clone().filter(|_| implicit_tls);
-                let refusal = b"-ERR [SYS/TEMP] Too many connections from your address.\r\n";
-                let Some((stream, _slot)) =
-                    net::door::open(tcp, peer, &server.limits, tls, refusal).await
-                else {
-                    return;
-                };
-                if let Err(e) = session::Session::new(server, peer, stream, shutdown)
-                    .run()
-                    .await
-                {
-                    tracing::debug!("pop3 session {peer} ended: {e}");
-                }
-            }
-        })
-        .await;
+    ) -> Result<(), net::door::SessionError> {
+        session::Session::new(self, peer, stream, shutdown)
+            .run()
+            .await
     }
 }

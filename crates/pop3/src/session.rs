@@ -5,9 +5,8 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use net::door::{Wait, wait};
+use net::login::{self, Mechanism, SaslError, SaslWire};
 use net::{LineError, LineReader, Stream};
 use store::{Account, BlobHash, FlagChange, FlagOp, Flags, Mailbox, SpecialUse};
 use tokio::sync::watch;
@@ -82,7 +81,11 @@ impl Session {
     /// Plain-text passwords only over TLS, from loopback, or where the
     /// config allows them everywhere.
     fn login_allowed(&self) -> bool {
-        self.tls || self.peer.ip().is_loopback() || self.server.settings.plaintext_anywhere
+        login::plaintext_allowed(
+            self.tls,
+            self.peer.ip(),
+            self.server.settings.plaintext_anywhere,
+        )
     }
 
     pub async fn run(mut self) -> Result<(), Error> {
@@ -242,91 +245,42 @@ impl Session {
             self.say("-ERR [AUTH] Authentication needs TLS: use STLS or the POP3S port.");
             return Ok(());
         }
-        let initial = parts.next().map(str::to_string);
-        match mechanism.as_str() {
-            "PLAIN" => {
-                let response = match initial {
-                    Some(r) => r,
-                    None => match self.sasl_step("").await? {
-                        Some(r) => r,
-                        None => return Ok(()),
-                    },
-                };
-                let Some(decoded) = decode_b64(&response) else {
-                    self.say("-ERR The response is not valid base64.");
-                    return Ok(());
-                };
-                let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
-                if parts.len() != 3 || (!parts[0].is_empty() && parts[0] != parts[1]) {
-                    return self.failed().await;
-                }
-                let (user, pass) = (
-                    String::from_utf8_lossy(parts[1]).into_owned(),
-                    String::from_utf8_lossy(parts[2]).into_owned(),
-                );
-                self.login(&user, &pass).await
-            }
-            "LOGIN" => {
-                let user = match initial {
-                    Some(r) => r,
-                    None => match self.sasl_step("VXNlcm5hbWU6").await? {
-                        Some(r) => r,
-                        None => return Ok(()),
-                    },
-                };
-                let Some(pass) = self.sasl_step("UGFzc3dvcmQ6").await? else {
-                    return Ok(());
-                };
-                match (decode_b64(&user), decode_b64(&pass)) {
-                    (Some(u), Some(p)) => {
-                        let (u, p) = (
-                            String::from_utf8_lossy(&u).into_owned(),
-                            String::from_utf8_lossy(&p).into_owned(),
-                        );
-                        self.login(&u, &p).await
-                    }
-                    _ => {
-                        self.say("-ERR The response is not valid base64.");
-                        Ok(())
-                    }
-                }
-            }
-            other => {
-                self.say(&format!(
-                    "-ERR Unsupported mechanism {other}; use PLAIN or LOGIN."
-                ));
+        let Some(mechanism) = Mechanism::parse(mechanism.as_bytes()) else {
+            self.say(&format!(
+                "-ERR Unsupported mechanism {mechanism}; use PLAIN or LOGIN."
+            ));
+            return Ok(());
+        };
+        let initial = parts.next().map(|r| r.as_bytes().to_vec());
+        match login::exchange(self, mechanism, initial.as_deref()).await? {
+            Ok(c) => self.login(&c.user, &c.password).await,
+            Err(SaslError::Malformed) => self.failed().await,
+            Err(e) => {
+                self.say(&format!("-ERR {e}"));
                 Ok(())
             }
         }
     }
 
-    /// One SASL round trip; `None` when the client cancelled with `*`.
-    async fn sasl_step(&mut self, challenge: &str) -> Result<Option<String>, Error> {
-        self.say(&format!("+ {challenge}"));
-        self.flush().await?;
-        let mut line = Vec::new();
-        let io = self.io.as_mut().ok_or("no stream")?;
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, io.line(&mut line))
-            .await
-            .map_err(|_| "no SASL response in time")??;
-        if line == b"*" {
-            self.say("-ERR Authentication cancelled.");
-            return Ok(None);
-        }
-        Ok(Some(String::from_utf8_lossy(&line).into_owned()))
-    }
-
     async fn failed(&mut self) -> Result<(), Error> {
-        let delay = self.server.throttle.failed(self.peer.ip());
-        tokio::time::sleep(delay).await;
+        login::failed(&self.server.throttle, self.peer.ip()).await;
         self.say("-ERR [AUTH] Authentication failed.");
         Ok(())
     }
 
     async fn login(&mut self, user: &str, password: &str) -> Result<(), Error> {
         let store = self.server.store.clone();
-        let Some(account) = store.authenticate(user, password).await? else {
-            return self.failed().await;
+        let checked = login::check_password(
+            &*store,
+            &self.server.throttle,
+            self.peer.ip(),
+            user,
+            password,
+        )
+        .await?;
+        let Some(account) = checked else {
+            self.say("-ERR [AUTH] Authentication failed.");
+            return Ok(());
         };
         let Some(lock) = self.server.lock_maildrop(account.id) else {
             self.say("-ERR [IN-USE] Another POP3 session has this mailbox open.");
@@ -637,11 +591,23 @@ fn stuff(out: &mut Vec<u8>, msg: &[u8]) {
     }
 }
 
-fn decode_b64(s: &str) -> Option<Vec<u8>> {
-    if s == "=" {
-        return Some(Vec::new());
+/// SASL challenges as RFC 5034 4 frames them: `+ base64`, answered by one
+/// line.
+impl SaslWire for Session {
+    async fn challenge(&mut self, challenge: &str) -> std::io::Result<Vec<u8>> {
+        self.say(&format!("+ {challenge}"));
+        self.flush().await.map_err(std::io::Error::other)?;
+        let io = self
+            .io
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("no stream"))?;
+        let mut line = Vec::new();
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, io.line(&mut line))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no SASL response"))?
+            .map_err(std::io::Error::other)?;
+        Ok(line)
     }
-    B64.decode(s.trim()).ok()
 }
 
 #[cfg(test)]

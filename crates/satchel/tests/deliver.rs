@@ -121,8 +121,22 @@ async fn each_recipients_verdict_is_kept_in_the_index() {
     assert_eq!((notes[0].score, notes[0].reasons.as_str()), (25, reasons));
     assert_eq!(notes[1].score, 1025);
     assert_eq!(notes[1].reasons, format!("{reasons} BLOCKED_SENDER(1000)"));
-    // `deliver` adds no fields, so both copies are the same bytes: one blob.
-    assert_eq!(blobs[0], blobs[1]);
+    // Each copy carries its own verdict's fields after the shared trace
+    // (no "for": two recipients), so the two are different blobs.
+    assert_ne!(blobs[0], blobs[1]);
+    let mut copies = Vec::new();
+    for blob in &blobs {
+        copies.push(String::from_utf8(store.read_blob(blob).await.unwrap()).unwrap());
+    }
+    for copy in &copies {
+        assert!(
+            copy.starts_with("Return-Path: <x@remote.test>\r\nReceived: by "),
+            "{copy}"
+        );
+        assert!(!copy.contains("\tfor <"), "{copy}");
+        assert!(copy.ends_with("From: X <x@remote.test>\r\nSubject: \r\n\r\nhi\r\n"));
+    }
+    assert!(!copies[0].contains("BLOCKED_SENDER") && copies[1].contains("BLOCKED_SENDER"));
 }
 
 #[test]
@@ -220,7 +234,8 @@ async fn sigkill_never_loses_an_acknowledged_message() {
             .get(uid)
             .unwrap_or_else(|| panic!("acknowledged UID {uid} is missing"));
         let bytes = store.read_blob(&meta.blob).await.unwrap();
-        assert!(bytes == *sent, "UID {uid} came back different");
+        // As sent, after the trace fields the delivery put in front.
+        assert!(bytes.ends_with(sent), "UID {uid} came back different");
     }
     eprintln!(
         "{} acknowledged, {killed_before_receipt} killed before the receipt",
@@ -237,4 +252,35 @@ impl Lcg {
             .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
+}
+
+/// `deliver` takes the same path as SMTP: the envelope sender becomes
+/// `Return-Path:`, a `Received:` says who handed it over and for whom, and
+/// the spam verdict's fields follow (RFC 5321 4.4).
+#[tokio::test]
+async fn deliver_adds_return_path_and_received() {
+    let s = Satchel::new();
+    s.add_user(RCPT);
+    let message = b"From: Bob <bob@remote.test>\r\nSubject: hi\r\n\r\nhello\r\n";
+    let out = s.ok(
+        &["deliver", "--from", "bounces@remote.test", "--to", RCPT],
+        message,
+    );
+    assert_eq!(receipt_uid(&out, RCPT), 1);
+    let store = s.store().await;
+    let acc = store.account(RCPT).await.unwrap().unwrap();
+    let inbox = store.mailbox(acc.id, "INBOX").await.unwrap().unwrap();
+    let meta = &store.messages(inbox.id).await.unwrap()[0];
+    let raw = String::from_utf8(store.read_blob(&meta.blob).await.unwrap()).unwrap();
+    let mut lines = raw.split("\r\n");
+    assert_eq!(lines.next(), Some("Return-Path: <bounces@remote.test>"));
+    let received = lines.next().unwrap();
+    assert!(
+        received.starts_with("Received: by ") && received.ends_with("with local"),
+        "{raw}"
+    );
+    let for_line = lines.next().unwrap();
+    assert!(for_line.starts_with(&format!("\tfor <{RCPT}>; ")), "{raw}");
+    assert!(raw.contains("\r\nX-Spam-Score: "), "{raw}");
+    assert!(raw.ends_with(std::str::from_utf8(message).unwrap()));
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use net::ConnectionLimits;
 use pipeline::Pipeline;
 use rustls::ServerConfig;
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
 use tokio::sync::watch;
 
 #[derive(Debug, Clone)]
@@ -65,28 +65,29 @@ impl Server {
             settings,
         })
     }
+}
 
-    pub async fn listen(self: Arc<Self>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
-        let stop = shutdown.clone();
-        net::door::accept_loop(listener, shutdown, "smtp", move |tcp, peer| {
-            let server = self.clone();
-            let shutdown = stop.clone();
-            async move {
-                let refusal =
-                    b"421 4.7.0 Too many connections from your address; try again later.\r\n";
-                let Some((stream, _slot)) =
-                    net::door::open(tcp, peer, &server.limits, None, refusal).await
-                else {
-                    return;
-                };
-                if let Err(e) = session::Session::new(server, peer, stream, shutdown)
-                    .run()
-                    .await
-                {
-                    tracing::debug!("smtp session {peer} ended: {e}");
-                }
-            }
-        })
-        .await;
+impl net::door::Door for Server {
+    const NAME: &'static str = "smtp";
+    const REFUSAL: &'static [u8] =
+        b"421 4.7.0 Too many connections from your address; try again later.\r\n";
+
+    fn limits(&self) -> &ConnectionLimits {
+        &self.limits
+    }
+
+    fn tls(&self) -> Option<Arc<ServerConfig>> {
+        self.tls.clone()
+    }
+
+    async fn session(
+        self: Arc<Self>,
+        stream: net::Stream,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), net::door::SessionError> {
+        session::Session::new(self, peer, stream, shutdown)
+            .run()
+            .await
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use net::door::{Wait, wait};
 use net::{LineError, LineReader, Stream};
-use pipeline::{Recipient, Trace};
+use pipeline::{Origin, Recipient, Trace};
 use smtp_proto::{Error as ParseError, Request};
 use store::Account;
 use tokio::sync::watch;
@@ -383,14 +383,16 @@ impl Session {
         }
         let trace = Trace {
             mail_from: tx.from.unwrap_or_default(),
-            helo: self.helo.clone().unwrap_or_default(),
-            peer: self.peer.ip(),
-            protocol: if self.tls { "ESMTPS" } else { "ESMTP" },
+            origin: Origin::Smtp {
+                helo: self.helo.clone().unwrap_or_default(),
+                peer: self.peer.ip(),
+                protocol: if self.tls { "ESMTPS" } else { "ESMTP" },
+            },
         };
         match self
             .server
             .pipeline
-            .deliver(&message, &tx.recipients, Some(&trace), None)
+            .deliver(&message, &tx.recipients, &trace)
             .await
         {
             Ok(done) => {

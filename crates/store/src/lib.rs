@@ -178,19 +178,14 @@ pub trait MailStore: Send + Sync {
         to: MailboxId,
     ) -> Result<CopyResult>;
     /// Moves messages atomically: copied and expunged in one transaction.
+    /// A copy or move into or out of Junk records its training events in
+    /// the same transaction (see [`training`]).
     async fn move_messages(
         &self,
         from: MailboxId,
         uids: &[u32],
         to: MailboxId,
     ) -> Result<CopyResult>;
-    /// Notes that the user called these messages spam (or not spam).
-    async fn record_training(
-        &self,
-        account: AccountId,
-        blobs: &[BlobHash],
-        spam: bool,
-    ) -> Result<()>;
     /// The stored bytes of a message, exactly as received.
     async fn read_blob(&self, blob: &BlobHash) -> Result<Vec<u8>>;
     /// Several messages' bytes, each answered on its own, in one trip to

@@ -1048,30 +1048,6 @@ impl MailStore for SqliteStore {
         self.copy_or_move(from, uids, to, true).await
     }
 
-    async fn record_training(
-        &self,
-        account: AccountId,
-        blobs: &[BlobHash],
-        spam: bool,
-    ) -> Result<()> {
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        for blob in blobs {
-            sqlx::query(
-                "INSERT INTO training (account_id, blob, spam, at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(account)
-            .bind(&blob.0)
-            .bind(spam as i64)
-            .bind(unix_now())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        turn.durable().await?;
-        Ok(())
-    }
-
     async fn bayes_counts(&self, scopes: &[i64], tokens: &[String]) -> Result<Vec<ModelCounts>> {
         let scope_json = format!(
             "[{}]",
@@ -1853,7 +1829,7 @@ async fn move_in_tx(
         .collect::<Result<_, _>>()?;
     let dest = sqlx::query(
         "UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + 1 \
-         WHERE id = $2 RETURNING name, uidvalidity, uidnext, highestmodseq",
+         WHERE id = $2 RETURNING name, special_use, uidvalidity, uidnext, highestmodseq",
     )
     .bind(source.len() as i64)
     .bind(to)
@@ -1894,12 +1870,51 @@ async fn move_in_tx(
         .await?;
         result.pairs.push((*uid, new_uid as u32));
     }
+    record_training(tx, from, &source, &dest).await?;
     let mut touched = vec![(to, modseq as u64)];
     if is_move {
         let (_, source_modseq, _) = expunge_in_tx(tx, from, &source, false).await?;
         touched.push((from, source_modseq));
     }
     Ok(Moved { result, touched })
+}
+
+/// Records what copying `uids` of `from` into the mailbox `dest` (its row)
+/// teaches the spam filter, one training event a message, in the copy's own
+/// transaction: the trainer sees exactly the moves that happened.
+async fn record_training(
+    tx: &mut WriteTx<'_>,
+    from: MailboxId,
+    uids: &[u32],
+    dest: &SqliteRow,
+) -> Result<()> {
+    let source = sqlx::query("SELECT account_id, name, special_use FROM mailboxes WHERE id = $1")
+        .bind(from)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| Error::NoMailbox(format!("#{from}")))?;
+    let special = |row: &SqliteRow| -> Result<Option<SpecialUse>> {
+        let text: Option<String> = row.try_get("special_use")?;
+        Ok(text.as_deref().and_then(SpecialUse::parse))
+    };
+    let from_name: String = source.try_get("name")?;
+    let to_name: String = dest.try_get("name")?;
+    let Some(spam) = training((&from_name, special(&source)?), (&to_name, special(dest)?)) else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO training (account_id, blob, spam, at) \
+         SELECT $1, blob, $2, $3 FROM messages WHERE mailbox_id = $4 \
+         AND uid IN (SELECT value FROM json_each($5)) ORDER BY uid",
+    )
+    .bind(source.try_get::<i64, _>("account_id")?)
+    .bind(spam as i64)
+    .bind(unix_now())
+    .bind(from)
+    .bind(uid_json(uids))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Creates the missing superior levels of `name` (RFC 9051 6.3.4).

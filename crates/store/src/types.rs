@@ -16,11 +16,32 @@ pub const DELIMITER: char = '/';
 pub const DEFAULT_MAILBOXES: &[(&str, Option<SpecialUse>)] = &[
     ("INBOX", None),
     ("Junk", Some(SpecialUse::Junk)),
-    ("Possible Junk", None),
+    (POSSIBLE_JUNK, None),
     ("Sent", Some(SpecialUse::Sent)),
     ("Drafts", Some(SpecialUse::Drafts)),
     ("Trash", Some(SpecialUse::Trash)),
 ];
+
+/// The mailbox the spam filter files uncertain mail into; it has no
+/// special-use attribute, so it is known by name.
+pub const POSSIBLE_JUNK: &str = "Possible Junk";
+
+/// What copying or moving mail from one mailbox to another teaches the spam
+/// filter (contract, "Spam filing"): into Junk is spam; out of Junk or
+/// Possible Junk into anything but Trash is ham; `None`, nothing. The store
+/// applies it inside every copy and move, whichever door asks for it.
+pub fn training(from: (&str, Option<SpecialUse>), to: (&str, Option<SpecialUse>)) -> Option<bool> {
+    let junk = |m: (&str, Option<SpecialUse>)| m.1 == Some(SpecialUse::Junk);
+    let possible = |m: (&str, Option<SpecialUse>)| m.0 == POSSIBLE_JUNK;
+    let trash = |m: (&str, Option<SpecialUse>)| m.1 == Some(SpecialUse::Trash);
+    if junk(to) && !junk(from) {
+        Some(true)
+    } else if (junk(from) || possible(from)) && !junk(to) && !possible(to) && !trash(to) {
+        Some(false)
+    } else {
+        None
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {

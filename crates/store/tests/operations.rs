@@ -489,10 +489,8 @@ async fn bayes_counts_and_training_events() {
         .blob
         .clone();
     assert_eq!(uid, 1);
-    t.store
-        .record_training(t.account.id, std::slice::from_ref(&blob), true)
-        .await
-        .unwrap();
+    let (inbox, junk) = (t.mailbox("INBOX").await.id, t.mailbox("Junk").await.id);
+    t.store.move_messages(inbox, &[uid], junk).await.unwrap();
     let events = t.store.pending_training(10).await.unwrap();
     assert_eq!(events.len(), 1);
     let event = &events[0];
@@ -777,4 +775,89 @@ async fn concurrent_catch_ups_share_reads_but_never_miss_a_change() {
     for r in readers {
         assert!(r.await.unwrap() > 0);
     }
+}
+
+/// Every copy and move records its own training, in the store: one event a
+/// message into Junk (spam) or out of Junk and Possible Junk (ham), none
+/// into Trash or between the two junk boxes, whichever door moved it.
+#[tokio::test]
+async fn copies_and_moves_record_their_training() {
+    let t = setup().await;
+    let id = async |name: &str| t.mailbox(name).await.id;
+    let (inbox, junk, possible, trash, sent) = (
+        id("INBOX").await,
+        id("Junk").await,
+        id("Possible Junk").await,
+        id("Trash").await,
+        id("Sent").await,
+    );
+    let events = async || {
+        t.store
+            .pending_training(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.blob, e.spam))
+            .collect::<Vec<_>>()
+    };
+    let blob_of = async |mailbox: MailboxId, uid: u32| {
+        t.store.details(mailbox, &[uid]).await.unwrap()[0]
+            .blob
+            .clone()
+    };
+    let a = t.add("INBOX", "a", Flags::empty()).await;
+    let b = t.add("INBOX", "b", Flags::empty()).await;
+    let c = t.add("INBOX", "c", Flags::empty()).await;
+    let (blob_a, blob_b, blob_c) = (
+        blob_of(inbox, a).await,
+        blob_of(inbox, b).await,
+        blob_of(inbox, c).await,
+    );
+
+    // MOVE into Junk: one spam event for each message moved.
+    let moved = t.store.move_messages(inbox, &[a, b], junk).await.unwrap();
+    assert_eq!(
+        events().await,
+        vec![(blob_a.clone(), true), (blob_b.clone(), true)]
+    );
+    // COPY into Junk, then EXPUNGE of the original: the copy trains, the
+    // expunge does not.
+    t.store.copy_messages(inbox, &[c], junk).await.unwrap();
+    t.store.expunge(inbox, &[c], false).await.unwrap();
+    assert_eq!(events().await.len(), 3);
+    assert_eq!(events().await[2], (blob_c.clone(), true));
+    // Nothing: UIDs that are not there, within Junk, Junk to Possible
+    // Junk, and into Trash.
+    t.store.move_messages(inbox, &[99], junk).await.unwrap();
+    t.store
+        .copy_messages(junk, &[moved.pairs[0].1], junk)
+        .await
+        .unwrap();
+    let in_junk = t.uids("Junk").await;
+    t.store
+        .move_messages(junk, &in_junk[..1], possible)
+        .await
+        .unwrap();
+    t.store
+        .move_messages(junk, &in_junk[1..2], trash)
+        .await
+        .unwrap();
+    assert_eq!(events().await.len(), 3, "no training for these moves");
+    // Out of Junk or Possible Junk into a mailbox but Trash is ham.
+    let rest = t.uids("Junk").await;
+    t.store.move_messages(junk, &rest[..1], sent).await.unwrap();
+    let maybe = t.uids("Possible Junk").await;
+    t.store
+        .move_messages(possible, &maybe, inbox)
+        .await
+        .unwrap();
+    let hams: Vec<bool> = events().await[3..].iter().map(|e| e.1).collect();
+    assert_eq!(hams, vec![false, false]);
+    // Trash to Junk is spam again; Trash to INBOX is nothing.
+    let trashed = t.uids("Trash").await;
+    t.store.copy_messages(trash, &trashed, inbox).await.unwrap();
+    assert_eq!(events().await.len(), 5);
+    t.store.move_messages(trash, &trashed, junk).await.unwrap();
+    assert_eq!(events().await.len(), 6);
+    assert!(events().await[5].1);
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use std::sync::Arc;
 
-use pipeline::{Pipeline, Recipient};
+use pipeline::{Origin, Pipeline, Recipient, Trace};
 use store::{Account, MAX_MESSAGE_SIZE, MailStore};
 
 use crate::config::Config;
@@ -59,14 +59,18 @@ pub async fn run(
         bail!("the message is larger than {MAX_MESSAGE_SIZE} bytes; nothing was delivered");
     }
 
-    // Stored verbatim (no trace fields): one transaction for every recipient.
+    // The same stages as mail over SMTP, trace fields included (the
+    // envelope sender becomes Return-Path): one transaction for every
+    // recipient.
     let recipients: Vec<(String, Account)> = recipients
         .into_iter()
         .map(|(to, a)| (to.to_string(), a))
         .collect();
-    let done = pipeline
-        .deliver(&raw, &recipients, None, Some(&args.from))
-        .await?;
+    let trace = Trace {
+        mail_from: args.from.clone(),
+        origin: Origin::Local,
+    };
+    let done = pipeline.deliver(&raw, &recipients, &trace).await?;
     // Printed only once the message is durable: these lines are the receipt,
     // one per stored copy. Two addresses of one account (an alias, a
     // +detail) got one copy, reported for the first of them; a filter may

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use net::door;
 use store::MailStore;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -34,7 +35,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             }
         }
     });
-    tokio::spawn(super::spam::trainer(store.clone()));
+    tokio::spawn(pipeline::run_trainer(store.clone()));
     super::say(&format!(
         "store embedded {} (hostname {})",
         config.data_dir.display(),
@@ -68,7 +69,12 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         for addr in addrs {
             let listener = bind(*addr, door).await?;
             super::say(&format!("{door} {}", listener.local_addr()?))?;
-            tokio::spawn(imap.clone().listen(listener, implicit_tls, stopped.clone()));
+            tokio::spawn(door::listen(
+                imap.clone(),
+                listener,
+                implicit_tls,
+                stopped.clone(),
+            ));
         }
     }
 
@@ -95,7 +101,12 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         for addr in addrs {
             let listener = bind(*addr, door).await?;
             super::say(&format!("{door} {}", listener.local_addr()?))?;
-            tokio::spawn(pop3.clone().listen(listener, implicit_tls, stopped.clone()));
+            tokio::spawn(door::listen(
+                pop3.clone(),
+                listener,
+                implicit_tls,
+                stopped.clone(),
+            ));
         }
     }
 
@@ -112,7 +123,12 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     for addr in &config.listen.managesieve {
         let listener = bind(*addr, "managesieve").await?;
         super::say(&format!("managesieve {}", listener.local_addr()?))?;
-        tokio::spawn(managesieve.clone().listen(listener, stopped.clone()));
+        tokio::spawn(door::listen(
+            managesieve.clone(),
+            listener,
+            false,
+            stopped.clone(),
+        ));
     }
 
     let thresholds = config.spam.thresholds();
@@ -147,7 +163,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     for addr in &config.listen.smtp {
         let listener = bind(*addr, "smtp").await?;
         super::say(&format!("smtp {}", listener.local_addr()?))?;
-        tokio::spawn(smtp.clone().listen(listener, stopped.clone()));
+        tokio::spawn(door::listen(smtp.clone(), listener, false, stopped.clone()));
     }
 
     tokio::select! {

@@ -4,7 +4,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -242,44 +241,4 @@ fn messages(
     Ok(Box::new(files.into_iter().map(|p| {
         std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))
     })))
-}
-
-/// Learns from users' moves in and out of Junk (the IMAP training events):
-/// the server's model and the user's own. Each event is taught and removed
-/// in one transaction, so a crash neither loses nor repeats one.
-pub async fn trainer(store: Arc<dyn MailStore>) {
-    let mut every = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        every.tick().await;
-        let events = match store.pending_training(100).await {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!("spam trainer: {e}");
-                continue;
-            }
-        };
-        for event in events {
-            // The message may be gone already (expunged and collected).
-            let tokens = match store.read_blob(&event.blob).await {
-                Ok(raw) => Some(spam::tokens::tokens(&raw)),
-                Err(store::Error::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    None
-                }
-                // Left pending, to be tried again.
-                Err(e) => {
-                    tracing::warn!("spam trainer: {e}");
-                    continue;
-                }
-            };
-            let scopes = [SERVER_MODEL, event.account];
-            if let Err(e) = store
-                .finish_training(&event, &scopes, tokens.as_deref())
-                .await
-            {
-                tracing::warn!("spam trainer: {e}");
-            }
-        }
-    }
 }
