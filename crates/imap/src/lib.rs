@@ -10,7 +10,7 @@ mod view;
 use std::sync::Arc;
 use std::time::Duration;
 
-use net::{ConnectionLimits, LoginThrottle};
+use door::{ConnectionLimits, LoginThrottle};
 use rustls::ServerConfig;
 use std::net::SocketAddr;
 use store::MailStore;
@@ -46,7 +46,7 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Keepalive during IDLE.
 const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
 /// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = net::door::HANDSHAKE_TIMEOUT;
+const HANDSHAKE_TIMEOUT: Duration = door::conn::HANDSHAKE_TIMEOUT;
 /// How long a write may wait for a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
@@ -78,7 +78,7 @@ impl Server {
     }
 }
 
-impl net::door::Door for Server {
+impl door::Door for Server {
     const NAME: &'static str = "imap";
     const REFUSAL: &'static [u8] =
         b"* BYE [UNAVAILABLE] Too many connections from your address.\r\n";
@@ -93,10 +93,10 @@ impl net::door::Door for Server {
 
     async fn session(
         self: Arc<Self>,
-        stream: net::Stream,
+        stream: door::Stream,
         peer: SocketAddr,
         shutdown: watch::Receiver<bool>,
-    ) -> Result<(), net::door::SessionError> {
+    ) -> Result<(), door::conn::SessionError> {
         session::Session::new(self, peer, stream, shutdown)
             .run()
             .await

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use door::conn::{Wait, wait};
+use door::login::{self, Mechanism, SaslError, SaslWire};
+use door::{ConnectionGuard, LineError, LineReader, Stream};
 use imap_proto::frame::{command_name, literal_at_end};
 use imap_proto::response;
 use imap_proto::*;
-use net::door::{Wait, wait};
-use net::login::{self, Mechanism, SaslError, SaslWire};
-use net::{ConnectionGuard, LineError, LineReader, Stream};
 use store::{
     Account, FlagChange, FlagOp, Flags, InternalDate, MAX_MESSAGE_SIZE, Mailbox, NewMessage,
     SpecialUse,
@@ -163,7 +163,7 @@ impl Session {
         write_out(&mut self.io, &mut self.out).await?;
         // A big answer's buffer does not stay with the session for its
         // lifetime: thousands of idle sessions add up.
-        net::door::trim(&mut self.out);
+        door::conn::trim(&mut self.out);
         Ok(())
     }
 
@@ -1689,7 +1689,7 @@ impl SaslWire for Session {
 /// Sends what is buffered in `out`. A free function, so it can run while a
 /// caller holds a borrow of another part of the session.
 async fn write_out(io: &mut Option<LineReader<Stream>>, out: &mut Vec<u8>) -> Result<(), Error> {
-    Ok(net::door::send_buffered(io, out, WRITE_TIMEOUT).await?)
+    Ok(door::conn::send_buffered(io, out, WRITE_TIMEOUT).await?)
 }
 
 /// Messages whose bodies FETCH reads in one go: up to 64, and no more

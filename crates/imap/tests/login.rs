@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use net::testing::{Client, connect};
+use door::testing::{Client, connect};
 use store::{MailStore, SqliteStore};
 
 const USER: &str = "alice@example.test";

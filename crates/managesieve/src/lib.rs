@@ -8,7 +8,7 @@ mod session;
 use std::sync::Arc;
 use std::time::Duration;
 
-use net::{ConnectionLimits, LoginThrottle};
+use door::{ConnectionLimits, LoginThrottle};
 use rustls::ServerConfig;
 use std::net::SocketAddr;
 use store::MailStore;
@@ -60,7 +60,7 @@ impl Server {
     }
 }
 
-impl net::door::Door for Server {
+impl door::Door for Server {
     const NAME: &'static str = "managesieve";
     const REFUSAL: &'static [u8] =
         b"BYE (TRYLATER) \"Too many connections from your address.\"\r\n";
@@ -75,10 +75,10 @@ impl net::door::Door for Server {
 
     async fn session(
         self: Arc<Self>,
-        stream: net::Stream,
+        stream: door::Stream,
         peer: SocketAddr,
         shutdown: watch::Receiver<bool>,
-    ) -> Result<(), net::door::SessionError> {
+    ) -> Result<(), door::conn::SessionError> {
         session::Session::new(self, peer, stream, shutdown)
             .run()
             .await

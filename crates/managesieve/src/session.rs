@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use net::door::{Wait, wait};
-use net::login::{self, Mechanism, SaslError, SaslWire};
-use net::{LineError, LineReader, Stream};
+use door::conn::{Wait, wait};
+use door::login::{self, Mechanism, SaslError, SaslWire};
+use door::{LineError, LineReader, Stream};
 use store::Account;
 use tokio::sync::watch;
 
@@ -187,7 +187,7 @@ impl Session {
         // Anything sent in plain text after STARTTLS is dropped.
         let io = self.io.take().ok_or("no stream")?;
         let stream = tokio::time::timeout(
-            net::door::HANDSHAKE_TIMEOUT,
+            door::conn::HANDSHAKE_TIMEOUT,
             io.into_inner().into_tls(config),
         )
         .await
@@ -485,7 +485,7 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
-        Ok(net::door::send_buffered(&mut self.io, &mut self.out, WRITE_TIMEOUT).await?)
+        Ok(door::conn::send_buffered(&mut self.io, &mut self.out, WRITE_TIMEOUT).await?)
     }
 }
 
@@ -522,7 +522,7 @@ impl SaslWire for Session {
             .as_mut()
             .ok_or_else(|| std::io::Error::other("no stream"))?;
         let reply = tokio::time::timeout(
-            net::door::HANDSHAKE_TIMEOUT,
+            door::conn::HANDSHAKE_TIMEOUT,
             read_command(io, BUDGET_ANONYMOUS),
         )
         .await

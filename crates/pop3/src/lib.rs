@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use net::{ConnectionLimits, LoginThrottle};
+use door::{ConnectionLimits, LoginThrottle};
 use rustls::ServerConfig;
 use std::net::SocketAddr;
 use store::{AccountId, MailStore};
@@ -42,7 +42,7 @@ impl Default for Settings {
 pub const MAX_LINE: usize = 1024;
 /// RFC 1939 3: an inactivity timer of at least 10 minutes.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-const HANDSHAKE_TIMEOUT: Duration = net::door::HANDSHAKE_TIMEOUT;
+const HANDSHAKE_TIMEOUT: Duration = door::conn::HANDSHAKE_TIMEOUT;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 pub struct Server {
@@ -98,7 +98,7 @@ impl Server {
     }
 }
 
-impl net::door::Door for Server {
+impl door::Door for Server {
     const NAME: &'static str = "pop3";
     const REFUSAL: &'static [u8] = b"-ERR [SYS/TEMP] Too many connections from your address.\r\n";
 
@@ -112,10 +112,10 @@ impl net::door::Door for Server {
 
     async fn session(
         self: Arc<Self>,
-        stream: net::Stream,
+        stream: door::Stream,
         peer: SocketAddr,
         shutdown: watch::Receiver<bool>,
-    ) -> Result<(), net::door::SessionError> {
+    ) -> Result<(), door::conn::SessionError> {
         session::Session::new(self, peer, stream, shutdown)
             .run()
             .await

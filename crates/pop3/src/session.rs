@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use net::door::{Wait, wait};
-use net::login::{self, Mechanism, SaslError, SaslWire};
-use net::{LineError, LineReader, Stream};
+use door::conn::{Wait, wait};
+use door::login::{self, Mechanism, SaslError, SaslWire};
+use door::{LineError, LineReader, Stream};
 use store::{Account, BlobHash, FlagChange, FlagOp, Flags, Mailbox, SpecialUse};
 use tokio::sync::watch;
 
@@ -75,7 +75,7 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
-        Ok(net::door::send_buffered(&mut self.io, &mut self.out, WRITE_TIMEOUT).await?)
+        Ok(door::conn::send_buffered(&mut self.io, &mut self.out, WRITE_TIMEOUT).await?)
     }
 
     /// Plain-text passwords only over TLS, from loopback, or where the

@@ -9,7 +9,7 @@ mod session;
 use std::sync::Arc;
 use std::time::Duration;
 
-use net::ConnectionLimits;
+use door::ConnectionLimits;
 use pipeline::Pipeline;
 use rustls::ServerConfig;
 use std::net::SocketAddr;
@@ -43,7 +43,7 @@ pub const MAX_DATA_LINE: usize = 64 * 1024;
 /// RFC 5321 4.5.3.2: at least 5 minutes for commands, 10 for DATA.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const DATA_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-const HANDSHAKE_TIMEOUT: Duration = net::door::HANDSHAKE_TIMEOUT;
+const HANDSHAKE_TIMEOUT: Duration = door::conn::HANDSHAKE_TIMEOUT;
 
 pub struct Server {
     pipeline: Arc<Pipeline>,
@@ -67,7 +67,7 @@ impl Server {
     }
 }
 
-impl net::door::Door for Server {
+impl door::Door for Server {
     const NAME: &'static str = "smtp";
     const REFUSAL: &'static [u8] =
         b"421 4.7.0 Too many connections from your address; try again later.\r\n";
@@ -82,10 +82,10 @@ impl net::door::Door for Server {
 
     async fn session(
         self: Arc<Self>,
-        stream: net::Stream,
+        stream: door::Stream,
         peer: SocketAddr,
         shutdown: watch::Receiver<bool>,
-    ) -> Result<(), net::door::SessionError> {
+    ) -> Result<(), door::conn::SessionError> {
         session::Session::new(self, peer, stream, shutdown)
             .run()
             .await

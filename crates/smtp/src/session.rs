@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use net::door::{Wait, wait};
-use net::{LineError, LineReader, Stream};
+use door::conn::{Wait, wait};
+use door::{LineError, LineReader, Stream};
 use pipeline::{Origin, Recipient, Trace};
 use smtp_proto::{Error as ParseError, Request};
 use store::Account;
@@ -80,7 +80,7 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
-        Ok(net::door::send_buffered(&mut self.io, &mut self.out, COMMAND_TIMEOUT).await?)
+        Ok(door::conn::send_buffered(&mut self.io, &mut self.out, COMMAND_TIMEOUT).await?)
     }
 
     fn io(&mut self) -> Result<&mut LineReader<Stream>, Error> {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use net::door;
 use store::MailStore;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -42,7 +41,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         config.hostname
     ))?;
 
-    let tls = net::tls::server_config(
+    let tls = door::tls::server_config(
         &config.data_dir,
         config
             .tls
@@ -62,13 +61,13 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             max_connections_per_user: limits.imap_per_user.unwrap_or(d.max_connections_per_user),
         }
     });
-    for (addrs, implicit_tls, door) in [
+    for (addrs, implicit_tls, name) in [
         (&config.listen.imap, false, "imap"),
         (&config.listen.imaps, true, "imaps"),
     ] {
         for addr in addrs {
-            let listener = bind(*addr, door).await?;
-            super::say(&format!("{door} {}", listener.local_addr()?))?;
+            let listener = bind(*addr, name).await?;
+            super::say(&format!("{name} {}", listener.local_addr()?))?;
             tokio::spawn(door::listen(
                 imap.clone(),
                 listener,
@@ -94,13 +93,13 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
                 .unwrap_or(pop3::Settings::default().max_connections_per_ip),
         },
     );
-    for (addrs, implicit_tls, door) in [
+    for (addrs, implicit_tls, name) in [
         (&config.listen.pop3, false, "pop3"),
         (&config.listen.pop3s, true, "pop3s"),
     ] {
         for addr in addrs {
-            let listener = bind(*addr, door).await?;
-            super::say(&format!("{door} {}", listener.local_addr()?))?;
+            let listener = bind(*addr, name).await?;
+            super::say(&format!("{name} {}", listener.local_addr()?))?;
             tokio::spawn(door::listen(
                 pop3.clone(),
                 listener,

@@ -10,7 +10,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::door::{Door, serve};
+use crate::conn::{Door, serve};
 
 /// The client end of one served connection.
 pub struct Client {

@@ -1,11 +1,11 @@
-//! The door kit, what every door shares: the accept loop and the [`door::Door`]
+//! The door kit, what every door shares: the accept loop and the [`Door`]
 //! trait each protocol plugs its session into, TLS setup (a self-signed
 //! certificate when none is configured), a stream that is plain until
 //! STARTTLS, bounded line reading, logging in (SASL PLAIN and LOGIN, the
 //! plaintext policy, the password check and its throttle), the limits on
 //! connections, and an in-process harness for door tests.
 
-pub mod door;
+pub mod conn;
 pub mod limits;
 pub mod lines;
 pub mod login;
@@ -13,6 +13,7 @@ pub mod stream;
 pub mod testing;
 pub mod tls;
 
+pub use conn::{Door, listen, serve};
 pub use limits::{ConnectionGuard, ConnectionLimits, LoginThrottle};
 pub use lines::{LineError, LineReader};
 pub use stream::Stream;
