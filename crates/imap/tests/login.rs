@@ -2,33 +2,18 @@
 //! policy for a client off loopback and on it, and SASL PLAIN with an
 //! initial response and without (RFC 9051 6.2.2, RFC 4959).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use door::testing::{Client, connect};
-use store::{MailStore, SqliteStore};
+use common::{PASSWORD, USER};
 
-const USER: &str = "alice@example.test";
-const PASSWORD: &str = "secret";
-
-async fn door(plaintext_anywhere: bool) -> (tempfile::TempDir, Arc<imap::Server>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
-    store.create_account(USER, PASSWORD, false).await.unwrap();
-    let settings = imap::Settings {
+async fn door(plaintext_anywhere: bool) -> common::Door {
+    common::door(imap::Settings {
         plaintext_anywhere,
         ..imap::Settings::default()
-    };
-    (dir, imap::Server::new(Arc::new(store), None, settings))
-}
-
-async fn client(server: &Arc<imap::Server>, peer: &str) -> Client {
-    let peer: SocketAddr = peer.parse().unwrap();
-    let mut c = connect(server.clone(), peer).await.unwrap();
-    assert!(c.line().await.unwrap().starts_with("* OK"));
-    c
+    })
+    .await
 }
 
 fn plain() -> String {
@@ -37,8 +22,8 @@ fn plain() -> String {
 
 #[tokio::test]
 async fn off_loopback_without_tls_no_password_is_taken() {
-    let (_dir, server) = door(false).await;
-    let mut c = client(&server, "192.0.2.7:40000").await;
+    let d = door(false).await;
+    let mut c = d.client("192.0.2.7:40000").await;
     c.send("a CAPABILITY").await.unwrap();
     let caps = c.until("a ").await.unwrap();
     assert!(caps[0].contains("LOGINDISABLED"), "{caps:?}");
@@ -70,8 +55,8 @@ async fn off_loopback_without_tls_no_password_is_taken() {
 
 #[tokio::test]
 async fn off_loopback_with_plaintext_anywhere_logs_in() {
-    let (_dir, server) = door(true).await;
-    let mut c = client(&server, "192.0.2.7:40000").await;
+    let d = door(true).await;
+    let mut c = d.client("192.0.2.7:40000").await;
     c.send(&format!("a AUTHENTICATE PLAIN {}", plain()))
         .await
         .unwrap();
@@ -81,8 +66,8 @@ async fn off_loopback_with_plaintext_anywhere_logs_in() {
 
 #[tokio::test]
 async fn on_loopback_plain_with_and_without_initial_response() {
-    let (_dir, server) = door(false).await;
-    let mut c = client(&server, "127.0.0.1:40000").await;
+    let d = door(false).await;
+    let mut c = d.client("127.0.0.1:40000").await;
     c.send(&format!("a AUTHENTICATE PLAIN {}", plain()))
         .await
         .unwrap();
@@ -95,7 +80,7 @@ async fn on_loopback_plain_with_and_without_initial_response() {
             .starts_with("a OK")
     );
 
-    let mut c = client(&server, "[::1]:40000").await;
+    let mut c = d.client("[::1]:40000").await;
     c.send("a AUTHENTICATE PLAIN").await.unwrap();
     assert_eq!(c.line().await.unwrap(), "+ ");
     c.send(&plain()).await.unwrap();
@@ -106,7 +91,7 @@ async fn on_loopback_plain_with_and_without_initial_response() {
     );
 
     // A wrong password and a cancelled exchange, through the same kit.
-    let mut c = client(&server, "127.0.0.1:40001").await;
+    let mut c = d.client("127.0.0.1:40001").await;
     let wrong = B64.encode(format!("\0{USER}\0nope"));
     c.send(&format!("a AUTHENTICATE PLAIN {wrong}"))
         .await

@@ -1,0 +1,449 @@
+//! Commands on mailboxes (RFC 9051 6.3): SELECT/EXAMINE, CREATE, DELETE,
+//! RENAME, SUBSCRIBE, LIST, STATUS and APPEND.
+
+use super::*;
+
+impl Session {
+    /// A mailbox name from the wire: modified UTF-7, or UTF-8 once the
+    /// client enabled IMAP4rev2.
+    pub(super) fn mailbox_name(&self, arg: &MailboxArg) -> Result<String, Done> {
+        let name = if self.rev2() {
+            String::from_utf8(arg.0.clone()).ok()
+        } else {
+            std::str::from_utf8(&arg.0).ok().and_then(utf7::decode)
+        };
+        let name = name.ok_or_else(|| {
+            bad(if self.rev2() {
+                "The mailbox name is not UTF-8."
+            } else {
+                "The mailbox name is not valid modified UTF-7."
+            })
+        })?;
+        store::names::normalize_mailbox_name(name.trim_end_matches(store::DELIMITER))
+            .map_err(store_failure)
+    }
+
+    pub(super) fn account_id(&self) -> i64 {
+        self.account.as_ref().map_or(0, |a| a.id)
+    }
+
+    pub(super) async fn find_mailbox(&self, arg: &MailboxArg) -> Result<Mailbox, Done> {
+        let name = self.mailbox_name(arg)?;
+        match self.server.store.mailbox(self.account_id(), &name).await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(no_code("NONEXISTENT", format!("No mailbox {name}."))),
+            Err(e) => Err(store_failure(e)),
+        }
+    }
+
+    pub(super) async fn select(
+        &mut self,
+        arg: &MailboxArg,
+        read_only: bool,
+    ) -> Result<Done, Error> {
+        if self.selected.take().is_some() {
+            // RFC 9051 7.1: the previous mailbox is closed first.
+            self.line("* OK [CLOSED] Previous mailbox closed.");
+        }
+        let mailbox = match self.find_mailbox(arg).await {
+            Ok(m) => m,
+            Err(done) => return Ok(done),
+        };
+        if self.feed.is_none() {
+            self.feed = Some(self.server.store.subscribe());
+        }
+        // Drained before the view is read: a change after this point is
+        // either in the view or still waiting on the feed, never lost.
+        if let Some(feed) = self.feed.as_mut() {
+            while feed.try_recv().is_ok() {}
+        }
+        let store = self.server.store.clone();
+        let view = match View::open(store.as_ref(), mailbox, read_only).await {
+            Ok(v) => v,
+            Err(e) => return Ok(store_failure(e)),
+        };
+        let mut keywords: Vec<&str> = Vec::new();
+        for m in &view.messages {
+            for k in &m.keywords {
+                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    keywords.push(k);
+                }
+            }
+        }
+        let system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+        let kw = keywords.join(" ");
+        let kw = if kw.is_empty() {
+            String::new()
+        } else {
+            format!(" {kw}")
+        };
+        let mut lines = vec![
+            format!("* {} EXISTS", view.exists()),
+            format!("* FLAGS ({system}{kw})"),
+            if read_only {
+                // Nothing can be changed in a read-only mailbox (RFC 9051 7.1).
+                "* OK [PERMANENTFLAGS ()] Read-only mailbox.".to_string()
+            } else {
+                format!("* OK [PERMANENTFLAGS ({system}{kw} \\*)] Flags permitted.")
+            },
+            format!(
+                "* OK [UIDVALIDITY {}] UIDs valid.",
+                view.mailbox.uidvalidity
+            ),
+            format!(
+                "* OK [UIDNEXT {}] Predicted next UID.",
+                view.mailbox.uidnext
+            ),
+        ];
+        if !self.rev2() {
+            lines.insert(1, format!("* {} RECENT", view.recent.len()));
+            if let Some(i) = view
+                .messages
+                .iter()
+                .position(|m| !m.flags.contains(Flags::SEEN))
+            {
+                lines.push(format!("* OK [UNSEEN {}] First unseen.", i + 1));
+            }
+        }
+        for l in lines {
+            self.line(&l);
+        }
+        let code = if read_only { "READ-ONLY" } else { "READ-WRITE" };
+        let what = if read_only { "EXAMINE" } else { "SELECT" };
+        if self.rev2() {
+            // RFC 9051 6.3.2: the mailbox's LIST response, with its name.
+            let mut line = b"* LIST () \"/\" ".to_vec();
+            response::mailbox(&mut line, &view.mailbox.name, true);
+            line.extend_from_slice(b"\r\n");
+            self.out.extend_from_slice(&line);
+        }
+        self.selected = Some(view);
+        self.saved = None;
+        Ok(ok_code(code, format!("{what} completed.")))
+    }
+
+    pub(super) async fn create(&mut self, arg: &MailboxArg, special_use: &[String]) -> Done {
+        let name = match self.mailbox_name(arg) {
+            Ok(n) => n,
+            Err(d) => return d,
+        };
+        let use_attr = match special_use {
+            [] => None,
+            [one] => match SpecialUse::parse(one) {
+                Some(u) => Some(u),
+                None => {
+                    return no_code(
+                        "USEATTR",
+                        format!("{one} is not a special use Satchel knows."),
+                    );
+                }
+            },
+            _ => return no_code("USEATTR", "One special use per mailbox."),
+        };
+        match self
+            .server
+            .store
+            .create_mailbox(self.account_id(), &name, use_attr)
+            .await
+        {
+            Ok(_) => ok("CREATE completed."),
+            Err(e) => store_failure(e),
+        }
+    }
+
+    pub(super) async fn delete(&mut self, arg: &MailboxArg) -> Done {
+        let name = match self.mailbox_name(arg) {
+            Ok(n) => n,
+            Err(d) => return d,
+        };
+        match self
+            .server
+            .store
+            .delete_mailbox(self.account_id(), &name)
+            .await
+        {
+            Ok(()) => ok("DELETE completed."),
+            Err(e) => store_failure(e),
+        }
+    }
+
+    pub(super) async fn rename(&mut self, from: &MailboxArg, to: &MailboxArg) -> Done {
+        let (from, to) = match (self.mailbox_name(from), self.mailbox_name(to)) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(d), _) | (_, Err(d)) => return d,
+        };
+        match self
+            .server
+            .store
+            .rename_mailbox(self.account_id(), &from, &to)
+            .await
+        {
+            Ok(()) => ok("RENAME completed."),
+            Err(e) => store_failure(e),
+        }
+    }
+
+    pub(super) async fn subscribe(&mut self, arg: &MailboxArg, on: bool) -> Done {
+        let name = match self.mailbox_name(arg) {
+            Ok(n) => n,
+            Err(d) => return d,
+        };
+        match self
+            .server
+            .store
+            .set_subscribed(self.account_id(), &name, on)
+            .await
+        {
+            Ok(()) => ok(if on {
+                "SUBSCRIBE completed."
+            } else {
+                "UNSUBSCRIBE completed."
+            }),
+            Err(e) => store_failure(e),
+        }
+    }
+
+    pub(super) async fn list(&mut self, cmd: &ListCommand) -> Done {
+        let store = self.server.store.clone();
+        let account = self.account_id();
+        let (mailboxes, subscriptions) = match (
+            store.list_mailboxes(account).await,
+            store.subscriptions(account).await,
+        ) {
+            (Ok(m), Ok(s)) => (m, s),
+            (Err(e), _) | (_, Err(e)) => return store_failure(e),
+        };
+        let decode = |arg: &MailboxArg| -> Option<String> {
+            if self.rev2() {
+                String::from_utf8(arg.0.clone()).ok()
+            } else {
+                std::str::from_utf8(&arg.0).ok().and_then(utf7::decode)
+            }
+        };
+        let Some(reference) = decode(&cmd.reference) else {
+            return bad("The reference name is not valid.");
+        };
+        let mut patterns = Vec::new();
+        for p in &cmd.patterns {
+            let Some(p) = decode(p) else {
+                return bad("The mailbox pattern is not valid.");
+            };
+            patterns.push(format!("{reference}{p}"));
+        }
+        let kind = match cmd.kind {
+            ListKind::List => "LIST",
+            ListKind::Lsub => "LSUB",
+            ListKind::Xlist => "XLIST",
+        };
+        if cmd.kind != ListKind::Lsub && patterns.iter().all(|p| p.is_empty()) {
+            // RFC 9051 6.3.9: an empty pattern asks for the delimiter.
+            self.line(&format!("* {kind} (\\Noselect) \"/\" \"\""));
+            return ok(format!("{kind} completed."));
+        }
+        // RFC 5258 3.1: known selection options; RECURSIVEMATCH only with another.
+        for option in &cmd.selection {
+            if !matches!(
+                option.as_str(),
+                "SUBSCRIBED" | "REMOTE" | "RECURSIVEMATCH" | "SPECIAL-USE"
+            ) {
+                return bad(format!("Unknown LIST selection option {option}."));
+            }
+        }
+        let recursive = cmd.selection.iter().any(|s| s == "RECURSIVEMATCH");
+        if recursive
+            && !cmd
+                .selection
+                .iter()
+                .any(|s| s != "RECURSIVEMATCH" && s != "REMOTE")
+        {
+            return bad("RECURSIVEMATCH needs another selection option.");
+        }
+        let only_subscribed =
+            cmd.kind == ListKind::Lsub || cmd.selection.iter().any(|s| s == "SUBSCRIBED");
+        let only_special = cmd.selection.iter().any(|s| s == "SPECIAL-USE");
+        let show_subscribed = only_subscribed || cmd.ret.contains(&ListReturn::Subscribed);
+        let status_items: Option<&Vec<StatusItem>> = cmd.ret.iter().find_map(|r| match r {
+            ListReturn::Status(items) => Some(items),
+            _ => None,
+        });
+        let mut lines = Vec::new();
+        for e in list::entries(&mailboxes, &subscriptions) {
+            if !patterns.iter().any(|p| list::matches(p, &e.name)) {
+                continue;
+            }
+            // RECURSIVEMATCH: a parent that is not subscribed itself is
+            // listed when a child is, with CHILDINFO saying so.
+            let child_subscribed = recursive
+                && only_subscribed
+                && subscriptions
+                    .iter()
+                    .any(|n| n.starts_with(&format!("{}/", e.name)));
+            if only_subscribed && !e.subscribed && !child_subscribed {
+                continue;
+            }
+            if only_special && e.special_use.is_none() {
+                continue;
+            }
+            if !e.exists && !e.has_children && !only_subscribed {
+                continue;
+            }
+            let mut attrs: Vec<&str> = Vec::new();
+            if !e.exists {
+                attrs.push(if only_subscribed && !e.has_children {
+                    "\\NonExistent"
+                } else {
+                    "\\Noselect"
+                });
+            }
+            if cmd.kind != ListKind::Lsub {
+                attrs.push(if e.has_children {
+                    "\\HasChildren"
+                } else {
+                    "\\HasNoChildren"
+                });
+            }
+            if show_subscribed && e.subscribed && cmd.kind != ListKind::Lsub {
+                attrs.push("\\Subscribed");
+            }
+            if let Some(u) = e.special_use {
+                attrs.push(u);
+            }
+            if cmd.kind == ListKind::Xlist && e.name == "INBOX" {
+                attrs.push("\\Inbox");
+            }
+            let mut line = format!("* {kind} ({}) \"/\" ", attrs.join(" ")).into_bytes();
+            response::mailbox(&mut line, &e.name, self.rev2());
+            if child_subscribed {
+                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
+            lines.push((line, e.exists.then_some(e.name)));
+        }
+        for (line, name) in lines {
+            self.out.extend_from_slice(&line);
+            self.out.extend_from_slice(b"\r\n");
+            if let (Some(items), Some(name)) = (status_items, name)
+                && let Ok(Some(m)) = store.mailbox(account, &name).await
+                && let Err(e) = self.write_status(&m, items).await
+            {
+                return store_failure(e);
+            }
+        }
+        ok(format!("{kind} completed."))
+    }
+
+    pub(super) async fn status(&mut self, arg: &MailboxArg, items: &[StatusItem]) -> Done {
+        let mailbox = match self.find_mailbox(arg).await {
+            Ok(m) => m,
+            Err(d) => return d,
+        };
+        match self.write_status(&mailbox, items).await {
+            Ok(()) => ok("STATUS completed."),
+            Err(e) => store_failure(e),
+        }
+    }
+
+    pub(super) async fn write_status(
+        &mut self,
+        m: &Mailbox,
+        items: &[StatusItem],
+    ) -> store::Result<()> {
+        let s = self.server.store.status(m.id).await?;
+        let parts: Vec<String> = items
+            .iter()
+            .map(|i| match i {
+                StatusItem::Messages => format!("MESSAGES {}", s.messages),
+                StatusItem::Recent => format!("RECENT {}", s.recent),
+                StatusItem::UidNext => format!("UIDNEXT {}", m.uidnext),
+                StatusItem::UidValidity => format!("UIDVALIDITY {}", m.uidvalidity),
+                StatusItem::Unseen => format!("UNSEEN {}", s.unseen),
+                StatusItem::Deleted => format!("DELETED {}", s.deleted),
+                StatusItem::Size => format!("SIZE {}", s.size),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", m.highestmodseq),
+                StatusItem::AppendLimit => format!("APPENDLIMIT {MAX_MESSAGE_SIZE}"),
+            })
+            .collect();
+        let mut line = b"* STATUS ".to_vec();
+        response::mailbox(&mut line, &m.name, self.rev2());
+        line.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+        self.out.extend_from_slice(&line);
+        Ok(())
+    }
+
+    pub(super) async fn append(&mut self, arg: &MailboxArg, messages: Vec<AppendMessage>) -> Done {
+        let mailbox = match self.find_mailbox(arg).await {
+            Ok(m) => m,
+            Err(d) if d.code.as_deref() == Some("NONEXISTENT") => {
+                return no_code("TRYCREATE", "No such mailbox; create it first.");
+            }
+            Err(d) => return d,
+        };
+        let mut parsed = Vec::with_capacity(messages.len());
+        for m in &messages {
+            if m.data.is_empty() {
+                return no("An empty message cannot be stored.");
+            }
+            if m.data.contains(&0) && !m.binary {
+                return no("A message with NUL bytes must be sent as a literal8 (~{n}).");
+            }
+            let (flags, keywords) = match split_flags(&m.flags) {
+                Ok(f) => f,
+                Err(d) => return d,
+            };
+            let date = m
+                .date
+                .map(|d| InternalDate {
+                    unix: d.unix,
+                    tz_minutes: d.tz_minutes,
+                })
+                .unwrap_or_else(InternalDate::now);
+            parsed.push((mime::analyze(&m.data), flags, keywords, date));
+        }
+        let batch: Vec<NewMessage> = messages
+            .iter()
+            .zip(&parsed)
+            .map(|(m, (a, flags, keywords, date))| NewMessage {
+                raw: &m.data,
+                size: a.size,
+                flags: *flags,
+                keywords: keywords.clone(),
+                internal_date: *date,
+                cache: store::MessageCache::new(a.envelope.clone(), a.bodystructure.clone()),
+                spam: None,
+            })
+            .collect();
+        match self.server.store.append_batch(mailbox.id, batch).await {
+            Ok(done) => {
+                if mailbox.special_use == Some(SpecialUse::Sent) {
+                    self.note_correspondents(&messages).await;
+                }
+                let uids: Vec<u32> = done.iter().map(|d| d.uid).collect();
+                let validity = done.first().map_or(mailbox.uidvalidity, |d| d.uidvalidity);
+                ok_code(
+                    format!("APPENDUID {validity} {}", uid_set(&uids)),
+                    "APPEND completed.",
+                )
+            }
+            Err(e) => store_failure(e),
+        }
+    }
+
+    /// A client that files what it sent into Sent (most do, when they
+    /// send through another server) tells us whom the user writes to:
+    /// their replies are trusted correspondents' mail.
+    pub(super) async fn note_correspondents(&self, messages: &[AppendMessage]) {
+        let Some(account) = &self.account else { return };
+        for m in messages {
+            // Spammers put the user's own address in From: never trust it.
+            let mut to = mime::address::recipients(&m.data);
+            to.retain(|a| !a.eq_ignore_ascii_case(&account.address));
+            if let Err(e) = self
+                .server
+                .store
+                .record_correspondents(account.id, &to)
+                .await
+            {
+                tracing::warn!("cannot note {}'s correspondents: {e}", account.address);
+            }
+        }
+    }
+}

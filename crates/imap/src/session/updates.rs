@@ -1,0 +1,146 @@
+//! Telling a session about other sessions' changes: the untagged updates
+//! after a command (RFC 9051 7.5.1) and IDLE (RFC 2177).
+
+use super::*;
+
+impl Session {
+    /// Catches up with other sessions' changes to the selected mailbox and
+    /// tells the client what it may be told now.
+    pub(super) async fn send_updates(&mut self, expunges_allowed: bool) -> Result<(), Error> {
+        let Some(feed) = self.feed.as_mut() else {
+            return Ok(());
+        };
+        let Some(view) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        let id = view.mailbox.id;
+        // Only look again when something changed in this mailbox.
+        let mut changed = false;
+        loop {
+            match feed.try_recv() {
+                Ok(c) => changed |= c.mailbox_id == id,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => changed = true,
+                Err(_) => break,
+            }
+        }
+        let pending = !view.pending_expunge.is_empty();
+        if !(changed || pending && expunges_allowed) {
+            return Ok(());
+        }
+        self.catch_up(expunges_allowed).await
+    }
+
+    pub(super) async fn catch_up(&mut self, expunges_allowed: bool) -> Result<(), Error> {
+        let store = self.server.store.clone();
+        let rev2 = self.rev2();
+        let Some(view) = self.selected.as_mut() else {
+            return Ok(());
+        };
+        let updates = match view.catch_up(store.as_ref()).await {
+            Ok(u) => u,
+            Err(store::Error::NoMailbox(_)) => {
+                self.line("* BYE [NONEXISTENT] The selected mailbox was deleted.");
+                self.logout = true;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        if expunges_allowed {
+            for seq in view.take_expunges() {
+                out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+            }
+        }
+        if updates.new_messages > 0 {
+            out.extend_from_slice(format!("* {} EXISTS\r\n", view.exists()).as_bytes());
+            if !rev2 && updates.new_messages > 0 {
+                out.extend_from_slice(format!("* {} RECENT\r\n", view.recent.len()).as_bytes());
+            }
+        }
+        for uid in updates.flags {
+            // Looked up after the expunges above, so the number is current.
+            if let Some(i) = view.index_of(uid) {
+                let m = &view.messages[i];
+                out.extend_from_slice(format!("* {} FETCH (UID {} FLAGS ", i + 1, uid).as_bytes());
+                response::flag_list(
+                    &mut out,
+                    fetch::flags(m, !rev2 && view.recent.contains(&uid)),
+                );
+                out.extend_from_slice(b")\r\n");
+            }
+        }
+        self.out.extend_from_slice(&out);
+        Ok(())
+    }
+
+    pub(super) async fn idle(&mut self, tag: &str) -> Result<(), Error> {
+        self.line("+ idling");
+        self.send_updates(true).await?;
+        self.flush().await?;
+        let started = Instant::now();
+        let mut keepalive =
+            tokio::time::interval_at(tokio::time::Instant::now() + IDLE_KEEPALIVE, IDLE_KEEPALIVE);
+        let mut line = Vec::new();
+        let mut feed = self.feed.take();
+        let mut shutdown = self.shutdown.clone();
+        let selected = self.selected.as_ref().map(|v| v.mailbox.id);
+        let result = loop {
+            if self.logout {
+                break Ok(true);
+            }
+            tokio::select! {
+                // LineReader::line keeps a half-read line across the
+                // cancellations select! does, so a split DONE is not lost.
+                r = self.io.as_mut().ok_or("no stream")?.line(&mut line) => {
+                    break match r {
+                        Ok(()) if line.eq_ignore_ascii_case(b"DONE") => Ok(true),
+                        Ok(()) => Ok(false),
+                        Err(e) => Err(Error::from(e)),
+                    };
+                }
+                change = async {
+                    match feed.as_mut() {
+                        Some(f) => f.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let relevant = match change {
+                        Ok(c) => Some(c.mailbox_id) == selected,
+                        Err(broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            feed = None;
+                            false
+                        }
+                    };
+                    if relevant {
+                        self.catch_up(true).await?;
+                        self.flush().await?;
+                    }
+                }
+                _ = keepalive.tick() => {
+                    if started.elapsed() >= AUTH_TIMEOUT {
+                        self.line("* BYE Autologout; idle for too long.");
+                        self.flush().await?;
+                        self.logout = true;
+                        break Ok(true);
+                    }
+                    self.line("* OK Still here");
+                    self.flush().await?;
+                }
+                _ = shutdown.changed() => {
+                    self.line("* BYE [UNAVAILABLE] The server is shutting down.");
+                    self.logout = true;
+                    break Ok(true);
+                }
+            }
+        };
+        self.feed = feed;
+        match result {
+            Ok(true) if !self.logout => self.line(&format!("{tag} OK IDLE terminated.")),
+            Ok(true) => {}
+            Ok(false) => self.line(&format!("{tag} BAD Expected DONE.")),
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+}
