@@ -138,10 +138,10 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             thresholds,
         )
         .with_sieve(before, global);
-    match pipeline::Authenticator::from_env() {
-        Ok(auth) => {
+    match pipeline::SenderChecks::from_env() {
+        Ok(checks) => {
             pipeline = pipeline
-                .with_authenticator(auth)
+                .with_sender_checks(checks)
                 .with_dnsbl(&config.spam.dnsbl)
         }
         // Mail still flows; it just carries no verdicts.

@@ -30,34 +30,34 @@ use mail_auth::{
 };
 
 /// Checks messages and writes their `Authentication-Results:` field.
-pub struct Authenticator {
+pub struct SenderChecks {
     resolver: MessageAuthenticator,
     table: Caches,
 }
 
 /// The facts about an SMTP transaction the checks need.
-pub struct Facts<'a> {
+pub struct SenderFacts<'a> {
     pub peer: IpAddr,
     pub helo: &'a str,
     pub mail_from: &'a str,
     pub hostname: &'a str,
 }
 
-impl Authenticator {
+impl SenderChecks {
     /// The system's resolver, or the static table named by
     /// `SATCHEL_DNS_STATIC` when that is set.
-    pub fn from_env() -> Result<Authenticator, String> {
+    pub fn from_env() -> Result<SenderChecks, String> {
         match std::env::var("SATCHEL_DNS_STATIC") {
             Ok(path) => {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| format!("cannot read {path}: {e}"))?;
-                Authenticator::with_table(&text)
+                SenderChecks::with_table(&text)
             }
             Err(_) => {
                 let resolver = MessageAuthenticator::new_system_conf().map_err(|e| {
                     format!("cannot set up DNS from the system's configuration: {e}")
                 })?;
-                Ok(Authenticator {
+                Ok(SenderChecks {
                     resolver,
                     table: Caches::default(),
                 })
@@ -66,7 +66,7 @@ impl Authenticator {
     }
 
     /// Answers from `table` only (see the module documentation).
-    pub fn with_table(table: &str) -> Result<Authenticator, String> {
+    pub fn with_table(table: &str) -> Result<SenderChecks, String> {
         let resolver = MessageAuthenticator::new(
             ResolverConfig::from_parts(None, vec![], vec![]),
             ResolverOpts::default(),
@@ -111,14 +111,14 @@ impl Authenticator {
                 _ => return Err(bad("expected TXT, A or NX")),
             }
         }
-        Ok(Authenticator {
+        Ok(SenderChecks {
             resolver,
             table: caches,
         })
     }
 
     /// The `Authentication-Results:` field (with its CRLF) for a message.
-    pub async fn check(&self, raw: &[u8], facts: &Facts<'_>) -> String {
+    pub async fn check(&self, raw: &[u8], facts: &SenderFacts<'_>) -> String {
         let c = &self.table;
         let mut results = AuthenticationResults::new(facts.hostname);
         let spf_params = if facts.mail_from.is_empty() {
@@ -165,7 +165,7 @@ impl Authenticator {
     }
 }
 
-impl Authenticator {
+impl SenderChecks {
     /// On how many of the DNS blocklists `zones` the client address `peer`
     /// is listed. A blocklist that does not answer (or answers with one of
     /// the 127.255.255.x error codes Spamhaus gives refused resolvers) does
@@ -324,7 +324,7 @@ mod tests {
 
     #[tokio::test]
     async fn dnsbl_from_the_table() {
-        let auth = Authenticator::with_table(
+        let auth = SenderChecks::with_table(
             "A 2.2.0.192.bl.example.test 127.0.0.2\nA 2.2.0.192.other.test 127.0.0.4\n\
              A 2.2.0.192.refused.test 127.255.255.254\n",
         )

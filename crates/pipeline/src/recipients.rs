@@ -1,0 +1,48 @@
+//! Stage 1, recipients: an address, an alias or `local+detail@domain` to
+//! a local account, or to "unknown user" or "not local" (design.md, the
+//! pipeline).
+
+use store::Account;
+
+use crate::{Error, Pipeline};
+
+/// What a recipient address is to this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// A local account (directly, by alias or with a +detail).
+    Local(Account),
+    /// A local domain, but nobody by that name.
+    Unknown,
+    /// Not a domain this server receives for.
+    NotLocal,
+}
+
+impl Pipeline {
+    /// Resolves a recipient: the address or an alias, or with a `+detail`
+    /// in the local part, the address without it.
+    pub async fn recipient(&self, address: &str) -> Result<Recipient, Error> {
+        if let Some(account) = self.store.account(address).await? {
+            return Ok(Recipient::Local(account));
+        }
+        let Some((local, domain)) = address.rsplit_once('@') else {
+            return Ok(Recipient::Unknown);
+        };
+        if let Some((base, _detail)) = local.split_once('+')
+            && let Some(account) = self.store.account(&format!("{base}@{domain}")).await?
+        {
+            return Ok(Recipient::Local(account));
+        }
+        let domain = domain.to_ascii_lowercase();
+        let local_domain = self.is_local_domain(&domain).await?;
+        Ok(if local_domain {
+            Recipient::Unknown
+        } else {
+            Recipient::NotLocal
+        })
+    }
+
+    /// A domain of the config, or of an account or alias in the store.
+    pub(crate) async fn is_local_domain(&self, domain: &str) -> Result<bool, Error> {
+        Ok(self.domains.iter().any(|d| d == domain) || self.store.has_domain(domain).await?)
+    }
+}
