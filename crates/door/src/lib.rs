@@ -6,10 +6,10 @@
 //! connections, and an in-process harness for door tests.
 
 pub mod conn;
-pub mod limits;
-pub mod lines;
+mod limits;
+mod lines;
 pub mod login;
-pub mod stream;
+mod stream;
 pub mod testing;
 pub mod tls;
 

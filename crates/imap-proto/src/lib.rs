@@ -5,7 +5,7 @@
 pub mod frame;
 pub mod parse;
 pub mod response;
-pub mod types;
+mod types;
 pub mod utf7;
 
 pub use parse::{ParseError, parse_command, parse_section};

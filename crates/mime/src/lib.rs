@@ -12,7 +12,7 @@ pub mod part;
 mod rfc822;
 pub mod search;
 pub mod section;
-pub mod value;
+mod value;
 
 use std::borrow::Cow;
 

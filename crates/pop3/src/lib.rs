@@ -11,16 +11,15 @@ use std::time::Duration;
 use door::{ConnectionLimits, LoginThrottle};
 use rustls::ServerConfig;
 use std::net::SocketAddr;
-use store::{AccountId, MailStore};
+use store::{AccountId, MailStore, Pop3Delete};
 use tokio::sync::watch;
 
 /// What QUIT does to the messages a session deleted (contract `[pop3]`);
 /// an account may have its own (`Account::pop3_delete`).
-pub use store::Pop3Delete as DeleteMode;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub delete: DeleteMode,
+    pub delete: Pop3Delete,
     /// RETR sets \Seen (at QUIT, with the deletions).
     pub mark_seen: bool,
     pub plaintext_anywhere: bool,
@@ -30,7 +29,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
-            delete: DeleteMode::Expunge,
+            delete: Pop3Delete::Expunge,
             mark_seen: true,
             plaintext_anywhere: false,
             max_connections_per_ip: 32,

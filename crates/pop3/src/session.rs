@@ -8,12 +8,10 @@ use std::sync::Arc;
 use door::conn::{Wait, wait};
 use door::login::{self, Mechanism, SaslError, SaslWire};
 use door::{LineError, LineReader, Stream};
-use store::{Account, BlobHash, FlagChange, FlagOp, Flags, Mailbox, SpecialUse};
+use store::{Account, BlobHash, FlagChange, FlagOp, Flags, Mailbox, Pop3Delete, SpecialUse};
 use tokio::sync::watch;
 
-use crate::{
-    DeleteMode, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_LINE, MaildropLock, Server, WRITE_TIMEOUT,
-};
+use crate::{HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_LINE, MaildropLock, Server, WRITE_TIMEOUT};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -503,10 +501,10 @@ impl Session {
                 .and_then(|a| a.pop3_delete)
                 .unwrap_or(self.server.settings.delete);
             match mode {
-                DeleteMode::Expunge => {
+                Pop3Delete::Expunge => {
                     store.expunge(d.inbox.id, &deleted, false).await?;
                 }
-                DeleteMode::Hide => {
+                Pop3Delete::Hide => {
                     let change = FlagChange {
                         op: FlagOp::Add,
                         flags: Flags::POP3_HIDDEN,
@@ -516,7 +514,7 @@ impl Session {
                         .store_flags(d.inbox.id, &deleted, &change, None)
                         .await?;
                 }
-                DeleteMode::Trash => {
+                Pop3Delete::Trash => {
                     let account = d.inbox.account_id;
                     let trash = store
                         .list_mailboxes(account)

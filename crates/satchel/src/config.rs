@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use store::Pop3Delete;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,19 +183,29 @@ impl Spam {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pop3 {
-    #[serde(default)]
+    #[serde(default = "default_pop3_delete", deserialize_with = "pop3_delete")]
     pub delete: Pop3Delete,
     #[serde(default = "yes")]
     pub mark_seen: bool,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Pop3Delete {
-    #[default]
-    Expunge,
-    Trash,
-    Hide,
+/// `[pop3] delete`: the store's own mode type, read by its name.
+fn pop3_delete<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Pop3Delete, D::Error> {
+    let name = String::deserialize(d)?;
+    Pop3Delete::parse(&name).ok_or_else(|| {
+        let choices: Vec<String> = Pop3Delete::ALL
+            .iter()
+            .map(|m| format!("\"{}\"", m.as_str()))
+            .collect();
+        serde::de::Error::invalid_value(
+            serde::de::Unexpected::Str(&name),
+            &format!("one of {}", choices.join(", ")).as_str(),
+        )
+    })
+}
+
+fn default_pop3_delete() -> Pop3Delete {
+    Pop3Delete::Expunge
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -360,7 +371,7 @@ impl Default for Spam {
 impl Default for Pop3 {
     fn default() -> Pop3 {
         Pop3 {
-            delete: Pop3Delete::default(),
+            delete: default_pop3_delete(),
             mark_seen: true,
         }
     }

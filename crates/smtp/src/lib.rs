@@ -3,7 +3,7 @@
 //! Mail for local recipients only, no AUTH, no relaying; every message goes
 //! through the pipeline and is answered only once it is durable.
 
-pub mod data;
+mod data;
 mod session;
 
 use std::sync::Arc;

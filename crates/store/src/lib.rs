@@ -5,12 +5,12 @@
 //! Everything a door changes is published on the change feed
 //! ([`MailStore::subscribe`]) so other sessions, doors and processes see it.
 
-pub mod blob;
+mod blob;
 mod group;
 pub mod names;
-pub mod password;
+mod password;
 mod sqlite;
-pub mod types;
+mod types;
 
 use std::path::PathBuf;
 

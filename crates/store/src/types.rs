@@ -66,6 +66,9 @@ pub enum Pop3Delete {
 }
 
 impl Pop3Delete {
+    pub const ALL: [Pop3Delete; 3] = [Pop3Delete::Expunge, Pop3Delete::Trash, Pop3Delete::Hide];
+
+    /// The name in the config and the index: `expunge`, `trash`, `hide`.
     pub fn as_str(self) -> &'static str {
         match self {
             Pop3Delete::Expunge => "expunge",
@@ -75,9 +78,7 @@ impl Pop3Delete {
     }
 
     pub fn parse(s: &str) -> Option<Pop3Delete> {
-        [Pop3Delete::Expunge, Pop3Delete::Trash, Pop3Delete::Hide]
-            .into_iter()
-            .find(|m| m.as_str() == s)
+        Pop3Delete::ALL.into_iter().find(|m| m.as_str() == s)
     }
 }
 

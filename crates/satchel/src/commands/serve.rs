@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::config::{Config, Pop3Delete};
+use crate::config::Config;
 
 /// How often the store's housekeeping runs (and once at start).
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(6 * 3600);
@@ -81,11 +81,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         store.clone(),
         Some(tls.clone()),
         pop3::Settings {
-            delete: match config.pop3.delete {
-                Pop3Delete::Expunge => pop3::DeleteMode::Expunge,
-                Pop3Delete::Trash => pop3::DeleteMode::Trash,
-                Pop3Delete::Hide => pop3::DeleteMode::Hide,
-            },
+            delete: config.pop3.delete,
             mark_seen: config.pop3.mark_seen,
             plaintext_anywhere: config.auth.plaintext_anywhere,
             max_connections_per_ip: limits
