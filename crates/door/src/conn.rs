@@ -202,3 +202,34 @@ pub async fn wait<T>(
         _ = shutdown.changed() => Wait::ShuttingDown,
     }
 }
+
+/// The next step of a line-based door's command loop.
+pub enum Next {
+    /// A whole line is in the buffer.
+    Line,
+    /// The line was longer than the reader's limit: read and dropped, so
+    /// the door answers it with an error and goes on (`head` is its start).
+    TooLong { head: Vec<u8> },
+    /// The client said nothing for the whole idle limit.
+    Idle,
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+/// The wait of every line-based command loop, written once: the next line
+/// into `line` within `limit`, unless the server shuts down. A closed or
+/// failed connection is the error that ends the session.
+pub async fn next_line<S: tokio::io::AsyncRead + Unpin>(
+    io: &mut crate::LineReader<S>,
+    line: &mut Vec<u8>,
+    limit: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Next, crate::LineError> {
+    match wait(io.line(line), limit, shutdown).await {
+        Wait::Ready(Ok(())) => Ok(Next::Line),
+        Wait::Ready(Err(crate::LineError::TooLong { head, .. })) => Ok(Next::TooLong { head }),
+        Wait::Ready(Err(e)) => Err(e),
+        Wait::Idle => Ok(Next::Idle),
+        Wait::ShuttingDown => Ok(Next::ShuttingDown),
+    }
+}

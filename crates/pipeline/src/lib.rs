@@ -150,6 +150,7 @@ impl Pipeline {
         let mut copies = Vec::new();
         let mut replies = Vec::new();
         let mut rejections: Vec<(String, String)> = Vec::new();
+        let mut accepted = false;
         for (i, ((rcpt, account), verdict)) in unique.iter().zip(&verdicts).enumerate() {
             let facts = Filing {
                 envelope_to: rcpt,
@@ -163,14 +164,15 @@ impl Pipeline {
             replies.extend(filed.replies);
             match filed.rejected {
                 Some(reason) => rejections.push((account.address.clone(), reason)),
-                None => copies.extend(filed.copies.into_iter().map(|c| (c, i))),
+                None => accepted = true,
             }
+            // A rejecting recipient's copy is kept too when others accept
+            // (there is no bounce to send yet).
+            copies.extend(filed.copies.into_iter().map(|c| (c, i)));
         }
         // Every recipient's filter refuses it: refuse it, store nothing
         // (not even a mailbox a script would have created).
-        if copies.is_empty()
-            && let Some((_, reason)) = rejections.first()
-        {
+        if !accepted && let Some((_, reason)) = rejections.first() {
             return Err(Error::Rejected(reason.clone()));
         }
         for (who, reason) in &rejections {

@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use door::conn::{Wait, wait};
+use door::conn::{Next, next_line};
 use door::login::{self, Mechanism, SaslError, SaslWire};
-use door::{LineError, LineReader, Stream};
+use door::{LineReader, Stream};
 use store::{Account, BlobHash, FlagChange, FlagOp, Flags, Mailbox, Pop3Delete, SpecialUse};
 use tokio::sync::watch;
 
@@ -93,24 +93,20 @@ impl Session {
         let mut shutdown = self.shutdown.clone();
         while !self.quit {
             let io = self.io.as_mut().ok_or("no stream")?;
-            let read = match wait(io.line(&mut line), IDLE_TIMEOUT, &mut shutdown).await {
-                Wait::Ready(r) => r,
-                Wait::ShuttingDown => {
+            match next_line(io, &mut line, IDLE_TIMEOUT, &mut shutdown).await? {
+                Next::Line => self.command(&line).await?,
+                Next::TooLong { .. } => self.say("-ERR Line too long."),
+                Next::ShuttingDown => {
                     // Nothing is applied: the session never reached QUIT.
                     self.say("-ERR [SYS/TEMP] The server is shutting down.");
                     self.flush().await?;
                     return Ok(());
                 }
-                Wait::Idle => {
+                Next::Idle => {
                     self.say("-ERR Autologout; idle for too long.");
                     self.flush().await?;
                     return Ok(());
                 }
-            };
-            match read {
-                Err(LineError::TooLong { .. }) => self.say("-ERR Line too long."),
-                Err(e) => return Err(e.into()),
-                Ok(()) => self.command(&line).await?,
             }
             // PIPELINING (RFC 2449): answer a batch of commands at once.
             if self.io.as_ref().is_none_or(|io| io.pending() == 0) || self.out.len() > 64 * 1024 {

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use door::conn::{Wait, wait};
-use door::{LineError, LineReader, Stream};
+use door::conn::{Next, next_line};
+use door::{LineReader, Stream};
 use pipeline::{Origin, Recipient, Trace};
 use smtp_proto::{Error as ParseError, Request};
 use store::Account;
@@ -95,23 +95,19 @@ impl Session {
         let mut shutdown = self.shutdown.clone();
         while !self.quit {
             let io = self.io()?;
-            let read = match wait(io.line(&mut line), COMMAND_TIMEOUT, &mut shutdown).await {
-                Wait::Ready(r) => r,
-                Wait::ShuttingDown => {
+            match next_line(io, &mut line, COMMAND_TIMEOUT, &mut shutdown).await? {
+                Next::Line => self.command(&line).await?,
+                Next::TooLong { .. } => self.error("500 5.5.2 Line too long."),
+                Next::ShuttingDown => {
                     self.reply("421 4.3.2 The server is shutting down; try again later.");
                     self.flush().await?;
                     return Ok(());
                 }
-                Wait::Idle => {
+                Next::Idle => {
                     self.reply("421 4.4.2 Timeout; closing the connection.");
                     self.flush().await?;
                     return Ok(());
                 }
-            };
-            match read {
-                Err(LineError::TooLong { .. }) => self.error("500 5.5.2 Line too long."),
-                Err(e) => return Err(e.into()),
-                Ok(()) => self.command(&line).await?,
             }
             // PIPELINING (RFC 2920): answer a group of commands at once.
             if self.io.as_ref().is_none_or(|io| io.pending() == 0) || self.quit {
