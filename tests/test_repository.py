@@ -82,3 +82,18 @@ def test_reference_dovecot_starter_is_in_the_repository():
     text = start.read_text()
     for knob in ["PASS_SCHEME", "AUTH_CACHE", "MAIL_FSYNC", "MAX_CONNECTIONS"]:
         assert knob in text, f"start.sh no longer takes {knob}"
+
+
+def test_wire_crates_do_no_io():
+    """The wire crates depend on nothing that does I/O: no sqlx, SQLite or
+    tokio under imap-proto, mime, sieve or spam (design.md, the crate graph)."""
+    for crate in ["imap-proto", "mime", "sieve", "spam"]:
+        out = subprocess.run(
+            ["cargo", "tree", "--offline", "--locked", "-p", crate, "-e", "normal", "--prefix", "none"],
+            cwd=ROOT, capture_output=True, timeout=120,
+        )
+        assert out.returncode == 0, out.stderr.decode()
+        names = {line.split()[0] for line in out.stdout.decode().splitlines() if line.strip()}
+        assert names, crate
+        for banned in ["sqlx", "libsqlite3-sys", "tokio", "store"]:
+            assert banned not in names, f"{crate} pulls in {banned}"
