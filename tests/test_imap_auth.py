@@ -136,3 +136,26 @@ def test_logout(satchel):
     assert f.readline().startswith(b"* BYE")
     assert f.readline() == b"a OK LOGOUT completed.\r\n"
     assert f.readline() == b""
+
+
+def test_generated_certificate_names_the_host(satchel):
+    """The self-signed certificate made on first start names the configured
+    host (CN and SAN, so fetchmail's name check passes), lists the listening
+    address, and is valid for a bounded time; the doors serve it."""
+    import datetime
+    import ssl
+    import subprocess
+    pem = (satchel.data / "cert.pem").read_text()
+    served = ssl.get_server_certificate(("127.0.0.1", satchel.ports["imaps"]))
+    assert served.strip() == pem.strip()
+    out = subprocess.run(
+        ["openssl", "x509", "-noout", "-subject", "-ext", "subjectAltName", "-startdate", "-enddate"],
+        input=pem.encode(), capture_output=True, check=True,
+    ).stdout.decode()
+    assert "CN = mail.example.test" in out or "CN=mail.example.test" in out, out
+    assert "rcgen" not in out, out
+    assert "DNS:mail.example.test" in out and "IP Address:127.0.0.1" in out, out
+    fmt = "%b %d %H:%M:%S %Y %Z"
+    start = datetime.datetime.strptime(out.split("notBefore=")[1].splitlines()[0].replace("  ", " "), fmt)
+    end = datetime.datetime.strptime(out.split("notAfter=")[1].splitlines()[0].replace("  ", " "), fmt)
+    assert datetime.timedelta(days=365) < end - start <= datetime.timedelta(days=830), (start, end)

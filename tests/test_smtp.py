@@ -45,7 +45,9 @@ def test_plain_delivery_with_trace_fields(satchel):
     assert "<-  250 2.1.0 Sender OK." in text
     assert "<-  250 2.1.5 Recipient OK." in text
     assert "<-  354 " in text
-    assert re.search(r"<-  250 2\.0\.0 Delivered to 1 mailboxes", text), text
+    # An opaque id, never the mailbox or the UID it was filed under.
+    assert re.search(r"<-  250 2\.0\.0 Ok: queued as [0-9A-F]{16}\n", text), text
+    assert "UID" not in text and "INBOX" not in text, text
     [msg] = inbox(satchel)
     assert msg.startswith(b"Return-Path: <sender@remote.test>\r\nReceived: from client.remote.test ([127.0.0.1])\r\n"
                           b"\tby mail.example.test (Satchel) with ESMTP\r\n\tfor <alice@example.test>; ")
@@ -63,14 +65,14 @@ def test_ehlo_lists_the_extensions(satchel):
 def test_starttls(satchel):
     code, text = swaks(satchel, "--tls", "--header", "Subject: tls")
     assert "<-  220 2.0.0 Ready to start TLS." in text
-    assert re.search(r"<~  250 2\.0\.0 Delivered", text), text
+    assert re.search(r"<~  250 2\.0\.0 Ok: queued as ", text), text
     [msg] = inbox(satchel)
     assert b"with ESMTPS" in msg
 
 
 def test_pipelining(satchel):
     code, text = swaks(satchel, "--pipeline", "--header", "Subject: pipelined")
-    assert re.search(r"<-  250 2\.0\.0 Delivered", text), text
+    assert re.search(r"<-  250 2\.0\.0 Ok: queued as ", text), text
     assert len(inbox(satchel)) == 1
 
 
@@ -141,7 +143,7 @@ def test_bdat(satchel):
     s.sendall(b"BDAT %d\r\n" % len(part1) + part1)
     assert f.readline() == b"250 2.0.0 %d octets received.\r\n" % len(part1)
     s.sendall(b"BDAT %d LAST\r\n" % len(part2) + part2)
-    assert f.readline().startswith(b"250 2.0.0 Delivered to 1 mailboxes")
+    assert re.fullmatch(rb"250 2\.0\.0 Ok: queued as [0-9A-F]{16}\r\n", f.readline())
     [msg] = inbox(satchel)
     assert msg.endswith(part1 + part2)
 
@@ -222,3 +224,15 @@ def test_line_limits(satchel):
     s.sendall(b"Subject: too long\r\n\r\n" + b"z" * 70000 + b"\r\n.\r\n")
     assert f.readline().startswith(b"552 5.3.4")
     assert len(inbox(satchel)) == 1
+
+
+def test_size_that_overflows_is_refused(satchel):
+    """MAIL FROM with a SIZE no number can hold is a syntax error, not a
+    sender accepted (RFC 1870 6: the size is a decimal number)."""
+    s, f = raw(satchel)
+    ask(s, f, b"EHLO client.remote.test")
+    reply = ask(s, f, b"MAIL FROM:<> SIZE=99999999999999999999999")
+    assert reply.startswith(b"5"), reply
+    reply = ask(s, f, b"MAIL FROM:<> SIZE=999999999")
+    assert reply.startswith(b"552 "), reply
+    assert ask(s, f, b"MAIL FROM:<> SIZE=1000").startswith(b"250 ")

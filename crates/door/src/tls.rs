@@ -1,6 +1,7 @@
 //! The server's TLS configuration: the configured certificate, or a
 //! self-signed one generated in the data folder on first start.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,12 +30,13 @@ pub enum TlsError {
 }
 
 /// TLS for the doors: `cert` and `key` PEM files when given, else
-/// `data_dir/cert.pem` and `data_dir/key.pem`, generated for `hostname` if
-/// they do not exist yet.
+/// `data_dir/cert.pem` and `data_dir/key.pem`, generated for `hostname`
+/// and the listening `addresses` if they do not exist yet.
 pub fn server_config(
     data_dir: &Path,
     configured: Option<(&Path, &Path)>,
     hostname: &str,
+    addresses: &[IpAddr],
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let (cert_path, key_path) = match configured {
         Some((c, k)) => (c.to_path_buf(), k.to_path_buf()),
@@ -42,8 +44,13 @@ pub fn server_config(
             let c = data_dir.join("cert.pem");
             let k = data_dir.join("key.pem");
             if !c.exists() || !k.exists() {
-                generate(&c, &k, hostname)?;
+                generate(&c, &k, hostname, addresses)?;
             }
+            tracing::info!(
+                "TLS: the self-signed certificate {} (for {hostname}); to use your own, set \
+                 [tls] cert and key in the config",
+                c.display()
+            );
             (c, k)
         }
     };
@@ -68,14 +75,43 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-fn generate(cert_path: &Path, key_path: &Path, hostname: &str) -> Result<(), TlsError> {
+/// How long a generated certificate is valid: 825 days, the longest Apple
+/// clients accept for a TLS server certificate.
+const GENERATED_VALIDITY_DAYS: i64 = 825;
+
+fn generate(
+    cert_path: &Path,
+    key_path: &Path,
+    hostname: &str,
+    addresses: &[IpAddr],
+) -> Result<(), TlsError> {
     let mut names = vec![hostname.to_string()];
-    for n in ["localhost", "127.0.0.1", "::1"] {
-        if !names.iter().any(|x| x == n) {
-            names.push(n.to_string());
+    let listening = addresses
+        .iter()
+        .filter(|a| !a.is_unspecified())
+        .map(IpAddr::to_string);
+    for n in ["localhost".to_string(), "127.0.0.1".into(), "::1".into()]
+        .into_iter()
+        .chain(listening)
+    {
+        if !names.contains(&n) {
+            names.push(n);
         }
     }
-    let cert = rcgen::generate_simple_self_signed(names)?;
+    let mut params = rcgen::CertificateParams::new(names)?;
+    // Clients that check the name (fetchmail) compare the CN too.
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, hostname);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(GENERATED_VALIDITY_DAYS);
+    let signing_key = rcgen::KeyPair::generate()?;
+    let cert = rcgen::CertifiedKey {
+        cert: params.self_signed(&signing_key)?,
+        signing_key,
+    };
     write_private(key_path, cert.signing_key.serialize_pem().as_bytes())?;
     std::fs::write(cert_path, cert.cert.pem()).map_err(|source| TlsError::Write {
         path: cert_path.to_path_buf(),
@@ -112,9 +148,9 @@ mod tests {
     #[test]
     fn generates_once_and_reuses() {
         let dir = tempfile::tempdir().unwrap();
-        server_config(dir.path(), None, "mail.example.test").unwrap();
+        server_config(dir.path(), None, "mail.example.test", &[]).unwrap();
         let first = std::fs::read(dir.path().join("cert.pem")).unwrap();
-        server_config(dir.path(), None, "mail.example.test").unwrap();
+        server_config(dir.path(), None, "mail.example.test", &[]).unwrap();
         assert_eq!(first, std::fs::read(dir.path().join("cert.pem")).unwrap());
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join("key.pem"))
@@ -124,7 +160,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let bad = dir.path().join("empty.pem");
         std::fs::write(&bad, "").unwrap();
-        let e = server_config(dir.path(), Some((&bad, &bad)), "x").unwrap_err();
+        let e = server_config(dir.path(), Some((&bad, &bad)), "x", &[]).unwrap_err();
         assert!(e.to_string().contains("holds no certificate"), "{e}");
     }
 }

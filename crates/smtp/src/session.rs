@@ -118,6 +118,11 @@ impl Session {
     }
 
     async fn command(&mut self, line: &[u8]) -> Result<(), Error> {
+        if size_overflows(line) {
+            // smtp-proto wraps a SIZE past usize around to a small number.
+            self.error("501 5.5.4 Invalid parameter SIZE: not a size this server can read.");
+            return Ok(());
+        }
         let mut with_crlf = line.to_vec();
         with_crlf.extend_from_slice(b"\r\n");
         let request = match Request::parse(&mut with_crlf.iter()) {
@@ -392,12 +397,20 @@ impl Session {
             .await
         {
             Ok(done) => {
-                let ids: Vec<String> = done.iter().map(|d| d.uid.to_string()).collect();
-                self.reply(&format!(
-                    "250 2.0.0 Delivered to {} mailboxes (UIDs {}).",
-                    done.len(),
-                    ids.join(",")
-                ));
+                // The sender learns an opaque id, never where the mail went
+                // (mailboxes, UIDs); the log ties the id to the copies.
+                let id = queue_id();
+                let copies: Vec<String> = done
+                    .iter()
+                    .map(|d| format!("{} {} {}", d.account, d.mailbox, d.uid))
+                    .collect();
+                tracing::info!(
+                    "smtp: {id} from <{}> via {}: {}",
+                    trace.mail_from,
+                    self.peer.ip(),
+                    copies.join(", ")
+                );
+                self.reply(&format!("250 2.0.0 Ok: queued as {id}"));
             }
             Err(pipeline::Error::Store(store::Error::TooLarge)) => {
                 self.error("552 5.3.4 Message too big.");
@@ -427,5 +440,60 @@ impl Session {
                 self.reply("451 4.3.0 The message could not be stored; try again later.");
             }
         }
+    }
+}
+
+/// An id for one accepted message, for the 250 reply and the log: unique
+/// in this process and across restarts (time in microseconds, then a
+/// counter), and saying nothing about mailboxes or UIDs.
+fn queue_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    format!("{:011X}{:05X}", micros & 0xFFF_FFFF_FFFF, n & 0xF_FFFF)
+}
+
+/// Whether a MAIL command's `SIZE=` is a number of more digits than a u64
+/// holds (RFC 1870 6: `size-value ::= 1*20DIGIT`, and anything past
+/// u64::MAX is no size at all).
+fn size_overflows(line: &[u8]) -> bool {
+    let upper = line.to_ascii_uppercase();
+    if !upper.starts_with(b"MAIL ") {
+        return false;
+    }
+    upper
+        .windows(6)
+        .enumerate()
+        .filter(|(_, w)| w == b" SIZE=")
+        .any(|(i, _)| {
+            let digits: Vec<u8> = upper[i + 6..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .copied()
+                .collect();
+            std::str::from_utf8(&digits)
+                .ok()
+                .is_some_and(|d| !d.is_empty() && d.parse::<u64>().is_err())
+        })
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::size_overflows;
+
+    #[test]
+    fn sizes_past_u64_are_caught() {
+        assert!(size_overflows(b"MAIL FROM:<> SIZE=99999999999999999999999"));
+        assert!(size_overflows(
+            b"mail from:<a@b> body=8bitmime size=18446744073709551616"
+        ));
+        assert!(!size_overflows(b"MAIL FROM:<> SIZE=18446744073709551615"));
+        assert!(!size_overflows(b"MAIL FROM:<> SIZE=1000"));
+        assert!(!size_overflows(
+            b"RCPT TO:<x@y> SIZE=99999999999999999999999"
+        ));
     }
 }

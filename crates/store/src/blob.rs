@@ -39,10 +39,10 @@ impl BlobStore {
         if !marker.is_dir() {
             for i in 0..=255u8 {
                 let shard = root.join(format!("{i:02x}"));
-                fs::create_dir_all(&shard).map_err(|e| io_err(&shard, e))?;
+                private_dir(&shard)?;
             }
             fsync_dir(&root)?;
-            fs::create_dir_all(&marker).map_err(|e| io_err(&marker, e))?;
+            private_dir(&marker)?;
             fsync_dir(&root)?;
             if let Some(parent) = root.parent() {
                 fsync_dir(parent)?;
@@ -71,7 +71,7 @@ impl BlobStore {
             std::process::id(),
             unique_suffix()
         ));
-        let mut f = fs::File::create(&temp).map_err(|e| io_err(&temp, e))?;
+        let mut f = private_file(&temp)?;
         f.write_all(bytes).map_err(|e| io_err(&temp, e))?;
         f.sync_all().map_err(|e| io_err(&temp, e))?;
         Ok(Staged {
@@ -199,4 +199,26 @@ fn io_err(path: &Path, source: io::Error) -> Error {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// A folder only the server's user can enter, whatever the umask (the
+/// bodies are people's mail).
+pub(crate) fn private_dir(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| io_err(path, e))
+}
+
+/// A new file only the server's user can read, whatever the umask.
+fn private_file(path: &Path) -> Result<fs::File, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io_err(path, e))
 }

@@ -70,11 +70,8 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in `dir`: `dir/index.sqlite` and
     /// `dir/blobs/`.
     pub async fn open(dir: &Path) -> Result<SqliteStore> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
         let db_path = dir.join("index.sqlite");
+        make_private(dir, &db_path)?;
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(&db_path)
             .create_if_missing(true)
@@ -95,6 +92,13 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         migrate(&pool, &db_path).await?;
+        // SQLite gives its -wal and -shm files the index's mode; files an
+        // older version left readable are tightened too.
+        for suffix in ["-wal", "-shm"] {
+            let mut name = db_path.clone().into_os_string();
+            name.push(suffix);
+            tighten(Path::new(&name), 0o600)?;
+        }
         let blobs = BlobStore::open(dir.join("blobs"))?;
         blobs.clean_temp();
         let (feed, _) = broadcast::channel(1024);
@@ -1687,6 +1691,46 @@ fn message_from_row(r: &SqliteRow) -> Result<MessageMeta> {
         size: r.try_get::<i64, _>("size")? as u64,
         blob: BlobHash(r.try_get("blob")?),
     })
+}
+
+/// The data folder and the index (which holds the password hashes) are
+/// the server user's alone, whatever the umask: the folder is made (or
+/// tightened) 0700, the index created (or tightened) 0600 before SQLite
+/// opens it.
+fn make_private(dir: &Path, db_path: &Path) -> Result<()> {
+    crate::blob::private_dir(dir)?;
+    tighten(dir, 0o700)?;
+    if !db_path.exists() {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(db_path)
+            .map_err(|source| Error::Io {
+                path: db_path.to_path_buf(),
+                source,
+            })?;
+    }
+    tighten(db_path, 0o600)
+}
+
+/// Takes group and other permissions off `path` if it exists.
+fn tighten(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io)
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(e)),
+    }
 }
 
 fn random_origin() -> i64 {

@@ -41,6 +41,19 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         config.hostname
     ))?;
 
+    let l = &config.listen;
+    let addresses: Vec<std::net::IpAddr> = [
+        &l.smtp,
+        &l.imap,
+        &l.imaps,
+        &l.pop3,
+        &l.pop3s,
+        &l.managesieve,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|a| a.ip())
+    .collect();
     let tls = door::tls::server_config(
         &config.data_dir,
         config
@@ -48,6 +61,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             .as_ref()
             .map(|t| (t.cert.as_path(), t.key.as_path())),
         &config.hostname,
+        &addresses,
     )
     .context("cannot set up TLS")?;
     let (stop, stopped) = watch::channel(false);
