@@ -203,6 +203,47 @@ pub async fn wait<T>(
     }
 }
 
+/// The limits in time every door holds its clients to, beyond its idle
+/// limit: so that a few hundred slow clients cannot hold every slot.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// A line, from its first byte to its end.
+    pub line: Duration,
+    /// Logging in, from the connection's start (doors that take a login).
+    pub login: Duration,
+    /// One SMTP transaction, from MAIL to the end of the message.
+    pub transaction: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Deadlines {
+        Deadlines {
+            line: crate::lines::LINE_DEADLINE,
+            login: Duration::from_secs(180),
+            transaction: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl Deadlines {
+    /// How long to wait for the next command of a session that started at
+    /// `started`: the idle limit, cut to what is left of the login
+    /// deadline while the client has not logged in. Zero: the time to log
+    /// in is up.
+    pub fn wait_limit(
+        &self,
+        idle: Duration,
+        started: std::time::Instant,
+        logged_in: bool,
+    ) -> Duration {
+        if logged_in {
+            idle
+        } else {
+            idle.min(self.login.saturating_sub(started.elapsed()))
+        }
+    }
+}
+
 /// The next step of a line-based door's command loop.
 pub enum Next {
     /// A whole line is in the buffer.
@@ -212,6 +253,8 @@ pub enum Next {
     TooLong { head: Vec<u8> },
     /// The client said nothing for the whole idle limit.
     Idle,
+    /// The client started a line and did not finish it in time.
+    TooSlow,
     /// The server is shutting down.
     ShuttingDown,
 }
@@ -228,6 +271,7 @@ pub async fn next_line<S: tokio::io::AsyncRead + Unpin>(
     match wait(io.line(line), limit, shutdown).await {
         Wait::Ready(Ok(())) => Ok(Next::Line),
         Wait::Ready(Err(crate::LineError::TooLong { head, .. })) => Ok(Next::TooLong { head }),
+        Wait::Ready(Err(crate::LineError::TooSlow(_))) => Ok(Next::TooSlow),
         Wait::Ready(Err(e)) => Err(e),
         Wait::Idle => Ok(Next::Idle),
         Wait::ShuttingDown => Ok(Next::ShuttingDown),

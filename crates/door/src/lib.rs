@@ -13,7 +13,7 @@ mod stream;
 pub mod testing;
 pub mod tls;
 
-pub use conn::{Door, listen, serve};
+pub use conn::{Deadlines, Door, listen, serve};
 pub use limits::{ConnectionGuard, ConnectionLimits, LoginThrottle};
 pub use lines::{LineError, LineReader};
 pub use stream::Stream;

@@ -1,7 +1,17 @@
-//! Reading a line-based protocol with a bound on every line, and reading
-//! literals of a known size.
+//! Reading a line-based protocol with a bound on every line (its length,
+//! and the time from its first byte to its end), and reading literals of a
+//! known size.
+
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::time::Instant;
+
+/// How long a line may take from its first byte to its end: a client that
+/// trickles a line a byte at a time cannot hold a connection slot for
+/// longer than this (an idle client, who has sent nothing, is the door's
+/// idle limit's business).
+pub const LINE_DEADLINE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LineError {
@@ -12,6 +22,9 @@ pub enum LineError {
     TooLong { max: usize, head: Vec<u8> },
     #[error("connection closed")]
     Closed,
+    /// A line was started and not finished within the line deadline.
+    #[error("a line took longer than {0:?} to arrive")]
+    TooSlow(Duration),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -23,6 +36,9 @@ pub struct LineReader<S> {
     /// half-way (by `select!`) loses nothing.
     partial: Vec<u8>,
     too_long: bool,
+    /// When the line being read got its first byte.
+    started: Option<Instant>,
+    line_deadline: Duration,
 }
 
 /// Bytes read from the socket at a time for lines.
@@ -38,17 +54,38 @@ impl<S: AsyncRead + Unpin> LineReader<S> {
             max_line,
             partial: Vec::new(),
             too_long: false,
+            started: None,
+            line_deadline: LINE_DEADLINE,
         }
+    }
+
+    /// A reader whose lines must end within `deadline` of their first byte.
+    pub fn with_deadline(stream: S, max_line: usize, deadline: Duration) -> LineReader<S> {
+        let mut r = LineReader::new(stream, max_line);
+        r.line_deadline = deadline;
+        r
+    }
+
+    /// Changes the line deadline (tests use a short one).
+    pub fn set_line_deadline(&mut self, deadline: Duration) {
+        self.line_deadline = deadline;
     }
 
     /// The next line, without its CRLF (a bare LF ends a line too).
     /// Cancel-safe.
     pub async fn line(&mut self, out: &mut Vec<u8>) -> Result<(), LineError> {
         loop {
-            let buf = self.inner.fill_buf().await?;
+            let buf = match self.started {
+                // Once a line has begun, the rest has until the deadline.
+                Some(t) => tokio::time::timeout_at(t + self.line_deadline, self.inner.fill_buf())
+                    .await
+                    .map_err(|_| LineError::TooSlow(self.line_deadline))??,
+                None => self.inner.fill_buf().await?,
+            };
             if buf.is_empty() {
                 return Err(LineError::Closed);
             }
+            self.started.get_or_insert_with(Instant::now);
             let (take, done) = match buf.iter().position(|&b| b == b'\n') {
                 Some(i) => (i + 1, true),
                 None => (buf.len(), false),
@@ -66,6 +103,7 @@ impl<S: AsyncRead + Unpin> LineReader<S> {
                 break;
             }
         }
+        self.started = None;
         let mut line = std::mem::take(&mut self.partial);
         if std::mem::take(&mut self.too_long) {
             line.truncate(64);
@@ -172,5 +210,29 @@ mod tests {
         r.line(&mut line).await.unwrap();
         assert_eq!(line, b"after");
         assert!(matches!(r.line(&mut line).await, Err(LineError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn a_line_trickled_past_the_deadline_is_cut() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut r = LineReader::new(server, 100);
+        r.set_line_deadline(Duration::from_millis(200));
+        use tokio::io::AsyncWriteExt;
+        // Nothing sent for longer than the deadline: still waiting.
+        let mut line = Vec::new();
+        let idle = tokio::time::timeout(Duration::from_millis(300), r.line(&mut line)).await;
+        assert!(
+            idle.is_err(),
+            "an idle client is not cut by the line deadline"
+        );
+        client.write_all(b"a1 NO").await.unwrap();
+        let trickle = async {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = client.write_all(b"O").await;
+            }
+        };
+        let (result, ()) = tokio::join!(r.line(&mut line), trickle);
+        assert!(matches!(result, Err(LineError::TooSlow(_))), "{result:?}");
     }
 }

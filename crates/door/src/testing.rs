@@ -44,6 +44,21 @@ impl Client {
             .await
     }
 
+    /// Sends bytes as they are (a line in pieces, a body).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes).await
+    }
+
+    /// Sends `text` a byte at a time, `gap` apart, without a line end: a
+    /// slow client's line.
+    pub async fn trickle(&mut self, text: &[u8], gap: std::time::Duration) -> std::io::Result<()> {
+        for b in text {
+            self.writer.write_all(std::slice::from_ref(b)).await?;
+            tokio::time::sleep(gap).await;
+        }
+        Ok(())
+    }
+
     /// The next line, without its CRLF; an error once the server hung up.
     pub async fn line(&mut self) -> std::io::Result<String> {
         let mut line = String::new();

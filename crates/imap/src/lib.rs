@@ -23,6 +23,8 @@ pub struct Settings {
     pub plaintext_anywhere: bool,
     pub max_connections_per_ip: usize,
     pub max_connections_per_user: usize,
+    /// A line, logging in: the time limits beyond the idle timers.
+    pub deadlines: door::Deadlines,
 }
 
 impl Default for Settings {
@@ -31,6 +33,7 @@ impl Default for Settings {
             plaintext_anywhere: false,
             max_connections_per_ip: 64,
             max_connections_per_user: 32,
+            deadlines: door::Deadlines::default(),
         }
     }
 }

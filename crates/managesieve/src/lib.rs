@@ -18,6 +18,8 @@ use tokio::sync::watch;
 pub struct Settings {
     pub plaintext_anywhere: bool,
     pub max_connections_per_ip: usize,
+    /// A line, logging in: the time limits beyond the idle timer.
+    pub deadlines: door::Deadlines,
 }
 
 impl Default for Settings {
@@ -25,6 +27,7 @@ impl Default for Settings {
         Settings {
             plaintext_anywhere: false,
             max_connections_per_ip: 16,
+            deadlines: door::Deadlines::default(),
         }
     }
 }

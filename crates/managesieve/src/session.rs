@@ -33,6 +33,8 @@ enum Arg {
 enum Bad {
     /// Answer NO with this text and go on.
     No(String),
+    /// A line was started and not finished in time: say BYE and close.
+    TooSlow,
 }
 
 pub struct Session {
@@ -44,6 +46,8 @@ pub struct Session {
     tls: bool,
     account: Option<Account>,
     logout: bool,
+    /// When the connection opened: the login deadline counts from here.
+    started: std::time::Instant,
 }
 
 impl Session {
@@ -54,15 +58,17 @@ impl Session {
         shutdown: watch::Receiver<bool>,
     ) -> Session {
         let tls = stream.is_tls();
+        let line_deadline = server.settings.deadlines.line;
         Session {
             server,
             peer,
-            io: Some(LineReader::new(stream, MAX_LINE)),
+            io: Some(LineReader::with_deadline(stream, MAX_LINE, line_deadline)),
             shutdown,
             out: Vec::with_capacity(4096),
             tls,
             account: None,
             logout: false,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -79,10 +85,21 @@ impl Session {
                 } else {
                     BUDGET_ANONYMOUS
                 };
-                match wait(read_command(io, budget), IDLE_TIMEOUT, &mut shutdown).await {
+                let deadlines = self.server.settings.deadlines;
+                let logged_in = self.account.is_some();
+                let limit = deadlines.wait_limit(IDLE_TIMEOUT, self.started, logged_in);
+                match wait(read_command(io, budget), limit, &mut shutdown).await {
                     Wait::Ready(r) => r,
                     Wait::ShuttingDown => {
                         self.line("BYE (TRYLATER) \"The server is shutting down.\"");
+                        self.flush().await?;
+                        return Ok(());
+                    }
+                    Wait::Idle if !logged_in && limit < IDLE_TIMEOUT => {
+                        self.line(&format!(
+                            "BYE \"Log in within {} seconds of connecting.\"",
+                            deadlines.login.as_secs()
+                        ));
                         self.flush().await?;
                         return Ok(());
                     }
@@ -96,6 +113,11 @@ impl Session {
             match read? {
                 Ok(args) => self.command(args).await?,
                 Err(Bad::No(why)) => self.no(None, &why),
+                Err(Bad::TooSlow) => {
+                    self.line("BYE \"A line took too long to arrive.\"");
+                    self.flush().await?;
+                    return Ok(());
+                }
             }
             self.flush().await?;
         }
@@ -192,7 +214,11 @@ impl Session {
         )
         .await
         .map_err(|_| "TLS handshake timed out")??;
-        self.io = Some(LineReader::new(stream, MAX_LINE));
+        self.io = Some(LineReader::with_deadline(
+            stream,
+            MAX_LINE,
+            self.server.settings.deadlines.line,
+        ));
         self.tls = true;
         // RFC 5804 2.2: the capabilities again, as they may have changed.
         self.capabilities();
@@ -560,6 +586,7 @@ async fn read_command(
                     "The line is longer than {MAX_LINE} bytes."
                 ))));
             }
+            Err(LineError::TooSlow(_)) => return Ok(Err(Bad::TooSlow)),
             Err(e) => return Err(e.into()),
         }
         let (mut tokens, literal) = match split_line(&line) {

@@ -24,6 +24,8 @@ pub struct Settings {
     pub mark_seen: bool,
     pub plaintext_anywhere: bool,
     pub max_connections_per_ip: usize,
+    /// A line, logging in: the time limits beyond the idle timer.
+    pub deadlines: door::Deadlines,
 }
 
 impl Default for Settings {
@@ -33,6 +35,7 @@ impl Default for Settings {
             mark_seen: true,
             plaintext_anywhere: false,
             max_connections_per_ip: 32,
+            deadlines: door::Deadlines::default(),
         }
     }
 }

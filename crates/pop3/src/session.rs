@@ -43,6 +43,8 @@ pub struct Session {
     account: Option<Account>,
     drop: Option<Maildrop>,
     quit: bool,
+    /// When the connection opened: the login deadline counts from here.
+    started: std::time::Instant,
 }
 
 impl Session {
@@ -54,9 +56,13 @@ impl Session {
     ) -> Session {
         let tls = stream.is_tls();
         Session {
-            server,
             peer,
-            io: Some(LineReader::new(stream, MAX_LINE)),
+            io: Some(LineReader::with_deadline(
+                stream,
+                MAX_LINE,
+                server.settings.deadlines.line,
+            )),
+            server,
             shutdown,
             out: Vec::with_capacity(4096),
             tls,
@@ -64,6 +70,7 @@ impl Session {
             account: None,
             drop: None,
             quit: false,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -92,10 +99,25 @@ impl Session {
         let mut line = Vec::new();
         let mut shutdown = self.shutdown.clone();
         while !self.quit {
+            let deadlines = self.server.settings.deadlines;
+            let limit = deadlines.wait_limit(IDLE_TIMEOUT, self.started, self.account.is_some());
             let io = self.io.as_mut().ok_or("no stream")?;
-            match next_line(io, &mut line, IDLE_TIMEOUT, &mut shutdown).await? {
+            match next_line(io, &mut line, limit, &mut shutdown).await? {
                 Next::Line => self.command(&line).await?,
                 Next::TooLong { .. } => self.say("-ERR Line too long."),
+                Next::TooSlow => {
+                    self.say("-ERR A line took too long to arrive; closing.");
+                    self.flush().await?;
+                    return Ok(());
+                }
+                Next::Idle if self.account.is_none() && limit < IDLE_TIMEOUT => {
+                    self.say(&format!(
+                        "-ERR [AUTH] Log in within {} seconds of connecting; closing.",
+                        deadlines.login.as_secs()
+                    ));
+                    self.flush().await?;
+                    return Ok(());
+                }
                 Next::ShuttingDown => {
                     // Nothing is applied: the session never reached QUIT.
                     self.say("-ERR [SYS/TEMP] The server is shutting down.");
@@ -198,7 +220,11 @@ impl Session {
         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, io.into_inner().into_tls(config))
             .await
             .map_err(|_| "TLS handshake timed out")??;
-        self.io = Some(LineReader::new(stream, MAX_LINE));
+        self.io = Some(LineReader::with_deadline(
+            stream,
+            MAX_LINE,
+            self.server.settings.deadlines.line,
+        ));
         self.tls = true;
         self.user = None;
         Ok(())

@@ -76,14 +76,19 @@ fn main() -> ExitCode {
         }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // rustls warns of every client that sends an IP address as SNI
+        // (fetchmail and others do): noise in an admin's log, not a fault.
         tracing_subscriber::EnvFilter::new(match cli.command {
-            Command::Serve => "info",
-            _ => "warn",
+            Command::Serve => "info,rustls=error",
+            _ => "warn,rustls=error",
         })
     });
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, not in log files.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

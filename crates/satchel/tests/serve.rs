@@ -120,3 +120,45 @@ fn a_config_file_starts_only_the_doors_it_lists() {
         "no other door started: {rest:?}"
     );
 }
+
+/// The log an admin reads: no colour codes when it goes to a file or a
+/// pipe, and a line saying which certificate the doors serve and how to
+/// use one's own.
+#[test]
+fn the_log_is_plain_and_names_the_certificate() {
+    let s = Satchel::new();
+    let config = s.dir.path().join("satchel.toml");
+    std::fs::write(
+        &config,
+        "hostname = \"mx.example.test\"\n[listen]\nimaps = [\"127.0.0.1:0\"]\n",
+    )
+    .unwrap();
+    let mut child = s
+        .command(&["--config", config.to_str().unwrap(), "serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..2 {
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+    }
+    assert!(line.starts_with("imaps 127.0.0.1:"), "{line}");
+    std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a piped log: {log:?}"
+    );
+    assert!(
+        log.contains("self-signed certificate") && log.contains("[tls] cert and key"),
+        "{log}"
+    );
+    assert!(log.contains("mx.example.test"), "{log}");
+}

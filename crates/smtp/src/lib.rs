@@ -23,6 +23,8 @@ pub struct Settings {
     /// Errors after which a session is dropped (421).
     pub max_errors: usize,
     pub max_connections_per_ip: usize,
+    /// A line, a whole transaction: the time limits beyond the idle timer.
+    pub deadlines: door::Deadlines,
 }
 
 impl Default for Settings {
@@ -32,6 +34,7 @@ impl Default for Settings {
             max_recipients: 100,
             max_errors: 10,
             max_connections_per_ip: 50,
+            deadlines: door::Deadlines::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use door::conn::{Next, next_line};
 use door::{LineReader, Stream};
@@ -27,6 +28,8 @@ struct Transaction {
     oversized: bool,
     /// A BDAT chunk was taken: DATA may not follow (RFC 3030 2).
     bdat: bool,
+    /// When MAIL opened it: the whole transaction has until the deadline.
+    started: Option<tokio::time::Instant>,
 }
 
 pub struct Session {
@@ -50,10 +53,11 @@ impl Session {
         shutdown: watch::Receiver<bool>,
     ) -> Session {
         let tls = stream.is_tls();
+        let line_deadline = server.settings.deadlines.line;
         Session {
             server,
             peer,
-            io: Some(LineReader::new(stream, MAX_LINE)),
+            io: Some(LineReader::with_deadline(stream, MAX_LINE, line_deadline)),
             shutdown,
             out: Vec::with_capacity(1024),
             tls,
@@ -94,10 +98,22 @@ impl Session {
         let mut line = Vec::new();
         let mut shutdown = self.shutdown.clone();
         while !self.quit {
+            let until_deadline = self.transaction_left();
+            let limit = COMMAND_TIMEOUT.min(until_deadline);
             let io = self.io()?;
-            match next_line(io, &mut line, COMMAND_TIMEOUT, &mut shutdown).await? {
+            match next_line(io, &mut line, limit, &mut shutdown).await? {
                 Next::Line => self.command(&line).await?,
                 Next::TooLong { .. } => self.error("500 5.5.2 Line too long."),
+                Next::TooSlow => {
+                    self.reply("421 4.4.2 A line took too long to arrive; closing the connection.");
+                    self.flush().await?;
+                    return Ok(());
+                }
+                Next::Idle if until_deadline < COMMAND_TIMEOUT => {
+                    self.reply("421 4.4.2 The transaction took too long; closing the connection.");
+                    self.flush().await?;
+                    return Ok(());
+                }
                 Next::ShuttingDown => {
                     self.reply("421 4.3.2 The server is shutting down; try again later.");
                     self.flush().await?;
@@ -229,7 +245,11 @@ impl Session {
         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, io.into_inner().into_tls(config))
             .await
             .map_err(|_| "TLS handshake timed out")??;
-        self.io = Some(LineReader::new(stream, MAX_LINE));
+        self.io = Some(LineReader::with_deadline(
+            stream,
+            MAX_LINE,
+            self.server.settings.deadlines.line,
+        ));
         self.tls = true;
         self.helo = None;
         self.tx = Transaction::default();
@@ -251,6 +271,7 @@ impl Session {
             return;
         }
         self.tx.from = Some(from.to_string());
+        self.tx.started = Some(tokio::time::Instant::now());
         self.reply("250 2.1.0 Sender OK.");
     }
 
@@ -292,6 +313,15 @@ impl Session {
         true
     }
 
+    /// What is left of the open transaction's deadline (all of it when
+    /// none is open).
+    fn transaction_left(&self) -> Duration {
+        let deadline = self.server.settings.deadlines.transaction;
+        self.tx
+            .started
+            .map_or(deadline, |t| deadline.saturating_sub(t.elapsed()))
+    }
+
     async fn data(&mut self) -> Result<(), Error> {
         if !self.ready_for_data() {
             return Ok(());
@@ -306,10 +336,22 @@ impl Session {
         self.flush().await?;
         let max = self.server.settings.max_message_size as usize;
         let mut body = DotDecoder::new(max, MAX_DATA_LINE);
+        let left = self.transaction_left();
         let io = self.io()?;
+        // A body trickled a byte at a time still ends by the transaction's
+        // deadline (and no read waits longer than DATA_TIMEOUT).
+        let deadline = tokio::time::Instant::now() + left;
         while !body.is_done() {
-            let chunk = match tokio::time::timeout(DATA_TIMEOUT, io.fill()).await {
-                Err(_) => return Err("DATA timed out".into()),
+            let until = deadline.min(tokio::time::Instant::now() + DATA_TIMEOUT);
+            let chunk = match tokio::time::timeout_at(until, io.fill()).await {
+                Err(_) => {
+                    self.reply(
+                        "421 4.4.2 The message took too long to arrive; closing the connection.",
+                    );
+                    self.flush().await?;
+                    self.quit = true;
+                    return Ok(());
+                }
                 Ok(r) => r?,
             };
             let used = body.feed(chunk);
@@ -332,8 +374,9 @@ impl Session {
         let fits = !self.tx.oversized && self.tx.chunks.len().saturating_add(size) <= max;
         if ready && fits {
             let mut chunks = std::mem::take(&mut self.tx.chunks);
+            let limit = DATA_TIMEOUT.min(self.transaction_left());
             let io = self.io()?;
-            tokio::time::timeout(DATA_TIMEOUT, io.exact(size, &mut chunks))
+            tokio::time::timeout(limit, io.exact(size, &mut chunks))
                 .await
                 .map_err(|_| "BDAT timed out")??;
             self.tx.chunks = chunks;

@@ -32,7 +32,11 @@ impl Session {
         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, io.into_inner().into_tls(config))
             .await
             .map_err(|_| "TLS handshake timed out")??;
-        self.io = Some(LineReader::new(stream, MAX_LINE));
+        self.io = Some(LineReader::with_deadline(
+            stream,
+            MAX_LINE,
+            self.server.settings.deadlines.line,
+        ));
         self.tls = true;
         Ok(())
     }

@@ -49,6 +49,8 @@ pub struct Session {
     saved: Option<Vec<u32>>,
     tls: bool,
     logout: bool,
+    /// When the connection opened: the login deadline counts from here.
+    started: std::time::Instant,
 }
 
 /// The tagged answer of a command.
@@ -139,11 +141,12 @@ impl Session {
         shutdown: watch::Receiver<bool>,
     ) -> Session {
         let tls = stream.is_tls();
+        let line_deadline = server.settings.deadlines.line;
         Session {
             tls,
             server,
             peer,
-            io: Some(LineReader::new(stream, MAX_LINE)),
+            io: Some(LineReader::with_deadline(stream, MAX_LINE, line_deadline)),
             shutdown,
             // Grows with the first answers; an idle session keeps little.
             out: Vec::new(),
@@ -154,6 +157,7 @@ impl Session {
             enabled: capability::Enabled::default(),
             saved: None,
             logout: false,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -185,15 +189,26 @@ impl Session {
         let mut line = Vec::new();
         let mut shutdown = self.shutdown.clone();
         while !self.logout {
-            let timeout = if self.account.is_some() {
+            let logged_in = self.account.is_some();
+            let idle = if logged_in {
                 AUTH_TIMEOUT
             } else {
                 PREAUTH_TIMEOUT
             };
+            let deadlines = self.server.settings.deadlines;
+            let timeout = deadlines.wait_limit(idle, self.started, logged_in);
             let read = match wait(self.read_command(&mut line), timeout, &mut shutdown).await {
                 Wait::Ready(r) => r,
                 Wait::ShuttingDown => {
                     self.line("* BYE [UNAVAILABLE] The server is shutting down.");
+                    self.flush().await?;
+                    return Ok(());
+                }
+                Wait::Idle if !logged_in && timeout < idle => {
+                    self.line(&format!(
+                        "* BYE Log in within {} seconds of connecting.",
+                        deadlines.login.as_secs()
+                    ));
                     self.flush().await?;
                     return Ok(());
                 }
@@ -296,6 +311,12 @@ impl Session {
                     "{tag} BAD [TOOBIG] Command line longer than {max} bytes."
                 ));
                 self.flush().await?;
+                Ok(Some(None))
+            }
+            Err(LineError::TooSlow(_)) => {
+                self.line("* BYE A line took too long to arrive.");
+                self.flush().await?;
+                self.logout = true;
                 Ok(Some(None))
             }
             Err(e) => Err(e.into()),

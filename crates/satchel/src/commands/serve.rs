@@ -73,6 +73,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             plaintext_anywhere: config.auth.plaintext_anywhere,
             max_connections_per_ip: limits.imap_per_ip.unwrap_or(d.max_connections_per_ip),
             max_connections_per_user: limits.imap_per_user.unwrap_or(d.max_connections_per_user),
+            ..d
         }
     });
     for (addrs, implicit_tls, name) in [
@@ -101,6 +102,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             max_connections_per_ip: limits
                 .pop3_per_ip
                 .unwrap_or(pop3::Settings::default().max_connections_per_ip),
+            ..pop3::Settings::default()
         },
     );
     for (addrs, implicit_tls, name) in [
@@ -127,6 +129,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             max_connections_per_ip: limits
                 .managesieve_per_ip
                 .unwrap_or(managesieve::Settings::default().max_connections_per_ip),
+            ..managesieve::Settings::default()
         },
     );
     for addr in &config.listen.managesieve {
