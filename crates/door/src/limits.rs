@@ -86,12 +86,34 @@ fn release<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
     }
 }
 
-/// Failed logins per client address. Each failure costs the client a delay
-/// of one second per failure in the window (so guessing gets slower and
-/// slower), up to [`LoginThrottle::MAX_DELAY`]; a quiet window forgives.
-#[derive(Clone, Default)]
+/// Failed logins, counted per client address and per account, shared by
+/// every door that takes a password (one `LoginThrottle`, cloned).
+///
+/// Per address: each failure costs the client a delay of one second per
+/// failure in the window (so guessing gets slower and slower), up to
+/// [`LoginThrottle::MAX_DELAY`]; a quiet window forgives.
+///
+/// Per account: once an account has [`LoginThrottle::ACCOUNT_FREE`]
+/// failures in the window, attempts at it from addresses it has not logged
+/// in from are spaced out, from all of them together (a second per ten
+/// failures, up to the same maximum), so spreading guesses over many
+/// addresses does not help; an address the owner logged in from before is
+/// never held back, so the owner is not locked out.
+#[derive(Clone, Default, Debug)]
 pub struct LoginThrottle {
     failures: Arc<Mutex<HashMap<IpAddr, (u32, Instant)>>>,
+    accounts: Arc<Mutex<HashMap<String, AccountGuard>>>,
+}
+
+/// What the throttle knows of one account.
+#[derive(Debug)]
+struct AccountGuard {
+    failures: u32,
+    last_failure: Instant,
+    /// When the next attempt from an unknown address may be checked.
+    next_slot: Instant,
+    /// Addresses the account logged in from, newest last.
+    known: Vec<(IpAddr, Instant)>,
 }
 
 impl LoginThrottle {
@@ -126,6 +148,88 @@ impl LoginThrottle {
         Duration::from_secs(entry.0 as u64).min(Self::MAX_DELAY)
     }
 
+    /// Failures an account may have in the window before attempts at it
+    /// from unknown addresses are spaced out.
+    pub const ACCOUNT_FREE: u32 = 10;
+    /// How long an address stays known after a successful login.
+    const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+    /// Known addresses kept per account.
+    const MAX_KNOWN: usize = 16;
+
+    /// How long an attempt at `user` from `ip` waits before its password is
+    /// checked: nothing, unless the account is being guessed at and `ip`
+    /// is not one it logged in from.
+    pub fn before_attempt(&self, user: &str, ip: IpAddr) -> Duration {
+        let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let Some(guard) = map.get_mut(&user.to_lowercase()) else {
+            return Duration::ZERO;
+        };
+        if now.duration_since(guard.last_failure) >= Self::WINDOW {
+            guard.failures = 0;
+        }
+        let known = guard
+            .known
+            .iter()
+            .any(|(k, at)| *k == ip && now.duration_since(*at) < Self::KNOWN_FOR);
+        if known || guard.failures < Self::ACCOUNT_FREE {
+            return Duration::ZERO;
+        }
+        let spacing = Duration::from_secs((guard.failures / 10) as u64).min(Self::MAX_DELAY);
+        let slot = guard.next_slot.max(now);
+        guard.next_slot = slot + spacing;
+        slot - now
+    }
+
+    /// Records a failed login at `user` from `ip` and returns how long to
+    /// wait before answering (the address's delay).
+    pub fn failed_login(&self, user: &str, ip: IpAddr) -> Duration {
+        {
+            let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            if map.len() >= Self::MAX_TRACKED {
+                map.retain(|_, g| now.duration_since(g.last_failure) < Self::WINDOW);
+            }
+            // Names that are no account count too: guessing names is guessing.
+            let guard = map.entry(user.to_lowercase()).or_insert(AccountGuard {
+                failures: 0,
+                last_failure: now,
+                next_slot: now,
+                known: Vec::new(),
+            });
+            if now.duration_since(guard.last_failure) >= Self::WINDOW {
+                guard.failures = 0;
+            }
+            guard.failures = guard.failures.saturating_add(1);
+            guard.last_failure = now;
+        }
+        self.failed(ip)
+    }
+
+    /// Records a successful login: `ip` is known for `user` from now on.
+    pub fn succeeded(&self, user: &str, ip: IpAddr) {
+        let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(guard) = map.get_mut(&user.to_lowercase()) else {
+            // Accounts nobody guesses at need no entry; the first failure
+            // makes one, and the owner's next login marks its address.
+            return;
+        };
+        let now = Instant::now();
+        guard.known.retain(|(k, _)| *k != ip);
+        guard.known.push((ip, now));
+        if guard.known.len() > Self::MAX_KNOWN {
+            guard.known.remove(0);
+        }
+    }
+
+    /// Failures at `user` in the current window.
+    pub fn account_failures(&self, user: &str) -> u32 {
+        let map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&user.to_lowercase())
+            .filter(|g| g.last_failure.elapsed() < Self::WINDOW)
+            .map_or(0, |g| g.failures)
+    }
+
     /// Failures of `ip` in the current window.
     pub fn failures(&self, ip: IpAddr) -> u32 {
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -152,6 +256,46 @@ mod tests {
         assert!(limits.login("x@y").is_none());
         drop(u);
         assert!(limits.login("x@y").is_some());
+    }
+
+    #[test]
+    fn guesses_at_one_account_from_many_addresses_are_spaced_but_the_owner_gets_in() {
+        let t = LoginThrottle::new();
+        let owner: IpAddr = "192.0.2.10".parse().unwrap();
+        // The owner logs in once after a typo: the address is known.
+        t.failed_login("Alice@example.test", owner);
+        t.succeeded("alice@example.test", owner);
+        // 40 guesses, each from an address of its own.
+        for i in 0..40u8 {
+            let ip = IpAddr::from([198, 51, 100, i]);
+            assert_eq!(t.before_attempt("alice@example.test", ip), Duration::ZERO);
+            t.failed_login("alice@example.test", ip);
+            if t.account_failures("alice@example.test") >= LoginThrottle::ACCOUNT_FREE {
+                break;
+            }
+        }
+        assert_eq!(
+            t.account_failures("ALICE@example.test"),
+            LoginThrottle::ACCOUNT_FREE
+        );
+        let stranger = |i: u8| IpAddr::from([203, 0, 113, i]);
+        // Now every unknown address queues behind the others...
+        let waits: Vec<Duration> = (0..5)
+            .map(|i| t.before_attempt("alice@example.test", stranger(i)))
+            .collect();
+        assert_eq!(waits[0], Duration::ZERO);
+        assert!(waits.windows(2).all(|w| w[1] > w[0]), "{waits:?}");
+        assert!(waits[4] >= Duration::from_secs(3), "{waits:?}");
+        // ...while the owner's address goes straight through, and another
+        // account is untouched.
+        assert_eq!(
+            t.before_attempt("alice@example.test", owner),
+            Duration::ZERO
+        );
+        assert_eq!(
+            t.before_attempt("bob@example.test", stranger(1)),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -190,20 +190,38 @@ pub async fn exchange<W: SaslWire>(
     }
 }
 
-/// Checks a password the way every door does: the store's Argon2id check,
-/// and after a failure the throttle's delay for the client's address
-/// before the door may answer (so a thousand guesses take a long time
-/// while the real user, from elsewhere, logs in at once).
+/// Checks a password the way every door does: first the wait the throttle
+/// puts on an account being guessed at (none from an address the owner
+/// used before), then the store's Argon2id check, and after a failure the
+/// throttle's delay for the client's address before the door may answer
+/// (so a thousand guesses take a long time while the real user, from
+/// elsewhere, logs in at once). Every failure is logged with the address,
+/// in one form for every door (`login failed: door=imap user=... rip=...`,
+/// for fail2ban).
 pub async fn check_password(
     store: &dyn MailStore,
     throttle: &LoginThrottle,
+    door: &str,
     peer: IpAddr,
     user: &str,
     password: &str,
 ) -> store::Result<Option<Account>> {
+    tokio::time::sleep(throttle.before_attempt(user, peer)).await;
     let account = store.authenticate(user, password).await?;
-    if account.is_none() {
-        failed(throttle, peer).await;
+    match &account {
+        Some(a) => {
+            throttle.succeeded(user, peer);
+            tracing::info!("login: door={door} user={} rip={peer}", a.address);
+        }
+        None => {
+            let name: String = user
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(100)
+                .collect();
+            tracing::warn!("login failed: door={door} user={name} rip={peer}");
+            tokio::time::sleep(throttle.failed_login(user, peer)).await;
+        }
     }
     Ok(account)
 }

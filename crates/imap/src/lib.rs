@@ -23,6 +23,9 @@ pub struct Settings {
     pub plaintext_anywhere: bool,
     pub max_connections_per_ip: usize,
     pub max_connections_per_user: usize,
+    /// Failed logins; clone one into every door so that they count
+    /// together.
+    pub throttle: LoginThrottle,
     /// A line, logging in: the time limits beyond the idle timers.
     pub deadlines: door::Deadlines,
 }
@@ -33,6 +36,7 @@ impl Default for Settings {
             plaintext_anywhere: false,
             max_connections_per_ip: 64,
             max_connections_per_user: 32,
+            throttle: LoginThrottle::new(),
             deadlines: door::Deadlines::default(),
         }
     }
@@ -75,7 +79,7 @@ impl Server {
                 settings.max_connections_per_ip,
                 settings.max_connections_per_user,
             ),
-            throttle: LoginThrottle::new(),
+            throttle: settings.throttle.clone(),
             settings,
         })
     }

@@ -18,6 +18,9 @@ use tokio::sync::watch;
 pub struct Settings {
     pub plaintext_anywhere: bool,
     pub max_connections_per_ip: usize,
+    /// Failed logins; clone one into every door so that they count
+    /// together.
+    pub throttle: LoginThrottle,
     /// A line, logging in: the time limits beyond the idle timer.
     pub deadlines: door::Deadlines,
 }
@@ -27,6 +30,7 @@ impl Default for Settings {
         Settings {
             plaintext_anywhere: false,
             max_connections_per_ip: 16,
+            throttle: LoginThrottle::new(),
             deadlines: door::Deadlines::default(),
         }
     }
@@ -57,7 +61,7 @@ impl Server {
             store,
             tls,
             limits: ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX),
-            throttle: LoginThrottle::new(),
+            throttle: settings.throttle.clone(),
             settings,
         })
     }

@@ -265,6 +265,7 @@ impl Session {
         let checked = login::check_password(
             &*server.store,
             &server.throttle,
+            "managesieve",
             self.peer.ip(),
             &credentials.user,
             &credentials.password,

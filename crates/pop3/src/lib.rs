@@ -24,6 +24,9 @@ pub struct Settings {
     pub mark_seen: bool,
     pub plaintext_anywhere: bool,
     pub max_connections_per_ip: usize,
+    /// Failed logins; clone one into every door so that they count
+    /// together.
+    pub throttle: LoginThrottle,
     /// A line, logging in: the time limits beyond the idle timer.
     pub deadlines: door::Deadlines,
 }
@@ -35,6 +38,7 @@ impl Default for Settings {
             mark_seen: true,
             plaintext_anywhere: false,
             max_connections_per_ip: 32,
+            throttle: LoginThrottle::new(),
             deadlines: door::Deadlines::default(),
         }
     }
@@ -82,7 +86,7 @@ impl Server {
             store,
             tls,
             limits: ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX),
-            throttle: LoginThrottle::new(),
+            throttle: settings.throttle.clone(),
             settings,
             in_use: Arc::default(),
         })

@@ -293,6 +293,7 @@ impl Session {
         let checked = login::check_password(
             &*store,
             &self.server.throttle,
+            "pop3",
             self.peer.ip(),
             user,
             password,

@@ -67,6 +67,7 @@ impl Session {
         let checked = login::check_password(
             &*server.store,
             &server.throttle,
+            "imap",
             self.peer.ip(),
             user,
             password,
