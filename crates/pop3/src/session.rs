@@ -516,27 +516,18 @@ impl Session {
                 store.store_flags(d.inbox.id, &seen, &change, None).await?;
             }
             if deleted.is_empty() {
-                return Ok(());
+                return Ok(0);
             }
             let mode = self
                 .account
                 .as_ref()
                 .and_then(|a| a.pop3_delete)
                 .unwrap_or(self.server.settings.delete);
-            match mode {
-                Pop3Delete::Expunge => {
-                    store.expunge(d.inbox.id, &deleted, false).await?;
-                }
-                Pop3Delete::Hide => {
-                    let change = FlagChange {
-                        op: FlagOp::Add,
-                        flags: Flags::POP3_HIDDEN,
-                        keywords: vec![],
-                    };
-                    store
-                        .store_flags(d.inbox.id, &deleted, &change, None)
-                        .await?;
-                }
+            // What really went: a message another session expunged meanwhile
+            // is not counted.
+            let gone = match mode {
+                Pop3Delete::Expunge => store.expunge(d.inbox.id, &deleted, false).await?.len(),
+                Pop3Delete::Hide => hide(&*store, d.inbox.id, &deleted).await?,
                 Pop3Delete::Trash => {
                     let account = d.inbox.account_id;
                     let trash = store
@@ -545,28 +536,21 @@ impl Session {
                         .into_iter()
                         .find(|m| m.special_use == Some(SpecialUse::Trash));
                     match trash {
-                        Some(t) => {
-                            store.move_messages(d.inbox.id, &deleted, t.id).await?;
-                        }
+                        Some(t) => store
+                            .move_messages(d.inbox.id, &deleted, t.id)
+                            .await?
+                            .pairs
+                            .len(),
                         // No Trash any more: keep the mail rather than lose it.
-                        None => {
-                            let change = FlagChange {
-                                op: FlagOp::Add,
-                                flags: Flags::POP3_HIDDEN,
-                                keywords: vec![],
-                            };
-                            store
-                                .store_flags(d.inbox.id, &deleted, &change, None)
-                                .await?;
-                        }
+                        None => hide(&*store, d.inbox.id, &deleted).await?,
                     }
                 }
-            }
-            Ok::<(), store::Error>(())
+            };
+            Ok::<usize, store::Error>(gone)
         }
         .await;
         match applied {
-            Ok(()) => self.say(&format!("+OK Bye; {} messages deleted.", deleted.len())),
+            Ok(gone) => self.say(&format!("+OK Bye; {gone} messages deleted.")),
             Err(e) => {
                 tracing::error!("pop3: QUIT could not apply its changes: {e}");
                 self.say("-ERR [SYS/TEMP] Some deletions could not be applied; they stay in the mailbox.");
@@ -574,6 +558,24 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Hides messages from POP3 (the `hide` delete mode); how many it hid.
+async fn hide(
+    store: &dyn store::MailStore,
+    inbox: store::MailboxId,
+    uids: &[u32],
+) -> Result<usize, store::Error> {
+    let change = FlagChange {
+        op: FlagOp::Add,
+        flags: Flags::POP3_HIDDEN,
+        keywords: vec![],
+    };
+    Ok(store
+        .store_flags(inbox, uids, &change, None)
+        .await?
+        .updated
+        .len())
 }
 
 /// The header, the empty line and the first `n` lines of the body.
