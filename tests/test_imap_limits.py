@@ -155,6 +155,46 @@ def test_configured_connection_limits_hold_on_every_door(satchel):
             s.close()
 
 
+TOTALS = ("[limits]\nimap_total = 2\npop3_total = 2\nsmtp_total = 2\nmanagesieve_total = 2\n"
+          "imap_per_ip = 50\npop3_per_ip = 50\nsmtp_per_ip = 50\nmanagesieve_per_ip = 50\n")
+
+
+@pytest.mark.parametrize("satchel", [TOTALS], indirect=True)
+def test_each_door_holds_its_total_whatever_the_addresses(satchel):
+    # The per-address limits are far away: what turns the third client
+    # away is the door's total, and a slot freed is taken again.
+    for door, refusal in [
+        ("imap", b"* BYE [UNAVAILABLE] Too many connections"),
+        ("pop3", b"-ERR [SYS/TEMP] Too many connections"),
+        ("smtp", b"421 4.7.0 Too many connections"),
+        ("managesieve", b'BYE (TRYLATER) "Too many connections'),
+    ]:
+        held = []
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", satchel.ports[door]), timeout=10)
+            f = s.makefile("rb")
+            assert not f.readline().startswith((b"* BYE", b"-ERR", b"421", b"BYE")), door
+            held.append((s, f))
+        s = socket.create_connection(("127.0.0.1", satchel.ports[door]), timeout=10)
+        assert s.makefile("rb").readline().startswith(refusal), door
+        s.close()
+        s, f = held.pop()
+        f.close()
+        s.close()
+        for _ in range(50):
+            s = socket.create_connection(("127.0.0.1", satchel.ports[door]), timeout=10)
+            first = s.makefile("rb").readline()
+            s.close()
+            if not first.startswith(refusal):
+                break
+            time.sleep(0.05)  # the freed slot is released when the session ends
+        else:
+            raise AssertionError(f"{door}: the freed slot never came back")
+        for s, f in held:
+            f.close()
+            s.close()
+
+
 @pytest.mark.parametrize("satchel", ["[limits]\nimap_per_user = 200\nimap_per_ip = 200\n"], indirect=True)
 def test_selected_sessions_hold_little_of_a_big_mailbox(satchel, tmp_path):
     """A session keeps about 40 bytes per message of its selected mailbox

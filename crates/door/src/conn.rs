@@ -87,6 +87,10 @@ pub async fn accept_loop<F, Fut>(
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    // Failed accepts since the last warning, and when that was: out of
+    // descriptors, the loop would otherwise log ten lines a second.
+    let mut failed = 0u64;
+    let mut warned: Option<std::time::Instant> = None;
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -94,12 +98,24 @@ pub async fn accept_loop<F, Fut>(
         };
         match accepted {
             Ok((tcp, peer)) => {
+                if failed > 0 {
+                    tracing::info!("{door}: accepting again after {failed} failed accepts");
+                    failed = 0;
+                    warned = None;
+                }
                 let _ = tcp.set_nodelay(true);
                 tokio::spawn(handle(tcp, peer));
             }
             Err(e) => {
-                // Out of file descriptors and the like: wait, go on.
-                tracing::warn!("{door} accept failed: {e}");
+                // Out of file descriptors and the like: back off, go on,
+                // and say so once a minute, not once a try.
+                failed += 1;
+                if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(
+                        "{door}: cannot accept connections ({e}); backing off ({failed} so far)"
+                    );
+                    warned = Some(std::time::Instant::now());
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

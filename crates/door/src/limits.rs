@@ -6,18 +6,22 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Connection counts per client address and per user, released by guards.
+/// Connection counts per client address, per user and for the whole door,
+/// released by guards.
 #[derive(Clone)]
 pub struct ConnectionLimits {
     inner: Arc<Mutex<Counts>>,
     per_ip: usize,
     per_user: usize,
+    total: usize,
 }
 
 #[derive(Default)]
 struct Counts {
     ips: HashMap<IpAddr, usize>,
     users: HashMap<String, usize>,
+    /// Connections the door holds, from every address.
+    connections: usize,
 }
 
 /// Holds one connection slot until dropped.
@@ -37,7 +41,15 @@ impl ConnectionLimits {
             inner: Arc::default(),
             per_ip,
             per_user,
+            total: usize::MAX,
         }
+    }
+
+    /// At most `total` connections at once from everywhere together: many
+    /// addresses cannot take the machine's sockets and descriptors.
+    pub fn with_total(mut self, total: usize) -> ConnectionLimits {
+        self.total = total.max(1);
+        self
     }
 
     /// A slot for a new connection from `ip`, or `None` when it has too many.
@@ -52,6 +64,9 @@ impl ConnectionLimits {
 
     fn take(&self, key: Key, max: usize) -> Option<ConnectionGuard> {
         let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(key, Key::Ip(_)) && c.connections >= self.total {
+            return None;
+        }
         let n = match &key {
             Key::Ip(ip) => c.ips.entry(*ip).or_default(),
             Key::User(u) => c.users.entry(u.clone()).or_default(),
@@ -60,6 +75,9 @@ impl ConnectionLimits {
             return None;
         }
         *n += 1;
+        if matches!(key, Key::Ip(_)) {
+            c.connections += 1;
+        }
         Some(ConnectionGuard {
             inner: self.inner.clone(),
             key,
@@ -71,7 +89,10 @@ impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match &self.key {
-            Key::Ip(ip) => release(&mut c.ips, ip),
+            Key::Ip(ip) => {
+                release(&mut c.ips, ip);
+                c.connections = c.connections.saturating_sub(1);
+            }
             Key::User(u) => release(&mut c.users, u),
         }
     }
@@ -242,6 +263,19 @@ impl LoginThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_door_total_holds_across_addresses() {
+        let limits = ConnectionLimits::new(10, 10).with_total(3);
+        let ip = |i: u8| IpAddr::from([10, 0, 0, i]);
+        let held: Vec<_> = (1..=3).map(|i| limits.connect(ip(i)).unwrap()).collect();
+        assert!(
+            limits.connect(ip(4)).is_none(),
+            "full for a new address too"
+        );
+        drop(held);
+        assert!(limits.connect(ip(4)).is_some());
+    }
 
     #[test]
     fn slots_are_counted_and_released() {

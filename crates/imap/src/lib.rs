@@ -22,6 +22,8 @@ pub struct Settings {
     /// Allow LOGIN and AUTHENTICATE without TLS from non-loopback clients.
     pub plaintext_anywhere: bool,
     pub max_connections_per_ip: usize,
+    /// Connections the door holds at once, from every address together.
+    pub max_connections: usize,
     pub max_connections_per_user: usize,
     /// Failed logins; clone one into every door so that they count
     /// together.
@@ -35,6 +37,7 @@ impl Default for Settings {
         Settings {
             plaintext_anywhere: false,
             max_connections_per_ip: 64,
+            max_connections: 20_000,
             max_connections_per_user: 32,
             throttle: LoginThrottle::new(),
             deadlines: door::Deadlines::default(),
@@ -78,7 +81,8 @@ impl Server {
             limits: ConnectionLimits::new(
                 settings.max_connections_per_ip,
                 settings.max_connections_per_user,
-            ),
+            )
+            .with_total(settings.max_connections),
             throttle: settings.throttle.clone(),
             settings,
         })
@@ -88,7 +92,7 @@ impl Server {
 impl door::Door for Server {
     const NAME: &'static str = "imap";
     const REFUSAL: &'static [u8] =
-        b"* BYE [UNAVAILABLE] Too many connections from your address.\r\n";
+        b"* BYE [UNAVAILABLE] Too many connections; try again later.\r\n";
 
     fn limits(&self) -> &ConnectionLimits {
         &self.limits

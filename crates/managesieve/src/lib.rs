@@ -18,6 +18,8 @@ use tokio::sync::watch;
 pub struct Settings {
     pub plaintext_anywhere: bool,
     pub max_connections_per_ip: usize,
+    /// Connections the door holds at once, from every address together.
+    pub max_connections: usize,
     /// Failed logins; clone one into every door so that they count
     /// together.
     pub throttle: LoginThrottle,
@@ -30,6 +32,7 @@ impl Default for Settings {
         Settings {
             plaintext_anywhere: false,
             max_connections_per_ip: 16,
+            max_connections: 500,
             throttle: LoginThrottle::new(),
             deadlines: door::Deadlines::default(),
         }
@@ -60,7 +63,8 @@ impl Server {
         Arc::new(Server {
             store,
             tls,
-            limits: ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX),
+            limits: ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)
+                .with_total(settings.max_connections),
             throttle: settings.throttle.clone(),
             settings,
         })
@@ -69,8 +73,7 @@ impl Server {
 
 impl door::Door for Server {
     const NAME: &'static str = "managesieve";
-    const REFUSAL: &'static [u8] =
-        b"BYE (TRYLATER) \"Too many connections from your address.\"\r\n";
+    const REFUSAL: &'static [u8] = b"BYE (TRYLATER) \"Too many connections; try again later.\"\r\n";
 
     fn limits(&self) -> &ConnectionLimits {
         &self.limits

@@ -24,6 +24,8 @@ pub struct Settings {
     pub mark_seen: bool,
     pub plaintext_anywhere: bool,
     pub max_connections_per_ip: usize,
+    /// Connections the door holds at once, from every address together.
+    pub max_connections: usize,
     /// Failed logins; clone one into every door so that they count
     /// together.
     pub throttle: LoginThrottle,
@@ -38,6 +40,7 @@ impl Default for Settings {
             mark_seen: true,
             plaintext_anywhere: false,
             max_connections_per_ip: 32,
+            max_connections: 2_000,
             throttle: LoginThrottle::new(),
             deadlines: door::Deadlines::default(),
         }
@@ -85,7 +88,8 @@ impl Server {
         Arc::new(Server {
             store,
             tls,
-            limits: ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX),
+            limits: ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)
+                .with_total(settings.max_connections),
             throttle: settings.throttle.clone(),
             settings,
             in_use: Arc::default(),
@@ -106,7 +110,7 @@ impl Server {
 
 impl door::Door for Server {
     const NAME: &'static str = "pop3";
-    const REFUSAL: &'static [u8] = b"-ERR [SYS/TEMP] Too many connections from your address.\r\n";
+    const REFUSAL: &'static [u8] = b"-ERR [SYS/TEMP] Too many connections; try again later.\r\n";
 
     fn limits(&self) -> &ConnectionLimits {
         &self.limits

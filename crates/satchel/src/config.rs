@@ -40,12 +40,31 @@ pub struct Config {
     pub sieve: Sieve,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub log: Log,
+}
+
+/// `[log]`: how the server writes its log (standard error).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// Lines for people, or one JSON object a line for collectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Connections each door takes at once from one client address (and, for
-/// IMAP, for one user); a key left out keeps the door's own default. A
-/// webmail or a proxy in front of Satchel speaks for many users from one
-/// address, and needs more.
+/// IMAP, for one user), and in all (`*_total`); a key left out keeps the
+/// door's own default. A webmail or a proxy in front of Satchel speaks for
+/// many users from one address, and needs more.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -54,6 +73,10 @@ pub struct Limits {
     pub pop3_per_ip: Option<usize>,
     pub smtp_per_ip: Option<usize>,
     pub managesieve_per_ip: Option<usize>,
+    pub imap_total: Option<usize>,
+    pub pop3_total: Option<usize>,
+    pub smtp_total: Option<usize>,
+    pub managesieve_total: Option<usize>,
 }
 
 /// Server-wide Sieve scripts.
@@ -276,6 +299,10 @@ impl Config {
             ("pop3_per_ip", l.pop3_per_ip),
             ("smtp_per_ip", l.smtp_per_ip),
             ("managesieve_per_ip", l.managesieve_per_ip),
+            ("imap_total", l.imap_total),
+            ("pop3_total", l.pop3_total),
+            ("smtp_total", l.smtp_total),
+            ("managesieve_total", l.managesieve_total),
         ] {
             if value == Some(0) {
                 bail!(
@@ -313,6 +340,7 @@ impl Default for Config {
             auth: Auth::default(),
             sieve: Sieve::default(),
             limits: Limits::default(),
+            log: Log::default(),
         }
     }
 }

@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use store::{MailStore, SqliteStore};
 
-use crate::config::{Backend, Config};
+use crate::config::{Backend, Config, LogFormat};
 
 #[derive(Parser)]
 #[command(name = "satchel", version, about = "Satchel mail server")]
@@ -51,7 +51,7 @@ enum Command {
 
 fn main() -> ExitCode {
     return_large_blocks();
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version: clap's own output, exit 0.
@@ -75,6 +75,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The config first: it says how to log.
+    let mut config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("satchel: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(dir) = cli.data.take() {
+        config.data_dir = dir;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // rustls warns of every client that sends an IP address as SNI
         // (fetchmail and others do): noise in an admin's log, not a fault.
@@ -84,12 +95,15 @@ fn main() -> ExitCode {
         })
     });
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        // One JSON object a line: timestamp, level, target, fields.
+        LogFormat::Json => log.json().init(),
         // Colour only for a person at a terminal, not in log files.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        LogFormat::Text => log.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,7 +114,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("satchel: {e:#}");
@@ -109,11 +123,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut config = Config::load(cli.config.as_deref())?;
-    if let Some(dir) = cli.data {
-        config.data_dir = dir;
-    }
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     if let (Command::Serve, Some(path)) = (&cli.command, &cli.config) {
         config
             .listen

@@ -162,3 +162,48 @@ fn the_log_is_plain_and_names_the_certificate() {
     );
     assert!(log.contains("mx.example.test"), "{log}");
 }
+
+/// `[log] format = "json"`: one JSON object a line, for collectors.
+#[test]
+fn the_log_can_be_json() {
+    let s = Satchel::new();
+    let config = s.dir.path().join("satchel.toml");
+    std::fs::write(
+        &config,
+        "hostname = \"mx.example.test\"\n[listen]\nimap = [\"127.0.0.1:0\"]\n[log]\nformat = \"json\"\n",
+    )
+    .unwrap();
+    let mut child = s
+        .command(&["--config", config.to_str().unwrap(), "serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..2 {
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+    }
+    std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "nothing logged");
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v.get("level").is_some() && v.get("fields").is_some(), "{l}");
+    }
+    assert!(log.contains("self-signed certificate"), "{log}");
+    // A value the loader does not know is refused, naming it.
+    std::fs::write(&config, "[log]\nformat = \"xml\"\n").unwrap();
+    s.fails(
+        &["--config", config.to_str().unwrap(), "user", "list"],
+        b"",
+        "xml",
+    );
+}

@@ -23,6 +23,8 @@ pub struct Settings {
     /// Errors after which a session is dropped (421).
     pub max_errors: usize,
     pub max_connections_per_ip: usize,
+    /// Connections the door holds at once, from every address together.
+    pub max_connections: usize,
     /// A line, a whole transaction: the time limits beyond the idle timer.
     pub deadlines: door::Deadlines,
 }
@@ -34,6 +36,7 @@ impl Default for Settings {
             max_recipients: 100,
             max_errors: 10,
             max_connections_per_ip: 50,
+            max_connections: 500,
             deadlines: door::Deadlines::default(),
         }
     }
@@ -64,7 +67,8 @@ impl Server {
         Arc::new(Server {
             pipeline,
             tls,
-            limits: ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX),
+            limits: ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)
+                .with_total(settings.max_connections),
             settings,
         })
     }
@@ -72,8 +76,7 @@ impl Server {
 
 impl door::Door for Server {
     const NAME: &'static str = "smtp";
-    const REFUSAL: &'static [u8] =
-        b"421 4.7.0 Too many connections from your address; try again later.\r\n";
+    const REFUSAL: &'static [u8] = b"421 4.7.0 Too many connections; try again later.\r\n";
 
     fn limits(&self) -> &ConnectionLimits {
         &self.limits

@@ -66,6 +66,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     .context("cannot set up TLS")?;
     let (stop, stopped) = watch::channel(false);
     let limits = &config.limits;
+    let totals = DoorTotals::new(limits, open_files_limit());
 
     // One count of failed logins for every door: guesses on IMAP slow
     // POP3 and ManageSieve down too.
@@ -76,6 +77,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             plaintext_anywhere: config.auth.plaintext_anywhere,
             max_connections_per_ip: limits.imap_per_ip.unwrap_or(d.max_connections_per_ip),
             max_connections_per_user: limits.imap_per_user.unwrap_or(d.max_connections_per_user),
+            max_connections: totals.imap,
             throttle: throttle.clone(),
             ..d
         }
@@ -106,6 +108,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             max_connections_per_ip: limits
                 .pop3_per_ip
                 .unwrap_or(pop3::Settings::default().max_connections_per_ip),
+            max_connections: totals.pop3,
             throttle: throttle.clone(),
             ..pop3::Settings::default()
         },
@@ -134,6 +137,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             max_connections_per_ip: limits
                 .managesieve_per_ip
                 .unwrap_or(managesieve::Settings::default().max_connections_per_ip),
+            max_connections: totals.managesieve,
             throttle,
             ..managesieve::Settings::default()
         },
@@ -175,6 +179,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             max_connections_per_ip: limits
                 .smtp_per_ip
                 .unwrap_or(smtp_settings.max_connections_per_ip),
+            max_connections: totals.smtp,
             ..smtp_settings
         },
     );
@@ -198,4 +203,114 @@ async fn bind(addr: SocketAddr, door: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen for {door} on {addr}; is another server using the port?")
     })
+}
+
+/// Descriptors kept for the store (index, WAL, blobs being written) and the
+/// listeners, whatever the clients do.
+const RESERVED_FILES: u64 = 256;
+
+/// Raises the soft limit on open files to the hard one (a server needs one
+/// descriptor per connection) and says so once; returns the limit now in
+/// force.
+fn open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    if lim.rlim_cur != before {
+        tracing::info!(
+            "open files: soft limit raised from {before} to {}",
+            lim.rlim_cur
+        );
+    }
+    lim.rlim_cur
+}
+
+/// Each door's cap on connections from everywhere: the configured (or
+/// default) totals, scaled down together when they would not leave
+/// [`RESERVED_FILES`] of the open-files limit for the store.
+struct DoorTotals {
+    imap: usize,
+    pop3: usize,
+    smtp: usize,
+    managesieve: usize,
+}
+
+impl DoorTotals {
+    fn new(limits: &crate::config::Limits, open_files: u64) -> DoorTotals {
+        let wanted = [
+            limits
+                .imap_total
+                .unwrap_or(imap::Settings::default().max_connections),
+            limits
+                .pop3_total
+                .unwrap_or(pop3::Settings::default().max_connections),
+            limits
+                .smtp_total
+                .unwrap_or(smtp::Settings::default().max_connections),
+            limits
+                .managesieve_total
+                .unwrap_or(managesieve::Settings::default().max_connections),
+        ];
+        let budget = open_files.saturating_sub(RESERVED_FILES).max(4) as usize;
+        let sum: usize = wanted.iter().sum();
+        let scaled = wanted.map(|w| {
+            if sum <= budget {
+                w
+            } else {
+                (w as u128 * budget as u128 / sum as u128).max(1) as usize
+            }
+        });
+        if sum > budget {
+            tracing::warn!(
+                "open files: the limit of {open_files} leaves room for {budget} connections, \
+                 so the doors take at most imap {}, pop3 {}, smtp {}, managesieve {}; \
+                 raise the hard limit (LimitNOFILE= in systemd) for more",
+                scaled[0],
+                scaled[1],
+                scaled[2],
+                scaled[3]
+            );
+        }
+        DoorTotals {
+            imap: scaled[0],
+            pop3: scaled[1],
+            smtp: scaled[2],
+            managesieve: scaled[3],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_fit_the_open_files_limit() {
+        let limits = crate::config::Limits::default();
+        let roomy = DoorTotals::new(&limits, 1 << 20);
+        assert_eq!(
+            (roomy.imap, roomy.pop3, roomy.smtp, roomy.managesieve),
+            (20_000, 2_000, 500, 500)
+        );
+        let tight = DoorTotals::new(&limits, 1024);
+        let sum = tight.imap + tight.pop3 + tight.smtp + tight.managesieve;
+        assert!(sum <= 1024 - RESERVED_FILES as usize, "{sum}");
+        assert!(tight.smtp >= 1 && tight.managesieve >= 1);
+        assert!(tight.imap > tight.pop3, "the shares keep their order");
+    }
 }
