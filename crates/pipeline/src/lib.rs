@@ -49,6 +49,8 @@ pub struct Delivered {
     pub account: String,
     pub mailbox: String,
     pub uid: u32,
+    /// The copy's spam score (none for what a user sent).
+    pub score: Option<i64>,
 }
 
 pub struct Pipeline {

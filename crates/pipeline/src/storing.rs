@@ -91,10 +91,12 @@ impl Pipeline {
         form: impl Fn(usize) -> Form<'a>,
     ) -> Result<Vec<Delivered>, Error> {
         let now = InternalDate::now();
+        let mut scores = Vec::with_capacity(placed.len());
         let copies = placed
             .iter()
             .map(|(m, placement, i)| {
                 let f = form(*i);
+                scores.push(f.spam.as_ref().map(|n| n.score));
                 let (flags, keywords) = placement.store_flags();
                 (
                     m.id,
@@ -117,10 +119,12 @@ impl Pipeline {
         Ok(stored
             .iter()
             .zip(placed)
-            .map(|(s, (m, placement, _))| Delivered {
+            .zip(scores)
+            .map(|((s, (m, placement, _)), score)| Delivered {
                 account: placement.account.address.clone(),
                 mailbox: m.name.clone(),
                 uid: s.uid,
+                score,
             })
             .collect())
     }

@@ -207,3 +207,73 @@ fn the_log_can_be_json() {
         "xml",
     );
 }
+
+/// One log line per message taken over SMTP: the id the sender was given,
+/// the envelope sender, the client, and each copy's mailbox and score.
+#[test]
+fn each_delivery_is_one_log_line() {
+    use std::io::Write;
+    let s = Satchel::new();
+    s.add_user("a@example.test");
+    let config = s.dir.path().join("satchel.toml");
+    std::fs::write(
+        &config,
+        "hostname = \"mx.example.test\"\ndomains = [\"example.test\"]\n[listen]\nsmtp = [\"127.0.0.1:0\"]\n",
+    )
+    .unwrap();
+    let mut child = s
+        .command(&["--config", config.to_str().unwrap(), "serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..2 {
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+    }
+    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut reader = BufReader::new(tcp.try_clone().unwrap());
+    let mut writer = tcp;
+    let mut answer = |send: &str| {
+        if !send.is_empty() {
+            writer.write_all(send.as_bytes()).unwrap();
+        }
+        let mut last = String::new();
+        loop {
+            last.clear();
+            reader.read_line(&mut last).unwrap();
+            if last.as_bytes().get(3) != Some(&b'-') {
+                return last.clone();
+            }
+        }
+    };
+    assert!(answer("").starts_with("220 "));
+    assert!(answer("EHLO client.example\r\n").starts_with("250 "));
+    assert!(answer("MAIL FROM:<bob@remote.example>\r\n").starts_with("250 "));
+    assert!(answer("RCPT TO:<a@example.test>\r\n").starts_with("250 "));
+    assert!(answer("DATA\r\n").starts_with("354 "));
+    let done = answer("Subject: hi\r\n\r\nhello\r\n.\r\n");
+    let id = done
+        .trim()
+        .strip_prefix("250 2.0.0 Ok: queued as ")
+        .unwrap_or_else(|| panic!("{done}"))
+        .to_string();
+    answer("QUIT\r\n");
+    std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let entry = log
+        .lines()
+        .find(|l| l.contains(&format!("smtp: {id} ")))
+        .unwrap_or_else(|| panic!("no line for {id}: {log}"));
+    assert!(
+        entry.contains("from <bob@remote.example> via 127.0.0.1: a@example.test INBOX 1 score="),
+        "{entry}"
+    );
+}

@@ -445,7 +445,12 @@ impl Session {
                 let id = queue_id();
                 let copies: Vec<String> = done
                     .iter()
-                    .map(|d| format!("{} {} {}", d.account, d.mailbox, d.uid))
+                    .map(|d| match d.score {
+                        Some(score) => {
+                            format!("{} {} {} score={score}", d.account, d.mailbox, d.uid)
+                        }
+                        None => format!("{} {} {}", d.account, d.mailbox, d.uid),
+                    })
                     .collect();
                 tracing::info!(
                     "smtp: {id} from <{}> via {}: {}",
