@@ -243,19 +243,20 @@ impl Default for Deadlines {
 
 impl Deadlines {
     /// How long to wait for the next command of a session that started at
-    /// `started`: the idle limit, cut to what is left of the login
-    /// deadline while the client has not logged in. Zero: the time to log
-    /// in is up.
+    /// `started`: the idle limit, cut to what is left of the login deadline
+    /// while the client has not logged in; and whether that cut it (so a
+    /// wait that runs out means the time to log in is up, not idleness).
     pub fn wait_limit(
         &self,
         idle: Duration,
         started: std::time::Instant,
         logged_in: bool,
-    ) -> Duration {
-        if logged_in {
-            idle
+    ) -> (Duration, bool) {
+        let left = self.login.saturating_sub(started.elapsed());
+        if logged_in || left >= idle {
+            (idle, false)
         } else {
-            idle.min(self.login.saturating_sub(started.elapsed()))
+            (left, true)
         }
     }
 }
@@ -291,5 +292,29 @@ pub async fn next_line<S: tokio::io::AsyncRead + Unpin>(
         Wait::Ready(Err(e)) => Err(e),
         Wait::Idle => Ok(Next::Idle),
         Wait::ShuttingDown => Ok(Next::ShuttingDown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_deadline_cuts_the_wait_until_login() {
+        let d = Deadlines {
+            login: Duration::from_secs(180),
+            ..Deadlines::default()
+        };
+        let idle = Duration::from_secs(600);
+        let now = std::time::Instant::now();
+        let (wait, due) = d.wait_limit(idle, now, false);
+        assert!(due && wait <= Duration::from_secs(180));
+        assert_eq!(d.wait_limit(idle, now, true), (idle, false));
+        let short = Duration::from_secs(60);
+        assert_eq!(
+            d.wait_limit(short, now, false),
+            (short, false),
+            "idle comes first"
+        );
     }
 }

@@ -87,7 +87,8 @@ impl Session {
                 };
                 let deadlines = self.server.settings.deadlines;
                 let logged_in = self.account.is_some();
-                let limit = deadlines.wait_limit(IDLE_TIMEOUT, self.started, logged_in);
+                let (limit, login_due) =
+                    deadlines.wait_limit(IDLE_TIMEOUT, self.started, logged_in);
                 match wait(read_command(io, budget), limit, &mut shutdown).await {
                     Wait::Ready(r) => r,
                     Wait::ShuttingDown => {
@@ -95,7 +96,7 @@ impl Session {
                         self.flush().await?;
                         return Ok(());
                     }
-                    Wait::Idle if !logged_in && limit < IDLE_TIMEOUT => {
+                    Wait::Idle if login_due => {
                         self.line(&format!(
                             "BYE \"Log in within {} seconds of connecting.\"",
                             deadlines.login.as_secs()

@@ -91,12 +91,15 @@ impl Pipeline {
         form: impl Fn(usize) -> Form<'a>,
     ) -> Result<Vec<Delivered>, Error> {
         let now = InternalDate::now();
-        let mut scores = Vec::with_capacity(placed.len());
+        let forms: Vec<Form> = placed.iter().map(|(_, _, i)| form(*i)).collect();
+        let scores: Vec<Option<i64>> = forms
+            .iter()
+            .map(|f| f.spam.as_ref().map(|n| n.score))
+            .collect();
         let copies = placed
             .iter()
-            .map(|(m, placement, i)| {
-                let f = form(*i);
-                scores.push(f.spam.as_ref().map(|n| n.score));
+            .zip(forms)
+            .map(|((m, placement, _), f)| {
                 let (flags, keywords) = placement.store_flags();
                 (
                     m.id,

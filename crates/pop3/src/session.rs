@@ -100,7 +100,8 @@ impl Session {
         let mut shutdown = self.shutdown.clone();
         while !self.quit {
             let deadlines = self.server.settings.deadlines;
-            let limit = deadlines.wait_limit(IDLE_TIMEOUT, self.started, self.account.is_some());
+            let (limit, login_due) =
+                deadlines.wait_limit(IDLE_TIMEOUT, self.started, self.account.is_some());
             let io = self.io.as_mut().ok_or("no stream")?;
             match next_line(io, &mut line, limit, &mut shutdown).await? {
                 Next::Line => self.command(&line).await?,
@@ -110,7 +111,7 @@ impl Session {
                     self.flush().await?;
                     return Ok(());
                 }
-                Next::Idle if self.account.is_none() && limit < IDLE_TIMEOUT => {
+                Next::Idle if login_due => {
                     self.say(&format!(
                         "-ERR [AUTH] Log in within {} seconds of connecting; closing.",
                         deadlines.login.as_secs()

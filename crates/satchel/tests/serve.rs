@@ -75,6 +75,58 @@ fn sigint_stops_serve_cleanly() {
     serve_then_signal("INT");
 }
 
+/// A `serve` running on a config of its own, its first stdout lines read
+/// (the store line, then one line per listening address).
+struct Running {
+    child: std::process::Child,
+    stdout: BufReader<std::process::ChildStdout>,
+    lines: Vec<String>,
+}
+
+fn serve(s: &Satchel, config_text: &str, doors: usize) -> Running {
+    let config = s.dir.path().join("satchel.toml");
+    std::fs::write(&config, config_text).unwrap();
+    let mut child = s
+        .command(&["--config", config.to_str().unwrap(), "serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..=doors {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        lines.push(line.trim_end().to_string());
+    }
+    assert!(lines[0].starts_with("store embedded "), "{lines:?}");
+    Running {
+        child,
+        stdout,
+        lines,
+    }
+}
+
+impl Running {
+    /// The port the `n`th door line names.
+    fn port(&self, n: usize) -> u16 {
+        self.lines[n].rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// SIGTERM; then what else it printed on stdout, and its log.
+    fn stop(mut self) -> (String, String) {
+        std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.stdout, &mut rest).unwrap();
+        let out = self.child.wait_with_output().unwrap();
+        assert!(out.status.success(), "serve exited with {}", out.status);
+        (rest, String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// With a config file, `serve` starts only the doors `[listen]` names, and
 /// a file that names none is refused before anything opens.
 #[test]
@@ -89,30 +141,14 @@ fn a_config_file_starts_only_the_doors_it_lists() {
         "refused before the store opened"
     );
 
-    std::fs::write(&config, "[listen]\npop3 = [\"127.0.0.1:0\"]\n").unwrap();
-    let mut child = s
-        .command(&["--config", path, "serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut lines = Vec::new();
-    for _ in 0..2 {
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        lines.push(line);
-    }
-    assert!(lines[0].starts_with("store embedded "), "{lines:?}");
-    assert!(lines[1].starts_with("pop3 127.0.0.1:"), "{lines:?}");
+    let running = serve(&s, "[listen]\npop3 = [\"127.0.0.1:0\"]\n", 1);
+    assert!(
+        running.lines[1].starts_with("pop3 127.0.0.1:"),
+        "{:?}",
+        running.lines
+    );
     // Nothing else: stdout closes at exit with no further door line.
-    std::process::Command::new("kill")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    assert!(child.wait().unwrap().success());
+    let (rest, _) = running.stop();
     assert!(
         !rest
             .lines()
@@ -127,31 +163,17 @@ fn a_config_file_starts_only_the_doors_it_lists() {
 #[test]
 fn the_log_is_plain_and_names_the_certificate() {
     let s = Satchel::new();
-    let config = s.dir.path().join("satchel.toml");
-    std::fs::write(
-        &config,
+    let running = serve(
+        &s,
         "hostname = \"mx.example.test\"\n[listen]\nimaps = [\"127.0.0.1:0\"]\n",
-    )
-    .unwrap();
-    let mut child = s
-        .command(&["--config", config.to_str().unwrap(), "serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    for _ in 0..2 {
-        line.clear();
-        stdout.read_line(&mut line).unwrap();
-    }
-    assert!(line.starts_with("imaps 127.0.0.1:"), "{line}");
-    std::process::Command::new("kill")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+        1,
+    );
+    assert!(
+        running.lines[1].starts_with("imaps 127.0.0.1:"),
+        "{:?}",
+        running.lines
+    );
+    let (_, log) = running.stop();
     assert!(
         !log.contains('\u{1b}'),
         "colour codes in a piped log: {log:?}"
@@ -167,30 +189,12 @@ fn the_log_is_plain_and_names_the_certificate() {
 #[test]
 fn the_log_can_be_json() {
     let s = Satchel::new();
-    let config = s.dir.path().join("satchel.toml");
-    std::fs::write(
-        &config,
+    let running = serve(
+        &s,
         "hostname = \"mx.example.test\"\n[listen]\nimap = [\"127.0.0.1:0\"]\n[log]\nformat = \"json\"\n",
-    )
-    .unwrap();
-    let mut child = s
-        .command(&["--config", config.to_str().unwrap(), "serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    for _ in 0..2 {
-        line.clear();
-        stdout.read_line(&mut line).unwrap();
-    }
-    std::process::Command::new("kill")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+        1,
+    );
+    let (_, log) = running.stop();
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty(), "nothing logged");
     for l in &lines {
@@ -200,6 +204,7 @@ fn the_log_can_be_json() {
     }
     assert!(log.contains("self-signed certificate"), "{log}");
     // A value the loader does not know is refused, naming it.
+    let config = s.dir.path().join("satchel.toml");
     std::fs::write(&config, "[log]\nformat = \"xml\"\n").unwrap();
     s.fails(
         &["--config", config.to_str().unwrap(), "user", "list"],
@@ -215,26 +220,12 @@ fn each_delivery_is_one_log_line() {
     use std::io::Write;
     let s = Satchel::new();
     s.add_user("a@example.test");
-    let config = s.dir.path().join("satchel.toml");
-    std::fs::write(
-        &config,
+    let running = serve(
+        &s,
         "hostname = \"mx.example.test\"\ndomains = [\"example.test\"]\n[listen]\nsmtp = [\"127.0.0.1:0\"]\n",
-    )
-    .unwrap();
-    let mut child = s
-        .command(&["--config", config.to_str().unwrap(), "serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    for _ in 0..2 {
-        line.clear();
-        stdout.read_line(&mut line).unwrap();
-    }
-    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        1,
+    );
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", running.port(1))).unwrap();
     let mut reader = BufReader::new(tcp.try_clone().unwrap());
     let mut writer = tcp;
     let mut answer = |send: &str| {
@@ -262,12 +253,7 @@ fn each_delivery_is_one_log_line() {
         .unwrap_or_else(|| panic!("{done}"))
         .to_string();
     answer("QUIT\r\n");
-    std::process::Command::new("kill")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    let (_, log) = running.stop();
     let entry = log
         .lines()
         .find(|l| l.contains(&format!("smtp: {id} ")))

@@ -508,21 +508,20 @@ fn queue_id() -> String {
 /// holds (RFC 1870 6: `size-value ::= 1*20DIGIT`, and anything past
 /// u64::MAX is no size at all).
 fn size_overflows(line: &[u8]) -> bool {
-    let upper = line.to_ascii_uppercase();
-    if !upper.starts_with(b"MAIL ") {
+    // Every command passes here: only MAIL lines are looked at closely.
+    if !line
+        .get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"MAIL "))
+    {
         return false;
     }
-    upper
-        .windows(6)
+    line.windows(6)
         .enumerate()
-        .filter(|(_, w)| w == b" SIZE=")
+        .filter(|(_, w)| w.eq_ignore_ascii_case(b" SIZE="))
         .any(|(i, _)| {
-            let digits: Vec<u8> = upper[i + 6..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .copied()
-                .collect();
-            std::str::from_utf8(&digits)
+            let digits = &line[i + 6..];
+            let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+            std::str::from_utf8(&digits[..n])
                 .ok()
                 .is_some_and(|d| !d.is_empty() && d.parse::<u64>().is_err())
         })

@@ -47,6 +47,22 @@ async fn reply(c: &mut Client, command: &str) -> String {
     }
 }
 
+/// A session past EHLO and MAIL: a transaction is open.
+async fn transaction(server: &Arc<smtp::Server>) -> Client {
+    let mut c = client(server).await;
+    assert!(
+        reply(&mut c, "EHLO client.example")
+            .await
+            .starts_with("250 ")
+    );
+    assert!(
+        reply(&mut c, "MAIL FROM:<s@remote.example>")
+            .await
+            .starts_with("250 ")
+    );
+    c
+}
+
 #[tokio::test]
 async fn a_trickled_command_is_cut() {
     let (_dir, server) = door(300, 60_000).await;
@@ -65,17 +81,7 @@ async fn a_trickled_command_is_cut() {
 #[tokio::test]
 async fn a_trickled_message_is_cut_at_the_transaction_deadline() {
     let (_dir, server) = door(60_000, 1_000).await;
-    let mut c = client(&server).await;
-    assert!(
-        reply(&mut c, "EHLO client.example")
-            .await
-            .starts_with("250 ")
-    );
-    assert!(
-        reply(&mut c, "MAIL FROM:<s@remote.example>")
-            .await
-            .starts_with("250 ")
-    );
+    let mut c = transaction(&server).await;
     assert!(
         reply(&mut c, "RCPT TO:<a@example.test>")
             .await
@@ -97,17 +103,7 @@ async fn a_trickled_message_is_cut_at_the_transaction_deadline() {
 #[tokio::test]
 async fn an_open_transaction_is_cut_at_its_deadline_between_commands() {
     let (_dir, server) = door(60_000, 1_000).await;
-    let mut c = client(&server).await;
-    assert!(
-        reply(&mut c, "EHLO client.example")
-            .await
-            .starts_with("250 ")
-    );
-    assert!(
-        reply(&mut c, "MAIL FROM:<s@remote.example>")
-            .await
-            .starts_with("250 ")
-    );
+    let mut c = transaction(&server).await;
     let mut noops = 0;
     let last = loop {
         let line = reply(&mut c, "NOOP").await;

@@ -337,13 +337,8 @@ impl SqliteStore {
     ) -> Result<CopyResult> {
         let mut turn = self.write().await?;
         let mut tx = turn.begin().await?;
-        let account: i64 = sqlx::query("SELECT account_id FROM mailboxes WHERE id = $1")
-            .bind(from)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::NoMailbox(format!("#{from}")))?
-            .try_get("account_id")?;
         let done = move_in_tx(&mut tx, from, uids, to, is_move).await?;
+        let account = done.account;
         for (mailbox, modseq) in &done.touched {
             self.record_change(&mut tx, account, *mailbox, *modseq)
                 .await?;
@@ -1845,6 +1840,8 @@ async fn expunge_in_tx(
 }
 
 struct Moved {
+    /// The source mailbox's account.
+    account: AccountId,
     result: CopyResult,
     /// (mailbox, new HIGHESTMODSEQ) of every mailbox that changed.
     touched: Vec<(MailboxId, u64)>,
@@ -1859,6 +1856,13 @@ async fn move_in_tx(
     to: MailboxId,
     is_move: bool,
 ) -> Result<Moved> {
+    let source_box =
+        sqlx::query("SELECT account_id, name, special_use FROM mailboxes WHERE id = $1")
+            .bind(from)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| Error::NoMailbox(format!("#{from}")))?;
+    let account: AccountId = source_box.try_get("account_id")?;
     let rows = sqlx::query(
         "SELECT uid FROM messages WHERE mailbox_id = $1 \
          AND uid IN (SELECT value FROM json_each($2)) ORDER BY uid",
@@ -1892,6 +1896,7 @@ async fn move_in_tx(
     };
     if source.is_empty() {
         return Ok(Moved {
+            account,
             result,
             touched: Vec::new(),
         });
@@ -1914,36 +1919,37 @@ async fn move_in_tx(
         .await?;
         result.pairs.push((*uid, new_uid as u32));
     }
-    record_training(tx, from, &source, &dest).await?;
+    record_training(tx, from, &source, &source_box, &dest).await?;
     let mut touched = vec![(to, modseq as u64)];
     if is_move {
         let (_, source_modseq, _) = expunge_in_tx(tx, from, &source, false).await?;
         touched.push((from, source_modseq));
     }
-    Ok(Moved { result, touched })
+    Ok(Moved {
+        account,
+        result,
+        touched,
+    })
 }
 
-/// Records what copying `uids` of `from` into the mailbox `dest` (its row)
-/// teaches the spam filter, one training event a message, in the copy's own
-/// transaction: the trainer sees exactly the moves that happened.
+/// Records what copying `uids` of `from` (its row: `source`) into the
+/// mailbox `dest` (its row) teaches the spam filter, one training event a
+/// message, in the copy's own transaction: the trainer sees exactly the
+/// moves that happened.
 async fn record_training(
     tx: &mut WriteTx<'_>,
     from: MailboxId,
     uids: &[u32],
+    source: &SqliteRow,
     dest: &SqliteRow,
 ) -> Result<()> {
-    let source = sqlx::query("SELECT account_id, name, special_use FROM mailboxes WHERE id = $1")
-        .bind(from)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| Error::NoMailbox(format!("#{from}")))?;
     let special = |row: &SqliteRow| -> Result<Option<SpecialUse>> {
         let text: Option<String> = row.try_get("special_use")?;
         Ok(text.as_deref().and_then(SpecialUse::parse))
     };
     let from_name: String = source.try_get("name")?;
     let to_name: String = dest.try_get("name")?;
-    let Some(spam) = training((&from_name, special(&source)?), (&to_name, special(dest)?)) else {
+    let Some(spam) = training((&from_name, special(source)?), (&to_name, special(dest)?)) else {
         return Ok(());
     };
     sqlx::query(

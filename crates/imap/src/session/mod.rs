@@ -196,7 +196,7 @@ impl Session {
                 PREAUTH_TIMEOUT
             };
             let deadlines = self.server.settings.deadlines;
-            let timeout = deadlines.wait_limit(idle, self.started, logged_in);
+            let (timeout, login_due) = deadlines.wait_limit(idle, self.started, logged_in);
             let read = match wait(self.read_command(&mut line), timeout, &mut shutdown).await {
                 Wait::Ready(r) => r,
                 Wait::ShuttingDown => {
@@ -204,7 +204,7 @@ impl Session {
                     self.flush().await?;
                     return Ok(());
                 }
-                Wait::Idle if !logged_in && timeout < idle => {
+                Wait::Idle if login_due => {
                     self.line(&format!(
                         "* BYE Log in within {} seconds of connecting.",
                         deadlines.login.as_secs()
