@@ -23,7 +23,7 @@ DOORS = 6  # lines `serve` prints after the store line
 
 
 class Satchel:
-    def __init__(self, tmp, extra_config=""):
+    def __init__(self, tmp, extra_config="", doors=DOORS):
         self.dir = pathlib.Path(tmp)
         self.data = self.dir / "data"
         self.config = self.dir / "satchel.toml"
@@ -45,6 +45,9 @@ class Satchel:
         self.dns.write_text("")
         self.ports = {}
         self.proc = None
+        # How many door lines `serve` prints, and more environment for it.
+        self.doors = doors
+        self.env = {}
 
     def cli(self, *args, stdin=b"", check=True):
         out = subprocess.run(
@@ -81,11 +84,11 @@ class Satchel:
         self.proc = subprocess.Popen(
             [BIN, "--config", str(self.config), "--data", str(self.data), "serve"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=dict(os.environ, SATCHEL_DNS_STATIC=str(self.dns)),
+            env=dict(os.environ, SATCHEL_DNS_STATIC=str(self.dns), **self.env),
         )
         first = self.proc.stdout.readline().decode()
         assert first.startswith("store embedded"), first
-        for _ in range(DOORS):
+        for _ in range(self.doors):
             door, addr = self.proc.stdout.readline().decode().split()
             self.ports[door] = int(addr.rsplit(":", 1)[1])
 

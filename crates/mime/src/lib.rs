@@ -4,6 +4,7 @@
 
 pub mod address;
 pub mod decode;
+pub mod fields;
 pub mod header;
 pub mod imap;
 mod lex;

@@ -5,6 +5,7 @@
 //! recipient's Sieve filing, then stored durably for all recipients at
 //! once. Only after `deliver` returns may a door say yes.
 
+mod dns;
 mod filing;
 mod model;
 mod outgoing;
@@ -15,7 +16,9 @@ mod storing;
 mod trace;
 mod trainer;
 
+pub use dns::{Dns, LookupError};
 pub use model::RESIDENT_FRESH;
+pub use outgoing::{SentCopy, Submission, Submitted};
 pub use recipients::Recipient;
 pub use scoring::{SERVER_MODEL, SpamFacts, SpamScorer, StoreScorer, Thresholds, Unscored};
 pub use sender_checks::{SenderChecks, SenderFacts};
@@ -69,6 +72,8 @@ pub struct Pipeline {
     sieve_before: Option<sieve::Script>,
     /// Scripts users may `include :global`, by name.
     sieve_global: HashMap<String, String>,
+    /// Woken whenever this process queues outbound mail.
+    queued: Arc<tokio::sync::Notify>,
 }
 
 impl Pipeline {
@@ -85,7 +90,14 @@ impl Pipeline {
             dnsbl: Vec::new(),
             sieve_before: None,
             sieve_global: HashMap::new(),
+            queued: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Notified whenever this pipeline queues outbound mail: the relay
+    /// waits on it.
+    pub fn queue_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.queued.clone()
     }
 
     /// Scores with `scorer` and files by `thresholds`.
@@ -235,6 +247,19 @@ impl Pipeline {
         }
         Ok(verdicts)
     }
+}
+
+/// An id for one accepted message, for replies, the queue and the log:
+/// unique in this process and across restarts (time in microseconds, then
+/// a counter), and saying nothing about mailboxes or UIDs.
+pub fn queue_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    format!("{:011X}{:05X}", micros & 0xFFF_FFFF_FFFF, n & 0xF_FFFF)
 }
 
 /// Each account once, with the address it was first named by.

@@ -5,7 +5,9 @@ use store::Account;
 
 use crate::filing::Filing;
 use crate::storing::Form;
-use crate::{Delivered, Error, Pipeline};
+use mime::fields as header;
+
+use crate::{Delivered, Error, Origin, Pipeline, Recipient, Trace};
 
 impl Pipeline {
     /// Files the copy of a message a user sent (through the submission
@@ -45,4 +47,211 @@ impl Pipeline {
         })
         .await
     }
+}
+
+/// Whether a submitted message gets a copy in Sent (or where the user's
+/// outgoing script files it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SentCopy {
+    Always,
+    /// Unless the same Message-ID was put into Sent by the user's client
+    /// (an IMAP APPEND) within [`SENT_WINDOW_SECS`]; and an APPEND of a
+    /// message this server already filed there is not stored again.
+    #[default]
+    UnlessAppended,
+    /// The client keeps its own Sent copies.
+    Never,
+}
+
+pub use store::SENT_WINDOW_SECS;
+
+/// A message a user sends, as the submission doors hand it over.
+pub struct Submission<'a> {
+    pub account: &'a Account,
+    /// MAIL FROM: one of the account's addresses (the door checked).
+    pub mail_from: &'a str,
+    pub recipients: &'a [String],
+    pub raw: &'a [u8],
+    /// `Origin::Submission` with the client's name and address.
+    pub origin: Origin,
+    pub sent_copy: SentCopy,
+}
+
+/// What became of a submitted message.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub qid: String,
+    /// The Sent copy (none when the rule said not to keep one).
+    pub sent: Vec<Delivered>,
+    /// Copies for local recipients.
+    pub local: Vec<Delivered>,
+    /// Remote recipients, now in the queue.
+    pub queued: Vec<String>,
+}
+
+impl Pipeline {
+    /// The outgoing leg (design.md): `Date:` and `Message-ID:` added when
+    /// missing; the Sent copy (with `Bcc:`) filed once; the copy that
+    /// travels, without `Bcc:` and with our `Received:`, delivered to local
+    /// recipients through the incoming pipeline and queued for remote ones.
+    /// Only after this returns may the door say yes.
+    pub async fn submit(&self, s: Submission<'_>) -> Result<Submitted, Error> {
+        let qid = crate::queue_id();
+        let prepared = self.complete_header(s.raw, &qid);
+        let message_id = header::value(&prepared, "Message-ID");
+        let mut travelling = self.submission_received(&s.origin, &qid).into_bytes();
+        travelling.extend_from_slice(&header::without(&prepared, "Bcc"));
+
+        let mut local = Vec::new();
+        let mut remote = Vec::new();
+        for r in s.recipients {
+            match self.recipient(r).await? {
+                Recipient::Local(account) => local.push((r.clone(), account)),
+                Recipient::NotLocal => remote.push(r.clone()),
+                Recipient::Unknown => {
+                    tracing::warn!("submission: {qid}: no local user {r}; left out")
+                }
+            }
+        }
+        let sent = self
+            .sent_copy(
+                s.account,
+                &prepared,
+                s.recipients,
+                message_id.as_deref(),
+                s.sent_copy,
+            )
+            .await?;
+        let mut delivered = Vec::new();
+        if !local.is_empty() {
+            let trace = Trace {
+                mail_from: s.mail_from.to_string(),
+                origin: s.origin.clone(),
+            };
+            match self.deliver(&travelling, &local, &trace).await {
+                Ok(d) => delivered = d,
+                // The local recipients' filters refuse it; the Sent copy and
+                // the remote recipients stand.
+                Err(Error::Rejected(reason)) => {
+                    tracing::info!("submission: {qid}: local recipients reject it: {reason}")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !remote.is_empty() {
+            self.store
+                .enqueue(store::NewQueued {
+                    qid: &qid,
+                    sender: s.mail_from,
+                    account: Some(s.account.id),
+                    raw: &travelling,
+                    recipients: &remote,
+                })
+                .await?;
+            self.queued.notify_one();
+        }
+        Ok(Submitted {
+            qid,
+            sent,
+            local: delivered,
+            queued: remote,
+        })
+    }
+
+    /// The Sent copy, by the account's rule; noted by Message-ID, so that
+    /// a client's own APPEND of it (or a retried submission) is not a
+    /// second copy.
+    async fn sent_copy(
+        &self,
+        account: &Account,
+        raw: &[u8],
+        recipients: &[String],
+        message_id: Option<&str>,
+        rule: SentCopy,
+    ) -> Result<Vec<Delivered>, Error> {
+        if rule == SentCopy::Never {
+            return Ok(Vec::new());
+        }
+        if rule == SentCopy::UnlessAppended
+            && let Some(id) = message_id
+            && self
+                .store
+                .sent_copy(account.id, id, store_now() - SENT_WINDOW_SECS)
+                .await?
+                .is_some()
+        {
+            return Ok(Vec::new());
+        }
+        let sent = self.outgoing(account, raw, recipients).await?;
+        if let (Some(id), Some(first)) = (message_id, sent.first())
+            && let Some(mailbox) = self.store.mailbox(account.id, &first.mailbox).await?
+        {
+            self.store
+                .note_sent(account.id, id, mailbox.id, first.uid)
+                .await?;
+        }
+        Ok(sent)
+    }
+
+    /// `Date:` and `Message-ID:` in front when the client left them out
+    /// (RFC 6409 8.2, 8.3).
+    fn complete_header(&self, raw: &[u8], qid: &str) -> Vec<u8> {
+        let mut front = String::new();
+        if !header::has(raw, "Date") {
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc2822)
+                .unwrap_or_default();
+            front.push_str(&format!("Date: {now}\r\n"));
+        }
+        if !header::has(raw, "Message-ID") {
+            front.push_str(&format!(
+                "Message-ID: <{}@{}>\r\n",
+                qid.to_lowercase(),
+                self.hostname
+            ));
+        }
+        let mut out = front.into_bytes();
+        out.extend_from_slice(raw);
+        out
+    }
+
+    /// The `Received:` of a submission (RFC 5321 4.4, RFC 3848 ESMTPSA).
+    fn submission_received(&self, origin: &Origin, qid: &str) -> String {
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap_or_default();
+        let from = match origin {
+            Origin::Submission {
+                helo,
+                peer,
+                protocol,
+            }
+            | Origin::Smtp {
+                helo,
+                peer,
+                protocol,
+            } => {
+                let helo: String = helo
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic())
+                    .take(255)
+                    .collect();
+                format!(
+                    "from {helo} ([{peer}])\r\n\tby {} (Satchel) with {protocol}",
+                    self.hostname
+                )
+            }
+            Origin::Local | Origin::Internal => {
+                format!("by {} (Satchel) with local", self.hostname)
+            }
+        };
+        format!("Received: {from} id {qid};\r\n\t{now}\r\n")
+    }
+}
+
+/// Unix seconds now.
+fn store_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -19,7 +19,8 @@ pub enum Recipient {
 
 impl Pipeline {
     /// Resolves a recipient: the address or an alias, or with a `+detail`
-    /// in the local part, the address without it.
+    /// in the local part, the address without it, or the domain's
+    /// catch-all.
     pub async fn recipient(&self, address: &str) -> Result<Recipient, Error> {
         if let Some(account) = self.store.account(address).await? {
             return Ok(Recipient::Local(account));
@@ -33,6 +34,9 @@ impl Pipeline {
             return Ok(Recipient::Local(account));
         }
         let domain = domain.to_ascii_lowercase();
+        if let Some(account) = self.store.catch_all(&domain).await? {
+            return Ok(Recipient::Local(account));
+        }
         let local_domain = self.is_local_domain(&domain).await?;
         Ok(if local_domain {
             Recipient::Unknown

@@ -2,37 +2,20 @@
 //! DMARC RFC 7489) by mail-auth, written as an `Authentication-Results:`
 //! field (RFC 8601).
 //!
-//! DNS goes through mail-auth's resolver; answers may come from a static
-//! table instead (the `SATCHEL_DNS_STATIC` file), so tests and closed
-//! networks get the same verdicts every time and never wait on a network.
-//! The table's lines: `TXT name value`, `A name ipv4`, `NX name` (no such
-//! record). With a table, a TXT name not in it does not exist (as if DNS
-//! said NXDOMAIN), and there is no DNS server for anything else.
+//! DNS goes through the server's [`Dns`] (a static table in tests).
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
-use mail_auth::common::parse::TxtRecordParser;
-use mail_auth::common::verify::DomainKey;
-use mail_auth::dmarc::Dmarc;
 use mail_auth::dmarc::verify::DmarcParameters;
-use mail_auth::hickory_resolver::config::{ResolverConfig, ResolverOpts};
-use mail_auth::hickory_resolver::proto::op::ResponseCode;
-use mail_auth::spf::Spf;
 use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DnsError, DnssecStatus, MX, MessageAuthenticator,
-    Parameters, RecordSet, ResolverCache, Txt,
-};
+use mail_auth::{AuthenticatedMessage, AuthenticationResults};
+
+use crate::Dns;
 
 /// Checks messages and writes their `Authentication-Results:` field.
 pub struct SenderChecks {
-    resolver: MessageAuthenticator,
-    table: Caches,
+    dns: Arc<Dns>,
 }
 
 /// The facts about an SMTP transaction the checks need.
@@ -44,101 +27,38 @@ pub struct SenderFacts<'a> {
 }
 
 impl SenderChecks {
-    /// The system's resolver, or the static table named by
-    /// `SATCHEL_DNS_STATIC` when that is set.
-    pub fn from_env() -> Result<SenderChecks, String> {
-        match std::env::var("SATCHEL_DNS_STATIC") {
-            Ok(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read {path}: {e}"))?;
-                SenderChecks::with_table(&text)
-            }
-            Err(_) => {
-                let resolver = MessageAuthenticator::new_system_conf().map_err(|e| {
-                    format!("cannot set up DNS from the system's configuration: {e}")
-                })?;
-                Ok(SenderChecks {
-                    resolver,
-                    table: Caches::default(),
-                })
-            }
-        }
+    /// Checks with answers from `dns`.
+    pub fn new(dns: Arc<Dns>) -> SenderChecks {
+        SenderChecks { dns }
     }
 
-    /// Answers from `table` only (see the module documentation).
-    pub fn with_table(table: &str) -> Result<SenderChecks, String> {
-        let resolver = MessageAuthenticator::new(
-            ResolverConfig::from_parts(None, vec![], vec![]),
-            ResolverOpts::default(),
-        )
-        .map_err(|e| format!("cannot set up the resolver: {e}"))?;
-        let mut caches = Caches::default();
-        caches.txt.1 = Some(nx());
-        let forever = Instant::now() + std::time::Duration::from_secs(100 * 365 * 86400);
-        for (n, line) in table.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let mut parts = line.splitn(3, ' ');
-            let (kind, name) = (parts.next().unwrap_or(""), fqdn(parts.next().unwrap_or("")));
-            let value = parts.next().unwrap_or("").trim();
-            let bad = |why: &str| format!("DNS table line {}: {why}: {line}", n + 1);
-            match kind {
-                "TXT" => {
-                    let record = if name.starts_with("_dmarc.") {
-                        Dmarc::parse(value.as_bytes()).map(Txt::from)
-                    } else if name.contains("._domainkey.") {
-                        DomainKey::parse(value.as_bytes()).map(Txt::from)
-                    } else {
-                        Spf::parse(value.as_bytes()).map(Txt::from)
-                    };
-                    caches.txt.insert(
-                        name.into(),
-                        record.map_err(|e| bad(&e.to_string()))?,
-                        forever,
-                    );
-                }
-                "NX" => caches.txt.insert(name.into(), nx(), forever),
-                "A" => {
-                    let ip: Ipv4Addr = value.parse().map_err(|_| bad("not an IPv4 address"))?;
-                    let set = RecordSet {
-                        rrset: Arc::from(vec![ip].into_boxed_slice()),
-                        dnssec_status: DnssecStatus::Indeterminate,
-                    };
-                    caches.ipv4.insert(name.into(), set, forever);
-                }
-                _ => return Err(bad("expected TXT, A or NX")),
-            }
-        }
-        Ok(SenderChecks {
-            resolver,
-            table: caches,
-        })
+    /// The resolver the checks ask (the relay routes mail with it too).
+    pub fn dns(&self) -> &Arc<Dns> {
+        &self.dns
     }
 
     /// The `Authentication-Results:` field (with its CRLF) for a message.
     pub async fn check(&self, raw: &[u8], facts: &SenderFacts<'_>) -> String {
-        let c = &self.table;
+        let c = self.dns.caches();
+        let resolver = self.dns.authenticator();
         let mut results = AuthenticationResults::new(facts.hostname);
         let spf_params = if facts.mail_from.is_empty() {
             SpfParameters::verify_ehlo(facts.peer, facts.helo, facts.hostname)
         } else {
             SpfParameters::verify_mail_from(facts.peer, facts.helo, facts.hostname, facts.mail_from)
         };
-        let spf = self.resolver.verify_spf(c.with(spf_params)).await;
+        let spf = resolver.verify_spf(c.with(spf_params)).await;
         let Some(message) = AuthenticatedMessage::parse(raw) else {
             results =
                 results.with_spf_mailfrom_result(&spf, facts.peer, facts.mail_from, facts.helo);
             return format!("Authentication-Results: {results}\r\n");
         };
-        let dkim = self.resolver.verify_dkim(c.with(&message)).await;
+        let dkim = resolver.verify_dkim(c.with(&message)).await;
         let mail_from_domain = facts
             .mail_from
             .rsplit_once('@')
             .map_or(facts.helo, |(_, d)| d);
-        let dmarc = self
-            .resolver
+        let dmarc = resolver
             .verify_dmarc(c.with(DmarcParameters::new(
                 &message,
                 &dkim,
@@ -175,8 +95,9 @@ impl SenderChecks {
         for zone in zones {
             let name = format!("{}.{zone}", reversed(peer));
             let lookup = self
-                .resolver
-                .ipv4_lookup(name.as_str(), Some(&self.table.ipv4));
+                .dns
+                .authenticator()
+                .ipv4_lookup(name.as_str(), Some(&self.dns.caches().ipv4));
             match tokio::time::timeout(DNSBL_TIMEOUT, lookup).await {
                 Ok(Ok(set)) if set.rrset.iter().any(|ip| is_listing(*ip)) => listed += 1,
                 Ok(Ok(_)) => {}
@@ -217,93 +138,6 @@ fn reversed(peer: IpAddr) -> String {
     }
 }
 
-/// "No such name", as DNS answers it.
-fn nx() -> Txt {
-    Txt::Error(mail_auth::Error::Dns(DnsError::RecordNotFound(
-        ResponseCode::NXDomain,
-    )))
-}
-
-fn fqdn(name: &str) -> String {
-    let mut n = name.to_ascii_lowercase();
-    if !n.ends_with('.') {
-        n.push('.');
-    }
-    n
-}
-
-/// A DNS answer cache that never forgets: the static table. `missing` is
-/// the answer for names not in it (None: ask DNS).
-struct Table<K, V>(Mutex<HashMap<K, V>>, Option<V>);
-
-impl<K, V> Default for Table<K, V> {
-    fn default() -> Self {
-        Table(Mutex::new(HashMap::new()), None)
-    }
-}
-
-impl<K: Hash + Eq, V: Clone> ResolverCache<K, V> for Table<K, V> {
-    fn get<Q>(&self, name: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(name).cloned().or_else(|| self.1.clone())
-    }
-
-    fn remove<Q>(&self, name: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)
-    }
-
-    fn insert(&self, key: K, value: V, _: Instant) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, value);
-    }
-}
-
-#[derive(Default)]
-struct Caches {
-    txt: Table<Box<str>, Txt>,
-    mx: Table<Box<str>, RecordSet<MX>>,
-    ptr: Table<IpAddr, RecordSet<Box<str>>>,
-    ipv4: Table<Box<str>, RecordSet<Ipv4Addr>>,
-    ipv6: Table<Box<str>, RecordSet<Ipv6Addr>>,
-}
-
-type TableParameters<'a, P> = Parameters<
-    'a,
-    P,
-    Table<Box<str>, Txt>,
-    Table<Box<str>, RecordSet<MX>>,
-    Table<Box<str>, RecordSet<Ipv4Addr>>,
-    Table<Box<str>, RecordSet<Ipv6Addr>>,
-    Table<IpAddr, RecordSet<Box<str>>>,
->;
-
-impl Caches {
-    /// mail-auth's parameters with the table as every cache.
-    fn with<P>(&self, params: P) -> TableParameters<'_, P> {
-        Parameters {
-            params,
-            cache_txt: Some(&self.txt),
-            cache_mx: Some(&self.mx),
-            cache_ptr: Some(&self.ptr),
-            cache_ipv4: Some(&self.ipv4),
-            cache_ipv6: Some(&self.ipv6),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,11 +158,13 @@ mod tests {
 
     #[tokio::test]
     async fn dnsbl_from_the_table() {
-        let auth = SenderChecks::with_table(
-            "A 2.2.0.192.bl.example.test 127.0.0.2\nA 2.2.0.192.other.test 127.0.0.4\n\
+        let auth = SenderChecks::new(Arc::new(
+            crate::Dns::with_table(
+                "A 2.2.0.192.bl.example.test 127.0.0.2\nA 2.2.0.192.other.test 127.0.0.4\n\
              A 2.2.0.192.refused.test 127.255.255.254\n",
-        )
-        .unwrap();
+            )
+            .unwrap(),
+        ));
         let zones = |z: &[&str]| z.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let peer: IpAddr = "192.0.2.2".parse().unwrap();
         let all = zones(&[

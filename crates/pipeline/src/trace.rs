@@ -30,6 +30,16 @@ pub enum Origin {
     /// Handed over on this machine (`satchel deliver`, run by an MTA as
     /// its delivery agent): no peer to check SPF or DNSBLs against.
     Local,
+    /// Sent by a user of this server who logged in (the submission doors):
+    /// nothing to check about the sender.
+    Submission {
+        helo: String,
+        peer: IpAddr,
+        /// "ESMTPSA" or "ESMTPA" (RFC 3848).
+        protocol: &'static str,
+    },
+    /// Made by the server itself: a bounce, a redirect, an auto-reply.
+    Internal,
 }
 
 impl Pipeline {
@@ -44,6 +54,11 @@ impl Pipeline {
         let mut received = format!("Return-Path: <{sender}>\r\nReceived: ");
         match &t.origin {
             Origin::Smtp {
+                helo,
+                peer,
+                protocol,
+            }
+            | Origin::Submission {
                 helo,
                 peer,
                 protocol,
@@ -63,6 +78,9 @@ impl Pipeline {
                 "by {} (Satchel, from satchel deliver) with local",
                 self.hostname
             )),
+            Origin::Internal => {
+                received.push_str(&format!("by {} (Satchel) with local", self.hostname))
+            }
         }
         if let [only] = recipients {
             // RFC 5321 4.4: "for" only with one recipient, not to disclose others.

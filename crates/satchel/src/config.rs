@@ -35,6 +35,10 @@ pub struct Config {
     #[serde(default)]
     pub relay: Relay,
     #[serde(default)]
+    pub queue: Queue,
+    #[serde(default)]
+    pub submission: Submission,
+    #[serde(default)]
     pub auth: Auth,
     #[serde(default)]
     pub sieve: Sieve,
@@ -231,10 +235,116 @@ fn default_pop3_delete() -> Pop3Delete {
     Pop3Delete::Expunge
 }
 
+/// `[relay]`: where outgoing mail for remote domains goes.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Relay {
+    /// `host:port`; left out: each domain's MX hosts.
     pub smarthost: Option<String>,
+    /// AUTH PLAIN at the smarthost (a provider's relay), over its TLS.
+    pub smarthost_user: Option<String>,
+    pub smarthost_password: Option<String>,
+}
+
+/// `[queue]`: how long undelivered mail is retried, and how often.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Queue {
+    /// Waits between attempts ("5m", "1h"); the last one repeats.
+    #[serde(default = "default_retry", deserialize_with = "durations")]
+    pub retry: Vec<std::time::Duration>,
+    /// Bounced when still undelivered this long after it was queued.
+    #[serde(default = "default_expire", deserialize_with = "duration")]
+    pub expire: std::time::Duration,
+    /// The sender is told of the delay once (0: never).
+    #[serde(default = "default_delay_notice", deserialize_with = "duration")]
+    pub delay_notice: std::time::Duration,
+}
+
+impl Default for Queue {
+    fn default() -> Queue {
+        Queue {
+            retry: default_retry(),
+            expire: default_expire(),
+            delay_notice: default_delay_notice(),
+        }
+    }
+}
+
+fn default_retry() -> Vec<std::time::Duration> {
+    relay::Settings::default().retry
+}
+
+fn default_expire() -> std::time::Duration {
+    relay::Settings::default().expire
+}
+
+fn default_delay_notice() -> std::time::Duration {
+    relay::Settings::default().delay_notice.unwrap_or_default()
+}
+
+/// A duration as "90s", "5m", "4h" or "5d".
+fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (n, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(secs))
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).ok_or_else(|| {
+        serde::de::Error::invalid_value(
+            serde::de::Unexpected::Str(&text),
+            &"a duration such as \"90s\", \"5m\", \"4h\" or \"5d\"",
+        )
+    })
+}
+
+fn durations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<std::time::Duration>, D::Error> {
+    let texts = Vec::<String>::deserialize(d)?;
+    if texts.is_empty() {
+        return Err(serde::de::Error::invalid_length(0, &"at least one wait"));
+    }
+    texts
+        .iter()
+        .map(|t| {
+            parse_duration(t).filter(|d| !d.is_zero()).ok_or_else(|| {
+                serde::de::Error::invalid_value(
+                    serde::de::Unexpected::Str(t),
+                    &"a duration above zero such as \"90s\", \"5m\" or \"4h\"",
+                )
+            })
+        })
+        .collect()
+}
+
+/// `[submission]`: what the submission doors do with what users send.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    #[serde(default, deserialize_with = "sent_copy")]
+    pub sent_copy: pipeline::SentCopy,
+}
+
+fn sent_copy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<pipeline::SentCopy, D::Error> {
+    let name = String::deserialize(d)?;
+    match name.as_str() {
+        "always" => Ok(pipeline::SentCopy::Always),
+        "unless-appended" => Ok(pipeline::SentCopy::UnlessAppended),
+        "never" => Ok(pipeline::SentCopy::Never),
+        _ => Err(serde::de::Error::invalid_value(
+            serde::de::Unexpected::Str(&name),
+            &"one of \"always\", \"unless-appended\", \"never\"",
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -337,6 +447,8 @@ impl Default for Config {
             spam: Spam::default(),
             pop3: Pop3::default(),
             relay: Relay::default(),
+            queue: Queue::default(),
+            submission: Submission::default(),
             auth: Auth::default(),
             sieve: Sieve::default(),
             limits: Limits::default(),
@@ -349,8 +461,16 @@ impl Listen {
     /// Refuses a `[listen]` that starts no door: `serve` would run and
     /// answer nothing, which is never what was meant.
     pub fn check_some_door(&self) -> anyhow::Result<()> {
+        if !self.http.is_empty() {
+            bail!(
+                "[listen] http: the web door (webmail and admin) is not built yet, so nothing \
+                 could listen there; remove http from [listen]"
+            );
+        }
         let built = [
             &self.smtp,
+            &self.submission,
+            &self.submissions,
             &self.imap,
             &self.imaps,
             &self.pop3,
@@ -360,8 +480,8 @@ impl Listen {
         if built.iter().all(|addrs| addrs.is_empty()) {
             bail!(
                 "[listen] names no door, so serve would answer nothing: with a config file only \
-                 the doors [listen] lists start (smtp, imap, imaps, pop3, pop3s, managesieve; \
-                 submission, submissions and http are not built yet); add one, for example \
+                 the doors [listen] lists start (smtp, submission, submissions, imap, imaps, \
+                 pop3, pop3s, managesieve; http is not built yet); add one, for example \
                  [listen] imap = [\"127.0.0.1:1143\"], or run serve without --config for \
                  every door on its development port"
             );
@@ -497,8 +617,21 @@ plaintext_anywhere = false
         assert!(c.listen.imap.is_empty() && c.listen.smtp.is_empty());
         let e = c.listen.check_some_door().unwrap_err().to_string();
         assert!(e.contains("[listen] names no door"), "{e}");
+        let c = parse("[listen]\nhttp = [\"127.0.0.1:8080\"]\n").unwrap();
+        let e = c.listen.check_some_door().unwrap_err().to_string();
+        assert!(e.contains("http") && e.contains("not built"), "{e}");
         let c = parse("[listen]\nsubmission = [\"127.0.0.1:2587\"]\n").unwrap();
-        assert!(c.listen.check_some_door().is_err(), "only a planned door");
+        c.listen.check_some_door().unwrap();
+        let c = parse("[queue]\nretry = [\"1s\", \"2m\"]\nexpire = \"1h\"\n").unwrap();
+        assert_eq!(
+            c.queue.retry,
+            [
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(120)
+            ]
+        );
+        assert!(parse("[queue]\nexpire = \"soon\"\n").is_err());
+        assert!(parse("[submission]\nsent_copy = \"twice\"\n").is_err());
         let c = parse("[listen]\npop3 = [\"127.0.0.1:1110\"]\n").unwrap();
         c.listen.check_some_door().unwrap();
         assert!(c.listen.imap.is_empty());

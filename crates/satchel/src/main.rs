@@ -47,6 +47,12 @@ enum Command {
     /// An account's Sieve filter.
     #[command(subcommand)]
     Filter(commands::filter::FilterCommand),
+    /// Addresses and catch-alls that deliver to an account.
+    #[command(subcommand)]
+    Alias(commands::alias::AliasCommand),
+    /// The outbound queue.
+    #[command(subcommand)]
+    Queue(commands::queue::QueueCommand),
 }
 
 fn main() -> ExitCode {
@@ -139,6 +145,8 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Export(args) => commands::transfer::export(args, store.as_ref()).await,
         Command::Spam(cmd) => commands::spam::run(cmd, &config, store).await,
         Command::Filter(cmd) => commands::filter::run(cmd, store.as_ref()).await,
+        Command::Alias(cmd) => commands::alias::run(cmd, store.as_ref(), &config.domains).await,
+        Command::Queue(cmd) => commands::queue::run(cmd, store.as_ref()).await,
     }
 }
 

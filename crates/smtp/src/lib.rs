@@ -1,10 +1,13 @@
-//! The SMTP MX door (RFC 5321) on smtp-proto's command parser: PIPELINING,
+//! The SMTP doors (RFC 5321) on smtp-proto's command parser: PIPELINING,
 //! SIZE, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, CHUNKING and STARTTLS.
-//! Mail for local recipients only, no AUTH, no relaying; every message goes
-//! through the pipeline and is answered only once it is durable.
+//! The MX door takes mail for local recipients only, with no AUTH and no
+//! relaying; the submission mode (RFC 6409) takes mail from users who
+//! logged in, for anyone. Every message goes through the pipeline and is
+//! answered only once it is durable.
 
 mod data;
 mod session;
+mod submission;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +59,17 @@ pub struct Server {
     tls: Option<Arc<ServerConfig>>,
     settings: Settings,
     limits: ConnectionLimits,
+    /// Set on the submission doors: users log in and send to anyone.
+    submit: Option<Submit>,
+}
+
+/// What the submission mode needs besides the MX door's parts.
+pub struct Submit {
+    pub store: Arc<dyn store::MailStore>,
+    /// Shared with the other doors: guesses here slow IMAP down too.
+    pub throttle: door::LoginThrottle,
+    pub plaintext_anywhere: bool,
+    pub sent_copy: pipeline::SentCopy,
 }
 
 impl Server {
@@ -70,6 +84,25 @@ impl Server {
             limits: ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)
                 .with_total(settings.max_connections),
             settings,
+            submit: None,
+        })
+    }
+
+    /// The submission doors (RFC 6409): AUTH, then mail to anyone from the
+    /// user's own addresses.
+    pub fn submission(
+        pipeline: Arc<Pipeline>,
+        tls: Option<Arc<ServerConfig>>,
+        settings: Settings,
+        submit: Submit,
+    ) -> Arc<Server> {
+        Arc::new(Server {
+            pipeline,
+            tls,
+            limits: ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)
+                .with_total(settings.max_connections),
+            settings,
+            submit: Some(submit),
         })
     }
 }

@@ -15,13 +15,15 @@ use tokio::sync::watch;
 use crate::data::DotDecoder;
 use crate::{COMMAND_TIMEOUT, DATA_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_DATA_LINE, MAX_LINE, Server};
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// A mail transaction in progress.
 #[derive(Default)]
-struct Transaction {
-    from: Option<String>,
+pub(crate) struct Transaction {
+    pub(crate) from: Option<String>,
     recipients: Vec<(String, Account)>,
+    /// Submission: every recipient, local or not.
+    pub(crate) outbound: Vec<String>,
     /// BDAT chunks so far.
     chunks: Vec<u8>,
     /// A BDAT chunk went over the size limit: the rest is read and dropped.
@@ -33,16 +35,18 @@ struct Transaction {
 }
 
 pub struct Session {
-    server: Arc<Server>,
-    peer: SocketAddr,
+    pub(crate) server: Arc<Server>,
+    pub(crate) peer: SocketAddr,
     io: Option<LineReader<Stream>>,
     shutdown: watch::Receiver<bool>,
     out: Vec<u8>,
-    tls: bool,
-    helo: Option<String>,
-    tx: Transaction,
+    pub(crate) tls: bool,
+    pub(crate) helo: Option<String>,
+    pub(crate) tx: Transaction,
     errors: usize,
     quit: bool,
+    /// Submission: who logged in.
+    pub(crate) user: Option<Account>,
 }
 
 impl Session {
@@ -65,16 +69,17 @@ impl Session {
             tx: Transaction::default(),
             errors: 0,
             quit: false,
+            user: None,
         }
     }
 
-    fn reply(&mut self, line: &str) {
+    pub(crate) fn reply(&mut self, line: &str) {
         self.out.extend_from_slice(line.as_bytes());
         self.out.extend_from_slice(b"\r\n");
     }
 
     /// A reply that counts as an error; too many end the session.
-    fn error(&mut self, line: &str) {
+    pub(crate) fn error(&mut self, line: &str) {
         self.reply(line);
         self.errors += 1;
         if self.errors >= self.server.settings.max_errors {
@@ -83,11 +88,11 @@ impl Session {
         }
     }
 
-    async fn flush(&mut self) -> Result<(), Error> {
+    pub(crate) async fn flush(&mut self) -> Result<(), Error> {
         Ok(door::conn::send_buffered(&mut self.io, &mut self.out, COMMAND_TIMEOUT).await?)
     }
 
-    fn io(&mut self) -> Result<&mut LineReader<Stream>, Error> {
+    pub(crate) fn io(&mut self) -> Result<&mut LineReader<Stream>, Error> {
         Ok(self.io.as_mut().ok_or("no stream")?)
     }
 
@@ -195,9 +200,10 @@ impl Session {
                 self.reply("252 2.1.5 Cannot verify; send the message and see.")
             }
             Request::Help { .. } => self.reply("214 2.0.0 See RFC 5321."),
-            Request::Auth { .. } => {
-                self.error("503 5.5.1 No AUTH here: this door only receives mail for local users.")
-            }
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => return self.auth(mechanism, &initial_response).await,
             Request::Expn { .. }
             | Request::Etrn { .. }
             | Request::Atrn { .. }
@@ -226,6 +232,11 @@ impl Session {
         if !self.tls && self.server.tls.is_some() {
             lines.push("STARTTLS".into());
         }
+        // RFC 4954 4: no mechanism offered where a password would go in
+        // the clear (RFC 8314 for the rest).
+        if self.auth_allowed() && self.user.is_none() {
+            lines.push("AUTH PLAIN LOGIN".into());
+        }
         let last = lines.len() - 1;
         for (i, l) in lines.iter().enumerate() {
             let sep = if i == last { ' ' } else { '-' };
@@ -252,6 +263,7 @@ impl Session {
         ));
         self.tls = true;
         self.helo = None;
+        self.user = None;
         self.tx = Transaction::default();
         Ok(())
     }
@@ -270,6 +282,9 @@ impl Session {
             self.error(&format!("552 5.3.4 Messages are limited to {max} bytes."));
             return;
         }
+        if self.submit().is_some() && self.submission_sender(from).await.is_none() {
+            return;
+        }
         self.tx.from = Some(from.to_string());
         self.tx.started = Some(tokio::time::Instant::now());
         self.reply("250 2.1.0 Sender OK.");
@@ -279,6 +294,9 @@ impl Session {
         if self.tx.from.is_none() {
             self.error("503 5.5.1 MAIL first.");
             return Ok(());
+        }
+        if self.submit().is_some() {
+            return self.submission_recipient(to).await;
         }
         if self.tx.recipients.len() >= self.server.settings.max_recipients {
             self.reply("452 4.5.3 Too many recipients; send the rest in another transaction.");
@@ -306,7 +324,7 @@ impl Session {
             self.error("503 5.5.1 MAIL first.");
             return false;
         }
-        if self.tx.recipients.is_empty() {
+        if self.tx.recipients.is_empty() && self.tx.outbound.is_empty() {
             self.error("554 5.5.1 No valid recipients.");
             return false;
         }
@@ -370,7 +388,8 @@ impl Session {
     async fn bdat(&mut self, size: usize, last: bool) -> Result<(), Error> {
         // RFC 3030: the chunk is read whatever happens, to stay in step.
         let max = self.server.settings.max_message_size as usize;
-        let ready = self.tx.from.is_some() && !self.tx.recipients.is_empty();
+        let ready = self.tx.from.is_some()
+            && !(self.tx.recipients.is_empty() && self.tx.outbound.is_empty());
         let fits = !self.tx.oversized && self.tx.chunks.len().saturating_add(size) <= max;
         if ready && fits {
             let mut chunks = std::mem::take(&mut self.tx.chunks);
@@ -425,6 +444,10 @@ impl Session {
             self.error("554 5.6.0 Empty message.");
             return;
         }
+        if self.submit().is_some() {
+            let from = tx.from.unwrap_or_default();
+            return self.submission_finish(message, from, tx.outbound).await;
+        }
         let trace = Trace {
             mail_from: tx.from.unwrap_or_default(),
             origin: Origin::Smtp {
@@ -442,7 +465,7 @@ impl Session {
             Ok(done) => {
                 // The sender learns an opaque id, never where the mail went
                 // (mailboxes, UIDs); the log ties the id to the copies.
-                let id = queue_id();
+                let id = pipeline::queue_id();
                 let copies: Vec<String> = done
                     .iter()
                     .map(|d| match d.score {
@@ -489,19 +512,6 @@ impl Session {
             }
         }
     }
-}
-
-/// An id for one accepted message, for the 250 reply and the log: unique
-/// in this process and across restarts (time in microseconds, then a
-/// counter), and saying nothing about mailboxes or UIDs.
-fn queue_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
-    format!("{:011X}{:05X}", micros & 0xFFF_FFFF_FFFF, n & 0xF_FFFF)
 }
 
 /// Whether a MAIL command's `SIZE=` is a number of more digits than a u64

@@ -8,6 +8,7 @@
 mod blob;
 mod group;
 pub mod names;
+mod outbound;
 mod password;
 mod sqlite;
 mod types;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+pub use outbound::*;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -26,6 +28,10 @@ pub enum Error {
     AccountExists(String),
     #[error("no account {0}; `satchel user list` shows the accounts")]
     NoAccount(String),
+    #[error("no alias {0}; `satchel alias list` shows the aliases")]
+    NoAlias(String),
+    #[error("{0} is already an account or an alias")]
+    AliasExists(String),
     #[error("mailbox {0:?} already exists")]
     MailboxExists(String),
     #[error("no mailbox {0:?}")]
@@ -80,13 +86,21 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// One mail store. Methods that take an address accept any case; ids come
 /// from earlier answers of the same store.
 #[async_trait]
-pub trait MailStore: Send + Sync {
+pub trait MailStore: Outbound + Send + Sync {
     // Accounts.
 
     /// Creates an account with the default mailboxes, all in one transaction.
     async fn create_account(&self, address: &str, password: &str, admin: bool) -> Result<Account>;
     async fn list_accounts(&self) -> Result<Vec<Account>>;
     async fn account(&self, address: &str) -> Result<Option<Account>>;
+    /// Makes `alias` (an address, or `@domain`: the domain's catch-all)
+    /// deliver to the account `account`, which may then also send as it.
+    async fn add_alias(&self, alias: &str, account: &str) -> Result<()>;
+    async fn remove_alias(&self, alias: &str) -> Result<()>;
+    /// Every alias with the address of its account, by alias.
+    async fn aliases(&self) -> Result<Vec<(String, String)>>;
+    /// The account the domain's catch-all (`@domain`) delivers to.
+    async fn catch_all(&self, domain: &str) -> Result<Option<Account>>;
     /// Whether any account or alias has an address in `domain`.
     async fn has_domain(&self, domain: &str) -> Result<bool>;
     async fn set_password(&self, address: &str, password: &str) -> Result<()>;

@@ -22,6 +22,8 @@ use crate::names::{normalize_address, normalize_mailbox_name};
 use crate::types::*;
 use crate::{Error, MailStore, Result, WATCH_INTERVAL, password, unix_now};
 
+mod outbound;
+
 /// Schema migrations, applied in order; `PRAGMA user_version` counts them.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
@@ -29,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_spam_personal.sql"),
     include_str!("../migrations/sqlite/0004_sieve.sql"),
     include_str!("../migrations/sqlite/0005_expunged_modseq.sql"),
+    include_str!("../migrations/sqlite/0006_outbound.sql"),
 ];
 
 /// How much of the index file SQLite maps into memory for reading.
@@ -194,7 +197,8 @@ impl SqliteStore {
         let dead: Vec<BlobHash> = sqlx::query(
             "SELECT value AS hash FROM json_each($1) WHERE NOT EXISTS \
              (SELECT 1 FROM messages WHERE messages.blob = value) AND NOT EXISTS \
-             (SELECT 1 FROM training WHERE training.blob = value)",
+             (SELECT 1 FROM training WHERE training.blob = value) AND NOT EXISTS \
+             (SELECT 1 FROM queue WHERE queue.blob = value)",
         )
         .bind(hashes)
         .fetch_all(&mut **tx)
@@ -458,6 +462,73 @@ impl MailStore for SqliteStore {
             .as_ref()
             .map(account_from_row)
             .transpose()
+    }
+
+    async fn add_alias(&self, alias: &str, account: &str) -> Result<()> {
+        let alias = normalize_alias(alias)?;
+        let account = normalize_address(account)?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
+        let taken = sqlx::query(
+            "SELECT 1 FROM accounts WHERE address = $1 UNION SELECT 1 FROM aliases WHERE address = $1",
+        )
+        .bind(&alias)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if taken.is_some() {
+            return Err(Error::AliasExists(alias));
+        }
+        let id: i64 = sqlx::query("SELECT id FROM accounts WHERE address = $1")
+            .bind(&account)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(Error::NoAccount(account))?
+            .try_get("id")?;
+        sqlx::query("INSERT INTO aliases (address, account_id) VALUES ($1, $2)")
+            .bind(&alias)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        turn.durable().await
+    }
+
+    async fn remove_alias(&self, alias: &str) -> Result<()> {
+        let alias = normalize_alias(alias)?;
+        let gone = sqlx::query("DELETE FROM aliases WHERE address = $1")
+            .bind(&alias)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if gone == 0 {
+            return Err(Error::NoAlias(alias));
+        }
+        Ok(())
+    }
+
+    async fn aliases(&self) -> Result<Vec<(String, String)>> {
+        sqlx::query(
+            "SELECT l.address AS alias, a.address AS account FROM aliases l \
+             JOIN accounts a ON a.id = l.account_id ORDER BY l.address",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("alias")?, r.try_get("account")?)))
+        .collect()
+    }
+
+    async fn catch_all(&self, domain: &str) -> Result<Option<Account>> {
+        sqlx::query(
+            "SELECT id, address, is_admin, quota_bytes, pop3_delete FROM accounts \
+             WHERE id = (SELECT account_id FROM aliases WHERE address = $1)",
+        )
+        .bind(format!("@{}", domain.to_lowercase()))
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(account_from_row)
+        .transpose()
     }
 
     async fn has_domain(&self, domain: &str) -> Result<bool> {
@@ -1725,6 +1796,17 @@ fn tighten(path: &Path, mode: u32) -> Result<()> {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io(e)),
+    }
+}
+
+/// An alias: an address, or `@domain` for a domain's catch-all.
+fn normalize_alias(alias: &str) -> Result<String> {
+    match alias.strip_prefix('@') {
+        Some(domain) => {
+            let whole = normalize_address(&format!("catch-all@{domain}"))?;
+            Ok(format!("@{}", &whole["catch-all@".len()..]))
+        }
+        None => normalize_address(alias),
     }
 }
 

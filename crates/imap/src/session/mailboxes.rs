@@ -398,6 +398,17 @@ impl Session {
                 .unwrap_or_else(InternalDate::now);
             parsed.push((mime::analyze(&m.data), flags, keywords, date));
         }
+        let sent =
+            mailbox.special_use == Some(SpecialUse::Sent) && self.server.settings.one_sent_copy;
+        if sent
+            && let [only] = messages.as_slice()
+            && let Some(uid) = self.already_sent(&only.data, mailbox.id).await
+        {
+            return ok_code(
+                format!("APPENDUID {} {uid}", mailbox.uidvalidity),
+                "APPEND completed: the server had filed this message in Sent already.",
+            );
+        }
         let batch: Vec<NewMessage> = messages
             .iter()
             .zip(&parsed)
@@ -416,6 +427,9 @@ impl Session {
                 if mailbox.special_use == Some(SpecialUse::Sent) {
                     self.note_correspondents(&messages).await;
                 }
+                if sent {
+                    self.note_sent(&messages, &done, mailbox.id).await;
+                }
                 let uids: Vec<u32> = done.iter().map(|d| d.uid).collect();
                 let validity = done.first().map_or(mailbox.uidvalidity, |d| d.uidvalidity);
                 ok_code(
@@ -424,6 +438,46 @@ impl Session {
                 )
             }
             Err(e) => store_failure(e),
+        }
+    }
+
+    /// The UID of the copy of this message (by Message-ID) the server
+    /// filed into this Sent mailbox lately, when a client APPENDs it too.
+    async fn already_sent(&self, data: &[u8], mailbox: store::MailboxId) -> Option<u32> {
+        let account = self.account.as_ref()?;
+        let id = mime::fields::value(data, "Message-ID")?;
+        let since = unix_now() - store::SENT_WINDOW_SECS;
+        match self.server.store.sent_copy(account.id, &id, since).await {
+            Ok(Some((m, uid))) if m == mailbox => Some(uid),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!("cannot look up a Sent copy: {e}");
+                None
+            }
+        }
+    }
+
+    /// Notes APPENDed Sent copies by Message-ID, so that the submission
+    /// door files no second copy of a message the client sends after.
+    async fn note_sent(
+        &self,
+        messages: &[AppendMessage],
+        done: &[store::Appended],
+        mailbox: store::MailboxId,
+    ) {
+        let Some(account) = &self.account else { return };
+        for (m, d) in messages.iter().zip(done) {
+            let Some(id) = mime::fields::value(&m.data, "Message-ID") else {
+                continue;
+            };
+            if let Err(e) = self
+                .server
+                .store
+                .note_sent(account.id, &id, mailbox, d.uid)
+                .await
+            {
+                tracing::warn!("cannot note a Sent copy: {e}");
+            }
         }
     }
 
@@ -446,4 +500,10 @@ impl Session {
             }
         }
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

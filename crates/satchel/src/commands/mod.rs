@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub mod alias;
 pub mod deliver;
 pub mod filter;
+pub mod queue;
 pub mod serve;
 pub mod spam;
 pub mod transfer;

@@ -44,6 +44,8 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     let l = &config.listen;
     let addresses: Vec<std::net::IpAddr> = [
         &l.smtp,
+        &l.submission,
+        &l.submissions,
         &l.imap,
         &l.imaps,
         &l.pop3,
@@ -79,6 +81,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             max_connections_per_user: limits.imap_per_user.unwrap_or(d.max_connections_per_user),
             max_connections: totals.imap,
             throttle: throttle.clone(),
+            one_sent_copy: config.submission.sent_copy == pipeline::SentCopy::UnlessAppended,
             ..d
         }
     });
@@ -138,7 +141,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
                 .managesieve_per_ip
                 .unwrap_or(managesieve::Settings::default().max_connections_per_ip),
             max_connections: totals.managesieve,
-            throttle,
+            throttle: throttle.clone(),
             ..managesieve::Settings::default()
         },
     );
@@ -161,17 +164,62 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             thresholds,
         )
         .with_sieve(before, global);
-    match pipeline::SenderChecks::from_env() {
-        Ok(checks) => {
+    let dns = match pipeline::Dns::from_env() {
+        Ok(dns) => {
+            let dns = Arc::new(dns);
             pipeline = pipeline
-                .with_sender_checks(checks)
-                .with_dnsbl(&config.spam.dnsbl)
+                .with_sender_checks(pipeline::SenderChecks::new(dns.clone()))
+                .with_dnsbl(&config.spam.dnsbl);
+            Some(dns)
         }
-        // Mail still flows; it just carries no verdicts.
-        Err(e) => tracing::warn!("no SPF/DKIM/DMARC checks: {e}"),
-    }
+        // Mail still flows; it just carries no verdicts (and remote mail
+        // waits in the queue).
+        Err(e) => {
+            tracing::warn!("no DNS: no SPF/DKIM/DMARC checks, no MX lookups: {e}");
+            None
+        }
+    };
     let pipeline = Arc::new(pipeline);
+    let relay = relay::Relay::new(
+        store.clone(),
+        pipeline.clone(),
+        dns,
+        relay_settings(config)?,
+    );
+    tokio::spawn(relay.run(stopped.clone()));
     let smtp_settings = smtp::Settings::default();
+    let submission = smtp::Server::submission(
+        pipeline.clone(),
+        Some(tls.clone()),
+        smtp::Settings {
+            max_connections_per_ip: limits
+                .smtp_per_ip
+                .unwrap_or(smtp_settings.max_connections_per_ip),
+            max_connections: totals.smtp,
+            ..smtp_settings.clone()
+        },
+        smtp::Submit {
+            store: store.clone(),
+            throttle: throttle.clone(),
+            plaintext_anywhere: config.auth.plaintext_anywhere,
+            sent_copy: config.submission.sent_copy,
+        },
+    );
+    for (addrs, implicit_tls, name) in [
+        (&config.listen.submission, false, "submission"),
+        (&config.listen.submissions, true, "submissions"),
+    ] {
+        for addr in addrs {
+            let listener = bind(*addr, name).await?;
+            super::say(&format!("{name} {}", listener.local_addr()?))?;
+            tokio::spawn(door::listen(
+                submission.clone(),
+                listener,
+                implicit_tls,
+                stopped.clone(),
+            ));
+        }
+    }
     let smtp = smtp::Server::new(
         pipeline,
         Some(tls.clone()),
@@ -197,6 +245,41 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     let _ = stop.send(true);
     tokio::time::sleep(SHUTDOWN_GRACE).await;
     Ok(())
+}
+
+/// How the queue runs, from `[relay]` and `[queue]`. `SATCHEL_MX_PORT`
+/// (tests only) sends MX deliveries to another port than 25.
+fn relay_settings(config: &Config) -> anyhow::Result<relay::Settings> {
+    let mx_port = match std::env::var("SATCHEL_MX_PORT") {
+        Ok(p) => p
+            .parse()
+            .with_context(|| format!("SATCHEL_MX_PORT={p:?} is not a port number"))?,
+        Err(_) => relay::route::MX_PORT,
+    };
+    let auth = match (
+        &config.relay.smarthost_user,
+        &config.relay.smarthost_password,
+    ) {
+        (Some(user), Some(password)) => Some(relay::client::Credentials {
+            user: user.clone(),
+            password: password.clone(),
+        }),
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "[relay] smarthost_user and smarthost_password go together; give both or neither"
+        ),
+    };
+    let q = &config.queue;
+    Ok(relay::Settings {
+        hostname: config.hostname.clone(),
+        smarthost: config.relay.smarthost.clone(),
+        smarthost_auth: auth,
+        mx_port,
+        retry: q.retry.clone(),
+        expire: q.expire,
+        delay_notice: (!q.delay_notice.is_zero()).then_some(q.delay_notice),
+        ..relay::Settings::default()
+    })
 }
 
 async fn bind(addr: SocketAddr, door: &str) -> anyhow::Result<TcpListener> {

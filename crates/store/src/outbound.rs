@@ -1,0 +1,157 @@
+//! What sending mail keeps in the store: the outbound queue (one row per
+//! message, one per recipient with its own state, RFC 5321 4.5.4.1), the
+//! DKIM keys of the local domains, and the Message-IDs of recent Sent
+//! copies. In the store, not on one node's disk, so that every node of a
+//! shared backend sees the same queue.
+
+use async_trait::async_trait;
+
+use crate::{AccountId, BlobHash, MailboxId, Result};
+
+/// How long a runner holds recipients it took before another may take
+/// them (it died, or its connection hangs past every SMTP timeout).
+pub const LEASE_SECS: i64 = 30 * 60;
+
+/// How long a Sent copy the server filed and a client's APPEND of the same
+/// Message-ID count as one message.
+pub const SENT_WINDOW_SECS: i64 = 10 * 60;
+
+/// A message handed to the queue.
+pub struct NewQueued<'a> {
+    /// The id shown by `satchel queue` and the logs.
+    pub qid: &'a str,
+    /// The envelope sender; empty for the null sender of a bounce.
+    pub sender: &'a str,
+    /// The account that sent it, whose INBOX a bounce goes to.
+    pub account: Option<AccountId>,
+    pub raw: &'a [u8],
+    pub recipients: &'a [String],
+}
+
+/// A queued message and its recipients still to be delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub id: i64,
+    pub qid: String,
+    pub sender: String,
+    pub account: Option<AccountId>,
+    pub blob: BlobHash,
+    pub size: u64,
+    /// Octets above 127: the far end must offer 8BITMIME.
+    pub eight_bit: bool,
+    /// Unix seconds.
+    pub created: i64,
+    pub recipients: Vec<QueuedRecipient>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRecipient {
+    pub address: String,
+    /// A runner holds it now (until `next_try`).
+    pub sending: bool,
+    pub attempts: u32,
+    /// Unix seconds.
+    pub next_try: i64,
+    pub last_answer: Option<String>,
+    /// The sender was told it is delayed.
+    pub delayed: bool,
+}
+
+/// How one recipient's attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub address: String,
+    pub outcome: Outcome,
+    /// The far end's reply, or what went wrong before there was one.
+    pub answer: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted by the far end: the recipient leaves the queue.
+    Delivered,
+    /// Given up (a 5xx, or expired): leaves the queue; the caller has sent
+    /// the bounce.
+    Failed,
+    /// Tried again at `at` (Unix seconds); `delayed` says a delay notice
+    /// has gone to the sender by now.
+    Retry { at: i64, delayed: bool },
+}
+
+/// One DKIM key of a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimKey {
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    /// PKCS#8 DER.
+    pub private: Vec<u8>,
+    /// The public key as the TXT record's `p=` gives it (base64).
+    pub public: String,
+    pub created: i64,
+    /// A rotation replaced it: still published, no longer signing.
+    pub retired: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    /// RFC 8463.
+    Ed25519,
+    Rsa,
+}
+
+impl DkimAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DkimAlgorithm::Ed25519 => "ed25519",
+            DkimAlgorithm::Rsa => "rsa",
+        }
+    }
+}
+
+/// The queue, the DKIM keys and the Sent copies' Message-IDs.
+#[async_trait]
+pub trait Outbound: Send + Sync {
+    /// Stores the message (blob fsync'd) and its recipients, due now, in
+    /// one transaction: only after this returns may a door say yes.
+    async fn enqueue(&self, message: NewQueued<'_>) -> Result<()>;
+    /// Every queued message with its recipients, oldest first.
+    async fn queue(&self) -> Result<Vec<Queued>>;
+    /// Takes up to `limit` recipients due at `now` (or whose runner's
+    /// lease ran out), for [`LEASE_SECS`]: each message with just those.
+    async fn claim_due(&self, now: i64, limit: usize) -> Result<Vec<Queued>>;
+    /// Gives back every lease (a server starting: no runner of the
+    /// embedded store is left from before).
+    async fn release_leases(&self) -> Result<()>;
+    /// Records attempts on a message's recipients; the message leaves the
+    /// queue when it has no recipient left.
+    async fn record_attempts(&self, message: i64, attempts: &[Attempt]) -> Result<()>;
+    /// Makes every recipient of the message due now; false: no such id.
+    async fn retry_now(&self, qid: &str) -> Result<bool>;
+    /// Removes the message from the queue; false: no such id.
+    async fn dequeue(&self, qid: &str) -> Result<bool>;
+
+    /// The domain's keys, signing ones first (oldest first within each).
+    async fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>>;
+    /// Adds keys; with `retire`, the domain's earlier signing keys stop
+    /// signing (a rotation), in the same transaction.
+    async fn add_dkim_keys(&self, keys: &[DkimKey], retire: bool) -> Result<()>;
+
+    /// Notes that the account's message `message_id` is at `uid` in
+    /// `mailbox` (a Sent copy), replacing an older note.
+    async fn note_sent(
+        &self,
+        account: AccountId,
+        message_id: &str,
+        mailbox: MailboxId,
+        uid: u32,
+    ) -> Result<()>;
+    /// Where the account's message `message_id` was noted after `since`
+    /// (Unix seconds), if it is still there.
+    async fn sent_copy(
+        &self,
+        account: AccountId,
+        message_id: &str,
+        since: i64,
+    ) -> Result<Option<(MailboxId, u32)>>;
+}

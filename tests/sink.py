@@ -1,0 +1,100 @@
+"""A small SMTP server that plays a remote MX for tests of sending: it
+keeps every message it accepts, and answers RCPT and DATA as a test tells
+it to (a script of replies, used up in order, then 250)."""
+import socket
+import socketserver
+import threading
+
+
+class Sink:
+    def __init__(self, host="127.0.0.1", port=0):
+        self.messages = []        # (mail_from, [rcpts], data bytes)
+        self.rcpt_replies = {}    # address -> list of replies, used in order
+        self.data_replies = []    # replies to the end of DATA, used in order
+        self.sessions = 0
+        self.lock = threading.Lock()
+        sink = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                with sink.lock:
+                    sink.sessions += 1
+                sink._session(self.rfile, self.wfile)
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server((host, port), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _next(self, replies, default="250 2.0.0 ok"):
+        with self.lock:
+            return replies.pop(0) if replies else default
+
+    def _session(self, rfile, wfile):
+        def say(line):
+            wfile.write(line.encode() + b"\r\n")
+            wfile.flush()
+
+        say("220 sink.remote.test ESMTP sink")
+        mail_from, rcpts = None, []
+        while True:
+            line = rfile.readline()
+            if not line:
+                return
+            cmd = line.decode("utf-8", "replace").strip()
+            verb = cmd.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                say("250-sink.remote.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 10000000\r\n250 SMTPUTF8")
+            elif verb == "HELO":
+                say("250 sink.remote.test")
+            elif verb == "MAIL":
+                mail_from, rcpts = cmd.split(":", 1)[1].split(">")[0].strip(" <"), []
+                say("250 2.1.0 ok")
+            elif verb == "RCPT":
+                addr = cmd.split(":", 1)[1].split(">")[0].strip(" <")
+                with self.lock:
+                    script = self.rcpt_replies.setdefault(addr.lower(), [])
+                reply = self._next(script, "250 2.1.5 ok")
+                if reply.startswith("2"):
+                    rcpts.append(addr)
+                say(reply)
+            elif verb == "DATA":
+                say("354 go ahead")
+                data = b""
+                while True:
+                    l = rfile.readline()
+                    if not l or l == b".\r\n":
+                        break
+                    data += l[1:] if l.startswith(b"..") else l
+                reply = self._next(self.data_replies)
+                if reply.startswith("2"):
+                    with self.lock:
+                        self.messages.append((mail_from, list(rcpts), data))
+                say(reply)
+            elif verb == "RSET":
+                mail_from, rcpts = None, []
+                say("250 ok")
+            elif verb == "QUIT":
+                say("221 bye")
+                return
+            else:
+                say("502 5.5.1 not here")
+
+    def received(self, rcpt=None):
+        with self.lock:
+            return [m for m in self.messages if rcpt is None or rcpt in m[1]]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -1,0 +1,367 @@
+"""Sending mail: the submission doors (RFC 6409, RFC 8314), the Sent copy,
+the outbound queue delivering to a remote MX (a sink on loopback found
+through the static DNS table), retries, bounces (RFC 3464) and restarts."""
+import email
+import imaplib
+import os
+import signal
+import smtplib
+import ssl
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import PASSWORD, Satchel, insecure_tls
+from sink import Sink, free_port
+from test_imap_sync import Raw
+
+ALICE = "alice@example.test"
+BOB = "bob@example.test"
+
+
+def mx_table(port_hosts):
+    """DNS lines: each remote domain's MX (host, ip, preference)."""
+    lines = []
+    for domain, hosts in port_hosts.items():
+        for pref, host, ip in hosts:
+            lines.append(f"MX {domain} {pref} {host}")
+            lines.append(f"A {host} {ip}")
+    return "\n".join(lines) + "\n"
+
+
+def start_sending(tmp, port, table, queue='retry = ["1s"]\nexpire = "1h"\n', extra=""):
+    s = Satchel(
+        tmp,
+        'submission = ["127.0.0.1:0"]\nsubmissions = ["127.0.0.1:0"]\n'
+        f"[queue]\n{queue}{extra}",
+        doors=8,
+    )
+    s.env["SATCHEL_MX_PORT"] = str(port)
+    s.dns.write_text(table)
+    s.add_user(ALICE)
+    s.add_user(BOB)
+    s.start()
+    return s
+
+
+@pytest.fixture
+def sending():
+    sink = Sink()
+    with tempfile.TemporaryDirectory() as tmp:
+        s = start_sending(
+            tmp,
+            sink.port,
+            mx_table({
+                "remote.test": [(10, "mx.remote.test", "127.0.0.1")],
+                "other.test": [(10, "mx.other.test", "127.0.0.1")],
+            }),
+        )
+        s.sink = sink
+        try:
+            yield s
+        finally:
+            s.stop()
+            sink.close()
+
+
+def submit(s, user=ALICE):
+    c = smtplib.SMTP("127.0.0.1", s.ports["submission"], timeout=30)
+    c.ehlo("client.example.test")
+    c.login(user, PASSWORD)
+    return c
+
+
+def mail(subject, to="dave@remote.test", sender=ALICE, extra="", message_id=None):
+    mid = message_id or f"<{subject.replace(' ', '.')}@client.example.test>"
+    return (
+        f"From: Alice <{sender}>\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        f"Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: {mid}\r\n{extra}\r\n"
+        "Hello from Alice.\r\n"
+    )
+
+
+def wait_for(check, timeout=15, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def mailbox_subjects(s, user, mailbox):
+    c = s.imap(user)
+    typ, _ = c.select(f'"{mailbox}"', readonly=True)
+    assert typ == "OK", mailbox
+    _, data = c.search(None, "ALL")
+    subjects = []
+    for n in data[0].split():
+        _, parts = c.fetch(n, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        subjects.append(parts[0][1].decode().split(":", 1)[1].strip())
+    c.logout()
+    return subjects
+
+
+def test_a_message_to_a_remote_address_reaches_the_mx_and_sent(sending):
+    s = sending
+    # An IMAP client waits on Sent.
+    r = Raw(s)
+    r.cmd(f"LOGIN {ALICE} {PASSWORD}")
+    r.cmd("SELECT Sent")
+    r.send("i1 IDLE")
+    assert r.readline(5) == b"+ idling\r\n"
+    c = submit(s)
+    refused = c.sendmail(ALICE, ["dave@remote.test"], mail("to dave", extra="Bcc: secret@remote.test\r\n"))
+    assert refused == {}
+    c.quit()
+    line = None
+    end = time.monotonic() + 5
+    while time.monotonic() < end and not (line and b"EXISTS" in line):
+        line = r.readline(5)
+    assert line == b"* 1 EXISTS\r\n", line
+    got = wait_for(lambda: s.sink.received("dave@remote.test"), what="the sink")
+    assert len(got) == 1
+    sender, rcpts, data = got[0]
+    assert sender == ALICE and rcpts == ["dave@remote.test"]
+    msg = email.message_from_bytes(data)
+    assert msg["Subject"] == "to dave"
+    assert msg["Bcc"] is None, "Bcc is not sent"
+    assert "ESMTPSA" in msg["Received"] or "ESMTPA" in msg["Received"]
+    # The Sent copy keeps Bcc, as clients do.
+    c = s.imap(ALICE)
+    c.select("Sent", readonly=True)
+    _, data = c.fetch("1", "(FLAGS BODY.PEEK[HEADER.FIELDS (BCC)])")
+    assert b"\\Seen" in data[0][0]
+    assert b"secret@remote.test" in data[0][1]
+    c.logout()
+
+
+def test_date_and_message_id_are_added_when_missing(sending):
+    s = sending
+    c = submit(s)
+    c.sendmail(ALICE, ["dave@remote.test"], f"From: {ALICE}\r\nTo: dave@remote.test\r\nSubject: bare\r\n\r\nhi\r\n")
+    c.quit()
+    got = wait_for(lambda: s.sink.received("dave@remote.test"), what="the sink")
+    msg = email.message_from_bytes(got[0][2])
+    assert msg["Message-ID"].endswith("@mail.example.test>"), msg["Message-ID"]
+    assert msg["Date"]
+
+
+def test_one_local_and_two_remote_recipients_each_once(sending):
+    s = sending
+    c = submit(s)
+    body = mail("three ways", to="bob@example.test, x@remote.test, y@other.test")
+    c.sendmail(ALICE, [BOB, "x@remote.test", "y@other.test"], body)
+    c.quit()
+    wait_for(lambda: len(s.sink.received()) >= 2, what="both remote copies")
+    time.sleep(1.5)
+    assert len(s.sink.received("x@remote.test")) == 1
+    assert len(s.sink.received("y@other.test")) == 1
+    assert mailbox_subjects(s, BOB, "INBOX") == ["three ways"]
+    assert mailbox_subjects(s, ALICE, "Sent") == ["three ways"]
+    # The client also APPENDs its own copy to Sent (Thunderbird does):
+    # still one copy, and the APPEND is answered with it.
+    c = s.imap(ALICE)
+    typ, resp = c.append("Sent", "(\\Seen)", None, body.encode())
+    assert typ == "OK", resp
+    c.logout()
+    assert mailbox_subjects(s, ALICE, "Sent") == ["three ways"]
+    # Another message APPENDed first and submitted after: one copy too.
+    other = mail("appended first")
+    c = s.imap(ALICE)
+    c.append("Sent", "(\\Seen)", None, other.encode())
+    c.logout()
+    c = submit(s)
+    c.sendmail(ALICE, ["dave@remote.test"], other)
+    c.quit()
+    wait_for(lambda: s.sink.received("dave@remote.test"), what="the sink")
+    assert sorted(mailbox_subjects(s, ALICE, "Sent")) == ["appended first", "three ways"]
+
+
+def test_an_outgoing_sieve_rule_files_into_a_client_mailbox(sending):
+    s = sending
+    script = s.dir / "out.sieve"
+    script.write_text(
+        'require ["fileinto", "mailbox", "environment"];\n'
+        'if environment :is "phase" "outgoing" {\n'
+        '  if address :domain :is "to" "acme.test" { fileinto :create "Clients/ACME"; }\n'
+        "}\n"
+    )
+    s.cli("filter", "set", ALICE, str(script))
+    s.dns.write_text(s.dns.read_text() + "MX acme.test 10 mx.acme.test\nA mx.acme.test 127.0.0.1\n")
+    c = submit(s)
+    c.sendmail(ALICE, ["boss@acme.test"], mail("for acme", to="boss@acme.test"))
+    c.quit()
+    assert mailbox_subjects(s, ALICE, "Clients/ACME") == ["for acme"]
+    assert mailbox_subjects(s, ALICE, "Sent") == []
+
+
+def test_spoofing_and_unauthenticated_relay_are_refused(sending):
+    s = sending
+    c = submit(s)
+    code, text = c.mail("bob@example.test")
+    assert code == 550 and b"5.7.1" in text and b"bob@example.test" in text, text
+    c.rset()
+    # An envelope of her own with someone else's From: refused at the end.
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        c.sendmail(ALICE, ["dave@remote.test"], mail("spoof", sender="ceo@example.test"))
+    assert e.value.smtp_code == 550 and b"ceo@example.test" in e.value.smtp_error
+    # An alias of hers is hers to send as.
+    s.cli("alias", "add", "sales@example.test", ALICE)
+    assert c.sendmail("sales@example.test", ["dave@remote.test"], mail("alias", sender="sales@example.test")) == {}
+    c.quit()
+    # No AUTH: no mail at all on the submission door.
+    c = smtplib.SMTP("127.0.0.1", s.ports["submission"], timeout=30)
+    c.ehlo("x")
+    code, text = c.mail(ALICE)
+    assert code == 530, text
+    c.quit()
+    # The MX door relays for nobody.
+    c = s.smtp()
+    c.ehlo("x")
+    c.mail("someone@remote.test")
+    code, text = c.rcpt("dave@remote.test")
+    assert code == 554 and b"Relay access denied" in text
+    code, _ = c.docmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=")
+    assert code == 503
+    c.quit()
+    wait_for(lambda: s.sink.received("dave@remote.test"), what="the alias message")
+    subjects = [email.message_from_bytes(m[2])["Subject"] for m in s.sink.received()]
+    assert subjects == ["alias"], subjects
+
+
+def test_wrong_passwords_are_refused_and_counted(sending):
+    s = sending
+    c = smtplib.SMTP("127.0.0.1", s.ports["submission"], timeout=60)
+    c.ehlo("x")
+    with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+        c.login(ALICE, "wrong")
+    assert e.value.smtp_code == 535
+    c.quit()
+    c = submit(s)  # the right one still works
+    c.quit()
+
+
+def test_submissions_is_implicit_tls(sending):
+    s = sending
+    c = smtplib.SMTP_SSL("127.0.0.1", s.ports["submissions"], timeout=30, context=insecure_tls())
+    c.ehlo("x")
+    assert c.has_extn("auth")
+    c.login(ALICE, PASSWORD)
+    assert c.sendmail(ALICE, ["dave@remote.test"], mail("over tls")) == {}
+    c.quit()
+    wait_for(lambda: s.sink.received("dave@remote.test"), what="the sink")
+
+
+def test_a_451_is_retried_and_delivered_once(sending):
+    s = sending
+    s.sink.data_replies = ["451 4.3.0 try later"]
+    c = submit(s)
+    c.sendmail(ALICE, ["dave@remote.test"], mail("retried"))
+    c.quit()
+    wait_for(lambda: s.sink.received("dave@remote.test"), timeout=20, what="the retry")
+    time.sleep(2.5)
+    assert len(s.sink.received("dave@remote.test")) == 1
+    assert s.sink.sessions >= 2
+    assert s.cli("queue", "list").stdout == b""
+
+
+def test_a_550_bounces_into_the_senders_inbox(sending):
+    s = sending
+    s.sink.rcpt_replies["nobody@remote.test"] = ["550 5.1.1 no such user here"]
+    c = submit(s)
+    c.sendmail(ALICE, ["nobody@remote.test", "dave@remote.test"], mail("half bounced"))
+    c.quit()
+    wait_for(lambda: "Undelivered Mail Returned to Sender" in mailbox_subjects(s, ALICE, "INBOX"),
+             what="the bounce")
+    assert len(s.sink.received("dave@remote.test")) == 1
+    c = s.imap(ALICE)
+    c.select("INBOX", readonly=True)
+    _, data = c.fetch("1", "(BODY.PEEK[])")
+    c.logout()
+    dsn = email.message_from_bytes(data[0][1])
+    assert dsn.get_content_type() == "multipart/report"
+    assert dsn.get_param("report-type") == "delivery-status"
+    assert dsn["Auto-Submitted"] == "auto-replied"
+    parts = [p.get_content_type() for p in dsn.walk()]
+    assert "message/delivery-status" in parts and "text/rfc822-headers" in parts
+    report = data[0][1].decode()
+    assert "Final-Recipient: rfc822; nobody@remote.test" in report
+    assert "Status: 5.1.1" in report
+    assert "dave@remote.test" not in report.split("message/delivery-status")[1].split("text/rfc822-headers")[0]
+
+
+def test_mx_preference_and_fallback_to_the_second():
+    port = free_port()
+    first = Sink("127.0.0.3", port)
+    second = Sink("127.0.0.4", port)
+    with tempfile.TemporaryDirectory() as tmp:
+        s = start_sending(tmp, port, mx_table({
+            "remote.test": [(20, "mx2.remote.test", "127.0.0.4"), (10, "mx1.remote.test", "127.0.0.3")],
+        }))
+        try:
+            c = submit(s)
+            c.sendmail(ALICE, ["dave@remote.test"], mail("preferred"))
+            c.quit()
+            wait_for(lambda: first.received(), what="the first MX")
+            assert second.received() == []
+            first.close()  # now it refuses connections
+            c = submit(s)
+            c.sendmail(ALICE, ["dave@remote.test"], mail("fallback"))
+            c.quit()
+            wait_for(lambda: second.received(), what="the second MX")
+            assert email.message_from_bytes(second.received()[0][2])["Subject"] == "fallback"
+        finally:
+            s.stop()
+            second.close()
+
+
+def test_undeliverable_mail_expires_into_a_bounce():
+    sink = Sink()
+    sink.data_replies = ["451 4.3.0 busy"] * 1000
+    with tempfile.TemporaryDirectory() as tmp:
+        s = start_sending(tmp, sink.port, mx_table({"remote.test": [(10, "mx.remote.test", "127.0.0.1")]}),
+                          queue='retry = ["1s"]\nexpire = "4s"\ndelay_notice = "0s"\n')
+        try:
+            c = submit(s)
+            c.sendmail(ALICE, ["dave@remote.test"], mail("never arrives"))
+            c.quit()
+            out = wait_for(lambda: s.cli("queue", "list").stdout, what="the queue line")
+            assert b"<alice@example.test>" in out and b"dave@remote.test" in out
+            wait_for(lambda: "Undelivered Mail Returned to Sender" in mailbox_subjects(s, ALICE, "INBOX"),
+                     timeout=20, what="the expiry bounce")
+            assert s.cli("queue", "list").stdout == b""
+            assert sink.received() == []
+        finally:
+            s.stop()
+            sink.close()
+
+
+def test_kill_9_with_100_queued_each_arrives_exactly_once():
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        s = start_sending(tmp, port, mx_table({"remote.test": [(10, "mx.remote.test", "127.0.0.1")]}))
+        try:
+            c = submit(s)
+            for i in range(100):
+                c.sendmail(ALICE, ["dave@remote.test"], mail(f"queued {i}"))
+            c.quit()
+            lines = s.cli("queue", "list").stdout.decode().splitlines()
+            assert len(lines) == 100
+            s.proc.send_signal(signal.SIGKILL)
+            s.proc.wait()
+            sink = Sink("127.0.0.1", port)
+            try:
+                s.start()
+                wait_for(lambda: len(sink.received()) >= 100, timeout=60, what="all 100")
+                time.sleep(3)
+                subjects = [email.message_from_bytes(m[2])["Subject"] for m in sink.received()]
+                assert sorted(subjects) == sorted(f"queued {i}" for i in range(100))
+                assert s.cli("queue", "list").stdout == b""
+            finally:
+                sink.close()
+        finally:
+            s.stop()
