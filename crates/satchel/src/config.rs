@@ -500,7 +500,8 @@ impl Listen {
             imaps: at(1993),
             pop3: at(1110),
             pop3s: at(1995),
-            http: at(8080),
+            // 8080 once the web door is built; nothing listens there yet.
+            http: Vec::new(),
             managesieve: at(4190),
         }
     }
