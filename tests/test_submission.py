@@ -233,7 +233,7 @@ def test_spoofing_and_unauthenticated_relay_are_refused(sending):
     assert subjects == ["alias"], subjects
 
 
-def test_wrong_passwords_are_refused_and_counted(sending):
+def test_a_wrong_password_is_refused_and_the_right_one_still_works(sending):
     s = sending
     c = smtplib.SMTP("127.0.0.1", s.ports["submission"], timeout=60)
     c.ehlo("x")

@@ -176,7 +176,7 @@ impl Pipeline {
             && let Some(id) = message_id
             && self
                 .store
-                .sent_copy(account.id, id, store_now() - SENT_WINDOW_SECS)
+                .sent_copy(account.id, id, store::unix_now() - SENT_WINDOW_SECS)
                 .await?
                 .is_some()
         {
@@ -220,38 +220,7 @@ impl Pipeline {
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc2822)
             .unwrap_or_default();
-        let from = match origin {
-            Origin::Submission {
-                helo,
-                peer,
-                protocol,
-            }
-            | Origin::Smtp {
-                helo,
-                peer,
-                protocol,
-            } => {
-                let helo: String = helo
-                    .chars()
-                    .filter(|c| c.is_ascii_graphic())
-                    .take(255)
-                    .collect();
-                format!(
-                    "from {helo} ([{peer}])\r\n\tby {} (Satchel) with {protocol}",
-                    self.hostname
-                )
-            }
-            Origin::Local | Origin::Internal => {
-                format!("by {} (Satchel) with local", self.hostname)
-            }
-        };
+        let from = self.received_source(origin);
         format!("Received: {from} id {qid};\r\n\t{now}\r\n")
     }
-}
-
-/// Unix seconds now.
-fn store_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

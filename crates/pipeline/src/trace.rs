@@ -43,16 +43,10 @@ pub enum Origin {
 }
 
 impl Pipeline {
-    /// `Return-Path:` and `Received:` (RFC 5321 4.4), the fields every
-    /// stored message starts with.
-    pub(crate) fn trace_fields(&self, t: &Trace, recipients: &[&Account]) -> String {
-        let now = time::OffsetDateTime::now_utc();
-        let date = now
-            .format(&time::format_description::well_known::Rfc2822)
-            .unwrap_or_default();
-        let sender: String = t.mail_from.chars().filter(|c| !c.is_control()).collect();
-        let mut received = format!("Return-Path: <{sender}>\r\nReceived: ");
-        match &t.origin {
+    /// What a `Received:` says of where the message came from and who took
+    /// it: `from HELO ([peer]) by HOST (Satchel) with PROTOCOL`.
+    pub(crate) fn received_source(&self, origin: &Origin) -> String {
+        match origin {
             Origin::Smtp {
                 helo,
                 peer,
@@ -68,20 +62,32 @@ impl Pipeline {
                     .filter(|c| c.is_ascii_graphic())
                     .take(255)
                     .collect();
-                received.push_str(&format!(
+                format!(
                     "from {helo} ([{peer}])\r\n\tby {} (Satchel) with {protocol}",
                     self.hostname
-                ));
+                )
             }
             // As MTAs stamp mail picked up on their own machine: no "from".
-            Origin::Local => received.push_str(&format!(
+            Origin::Local => format!(
                 "by {} (Satchel, from satchel deliver) with local",
                 self.hostname
-            )),
-            Origin::Internal => {
-                received.push_str(&format!("by {} (Satchel) with local", self.hostname))
-            }
+            ),
+            Origin::Internal => format!("by {} (Satchel) with local", self.hostname),
         }
+    }
+
+    /// `Return-Path:` and `Received:` (RFC 5321 4.4), the fields every
+    /// stored message starts with.
+    pub(crate) fn trace_fields(&self, t: &Trace, recipients: &[&Account]) -> String {
+        let now = time::OffsetDateTime::now_utc();
+        let date = now
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap_or_default();
+        let sender: String = t.mail_from.chars().filter(|c| !c.is_control()).collect();
+        let mut received = format!(
+            "Return-Path: <{sender}>\r\nReceived: {}",
+            self.received_source(&t.origin)
+        );
         if let [only] = recipients {
             // RFC 5321 4.4: "for" only with one recipient, not to disclose others.
             received.push_str(&format!("\r\n\tfor <{}>", only.address));

@@ -121,7 +121,7 @@ impl Relay {
     /// Takes what is due and starts its deliveries, one task per domain;
     /// returns how many recipients it took.
     async fn round(self: Arc<Self>) -> Result<usize, store::Error> {
-        let due = self.store.claim_due(unix_now(), BATCH).await?;
+        let due = self.store.claim_due(store::unix_now(), BATCH).await?;
         let taken = due.iter().map(|m| m.recipients.len()).sum();
         let mut by_domain: BTreeMap<String, Vec<Queued>> = BTreeMap::new();
         for message in due {
@@ -275,7 +275,7 @@ impl Relay {
     /// failed ones leave the queue, the others wait for their next try;
     /// the sender hears of failures (and, once, of a long delay) first.
     async fn settle(&self, message: &Queued, verdicts: Vec<Verdict>, host: Option<&str>) {
-        let now = unix_now();
+        let now = store::unix_now();
         let expires = message.created + self.settings.expire.as_secs() as i64;
         let notice_at = self
             .settings
@@ -448,12 +448,6 @@ fn domain_of(address: &str) -> String {
         .rsplit_once('@')
         .map_or(address, |(_, d)| d)
         .to_ascii_lowercase()
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A short unique token for Message-IDs.

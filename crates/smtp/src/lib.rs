@@ -78,14 +78,7 @@ impl Server {
         tls: Option<Arc<ServerConfig>>,
         settings: Settings,
     ) -> Arc<Server> {
-        Arc::new(Server {
-            pipeline,
-            tls,
-            limits: ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)
-                .with_total(settings.max_connections),
-            settings,
-            submit: None,
-        })
+        Server::with(pipeline, tls, settings, None)
     }
 
     /// The submission doors (RFC 6409): AUTH, then mail to anyone from the
@@ -96,13 +89,22 @@ impl Server {
         settings: Settings,
         submit: Submit,
     ) -> Arc<Server> {
+        Server::with(pipeline, tls, settings, Some(submit))
+    }
+
+    fn with(
+        pipeline: Arc<Pipeline>,
+        tls: Option<Arc<ServerConfig>>,
+        settings: Settings,
+        submit: Option<Submit>,
+    ) -> Arc<Server> {
         Arc::new(Server {
             pipeline,
             tls,
             limits: ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)
                 .with_total(settings.max_connections),
             settings,
-            submit: Some(submit),
+            submit,
         })
     }
 }

@@ -291,7 +291,8 @@ pub trait MailStore: Outbound + Send + Sync {
 /// How often the embedded store looks for changes made by other processes.
 pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(150);
 
-pub(crate) fn unix_now() -> i64 {
+/// Unix seconds now (0 if the clock is before 1970).
+pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -446,7 +446,7 @@ impl Session {
     async fn already_sent(&self, data: &[u8], mailbox: store::MailboxId) -> Option<u32> {
         let account = self.account.as_ref()?;
         let id = mime::fields::value(data, "Message-ID")?;
-        let since = unix_now() - store::SENT_WINDOW_SECS;
+        let since = store::unix_now() - store::SENT_WINDOW_SECS;
         match self.server.store.sent_copy(account.id, &id, since).await {
             Ok(Some((m, uid))) if m == mailbox => Some(uid),
             Ok(_) => None,
@@ -500,10 +500,4 @@ impl Session {
             }
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
