@@ -28,6 +28,8 @@ fi
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
 command -v getmail >/dev/null || python3 -m pip install -q getmail6
 python3 -c "import dkim" 2>/dev/null || python3 -m pip install -q dkimpy
+# dkimpy verifies Ed25519 signatures (RFC 8463) only with PyNaCl.
+python3 -c "import nacl" 2>/dev/null || python3 -m pip install -q pynacl
 # Node clients (imapflow), pinned by tests/node/package-lock.json.
 command -v npm >/dev/null || { apt-get update -q >/dev/null; apt-get install -y -q nodejs npm >/dev/null; }
 (cd tests/node && npm ci --no-audit --no-fund --silent)

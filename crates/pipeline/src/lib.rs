@@ -5,6 +5,7 @@
 //! recipient's Sieve filing, then stored durably for all recipients at
 //! once. Only after `deliver` returns may a door say yes.
 
+pub mod dkim;
 mod dns;
 mod filing;
 mod model;
@@ -74,6 +75,8 @@ pub struct Pipeline {
     sieve_global: HashMap<String, String>,
     /// Woken whenever this process queues outbound mail.
     queued: Arc<tokio::sync::Notify>,
+    /// Signs what goes into the queue.
+    dkim: dkim::Signer,
 }
 
 impl Pipeline {
@@ -81,7 +84,6 @@ impl Pipeline {
     /// accounts are local too, so a fresh install receives for its users.
     pub fn new(store: Arc<dyn MailStore>, hostname: &str, domains: &[String]) -> Pipeline {
         Pipeline {
-            store,
             hostname: hostname.to_string(),
             domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
             sender_checks: None,
@@ -91,6 +93,8 @@ impl Pipeline {
             sieve_before: None,
             sieve_global: HashMap::new(),
             queued: Arc::new(tokio::sync::Notify::new()),
+            dkim: dkim::Signer::new(store.clone()),
+            store,
         }
     }
 

@@ -139,16 +139,14 @@ impl Pipeline {
             }
         }
         if !remote.is_empty() {
-            self.store
-                .enqueue(store::NewQueued {
-                    qid: &qid,
-                    sender: s.mail_from,
-                    account: Some(s.account.id),
-                    raw: &travelling,
-                    recipients: &remote,
-                })
-                .await?;
-            self.queued.notify_one();
+            self.queue_remote(store::NewQueued {
+                qid: &qid,
+                sender: s.mail_from,
+                account: Some(s.account.id),
+                raw: &travelling,
+                recipients: &remote,
+            })
+            .await?;
         }
         Ok(Submitted {
             qid,
@@ -156,6 +154,42 @@ impl Pipeline {
             local: delivered,
             queued: remote,
         })
+    }
+
+    /// Puts a message for remote recipients into the queue, DKIM-signed,
+    /// and wakes the relay: the one way out for submissions, redirects,
+    /// auto-replies and bounces. Signed as the `From:` domain when it is
+    /// ours (DMARC alignment, RFC 7489 3.1.1), else as the server's first
+    /// domain (a redirect of someone else's mail, a bounce). A key that
+    /// cannot sign is logged and the message goes unsigned rather than not
+    /// at all; a store that cannot answer fails the call.
+    pub async fn queue_remote(&self, message: store::NewQueued<'_>) -> Result<(), Error> {
+        let signed;
+        let mut message = message;
+        if let Some(domain) = self.signing_domain(message.raw).await? {
+            match self.dkim.sign(&domain, message.raw).await {
+                Ok(fields) => {
+                    let mut out = fields.into_bytes();
+                    out.extend_from_slice(message.raw);
+                    signed = out;
+                    message.raw = &signed;
+                }
+                Err(crate::dkim::DkimError::Store(e)) => return Err(e.into()),
+                Err(e) => tracing::error!("dkim: {}: sent unsigned: {e}", message.qid),
+            }
+        }
+        self.store.enqueue(message).await?;
+        self.queued.notify_one();
+        Ok(())
+    }
+
+    async fn signing_domain(&self, raw: &[u8]) -> Result<Option<String>, Error> {
+        if let Some(domain) = spam::rules::from_domain(raw)
+            && self.is_local_domain(&domain).await?
+        {
+            return Ok(Some(domain));
+        }
+        Ok(self.domains.first().cloned())
     }
 
     /// The Sent copy, by the account's rule; noted by Message-ID, so that

@@ -408,18 +408,15 @@ impl Relay {
             }
             Ok(Recipient::NotLocal) => {
                 let qid = pipeline::queue_id();
-                let queued = self
-                    .store
-                    .enqueue(NewQueued {
+                self.pipeline
+                    .queue_remote(NewQueued {
                         qid: &qid,
                         sender: "",
                         account: None,
                         raw: &raw,
                         recipients: std::slice::from_ref(&message.sender),
                     })
-                    .await;
-                self.pipeline.queue_wake().notify_one();
-                queued.map_err(pipeline::Error::from)
+                    .await
             }
             Ok(Recipient::Unknown) => {
                 tracing::warn!(

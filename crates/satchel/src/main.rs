@@ -53,6 +53,9 @@ enum Command {
     /// The outbound queue.
     #[command(subcommand)]
     Queue(commands::queue::QueueCommand),
+    /// The DKIM keys outgoing mail is signed with.
+    #[command(subcommand)]
+    Dkim(commands::dkim::DkimCommand),
 }
 
 fn main() -> ExitCode {
@@ -147,6 +150,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Filter(cmd) => commands::filter::run(cmd, store.as_ref()).await,
         Command::Alias(cmd) => commands::alias::run(cmd, store.as_ref(), &config.domains).await,
         Command::Queue(cmd) => commands::queue::run(cmd, store.as_ref()).await,
+        Command::Dkim(cmd) => commands::dkim::run(cmd, store.as_ref(), &config.domains).await,
     }
 }
 

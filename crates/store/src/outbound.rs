@@ -84,13 +84,16 @@ pub struct DkimKey {
     pub domain: String,
     pub selector: String,
     pub algorithm: DkimAlgorithm,
-    /// PKCS#8 DER.
+    /// DER: PKCS#8 for Ed25519, PKCS#1 for RSA (as mail-auth makes and
+    /// reads them).
     pub private: Vec<u8>,
-    /// The public key as the TXT record's `p=` gives it (base64).
+    /// The public key as the TXT record's `p=` gives it (base64; for RSA
+    /// a SubjectPublicKeyInfo, the form every verifier reads).
     pub public: String,
     pub created: i64,
-    /// A rotation replaced it: still published, no longer signing.
-    pub retired: bool,
+    /// When a rotation replaced it (Unix seconds): it no longer signs,
+    /// and stays published a while.
+    pub retired: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,8 +137,10 @@ pub trait Outbound: Send + Sync {
     /// The domain's keys, signing ones first (oldest first within each).
     async fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>>;
     /// Adds keys; with `retire`, the domain's earlier signing keys stop
-    /// signing (a rotation), in the same transaction.
-    async fn add_dkim_keys(&self, keys: &[DkimKey], retire: bool) -> Result<()>;
+    /// signing (a rotation), in the same transaction. Without it the keys
+    /// are a domain's first: false, and nothing added, when it has signing
+    /// keys already (another process made them first).
+    async fn add_dkim_keys(&self, keys: &[DkimKey], retire: bool) -> Result<bool>;
 
     /// Notes that the account's message `message_id` is at `uid` in
     /// `mailbox` (a Sent copy), replacing an older note.

@@ -2,6 +2,7 @@
 
 pub mod alias;
 pub mod deliver;
+pub mod dkim;
 pub mod filter;
 pub mod queue;
 pub mod serve;

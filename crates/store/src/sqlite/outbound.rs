@@ -206,20 +206,32 @@ impl Outbound for SqliteStore {
         .collect()
     }
 
-    async fn add_dkim_keys(&self, keys: &[DkimKey], retire: bool) -> Result<()> {
+    async fn add_dkim_keys(&self, keys: &[DkimKey], retire: bool) -> Result<bool> {
         let now = unix_now();
         let mut turn = self.write().await?;
         let mut tx = turn.begin().await?;
-        for key in keys {
-            let domain = key.domain.to_ascii_lowercase();
+        let mut domains: Vec<String> = keys.iter().map(|k| k.domain.to_ascii_lowercase()).collect();
+        domains.dedup();
+        for domain in &domains {
             if retire {
                 sqlx::query(
                     "UPDATE dkim_keys SET retired = $1 WHERE domain = $2 AND retired IS NULL",
                 )
                 .bind(now)
-                .bind(&domain)
+                .bind(domain)
                 .execute(&mut *tx)
                 .await?;
+            } else {
+                let signing: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM dkim_keys WHERE domain = $1 AND retired IS NULL",
+                )
+                .bind(domain)
+                .fetch_one(&mut *tx)
+                .await?;
+                if signing > 0 {
+                    // Someone else made the first keys meanwhile: theirs stand.
+                    return Ok(false);
+                }
             }
         }
         for key in keys {
@@ -237,7 +249,8 @@ impl Outbound for SqliteStore {
             .await?;
         }
         tx.commit().await?;
-        turn.durable().await
+        turn.durable().await?;
+        Ok(true)
     }
 
     async fn note_sent(
@@ -363,6 +376,6 @@ fn dkim_from_row(r: &SqliteRow) -> Result<DkimKey> {
         private: r.try_get("private")?,
         public: r.try_get("public")?,
         created: r.try_get("created")?,
-        retired: r.try_get::<Option<i64>, _>("retired")?.is_some(),
+        retired: r.try_get("retired")?,
     })
 }
