@@ -215,15 +215,22 @@ def test_reject_is_refused_at_the_smtp_level(satchel):
         raise AssertionError("accepted")
     except smtplib.SMTPDataError as e:
         assert e.smtp_code == 550 and b"5.7.1 No thanks. Take me off your list." in e.smtp_error, e
-    # With another recipient who takes it, it is stored for both (no bounce yet).
-    smtp.sendmail("x@remote.test", [ALICE, BOB], message("unwanted offer", "Buy."))
+    # With another recipient who takes it: stored for that one only, and
+    # the sender (Bob here, local) gets a DSN naming the one who refused.
+    smtp.sendmail(BOB, [ALICE, BOB], message("unwanted offer", "Buy."))
     smtp.sendmail("x@remote.test", [ALICE], message("wanted", "Hi."))
     smtp.quit()
-    assert len(fetch_all(satchel, ALICE, "INBOX")) == 2 and len(fetch_all(satchel, BOB, "INBOX")) == 1
+    assert len(fetch_all(satchel, ALICE, "INBOX")) == 1
+    bobs = [raw for _, raw in fetch_all(satchel, BOB, "INBOX")]
+    assert len(bobs) == 2, bobs
+    [dsn] = [m for m in bobs if b"multipart/report" in m]
+    assert b"Final-Recipient: rfc822; alice@example.test" in dsn, dsn
+    assert b"No thanks." in dsn and b"Status: 5.7.1" in dsn
+    assert b"Subject: unwanted offer" in dsn, "the original header is in the report"
     out = satchel.cli("deliver", "--from", "x@remote.test", "--to", ALICE,
                       stdin=message("unwanted again", "Buy."), check=False)
     assert out.returncode != 0 and b"No thanks." in out.stderr, out.stderr
-    assert len(fetch_all(satchel, ALICE, "INBOX")) == 2
+    assert len(fetch_all(satchel, ALICE, "INBOX")) == 1
 
 
 def test_a_mailbox_name_no_mailbox_can_have_means_inbox(satchel):

@@ -199,6 +199,52 @@ def test_an_outgoing_sieve_rule_files_into_a_client_mailbox(sending):
     assert mailbox_subjects(s, ALICE, "Sent") == []
 
 
+def test_a_sieve_redirect_to_an_outside_address_reaches_the_sink(sending):
+    s = sending
+    script = s.dir / "fwd.sieve"
+    script.write_text('if header :contains "subject" "invoice" { redirect "books@remote.test"; }\n')
+    s.cli("filter", "set", BOB, str(script))
+    smtp = smtplib.SMTP("127.0.0.1", s.ports["smtp"], timeout=30)
+    smtp.sendmail("vendor@other.test", [BOB],
+                  "From: vendor@other.test\r\nTo: bob@example.test\r\nSubject: invoice 7\r\n\r\nPay.\r\n")
+    smtp.sendmail("vendor@other.test", [BOB],
+                  "From: vendor@other.test\r\nTo: bob@example.test\r\nSubject: hello\r\n\r\nHi.\r\n")
+    smtp.quit()
+    got = wait_for(lambda: s.sink.received("books@remote.test"), what="the redirect")
+    assert len(got) == 1
+    sender, rcpts, data = got[0]
+    # From Bob's address (SPF holds at the far end, failures come back to him).
+    assert sender == BOB and rcpts == ["books@remote.test"]
+    msg = email.message_from_bytes(data)
+    assert msg["Subject"] == "invoice 7" and msg["From"] == "vendor@other.test"
+    assert msg["DKIM-Signature"] and "d=example.test" in msg["DKIM-Signature"]
+    # A redirect without :copy keeps nothing; the other message is kept.
+    assert mailbox_subjects(s, BOB, "INBOX") == ["hello"]
+
+
+def test_a_vacation_reply_to_an_outside_sender_goes_out_from_the_null_sender(sending):
+    s = sending
+    script = s.dir / "away.sieve"
+    script.write_text('require "vacation";\nvacation :days 1 :subject "Away" "Back on Monday.";\n')
+    s.cli("filter", "set", BOB, str(script))
+    smtp = smtplib.SMTP("127.0.0.1", s.ports["smtp"], timeout=30)
+    for n in range(2):
+        smtp.sendmail("frank@remote.test", [BOB],
+                      f"From: Frank <frank@remote.test>\r\nTo: bob@example.test\r\nSubject: q{n}\r\n"
+                      f"Message-ID: <q{n}@remote.test>\r\n\r\nThere?\r\n")
+    smtp.quit()
+    got = wait_for(lambda: s.sink.received("frank@remote.test"), what="the reply")
+    time.sleep(1.5)
+    got = s.sink.received("frank@remote.test")
+    assert len(got) == 1, "one reply per sender within :days"
+    sender, _, data = got[0]
+    assert sender == ""
+    msg = email.message_from_bytes(data)
+    assert msg["Subject"] == "Away" and msg["Auto-Submitted"].startswith("auto-replied")
+    assert msg["In-Reply-To"] == "<q0@remote.test>"
+    assert len(mailbox_subjects(s, BOB, "INBOX")) == 2
+
+
 def test_spoofing_and_unauthenticated_relay_are_refused(sending):
     s = sending
     c = submit(s)

@@ -45,6 +45,14 @@ pub fn value(raw: &[u8], name: &str) -> Option<String> {
     Some(v.replace("\r\n", "").trim().to_string())
 }
 
+/// How many fields are called `name` (Received ones count hops).
+pub fn count(raw: &[u8], name: &str) -> usize {
+    fields(raw)
+        .into_iter()
+        .filter(|f| named(raw, *f, name))
+        .count()
+}
+
 pub fn has(raw: &[u8], name: &str) -> bool {
     fields(raw).into_iter().any(|f| named(raw, f, name))
 }

@@ -55,6 +55,8 @@ struct Scripts<'a> {
 pub(crate) struct Filed {
     pub copies: Vec<Placement>,
     pub replies: Vec<Reply>,
+    /// Redirects to addresses outside this server.
+    pub forwards: Vec<String>,
     /// The script rejected the message, with this reason.
     pub rejected: Option<String>,
 }
@@ -64,6 +66,7 @@ impl Filed {
         Filed {
             copies: vec![keep],
             replies: Vec::new(),
+            forwards: Vec::new(),
             rejected: None,
         }
     }
@@ -128,9 +131,7 @@ impl Placement {
 impl Pipeline {
     /// Where one recipient's message goes: the spam verdict's mailbox,
     /// unless the user's active Sieve script says otherwise. A script that
-    /// fails keeps the message (RFC 5228 2.10.6); what this server cannot
-    /// do yet (redirect or reject to the outside: there is no outbound
-    /// queue) keeps it too, with a warning.
+    /// fails keeps the message (RFC 5228 2.10.6).
     pub(crate) async fn filing(
         &self,
         message: &[u8],
@@ -264,6 +265,7 @@ impl Pipeline {
         let with_default = |flags: Vec<String>| facts.with_default(flags);
         let mut out = Vec::new();
         let mut replies = Vec::new();
+        let mut forwards = Vec::new();
         let mut rejected = None;
         let mut kept = false;
         let outgoing = facts.phase == "outgoing";
@@ -311,9 +313,12 @@ impl Pipeline {
                         kept = true;
                         out.push(keep(Vec::new()));
                     }
-                    _ => {
+                    Recipient::NotLocal => forwards.push(address),
+                    // A local domain, nobody by that name: kept, so nothing
+                    // is lost to a typo in a script.
+                    Recipient::Unknown => {
                         tracing::warn!(
-                            "sieve: {} redirects to {address}, outside this server, which it cannot send to yet; kept",
+                            "sieve: {} redirects to {address}, which does not exist here; kept",
                             account.address
                         );
                         if !kept {
@@ -322,16 +327,9 @@ impl Pipeline {
                         }
                     }
                 },
-                // Refused at the SMTP level when every recipient refuses
-                // (the caller decides); otherwise kept, as a bounce
-                // cannot be sent yet.
-                sieve::Action::Reject { reason, .. } => {
-                    rejected = Some(reason);
-                    if !kept {
-                        kept = true;
-                        out.push(keep(Vec::new()));
-                    }
-                }
+                // Refused at the SMTP level when every recipient refuses,
+                // else bounced to the sender (the caller decides): no copy.
+                sieve::Action::Reject { reason, .. } => rejected = Some(reason),
                 sieve::Action::Vacation {
                     to,
                     days,
@@ -362,6 +360,7 @@ impl Pipeline {
         Ok(Filed {
             copies: out,
             replies,
+            forwards,
             rejected,
         })
     }
@@ -441,15 +440,30 @@ impl Pipeline {
     }
 
     /// Sends a vacation reply, once per sender and handle within its
-    /// days. Only to local senders for now: there is no outbound queue.
+    /// days: into a local sender's INBOX, or through the queue from the
+    /// null sender (RFC 3834 3.3, so that it draws no bounce loop).
     async fn send_reply(&self, reply: Reply) -> Result<(), Error> {
-        let Recipient::Local(target) = self.recipient(&reply.to).await? else {
-            tracing::warn!(
-                "sieve: {}'s vacation reply to {}, outside this server, cannot be sent yet",
-                reply.account.address,
-                reply.to
-            );
-            return Ok(());
+        let target = match self.recipient(&reply.to).await? {
+            Recipient::Local(target) => target,
+            Recipient::Unknown => return Ok(()),
+            Recipient::NotLocal => {
+                if self
+                    .store
+                    .vacation_due(reply.account.id, &reply.handle, &reply.to, reply.days)
+                    .await?
+                {
+                    let qid = crate::queue_id();
+                    self.queue_remote(store::NewQueued {
+                        qid: &qid,
+                        sender: "",
+                        account: Some(reply.account.id),
+                        raw: &reply.raw,
+                        recipients: std::slice::from_ref(&reply.to),
+                    })
+                    .await?;
+                }
+                return Ok(());
+            }
         };
         // Where it goes is known before the reply is noted as sent.
         let inbox = self.inbox(&target).await?;

@@ -5,8 +5,10 @@
 //! recipient's Sieve filing, then stored durably for all recipients at
 //! once. Only after `deliver` returns may a door say yes.
 
+mod bounces;
 pub mod dkim;
 mod dns;
+pub mod dsn;
 mod filing;
 mod model;
 mod outgoing;
@@ -17,6 +19,7 @@ mod storing;
 mod trace;
 mod trainer;
 
+pub use bounces::MAX_HOPS;
 pub use dns::{Dns, LookupError};
 pub use model::RESIDENT_FRESH;
 pub use outgoing::{SentCopy, Submission, Submitted};
@@ -168,6 +171,7 @@ impl Pipeline {
         let mut copies = Vec::new();
         let mut replies = Vec::new();
         let mut rejections: Vec<(String, String)> = Vec::new();
+        let mut forwards: Vec<(Account, String)> = Vec::new();
         let mut accepted = false;
         for (i, ((rcpt, account), verdict)) in unique.iter().zip(&verdicts).enumerate() {
             let facts = Filing {
@@ -181,11 +185,10 @@ impl Pipeline {
             let filed = self.filing(forms.bytes(i), account, &facts).await?;
             replies.extend(filed.replies);
             match filed.rejected {
-                Some(reason) => rejections.push((account.address.clone(), reason)),
+                Some(reason) => rejections.push((rcpt.to_string(), reason)),
                 None => accepted = true,
             }
-            // A rejecting recipient's copy is kept too when others accept
-            // (there is no bounce to send yet).
+            forwards.extend(filed.forwards.into_iter().map(|f| ((*account).clone(), f)));
             copies.extend(filed.copies.into_iter().map(|c| (c, i)));
         }
         // Every recipient's filter refuses it: refuse it, store nothing
@@ -193,16 +196,15 @@ impl Pipeline {
         if !accepted && let Some((_, reason)) = rejections.first() {
             return Err(Error::Rejected(reason.clone()));
         }
-        for (who, reason) in &rejections {
-            tracing::warn!(
-                "sieve: {who} rejects a message ({reason:?}) that others accept; a bounce cannot be sent yet, so it is kept"
-            );
-        }
-        // 6. Stored for everyone at once; auto-replies only after.
+        // 6. Stored for everyone at once, forwards queued; then the
+        // notices, which may be lost but never stand in for the mail.
         let placed = self.place(copies).await?;
         let delivered = self
             .store_placed(&placed, |i| forms.form(i, &verdicts[i]))
             .await?;
+        self.forward(trace, &[prefix.as_slice(), raw].concat(), &forwards)
+            .await?;
+        self.bounce_rejections(trace, raw, &rejections).await;
         self.send_replies(replies).await;
         Ok(delivered)
     }

@@ -11,15 +11,15 @@
 //! second time; the window is the time of one index commit.
 
 pub mod client;
-pub mod dsn;
 pub mod route;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipeline::{Dns, Origin, Pipeline, Recipient, Trace};
-use store::{Attempt, MailStore, NewQueued, Outcome, Queued};
+use pipeline::dsn;
+use pipeline::{Dns, Pipeline};
+use store::{Attempt, MailStore, Outcome, Queued};
 use tokio::sync::{Semaphore, watch};
 
 use client::{Connection, Credentials, Dial, Verdict};
@@ -395,40 +395,7 @@ impl Relay {
             failures: &failures,
             original: &original,
         });
-        let result = match self.pipeline.recipient(&message.sender).await {
-            Ok(Recipient::Local(account)) => {
-                let trace = Trace {
-                    mail_from: String::new(),
-                    origin: Origin::Internal,
-                };
-                self.pipeline
-                    .deliver(&raw, &[(message.sender.clone(), account)], &trace)
-                    .await
-                    .map(|_| ())
-            }
-            Ok(Recipient::NotLocal) => {
-                let qid = pipeline::queue_id();
-                self.pipeline
-                    .queue_remote(NewQueued {
-                        qid: &qid,
-                        sender: "",
-                        account: None,
-                        raw: &raw,
-                        recipients: std::slice::from_ref(&message.sender),
-                    })
-                    .await
-            }
-            Ok(Recipient::Unknown) => {
-                tracing::warn!(
-                    "queue: no bounce for {}: its sender <{}> no longer exists",
-                    message.qid,
-                    message.sender
-                );
-                Ok(())
-            }
-            Err(e) => Err(e),
-        };
-        match result {
+        match self.pipeline.send_dsn(&message.sender, &raw).await {
             Ok(()) => tracing::info!("queue: {} bounced to <{}>", message.qid, message.sender),
             Err(e) => tracing::error!(
                 "queue: the bounce of {} to <{}> failed: {e}",
@@ -445,9 +412,4 @@ fn domain_of(address: &str) -> String {
         .rsplit_once('@')
         .map_or(address, |(_, d)| d)
         .to_ascii_lowercase()
-}
-
-/// A short unique token for Message-IDs.
-pub(crate) fn unique() -> String {
-    pipeline::queue_id()
 }

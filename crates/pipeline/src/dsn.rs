@@ -122,7 +122,7 @@ pub fn build(report: &Report<'_>) -> Vec<u8> {
         .to(report.to)
         .subject(subject)
         .date(Date::now())
-        .message_id(format!("{}.dsn@{}", crate::unique(), report.hostname))
+        .message_id(format!("{}.dsn@{}", crate::queue_id(), report.hostname))
         .header(
             "Auto-Submitted",
             mail_builder::headers::raw::Raw::new("auto-replied"),
