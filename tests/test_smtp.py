@@ -87,6 +87,38 @@ def test_relay_attempt(satchel):
     assert "<** 554 5.7.1 Relay access denied" in text, text
 
 
+def test_postmaster_of_every_local_domain_reaches_the_admin():
+    import tempfile
+    from conftest import Satchel
+    with tempfile.TemporaryDirectory() as tmp:
+        s = Satchel(tmp)
+        s.config.write_text(s.config.read_text().replace(
+            'domains = ["example.test"]', 'domains = ["example.test", "example.org"]'))
+        s.add_user(ALICE)
+        s.cli("user", "add", "root@example.test", "--admin", "--password-stdin", stdin=PASSWORD.encode() + b"\n")
+        # user add keeps to the local domains.
+        out = s.cli("user", "add", "eve@elsewhere.test", "--password-stdin", stdin=b"pw\n", check=False)
+        assert out.returncode == 1 and b"not one of the local domains" in out.stderr, out.stderr
+        s.start()
+        try:
+            for to in ["postmaster@example.org", "PostMaster@EXAMPLE.TEST", "postmaster"]:
+                code, text = swaks(s, to=to, check=False)
+                assert code == 0, text
+            assert len(inbox(s, "root@example.test")) == 3
+            assert inbox(s) == []
+        finally:
+            s.stop()
+        # A postmaster named in the config takes it instead of the admin.
+        s.config.write_text(s.config.read_text().replace(
+            'domains = [', f'postmaster = "{ALICE}"\ndomains = ['))
+        s.start()
+        try:
+            swaks(s, to="postmaster@example.org")
+            assert len(inbox(s)) == 1 and len(inbox(s, "root@example.test")) == 3
+        finally:
+            s.stop()
+
+
 def test_plus_addressing(satchel):
     swaks(satchel, to="alice+lists@example.test")
     assert len(inbox(satchel)) == 1

@@ -80,6 +80,8 @@ pub struct Pipeline {
     queued: Arc<tokio::sync::Notify>,
     /// Signs what goes into the queue.
     dkim: dkim::Signer,
+    /// The account that receives postmaster@ each local domain.
+    postmaster: Option<String>,
 }
 
 impl Pipeline {
@@ -97,6 +99,7 @@ impl Pipeline {
             sieve_global: HashMap::new(),
             queued: Arc::new(tokio::sync::Notify::new()),
             dkim: dkim::Signer::new(store.clone()),
+            postmaster: None,
             store,
         }
     }
@@ -130,6 +133,13 @@ impl Pipeline {
     /// sender checks' resolver, so only with one).
     pub fn with_dnsbl(mut self, zones: &[String]) -> Pipeline {
         self.dnsbl = zones.to_vec();
+        self
+    }
+
+    /// Delivers postmaster@ every local domain to this account (else to
+    /// the oldest admin account).
+    pub fn with_postmaster(mut self, account: Option<String>) -> Pipeline {
+        self.postmaster = account;
         self
     }
 

@@ -26,6 +26,10 @@ impl Pipeline {
             return Ok(Recipient::Local(account));
         }
         let Some((local, domain)) = address.rsplit_once('@') else {
+            // `<Postmaster>` with no domain (RFC 5321 4.1.1.3).
+            if address.eq_ignore_ascii_case("postmaster") {
+                return self.postmaster().await;
+            }
             return Ok(Recipient::Unknown);
         };
         if let Some((base, _detail)) = local.split_once('+')
@@ -34,15 +38,36 @@ impl Pipeline {
             return Ok(Recipient::Local(account));
         }
         let domain = domain.to_ascii_lowercase();
+        if !self.is_local_domain(&domain).await? {
+            return Ok(Recipient::NotLocal);
+        }
+        // postmaster@ every local domain, unless an alias says otherwise
+        // (RFC 5321 4.5.1), before a catch-all that belongs to someone else.
+        if local.eq_ignore_ascii_case("postmaster") {
+            return self.postmaster().await;
+        }
         if let Some(account) = self.store.catch_all(&domain).await? {
             return Ok(Recipient::Local(account));
         }
-        let local_domain = self.is_local_domain(&domain).await?;
-        Ok(if local_domain {
-            Recipient::Unknown
-        } else {
-            Recipient::NotLocal
-        })
+        Ok(Recipient::Unknown)
+    }
+
+    /// The account postmaster@ mail goes to: the config's `postmaster`, or
+    /// else the oldest account with the admin role.
+    pub async fn postmaster(&self) -> Result<Recipient, Error> {
+        if let Some(address) = &self.postmaster
+            && let Some(account) = self.store.account(address).await?
+        {
+            return Ok(Recipient::Local(account));
+        }
+        let admin = self
+            .store
+            .list_accounts()
+            .await?
+            .into_iter()
+            .filter(|a| a.is_admin)
+            .min_by_key(|a| a.id);
+        Ok(admin.map_or(Recipient::Unknown, Recipient::Local))
     }
 
     /// A domain of the config, or of an account or alias in the store.

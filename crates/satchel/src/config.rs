@@ -21,6 +21,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     #[serde(default)]
     pub domains: Vec<String>,
+    /// The account that receives postmaster@ every local domain (RFC 5321
+    /// 4.5.1); left out: the oldest account with the admin role.
+    pub postmaster: Option<String>,
     /// With a config file, only the doors listed here start (contract,
     /// "Config"); the development doors are for `serve` without one.
     #[serde(default)]
@@ -390,6 +393,11 @@ impl Config {
                 bail!("domains: {d:?} is not a domain name ({e})");
             }
         }
+        if let Some(p) = &self.postmaster
+            && let Err(e) = store::names::normalize_address(p)
+        {
+            bail!("postmaster = {p:?} is not an address such as \"admin@example.com\" ({e})");
+        }
         if self.spam.possible_junk > self.spam.junk {
             bail!(
                 "spam.possible_junk = {} is above spam.junk = {}: Possible Junk must start at or below Junk",
@@ -441,6 +449,7 @@ impl Default for Config {
             hostname: default_hostname(),
             data_dir: default_data_dir(),
             domains: Vec::new(),
+            postmaster: None,
             listen: Listen::dev(),
             tls: None,
             storage: Storage::default(),

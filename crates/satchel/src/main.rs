@@ -142,7 +142,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     match cli.command {
         Command::Serve => commands::serve::run(&config, store).await,
-        Command::User(cmd) => commands::user::run(cmd, store.as_ref()).await,
+        Command::User(cmd) => commands::user::run(cmd, store.as_ref(), &config.domains).await,
         Command::Deliver(args) => commands::deliver::run(args, &config, store).await,
         Command::Import(args) => commands::transfer::import(args, store.as_ref()).await,
         Command::Export(args) => commands::transfer::export(args, store.as_ref()).await,

@@ -181,6 +181,11 @@ impl Session {
             Request::Lhlo { .. } => self.error("500 5.5.1 This is not an LMTP server."),
             Request::StartTls => return self.starttls().await,
             Request::Mail { from } => self.mail(&from.address, from.size as u64).await,
+            // smtp-proto reads `<Postmaster>` (no domain, RFC 5321 4.1.1.3)
+            // as an empty address.
+            Request::Rcpt { to } if to.address.is_empty() && is_bare_postmaster(line) => {
+                self.rcpt("postmaster").await?
+            }
             Request::Rcpt { to } => self.rcpt(&to.address).await?,
             Request::Data => return self.data().await,
             Request::Bdat {
@@ -291,6 +296,10 @@ impl Session {
     }
 
     async fn rcpt(&mut self, to: &str) -> Result<(), Error> {
+        if to.is_empty() {
+            self.error("501 5.1.3 Invalid recipient address: an address is needed.");
+            return Ok(());
+        }
         if self.tx.from.is_none() {
             self.error("503 5.5.1 MAIL first.");
             return Ok(());
@@ -553,4 +562,11 @@ mod size_tests {
             b"RCPT TO:<x@y> SIZE=99999999999999999999999"
         ));
     }
+}
+
+/// `RCPT TO:<Postmaster>`, any case, with or without parameters.
+fn is_bare_postmaster(line: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(line).to_ascii_lowercase();
+    text.split_once(':')
+        .is_some_and(|(_, path)| path.trim_start().starts_with("<postmaster>"))
 }

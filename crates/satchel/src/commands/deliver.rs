@@ -35,7 +35,8 @@ pub async fn run(
             Box::new(pipeline::StoreScorer::new(store.clone())),
             thresholds,
         )
-        .with_sieve(before, global);
+        .with_sieve(before, global)
+        .with_postmaster(config.postmaster.clone());
     // Every recipient is checked before anything is stored: an unknown one
     // stops the delivery before any mailbox is touched.
     let mut recipients: Vec<(&str, Account)> = Vec::with_capacity(args.to.len());

@@ -163,7 +163,20 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             Box::new(pipeline::StoreScorer::resident(store.clone())),
             thresholds,
         )
-        .with_sieve(before, global);
+        .with_sieve(before, global)
+        .with_postmaster(config.postmaster.clone());
+    if let Some(p) = &config.postmaster
+        && store.account(p).await?.is_none()
+    {
+        tracing::warn!(
+            "postmaster = {p:?} names no account; postmaster@ goes to the oldest admin account instead"
+        );
+    }
+    if pipeline.postmaster().await? == pipeline::Recipient::Unknown {
+        tracing::warn!(
+            "no postmaster account: mail to postmaster@ is refused until `postmaster` names an account or one has the admin role (satchel user add --admin)"
+        );
+    }
     let dns = match pipeline::Dns::from_env() {
         Ok(dns) => {
             let dns = Arc::new(dns);

@@ -30,9 +30,23 @@ pub enum UserCommand {
     Remove { address: String },
 }
 
-pub async fn run(cmd: UserCommand, store: &dyn MailStore) -> anyhow::Result<()> {
+pub async fn run(
+    cmd: UserCommand,
+    store: &dyn MailStore,
+    domains: &[String],
+) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add { address, admin, .. } => {
+            // With `domains` in the config, only those are local: an account
+            // elsewhere would make its domain local behind the admin's back.
+            // Without any (the development defaults), accounts' domains are.
+            let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+            if !domains.is_empty() && !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+                anyhow::bail!(
+                    "{domain:?} is not one of the local domains ({}): add it to `domains` in the config first",
+                    domains.join(", ")
+                );
+            }
             let password = password_from_stdin()?;
             let account = store.create_account(&address, &password, admin).await?;
             say(&account.address)?;
