@@ -83,7 +83,7 @@ class Satchel:
     def start(self):
         self.proc = subprocess.Popen(
             [BIN, "--config", str(self.config), "--data", str(self.data), "serve"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=self._log_file(),
             env=dict(os.environ, SATCHEL_DNS_STATIC=str(self.dns), **self.env),
         )
         first = self.proc.stdout.readline().decode()
@@ -91,6 +91,16 @@ class Satchel:
         for _ in range(self.doors):
             door, addr = self.proc.stdout.readline().decode().split()
             self.ports[door] = int(addr.rsplit(":", 1)[1])
+
+    def _log_file(self):
+        # The server's log, kept across restarts, for tests of what the
+        # admin sees (`log()`).
+        if getattr(self, "_log", None) is None:
+            self._log = open(self.dir / "serve.log", "ab")
+        return self._log
+
+    def log(self):
+        return (self.dir / "serve.log").read_text(errors="replace")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -279,6 +279,29 @@ def test_spoofing_and_unauthenticated_relay_are_refused(sending):
     assert subjects == ["alias"], subjects
 
 
+def test_the_hourly_limit_refuses_with_452_and_is_logged():
+    sink = Sink()
+    with tempfile.TemporaryDirectory() as tmp:
+        s = start_sending(tmp, sink.port, mx_table({"remote.test": [(10, "mx.remote.test", "127.0.0.1")]}),
+                          extra="[submission]\nmax_per_hour = 3\n")
+        try:
+            c = submit(s)
+            for n in range(3):
+                c.sendmail(ALICE, ["dave@remote.test"], mail(f"n{n}"))
+            code, text = c.mail(ALICE)
+            assert code == 452 and text.startswith(b"4.7.0 You have sent 3 messages in the last hour"), text
+            c.quit()
+            # Bob has his own hour.
+            c = submit(s, BOB)
+            c.sendmail(BOB, ["dave@remote.test"], mail("from bob", sender=BOB))
+            c.quit()
+            wait_for(lambda: len(sink.received("dave@remote.test")) == 4, what="four at the sink")
+            assert "alice@example.test is at its limit of 3 messages an hour" in s.log()
+        finally:
+            s.stop()
+            sink.close()
+
+
 def test_a_wrong_password_is_refused_and_the_right_one_still_works(sending):
     s = sending
     c = smtplib.SMTP("127.0.0.1", s.ports["submission"], timeout=60)

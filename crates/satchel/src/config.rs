@@ -330,11 +330,27 @@ fn durations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<std::time::Du
 }
 
 /// `[submission]`: what the submission doors do with what users send.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Submission {
     #[serde(default, deserialize_with = "sent_copy")]
     pub sent_copy: pipeline::SentCopy,
+    /// Messages each user may send per hour (0: no limit).
+    #[serde(default = "default_max_per_hour")]
+    pub max_per_hour: usize,
+}
+
+fn default_max_per_hour() -> usize {
+    500
+}
+
+impl Default for Submission {
+    fn default() -> Submission {
+        Submission {
+            sent_copy: pipeline::SentCopy::default(),
+            max_per_hour: default_max_per_hour(),
+        }
+    }
 }
 
 fn sent_copy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<pipeline::SentCopy, D::Error> {

@@ -6,8 +6,11 @@
 //! answered only once it is durable.
 
 mod data;
+mod rate;
 mod session;
 mod submission;
+
+pub use rate::HourlyLimit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +73,8 @@ pub struct Submit {
     pub throttle: door::LoginThrottle,
     pub plaintext_anywhere: bool,
     pub sent_copy: pipeline::SentCopy,
+    /// Messages each user may send per hour.
+    pub hourly: HourlyLimit,
 }
 
 impl Server {

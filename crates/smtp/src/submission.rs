@@ -96,6 +96,21 @@ impl Session {
             self.error("530 5.7.0 Authentication required: log in with AUTH first.");
             return None;
         };
+        if let Err(over) = self.submit()?.hourly.check(account.id) {
+            tracing::warn!(
+                "submission: {} is at its limit of {} messages an hour (from {}); refused for {} s",
+                account.address,
+                over.max,
+                self.peer.ip(),
+                over.retry_in.as_secs()
+            );
+            self.reply(&format!(
+                "452 4.7.0 You have sent {} messages in the last hour, the most this server allows; try again in {} minutes.",
+                over.max,
+                over.retry_in.as_secs().div_ceil(60)
+            ));
+            return None;
+        }
         match self.may_send_as(&account, from).await {
             Ok(true) => Some(account),
             Ok(false) => {
@@ -226,6 +241,7 @@ impl Session {
                     local.join(", "),
                     done.queued.join(", ")
                 );
+                submit.hourly.record(account.id);
                 self.reply(&format!("250 2.0.0 Ok: queued as {}", done.qid));
             }
             Err(pipeline::Error::Store(store::Error::TooLarge)) => {

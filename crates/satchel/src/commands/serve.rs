@@ -216,6 +216,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             throttle: throttle.clone(),
             plaintext_anywhere: config.auth.plaintext_anywhere,
             sent_copy: config.submission.sent_copy,
+            hourly: smtp::HourlyLimit::new(config.submission.max_per_hour),
         },
     );
     for (addrs, implicit_tls, name) in [

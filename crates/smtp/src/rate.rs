@@ -1,0 +1,93 @@
+//! How many messages a user may submit per hour: a compromised password
+//! must not turn the server into a spam cannon (and its address into a
+//! blocklisted one). Kept per process in memory; a restart forgets.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use store::AccountId;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A sliding hour per account.
+pub struct HourlyLimit {
+    max: usize,
+    sent: Mutex<HashMap<AccountId, VecDeque<Instant>>>,
+}
+
+/// The account is at its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverLimit {
+    pub max: usize,
+    /// When the oldest message of the hour falls out of it.
+    pub retry_in: Duration,
+}
+
+impl HourlyLimit {
+    /// `max` messages per hour; 0: no limit.
+    pub fn new(max: usize) -> HourlyLimit {
+        HourlyLimit {
+            max,
+            sent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the account may send another message now.
+    pub fn check(&self, account: AccountId) -> Result<(), OverLimit> {
+        if self.max == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(times) = sent.get_mut(&account) else {
+            return Ok(());
+        };
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= HOUR)
+        {
+            times.pop_front();
+        }
+        match times.front() {
+            Some(oldest) if times.len() >= self.max => Err(OverLimit {
+                max: self.max,
+                retry_in: HOUR.saturating_sub(now.duration_since(*oldest)),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a message the account sent.
+    pub fn record(&self, account: AccountId) {
+        if self.max == 0 {
+            return;
+        }
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let times = sent.entry(account).or_default();
+        times.push_back(Instant::now());
+        // Never more than the hour's worth: bounded by the limit.
+        while times.len() > self.max {
+            times.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_holds_per_account() {
+        let limit = HourlyLimit::new(2);
+        for _ in 0..2 {
+            assert!(limit.check(1).is_ok());
+            limit.record(1);
+        }
+        let over = limit.check(1).unwrap_err();
+        assert_eq!(over.max, 2);
+        assert!(over.retry_in <= HOUR && over.retry_in > HOUR - Duration::from_secs(60));
+        assert!(limit.check(2).is_ok(), "another account is not held up");
+        assert!(HourlyLimit::new(0).check(1).is_ok());
+    }
+}
