@@ -181,6 +181,37 @@ def test_one_local_and_two_remote_recipients_each_once(sending):
     assert sorted(mailbox_subjects(s, ALICE, "Sent")) == ["appended first", "three ways"]
 
 
+def test_the_sent_copy_rule_is_per_account(sending):
+    s = sending
+    out = s.cli("user", "sent-copy", ALICE, "never").stdout
+    assert out == b"alice@example.test never\n"
+    assert s.cli("user", "sent-copy", BOB, "always").returncode == 0
+    bad = s.cli("user", "sent-copy", BOB, "sometimes", check=False)
+    assert bad.returncode == 1 and b"not a Sent-copy rule" in bad.stderr
+    for user in (ALICE, BOB):
+        c = submit(s, user)
+        c.sendmail(user, ["dave@remote.test"], mail(f"from {user}", sender=user))
+        c.quit()
+    wait_for(lambda: len(s.sink.received("dave@remote.test")) == 2, what="both at the sink")
+    # Alice's client keeps its own copies: the server files none.
+    assert mailbox_subjects(s, ALICE, "Sent") == []
+    # Bob's rule is always: his client's APPEND of the same message is a
+    # second copy, as he asked.
+    c = s.imap(BOB)
+    assert c.append("Sent", "(\\Seen)", None, mail(f"from {BOB}", sender=BOB).encode())[0] == "OK"
+    c.logout()
+    assert mailbox_subjects(s, BOB, "Sent") == [f"from {BOB}"] * 2
+    # Back to the server's rule (unless-appended).
+    s.cli("user", "sent-copy", BOB, "default")
+    c = submit(s, BOB)
+    c.sendmail(BOB, ["dave@remote.test"], mail("again", sender=BOB))
+    c.quit()
+    c = s.imap(BOB)
+    c.append("Sent", "(\\Seen)", None, mail("again", sender=BOB).encode())
+    c.logout()
+    assert mailbox_subjects(s, BOB, "Sent").count("again") == 1
+
+
 def test_an_outgoing_sieve_rule_files_into_a_client_mailbox(sending):
     s = sending
     script = s.dir / "out.sieve"

@@ -30,10 +30,11 @@ pub struct Settings {
     pub throttle: LoginThrottle,
     /// A line, logging in: the time limits beyond the idle timers.
     pub deadlines: door::Deadlines,
-    /// An APPEND to Sent of a message the submission door already filed
-    /// there (same Message-ID, within `store::SENT_WINDOW_SECS`) is not
-    /// stored twice (`[submission] sent_copy = "unless-appended"`).
-    pub one_sent_copy: bool,
+    /// The server's Sent-copy rule (an account's own wins): with
+    /// unless-appended, an APPEND to Sent of a message the submission door
+    /// already filed there (same Message-ID, within
+    /// `store::SENT_WINDOW_SECS`) is not stored twice.
+    pub sent_copy: store::SentCopy,
 }
 
 impl Default for Settings {
@@ -45,7 +46,7 @@ impl Default for Settings {
             max_connections_per_user: 32,
             throttle: LoginThrottle::new(),
             deadlines: door::Deadlines::default(),
-            one_sent_copy: true,
+            sent_copy: store::SentCopy::UnlessAppended,
         }
     }
 }

@@ -49,21 +49,8 @@ impl Pipeline {
     }
 }
 
-/// Whether a submitted message gets a copy in Sent (or where the user's
-/// outgoing script files it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SentCopy {
-    Always,
-    /// Unless the same Message-ID was put into Sent by the user's client
-    /// (an IMAP APPEND) within [`SENT_WINDOW_SECS`]; and an APPEND of a
-    /// message this server already filed there is not stored again.
-    #[default]
-    UnlessAppended,
-    /// The client keeps its own Sent copies.
-    Never,
-}
-
 pub use store::SENT_WINDOW_SECS;
+pub use store::SentCopy;
 
 /// A message a user sends, as the submission doors hand it over.
 pub struct Submission<'a> {
@@ -74,6 +61,7 @@ pub struct Submission<'a> {
     pub raw: &'a [u8],
     /// `Origin::Submission` with the client's name and address.
     pub origin: Origin,
+    /// The server's rule; the account's own, when it has one, wins.
     pub sent_copy: SentCopy,
 }
 
@@ -119,7 +107,7 @@ impl Pipeline {
                 &prepared,
                 s.recipients,
                 message_id.as_deref(),
-                s.sent_copy,
+                s.account.sent_copy.unwrap_or(s.sent_copy),
             )
             .await?;
         let mut delivered = Vec::new();

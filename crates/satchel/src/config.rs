@@ -355,15 +355,12 @@ impl Default for Submission {
 
 fn sent_copy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<pipeline::SentCopy, D::Error> {
     let name = String::deserialize(d)?;
-    match name.as_str() {
-        "always" => Ok(pipeline::SentCopy::Always),
-        "unless-appended" => Ok(pipeline::SentCopy::UnlessAppended),
-        "never" => Ok(pipeline::SentCopy::Never),
-        _ => Err(serde::de::Error::invalid_value(
+    pipeline::SentCopy::parse(&name).ok_or_else(|| {
+        serde::de::Error::invalid_value(
             serde::de::Unexpected::Str(&name),
             &"one of \"always\", \"unless-appended\", \"never\"",
-        )),
-    }
+        )
+    })
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -106,6 +106,8 @@ pub trait MailStore: Outbound + Send + Sync {
     async fn set_password(&self, address: &str, password: &str) -> Result<()>;
     /// The account's own POP3 delete mode (`None`: the server's).
     async fn set_pop3_delete(&self, address: &str, mode: Option<Pop3Delete>) -> Result<()>;
+    /// The account's own Sent-copy rule (`None`: the server's).
+    async fn set_sent_copy(&self, address: &str, rule: Option<SentCopy>) -> Result<()>;
     /// Removes the account, its mailboxes and messages, and the blobs only it used.
     async fn remove_account(&self, address: &str) -> Result<()>;
     /// The account if `password` is right, `None` otherwise (also for unknown

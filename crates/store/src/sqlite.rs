@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_sieve.sql"),
     include_str!("../migrations/sqlite/0005_expunged_modseq.sql"),
     include_str!("../migrations/sqlite/0006_outbound.sql"),
+    include_str!("../migrations/sqlite/0007_sent_copy.sql"),
 ];
 
 /// How much of the index file SQLite maps into memory for reading.
@@ -390,7 +391,7 @@ impl SqliteStore {
             return Ok(None);
         };
         Ok(sqlx::query(
-            "SELECT id, address, is_admin, quota_bytes, pop3_delete, password_hash FROM accounts \
+            "SELECT id, address, is_admin, quota_bytes, pop3_delete, sent_copy, password_hash FROM accounts \
              WHERE address = $1 OR id = (SELECT account_id FROM aliases WHERE address = $1)",
         )
         .bind(address)
@@ -442,12 +443,13 @@ impl MailStore for SqliteStore {
             is_admin: admin,
             quota_bytes: 0,
             pop3_delete: None,
+            sent_copy: None,
         })
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>> {
         sqlx::query(
-            "SELECT id, address, is_admin, quota_bytes, pop3_delete FROM accounts ORDER BY address",
+            "SELECT id, address, is_admin, quota_bytes, pop3_delete, sent_copy FROM accounts ORDER BY address",
         )
         .fetch_all(&self.pool)
         .await?
@@ -520,7 +522,7 @@ impl MailStore for SqliteStore {
 
     async fn catch_all(&self, domain: &str) -> Result<Option<Account>> {
         sqlx::query(
-            "SELECT id, address, is_admin, quota_bytes, pop3_delete FROM accounts \
+            "SELECT id, address, is_admin, quota_bytes, pop3_delete, sent_copy FROM accounts \
              WHERE id = (SELECT account_id FROM aliases WHERE address = $1)",
         )
         .bind(format!("@{}", domain.to_lowercase()))
@@ -561,6 +563,19 @@ impl MailStore for SqliteStore {
         let address = normalize_address(address)?;
         let done = sqlx::query("UPDATE accounts SET pop3_delete = $1 WHERE address = $2")
             .bind(mode.map(Pop3Delete::as_str))
+            .bind(&address)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NoAccount(address));
+        }
+        Ok(())
+    }
+
+    async fn set_sent_copy(&self, address: &str, rule: Option<SentCopy>) -> Result<()> {
+        let address = normalize_address(address)?;
+        let done = sqlx::query("UPDATE accounts SET sent_copy = $1 WHERE address = $2")
+            .bind(rule.map(SentCopy::as_str))
             .bind(&address)
             .execute(&self.pool)
             .await?;
@@ -1724,6 +1739,10 @@ fn account_from_row(r: &SqliteRow) -> Result<Account> {
             .try_get::<Option<String>, _>("pop3_delete")?
             .as_deref()
             .and_then(Pop3Delete::parse),
+        sent_copy: r
+            .try_get::<Option<String>, _>("sent_copy")?
+            .as_deref()
+            .and_then(SentCopy::parse),
     })
 }
 

@@ -52,6 +52,39 @@ pub struct Account {
     pub quota_bytes: i64,
     /// This account's own POP3 delete mode; `None` follows the server's.
     pub pop3_delete: Option<Pop3Delete>,
+    /// This account's own Sent-copy rule; `None` follows the server's.
+    pub sent_copy: Option<SentCopy>,
+}
+
+/// Whether a submitted message gets a copy in Sent (or where the user's
+/// outgoing script files it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SentCopy {
+    Always,
+    /// Unless the same Message-ID was put into Sent by the user's client
+    /// (an IMAP APPEND) within [`crate::SENT_WINDOW_SECS`]; and an APPEND
+    /// of a message the server already filed there is not stored again.
+    #[default]
+    UnlessAppended,
+    /// The client keeps its own Sent copies.
+    Never,
+}
+
+impl SentCopy {
+    pub const ALL: [SentCopy; 3] = [SentCopy::Always, SentCopy::UnlessAppended, SentCopy::Never];
+
+    /// The name in the config, the CLI and the index.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SentCopy::Always => "always",
+            SentCopy::UnlessAppended => "unless-appended",
+            SentCopy::Never => "never",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SentCopy> {
+        SentCopy::ALL.into_iter().find(|m| m.as_str() == s)
+    }
 }
 
 /// What POP3's QUIT does to the messages a session deleted.

@@ -398,8 +398,13 @@ impl Session {
                 .unwrap_or_else(InternalDate::now);
             parsed.push((mime::analyze(&m.data), flags, keywords, date));
         }
-        let sent =
-            mailbox.special_use == Some(SpecialUse::Sent) && self.server.settings.one_sent_copy;
+        let rule = self
+            .account
+            .as_ref()
+            .and_then(|a| a.sent_copy)
+            .unwrap_or(self.server.settings.sent_copy);
+        let sent = mailbox.special_use == Some(SpecialUse::Sent)
+            && rule == store::SentCopy::UnlessAppended;
         if sent
             && let [only] = messages.as_slice()
             && let Some(uid) = self.already_sent(&only.data, mailbox.id).await

@@ -81,7 +81,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             max_connections_per_user: limits.imap_per_user.unwrap_or(d.max_connections_per_user),
             max_connections: totals.imap,
             throttle: throttle.clone(),
-            one_sent_copy: config.submission.sent_copy == pipeline::SentCopy::UnlessAppended,
+            sent_copy: config.submission.sent_copy,
             ..d
         }
     });

@@ -28,6 +28,10 @@ pub enum UserCommand {
     },
     /// Removes the account and all its mail.
     Remove { address: String },
+    /// Whether what the account submits gets a Sent copy: always,
+    /// unless-appended (unless its client APPENDs one itself), never, or
+    /// default (the server's `[submission] sent_copy`).
+    SentCopy { address: String, rule: String },
 }
 
 pub async fn run(
@@ -61,6 +65,18 @@ pub async fn run(
             store.set_password(&address, &password).await?;
         }
         UserCommand::Remove { address } => store.remove_account(&address).await?,
+        UserCommand::SentCopy { address, rule } => {
+            let parsed = match rule.as_str() {
+                "default" => None,
+                name => Some(store::SentCopy::parse(name).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{name:?} is not a Sent-copy rule: give always, unless-appended, never or default"
+                    )
+                })?),
+            };
+            store.set_sent_copy(&address, parsed).await?;
+            say(&format!("{} {rule}", address.to_lowercase()))?;
+        }
     }
     Ok(())
 }
