@@ -546,6 +546,13 @@ fn size_overflows(line: &[u8]) -> bool {
         })
 }
 
+/// `RCPT TO:<Postmaster>`, any case, with or without parameters.
+fn is_bare_postmaster(line: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(line).to_ascii_lowercase();
+    text.split_once(':')
+        .is_some_and(|(_, path)| path.trim_start().starts_with("<postmaster>"))
+}
+
 #[cfg(test)]
 mod size_tests {
     use super::size_overflows;
@@ -562,11 +569,4 @@ mod size_tests {
             b"RCPT TO:<x@y> SIZE=99999999999999999999999"
         ));
     }
-}
-
-/// `RCPT TO:<Postmaster>`, any case, with or without parameters.
-fn is_bare_postmaster(line: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(line).to_ascii_lowercase();
-    text.split_once(':')
-        .is_some_and(|(_, path)| path.trim_start().starts_with("<postmaster>"))
 }
