@@ -345,6 +345,29 @@ def test_a_wrong_password_is_refused_and_the_right_one_still_works(sending):
     c.quit()
 
 
+def test_wrong_passwords_are_delayed_and_counted_with_imaps(sending):
+    s = sending
+    # One wrong IMAP password from this address, then wrong ones over
+    # submission: the delay keeps growing across the doors.
+    c = s.imap()
+    start = time.monotonic()
+    with pytest.raises(imaplib.IMAP4.error):
+        c.login(ALICE, "wrong")
+    imap_delay = time.monotonic() - start
+    c.logout()
+    delays = []
+    c = smtplib.SMTP("127.0.0.1", s.ports["submission"], timeout=60)
+    c.ehlo("x")
+    for _ in range(2):
+        start = time.monotonic()
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            c.login(ALICE, "wrong")
+        delays.append(time.monotonic() - start)
+    c.quit()
+    assert imap_delay >= 0.9 and delays[0] >= 1.9 and delays[1] >= 2.9, (imap_delay, delays)
+    assert s.log().count("door=submission") >= 2
+
+
 def test_submissions_is_implicit_tls(sending):
     s = sending
     c = smtplib.SMTP_SSL("127.0.0.1", s.ports["submissions"], timeout=30, context=insecure_tls())

@@ -18,6 +18,9 @@
 #                    fsynced), always (every change, as Satchel does), never
 #   MAX_CONNECTIONS  lifts the per-user-and-address, process and client
 #                    limits to this many, for idle and flood loads
+#   SASL_SOCKET      also serves Dovecot's authentication on this Unix
+#                    socket (mode 0666), for Postfix's smtpd_sasl_type =
+#                    dovecot in the sending benchmark
 # Stop it with stop.sh (same DOVECOT_REF_DIR). Needs root (mail is owned by
 # uid 5000); installs dovecot-imapd and dovecot-pop3d when they are missing.
 set -euo pipefail
@@ -60,22 +63,32 @@ for i in $(seq 1 "$users"); do
 done
 
 extra=""
+auth_service=""
 [ "${AUTH_CACHE:-0}" = 1 ] && extra+=$'auth_cache_size = 10M\n'
+if [ -n "${SASL_SOCKET:-}" ]; then
+  auth_service+="  unix_listener ${SASL_SOCKET} {
+    mode = 0666
+  }
+"
+fi
 if [ -n "${MAX_CONNECTIONS:-}" ]; then
   n=$MAX_CONNECTIONS
+  auth_service+="  client_limit = $((n * 4))
+"
   extra+="mail_max_userip_connections = $n
 default_process_limit = $n
 default_client_limit = $n
 default_vsz_limit = 0
-service auth {
-  client_limit = $((n * 4))
-}
 service anvil {
   client_limit = $((n * 4))
 }
 "
   ulimit -n $((n * 4 + 1024)) 2>/dev/null || true
 fi
+# One service auth block for both knobs.
+[ -n "$auth_service" ] && extra+="service auth {
+${auth_service}}
+"
 
 cat >"$dir/dovecot.conf" <<CONF
 # Written by scripts/reference-dovecot/start.sh; rewritten at every start.

@@ -9,6 +9,7 @@ mod imap;
 mod pop3;
 mod smtp;
 mod stats;
+mod submit;
 mod wire;
 
 use std::sync::Arc;
@@ -63,6 +64,21 @@ enum Mode {
         imap_port: u16,
         /// Recipients: `%d` is replaced by 1..=USERS.
         #[arg(long, default_value = "user%d@example.test")]
+        rcpt: String,
+    },
+    /// Connections (--clients) on a submission port (--port), each logging
+    /// in once (AUTH PLAIN) and sending to remote addresses, which the
+    /// server must relay to the sink this process runs on --sink-port;
+    /// then waits until the sink holds every accepted message, and reports
+    /// that rate too.
+    Submit {
+        #[arg(long)]
+        sink_port: u16,
+        /// MAIL FROM and From: (`%d`: the client's user number).
+        #[arg(long, default_value = "user%d@example.test")]
+        sender: String,
+        /// Recipients: `%d` is replaced by 1..=50.
+        #[arg(long, default_value = "dest%d@remote.test")]
         rcpt: String,
     },
     /// --clients connections logged in with IDLE on INBOX (--port is
@@ -130,16 +146,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let before = c.total().await?;
         counter = Some((c, before));
     }
+    let sink = match &cli.mode {
+        Mode::Submit { sink_port, .. } => Some(submit::Sink::start(*sink_port).await?),
+        _ => None,
+    };
     let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(cli.seconds);
     let stats = Arc::new(stats::Stats::default());
     let mut tasks = Vec::new();
     for n in 0..cli.clients {
+        let number = (n % cli.users.max(1) + 1).to_string();
         let target = Target {
             addr: addr.clone(),
-            user: cli
-                .user
-                .replace("%d", &(n % cli.users.max(1) + 1).to_string()),
+            user: cli.user.replace("%d", &number),
             password: cli.password.clone(),
         };
         let stats = stats.clone();
@@ -159,6 +178,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     };
                     smtp::client(plan, deadline, &stats, &accepted).await
                 }
+                Mode::Submit { sender, rcpt, .. } => {
+                    let plan = submit::Plan {
+                        addr: target.addr,
+                        login: target.user,
+                        password: target.password,
+                        sender: sender.replace("%d", &number),
+                        rcpt,
+                        client: n,
+                    };
+                    submit::client(plan, deadline, &stats, &accepted).await
+                }
                 Mode::Idle { .. } => {}
             }
         }));
@@ -169,6 +199,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let started = deadline - Duration::from_secs(cli.seconds);
     let sent_for = Instant::now().duration_since(started);
     let mut line = stats.report(sent_for);
+    if let Some(sink) = sink {
+        let sent = accepted.load(std::sync::atomic::Ordering::Relaxed);
+        let lag = sink.wait_for(sent).await?;
+        line.push_str(&format!(
+            " delivered/s={:.1} delivery_lag_ms={}",
+            sent as f64 / (sent_for + lag).as_secs_f64(),
+            lag.as_millis()
+        ));
+    }
     if let Some((mut c, before)) = counter {
         let sent = accepted.load(std::sync::atomic::Ordering::Relaxed);
         let lag = c.wait_for(before + sent).await?;

@@ -75,6 +75,16 @@ impl Outbound for SqliteStore {
     }
 
     async fn claim_due(&self, now: i64, limit: usize) -> Result<Vec<Queued>> {
+        // A reader's look first: the runner polls every second, and an idle
+        // queue must not cost a write turn (and a commit) each time.
+        let due: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM queue_rcpt WHERE next_try <= $1 LIMIT 1")
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut turn = self.write().await?;
         let mut tx = turn.begin().await?;
         let rcpts = sqlx::query(
