@@ -119,6 +119,19 @@ def test_postmaster_of_every_local_domain_reaches_the_admin():
             s.stop()
 
 
+def test_a_looping_message_is_refused(satchel):
+    c = smtplib.SMTP("127.0.0.1", satchel.ports["smtp"], timeout=30)
+    hops = lambda n: "".join(f"Received: from hop{i}.remote.test by hop{i+1}.remote.test; "
+                             "Tue, 02 Jan 2024 10:00:00 +0000\r\n" for i in range(n))
+    body = "From: a@remote.test\r\nSubject: loop\r\n\r\nround and round\r\n"
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        c.sendmail("a@remote.test", [ALICE], hops(51) + body)
+    assert e.value.smtp_code == 554 and b"5.4.6" in e.value.smtp_error
+    c.sendmail("a@remote.test", [ALICE], hops(50) + body)
+    c.quit()
+    assert len(inbox(satchel)) == 1
+
+
 def test_plus_addressing(satchel):
     swaks(satchel, to="alice+lists@example.test")
     assert len(inbox(satchel)) == 1

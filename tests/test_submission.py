@@ -463,6 +463,33 @@ def test_undeliverable_mail_expires_into_a_bounce():
             sink.close()
 
 
+def test_a_delayed_message_draws_one_delay_notice_then_arrives():
+    sink = Sink()
+    sink.data_replies = ["451 4.3.0 busy"] * 4
+    with tempfile.TemporaryDirectory() as tmp:
+        s = start_sending(tmp, sink.port, mx_table({"remote.test": [(10, "mx.remote.test", "127.0.0.1")]}),
+                          queue='retry = ["1s"]\nexpire = "1h"\ndelay_notice = "2s"\n')
+        try:
+            c = submit(s)
+            c.sendmail(ALICE, ["dave@remote.test"], mail("slow one"))
+            c.quit()
+            wait_for(lambda: sink.received("dave@remote.test"), timeout=30, what="the delivery")
+            time.sleep(1.5)
+            inbox = mailbox_subjects(s, ALICE, "INBOX")
+            assert inbox == ["Delayed Mail (still being retried)"], inbox
+            c = s.imap(ALICE)
+            c.select("INBOX", readonly=True)
+            _, data = c.fetch("1", "(BODY.PEEK[])")
+            c.logout()
+            report = data[0][1]
+            assert b"Action: delayed" in report and b"Will-Retry-Until:" in report
+            assert b"Status: 4.3.0" in report
+            assert len(sink.received("dave@remote.test")) == 1
+        finally:
+            s.stop()
+            sink.close()
+
+
 def test_kill_9_with_100_queued_each_arrives_exactly_once():
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:

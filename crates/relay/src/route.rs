@@ -25,6 +25,34 @@ pub enum NoRoute {
     Temporary(String),
 }
 
+/// Hosts of the same preference in a random order (RFC 5321 5.1: "the
+/// SMTP client SHOULD pick one at random"), so that load spreads over
+/// them; the list is sorted by preference already.
+fn shuffle_equal(exchanges: &mut [(u16, String)]) {
+    use std::hash::{BuildHasher, Hasher};
+    // Randomness enough for spreading load: std's per-process random keys.
+    let state = std::collections::hash_map::RandomState::new();
+    let random = |bound: usize| {
+        let mut h = state.build_hasher();
+        h.write_usize(bound);
+        (h.finish() % bound as u64) as usize
+    };
+    let mut start = 0;
+    while start < exchanges.len() {
+        let pref = exchanges[start].0;
+        let end = exchanges[start..]
+            .iter()
+            .position(|(p, _)| *p != pref)
+            .map_or(exchanges.len(), |n| start + n);
+        // Fisher-Yates within [start, end).
+        for i in (start + 1..end).rev() {
+            let j = start + random(i - start + 1);
+            exchanges.swap(i, j);
+        }
+        start = end;
+    }
+}
+
 /// The servers to try for `domain`, best first.
 pub async fn hops(dns: &Dns, domain: &str, port: u16) -> Result<Vec<Hop>, NoRoute> {
     // An address literal (RFC 5321 4.1.3): that host, no DNS.
@@ -58,6 +86,9 @@ pub async fn hops(dns: &Dns, domain: &str, port: u16) -> Result<Vec<Hop>, NoRout
         // RFC 5321 5.1: no MX, then the domain itself is the exchanger.
         vec![domain.to_string()]
     } else {
+        let mut exchanges = exchanges;
+        exchanges.sort_by_key(|(pref, _)| *pref);
+        shuffle_equal(&mut exchanges);
         exchanges.into_iter().map(|(_, host)| host).collect()
     };
     let mut hops = Vec::new();
@@ -140,5 +171,23 @@ mod tests {
             hops(&d, "nomail.net", 25).await,
             Err(NoRoute::Permanent(_))
         ));
+    }
+
+    #[test]
+    fn equal_preferences_are_shuffled_and_kept_apart() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let mut mx: Vec<(u16, String)> = [(5, "a"), (10, "b"), (10, "c"), (10, "d"), (20, "e")]
+                .iter()
+                .map(|(p, h)| (*p, h.to_string()))
+                .collect();
+            shuffle_equal(&mut mx);
+            let hosts: Vec<&str> = mx.iter().map(|(_, h)| h.as_str()).collect();
+            assert_eq!(hosts[0], "a");
+            assert_eq!(hosts[4], "e");
+            seen.insert(hosts[1..4].concat());
+        }
+        // All six orders of b, c, d turn up.
+        assert_eq!(seen.len(), 6, "{seen:?}");
     }
 }

@@ -453,6 +453,19 @@ impl Session {
             self.error("554 5.6.0 Empty message.");
             return;
         }
+        // RFC 5321 6.3: a message that has been through this many hops is
+        // looping; refusing it ends the loop (Postfix uses the same 50).
+        let hops = mime::fields::count(&message, "Received");
+        if hops > pipeline::MAX_HOPS {
+            tracing::warn!(
+                "smtp: refused a message from {} with {hops} Received fields (a mail loop)",
+                self.peer.ip()
+            );
+            self.error(&format!(
+                "554 5.4.6 Mail loop: the message has passed {hops} servers already."
+            ));
+            return;
+        }
         if self.submit().is_some() {
             let from = tx.from.unwrap_or_default();
             return self.submission_finish(message, from, tx.outbound).await;
