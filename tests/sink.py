@@ -1,13 +1,19 @@
 """A small SMTP server that plays a remote MX for tests of sending: it
 keeps every message it accepts, and answers RCPT and DATA as a test tells
-it to (a script of replies, used up in order, then 250)."""
+it to (a script of replies, used up in order, then 250). With `tls` (a
+server ssl.SSLContext) it offers STARTTLS; with `auth` (user, password) it
+offers AUTH PLAIN and records each login."""
+import base64
 import socket
 import socketserver
 import threading
 
 
 class Sink:
-    def __init__(self, host="127.0.0.1", port=0):
+    def __init__(self, host="127.0.0.1", port=0, tls=None, auth=None):
+        self.tls = tls
+        self.auth = auth
+        self.logins = []          # (user, password, over TLS)
         self.messages = []        # (mail_from, [rcpts], data bytes)
         self.rcpt_replies = {}    # address -> list of replies, used in order
         self.data_replies = []    # replies to the end of DATA, used in order
@@ -19,7 +25,7 @@ class Sink:
             def handle(self):
                 with sink.lock:
                     sink.sessions += 1
-                sink._session(self.rfile, self.wfile)
+                sink._session(self.request, self.rfile, self.wfile)
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
@@ -37,7 +43,9 @@ class Sink:
         with self.lock:
             return replies.pop(0) if replies else default
 
-    def _session(self, rfile, wfile):
+    def _session(self, sock, rfile, wfile):
+        secure = False
+
         def say(line):
             wfile.write(line.encode() + b"\r\n")
             wfile.flush()
@@ -51,7 +59,27 @@ class Sink:
             cmd = line.decode("utf-8", "replace").strip()
             verb = cmd.split(" ", 1)[0].upper()
             if verb == "EHLO":
-                say("250-sink.remote.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 10000000\r\n250 SMTPUTF8")
+                extra = ""
+                if self.tls and not secure:
+                    extra += "250-STARTTLS\r\n"
+                if self.auth:
+                    extra += "250-AUTH PLAIN\r\n"
+                say("250-sink.remote.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n" + extra
+                    + "250-SIZE 10000000\r\n250 SMTPUTF8")
+            elif verb == "STARTTLS" and self.tls and not secure:
+                say("220 2.0.0 go ahead")
+                try:
+                    sock = self.tls.wrap_socket(sock, server_side=True)
+                except OSError:
+                    return  # the client refused our certificate
+                rfile, wfile = sock.makefile("rb"), sock.makefile("wb")
+                secure = True
+            elif verb == "AUTH" and self.auth:
+                parts = cmd.split()
+                _, user, password = base64.b64decode(parts[2]).decode().split("\0")
+                with self.lock:
+                    self.logins.append((user, password, secure))
+                say("235 2.7.0 ok" if (user, password) == tuple(self.auth) else "535 5.7.8 no")
             elif verb == "HELO":
                 say("250 sink.remote.test")
             elif verb == "MAIL":

@@ -7,6 +7,7 @@ import os
 import signal
 import smtplib
 import ssl
+import subprocess
 import tempfile
 import threading
 import time
@@ -488,6 +489,54 @@ def test_a_delayed_message_draws_one_delay_notice_then_arrives():
         finally:
             s.stop()
             sink.close()
+
+
+def make_ca_and_cert(tmp):
+    """A test CA and a certificate it signed for localhost: (ca.pem,
+    server context)."""
+    tmp = str(tmp)
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True, cwd=tmp)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=Satchel Test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "relay.key", "-out", "relay.csr",
+        "-subj", "/CN=localhost")
+    with open(os.path.join(tmp, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", "relay.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "relay.pem", "-days", "2", "-extfile", "ext.cnf")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(tmp, "relay.pem"), os.path.join(tmp, "relay.key"))
+    return os.path.join(tmp, "ca.pem"), ctx
+
+
+def test_a_smarthost_login_needs_tls_with_a_certificate_for_its_name():
+    with tempfile.TemporaryDirectory() as certs:
+        ca, ctx = make_ca_and_cert(certs)
+        for trusted in (True, False):
+            sink = Sink(tls=ctx, auth=("relayuser", "relaypass"))
+            relay = (f'[relay]\nsmarthost = "localhost:{sink.port}"\n'
+                     'smarthost_user = "relayuser"\nsmarthost_password = "relaypass"\n')
+            if trusted:
+                relay += f'smarthost_ca = "{ca}"\n'
+            with tempfile.TemporaryDirectory() as tmp:
+                s = start_sending(tmp, sink.port, "", extra=relay)
+                try:
+                    c = submit(s)
+                    c.sendmail(ALICE, ["dave@remote.test"], mail("via the relay"))
+                    c.quit()
+                    if trusted:
+                        wait_for(lambda: sink.received("dave@remote.test"), what="the relay")
+                        assert sink.logins == [("relayuser", "relaypass", True)]
+                    else:
+                        # Not our CA: no login, nothing sent, and the queue says why.
+                        out = wait_for(lambda: b"certificate" in s.cli("queue", "list").stdout
+                                       and s.cli("queue", "list").stdout, what="the queue's answer")
+                        assert b"dave@remote.test" in out, out
+                        assert sink.logins == [] and sink.received() == []
+                finally:
+                    s.stop()
+                    sink.close()
 
 
 def test_kill_9_with_100_queued_each_arrives_exactly_once():

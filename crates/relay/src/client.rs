@@ -41,6 +41,9 @@ pub enum ClientError {
     /// The server said no to the session (greeting, EHLO, STARTTLS, AUTH).
     #[error("{0}")]
     Refused(Reply),
+    /// Going on would send a password in the clear.
+    #[error("{0}")]
+    Insecure(String),
 }
 
 /// One (possibly multi-line) reply.
@@ -141,6 +144,9 @@ pub struct Dial<'a> {
     pub helo: &'a str,
     pub tls: Arc<ClientConfig>,
     pub auth: Option<&'a Credentials>,
+    /// Without TLS, do not go on (a smarthost we log in to: the password
+    /// never goes out in the clear, except to a loopback relay).
+    pub require_tls: bool,
 }
 
 impl Connection {
@@ -171,6 +177,12 @@ impl Connection {
             conn = conn.start_tls(dial.tls.clone(), dial.host).await?;
             // RFC 3207 4.2: everything learnt before TLS is forgotten.
             conn.hello(dial.helo).await?;
+        } else if dial.require_tls {
+            return Err(ClientError::Insecure(format!(
+                "{} offers no STARTTLS, and the password is not sent in the clear; \
+                 use a relay with TLS, or one on loopback",
+                dial.host
+            )));
         }
         if let Some(auth) = dial.auth {
             conn.login(auth).await?;
@@ -481,6 +493,44 @@ pub fn dot_stuffed(body: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(b".\r\n");
     out
+}
+
+/// TLS for the smarthost: its certificate must be valid for its name,
+/// signed by one of Mozilla's roots (webpki-root-certs, so that no system
+/// store is needed) or by the CA in `extra_ca` (a private relay's).
+pub fn verified_tls(
+    extra_ca: &[rustls_pki_types::CertificateDer<'static>],
+) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let (_, ignored) =
+        roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+    if ignored > 0 {
+        tracing::debug!("{ignored} built-in root certificates could not be read");
+    }
+    for ca in extra_ca {
+        roots
+            .add(ca.clone())
+            .map_err(|e| format!("the smarthost CA certificate is not usable: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// [`verified_tls`] with the CA certificates of a PEM file.
+pub fn verified_tls_with_ca(path: &std::path::Path) -> Result<Arc<ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let cas = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read PEM certificates: {e}"))?;
+    if cas.is_empty() {
+        return Err("there is no certificate in it".into());
+    }
+    verified_tls(&cas)
 }
 
 /// TLS for delivery: opportunistic (RFC 7435, RFC 3207 4.1). Without

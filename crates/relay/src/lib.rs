@@ -32,7 +32,12 @@ pub struct Settings {
     pub hostname: String,
     /// Every message goes to this `host:port` instead of the MX hosts.
     pub smarthost: Option<String>,
+    /// Logging in to the smarthost: then STARTTLS is required (unless it is
+    /// on loopback) and its certificate checked against `smarthost_tls`.
     pub smarthost_auth: Option<Credentials>,
+    /// How the smarthost's certificate is checked when we log in to it
+    /// (`client::verified_tls`); `None`: Mozilla's roots only.
+    pub smarthost_tls: Option<Arc<rustls::ClientConfig>>,
     /// The port MX hosts are reached on (25; tests use their own).
     pub mx_port: u16,
     /// Waits between attempts; the last one repeats.
@@ -53,6 +58,7 @@ impl Default for Settings {
             hostname: "localhost".into(),
             smarthost: None,
             smarthost_auth: None,
+            smarthost_tls: None,
             mx_port: route::MX_PORT,
             retry: vec![m(5), m(15), m(30), m(60), m(120), m(240)],
             expire: Duration::from_secs(5 * 86_400),
@@ -74,6 +80,8 @@ pub struct Relay {
     dns: Option<Arc<Dns>>,
     settings: Settings,
     tls: Arc<rustls::ClientConfig>,
+    /// For a smarthost we log in to: certificates checked.
+    verified_tls: Arc<rustls::ClientConfig>,
     slots: Arc<Semaphore>,
 }
 
@@ -89,6 +97,11 @@ impl Relay {
             pipeline,
             dns,
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            verified_tls: settings
+                .smarthost_tls
+                .clone()
+                .or_else(|| client::verified_tls(&[]).ok())
+                .unwrap_or_else(client::opportunistic_tls),
             settings,
             tls: client::opportunistic_tls(),
         })
@@ -243,16 +256,24 @@ impl Relay {
         let mut last = String::from("451 4.4.1 no server to try");
         while *next < hops.len() {
             let hop = &hops[*next];
+            let auth = self
+                .settings
+                .smarthost
+                .as_ref()
+                .and(self.settings.smarthost_auth.as_ref());
+            // A password goes only to a server that proved its name, over
+            // TLS; a relay on loopback may take it in the clear.
             let dial = Dial {
                 addr: hop.addr,
                 host: &hop.host,
                 helo: &self.settings.hostname,
-                tls: self.tls.clone(),
-                auth: self
-                    .settings
-                    .smarthost
-                    .as_ref()
-                    .and(self.settings.smarthost_auth.as_ref()),
+                tls: if auth.is_some() {
+                    self.verified_tls.clone()
+                } else {
+                    self.tls.clone()
+                },
+                auth,
+                require_tls: auth.is_some() && !hop.addr.ip().is_loopback(),
             };
             match Connection::open(dial).await {
                 Ok(c) => return Ok((c, *next)),

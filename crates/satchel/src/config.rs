@@ -244,9 +244,13 @@ fn default_pop3_delete() -> Pop3Delete {
 pub struct Relay {
     /// `host:port`; left out: each domain's MX hosts.
     pub smarthost: Option<String>,
-    /// AUTH PLAIN at the smarthost (a provider's relay), over its TLS.
+    /// AUTH PLAIN at the smarthost (a provider's relay), only over TLS
+    /// with a certificate valid for its name (or on loopback).
     pub smarthost_user: Option<String>,
     pub smarthost_password: Option<String>,
+    /// A PEM file of CA certificates the smarthost's certificate may also
+    /// be signed by (a private relay); Mozilla's roots are always trusted.
+    pub smarthost_ca: Option<PathBuf>,
 }
 
 /// `[queue]`: how long undelivered mail is retried, and how often.

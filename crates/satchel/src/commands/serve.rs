@@ -283,11 +283,19 @@ fn relay_settings(config: &Config) -> anyhow::Result<relay::Settings> {
             "[relay] smarthost_user and smarthost_password go together; give both or neither"
         ),
     };
+    let smarthost_tls = match &config.relay.smarthost_ca {
+        Some(path) => Some(
+            relay::client::verified_tls_with_ca(path)
+                .map_err(|e| anyhow::anyhow!("[relay] smarthost_ca = {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
     let q = &config.queue;
     Ok(relay::Settings {
         hostname: config.hostname.clone(),
         smarthost: config.relay.smarthost.clone(),
         smarthost_auth: auth,
+        smarthost_tls,
         mx_port,
         retry: q.retry.clone(),
         expire: q.expire,
