@@ -10,8 +10,9 @@ import threading
 
 
 class Sink:
-    def __init__(self, host="127.0.0.1", port=0, tls=None, auth=None):
+    def __init__(self, host="127.0.0.1", port=0, tls=None, auth=None, eight_bit=True):
         self.tls = tls
+        self.eight_bit = eight_bit
         self.auth = auth
         self.logins = []          # (user, password, over TLS)
         self.messages = []        # (mail_from, [rcpts], data bytes)
@@ -64,8 +65,9 @@ class Sink:
                     extra += "250-STARTTLS\r\n"
                 if self.auth:
                     extra += "250-AUTH PLAIN\r\n"
-                say("250-sink.remote.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n" + extra
-                    + "250-SIZE 10000000\r\n250 SMTPUTF8")
+                if self.eight_bit:
+                    extra += "250-8BITMIME\r\n250-SMTPUTF8\r\n"
+                say("250-sink.remote.test\r\n250-PIPELINING\r\n" + extra + "250 SIZE 10000000")
             elif verb == "STARTTLS" and self.tls and not secure:
                 say("220 2.0.0 go ahead")
                 try:

@@ -491,6 +491,29 @@ def test_a_delayed_message_draws_one_delay_notice_then_arrives():
             sink.close()
 
 
+def test_8bit_mail_to_a_server_without_8bitmime_bounces_unmangled():
+    sink = Sink(eight_bit=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        s = start_sending(tmp, sink.port, mx_table({"remote.test": [(10, "mx.remote.test", "127.0.0.1")]}))
+        try:
+            c = submit(s)
+            c.sendmail(ALICE, ["dave@remote.test"],
+                       mail("caf\u00e9", extra="Content-Type: text/plain; charset=utf-8\r\n"
+                            "Content-Transfer-Encoding: 8bit\r\n").replace("Hello", "Gr\u00fc\u00dfe").encode())
+            c.quit()
+            wait_for(lambda: "Undelivered Mail Returned to Sender" in mailbox_subjects(s, ALICE, "INBOX"),
+                     timeout=20, what="the bounce")
+            c = s.imap(ALICE)
+            c.select("INBOX", readonly=True)
+            _, data = c.fetch("1", "(BODY.PEEK[])")
+            c.logout()
+            assert b"Status: 5.6.3" in data[0][1] and b"8BITMIME" in data[0][1]
+            assert sink.received() == []
+        finally:
+            s.stop()
+            sink.close()
+
+
 def make_ca_and_cert(tmp):
     """A test CA and a certificate it signed for localhost: (ca.pem,
     server context)."""
