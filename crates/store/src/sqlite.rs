@@ -1328,6 +1328,12 @@ impl MailStore for SqliteStore {
             return Ok(());
         }
         let addresses: Vec<String> = addresses.iter().map(|a| a.to_lowercase()).collect();
+        // In the writers' group, like every write on a path that runs per
+        // message: a write of its own would race the group for SQLite's
+        // lock and wait out the busy handler's sleeps (up to 100 ms each)
+        // under load.
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         sqlx::query(
             "INSERT INTO correspondents (account_id, address, sent, last_sent) \
              SELECT $1, value, 1, $3 FROM json_each($2) WHERE true \
@@ -1336,9 +1342,10 @@ impl MailStore for SqliteStore {
         .bind(account)
         .bind(string_json(&addresses))
         .bind(unix_now())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        turn.durable().await
     }
 
     async fn sieve_scripts(&self, account: AccountId) -> Result<Vec<SieveScript>> {
