@@ -69,6 +69,9 @@ def test_sigkill_during_delivery_loses_nothing_acknowledged(satchel):
     assert not missing, f"acknowledged but lost: {sorted(missing)[:10]}"
     assert len(subjects) == len(set(subjects)), "a message is there twice"
     assert len(acknowledged) >= 60
+    # And the store is whole: nothing for `satchel check` to find.
+    out = satchel.cli("check", check=False)
+    assert out.returncode == 0 and b": no problems" in out.stdout, out.stdout + out.stderr
 
 
 def test_sigterm_during_data_stores_all_or_nothing(satchel):

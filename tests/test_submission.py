@@ -583,6 +583,10 @@ def test_kill_9_with_100_queued_each_arrives_exactly_once():
                 subjects = [email.message_from_bytes(m[2])["Subject"] for m in sink.received()]
                 assert sorted(subjects) == sorted(f"queued {i}" for i in range(100))
                 assert s.cli("queue", "list").stdout == b""
+                # 100 Sent copies, and a whole store after the kill.
+                assert len(mailbox_subjects(s, ALICE, "Sent")) == 100
+                out = s.cli("check", check=False)
+                assert out.returncode == 0 and b": no problems" in out.stdout, out.stdout + out.stderr
             finally:
                 sink.close()
         finally:

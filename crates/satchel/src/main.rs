@@ -56,6 +56,8 @@ enum Command {
     /// The DKIM keys outgoing mail is signed with.
     #[command(subcommand)]
     Dkim(commands::dkim::DkimCommand),
+    /// Verifies the store (index against body files, counters).
+    Check(commands::check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -139,8 +141,24 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             .check_some_door()
             .with_context(|| format!("{}: nothing to serve", path.display()))?;
     }
+    let command = match cli.command {
+        // The check is the embedded store's own, below the trait.
+        Command::Check(args) => {
+            if config.storage.backend != Backend::Embedded {
+                anyhow::bail!("satchel check verifies the embedded store only");
+            }
+            let store = SqliteStore::open(&config.data_dir).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open the store in {}: {e}",
+                    config.data_dir.display()
+                )
+            })?;
+            return commands::check::run(args, &store).await;
+        }
+        other => other,
+    };
     let store = open_store(&config).await?;
-    match cli.command {
+    match command {
         Command::Serve => commands::serve::run(&config, store).await,
         Command::User(cmd) => commands::user::run(cmd, store.as_ref(), &config.domains).await,
         Command::Deliver(args) => commands::deliver::run(args, &config, store).await,
@@ -151,6 +169,8 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Alias(cmd) => commands::alias::run(cmd, store.as_ref(), &config.domains).await,
         Command::Queue(cmd) => commands::queue::run(cmd, store.as_ref()).await,
         Command::Dkim(cmd) => commands::dkim::run(cmd, store.as_ref(), &config.domains).await,
+        // Taken above, before any store is opened.
+        Command::Check(_) => Ok(()),
     }
 }
 

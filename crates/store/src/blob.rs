@@ -51,6 +51,11 @@ impl BlobStore {
         Ok(BlobStore { root })
     }
 
+    /// The folder of the blob files.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn hash_of(bytes: &[u8]) -> BlobHash {
         BlobHash(hex::encode(Sha256::digest(bytes)))
     }

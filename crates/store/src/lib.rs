@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 pub use outbound::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{CheckReport, Finding, SqliteStore};
 pub use types::*;
 
 #[derive(Debug, thiserror::Error)]

@@ -22,7 +22,10 @@ use crate::names::{normalize_address, normalize_mailbox_name};
 use crate::types::*;
 use crate::{Error, MailStore, Result, WATCH_INTERVAL, password, unix_now};
 
+mod check;
 mod outbound;
+
+pub use check::{CheckReport, Finding};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts them.
 const MIGRATIONS: &[&str] = &[

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod alias;
+pub mod check;
 pub mod deliver;
 pub mod dkim;
 pub mod filter;

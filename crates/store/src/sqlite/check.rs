@@ -1,0 +1,247 @@
+//! `satchel check`: verifies an embedded store (SQLite's own checks, the
+//! index against the body files, each mailbox's counters) and with
+//! `repair` fixes what can be fixed without losing mail: counters are
+//! raised past what the index holds, and orphan body files are moved aside
+//! into `lost+found/`, never deleted.
+
+use std::path::PathBuf;
+
+use sqlx::Row;
+
+use super::SqliteStore;
+use crate::blob::BlobStore;
+use crate::types::BlobHash;
+use crate::{Error, Result};
+
+/// Body files younger than this are left out of the orphan search: a
+/// running server may have put one in place and not committed its row yet.
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What a check found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    pub mailboxes: usize,
+    pub messages: usize,
+    pub blobs: usize,
+    pub findings: Vec<Finding>,
+}
+
+/// One problem, in plain words, and whether the check repaired it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub problem: String,
+    pub repaired: bool,
+}
+
+impl CheckReport {
+    /// Problems still there after the check.
+    pub fn unrepaired(&self) -> usize {
+        self.findings.iter().filter(|f| !f.repaired).count()
+    }
+
+    fn found(&mut self, problem: String, repaired: bool) {
+        self.findings.push(Finding { problem, repaired });
+    }
+}
+
+impl SqliteStore {
+    /// Checks the store; with `repair`, fixes what is safe to fix. Runs
+    /// alone among this process's writers, so it sees committed rows only.
+    pub async fn check(&self, repair: bool) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+        self.check_sqlite(&mut report).await?;
+        self.check_counters(&mut report, repair).await?;
+        self.check_bodies(&mut report, repair).await?;
+        Ok(report)
+    }
+
+    /// SQLite's page-level check and the foreign keys.
+    async fn check_sqlite(&self, report: &mut CheckReport) -> Result<()> {
+        let integrity: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&self.pool)
+            .await?;
+        if integrity != ["ok"] {
+            for line in integrity.iter().take(20) {
+                report.found(format!("the index database is damaged: {line}"), false);
+            }
+        }
+        let broken = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in broken.iter().take(20) {
+            let table: String = row.try_get(0)?;
+            let parent: String = row.try_get(2)?;
+            report.found(
+                format!("a row of {table} refers to a missing row of {parent}"),
+                false,
+            );
+        }
+        Ok(())
+    }
+
+    /// UIDNEXT above every UID (kept or expunged), HIGHESTMODSEQ at or
+    /// above every MODSEQ: a client must never see a UID reused or a
+    /// change hidden behind an old MODSEQ.
+    async fn check_counters(&self, report: &mut CheckReport, repair: bool) -> Result<()> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.name, a.address, m.uidnext, m.highestmodseq, \
+             (SELECT COUNT(*) FROM messages WHERE mailbox_id = m.id) AS n, \
+             MAX(COALESCE((SELECT MAX(uid) FROM messages WHERE mailbox_id = m.id), 0), \
+                 COALESCE((SELECT MAX(uid) FROM expunged WHERE mailbox_id = m.id), 0)) AS top_uid, \
+             MAX(COALESCE((SELECT MAX(modseq) FROM messages WHERE mailbox_id = m.id), 0), \
+                 COALESCE((SELECT MAX(modseq) FROM expunged WHERE mailbox_id = m.id), 0)) AS top_modseq \
+             FROM mailboxes m JOIN accounts a ON a.id = m.account_id ORDER BY a.address, m.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        report.mailboxes = rows.len();
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let name: String = r.try_get("name")?;
+            let account: String = r.try_get("address")?;
+            let uidnext: i64 = r.try_get("uidnext")?;
+            let highest: i64 = r.try_get("highestmodseq")?;
+            let top_uid: i64 = r.try_get("top_uid")?;
+            let top_modseq: i64 = r.try_get("top_modseq")?;
+            report.messages += r.try_get::<i64, _>("n")? as usize;
+            if top_uid >= uidnext {
+                let fixed = repair && self.raise(id, "uidnext", top_uid + 1).await?;
+                report.found(
+                    format!(
+                        "{account} {name:?}: UIDNEXT is {uidnext} but UID {top_uid} is taken \
+                         (raised to {})",
+                        top_uid + 1
+                    ),
+                    fixed,
+                );
+            }
+            if top_modseq > highest {
+                let fixed = repair && self.raise(id, "highestmodseq", top_modseq).await?;
+                report.found(
+                    format!(
+                        "{account} {name:?}: HIGHESTMODSEQ is {highest} but a change has \
+                         MODSEQ {top_modseq} (raised to it)"
+                    ),
+                    fixed,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Raises a mailbox counter to at least `to`; true once done.
+    async fn raise(&self, mailbox: i64, column: &str, to: i64) -> Result<bool> {
+        let sql = match column {
+            "uidnext" => "UPDATE mailboxes SET uidnext = MAX(uidnext, $1) WHERE id = $2",
+            _ => "UPDATE mailboxes SET highestmodseq = MAX(highestmodseq, $1) WHERE id = $2",
+        };
+        let mut turn = self.writers.turn_alone().await?;
+        let mut tx = turn.begin().await?;
+        sqlx::query(sql)
+            .bind(to)
+            .bind(mailbox)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        turn.durable().await?;
+        Ok(true)
+    }
+
+    /// Every body the index names is there and has the content its name
+    /// (its SHA-256) says; every body file older than an hour is named by
+    /// some row.
+    async fn check_bodies(&self, report: &mut CheckReport, repair: bool) -> Result<()> {
+        let referenced: Vec<(String, String)> = sqlx::query(
+            "SELECT m.blob AS blob, a.address || ' \"' || b.name || '\" UID ' || m.uid AS what \
+             FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id \
+             JOIN accounts a ON a.id = b.account_id \
+             UNION ALL SELECT blob, 'a training event' FROM training \
+             UNION ALL SELECT blob, 'queued message ' || qid FROM queue",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("blob")?, r.try_get("what")?)))
+        .collect::<Result<_>>()?;
+        let mut names: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for (blob, what) in referenced {
+            names.entry(blob).or_insert(what);
+        }
+        report.blobs = names.len();
+        let blobs = self.blobs.clone();
+        let wanted: Vec<(String, String)> = names.into_iter().collect();
+        let (bad, files) = tokio::task::spawn_blocking(move || {
+            let bad: Vec<String> = wanted
+                .iter()
+                .filter_map(|(hash, what)| {
+                    let hash_name = BlobHash(hash.clone());
+                    match blobs.read(&hash_name) {
+                        Err(_) => Some(format!(
+                            "{what}: its body file {hash} is missing; restore it from a backup, or remove the message"
+                        )),
+                        Ok(bytes) if BlobStore::hash_of(&bytes).0 != *hash => Some(format!(
+                            "{what}: its body file {hash} is damaged (its content no longer matches its name); \
+                             restore it from a backup, or remove the message"
+                        )),
+                        Ok(_) => None,
+                    }
+                })
+                .collect();
+            (bad, blobs.older_than(ORPHAN_AGE))
+        })
+        .await
+        .map_err(|e| Error::Corrupt(format!("the body check failed: {e}")))?;
+        for problem in bad {
+            // Nothing to repair from: the message's bytes are gone.
+            report.found(problem, false);
+        }
+        self.check_orphans(report, files, repair).await
+    }
+
+    /// Body files no row names: moved into `lost+found/` with `repair`.
+    async fn check_orphans(
+        &self,
+        report: &mut CheckReport,
+        files: Vec<BlobHash>,
+        repair: bool,
+    ) -> Result<()> {
+        for chunk in files.chunks(500) {
+            let list: Vec<String> = chunk.iter().map(|h| h.0.clone()).collect();
+            let orphans: Vec<String> = sqlx::query_scalar(
+                "SELECT value FROM json_each($1) WHERE NOT EXISTS \
+                 (SELECT 1 FROM messages WHERE messages.blob = value) AND NOT EXISTS \
+                 (SELECT 1 FROM training WHERE training.blob = value) AND NOT EXISTS \
+                 (SELECT 1 FROM queue WHERE queue.blob = value)",
+            )
+            .bind(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()))
+            .fetch_all(&self.pool)
+            .await?;
+            for hash in orphans {
+                let fixed = repair && self.move_aside(&hash).is_ok();
+                let whither = if fixed {
+                    format!(
+                        " (moved to {})",
+                        self.lost_and_found().join(&hash).display()
+                    )
+                } else {
+                    String::new()
+                };
+                report.found(
+                    format!("the body file {hash} belongs to no message{whither}"),
+                    fixed,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn lost_and_found(&self) -> PathBuf {
+        self.blobs.root().with_file_name("lost+found")
+    }
+
+    fn move_aside(&self, hash: &str) -> std::io::Result<()> {
+        let dir = self.lost_and_found();
+        std::fs::create_dir_all(&dir)?;
+        std::fs::rename(self.blobs.path(&BlobHash(hash.to_string())), dir.join(hash))
+    }
+}
