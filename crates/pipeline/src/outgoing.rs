@@ -25,7 +25,6 @@ impl Pipeline {
             .map(|r| r.to_lowercase())
             .filter(|r| !r.eq_ignore_ascii_case(&account.address))
             .collect();
-        self.store.record_correspondents(account.id, &to).await?;
         let facts = Filing {
             envelope_to: recipients.first().map_or("", String::as_str),
             envelope_from: &account.address,
@@ -34,18 +33,25 @@ impl Pipeline {
             spam: None,
             phase: "outgoing",
         };
-        // Sent mail gets no auto-replies.
-        let filed = self.filing(raw, account, &facts).await?;
-        let placed = self
-            .place(filed.copies.into_iter().map(|c| (c, 0)).collect())
-            .await?;
-        let analysis = mime::analyze(raw);
-        self.store_placed(&placed, |_| Form {
-            raw,
-            analysis: &analysis,
-            spam: None,
-        })
-        .await
+        let copy = async {
+            // Sent mail gets no auto-replies.
+            let filed = self.filing(raw, account, &facts).await?;
+            let placed = self
+                .place(filed.copies.into_iter().map(|c| (c, 0)).collect())
+                .await?;
+            let analysis = mime::analyze(raw);
+            self.store_placed(&placed, |_| Form {
+                raw,
+                analysis: &analysis,
+                spam: None,
+            })
+            .await
+        };
+        // Independent writes: at once, so that they share a group commit.
+        let (credited, copied) =
+            tokio::join!(self.store.record_correspondents(account.id, &to), copy);
+        credited?;
+        copied
     }
 }
 
