@@ -19,6 +19,8 @@ class Sink:
         self.rcpt_replies = {}    # address -> list of replies, used in order
         self.data_replies = []    # replies to the end of DATA, used in order
         self.sessions = 0
+        self.open = 0             # sessions open now, and the most at once
+        self.max_open = 0
         self.lock = threading.Lock()
         sink = self
 
@@ -26,7 +28,13 @@ class Sink:
             def handle(self):
                 with sink.lock:
                     sink.sessions += 1
-                sink._session(self.request, self.rfile, self.wfile)
+                    sink.open += 1
+                    sink.max_open = max(sink.max_open, sink.open)
+                try:
+                    sink._session(self.request, self.rfile, self.wfile)
+                finally:
+                    with sink.lock:
+                        sink.open -= 1
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True

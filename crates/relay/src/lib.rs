@@ -2,13 +2,17 @@
 //! queue, delivers them with our SMTP client (to the smarthost, or each
 //! domain's MX hosts in order), records each recipient's outcome, retries
 //! on a schedule, and bounces with a DSN (RFC 3464) what fails for good or
-//! expires. One connection carries every message due for a domain.
+//! expires. Each round's messages for a domain go over one connection;
+//! mail that comes due while a round runs starts another, so a busy domain
+//! gets up to `concurrency` connections at once (Postfix's default
+//! destination concurrency is the same 20).
 //!
 //! Delivery is at least once: a recipient's state is written before the
 //! attempt (taken, with a lease) and after it (delivered, retried, failed).
 //! If the server dies between the far end's 250 and our write, the lease
 //! is given back at the next start and that recipient gets the message a
-//! second time; the window is the time of one index commit.
+//! second time; the window is the time of one index commit, and at most
+//! one message per open connection is in it.
 
 pub mod client;
 pub mod route;
