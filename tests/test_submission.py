@@ -418,6 +418,32 @@ def test_a_550_bounces_into_the_senders_inbox(sending):
     assert "dave@remote.test" not in report.split("message/delivery-status")[1].split("text/rfc822-headers")[0]
 
 
+def test_failures_at_two_domains_make_one_dsn_and_a_deferral_does_not_hold_it(sending):
+    s = sending
+    s.sink.rcpt_replies["nobody@remote.test"] = ["550 5.1.1 no such user here"]
+    s.sink.rcpt_replies["gone@other.test"] = ["550 5.1.1 gone"]
+    s.sink.rcpt_replies["slow@other.test"] = ["451 4.3.0 later"] * 3
+    c = submit(s)
+    c.sendmail(ALICE, ["nobody@remote.test", "gone@other.test", "slow@other.test"],
+               mail("two failures", to="nobody@remote.test, gone@other.test, slow@other.test"))
+    c.quit()
+    wait_for(lambda: "Undelivered Mail Returned to Sender" in mailbox_subjects(s, ALICE, "INBOX"),
+             what="the bounce")
+    # The deferred one still waits (451 three times, a second apart).
+    assert b"slow@other.test" in s.cli("queue", "list").stdout
+    wait_for(lambda: s.sink.received("slow@other.test"), timeout=30, what="the deferred one")
+    time.sleep(1.5)
+    assert mailbox_subjects(s, ALICE, "INBOX") == ["Undelivered Mail Returned to Sender"], "one DSN"
+    c = s.imap(ALICE)
+    c.select("INBOX", readonly=True)
+    _, data = c.fetch("1", "(BODY.PEEK[])")
+    c.logout()
+    report = data[0][1].decode()
+    assert "Final-Recipient: rfc822; nobody@remote.test" in report
+    assert "Final-Recipient: rfc822; gone@other.test" in report
+    assert "slow@other.test" not in report.split("message/delivery-status")[1].split("text/rfc822-headers")[0]
+
+
 def test_mx_preference_and_fallback_to_the_second():
     port = free_port()
     first = Sink("127.0.0.3", port)

@@ -195,7 +195,7 @@ impl Relay {
                 };
                 for m in &messages {
                     let all = vec![verdict.clone(); m.recipients.len()];
-                    self.settle(m, all, None).await;
+                    self.settle(m, all, None, None).await;
                 }
                 return;
             }
@@ -209,7 +209,7 @@ impl Relay {
                     tracing::error!("queue: {} cannot be read: {e}", message.qid);
                     let v =
                         Verdict::Deferred(format!("451 4.3.0 the queued copy cannot be read: {e}"));
-                    self.settle(message, vec![v; message.recipients.len()], None)
+                    self.settle(message, vec![v; message.recipients.len()], None, None)
                         .await;
                     continue;
                 }
@@ -226,7 +226,8 @@ impl Relay {
                         // No server of the domain answers: the rest wait too.
                         for m in messages.iter().skip_while(|m| m.id != message.id) {
                             let v = Verdict::Deferred(why.clone());
-                            self.settle(m, vec![v; m.recipients.len()], None).await;
+                            self.settle(m, vec![v; m.recipients.len()], None, None)
+                                .await;
                         }
                         return;
                     }
@@ -240,11 +241,14 @@ impl Relay {
                 .send(&message.sender, &rcpts, &body, message.eight_bit)
                 .await
             {
-                Ok(verdicts) => self.settle(message, verdicts, Some(&host)).await,
+                Ok(verdicts) => {
+                    self.settle(message, verdicts, Some(&host), Some(&body))
+                        .await
+                }
                 Err(e) => {
                     // The connection is gone; what was open on it waits.
                     let v = Verdict::Deferred(format!("451 4.4.2 {host}: {e}"));
-                    self.settle(message, vec![v; rcpts.len()], Some(&host))
+                    self.settle(message, vec![v; rcpts.len()], Some(&host), Some(&body))
                         .await;
                     conn = None;
                 }
@@ -296,10 +300,18 @@ impl Relay {
         Err(last)
     }
 
-    /// Records what happened to a message's recipients: delivered and
-    /// failed ones leave the queue, the others wait for their next try;
-    /// the sender hears of failures (and, once, of a long delay) first.
-    async fn settle(&self, message: &Queued, verdicts: Vec<Verdict>, host: Option<&str>) {
+    /// Records what happened to a message's recipients: delivered ones
+    /// leave the queue, failed ones wait for the message's end, the others
+    /// for their next try. The sender hears once of a long delay, and once
+    /// the message is done, in one DSN, of every recipient it failed for.
+    /// `body` is the queued copy when the caller has read it.
+    async fn settle(
+        &self,
+        message: &Queued,
+        verdicts: Vec<Verdict>,
+        host: Option<&str>,
+        body: Option<&[u8]>,
+    ) {
         let now = store::unix_now();
         let expires = message.created + self.settings.expire.as_secs() as i64;
         let notice_at = self
@@ -307,7 +319,6 @@ impl Relay {
             .delay_notice
             .map(|d| message.created + d.as_secs() as i64);
         let mut attempts = Vec::new();
-        let mut failed: Vec<(String, String)> = Vec::new();
         let mut delayed: Vec<(String, String)> = Vec::new();
         for (r, verdict) in message.recipients.iter().zip(verdicts) {
             let via = host.unwrap_or("-");
@@ -326,14 +337,12 @@ impl Relay {
                         message.qid,
                         r.address
                     );
-                    failed.push((r.address.clone(), answer.clone()));
                     (Outcome::Failed, answer)
                 }
                 Verdict::Deferred(answer) if now >= expires => {
                     let days = self.settings.expire.as_secs() as f64 / 86_400.0;
                     let why = format!("{answer} (given up after {days:.1} days of trying)");
                     tracing::info!("queue: {} to <{}>: expired: {why}", message.qid, r.address);
-                    failed.push((r.address.clone(), why.clone()));
                     (Outcome::Failed, why)
                 }
                 Verdict::Deferred(answer) => {
@@ -364,15 +373,39 @@ impl Relay {
                 answer,
             });
         }
-        if !failed.is_empty() {
-            self.bounce(message, &failed, dsn::Action::Failed).await;
-        }
         if !delayed.is_empty() {
-            self.bounce(message, &delayed, dsn::Action::Delayed { until: expires })
-                .await;
+            self.bounce(
+                message,
+                &delayed,
+                dsn::Action::Delayed { until: expires },
+                None,
+            )
+            .await;
         }
-        if let Err(e) = self.store.record_attempts(message.id, &attempts).await {
-            tracing::error!("queue: cannot record the attempts on {}: {e}", message.qid);
+        // When nothing of this round waits, the record may finish the
+        // message and hand its copy to the collector: a DSN needs it read
+        // first.
+        let may_finish = attempts
+            .iter()
+            .all(|a| !matches!(a.outcome, Outcome::Retry { .. }));
+        let read;
+        let original = match body {
+            Some(b) => Some(b),
+            None if may_finish && !message.sender.is_empty() => {
+                read = self.store.read_blob(&message.blob).await.ok();
+                read.as_deref()
+            }
+            None => None,
+        };
+        match self.store.record_attempts(message.id, &attempts).await {
+            Ok(failed) if !failed.is_empty() => {
+                self.bounce(message, &failed, dsn::Action::Failed, original)
+                    .await
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!("queue: cannot record the attempts on {}: {e}", message.qid)
+            }
         }
     }
 
@@ -390,7 +423,13 @@ impl Relay {
     /// Tells the message's sender, with a DSN from the null sender, into
     /// their INBOX when they are local, else through the queue. Never a
     /// bounce to a bounce (RFC 5321 4.5.5, RFC 3464 3).
-    async fn bounce(&self, message: &Queued, about: &[(String, String)], action: dsn::Action) {
+    async fn bounce(
+        &self,
+        message: &Queued,
+        about: &[(String, String)],
+        action: dsn::Action,
+        original: Option<&[u8]>,
+    ) {
         if message.sender.is_empty() {
             tracing::info!(
                 "queue: {} was a bounce itself; no bounce of it is sent",
@@ -398,15 +437,22 @@ impl Relay {
             );
             return;
         }
-        let original = match self.store.read_blob(&message.blob).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(
-                    "queue: no bounce for {}: its copy cannot be read: {e}",
-                    message.qid
-                );
-                return;
-            }
+        let read;
+        let original = match original {
+            Some(o) => o,
+            None => match self.store.read_blob(&message.blob).await {
+                Ok(b) => {
+                    read = b;
+                    &read
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "queue: no bounce for {}: its copy cannot be read: {e}",
+                        message.qid
+                    );
+                    return;
+                }
+            },
         };
         let failures: Vec<dsn::Failure> = about
             .iter()
@@ -418,7 +464,7 @@ impl Relay {
             action,
             arrived: message.created,
             failures: &failures,
-            original: &original,
+            original,
         });
         match self.pipeline.send_dsn(&message.sender, &raw).await {
             Ok(()) => tracing::info!("queue: {} bounced to <{}>", message.qid, message.sender),

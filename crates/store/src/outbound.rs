@@ -47,14 +47,35 @@ pub struct Queued {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedRecipient {
     pub address: String,
-    /// A runner holds it now (until `next_try`).
-    pub sending: bool,
+    pub state: RecipientState,
     pub attempts: u32,
     /// Unix seconds.
     pub next_try: i64,
     pub last_answer: Option<String>,
     /// The sender was told it is delayed.
     pub delayed: bool,
+}
+
+/// Where a recipient stands in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecipientState {
+    /// Waits for its next try.
+    Queued,
+    /// A runner holds it now (until `next_try`).
+    Sending,
+    /// Given up on; kept until the other recipients taken with it are
+    /// settled, so that one DSN names them all.
+    Failed,
+}
+
+impl RecipientState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecipientState::Queued => "queued",
+            RecipientState::Sending => "sending",
+            RecipientState::Failed => "failed",
+        }
+    }
 }
 
 /// How one recipient's attempt ended.
@@ -70,8 +91,8 @@ pub struct Attempt {
 pub enum Outcome {
     /// Accepted by the far end: the recipient leaves the queue.
     Delivered,
-    /// Given up (a 5xx, or expired): leaves the queue; the caller has sent
-    /// the bounce.
+    /// Given up (a 5xx, or expired): never tried again; the bounce goes
+    /// once the round's other recipients are settled.
     Failed,
     /// Tried again at `at` (Unix seconds); `delayed` says a delay notice
     /// has gone to the sender by now.
@@ -126,9 +147,16 @@ pub trait Outbound: Send + Sync {
     /// Gives back every lease (a server starting: no runner of the
     /// embedded store is left from before).
     async fn release_leases(&self) -> Result<()>;
-    /// Records attempts on a message's recipients; the message leaves the
-    /// queue when it has no recipient left.
-    async fn record_attempts(&self, message: i64, attempts: &[Attempt]) -> Result<()>;
+    /// Records attempts on a message's recipients. Once every recipient
+    /// taken in this round is settled, the answer is those it failed for,
+    /// with the last answer, for one DSN (RFC 3464: one report may name
+    /// many recipients); empty until then, or when none failed. The message
+    /// leaves the queue when no recipient is left.
+    async fn record_attempts(
+        &self,
+        message: i64,
+        attempts: &[Attempt],
+    ) -> Result<Vec<(String, String)>>;
     /// Makes every recipient of the message due now; false: no such id.
     async fn retry_now(&self, qid: &str) -> Result<bool>;
     /// Removes the message from the queue; false: no such id.

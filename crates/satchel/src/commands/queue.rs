@@ -57,7 +57,7 @@ fn as_line(m: &Queued) -> String {
             format!(
                 "<{}> {} attempts={} next={} last={:?}",
                 r.address,
-                if r.sending { "sending" } else { "queued" },
+                r.state.as_str(),
                 r.attempts,
                 when(r.next_try),
                 r.last_answer.as_deref().unwrap_or("-"),
@@ -81,7 +81,7 @@ fn as_json(m: &Queued) -> String {
         .map(|r| {
             serde_json::json!({
                 "address": r.address,
-                "state": if r.sending { "sending" } else { "queued" },
+                "state": r.state.as_str(),
                 "attempts": r.attempts,
                 "next_try": when(r.next_try),
                 "last_answer": r.last_answer,

@@ -123,17 +123,36 @@ impl Outbound for SqliteStore {
         Ok(())
     }
 
-    async fn record_attempts(&self, message: i64, attempts: &[Attempt]) -> Result<()> {
+    async fn record_attempts(
+        &self,
+        message: i64,
+        attempts: &[Attempt],
+    ) -> Result<Vec<(String, String)>> {
         let mut turn = self.write().await?;
         let mut tx = turn.begin().await?;
         for a in attempts {
             match a.outcome {
-                Outcome::Delivered | Outcome::Failed => {
+                Outcome::Delivered => {
                     sqlx::query("DELETE FROM queue_rcpt WHERE message_id = $1 AND address = $2")
                         .bind(message)
                         .bind(&a.address)
                         .execute(&mut *tx)
                         .await?;
+                }
+                // Kept, never due again, until this round's other
+                // recipients are settled: one DSN then names them all.
+                Outcome::Failed => {
+                    sqlx::query(
+                        "UPDATE queue_rcpt SET state = 'failed', next_try = $1, \
+                         attempts = attempts + 1, last_answer = $2 \
+                         WHERE message_id = $3 AND address = $4",
+                    )
+                    .bind(i64::MAX)
+                    .bind(&a.answer)
+                    .bind(message)
+                    .bind(&a.address)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 Outcome::Retry { at, delayed } => {
                     sqlx::query(
@@ -151,13 +170,17 @@ impl Outbound for SqliteStore {
                 }
             }
         }
-        let done = finish_if_empty(&mut tx, message).await?;
+        let failed = finish_round(&mut tx, message).await?.unwrap_or_default();
+        let gone: Option<i64> = sqlx::query_scalar("SELECT 1 FROM queue WHERE id = $1")
+            .bind(message)
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
         turn.durable().await?;
-        if done {
+        if gone.is_none() {
             self.collect_soon().await?;
         }
-        Ok(())
+        Ok(failed)
     }
 
     async fn retry_now(&self, qid: &str) -> Result<bool> {
@@ -319,7 +342,39 @@ impl Outbound for SqliteStore {
 }
 
 /// Deletes the message when no recipient is left; its blob may go then.
-async fn finish_if_empty(tx: &mut crate::group::WriteTx<'_>, message: i64) -> Result<bool> {
+/// Once none of the message's recipients is held by a runner (every one
+/// taken in this round is settled): returns those it failed for, with
+/// their answers, for one DSN, and forgets them; the message itself goes
+/// when no recipient is left. `None`: others of this round are still out.
+async fn finish_round(
+    tx: &mut crate::group::WriteTx<'_>,
+    message: i64,
+) -> Result<Option<Vec<(String, String)>>> {
+    let out: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM queue_rcpt WHERE message_id = $1 AND state = 'sending' LIMIT 1",
+    )
+    .bind(message)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if out.is_some() {
+        return Ok(None);
+    }
+    let failed = sqlx::query(
+        "DELETE FROM queue_rcpt WHERE message_id = $1 AND state = 'failed' \
+         RETURNING address, last_answer",
+    )
+    .bind(message)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get("address")?,
+            r.try_get::<Option<String>, _>("last_answer")?
+                .unwrap_or_default(),
+        ))
+    })
+    .collect::<Result<Vec<(String, String)>>>()?;
     let blob: Option<String> = sqlx::query(
         "DELETE FROM queue WHERE id = $1 AND NOT EXISTS \
          (SELECT 1 FROM queue_rcpt WHERE message_id = $1) RETURNING blob",
@@ -335,7 +390,9 @@ async fn finish_if_empty(tx: &mut crate::group::WriteTx<'_>, message: i64) -> Re
             .execute(&mut **tx)
             .await?;
     }
-    Ok(blob.is_some())
+    let mut failed = failed;
+    failed.sort();
+    Ok(Some(failed))
 }
 
 /// Queue rows with their recipient rows.
@@ -348,7 +405,11 @@ fn assemble(messages: &[SqliteRow], rcpts: &[SqliteRow]) -> Result<Vec<Queued>> 
             .or_default()
             .push(QueuedRecipient {
                 address: r.try_get("address")?,
-                sending: r.try_get::<String, _>("state")? == "sending",
+                state: match r.try_get::<String, _>("state")?.as_str() {
+                    "sending" => RecipientState::Sending,
+                    "failed" => RecipientState::Failed,
+                    _ => RecipientState::Queued,
+                },
                 attempts: r.try_get::<i64, _>("attempts")? as u32,
                 next_try: r.try_get("next_try")?,
                 last_answer: r.try_get("last_answer")?,
