@@ -900,12 +900,17 @@ impl MailStore for SqliteStore {
         } else {
             "DELETE FROM subscriptions WHERE account_id = $1 AND name = $2"
         };
+        // Through the writers' group: a write of its own would race it for
+        // SQLite's lock (see record_correspondents).
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         sqlx::query(sql)
             .bind(account)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        tx.commit().await?;
+        turn.durable().await
     }
 
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
@@ -1393,6 +1398,8 @@ impl MailStore for SqliteStore {
 
     async fn put_sieve_script(&self, account: AccountId, name: &str, content: &str) -> Result<()> {
         check_script_name(name)?;
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
         sqlx::query(
             "INSERT INTO sieve_scripts (account_id, name, content) VALUES ($1, $2, $3) \
              ON CONFLICT (account_id, name) DO UPDATE SET content = $3",
@@ -1400,9 +1407,10 @@ impl MailStore for SqliteStore {
         .bind(account)
         .bind(name)
         .bind(content)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        turn.durable().await
     }
 
     async fn activate_sieve_script(&self, account: AccountId, name: Option<&str>) -> Result<()> {
