@@ -265,8 +265,8 @@ def test_a_vacation_reply_to_an_outside_sender_goes_out_from_the_null_sender(sen
                       f"From: Frank <frank@remote.test>\r\nTo: bob@example.test\r\nSubject: q{n}\r\n"
                       f"Message-ID: <q{n}@remote.test>\r\n\r\nThere?\r\n")
     smtp.quit()
-    got = wait_for(lambda: s.sink.received("frank@remote.test"), what="the reply")
-    time.sleep(1.5)
+    wait_for(lambda: s.sink.received("frank@remote.test"), what="the reply")
+    wait_for(lambda: s.cli("queue", "list").stdout == b"", what="an empty queue")
     got = s.sink.received("frank@remote.test")
     assert len(got) == 1, "one reply per sender within :days"
     sender, _, data = got[0]
@@ -432,7 +432,7 @@ def test_failures_at_two_domains_make_one_dsn_and_a_deferral_does_not_hold_it(se
     # The deferred one still waits (451 three times, a second apart).
     assert b"slow@other.test" in s.cli("queue", "list").stdout
     wait_for(lambda: s.sink.received("slow@other.test"), timeout=30, what="the deferred one")
-    time.sleep(1.5)
+    wait_for(lambda: s.cli("queue", "list").stdout == b"", what="an empty queue")
     assert mailbox_subjects(s, ALICE, "INBOX") == ["Undelivered Mail Returned to Sender"], "one DSN"
     c = s.imap(ALICE)
     c.select("INBOX", readonly=True)

@@ -29,13 +29,16 @@ impl Pipeline {
             }
             Recipient::NotLocal => {
                 let qid = crate::queue_id();
-                self.queue_remote(store::NewQueued {
-                    qid: &qid,
-                    sender: "",
-                    account: None,
-                    raw,
-                    recipients: &[to.to_string()],
-                })
+                self.queue_remote(
+                    store::NewQueued {
+                        qid: &qid,
+                        sender: "",
+                        account: None,
+                        raw,
+                        recipients: &[to.to_string()],
+                    },
+                    None,
+                )
                 .await
             }
             Recipient::Unknown => {
@@ -115,13 +118,19 @@ impl Pipeline {
             } else {
                 account.address.as_str()
             };
-            self.queue_remote(store::NewQueued {
-                qid: &qid,
-                sender,
-                account: Some(account.id),
-                raw: message,
-                recipients: std::slice::from_ref(address),
-            })
+            // Signed as the forwarding account's domain: never as
+            // whatever the forwarded mail's From: claims.
+            let domain = crate::outgoing::domain_of(&account.address);
+            self.queue_remote(
+                store::NewQueued {
+                    qid: &qid,
+                    sender,
+                    account: Some(account.id),
+                    raw: message,
+                    recipients: std::slice::from_ref(address),
+                },
+                domain.as_deref(),
+            )
             .await?;
             tracing::info!(
                 "sieve: {} redirects to {address}: queued as {qid}",

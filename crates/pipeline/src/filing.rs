@@ -453,13 +453,17 @@ impl Pipeline {
                     .await?
                 {
                     let qid = crate::queue_id();
-                    self.queue_remote(store::NewQueued {
-                        qid: &qid,
-                        sender: "",
-                        account: Some(reply.account.id),
-                        raw: &reply.raw,
-                        recipients: std::slice::from_ref(&reply.to),
-                    })
+                    let domain = crate::outgoing::domain_of(&reply.account.address);
+                    self.queue_remote(
+                        store::NewQueued {
+                            qid: &qid,
+                            sender: "",
+                            account: Some(reply.account.id),
+                            raw: &reply.raw,
+                            recipients: std::slice::from_ref(&reply.to),
+                        },
+                        domain.as_deref(),
+                    )
                     .await?;
                 }
                 return Ok(());

@@ -206,13 +206,17 @@ impl Pipeline {
         if !accepted && let Some((_, reason)) = rejections.first() {
             return Err(Error::Rejected(reason.clone()));
         }
-        // 6. Stored for everyone at once, forwards queued; then the
-        // notices, which may be lost but never stand in for the mail.
+        // 6. Forwards queued, then the copies stored for everyone at once:
+        // a failure of either means no yes, and the sender's retry. In this
+        // order a retry can repeat a forward, never a stored copy; and a
+        // forward that can never be queued (too big once signed) fails
+        // before anything is stored. Then the notices, which may be lost
+        // but never stand in for the mail.
+        self.forward(trace, &[prefix.as_slice(), raw].concat(), &forwards)
+            .await?;
         let placed = self.place(copies).await?;
         let delivered = self
             .store_placed(&placed, |i| forms.form(i, &verdicts[i]))
-            .await?;
-        self.forward(trace, &[prefix.as_slice(), raw].concat(), &forwards)
             .await?;
         self.bounce_rejections(trace, raw, &rejections).await;
         self.send_replies(replies).await;

@@ -128,9 +128,15 @@ impl Pipeline {
             }
             match self.deliver(&travelling, &local, &trace).await {
                 // The local recipients' filters refuse it; the Sent copy
-                // and the remote recipients stand.
+                // and the remote recipients stand, and the sender hears
+                // of it in a DSN (the door has said yes for the others).
                 Err(Error::Rejected(reason)) => {
                     tracing::info!("submission: {qid}: local recipients reject it: {reason}");
+                    let refused: Vec<(String, String)> = local
+                        .iter()
+                        .map(|(r, _)| (r.clone(), reason.clone()))
+                        .collect();
+                    self.bounce_rejections(&trace, &travelling, &refused).await;
                     Ok(Vec::new())
                 }
                 other => other,
@@ -140,13 +146,19 @@ impl Pipeline {
             if remote.is_empty() {
                 return Ok(());
             }
-            self.queue_remote(store::NewQueued {
-                qid: &qid,
-                sender: s.mail_from,
-                account: Some(s.account.id),
-                raw: &travelling,
-                recipients: &remote,
-            })
+            // The door checked every From: address against the account.
+            let author =
+                spam::rules::from_domain(&travelling).or_else(|| domain_of(&s.account.address));
+            self.queue_remote(
+                store::NewQueued {
+                    qid: &qid,
+                    sender: s.mail_from,
+                    account: Some(s.account.id),
+                    raw: &travelling,
+                    recipients: &remote,
+                },
+                author.as_deref(),
+            )
             .await
         };
         let (sent, delivered, queued) = tokio::join!(sent, locals, queued);
@@ -160,17 +172,27 @@ impl Pipeline {
         })
     }
 
-    /// Puts a message for remote recipients into the queue, DKIM-signed,
+    /// Puts a message for remote recipients into the queue, DKIM-signed
+    /// as `sign_as` (a local domain; `None`: the server's first domain),
     /// and wakes the relay: the one way out for submissions, redirects,
-    /// auto-replies and bounces. Signed as the `From:` domain when it is
-    /// ours (DMARC alignment, RFC 7489 3.1.1), else as the server's first
-    /// domain (a redirect of someone else's mail, a bounce). A key that
-    /// cannot sign is logged and the message goes unsigned rather than not
-    /// at all; a store that cannot answer fails the call.
-    pub async fn queue_remote(&self, message: store::NewQueued<'_>) -> Result<(), Error> {
+    /// auto-replies and bounces. Only a submission, whose `From:` the door
+    /// checked against the account, signs as its `From:` domain (DMARC
+    /// alignment, RFC 7489 3.1.1); anything else signs as the account's
+    /// or the server's domain, so that a forged `From:` in forwarded mail
+    /// never gets our signature. A key that cannot sign is logged and the
+    /// message goes unsigned rather than not at all; a store that cannot
+    /// answer fails the call.
+    pub async fn queue_remote(
+        &self,
+        message: store::NewQueued<'_>,
+        sign_as: Option<&str>,
+    ) -> Result<(), Error> {
         let signed;
         let mut message = message;
-        if let Some(domain) = self.signing_domain(message.raw).await? {
+        let domain = sign_as
+            .map(|d| d.to_ascii_lowercase())
+            .or_else(|| self.domains.first().cloned());
+        if let Some(domain) = domain {
             match self.dkim.sign(&domain, message.raw).await {
                 Ok(fields) => {
                     let mut out = fields.into_bytes();
@@ -185,15 +207,6 @@ impl Pipeline {
         self.store.enqueue(message).await?;
         self.queued.notify_one();
         Ok(())
-    }
-
-    async fn signing_domain(&self, raw: &[u8]) -> Result<Option<String>, Error> {
-        if let Some(domain) = spam::rules::from_domain(raw)
-            && self.is_local_domain(&domain).await?
-        {
-            return Ok(Some(domain));
-        }
-        Ok(self.domains.first().cloned())
     }
 
     /// The Sent copy, by the account's rule; noted by Message-ID, so that
@@ -261,4 +274,11 @@ impl Pipeline {
         let from = self.received_source(origin);
         format!("Received: {from} id {qid};\r\n\t{now}\r\n")
     }
+}
+
+/// The domain of an address.
+pub(crate) fn domain_of(address: &str) -> Option<String> {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
 }

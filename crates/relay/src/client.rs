@@ -636,4 +636,51 @@ mod tests {
         let mut junk: &[u8] = b"hello\r\n";
         assert!(read_reply(&mut junk).await.is_err());
     }
+
+    #[tokio::test]
+    async fn no_password_without_starttls_when_tls_is_required() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (r, mut w) = tcp.into_split();
+            let mut r = tokio::io::BufReader::new(r);
+            w.write_all(b"220 relay.test ESMTP\r\n").await.unwrap();
+            let mut seen = Vec::new();
+            let mut line = String::new();
+            while r.read_line(&mut line).await.unwrap_or(0) > 0 {
+                seen.push(line.trim_end().to_string());
+                let answer: &[u8] = if line.starts_with("EHLO") {
+                    b"250-relay.test\r\n250 AUTH PLAIN\r\n"
+                } else {
+                    b"250 ok\r\n"
+                };
+                w.write_all(answer).await.unwrap();
+                line.clear();
+            }
+            seen
+        });
+        let auth = Credentials {
+            user: "u".into(),
+            password: "secret".into(),
+        };
+        let result = Connection::open(Dial {
+            addr,
+            host: "relay.test",
+            helo: "mx.example.test",
+            tls: opportunistic_tls(),
+            auth: Some(&auth),
+            require_tls: true,
+        })
+        .await;
+        assert!(
+            matches!(result, Err(ClientError::Insecure(_))),
+            "{:?}",
+            result.err()
+        );
+        drop(result);
+        let seen = server.await.unwrap();
+        assert!(seen.iter().all(|l| !l.starts_with("AUTH")), "{seen:?}");
+    }
 }

@@ -84,8 +84,9 @@ pub struct Relay {
     dns: Option<Arc<Dns>>,
     settings: Settings,
     tls: Arc<rustls::ClientConfig>,
-    /// For a smarthost we log in to: certificates checked.
-    verified_tls: Arc<rustls::ClientConfig>,
+    /// For a smarthost we log in to: certificates checked (none: they
+    /// cannot be, and nothing is sent to it).
+    verified_tls: Option<Arc<rustls::ClientConfig>>,
     slots: Arc<Semaphore>,
 }
 
@@ -104,8 +105,7 @@ impl Relay {
             verified_tls: settings
                 .smarthost_tls
                 .clone()
-                .or_else(|| client::verified_tls(&[]).ok())
-                .unwrap_or_else(client::opportunistic_tls),
+                .or_else(|| client::verified_tls(&[]).ok()),
             settings,
             tls: client::opportunistic_tls(),
         })
@@ -271,15 +271,21 @@ impl Relay {
                 .and(self.settings.smarthost_auth.as_ref());
             // A password goes only to a server that proved its name, over
             // TLS; a relay on loopback may take it in the clear.
+            let tls = match (auth, &self.verified_tls) {
+                (None, _) => self.tls.clone(),
+                (Some(_), Some(verified)) => verified.clone(),
+                (Some(_), None) => {
+                    return Err(format!(
+                        "451 4.7.0 {}: no certificates to check the smarthost with; the password is not sent",
+                        hop.host
+                    ));
+                }
+            };
             let dial = Dial {
                 addr: hop.addr,
                 host: &hop.host,
                 helo: &self.settings.hostname,
-                tls: if auth.is_some() {
-                    self.verified_tls.clone()
-                } else {
-                    self.tls.clone()
-                },
+                tls,
                 auth,
                 require_tls: auth.is_some() && !hop.addr.ip().is_loopback(),
             };
@@ -399,8 +405,13 @@ impl Relay {
         };
         match self.store.record_attempts(message.id, &attempts).await {
             Ok(failed) if !failed.is_empty() => {
-                self.bounce(message, &failed, dsn::Action::Failed, original)
-                    .await
+                let sent = self
+                    .bounce(message, &failed, dsn::Action::Failed, original)
+                    .await;
+                let addresses: Vec<String> = failed.into_iter().map(|(a, _)| a).collect();
+                if let Err(e) = self.store.reported(message.id, &addresses, sent).await {
+                    tracing::error!("queue: cannot note the bounce of {}: {e}", message.qid);
+                }
             }
             Ok(_) => {}
             Err(e) => {
@@ -422,20 +433,21 @@ impl Relay {
 
     /// Tells the message's sender, with a DSN from the null sender, into
     /// their INBOX when they are local, else through the queue. Never a
-    /// bounce to a bounce (RFC 5321 4.5.5, RFC 3464 3).
+    /// bounce to a bounce (RFC 5321 4.5.5, RFC 3464 3). False: it could
+    /// not be sent now.
     async fn bounce(
         &self,
         message: &Queued,
         about: &[(String, String)],
         action: dsn::Action,
         original: Option<&[u8]>,
-    ) {
+    ) -> bool {
         if message.sender.is_empty() {
             tracing::info!(
                 "queue: {} was a bounce itself; no bounce of it is sent",
                 message.qid
             );
-            return;
+            return true;
         }
         let read;
         let original = match original {
@@ -445,12 +457,14 @@ impl Relay {
                     read = b;
                     &read
                 }
+                // The report still goes, without the original's header.
                 Err(e) => {
                     tracing::error!(
-                        "queue: no bounce for {}: its copy cannot be read: {e}",
+                        "queue: the bounce of {} goes without its header: its copy cannot be read: {e}",
                         message.qid
                     );
-                    return;
+                    read = Vec::new();
+                    &read
                 }
             },
         };
@@ -467,12 +481,18 @@ impl Relay {
             original,
         });
         match self.pipeline.send_dsn(&message.sender, &raw).await {
-            Ok(()) => tracing::info!("queue: {} bounced to <{}>", message.qid, message.sender),
-            Err(e) => tracing::error!(
-                "queue: the bounce of {} to <{}> failed: {e}",
-                message.qid,
-                message.sender
-            ),
+            Ok(()) => {
+                tracing::info!("queue: {} bounced to <{}>", message.qid, message.sender);
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    "queue: the bounce of {} to <{}> failed, to be tried again: {e}",
+                    message.qid,
+                    message.sender
+                );
+                false
+            }
         }
     }
 }

@@ -1,6 +1,9 @@
 //! How many messages a user may submit per hour: a compromised password
 //! must not turn the server into a spam cannon (and its address into a
-//! blocklisted one). Kept per process in memory; a restart forgets.
+//! blocklisted one). Each transaction a user starts (MAIL) takes one, at
+//! once and under one lock, so that many sessions at once cannot overshoot
+//! it; one abandoned before its end still counts. Kept per process in
+//! memory; a restart forgets.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -33,43 +36,31 @@ impl HourlyLimit {
         }
     }
 
-    /// Whether the account may send another message now.
-    pub fn check(&self, account: AccountId) -> Result<(), OverLimit> {
+    /// Takes one message of the account's hour, or says when one is free.
+    pub fn take(&self, account: AccountId) -> Result<(), OverLimit> {
         if self.max == 0 {
             return Ok(());
         }
         let now = Instant::now();
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(times) = sent.get_mut(&account) else {
-            return Ok(());
-        };
+        let times = sent.entry(account).or_default();
         while times
             .front()
             .is_some_and(|t| now.duration_since(*t) >= HOUR)
         {
             times.pop_front();
         }
-        match times.front() {
-            Some(oldest) if times.len() >= self.max => Err(OverLimit {
+        if let Some(oldest) = times.front()
+            && times.len() >= self.max
+        {
+            return Err(OverLimit {
                 max: self.max,
                 retry_in: HOUR.saturating_sub(now.duration_since(*oldest)),
-            }),
-            _ => Ok(()),
+            });
         }
-    }
-
-    /// Counts a message the account sent.
-    pub fn record(&self, account: AccountId) {
-        if self.max == 0 {
-            return;
-        }
-        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        let times = sent.entry(account).or_default();
-        times.push_back(Instant::now());
-        // Never more than the hour's worth: bounded by the limit.
-        while times.len() > self.max {
-            times.pop_front();
-        }
+        // At most the hour's worth: bounded by the limit.
+        times.push_back(now);
+        Ok(())
     }
 }
 
@@ -81,13 +72,12 @@ mod tests {
     fn the_limit_holds_per_account() {
         let limit = HourlyLimit::new(2);
         for _ in 0..2 {
-            assert!(limit.check(1).is_ok());
-            limit.record(1);
+            assert!(limit.take(1).is_ok());
         }
-        let over = limit.check(1).unwrap_err();
+        let over = limit.take(1).unwrap_err();
         assert_eq!(over.max, 2);
         assert!(over.retry_in <= HOUR && over.retry_in > HOUR - Duration::from_secs(60));
-        assert!(limit.check(2).is_ok(), "another account is not held up");
-        assert!(HourlyLimit::new(0).check(1).is_ok());
+        assert!(limit.take(2).is_ok(), "another account is not held up");
+        assert!(HourlyLimit::new(0).take(1).is_ok());
     }
 }

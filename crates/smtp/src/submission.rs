@@ -96,7 +96,7 @@ impl Session {
             self.error("530 5.7.0 Authentication required: log in with AUTH first.");
             return None;
         };
-        if let Err(over) = self.submit()?.hourly.check(account.id) {
+        if let Err(over) = self.submit()?.hourly.take(account.id) {
             tracing::warn!(
                 "submission: {} is at its limit of {} messages an hour (from {}); refused for {} s",
                 account.address,
@@ -241,7 +241,6 @@ impl Session {
                     local.join(", "),
                     done.queued.join(", ")
                 );
-                submit.hourly.record(account.id);
                 self.reply(&format!("250 2.0.0 Ok: queued as {}", done.qid));
             }
             Err(pipeline::Error::Store(store::Error::TooLarge)) => {

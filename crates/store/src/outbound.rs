@@ -150,13 +150,18 @@ pub trait Outbound: Send + Sync {
     /// Records attempts on a message's recipients. Once every recipient
     /// taken in this round is settled, the answer is those it failed for,
     /// with the last answer, for one DSN (RFC 3464: one report may name
-    /// many recipients); empty until then, or when none failed. The message
-    /// leaves the queue when no recipient is left.
+    /// many recipients); empty until then, or when none failed. They stay
+    /// until [`Outbound::reported`]: a report is never lost to a crash.
+    /// The message leaves the queue when no recipient is left.
     async fn record_attempts(
         &self,
         message: i64,
         attempts: &[Attempt],
     ) -> Result<Vec<(String, String)>>;
+    /// The DSN about `addresses` went (`sent`): they leave the queue, and
+    /// the message when it has no recipient left; or it could not go, and
+    /// they are tried again later.
+    async fn reported(&self, message: i64, addresses: &[String], sent: bool) -> Result<()>;
     /// Makes every recipient of the message due now; false: no such id.
     async fn retry_now(&self, qid: &str) -> Result<bool>;
     /// Removes the message from the queue; false: no such id.

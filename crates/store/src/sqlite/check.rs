@@ -207,6 +207,11 @@ impl SqliteStore {
     ) -> Result<()> {
         for chunk in files.chunks(500) {
             let list: Vec<String> = chunk.iter().map(|h| h.0.clone()).collect();
+            // In a write transaction: a running server (another process)
+            // puts a body file in place only inside its own, so none can
+            // appear, or gain a row, between this look and the move.
+            let mut turn = self.writers.turn_alone().await?;
+            let mut tx = turn.begin().await?;
             let orphans: Vec<String> = sqlx::query_scalar(
                 "SELECT value FROM json_each($1) WHERE NOT EXISTS \
                  (SELECT 1 FROM messages WHERE messages.blob = value) AND NOT EXISTS \
@@ -214,7 +219,7 @@ impl SqliteStore {
                  (SELECT 1 FROM queue WHERE queue.blob = value)",
             )
             .bind(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
             for hash in orphans {
                 let fixed = repair && self.move_aside(&hash).is_ok();
@@ -231,6 +236,8 @@ impl SqliteStore {
                     fixed,
                 );
             }
+            tx.commit().await?;
+            turn.durable().await?;
         }
         Ok(())
     }

@@ -9,6 +9,10 @@ use crate::blob::Staged;
 use crate::outbound::*;
 use crate::{AccountId, BlobHash, Error, MAX_MESSAGE_SIZE, MailboxId, Result, unix_now};
 
+/// How long a DSN that could not be sent waits before its recipients are
+/// tried (and reported) again.
+const REPORT_RETRY_SECS: i64 = 300;
+
 #[async_trait]
 impl Outbound for SqliteStore {
     async fn enqueue(&self, message: NewQueued<'_>) -> Result<()> {
@@ -115,7 +119,11 @@ impl Outbound for SqliteStore {
 
     async fn release_leases(&self) -> Result<()> {
         sqlx::query(
-            "UPDATE queue_rcpt SET state = 'queued', next_try = $1 WHERE state = 'sending'",
+            // A DSN that was being sent when the server died goes again:
+            // its recipients are tried once more, fail again, and are
+            // reported then (a repeat is better than a lost report).
+            "UPDATE queue_rcpt SET state = 'queued', next_try = $1 \
+             WHERE state IN ('sending', 'reporting')",
         )
         .bind(unix_now())
         .execute(&self.pool)
@@ -181,6 +189,56 @@ impl Outbound for SqliteStore {
             self.collect_soon().await?;
         }
         Ok(failed)
+    }
+
+    async fn reported(&self, message: i64, addresses: &[String], sent: bool) -> Result<()> {
+        let list = serde_json::to_string(addresses).unwrap_or_else(|_| "[]".into());
+        let mut turn = self.write().await?;
+        let mut tx = turn.begin().await?;
+        if sent {
+            sqlx::query(
+                "DELETE FROM queue_rcpt WHERE message_id = $1 AND state = 'reporting' \
+                 AND address IN (SELECT value FROM json_each($2))",
+            )
+            .bind(message)
+            .bind(&list)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            // The DSN could not go: those recipients are tried (and fail,
+            // and are reported) again later.
+            sqlx::query(
+                "UPDATE queue_rcpt SET state = 'queued', next_try = $1 \
+                 WHERE message_id = $2 AND state = 'reporting' \
+                 AND address IN (SELECT value FROM json_each($3))",
+            )
+            .bind(unix_now() + REPORT_RETRY_SECS)
+            .bind(message)
+            .bind(&list)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let blob: Option<String> = sqlx::query(
+            "DELETE FROM queue WHERE id = $1 AND NOT EXISTS \
+             (SELECT 1 FROM queue_rcpt WHERE message_id = $1) RETURNING blob",
+        )
+        .bind(message)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get("blob"))
+        .transpose()?;
+        if let Some(blob) = &blob {
+            sqlx::query("INSERT OR IGNORE INTO blob_gc (hash) VALUES ($1)")
+                .bind(blob)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        turn.durable().await?;
+        if blob.is_some() {
+            self.collect_soon().await?;
+        }
+        Ok(())
     }
 
     async fn retry_now(&self, qid: &str) -> Result<bool> {
@@ -344,8 +402,9 @@ impl Outbound for SqliteStore {
 /// Deletes the message when no recipient is left; its blob may go then.
 /// Once none of the message's recipients is held by a runner (every one
 /// taken in this round is settled): returns those it failed for, with
-/// their answers, for one DSN, and forgets them; the message itself goes
-/// when no recipient is left. `None`: others of this round are still out.
+/// their answers, for one DSN, marked 'reporting' until `reported` says
+/// the DSN went; the message goes when no recipient is left. `None`:
+/// others of this round are still out.
 async fn finish_round(
     tx: &mut crate::group::WriteTx<'_>,
     message: i64,
@@ -360,7 +419,7 @@ async fn finish_round(
         return Ok(None);
     }
     let failed = sqlx::query(
-        "DELETE FROM queue_rcpt WHERE message_id = $1 AND state = 'failed' \
+        "UPDATE queue_rcpt SET state = 'reporting' WHERE message_id = $1 AND state = 'failed' \
          RETURNING address, last_answer",
     )
     .bind(message)
@@ -407,7 +466,7 @@ fn assemble(messages: &[SqliteRow], rcpts: &[SqliteRow]) -> Result<Vec<Queued>> 
                 address: r.try_get("address")?,
                 state: match r.try_get::<String, _>("state")?.as_str() {
                     "sending" => RecipientState::Sending,
-                    "failed" => RecipientState::Failed,
+                    "failed" | "reporting" => RecipientState::Failed,
                     _ => RecipientState::Queued,
                 },
                 attempts: r.try_get::<i64, _>("attempts")? as u32,
