@@ -275,6 +275,15 @@ def test_a_vacation_reply_to_an_outside_sender_goes_out_from_the_null_sender(sen
     assert msg["Subject"] == "Away" and msg["Auto-Submitted"].startswith("auto-replied")
     assert msg["In-Reply-To"] == "<q0@remote.test>"
     assert len(mailbox_subjects(s, BOB, "INBOX")) == 2
+    # A :from that is not one of Bob's addresses is not used (RFC 5230 4.3).
+    script.write_text('require "vacation";\nvacation :handle "h2" :from "alice@example.test" "Back soon.";\n')
+    s.cli("filter", "set", BOB, str(script))
+    smtp = smtplib.SMTP("127.0.0.1", s.ports["smtp"], timeout=30)
+    smtp.sendmail("gina@remote.test", [BOB], "From: gina@remote.test\r\nTo: bob@example.test\r\n"
+                  "Subject: hi\r\n\r\nThere?\r\n")
+    smtp.quit()
+    [(_, _, data)] = wait_for(lambda: s.sink.received("gina@remote.test"), what="the second reply")
+    assert email.message_from_bytes(data)["From"] == "<bob@example.test>"
 
 
 def test_spoofing_and_unauthenticated_relay_are_refused(sending):

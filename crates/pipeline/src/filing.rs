@@ -339,14 +339,22 @@ impl Pipeline {
                     handle,
                     reason,
                 } => {
-                    let raw = self.vacation_reply(
-                        message,
-                        from.as_deref().unwrap_or(&account.address),
-                        &to,
-                        subject.as_deref(),
-                        &reason,
-                        mime,
-                    );
+                    // RFC 5230 4.3: `:from` must be one of the user's own
+                    // addresses; another is ignored (a script must not
+                    // answer as someone else).
+                    let from = match from {
+                        Some(f) if self.answers_as(account, &f).await? => f,
+                        Some(f) => {
+                            tracing::warn!(
+                                "sieve: {}'s vacation :from {f:?} is not one of its addresses; its own is used",
+                                account.address
+                            );
+                            account.address.clone()
+                        }
+                        None => account.address.clone(),
+                    };
+                    let raw =
+                        self.vacation_reply(message, &from, &to, subject.as_deref(), &reason, mime);
                     replies.push(Reply {
                         account: account.clone(),
                         to,
@@ -363,6 +371,19 @@ impl Pipeline {
             forwards,
             rejected,
         })
+    }
+
+    /// Whether `from` (an address, or a mailbox like `"Name" <a@b>`) is one
+    /// of the account's own addresses.
+    async fn answers_as(&self, account: &Account, from: &str) -> Result<bool, Error> {
+        let address = match (from.rfind('<'), from.rfind('>')) {
+            (Some(a), Some(b)) if a < b => &from[a + 1..b],
+            _ => from,
+        };
+        Ok(matches!(
+            self.recipient(address.trim()).await?,
+            Recipient::Local(a) if a.id == account.id
+        ))
     }
 
     /// An auto-reply (RFC 5230 5, RFC 3834): to the sender, about the
