@@ -80,15 +80,7 @@ done
 chown -R 5000:5000 "$DOVECOT_REF_DIR/mail"
 # The same hash cost on both sides: Dovecot checks Satchel's own Argon2id
 # hashes (m=19456 KiB, t=2, p=1), not doveadm's costlier default.
-python3 - "$WORK/satchel/index.sqlite" "$DOVECOT_REF_DIR/users" <<'PY'
-import sqlite3, sys
-hashes = dict(sqlite3.connect(sys.argv[1]).execute("SELECT address, password_hash FROM accounts"))
-lines = []
-for line in open(sys.argv[2]):
-    user, _, rest = line.rstrip("\n").split(":", 2)
-    lines.append(f"{user}:{{ARGON2ID}}{hashes[user + '@example.test']}:{rest}")
-open(sys.argv[2], "w").write("\n".join(lines) + "\n")
-PY
+python3 "$ROOT/bench/dovecot_hashes.py" "$WORK/satchel/index.sqlite" "$DOVECOT_REF_DIR/users"
 
 # Postfix on loopback, handing mail for example.test to Dovecot's LDA.
 getent passwd 5000 >/dev/null || useradd -u 5000 -M -d /nonexistent -s /usr/sbin/nologin satchelbench
@@ -178,27 +170,7 @@ for load in "${LOADS[@]}"; do
   done
 done
 
-python3 - "$WORK/results" <<'PY'
-import collections, statistics, sys
-rows = collections.defaultdict(lambda: collections.defaultdict(list))
-for line in open(sys.argv[1]):
-    load, server, run, figures = line.rstrip("\n").split("|", 3)
-    f = dict(kv.split("=", 1) for kv in figures.split() if "=" in kv and not kv.startswith("first_error"))
-    if int(f["errors"]) > 0:
-        print(f"# {load} on {server}, run {run}: {f['errors']} errors", file=sys.stderr)
-    for key in ("ops/s", "rounds/s", "p50_us", "p99_us", "filed/s"):
-        if key in f:
-            rows[(load, key)][server].append(float(f[key]))
-print("| load | figure | Satchel (median) | Dovecot (median) | Satchel/Dovecot min | median | max |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
-for (load, key), by in rows.items():
-    s, d = by["satchel"], by["dovecot"]
-    ratios = sorted(a / b for a, b in zip(s, d) if b)
-    if not ratios:
-        continue
-    print(f"| {load} | {key} | {statistics.median(s):.1f} | {statistics.median(d):.1f} | "
-          f"{ratios[0]:.2f} | {statistics.median(ratios):.2f} | {ratios[-1]:.2f} |")
-PY
+python3 "$ROOT/bench/ratios.py" "$WORK/results" dovecot Dovecot
 
 echo
 echo "| idle ($MESSAGES messages a mailbox) | connections | server total (KiB) | per connection (KiB) | fanout p50 (ms) | fanout max (ms) |"

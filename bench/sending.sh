@@ -75,15 +75,7 @@ done
 SOCKET=$DOVECOT_REF_DIR/run/auth-postfix
 PASS_SCHEME=ARGON2ID USERS=$USERS SASL_SOCKET=$SOCKET IMAP_PORT=10143 POP3_PORT=10110 \
   bash "$REFERENCE/start.sh" >/dev/null
-python3 - "$WORK/satchel/index.sqlite" "$DOVECOT_REF_DIR/users" <<'PY'
-import sqlite3, sys
-hashes = dict(sqlite3.connect(sys.argv[1]).execute("SELECT address, password_hash FROM accounts"))
-lines = []
-for line in open(sys.argv[2]):
-    user, _, rest = line.rstrip("\n").split(":", 2)
-    lines.append(f"{user}:{{ARGON2ID}}{hashes[user + '@example.test']}:{rest}")
-open(sys.argv[2], "w").write("\n".join(lines) + "\n")
-PY
+python3 "$ROOT/bench/dovecot_hashes.py" "$WORK/satchel/index.sqlite" "$DOVECOT_REF_DIR/users"
 
 PF=$WORK/postfix
 mkdir -p "$PF/conf" "$PF/queue" "$PF/data"
@@ -152,24 +144,4 @@ for run in $(seq 1 "$RUNS"); do
   done
 done
 
-python3 - "$WORK/results" <<'PY'
-import collections, statistics, sys
-rows = collections.defaultdict(lambda: collections.defaultdict(list))
-for line in open(sys.argv[1]):
-    load, server, run, figures = line.rstrip("\n").split("|", 3)
-    f = dict(kv.split("=", 1) for kv in figures.split() if "=" in kv and not kv.startswith("first_error"))
-    if int(f["errors"]) > 0:
-        print(f"# {load} on {server}, run {run}: {f['errors']} errors", file=sys.stderr)
-    for key in ("ops/s", "p50_us", "p99_us", "delivered/s"):
-        if key in f:
-            rows[(load, key)][server].append(float(f[key]))
-print("| load | figure | Satchel (median) | Postfix (median) | Satchel/Postfix min | median | max |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
-for (load, key), by in rows.items():
-    s, p = by["satchel"], by["postfix"]
-    ratios = sorted(a / b for a, b in zip(s, p) if b)
-    if not ratios:
-        continue
-    print(f"| {load} | {key} | {statistics.median(s):.1f} | {statistics.median(p):.1f} | "
-          f"{ratios[0]:.2f} | {statistics.median(ratios):.2f} | {ratios[-1]:.2f} |")
-PY
+python3 "$ROOT/bench/ratios.py" "$WORK/results" postfix Postfix

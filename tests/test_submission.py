@@ -510,7 +510,7 @@ def test_a_delayed_message_draws_one_delay_notice_then_arrives():
             c.sendmail(ALICE, ["dave@remote.test"], mail("slow one"))
             c.quit()
             wait_for(lambda: sink.received("dave@remote.test"), timeout=30, what="the delivery")
-            time.sleep(1.5)
+            wait_for(lambda: s.cli("queue", "list").stdout == b"", what="an empty queue")
             inbox = mailbox_subjects(s, ALICE, "INBOX")
             assert inbox == ["Delayed Mail (still being retried)"], inbox
             c = s.imap(ALICE)

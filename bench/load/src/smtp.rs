@@ -67,7 +67,9 @@ async fn session(
         reply(&mut c, 250).await?;
         c.send(b"DATA\r\n").await?;
         reply(&mut c, 354).await?;
-        c.send(&message(plan.client, *n, &rcpt)).await?;
+        let id = format!("{}.{n}@bench.remote.test", plan.client);
+        c.send(&message("Bench Sender <bench@remote.test>", &id, *n, &rcpt))
+            .await?;
         reply(&mut c, 250).await?;
         stats.op("message", started.elapsed());
         accepted.fetch_add(1, Ordering::Relaxed);
@@ -79,7 +81,7 @@ async fn session(
 }
 
 /// A reply (all its lines) with the expected code.
-async fn reply(c: &mut Conn, code: u16) -> anyhow::Result<()> {
+pub(crate) async fn reply(c: &mut Conn, code: u16) -> anyhow::Result<()> {
     loop {
         let line = c.line().await?;
         let text = String::from_utf8_lossy(&line);
@@ -94,11 +96,11 @@ async fn reply(c: &mut Conn, code: u16) -> anyhow::Result<()> {
 }
 
 /// A plain message of about 3 KiB, dot-stuffed and ended.
-fn message(client: usize, n: usize, rcpt: &str) -> Vec<u8> {
+pub(crate) fn message(from: &str, message_id: &str, n: usize, rcpt: &str) -> Vec<u8> {
     let mut m = format!(
-        "From: Bench Sender <bench@remote.test>\r\nTo: <{rcpt}>\r\n\
+        "From: {from}\r\nTo: <{rcpt}>\r\n\
          Subject: Quarterly figures, part {n}\r\nDate: Tue, 02 Jan 2024 10:00:00 +0000\r\n\
-         Message-ID: <{client}.{n}@bench.remote.test>\r\nMIME-Version: 1.0\r\n\
+         Message-ID: <{message_id}>\r\nMIME-Version: 1.0\r\n\
          Content-Type: text/plain; charset=utf-8\r\n\r\n"
     );
     for line in 0..40 {

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure};
+use anyhow::bail;
 use base64::Engine;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::smtp::{message, reply};
 use crate::stats::Stats;
 use crate::wire::Conn;
 
@@ -75,7 +76,9 @@ async fn session(
         reply(&mut c, 250).await?;
         c.send(b"DATA\r\n").await?;
         reply(&mut c, 354).await?;
-        c.send(&message(plan, *n, &rcpt)).await?;
+        let id = format!("{}.{}.{n}@bench.example.test", run_token(), plan.client);
+        let from = format!("Bench User <{}>", plan.sender);
+        c.send(&message(&from, &id, *n, &rcpt)).await?;
         reply(&mut c, 250).await?;
         stats.op("message", started.elapsed());
         accepted.fetch_add(1, Ordering::Relaxed);
@@ -84,40 +87,6 @@ async fn session(
     reply(&mut c, 221).await?;
     stats.round();
     Ok(())
-}
-
-async fn reply(c: &mut Conn, code: u16) -> anyhow::Result<()> {
-    loop {
-        let line = c.line().await?;
-        let text = String::from_utf8_lossy(&line);
-        ensure!(
-            text.starts_with(&code.to_string()),
-            "expected {code}, got {text:?}"
-        );
-        if text.as_bytes().get(3) != Some(&b'-') {
-            return Ok(());
-        }
-    }
-}
-
-/// A plain message of about 3 KiB from the sender, dot-stuffed and ended.
-fn message(plan: &Plan, n: usize, rcpt: &str) -> Vec<u8> {
-    let mut m = format!(
-        "From: Bench User <{}>\r\nTo: <{rcpt}>\r\n\
-         Subject: Weekly figures, part {n}\r\nDate: Tue, 02 Jan 2024 10:00:00 +0000\r\n\
-         Message-ID: <{}.{}.{n}@bench.example.test>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\n",
-        plan.sender,
-        run_token(),
-        plan.client
-    );
-    for line in 0..40 {
-        m.push_str(&format!(
-            "Line {line} of the report: the numbers for this week look as expected, see below.\r\n"
-        ));
-    }
-    m.push_str(".\r\n");
-    m.into_bytes()
 }
 
 /// A token for this run of the bench, so that no two runs send the same

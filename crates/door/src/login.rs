@@ -172,6 +172,23 @@ pub trait SaslWire {
     ) -> impl std::future::Future<Output = std::io::Result<Vec<u8>>> + Send;
 }
 
+/// The answer to a challenge in the line-framed protocols (IMAP, POP3,
+/// SMTP): one line, within `deadline`; a silent client is a timeout.
+pub async fn answer_line<S>(
+    io: &mut crate::lines::LineReader<S>,
+    deadline: std::time::Duration,
+) -> std::io::Result<Vec<u8>>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    let mut line = Vec::new();
+    tokio::time::timeout(deadline, io.line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no SASL response"))?
+        .map_err(std::io::Error::other)?;
+    Ok(line)
+}
+
 /// Runs a whole exchange over a door's wire.
 pub async fn exchange<W: SaslWire>(
     wire: &mut W,

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dkim::DkimSigner;
 use mail_auth::dkim::generate::DkimKeyPair;
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer};
+use mail_auth::dkim::{DkimSigner, Done};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer};
 use store::{DkimAlgorithm, DkimKey, MailStore};
 
 /// The fields each signature covers. mail-auth lists a field that is
@@ -169,8 +169,8 @@ impl Signer {
 
 /// A domain's signing keys, parsed.
 struct DomainSigners {
-    ed25519: Option<DkimSigner<Ed25519Key, mail_auth::dkim::Done>>,
-    rsa: Option<DkimSigner<RsaKey<Sha256>, mail_auth::dkim::Done>>,
+    ed25519: Option<DkimSigner<Ed25519Key, Done>>,
+    rsa: Option<DkimSigner<RsaKey<Sha256>, Done>>,
 }
 
 impl DomainSigners {
@@ -187,32 +187,20 @@ impl DomainSigners {
             reason: e.to_string(),
         };
         let ed25519 = match newest(DkimAlgorithm::Ed25519) {
-            Some(k) => {
-                let key = Ed25519Key::from_pkcs8_der(&k.private).map_err(|e| bad(k, e))?;
-                Some(
-                    DkimSigner::from_key(key)
-                        .domain(&k.domain)
-                        .selector(&k.selector)
-                        .headers(SIGNED_FIELDS),
-                )
-            }
+            Some(k) => Some(signer(
+                Ed25519Key::from_pkcs8_der(&k.private).map_err(|e| bad(k, e))?,
+                k,
+            )),
             None => None,
         };
+        // mail-auth makes RSA keys as PKCS#1 (`new_pair`).
         let rsa = match newest(DkimAlgorithm::Rsa) {
             Some(k) => {
-                // Ours are PKCS#1; a key imported as PKCS#8 reads too.
-                let der = if is_pkcs1(&k.private) {
-                    PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(k.private.as_slice()))
-                } else {
-                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.private.as_slice()))
-                };
-                let key = RsaKey::<Sha256>::from_key_der(der).map_err(|e| bad(k, e))?;
-                Some(
-                    DkimSigner::from_key(key)
-                        .domain(&k.domain)
-                        .selector(&k.selector)
-                        .headers(SIGNED_FIELDS),
-                )
+                let der = PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(k.private.as_slice()));
+                Some(signer(
+                    RsaKey::<Sha256>::from_key_der(der).map_err(|e| bad(k, e))?,
+                    k,
+                ))
             }
             None => None,
         };
@@ -220,28 +208,12 @@ impl DomainSigners {
     }
 }
 
-/// A PKCS#1 RSAPrivateKey begins with its version, INTEGER 0, right inside
-/// the outer SEQUENCE; a PKCS#8 PrivateKeyInfo's version is followed by an
-/// AlgorithmIdentifier SEQUENCE instead of another INTEGER.
-fn is_pkcs1(der: &[u8]) -> bool {
-    let Some(body) = skip_header(der) else {
-        return false;
-    };
-    // version INTEGER 0, then the modulus, another INTEGER.
-    body.starts_with(&[0x02, 0x01, 0x00]) && body.get(3) == Some(&0x02)
-}
-
-/// The contents of a DER SEQUENCE.
-fn skip_header(der: &[u8]) -> Option<&[u8]> {
-    if der.first() != Some(&0x30) {
-        return None;
-    }
-    let first = *der.get(1)?;
-    if first < 0x80 {
-        return der.get(2..);
-    }
-    let n = usize::from(first & 0x7f);
-    der.get(2 + n..)
+/// A signer of the fields we sign, for one key.
+fn signer<T: SigningKey>(key: T, k: &DkimKey) -> DkimSigner<T, Done> {
+    DkimSigner::from_key(key)
+        .domain(&k.domain)
+        .selector(&k.selector)
+        .headers(SIGNED_FIELDS)
 }
 
 /// An Ed25519 and an RSA key for the domain, with selectors not yet used
@@ -353,14 +325,5 @@ mod tests {
         assert_eq!(&spki[..4], &[0x30, 0x82, 0x01, 0x22]);
         assert_eq!(&spki[19..24], &[0x03, 0x82, 0x01, 0x0f, 0x00]);
         assert_eq!(spki.len(), 294);
-    }
-
-    #[test]
-    fn pkcs1_told_from_pkcs8() {
-        let pkcs1 = [0x30, 0x82, 0x04, 0xa4, 0x02, 0x01, 0x00, 0x02, 0x82];
-        let pkcs8 = [0x30, 0x82, 0x04, 0xbd, 0x02, 0x01, 0x00, 0x30, 0x0d];
-        assert!(is_pkcs1(&pkcs1));
-        assert!(!is_pkcs1(&pkcs8));
-        assert!(!is_pkcs1(&[0x30]));
     }
 }

@@ -625,12 +625,7 @@ impl SaslWire for Session {
             .io
             .as_mut()
             .ok_or_else(|| std::io::Error::other("no stream"))?;
-        let mut line = Vec::new();
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, io.line(&mut line))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no SASL response"))?
-            .map_err(std::io::Error::other)?;
-        Ok(line)
+        door::login::answer_line(io, HANDSHAKE_TIMEOUT).await
     }
 }
 

@@ -262,12 +262,7 @@ impl SaslWire for Session {
         self.reply(&format!("334 {challenge}"));
         self.flush().await.map_err(std::io::Error::other)?;
         let io = self.io().map_err(std::io::Error::other)?;
-        let mut line = Vec::new();
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, io.line(&mut line))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no SASL response"))?
-            .map_err(std::io::Error::other)?;
-        Ok(line)
+        login::answer_line(io, HANDSHAKE_TIMEOUT).await
     }
 }
 

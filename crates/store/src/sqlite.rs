@@ -55,6 +55,21 @@ const GC_BATCH: i64 = 500;
 /// on its way to commit.
 const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
+/// Of the blob hashes in `$1` (a JSON array), those no row refers to: the
+/// one list of what holds a blob, for the collector, the sweep and the
+/// check.
+const UNREFERENCED: &str = "SELECT value AS hash FROM json_each($1) WHERE NOT EXISTS \
+     (SELECT 1 FROM messages WHERE messages.blob = value) AND NOT EXISTS \
+     (SELECT 1 FROM training WHERE training.blob = value) AND NOT EXISTS \
+     (SELECT 1 FROM queue WHERE queue.blob = value)";
+
+/// The per-account settings that override the server's.
+#[derive(Clone, Copy)]
+enum AccountSetting {
+    Pop3Delete,
+    SentCopy,
+}
+
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -165,6 +180,29 @@ impl SqliteStore {
         }
     }
 
+    /// One of an account's own settings (`None`: the server's applies).
+    async fn set_account_setting(
+        &self,
+        address: &str,
+        setting: AccountSetting,
+        value: Option<&str>,
+    ) -> Result<()> {
+        let address = normalize_address(address)?;
+        let sql = match setting {
+            AccountSetting::Pop3Delete => "UPDATE accounts SET pop3_delete = $1 WHERE address = $2",
+            AccountSetting::SentCopy => "UPDATE accounts SET sent_copy = $1 WHERE address = $2",
+        };
+        let done = sqlx::query(sql)
+            .bind(value)
+            .bind(&address)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NoAccount(address));
+        }
+        Ok(())
+    }
+
     /// A write turn, once this process's earlier ones are done: work goes
     /// in `turn.begin()`'s transaction, and after its commit,
     /// `turn.durable()` waits for the group's commit to reach the disk.
@@ -198,18 +236,13 @@ impl SqliteStore {
     /// training row refers to; the caller's turn is alone (sees committed
     /// rows only), so a file goes only once nothing durable refers to it.
     async fn unlink_unreferenced(&self, tx: &mut WriteTx<'_>, hashes: &str) -> Result<usize> {
-        let dead: Vec<BlobHash> = sqlx::query(
-            "SELECT value AS hash FROM json_each($1) WHERE NOT EXISTS \
-             (SELECT 1 FROM messages WHERE messages.blob = value) AND NOT EXISTS \
-             (SELECT 1 FROM training WHERE training.blob = value) AND NOT EXISTS \
-             (SELECT 1 FROM queue WHERE queue.blob = value)",
-        )
-        .bind(hashes)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get("hash").map(BlobHash))
-        .collect::<Result<_, _>>()?;
+        let dead: Vec<BlobHash> = sqlx::query(UNREFERENCED)
+            .bind(hashes)
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("hash").map(BlobHash))
+            .collect::<Result<_, _>>()?;
         let n = dead.len();
         let blobs = self.blobs.clone();
         tokio::task::spawn_blocking(move || dead.iter().try_for_each(|h| blobs.remove(h)))
@@ -563,29 +596,21 @@ impl MailStore for SqliteStore {
     }
 
     async fn set_pop3_delete(&self, address: &str, mode: Option<Pop3Delete>) -> Result<()> {
-        let address = normalize_address(address)?;
-        let done = sqlx::query("UPDATE accounts SET pop3_delete = $1 WHERE address = $2")
-            .bind(mode.map(Pop3Delete::as_str))
-            .bind(&address)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NoAccount(address));
-        }
-        Ok(())
+        self.set_account_setting(
+            address,
+            AccountSetting::Pop3Delete,
+            mode.map(Pop3Delete::as_str),
+        )
+        .await
     }
 
     async fn set_sent_copy(&self, address: &str, rule: Option<SentCopy>) -> Result<()> {
-        let address = normalize_address(address)?;
-        let done = sqlx::query("UPDATE accounts SET sent_copy = $1 WHERE address = $2")
-            .bind(rule.map(SentCopy::as_str))
-            .bind(&address)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NoAccount(address));
-        }
-        Ok(())
+        self.set_account_setting(
+            address,
+            AccountSetting::SentCopy,
+            rule.map(SentCopy::as_str),
+        )
+        .await
     }
 
     async fn remove_account(&self, address: &str) -> Result<()> {

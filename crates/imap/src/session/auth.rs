@@ -130,7 +130,6 @@ impl Session {
 /// one line.
 impl SaslWire for Session {
     async fn challenge(&mut self, challenge: &str) -> std::io::Result<Vec<u8>> {
-        let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "no SASL response");
         self.line(&format!("+ {challenge}"));
         write_out(&mut self.io, &mut self.out)
             .await
@@ -139,11 +138,6 @@ impl SaslWire for Session {
             .io
             .as_mut()
             .ok_or_else(|| std::io::Error::other("no stream"))?;
-        let mut line = Vec::new();
-        tokio::time::timeout(PREAUTH_TIMEOUT, io.line(&mut line))
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(std::io::Error::other)?;
-        Ok(line)
+        door::login::answer_line(io, PREAUTH_TIMEOUT).await
     }
 }

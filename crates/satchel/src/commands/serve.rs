@@ -85,21 +85,8 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             ..d
         }
     });
-    for (addrs, implicit_tls, name) in [
-        (&config.listen.imap, false, "imap"),
-        (&config.listen.imaps, true, "imaps"),
-    ] {
-        for addr in addrs {
-            let listener = bind(*addr, name).await?;
-            super::say(&format!("{name} {}", listener.local_addr()?))?;
-            tokio::spawn(door::listen(
-                imap.clone(),
-                listener,
-                implicit_tls,
-                stopped.clone(),
-            ));
-        }
-    }
+    open(imap.clone(), &config.listen.imap, false, "imap", &stopped).await?;
+    open(imap.clone(), &config.listen.imaps, true, "imaps", &stopped).await?;
 
     let pop3 = pop3::Server::new(
         store.clone(),
@@ -116,21 +103,8 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             ..pop3::Settings::default()
         },
     );
-    for (addrs, implicit_tls, name) in [
-        (&config.listen.pop3, false, "pop3"),
-        (&config.listen.pop3s, true, "pop3s"),
-    ] {
-        for addr in addrs {
-            let listener = bind(*addr, name).await?;
-            super::say(&format!("{name} {}", listener.local_addr()?))?;
-            tokio::spawn(door::listen(
-                pop3.clone(),
-                listener,
-                implicit_tls,
-                stopped.clone(),
-            ));
-        }
-    }
+    open(pop3.clone(), &config.listen.pop3, false, "pop3", &stopped).await?;
+    open(pop3.clone(), &config.listen.pop3s, true, "pop3s", &stopped).await?;
 
     let managesieve = managesieve::Server::new(
         store.clone(),
@@ -145,16 +119,14 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             ..managesieve::Settings::default()
         },
     );
-    for addr in &config.listen.managesieve {
-        let listener = bind(*addr, "managesieve").await?;
-        super::say(&format!("managesieve {}", listener.local_addr()?))?;
-        tokio::spawn(door::listen(
-            managesieve.clone(),
-            listener,
-            false,
-            stopped.clone(),
-        ));
-    }
+    open(
+        managesieve,
+        &config.listen.managesieve,
+        false,
+        "managesieve",
+        &stopped,
+    )
+    .await?;
 
     let thresholds = config.spam.thresholds();
     let (before, global) = config.sieve.load()?;
@@ -219,21 +191,22 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             hourly: smtp::HourlyLimit::new(config.submission.max_per_hour),
         },
     );
-    for (addrs, implicit_tls, name) in [
-        (&config.listen.submission, false, "submission"),
-        (&config.listen.submissions, true, "submissions"),
-    ] {
-        for addr in addrs {
-            let listener = bind(*addr, name).await?;
-            super::say(&format!("{name} {}", listener.local_addr()?))?;
-            tokio::spawn(door::listen(
-                submission.clone(),
-                listener,
-                implicit_tls,
-                stopped.clone(),
-            ));
-        }
-    }
+    open(
+        submission.clone(),
+        &config.listen.submission,
+        false,
+        "submission",
+        &stopped,
+    )
+    .await?;
+    open(
+        submission.clone(),
+        &config.listen.submissions,
+        true,
+        "submissions",
+        &stopped,
+    )
+    .await?;
     let smtp = smtp::Server::new(
         pipeline,
         Some(tls.clone()),
@@ -245,11 +218,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             ..smtp_settings
         },
     );
-    for addr in &config.listen.smtp {
-        let listener = bind(*addr, "smtp").await?;
-        super::say(&format!("smtp {}", listener.local_addr()?))?;
-        tokio::spawn(door::listen(smtp.clone(), listener, false, stopped.clone()));
-    }
+    open(smtp, &config.listen.smtp, false, "smtp", &stopped).await?;
 
     tokio::select! {
         _ = interrupt.recv() => {}
@@ -302,6 +271,29 @@ fn relay_settings(config: &Config) -> anyhow::Result<relay::Settings> {
         delay_notice: (!q.delay_notice.is_zero()).then_some(q.delay_notice),
         ..relay::Settings::default()
     })
+}
+
+/// Listens on each address for the door, says where on standard output
+/// (`NAME ADDRESS`, the line tests and scripts read), and serves it until
+/// `stopped`.
+async fn open<D: door::Door>(
+    server: Arc<D>,
+    addrs: &[SocketAddr],
+    implicit_tls: bool,
+    name: &str,
+    stopped: &watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    for addr in addrs {
+        let listener = bind(*addr, name).await?;
+        super::say(&format!("{name} {}", listener.local_addr()?))?;
+        tokio::spawn(door::listen(
+            server.clone(),
+            listener,
+            implicit_tls,
+            stopped.clone(),
+        ));
+    }
+    Ok(())
 }
 
 async fn bind(addr: SocketAddr, door: &str) -> anyhow::Result<TcpListener> {

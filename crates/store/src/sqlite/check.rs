@@ -8,14 +8,12 @@ use std::path::PathBuf;
 
 use sqlx::Row;
 
-use super::SqliteStore;
+// Body files younger than ORPHAN_AGE are left out of the orphan search, as
+// the sweep leaves them: a running server may not have committed their row.
+use super::{ORPHAN_AGE, SqliteStore, UNREFERENCED, string_json};
 use crate::blob::BlobStore;
 use crate::types::BlobHash;
 use crate::{Error, Result};
-
-/// Body files younger than this are left out of the orphan search: a
-/// running server may have put one in place and not committed its row yet.
-const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// What a check found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -212,15 +210,10 @@ impl SqliteStore {
             // appear, or gain a row, between this look and the move.
             let mut turn = self.writers.turn_alone().await?;
             let mut tx = turn.begin().await?;
-            let orphans: Vec<String> = sqlx::query_scalar(
-                "SELECT value FROM json_each($1) WHERE NOT EXISTS \
-                 (SELECT 1 FROM messages WHERE messages.blob = value) AND NOT EXISTS \
-                 (SELECT 1 FROM training WHERE training.blob = value) AND NOT EXISTS \
-                 (SELECT 1 FROM queue WHERE queue.blob = value)",
-            )
-            .bind(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()))
-            .fetch_all(&mut *tx)
-            .await?;
+            let orphans: Vec<String> = sqlx::query_scalar(UNREFERENCED)
+                .bind(string_json(&list))
+                .fetch_all(&mut *tx)
+                .await?;
             for hash in orphans {
                 let fixed = repair && self.move_aside(&hash).is_ok();
                 let whither = if fixed {

@@ -178,21 +178,18 @@ impl Outbound for SqliteStore {
                 }
             }
         }
-        let failed = finish_round(&mut tx, message).await?.unwrap_or_default();
-        let gone: Option<i64> = sqlx::query_scalar("SELECT 1 FROM queue WHERE id = $1")
-            .bind(message)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let failed = take_failures(&mut tx, message).await?;
+        let gone = drop_if_empty(&mut tx, message).await?;
         tx.commit().await?;
         turn.durable().await?;
-        if gone.is_none() {
+        if gone {
             self.collect_soon().await?;
         }
         Ok(failed)
     }
 
     async fn reported(&self, message: i64, addresses: &[String], sent: bool) -> Result<()> {
-        let list = serde_json::to_string(addresses).unwrap_or_else(|_| "[]".into());
+        let list = string_json(addresses);
         let mut turn = self.write().await?;
         let mut tx = turn.begin().await?;
         if sent {
@@ -218,24 +215,10 @@ impl Outbound for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        let blob: Option<String> = sqlx::query(
-            "DELETE FROM queue WHERE id = $1 AND NOT EXISTS \
-             (SELECT 1 FROM queue_rcpt WHERE message_id = $1) RETURNING blob",
-        )
-        .bind(message)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| r.try_get("blob"))
-        .transpose()?;
-        if let Some(blob) = &blob {
-            sqlx::query("INSERT OR IGNORE INTO blob_gc (hash) VALUES ($1)")
-                .bind(blob)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let gone = drop_if_empty(&mut tx, message).await?;
         tx.commit().await?;
         turn.durable().await?;
-        if blob.is_some() {
+        if gone {
             self.collect_soon().await?;
         }
         Ok(())
@@ -271,10 +254,7 @@ impl Outbound for SqliteStore {
             .map(|r| r.try_get("blob"))
             .transpose()?;
         if let Some(blob) = &blob {
-            sqlx::query("INSERT OR IGNORE INTO blob_gc (hash) VALUES ($1)")
-                .bind(blob)
-                .execute(&mut *tx)
-                .await?;
+            forget_blob(&mut tx, blob).await?;
         }
         tx.commit().await?;
         turn.durable().await?;
@@ -399,16 +379,14 @@ impl Outbound for SqliteStore {
     }
 }
 
-/// Deletes the message when no recipient is left; its blob may go then.
 /// Once none of the message's recipients is held by a runner (every one
-/// taken in this round is settled): returns those it failed for, with
-/// their answers, for one DSN, marked 'reporting' until `reported` says
-/// the DSN went; the message goes when no recipient is left. `None`:
-/// others of this round are still out.
-async fn finish_round(
+/// taken in this round is settled): those it failed for, with their
+/// answers, for one DSN, marked 'reporting' until `reported` says the DSN
+/// went. Empty while others of this round are still out.
+async fn take_failures(
     tx: &mut crate::group::WriteTx<'_>,
     message: i64,
-) -> Result<Option<Vec<(String, String)>>> {
+) -> Result<Vec<(String, String)>> {
     let out: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM queue_rcpt WHERE message_id = $1 AND state = 'sending' LIMIT 1",
     )
@@ -416,9 +394,9 @@ async fn finish_round(
     .fetch_optional(&mut **tx)
     .await?;
     if out.is_some() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let failed = sqlx::query(
+    let mut failed = sqlx::query(
         "UPDATE queue_rcpt SET state = 'reporting' WHERE message_id = $1 AND state = 'failed' \
          RETURNING address, last_answer",
     )
@@ -434,6 +412,13 @@ async fn finish_round(
         ))
     })
     .collect::<Result<Vec<(String, String)>>>()?;
+    failed.sort();
+    Ok(failed)
+}
+
+/// Deletes the message when no recipient is left, handing its blob to the
+/// collector; true when it went.
+async fn drop_if_empty(tx: &mut crate::group::WriteTx<'_>, message: i64) -> Result<bool> {
     let blob: Option<String> = sqlx::query(
         "DELETE FROM queue WHERE id = $1 AND NOT EXISTS \
          (SELECT 1 FROM queue_rcpt WHERE message_id = $1) RETURNING blob",
@@ -444,14 +429,19 @@ async fn finish_round(
     .map(|r| r.try_get("blob"))
     .transpose()?;
     if let Some(blob) = &blob {
-        sqlx::query("INSERT OR IGNORE INTO blob_gc (hash) VALUES ($1)")
-            .bind(blob)
-            .execute(&mut **tx)
-            .await?;
+        forget_blob(tx, blob).await?;
     }
-    let mut failed = failed;
-    failed.sort();
-    Ok(Some(failed))
+    Ok(blob.is_some())
+}
+
+/// A blob no queue row names any more: the collector decides whether
+/// anything else still does.
+async fn forget_blob(tx: &mut crate::group::WriteTx<'_>, blob: &str) -> Result<()> {
+    sqlx::query("INSERT OR IGNORE INTO blob_gc (hash) VALUES ($1)")
+        .bind(blob)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Queue rows with their recipient rows.
