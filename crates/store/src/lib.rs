@@ -6,7 +6,6 @@
 //! ([`MailStore::subscribe`]) so other sessions, doors and processes see it.
 
 mod blob;
-mod group;
 pub mod names;
 mod outbound;
 mod password;
@@ -51,7 +50,7 @@ pub enum Error {
     #[error("mailbox {0:?} has used up its UIDs; recreate it to start a new UIDVALIDITY")]
     UidsExhausted(String),
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(String),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -82,6 +81,12 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error::Db(e.to_string())
+    }
+}
 
 /// One mail store. Methods that take an address accept any case; ids come
 /// from earlier answers of the same store.

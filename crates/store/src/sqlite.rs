@@ -1,28 +1,25 @@
-//! The embedded backend: SQLite (WAL, synchronous=FULL) for the index,
-//! [`BlobStore`] files for bodies, a broadcast channel for the change feed and
-//! a small `changes` table that carries wake-ups between processes.
+//! The embedded backend: SQLite (WAL, synchronous=FULL) for the index, on
+//! threads of its own ([`engine`]), [`BlobStore`] files for bodies, a
+//! broadcast channel for the change feed and a small `changes` table that
+//! carries wake-ups between processes.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{AssertSqlSafe, Row};
+use rusqlite::{Connection, params};
 use tokio::sync::broadcast;
 
 use crate::blob::{BlobStore, Staged};
-use crate::group::{Turn, WriteTx, Writers};
 use crate::names::{normalize_address, normalize_mailbox_name};
 use crate::types::*;
 use crate::{Error, MailStore, Result, WATCH_INTERVAL, password, unix_now};
+use engine::{Engine, all, exec, one};
 
 mod check;
+mod engine;
 mod outbound;
 
 pub use check::{CheckReport, Finding};
@@ -38,12 +35,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_sent_copy.sql"),
 ];
 
-/// How much of the index file SQLite maps into memory for reading.
-const MMAP_SIZE: u64 = 1 << 30;
-/// Pages each connection keeps decoded (KiB; SQLite's default is 2 MiB).
-const CACHE_KIB: u64 = 16 * 1024;
-/// How long a writer waits for another process's write transaction.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long wake-ups stay in the `changes` table.
 const CHANGE_TTL_SECS: i64 = 120;
 /// How long the collector task waits after a wake-up, so that a burst of
@@ -55,10 +46,10 @@ const GC_BATCH: i64 = 500;
 /// on its way to commit.
 const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
-/// Of the blob hashes in `$1` (a JSON array), those no row refers to: the
+/// Of the blob hashes in `?1` (a JSON array), those no row refers to: the
 /// one list of what holds a blob, for the collector, the sweep and the
 /// check.
-const UNREFERENCED: &str = "SELECT value AS hash FROM json_each($1) WHERE NOT EXISTS \
+const UNREFERENCED: &str = "SELECT value AS hash FROM json_each(?1) WHERE NOT EXISTS \
      (SELECT 1 FROM messages WHERE messages.blob = value) AND NOT EXISTS \
      (SELECT 1 FROM training WHERE training.blob = value) AND NOT EXISTS \
      (SELECT 1 FROM queue WHERE queue.blob = value)";
@@ -72,16 +63,14 @@ enum AccountSetting {
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    /// The index's threads: this process's writes run there one at a time,
+    /// committed in groups, and its reads beside them.
+    db: Engine,
     blobs: BlobStore,
     feed: broadcast::Sender<Change>,
     /// Tags this process's rows in `changes`, so its watcher skips them.
     origin: i64,
     watching: Arc<AtomicBool>,
-    /// This process's write transactions, one at a time, committed in
-    /// groups: they queue here in order instead of racing for SQLite's
-    /// lock, whose busy handler sleeps (up to 100 ms a try).
-    writers: Writers,
     /// Set once a collector task runs: expunges then only wake it.
     collector: Arc<std::sync::OnceLock<Arc<tokio::sync::Notify>>>,
     /// Reads of a mailbox's changes that callers asking the same may join.
@@ -94,26 +83,8 @@ impl SqliteStore {
     pub async fn open(dir: &Path) -> Result<SqliteStore> {
         let db_path = dir.join("index.sqlite");
         make_private(dir, &db_path)?;
-        let options = SqliteConnectOptions::from_str("sqlite:")?
-            .filename(&db_path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true)
-            // Reads (the spam model above all: hundreds of token lookups a
-            // message) come from the page cache without a copy per page.
-            .pragma("mmap_size", MMAP_SIZE.to_string())
-            .pragma("cache_size", format!("-{}", CACHE_KIB));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            // The default pings each connection on its way out of the pool:
-            // a round trip to its thread per query, for an embedded
-            // database that has no server to lose.
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await?;
-        migrate(&pool, &db_path).await?;
+        let path = db_path.clone();
+        let db = Engine::open(&db_path, move |conn| migrate(conn, &path)).await?;
         // SQLite gives its -wal and -shm files the index's mode; files an
         // older version left readable are tightened too.
         for suffix in ["-wal", "-shm"] {
@@ -125,8 +96,7 @@ impl SqliteStore {
         blobs.clean_temp();
         let (feed, _) = broadcast::channel(1024);
         Ok(SqliteStore {
-            writers: Writers::new(pool.clone()),
-            pool,
+            db,
             blobs,
             feed,
             origin: random_origin(),
@@ -142,29 +112,32 @@ impl SqliteStore {
     pub async fn collect_garbage(&self) -> Result<usize> {
         let mut removed = 0;
         loop {
+            let blobs = self.blobs.clone();
             // Alone: only committed rows may decide that a file goes.
-            let mut turn = self.writers.turn_alone().await?;
-            let mut tx = turn.begin().await?;
-            let batch: Vec<String> = sqlx::query("SELECT hash FROM blob_gc LIMIT $1")
-                .bind(GC_BATCH)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| r.try_get("hash"))
-                .collect::<Result<_, _>>()?;
-            if batch.is_empty() {
-                tx.commit().await?;
-                turn.durable().await?;
-                return Ok(removed);
-            }
-            let list = string_json(&batch);
-            removed += self.unlink_unreferenced(&mut tx, &list).await?;
-            sqlx::query("DELETE FROM blob_gc WHERE hash IN (SELECT value FROM json_each($1))")
-                .bind(&list)
-                .execute(&mut *tx)
+            let batch = self
+                .db
+                .write_alone(move |c| {
+                    let batch: Vec<String> =
+                        all(c, "SELECT hash FROM blob_gc LIMIT ?1", [GC_BATCH], |r| {
+                            r.get(0)
+                        })?;
+                    if batch.is_empty() {
+                        return Ok(None);
+                    }
+                    let list = string_json(&batch);
+                    let removed = unlink_unreferenced(c, &blobs, &list)?;
+                    exec(
+                        c,
+                        "DELETE FROM blob_gc WHERE hash IN (SELECT value FROM json_each(?1))",
+                        [&list],
+                    )?;
+                    Ok(Some(removed))
+                })
                 .await?;
-            tx.commit().await?;
-            turn.durable().await?;
+            match batch {
+                Some(n) => removed += n,
+                None => return Ok(removed),
+            }
         }
     }
 
@@ -185,29 +158,19 @@ impl SqliteStore {
         &self,
         address: &str,
         setting: AccountSetting,
-        value: Option<&str>,
+        value: Option<&'static str>,
     ) -> Result<()> {
         let address = normalize_address(address)?;
         let sql = match setting {
-            AccountSetting::Pop3Delete => "UPDATE accounts SET pop3_delete = $1 WHERE address = $2",
-            AccountSetting::SentCopy => "UPDATE accounts SET sent_copy = $1 WHERE address = $2",
+            AccountSetting::Pop3Delete => "UPDATE accounts SET pop3_delete = ?1 WHERE address = ?2",
+            AccountSetting::SentCopy => "UPDATE accounts SET sent_copy = ?1 WHERE address = ?2",
         };
-        let done = sqlx::query(sql)
-            .bind(value)
-            .bind(&address)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NoAccount(address));
-        }
-        Ok(())
-    }
-
-    /// A write turn, once this process's earlier ones are done: work goes
-    /// in `turn.begin()`'s transaction, and after its commit,
-    /// `turn.durable()` waits for the group's commit to reach the disk.
-    async fn write(&self) -> Result<Turn> {
-        self.writers.turn().await
+        self.db
+            .write(move |c| match exec(c, sql, params![value, address])? {
+                0 => Err(Error::NoAccount(address)),
+                _ => Ok(()),
+            })
+            .await
     }
 
     /// Deletes blob files that no row refers to and that are older than
@@ -221,34 +184,13 @@ impl SqliteStore {
         let mut removed = 0;
         for chunk in candidates.chunks(GC_BATCH as usize) {
             let names: Vec<String> = chunk.iter().map(|h| h.0.clone()).collect();
-            let mut turn = self.writers.turn_alone().await?;
-            let mut tx = turn.begin().await?;
+            let blobs = self.blobs.clone();
             removed += self
-                .unlink_unreferenced(&mut tx, &string_json(&names))
+                .db
+                .write_alone(move |c| unlink_unreferenced(c, &blobs, &string_json(&names)))
                 .await?;
-            tx.commit().await?;
-            turn.durable().await?;
         }
         Ok(removed)
-    }
-
-    /// Unlinks the blobs of `hashes` (a JSON array) that no message or
-    /// training row refers to; the caller's turn is alone (sees committed
-    /// rows only), so a file goes only once nothing durable refers to it.
-    async fn unlink_unreferenced(&self, tx: &mut WriteTx<'_>, hashes: &str) -> Result<usize> {
-        let dead: Vec<BlobHash> = sqlx::query(UNREFERENCED)
-            .bind(hashes)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get("hash").map(BlobHash))
-            .collect::<Result<_, _>>()?;
-        let n = dead.len();
-        let blobs = self.blobs.clone();
-        tokio::task::spawn_blocking(move || dead.iter().try_for_each(|h| blobs.remove(h)))
-            .await
-            .map_err(|e| Error::Corrupt(format!("blob removal failed: {e}")))??;
-        Ok(n)
     }
 
     /// Stores each message into its mailbox, in one transaction; answers
@@ -268,15 +210,15 @@ impl SqliteStore {
         // Distinct bodies, and which one each item stores.
         let mut distinct: Vec<&[u8]> = Vec::new();
         let mut seen = std::collections::HashMap::new();
-        let mut body_of = Vec::with_capacity(items.len());
-        for (_, m) in &items {
-            let i = *seen.entry(m.raw).or_insert_with(|| {
+        let mut rows = Vec::with_capacity(items.len());
+        for (mailbox, m) in &items {
+            let body = *seen.entry(m.raw).or_insert_with(|| {
                 distinct.push(m.raw);
                 distinct.len() - 1
             });
-            body_of.push(i);
+            rows.push(NewRow::of(*mailbox, m, body));
         }
-        // Blobs are written and fsync'd before the write lock is taken.
+        // Blobs are written and fsync'd before the write turn.
         let raws: Vec<Vec<u8>> = distinct.iter().map(|r| r.to_vec()).collect();
         let blobs = self.blobs.clone();
         let staged = tokio::task::spawn_blocking(move || {
@@ -287,82 +229,17 @@ impl SqliteStore {
         .await
         .map_err(|e| Error::Corrupt(format!("blob writer failed: {e}")))??;
 
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
         let blobs = self.blobs.clone();
-        let hashes = tokio::task::spawn_blocking(move || blobs.publish(staged))
-            .await
-            .map_err(|e| Error::Corrupt(format!("blob writer failed: {e}")))??;
-        let mut out = Vec::with_capacity(items.len());
-        let mut touched: Vec<(AccountId, MailboxId, u64)> = Vec::new();
-        let mut start = 0;
-        while start < items.len() {
-            let mailbox = items[start].0;
-            let run = items[start..]
-                .iter()
-                .take_while(|(m, _)| *m == mailbox)
-                .count();
-            let n = run as i64;
-            let row = sqlx::query(
-                "UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + $1 \
-                 WHERE id = $2 RETURNING account_id, name, uidvalidity, uidnext, highestmodseq",
-            )
-            .bind(n)
-            .bind(mailbox)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
-            let account_id: i64 = row.try_get("account_id")?;
-            let uidvalidity = row.try_get::<i64, _>("uidvalidity")? as u32;
-            let first_uid = row.try_get::<i64, _>("uidnext")? - n;
-            let first_modseq = row.try_get::<i64, _>("highestmodseq")? - n + 1;
-            // The last UID handed out must leave UIDNEXT within 32 bits.
-            if first_uid + n > u32::MAX as i64 {
-                return Err(Error::UidsExhausted(row.try_get("name")?));
-            }
-            for i in 0..run {
-                let (_, m) = &items[start + i];
-                let hash = &hashes[body_of[start + i]];
-                let uid = first_uid + i as i64;
-                let modseq = first_modseq + i as i64;
-                sqlx::query(
-                    "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
-                     internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(mailbox)
-                .bind(uid)
-                .bind(modseq)
-                .bind(m.flags.bits() as i64)
-                .bind(m.keywords.join(" "))
-                .bind(m.internal_date.unix)
-                .bind(m.internal_date.tz_minutes as i64)
-                .bind(m.size as i64)
-                .bind(&hash.0)
-                .bind(m.cache.envelope.as_deref())
-                .bind(m.cache.bodystructure.as_deref())
-                .bind(m.spam.as_ref().map(|n| n.score))
-                .bind(m.spam.as_ref().map(|n| n.reasons.as_str()))
-                .execute(&mut *tx)
-                .await?;
-                out.push(Appended {
-                    mailbox_id: mailbox,
-                    uidvalidity,
-                    uid: uid as u32,
-                    modseq: modseq as u64,
-                });
-            }
-            let last_modseq = (first_modseq + n - 1) as u64;
-            self.record_change(&mut tx, account_id, mailbox, last_modseq)
-                .await?;
-            match touched.iter_mut().find(|t| t.1 == mailbox) {
-                Some(t) => t.2 = last_modseq,
-                None => touched.push((account_id, mailbox, last_modseq)),
-            }
-            start += run;
-        }
-        tx.commit().await?;
-        turn.durable().await?;
+        let origin = self.origin;
+        let (out, touched) = self
+            .db
+            .write(move |c| {
+                // In the turn: the collector (alone in its own) never sees
+                // the file before the row that holds it.
+                let hashes = blobs.publish(staged)?;
+                insert_rows(c, origin, &rows, &hashes)
+            })
+            .await?;
         for (account_id, mailbox, modseq) in touched {
             self.publish(account_id, mailbox, modseq);
         }
@@ -376,41 +253,22 @@ impl SqliteStore {
         to: MailboxId,
         is_move: bool,
     ) -> Result<CopyResult> {
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        let done = move_in_tx(&mut tx, from, uids, to, is_move).await?;
-        let account = done.account;
+        let uids = uids.to_vec();
+        let origin = self.origin;
+        let done = self
+            .db
+            .write(move |c| {
+                let done = move_in_tx(c, from, &uids, to, is_move)?;
+                for (mailbox, modseq) in &done.touched {
+                    record_change(c, origin, done.account, *mailbox, *modseq)?;
+                }
+                Ok(done)
+            })
+            .await?;
         for (mailbox, modseq) in &done.touched {
-            self.record_change(&mut tx, account, *mailbox, *modseq)
-                .await?;
-        }
-        tx.commit().await?;
-        turn.durable().await?;
-        for (mailbox, modseq) in &done.touched {
-            self.publish(account, *mailbox, *modseq);
+            self.publish(done.account, *mailbox, *modseq);
         }
         Ok(done.result)
-    }
-
-    async fn record_change(
-        &self,
-        tx: &mut WriteTx<'_>,
-        account_id: AccountId,
-        mailbox: MailboxId,
-        modseq: u64,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO changes (origin, account_id, mailbox_id, modseq, at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(self.origin)
-        .bind(account_id)
-        .bind(mailbox)
-        .bind(modseq as i64)
-        .bind(unix_now())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
     }
 
     fn publish(&self, account_id: AccountId, mailbox_id: MailboxId, modseq: u64) {
@@ -422,17 +280,24 @@ impl SqliteStore {
         });
     }
 
-    async fn account_row(&self, address: &str) -> Result<Option<SqliteRow>> {
+    /// The account `address` (or an alias of it) names, with its password hash.
+    async fn account_row(&self, address: &str) -> Result<Option<(Account, String)>> {
         let Ok(address) = normalize_address(address) else {
             return Ok(None);
         };
-        Ok(sqlx::query(
-            "SELECT id, address, is_admin, quota_bytes, pop3_delete, sent_copy, password_hash FROM accounts \
-             WHERE address = $1 OR id = (SELECT account_id FROM aliases WHERE address = $1)",
-        )
-        .bind(address)
-        .fetch_optional(&self.pool)
-        .await?)
+        self.db
+            .read(move |c| {
+                one(
+                    c,
+                    select_accounts!(
+                        ", password_hash",
+                        "WHERE address = ?1 OR id = (SELECT account_id FROM aliases WHERE address = ?1)"
+                    ),
+                    [address],
+                    |r| Ok((account_from_row(r)?, r.get("password_hash")?)),
+                )
+            })
+            .await
     }
 }
 
@@ -441,158 +306,153 @@ impl MailStore for SqliteStore {
     async fn create_account(&self, address: &str, password: &str, admin: bool) -> Result<Account> {
         let address = normalize_address(address)?;
         let hash = password::hash(password.to_string()).await?;
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        let taken = sqlx::query(
-            "SELECT 1 FROM accounts WHERE address = $1 UNION SELECT 1 FROM aliases WHERE address = $1",
-        )
-        .bind(&address)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if taken.is_some() {
-            return Err(Error::AccountExists(address));
-        }
-        let id: i64 = sqlx::query(
-            "INSERT INTO accounts (address, password_hash, is_admin, created_at) \
-             VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(&address)
-        .bind(&hash)
-        .bind(admin as i64)
-        .bind(unix_now())
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
-        for (name, special_use) in DEFAULT_MAILBOXES {
-            insert_mailbox(&mut tx, id, name, *special_use).await?;
-            sqlx::query("INSERT INTO subscriptions (account_id, name) VALUES ($1, $2)")
-                .bind(id)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        turn.durable().await?;
-        Ok(Account {
-            id,
-            address,
-            is_admin: admin,
-            quota_bytes: 0,
-            pop3_delete: None,
-            sent_copy: None,
-        })
+        self.db
+            .write(move |c| {
+                if taken(c, &address)? {
+                    return Err(Error::AccountExists(address));
+                }
+                let id: i64 = c
+                    .prepare_cached(
+                        "INSERT INTO accounts (address, password_hash, is_admin, created_at) \
+                         VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                    )?
+                    .query_row(params![address, hash, admin, unix_now()], |r| r.get(0))?;
+                for (name, special_use) in DEFAULT_MAILBOXES {
+                    insert_mailbox(c, id, name, *special_use)?;
+                    exec(
+                        c,
+                        "INSERT INTO subscriptions (account_id, name) VALUES (?1, ?2)",
+                        params![id, name],
+                    )?;
+                }
+                Ok(Account {
+                    id,
+                    address,
+                    is_admin: admin,
+                    quota_bytes: 0,
+                    pop3_delete: None,
+                    sent_copy: None,
+                })
+            })
+            .await
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>> {
-        sqlx::query(
-            "SELECT id, address, is_admin, quota_bytes, pop3_delete, sent_copy FROM accounts ORDER BY address",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(account_from_row)
-        .collect()
+        self.db
+            .read(|c| {
+                all(
+                    c,
+                    select_accounts!("", "ORDER BY address"),
+                    [],
+                    account_from_row,
+                )
+            })
+            .await
     }
 
     async fn account(&self, address: &str) -> Result<Option<Account>> {
-        self.account_row(address)
-            .await?
-            .as_ref()
-            .map(account_from_row)
-            .transpose()
+        Ok(self.account_row(address).await?.map(|(a, _)| a))
     }
 
     async fn add_alias(&self, alias: &str, account: &str) -> Result<()> {
         let alias = normalize_alias(alias)?;
         let account = normalize_address(account)?;
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        let taken = sqlx::query(
-            "SELECT 1 FROM accounts WHERE address = $1 UNION SELECT 1 FROM aliases WHERE address = $1",
-        )
-        .bind(&alias)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if taken.is_some() {
-            return Err(Error::AliasExists(alias));
-        }
-        let id: i64 = sqlx::query("SELECT id FROM accounts WHERE address = $1")
-            .bind(&account)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(Error::NoAccount(account))?
-            .try_get("id")?;
-        sqlx::query("INSERT INTO aliases (address, account_id) VALUES ($1, $2)")
-            .bind(&alias)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        turn.durable().await
+        self.db
+            .write(move |c| {
+                if taken(c, &alias)? {
+                    return Err(Error::AliasExists(alias));
+                }
+                let id: i64 = one(
+                    c,
+                    "SELECT id FROM accounts WHERE address = ?1",
+                    [&account],
+                    |r| r.get(0),
+                )?
+                .ok_or(Error::NoAccount(account))?;
+                exec(
+                    c,
+                    "INSERT INTO aliases (address, account_id) VALUES (?1, ?2)",
+                    params![alias, id],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn remove_alias(&self, alias: &str) -> Result<()> {
         let alias = normalize_alias(alias)?;
-        let gone = sqlx::query("DELETE FROM aliases WHERE address = $1")
-            .bind(&alias)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if gone == 0 {
-            return Err(Error::NoAlias(alias));
-        }
-        Ok(())
+        self.db
+            .write(
+                move |c| match exec(c, "DELETE FROM aliases WHERE address = ?1", [&alias])? {
+                    0 => Err(Error::NoAlias(alias)),
+                    _ => Ok(()),
+                },
+            )
+            .await
     }
 
     async fn aliases(&self) -> Result<Vec<(String, String)>> {
-        sqlx::query(
-            "SELECT l.address AS alias, a.address AS account FROM aliases l \
-             JOIN accounts a ON a.id = l.account_id ORDER BY l.address",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get("alias")?, r.try_get("account")?)))
-        .collect()
+        self.db
+            .read(|c| {
+                all(
+                    c,
+                    "SELECT l.address, a.address FROM aliases l \
+                     JOIN accounts a ON a.id = l.account_id ORDER BY l.address",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .await
     }
 
     async fn catch_all(&self, domain: &str) -> Result<Option<Account>> {
-        sqlx::query(
-            "SELECT id, address, is_admin, quota_bytes, pop3_delete, sent_copy FROM accounts \
-             WHERE id = (SELECT account_id FROM aliases WHERE address = $1)",
-        )
-        .bind(format!("@{}", domain.to_lowercase()))
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(account_from_row)
-        .transpose()
+        let alias = format!("@{}", domain.to_lowercase());
+        self.db
+            .read(move |c| {
+                one(
+                    c,
+                    select_accounts!(
+                        "",
+                        "WHERE id = (SELECT account_id FROM aliases WHERE address = ?1)"
+                    ),
+                    [alias],
+                    account_from_row,
+                )
+            })
+            .await
     }
 
     async fn has_domain(&self, domain: &str) -> Result<bool> {
         let pattern = format!("%@{}", domain.to_lowercase().replace(['%', '_'], ""));
-        Ok(sqlx::query(
-            "SELECT 1 FROM accounts WHERE address LIKE $1 UNION ALL \
-             SELECT 1 FROM aliases WHERE address LIKE $1 LIMIT 1",
-        )
-        .bind(pattern)
-        .fetch_optional(&self.pool)
-        .await?
-        .is_some())
+        self.db
+            .read(move |c| {
+                Ok(one(
+                    c,
+                    "SELECT 1 FROM accounts WHERE address LIKE ?1 UNION ALL \
+                     SELECT 1 FROM aliases WHERE address LIKE ?1 LIMIT 1",
+                    [pattern],
+                    |_| Ok(()),
+                )?
+                .is_some())
+            })
+            .await
     }
 
     async fn set_password(&self, address: &str, password: &str) -> Result<()> {
         let address = normalize_address(address)?;
         let hash = password::hash(password.to_string()).await?;
-        let done = sqlx::query("UPDATE accounts SET password_hash = $1 WHERE address = $2")
-            .bind(hash)
-            .bind(&address)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NoAccount(address));
-        }
-        Ok(())
+        self.db
+            .write(move |c| {
+                match exec(
+                    c,
+                    "UPDATE accounts SET password_hash = ?1 WHERE address = ?2",
+                    params![hash, address],
+                )? {
+                    0 => Err(Error::NoAccount(address)),
+                    _ => Ok(()),
+                }
+            })
+            .await
     }
 
     async fn set_pop3_delete(&self, address: &str, mode: Option<Pop3Delete>) -> Result<()> {
@@ -615,73 +475,69 @@ impl MailStore for SqliteStore {
 
     async fn remove_account(&self, address: &str) -> Result<()> {
         let address = normalize_address(address)?;
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        let id: i64 = sqlx::query("SELECT id FROM accounts WHERE address = $1")
-            .bind(&address)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::NoAccount(address.clone()))?
-            .try_get("id")?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO blob_gc (hash) SELECT DISTINCT blob FROM messages \
-             WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = $1)",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM accounts WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
+        self.db
+            .write(move |c| {
+                let id: i64 = one(
+                    c,
+                    "SELECT id FROM accounts WHERE address = ?1",
+                    [&address],
+                    |r| r.get(0),
+                )?
+                .ok_or_else(|| Error::NoAccount(address.clone()))?;
+                exec(
+                    c,
+                    "INSERT OR IGNORE INTO blob_gc (hash) SELECT DISTINCT blob FROM messages \
+                     WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?1)",
+                    [id],
+                )?;
+                exec(c, "DELETE FROM accounts WHERE id = ?1", [id])?;
+                // Its Bayes model too: ids may be given again to a new account.
+                exec(c, "DELETE FROM bayes_tokens WHERE scope = ?1", [id])?;
+                exec(c, "DELETE FROM bayes_totals WHERE scope = ?1", [id])?;
+                Ok(())
+            })
             .await?;
-        // Its Bayes model too: ids may be given again to a new account.
-        for table in ["bayes_tokens", "bayes_totals"] {
-            sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE scope = $1"
-            )))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        turn.durable().await?;
-        self.collect_soon().await?;
-        Ok(())
+        self.collect_soon().await
     }
 
     async fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>> {
         let row = self.account_row(address).await?;
-        let stored = row
-            .as_ref()
-            .map(|r| r.try_get::<String, _>("password_hash"))
-            .transpose()?;
+        let (account, stored) = match row {
+            Some((account, hash)) => (Some(account), Some(hash)),
+            None => (None, None),
+        };
         if password::verify(password.to_string(), stored).await {
-            row.as_ref().map(account_from_row).transpose()
+            Ok(account)
         } else {
             Ok(None)
         }
     }
 
     async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
-        sqlx::query(select_mailboxes!("WHERE account_id = $1 ORDER BY name"))
-            .bind(account)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(mailbox_from_row)
-            .collect()
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    select_mailboxes!("WHERE account_id = ?1 ORDER BY name"),
+                    [account],
+                    mailbox_from_row,
+                )
+            })
+            .await
     }
 
     async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
         let name = normalize_mailbox_name(name)?;
-        sqlx::query(select_mailboxes!("WHERE account_id = $1 AND name = $2"))
-            .bind(account)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(mailbox_from_row)
-            .transpose()
+        self.db
+            .read(move |c| {
+                one(
+                    c,
+                    select_mailboxes!("WHERE account_id = ?1 AND name = ?2"),
+                    params![account, name],
+                    mailbox_from_row,
+                )
+            })
+            .await
     }
 
     async fn create_mailbox(
@@ -691,20 +547,22 @@ impl MailStore for SqliteStore {
         special_use: Option<SpecialUse>,
     ) -> Result<Mailbox> {
         let name = normalize_mailbox_name(name)?;
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        if mailbox_id(&mut tx, account, &name).await?.is_some() {
-            return Err(Error::MailboxExists(name));
-        }
-        create_parents(&mut tx, account, &name).await?;
-        let id = insert_mailbox(&mut tx, account, &name, special_use).await?;
-        let row = sqlx::query(select_mailboxes!("WHERE id = $1"))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        turn.durable().await?;
-        mailbox_from_row(&row)
+        self.db
+            .write(move |c| {
+                if mailbox_id(c, account, &name)?.is_some() {
+                    return Err(Error::MailboxExists(name));
+                }
+                create_parents(c, account, &name)?;
+                let id = insert_mailbox(c, account, &name, special_use)?;
+                one(
+                    c,
+                    select_mailboxes!("WHERE id = ?1"),
+                    [id],
+                    mailbox_from_row,
+                )?
+                .ok_or_else(|| Error::Corrupt("a new mailbox vanished".into()))
+            })
+            .await
     }
 
     async fn append(&self, mailbox: MailboxId, message: NewMessage<'_>) -> Result<Appended> {
@@ -736,54 +594,63 @@ impl MailStore for SqliteStore {
     }
 
     async fn spam_note(&self, mailbox: MailboxId, uid: u32) -> Result<Option<SpamNote>> {
-        let row = sqlx::query(
-            "SELECT spam_score, spam_reasons FROM messages WHERE mailbox_id = $1 AND uid = $2",
-        )
-        .bind(mailbox)
-        .bind(uid as i64)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let score: Option<i64> = row.try_get("spam_score")?;
-        let reasons: Option<String> = row.try_get("spam_reasons")?;
-        Ok(score.map(|score| SpamNote {
-            score,
-            reasons: reasons.unwrap_or_default(),
+        let row = self
+            .db
+            .read(move |c| {
+                one(
+                    c,
+                    "SELECT spam_score, spam_reasons FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+                    params![mailbox, uid],
+                    |r| {
+                        Ok((
+                            r.get::<_, Option<i64>>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                        ))
+                    },
+                )
+            })
+            .await?;
+        Ok(row.and_then(|(score, reasons)| {
+            score.map(|score| SpamNote {
+                score,
+                reasons: reasons.unwrap_or_default(),
+            })
         }))
     }
 
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
-        sqlx::query(
-            "SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob \
-             FROM messages WHERE mailbox_id = $1 ORDER BY uid",
-        )
-        .bind(mailbox)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(message_from_row)
-        .collect::<Result<Vec<_>>>()
+        let mut list = self
+            .db
+            .read(move |c| {
+                all(
+                    c,
+                    select_messages!("WHERE mailbox_id = ?1 ORDER BY uid"),
+                    [mailbox],
+                    message_from_row,
+                )
+            })
+            .await?;
         // Sessions keep this list while the mailbox is selected: no room
         // for growth (collecting doubles as it goes).
-        .map(|mut list| {
-            list.shrink_to_fit();
-            list
-        })
+        list.shrink_to_fit();
+        Ok(list)
     }
 
     async fn details(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageMeta>> {
-        sqlx::query(
-            "SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob \
-             FROM messages WHERE mailbox_id = $1 AND uid IN (SELECT value FROM json_each($2)) \
-             ORDER BY uid",
-        )
-        .bind(mailbox)
-        .bind(uid_json(uids))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(message_from_row)
-        .collect()
+        let uids = uid_json(uids);
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    select_messages!(
+                        "WHERE mailbox_id = ?1 AND uid IN (SELECT value FROM json_each(?2)) \
+                         ORDER BY uid"
+                    ),
+                    params![mailbox, uids],
+                    message_from_row,
+                )
+            })
+            .await
     }
 
     async fn read_blob(&self, blob: &BlobHash) -> Result<Vec<u8>> {
@@ -803,13 +670,16 @@ impl MailStore for SqliteStore {
     }
 
     async fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>> {
-        sqlx::query(select_mailboxes!("WHERE id = $1"))
-            .bind(mailbox)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(mailbox_from_row)
-            .transpose()
+        self.db
+            .read(move |c| {
+                one(
+                    c,
+                    select_mailboxes!("WHERE id = ?1"),
+                    [mailbox],
+                    mailbox_from_row,
+                )
+            })
+            .await
     }
 
     async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
@@ -817,29 +687,25 @@ impl MailStore for SqliteStore {
         if name == "INBOX" {
             return Err(Error::InboxUndeletable);
         }
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        let id = mailbox_id(&mut tx, account, &name)
-            .await?
-            .ok_or_else(|| Error::NoMailbox(name.clone()))?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO blob_gc (hash) SELECT DISTINCT blob FROM messages \
-             WHERE mailbox_id = $1",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM mailboxes WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
+        let origin = self.origin;
+        let id = self
+            .db
+            .write(move |c| {
+                let id = mailbox_id(c, account, &name)?.ok_or(Error::NoMailbox(name))?;
+                exec(
+                    c,
+                    "INSERT OR IGNORE INTO blob_gc (hash) SELECT DISTINCT blob FROM messages \
+                     WHERE mailbox_id = ?1",
+                    [id],
+                )?;
+                exec(c, "DELETE FROM mailboxes WHERE id = ?1", [id])?;
+                // Sessions showing it look again, and find it gone.
+                record_change(c, origin, account, id, 0)?;
+                Ok(id)
+            })
             .await?;
-        // Sessions showing it look again, and find it gone.
-        self.record_change(&mut tx, account, id, 0).await?;
-        tx.commit().await?;
-        turn.durable().await?;
         self.publish(account, id, 0);
-        self.collect_soon().await?;
-        Ok(())
+        self.collect_soon().await
     }
 
     async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
@@ -848,72 +714,13 @@ impl MailStore for SqliteStore {
         if to == from || to.starts_with(&format!("{from}{DELIMITER}")) {
             return Err(Error::RenameIntoItself);
         }
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        let source = mailbox_id(&mut tx, account, &from)
-            .await?
-            .ok_or_else(|| Error::NoMailbox(from.clone()))?;
-        if mailbox_id(&mut tx, account, &to).await?.is_some() {
-            return Err(Error::MailboxExists(to));
-        }
-        create_parents(&mut tx, account, &to).await?;
-        if from == "INBOX" {
-            // INBOX stays; its messages move to the new mailbox.
-            let target = insert_mailbox(&mut tx, account, &to, None).await?;
-            let uids: Vec<u32> = sqlx::query("SELECT uid FROM messages WHERE mailbox_id = $1")
-                .bind(source)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| r.try_get::<i64, _>("uid").map(|u| u as u32))
-                .collect::<Result<_, _>>()?;
-            let changes = move_in_tx(&mut tx, source, &uids, target, true).await?;
-            for (mailbox, modseq) in &changes.touched {
-                self.record_change(&mut tx, account, *mailbox, *modseq)
-                    .await?;
-            }
-            tx.commit().await?;
-            turn.durable().await?;
-            for (mailbox, modseq) in changes.touched {
-                self.publish(account, mailbox, modseq);
-            }
-            return Ok(());
-        }
-        let prefix = format!("{from}{DELIMITER}");
-        let children = sqlx::query(
-            "SELECT id, name FROM mailboxes WHERE account_id = $1 AND substr(name, 1, length($2)) = $2",
-        )
-        .bind(account)
-        .bind(&prefix)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut renames = vec![(source, from.clone(), to.clone())];
-        for row in &children {
-            let name: String = row.try_get("name")?;
-            let new = format!("{to}{}", &name[from.len()..]);
-            renames.push((row.try_get("id")?, name, new));
-        }
-        for (id, old, new) in &renames {
-            normalize_mailbox_name(new)?;
-            sqlx::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
-                .bind(new)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "UPDATE OR IGNORE subscriptions SET name = $1 WHERE account_id = $2 AND name = $3",
-            )
-            .bind(new)
-            .bind(account)
-            .bind(old)
-            .execute(&mut *tx)
+        let origin = self.origin;
+        let touched = self
+            .db
+            .write(move |c| rename_in_tx(c, origin, account, &from, &to))
             .await?;
-            self.record_change(&mut tx, account, *id, 0).await?;
-        }
-        tx.commit().await?;
-        turn.durable().await?;
-        for (id, _, _) in renames {
-            self.publish(account, id, 0);
+        for (mailbox, modseq) in touched {
+            self.publish(account, mailbox, modseq);
         }
         Ok(())
     }
@@ -921,95 +728,103 @@ impl MailStore for SqliteStore {
     async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()> {
         let name = normalize_mailbox_name(name)?;
         let sql = if subscribed {
-            "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES ($1, $2)"
+            "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)"
         } else {
-            "DELETE FROM subscriptions WHERE account_id = $1 AND name = $2"
+            "DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2"
         };
-        // Through the writers' group: a write of its own would race it for
-        // SQLite's lock (see record_correspondents).
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        sqlx::query(sql)
-            .bind(account)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        turn.durable().await
+        self.db
+            .write(move |c| exec(c, sql, params![account, name]).map(|_| ()))
+            .await
     }
 
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
-        sqlx::query("SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name")
-            .bind(account)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| Ok(r.try_get("name")?))
-            .collect()
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name",
+                    [account],
+                    |r| r.get(0),
+                )
+            })
+            .await
     }
 
     async fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus> {
-        let r = sqlx::query(
-            "SELECT COUNT(m.uid) AS messages, \
-             COALESCE(SUM((m.flags & 1) = 0), 0) AS unseen, \
-             COALESCE(SUM((m.flags & 8) != 0), 0) AS deleted, \
-             COALESCE(SUM(m.uid >= b.first_recent), 0) AS recent, \
-             COALESCE(SUM(m.size), 0) AS size \
-             FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id WHERE b.id = $1",
-        )
-        .bind(mailbox)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(MailboxStatus {
-            messages: r.try_get::<i64, _>("messages")? as u32,
-            unseen: r.try_get::<i64, _>("unseen")? as u32,
-            deleted: r.try_get::<i64, _>("deleted")? as u32,
-            recent: r.try_get::<i64, _>("recent")? as u32,
-            size: r.try_get::<i64, _>("size")? as u64,
-        })
+        self.db
+            .read(move |c| {
+                one(
+                    c,
+                    "SELECT COUNT(m.uid), \
+                     COALESCE(SUM((m.flags & 1) = 0), 0), \
+                     COALESCE(SUM((m.flags & 8) != 0), 0), \
+                     COALESCE(SUM(m.uid >= b.first_recent), 0), \
+                     COALESCE(SUM(m.size), 0) \
+                     FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id WHERE b.id = ?1",
+                    [mailbox],
+                    |r| {
+                        Ok(MailboxStatus {
+                            messages: r.get(0)?,
+                            unseen: r.get(1)?,
+                            deleted: r.get(2)?,
+                            recent: r.get(3)?,
+                            size: r.get::<_, i64>(4)? as u64,
+                        })
+                    },
+                )?
+                .ok_or_else(|| Error::Corrupt("a count gave no row".into()))
+            })
+            .await
     }
 
     async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<std::ops::Range<u32>> {
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        let row = sqlx::query("SELECT first_recent, uidnext FROM mailboxes WHERE id = $1")
-            .bind(mailbox)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
-        let first: i64 = row.try_get("first_recent")?;
-        let next: i64 = row.try_get("uidnext")?;
-        if claim {
-            sqlx::query("UPDATE mailboxes SET first_recent = uidnext WHERE id = $1")
-                .bind(mailbox)
-                .execute(&mut *tx)
-                .await?;
+        let recent = move |c: &Connection| {
+            one(
+                c,
+                "SELECT first_recent, uidnext FROM mailboxes WHERE id = ?1",
+                [mailbox],
+                |r| Ok(r.get::<_, u32>(0)?..r.get::<_, u32>(1)?),
+            )?
+            .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))
+        };
+        if !claim {
+            // EXAMINE changes nothing: a read, no write turn.
+            return self.db.read(recent).await;
         }
-        tx.commit().await?;
-        turn.durable().await?;
-        Ok(first as u32..next as u32)
+        self.db
+            .write(move |c| {
+                let range = recent(c)?;
+                exec(
+                    c,
+                    "UPDATE mailboxes SET first_recent = uidnext WHERE id = ?1",
+                    [mailbox],
+                )?;
+                Ok(range)
+            })
+            .await
     }
 
     async fn views(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, MessageCache)>> {
-        sqlx::query(
-            "SELECT uid, envelope, bodystructure FROM messages WHERE mailbox_id = $1 \
-             AND uid IN (SELECT value FROM json_each($2)) ORDER BY uid",
-        )
-        .bind(mailbox)
-        .bind(uid_json(uids))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<i64, _>("uid")? as u32,
-                MessageCache {
-                    envelope: r.try_get("envelope")?,
-                    bodystructure: r.try_get("bodystructure")?,
-                },
-            ))
-        })
-        .collect()
+        let uids = uid_json(uids);
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT uid, envelope, bodystructure FROM messages WHERE mailbox_id = ?1 \
+                     AND uid IN (SELECT value FROM json_each(?2)) ORDER BY uid",
+                    params![mailbox, uids],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            MessageCache {
+                                envelope: r.get(1)?,
+                                bodystructure: r.get(2)?,
+                            },
+                        ))
+                    },
+                )
+            })
+            .await
     }
 
     async fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<MailboxDelta> {
@@ -1038,20 +853,29 @@ impl MailStore for SqliteStore {
             {
                 return Ok(MailboxDelta::clone(delta));
             }
-            return self.read_changes(mailbox, modseq, None).await;
+            return self
+                .db
+                .read(move |c| read_changes(c, mailbox, modseq))
+                .await;
         }
-        let mut leader = Leader {
-            flights: &self.flights,
+        // Closes the read to joiners if it never runs (the engine gone).
+        let _leader = Leader {
+            flights: self.flights.clone(),
             key,
             id,
-            closed: false,
-            answer: None,
         };
-        let delta = self
-            .read_changes(mailbox, modseq, Some(&mut leader))
-            .await?;
-        leader.answer(&delta);
-        Ok(delta)
+        let flights = self.flights.clone();
+        self.db
+            .read(move |c| {
+                // Closed to joiners right before the statement runs.
+                let answer = close_flight(&flights, key, id);
+                let delta = read_changes(c, mailbox, modseq)?;
+                if let Some(answer) = answer {
+                    let _ = answer.send(Some(Arc::new(delta.clone())));
+                }
+                Ok(delta)
+            })
+            .await
     }
 
     async fn store_flags(
@@ -1061,66 +885,16 @@ impl MailStore for SqliteStore {
         change: &FlagChange,
         unchanged_since: Option<u64>,
     ) -> Result<StoreFlagsResult> {
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        let rows = sqlx::query(
-            "SELECT uid, modseq, flags, keywords FROM messages WHERE mailbox_id = $1 \
-             AND uid IN (SELECT value FROM json_each($2)) ORDER BY uid",
-        )
-        .bind(mailbox)
-        .bind(uid_json(uids))
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut result = StoreFlagsResult::default();
-        let mut planned = Vec::new();
-        for r in &rows {
-            let uid = r.try_get::<i64, _>("uid")? as u32;
-            if unchanged_since.is_some_and(|u| {
-                r.try_get::<i64, _>("modseq")
-                    .map(|m| m as u64 > u)
-                    .unwrap_or(true)
-            }) {
-                result.refused.push(uid);
-                continue;
-            }
-            let flags = Flags::from_bits(r.try_get::<i64, _>("flags")? as u8);
-            let keywords: String = r.try_get("keywords")?;
-            let keywords: Vec<String> = keywords.split_whitespace().map(String::from).collect();
-            let (new_flags, new_keywords) = change.apply(flags, &keywords);
-            if new_flags != flags || new_keywords != keywords {
-                planned.push((uid, new_flags, new_keywords));
-            }
-        }
-        if planned.is_empty() {
-            tx.commit().await?;
-            turn.durable().await?;
-            return Ok(result);
-        }
-        let (account_id, modseq) = bump_modseq(&mut tx, mailbox).await?;
-        for (uid, flags, keywords) in planned {
-            sqlx::query(
-                "UPDATE messages SET flags = $1, keywords = $2, modseq = $3 \
-                 WHERE mailbox_id = $4 AND uid = $5",
-            )
-            .bind(flags.bits() as i64)
-            .bind(keywords.join(" "))
-            .bind(modseq as i64)
-            .bind(mailbox)
-            .bind(uid as i64)
-            .execute(&mut *tx)
+        let uids = uid_json(uids);
+        let change = change.clone();
+        let origin = self.origin;
+        let (result, changed) = self
+            .db
+            .write(move |c| store_in_tx(c, origin, mailbox, &uids, &change, unchanged_since))
             .await?;
-            result.updated.push(FlagUpdate {
-                uid,
-                flags,
-                keywords,
-                modseq,
-            });
+        if let Some((account_id, modseq)) = changed {
+            self.publish(account_id, mailbox, modseq);
         }
-        self.record_change(&mut tx, account_id, mailbox, modseq)
-            .await?;
-        tx.commit().await?;
-        turn.durable().await?;
-        self.publish(account_id, mailbox, modseq);
         Ok(result)
     }
 
@@ -1130,19 +904,21 @@ impl MailStore for SqliteStore {
         uids: &[u32],
         only_deleted: bool,
     ) -> Result<Vec<u32>> {
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        let (account_id, modseq, gone) =
-            expunge_in_tx(&mut tx, mailbox, uids, only_deleted).await?;
+        let uids = uids.to_vec();
+        let origin = self.origin;
+        let (account_id, modseq, gone) = self
+            .db
+            .write(move |c| {
+                let done = expunge_in_tx(c, mailbox, &uids, only_deleted)?;
+                if !done.2.is_empty() {
+                    record_change(c, origin, done.0, mailbox, done.1)?;
+                }
+                Ok(done)
+            })
+            .await?;
         if gone.is_empty() {
-            tx.commit().await?;
-            turn.durable().await?;
             return Ok(gone);
         }
-        self.record_change(&mut tx, account_id, mailbox, modseq)
-            .await?;
-        tx.commit().await?;
-        turn.durable().await?;
         self.publish(account_id, mailbox, modseq);
         self.collect_soon().await?;
         Ok(gone)
@@ -1175,27 +951,29 @@ impl MailStore for SqliteStore {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        // One statement and one row, so one read snapshot and one trip to
-        // SQLite's thread (a row each would wake this task hundreds of
-        // times a message): JSON arrays of [scope, spam, ham] totals and of
-        // [token position, scope, spam, ham].
-        let row = sqlx::query(
-            "SELECT \
-             (SELECT json_group_array(json_array(scope, spam, ham)) FROM bayes_totals \
-              WHERE scope IN (SELECT value FROM json_each($1))) AS totals, \
-             (SELECT json_group_array(json_array(t.key, b.scope, b.spam, b.ham)) \
-              FROM json_each($2) t, json_each($1) s \
-              CROSS JOIN bayes_tokens b ON b.scope = s.value AND b.token = t.value) AS tokens",
-        )
-        .bind(&scope_json)
-        .bind(string_json(tokens))
-        .fetch_one(&self.pool)
-        .await?;
+        let token_json = string_json(tokens);
+        // One statement and one row, so one read snapshot: JSON arrays of
+        // [scope, spam, ham] totals and of [token position, scope, spam, ham].
+        let (totals, found) = self
+            .db
+            .read(move |c| {
+                one(
+                    c,
+                    "SELECT \
+                     (SELECT json_group_array(json_array(scope, spam, ham)) FROM bayes_totals \
+                      WHERE scope IN (SELECT value FROM json_each(?1))), \
+                     (SELECT json_group_array(json_array(t.key, b.scope, b.spam, b.ham)) \
+                      FROM json_each(?2) t, json_each(?1) s \
+                      CROSS JOIN bayes_tokens b ON b.scope = s.value AND b.token = t.value)",
+                    params![scope_json, token_json],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )?
+                .ok_or_else(|| Error::Corrupt("the Bayes lookup gave no row".into()))
+            })
+            .await?;
         let corrupt = |e: serde_json::Error| Error::Corrupt(format!("Bayes lookup: {e}"));
-        let totals: Vec<(i64, i64, i64)> =
-            serde_json::from_str(&row.try_get::<String, _>("totals")?).map_err(corrupt)?;
-        let found: Vec<(usize, i64, i64, i64)> =
-            serde_json::from_str(&row.try_get::<String, _>("tokens")?).map_err(corrupt)?;
+        let totals: Vec<(i64, i64, i64)> = serde_json::from_str(&totals).map_err(corrupt)?;
+        let found: Vec<(usize, i64, i64, i64)> = serde_json::from_str(&found).map_err(corrupt)?;
         let mut out: Vec<ModelCounts> = scopes
             .iter()
             .map(|_| ModelCounts {
@@ -1223,28 +1001,30 @@ impl MailStore for SqliteStore {
         // (which would cost a key lookup per token).
         let sql = if since == 0 {
             "SELECT \
-             (SELECT json_array(spam, ham) FROM bayes_totals WHERE scope = $1) AS totals, \
+             (SELECT json_array(spam, ham) FROM bayes_totals WHERE scope = ?1), \
              (SELECT json_group_array(json_array(token, spam, ham)) FROM bayes_tokens \
-              WHERE scope = $1 AND $2 = 0) AS tokens"
+              WHERE scope = ?1 AND ?2 = 0)"
         } else {
             "SELECT \
-             (SELECT json_array(spam, ham) FROM bayes_totals WHERE scope = $1) AS totals, \
+             (SELECT json_array(spam, ham) FROM bayes_totals WHERE scope = ?1), \
              (SELECT json_group_array(json_array(token, spam, ham)) FROM bayes_tokens \
-              WHERE scope = $1 AND gen > $2) AS tokens"
+              WHERE scope = ?1 AND gen > ?2)"
         };
-        let row = sqlx::query(sql)
-            .bind(scope)
-            .bind(since as i64)
-            .fetch_one(&self.pool)
+        let (totals, tokens) = self
+            .db
+            .read(move |c| {
+                one(c, sql, params![scope, since as i64], |r| {
+                    Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
+                })?
+                .ok_or_else(|| Error::Corrupt("the Bayes model gave no row".into()))
+            })
             .await?;
         let corrupt = |e: serde_json::Error| Error::Corrupt(format!("Bayes model: {e}"));
-        let totals: Option<String> = row.try_get("totals")?;
         let totals: (u64, u64) = match totals {
             Some(t) => serde_json::from_str(&t).map_err(corrupt)?,
             None => (0, 0),
         };
-        let tokens: Vec<(String, u64, u64)> =
-            serde_json::from_str(&row.try_get::<String, _>("tokens")?).map_err(corrupt)?;
+        let tokens: Vec<(String, u64, u64)> = serde_json::from_str(&tokens).map_err(corrupt)?;
         Ok(ModelChanges {
             totals,
             tokens: tokens.into_iter().map(|(t, s, h)| (t, (s, h))).collect(),
@@ -1252,30 +1032,30 @@ impl MailStore for SqliteStore {
     }
 
     async fn bayes_train(&self, scope: i64, tokens: &[String], spam: bool) -> Result<()> {
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        train_in_tx(&mut tx, scope, tokens, spam).await?;
-        tx.commit().await?;
-        turn.durable().await?;
-        Ok(())
+        let tokens = string_json(tokens);
+        self.db
+            .write(move |c| train_in_tx(c, scope, &tokens, spam))
+            .await
     }
 
     async fn pending_training(&self, limit: usize) -> Result<Vec<TrainingEvent>> {
-        let rows =
-            sqlx::query("SELECT id, account_id, blob, spam FROM training ORDER BY id LIMIT $1")
-                .bind(limit as i64)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TrainingEvent {
-                    id: r.try_get("id")?,
-                    account: r.try_get("account_id")?,
-                    blob: BlobHash(r.try_get("blob")?),
-                    spam: r.try_get::<i64, _>("spam")? != 0,
-                })
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT id, account_id, blob, spam FROM training ORDER BY id LIMIT ?1",
+                    [limit as i64],
+                    |r| {
+                        Ok(TrainingEvent {
+                            id: r.get(0)?,
+                            account: r.get(1)?,
+                            blob: BlobHash(r.get(2)?),
+                            spam: r.get(3)?,
+                        })
+                    },
+                )
             })
-            .collect()
+            .await
     }
 
     async fn finish_training(
@@ -1284,46 +1064,47 @@ impl MailStore for SqliteStore {
         scopes: &[i64],
         tokens: Option<&[String]>,
     ) -> Result<()> {
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        let gone = sqlx::query("DELETE FROM training WHERE id = $1")
-            .bind(event.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        // Another trainer (a second process on the same store) got it first.
-        if gone == 0 {
-            tx.commit().await?;
-            return turn.durable().await;
-        }
-        if let Some(tokens) = tokens {
-            for &scope in scopes {
-                train_in_tx(&mut tx, scope, tokens, event.spam).await?;
-            }
-        }
-        // The blob may have been waiting for this row to go.
-        sqlx::query("INSERT OR IGNORE INTO blob_gc (hash) VALUES ($1)")
-            .bind(&event.blob.0)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        turn.durable().await?;
-        Ok(())
+        let (id, spam, blob) = (event.id, event.spam, event.blob.0.clone());
+        let scopes = scopes.to_vec();
+        let tokens = tokens.map(string_json);
+        self.db
+            .write(move |c| {
+                // Another trainer (a second process on the same store) got it first.
+                if exec(c, "DELETE FROM training WHERE id = ?1", [id])? == 0 {
+                    return Ok(());
+                }
+                if let Some(tokens) = &tokens {
+                    for &scope in &scopes {
+                        train_in_tx(c, scope, tokens, spam)?;
+                    }
+                }
+                // The blob may have been waiting for this row to go.
+                exec(
+                    c,
+                    "INSERT OR IGNORE INTO blob_gc (hash) VALUES (?1)",
+                    [blob],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn spam_lists(&self, account: AccountId) -> Result<Vec<ListedSender>> {
-        sqlx::query("SELECT pattern, allow FROM spam_lists WHERE account_id = $1 ORDER BY pattern")
-            .bind(account)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(ListedSender {
-                    pattern: r.try_get("pattern")?,
-                    allow: r.try_get::<i64, _>("allow")? != 0,
-                })
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT pattern, allow FROM spam_lists WHERE account_id = ?1 ORDER BY pattern",
+                    [account],
+                    |r| {
+                        Ok(ListedSender {
+                            pattern: r.get(0)?,
+                            allow: r.get(1)?,
+                        })
+                    },
+                )
             })
-            .collect()
+            .await
     }
 
     async fn set_spam_list(
@@ -1333,27 +1114,24 @@ impl MailStore for SqliteStore {
         allow: Option<bool>,
     ) -> Result<()> {
         let pattern = normalize_sender_pattern(pattern)?;
-        match allow {
-            Some(allow) => {
-                sqlx::query(
-                    "INSERT INTO spam_lists (account_id, pattern, allow) VALUES ($1, $2, $3) \
-                     ON CONFLICT (account_id, pattern) DO UPDATE SET allow = $3",
-                )
-                .bind(account)
-                .bind(&pattern)
-                .bind(allow as i64)
-                .execute(&self.pool)
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM spam_lists WHERE account_id = $1 AND pattern = $2")
-                    .bind(account)
-                    .bind(&pattern)
-                    .execute(&self.pool)
-                    .await?;
-            }
-        }
-        Ok(())
+        self.db
+            .write(move |c| {
+                match allow {
+                    Some(allow) => exec(
+                        c,
+                        "INSERT INTO spam_lists (account_id, pattern, allow) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (account_id, pattern) DO UPDATE SET allow = ?3",
+                        params![account, pattern, allow],
+                    )?,
+                    None => exec(
+                        c,
+                        "DELETE FROM spam_lists WHERE account_id = ?1 AND pattern = ?2",
+                        params![account, pattern],
+                    )?,
+                };
+                Ok(())
+            })
+            .await
     }
 
     async fn record_correspondents(&self, account: AccountId, addresses: &[String]) -> Result<()> {
@@ -1361,161 +1139,152 @@ impl MailStore for SqliteStore {
             return Ok(());
         }
         let addresses: Vec<String> = addresses.iter().map(|a| a.to_lowercase()).collect();
-        // In the writers' group, like every write on a path that runs per
-        // message: a write of its own would race the group for SQLite's
-        // lock and wait out the busy handler's sleeps (up to 100 ms each)
-        // under load.
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        sqlx::query(
-            "INSERT INTO correspondents (account_id, address, sent, last_sent) \
-             SELECT $1, value, 1, $3 FROM json_each($2) WHERE true \
-             ON CONFLICT (account_id, address) DO UPDATE SET sent = sent + 1, last_sent = $3",
-        )
-        .bind(account)
-        .bind(string_json(&addresses))
-        .bind(unix_now())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        turn.durable().await
+        let list = string_json(&addresses);
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "INSERT INTO correspondents (account_id, address, sent, last_sent) \
+                     SELECT ?1, value, 1, ?3 FROM json_each(?2) WHERE true \
+                     ON CONFLICT (account_id, address) DO UPDATE SET sent = sent + 1, last_sent = ?3",
+                    params![account, list, unix_now()],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn sieve_scripts(&self, account: AccountId) -> Result<Vec<SieveScript>> {
-        sqlx::query(
-            "SELECT name, active, length(CAST(content AS BLOB)) AS size FROM sieve_scripts \
-             WHERE account_id = $1 ORDER BY name",
-        )
-        .bind(account)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(SieveScript {
-                name: r.try_get("name")?,
-                active: r.try_get::<i64, _>("active")? != 0,
-                size: r.try_get::<i64, _>("size")? as u64,
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT name, active, length(CAST(content AS BLOB)) FROM sieve_scripts \
+                     WHERE account_id = ?1 ORDER BY name",
+                    [account],
+                    |r| {
+                        Ok(SieveScript {
+                            name: r.get(0)?,
+                            active: r.get(1)?,
+                            size: r.get::<_, i64>(2)? as u64,
+                        })
+                    },
+                )
             })
-        })
-        .collect()
+            .await
     }
 
     async fn sieve_script(&self, account: AccountId, name: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query("SELECT content FROM sieve_scripts WHERE account_id = $1 AND name = $2")
-                .bind(account)
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|r| r.try_get("content"))
-                .transpose()?,
-        )
+        let name = name.to_string();
+        self.db
+            .read(move |c| {
+                one(
+                    c,
+                    "SELECT content FROM sieve_scripts WHERE account_id = ?1 AND name = ?2",
+                    params![account, name],
+                    |r| r.get(0),
+                )
+            })
+            .await
     }
 
     async fn active_sieve_script(&self, account: AccountId) -> Result<Option<(String, String)>> {
-        sqlx::query("SELECT name, content FROM sieve_scripts WHERE account_id = $1 AND active = 1")
-            .bind(account)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| Ok((r.try_get("name")?, r.try_get("content")?)))
-            .transpose()
+        self.db
+            .read(move |c| {
+                one(
+                    c,
+                    "SELECT name, content FROM sieve_scripts WHERE account_id = ?1 AND active = 1",
+                    [account],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .await
     }
 
     async fn put_sieve_script(&self, account: AccountId, name: &str, content: &str) -> Result<()> {
         check_script_name(name)?;
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        sqlx::query(
-            "INSERT INTO sieve_scripts (account_id, name, content) VALUES ($1, $2, $3) \
-             ON CONFLICT (account_id, name) DO UPDATE SET content = $3",
-        )
-        .bind(account)
-        .bind(name)
-        .bind(content)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        turn.durable().await
+        let (name, content) = (name.to_string(), content.to_string());
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "INSERT INTO sieve_scripts (account_id, name, content) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (account_id, name) DO UPDATE SET content = ?3",
+                    params![account, name, content],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn activate_sieve_script(&self, account: AccountId, name: Option<&str>) -> Result<()> {
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        if let Some(name) = name {
-            let found =
-                sqlx::query("SELECT 1 FROM sieve_scripts WHERE account_id = $1 AND name = $2")
-                    .bind(account)
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if found.is_none() {
-                return Err(Error::NoScript(name.to_string()));
-            }
-        }
-        sqlx::query("UPDATE sieve_scripts SET active = 0 WHERE account_id = $1 AND active = 1")
-            .bind(account)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(name) = name {
-            sqlx::query("UPDATE sieve_scripts SET active = 1 WHERE account_id = $1 AND name = $2")
-                .bind(account)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        turn.durable().await?;
-        Ok(())
+        let name = name.map(str::to_string);
+        self.db
+            .write(move |c| {
+                if let Some(name) = &name
+                    && !script_exists(c, account, name)?
+                {
+                    return Err(Error::NoScript(name.clone()));
+                }
+                exec(
+                    c,
+                    "UPDATE sieve_scripts SET active = 0 WHERE account_id = ?1 AND active = 1",
+                    [account],
+                )?;
+                if let Some(name) = &name {
+                    exec(
+                        c,
+                        "UPDATE sieve_scripts SET active = 1 WHERE account_id = ?1 AND name = ?2",
+                        params![account, name],
+                    )?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn delete_sieve_script(&self, account: AccountId, name: &str) -> Result<()> {
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        let row =
-            sqlx::query("SELECT active FROM sieve_scripts WHERE account_id = $1 AND name = $2")
-                .bind(account)
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| Error::NoScript(name.to_string()))?;
-        if row.try_get::<i64, _>("active")? != 0 {
-            return Err(Error::ScriptActive(name.to_string()));
-        }
-        sqlx::query("DELETE FROM sieve_scripts WHERE account_id = $1 AND name = $2")
-            .bind(account)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        turn.durable().await?;
-        Ok(())
+        let name = name.to_string();
+        self.db
+            .write(move |c| {
+                let active: bool = one(
+                    c,
+                    "SELECT active FROM sieve_scripts WHERE account_id = ?1 AND name = ?2",
+                    params![account, name],
+                    |r| r.get(0),
+                )?
+                .ok_or_else(|| Error::NoScript(name.clone()))?;
+                if active {
+                    return Err(Error::ScriptActive(name));
+                }
+                exec(
+                    c,
+                    "DELETE FROM sieve_scripts WHERE account_id = ?1 AND name = ?2",
+                    params![account, name],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn rename_sieve_script(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
         check_script_name(to)?;
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        let taken = sqlx::query("SELECT 1 FROM sieve_scripts WHERE account_id = $1 AND name = $2")
-            .bind(account)
-            .bind(to)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if taken.is_some() {
-            return Err(Error::ScriptExists(to.to_string()));
-        }
-        let done =
-            sqlx::query("UPDATE sieve_scripts SET name = $3 WHERE account_id = $1 AND name = $2")
-                .bind(account)
-                .bind(from)
-                .bind(to)
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NoScript(from.to_string()));
-        }
-        tx.commit().await?;
-        turn.durable().await?;
-        Ok(())
+        let (from, to) = (from.to_string(), to.to_string());
+        self.db
+            .write(move |c| {
+                if script_exists(c, account, &to)? {
+                    return Err(Error::ScriptExists(to));
+                }
+                match exec(
+                    c,
+                    "UPDATE sieve_scripts SET name = ?3 WHERE account_id = ?1 AND name = ?2",
+                    params![account, from, to],
+                )? {
+                    0 => Err(Error::NoScript(from)),
+                    _ => Ok(()),
+                }
+            })
+            .await
     }
 
     async fn vacation_due(
@@ -1529,48 +1298,48 @@ impl MailStore for SqliteStore {
         let handle = hex::encode(sha2::Sha256::digest(handle.as_bytes()));
         let sender = sender.to_lowercase();
         let now = unix_now();
-        let mut turn = self.write().await?;
-        let mut tx = turn.begin().await?;
-        let until: Option<i64> = sqlx::query(
-            "SELECT until FROM vacation_replies WHERE account_id = $1 AND handle = $2 AND sender = $3",
-        )
-        .bind(account)
-        .bind(&handle)
-        .bind(&sender)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| r.try_get("until"))
-        .transpose()?;
-        if until.is_some_and(|u| u > now) {
-            // What was read must not be another writer's uncommitted work.
-            tx.commit().await?;
-            turn.durable().await?;
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO vacation_replies (account_id, handle, sender, until) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (account_id, handle, sender) DO UPDATE SET until = $4",
-        )
-        .bind(account)
-        .bind(&handle)
-        .bind(&sender)
-        .bind(now + (days.min(365) as i64) * 86_400)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        turn.durable().await?;
-        Ok(true)
+        self.db
+            .write(move |c| {
+                let until: Option<i64> = one(
+                    c,
+                    "SELECT until FROM vacation_replies \
+                     WHERE account_id = ?1 AND handle = ?2 AND sender = ?3",
+                    params![account, handle, sender],
+                    |r| r.get(0),
+                )?;
+                if until.is_some_and(|u| u > now) {
+                    return Ok(false);
+                }
+                exec(
+                    c,
+                    "INSERT INTO vacation_replies (account_id, handle, sender, until) \
+                     VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (account_id, handle, sender) DO UPDATE SET until = ?4",
+                    params![
+                        account,
+                        handle,
+                        sender,
+                        now + (days.min(365) as i64) * 86_400
+                    ],
+                )?;
+                Ok(true)
+            })
+            .await
     }
 
     async fn sent_to(&self, account: AccountId, address: &str) -> Result<u64> {
-        let n: Option<i64> =
-            sqlx::query("SELECT sent FROM correspondents WHERE account_id = $1 AND address = $2")
-                .bind(account)
-                .bind(address.to_lowercase())
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|r| r.try_get("sent"))
-                .transpose()?;
+        let address = address.to_lowercase();
+        let n: Option<i64> = self
+            .db
+            .read(move |c| {
+                one(
+                    c,
+                    "SELECT sent FROM correspondents WHERE account_id = ?1 AND address = ?2",
+                    params![account, address],
+                    |r| r.get(0),
+                )
+            })
+            .await?;
         Ok(n.unwrap_or(0) as u64)
     }
 
@@ -1610,18 +1379,24 @@ impl MailStore for SqliteStore {
         if self.watching.swap(true, Ordering::SeqCst) {
             return;
         }
-        tokio::spawn(watch(self.pool.clone(), self.feed.clone(), self.origin));
+        tokio::spawn(watch(self.db.clone(), self.feed.clone(), self.origin));
     }
 }
 
 /// Relays rows other processes add to `changes` onto the broadcast feed, and
 /// trims old rows.
-async fn watch(pool: SqlitePool, feed: broadcast::Sender<Change>, origin: i64) {
-    let mut last: i64 = match sqlx::query("SELECT COALESCE(MAX(seq), 0) AS m FROM changes")
-        .fetch_one(&pool)
-        .await
-        .and_then(|r| r.try_get("m"))
-    {
+async fn watch(db: Engine, feed: broadcast::Sender<Change>, origin: i64) {
+    let start = db
+        .read(|c| {
+            Ok(
+                one(c, "SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
+                    r.get(0)
+                })?
+                .unwrap_or(0),
+            )
+        })
+        .await;
+    let mut last: i64 = match start {
         Ok(m) => m,
         Err(e) => {
             tracing::error!("change watcher could not start: {e}");
@@ -1632,35 +1407,34 @@ async fn watch(pool: SqlitePool, feed: broadcast::Sender<Change>, origin: i64) {
     let mut interval = tokio::time::interval(WATCH_INTERVAL);
     loop {
         interval.tick().await;
-        if pool.is_closed() {
-            return;
-        }
-        let rows = sqlx::query(
-            "SELECT seq, origin, account_id, mailbox_id, modseq FROM changes \
-             WHERE seq > $1 ORDER BY seq",
-        )
-        .bind(last)
-        .fetch_all(&pool)
-        .await;
+        let after = last;
+        let rows = db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT seq, origin, account_id, mailbox_id, modseq FROM changes \
+                     WHERE seq > ?1 ORDER BY seq",
+                    [after],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            Change {
+                                account_id: r.get(2)?,
+                                mailbox_id: r.get(3)?,
+                                modseq: r.get::<_, i64>(4)? as u64,
+                            },
+                        ))
+                    },
+                )
+            })
+            .await;
         match rows {
             Ok(rows) => {
-                for r in rows {
-                    let (Ok(seq), Ok(o), Ok(account_id), Ok(mailbox_id), Ok(modseq)) = (
-                        r.try_get::<i64, _>("seq"),
-                        r.try_get::<i64, _>("origin"),
-                        r.try_get("account_id"),
-                        r.try_get("mailbox_id"),
-                        r.try_get::<i64, _>("modseq"),
-                    ) else {
-                        continue;
-                    };
+                for (seq, from, change) in rows {
                     last = seq;
-                    if o != origin {
-                        let _ = feed.send(Change {
-                            account_id,
-                            mailbox_id,
-                            modseq: modseq as u64,
-                        });
+                    if from != origin {
+                        let _ = feed.send(change);
                     }
                 }
             }
@@ -1668,45 +1442,68 @@ async fn watch(pool: SqlitePool, feed: broadcast::Sender<Change>, origin: i64) {
         }
         ticks += 1;
         if ticks.is_multiple_of(200) {
-            let _ = sqlx::query("DELETE FROM changes WHERE at < $1")
-                .bind(unix_now() - CHANGE_TTL_SECS)
-                .execute(&pool)
+            let _ = db
+                .write(|c| {
+                    exec(
+                        c,
+                        "DELETE FROM changes WHERE at < ?1",
+                        [unix_now() - CHANGE_TTL_SECS],
+                    )
+                })
                 .await;
         }
     }
 }
 
-async fn migrate(pool: &SqlitePool, path: &Path) -> Result<()> {
+/// Brings the schema up to date, under the write lock (another process
+/// may be migrating at the same moment).
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     let known = MIGRATIONS.len() as i64;
-    let current: i64 = sqlx::query("PRAGMA user_version")
-        .fetch_one(pool)
-        .await?
-        .try_get(0)?;
-    if current == known {
+    let version = |c: &Connection| -> Result<i64> {
+        Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    };
+    if version(conn)? == known {
         return Ok(());
     }
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    // Read again under the lock: another process may have migrated meanwhile.
-    let current: i64 = sqlx::query("PRAGMA user_version")
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
-    if current > known {
-        return Err(Error::SchemaTooNew {
-            path: PathBuf::from(path),
-            found: current,
-            known,
-        });
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let done = (|| {
+        // Read again under the lock: another process may have migrated meanwhile.
+        let current = version(conn)?;
+        if current > known {
+            return Err(Error::SchemaTooNew {
+                path: PathBuf::from(path),
+                found: current,
+                known,
+            });
+        }
+        for sql in &MIGRATIONS[current.max(0) as usize..] {
+            conn.execute_batch(sql)?;
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {known}"))?;
+        Ok(())
+    })();
+    match done {
+        Ok(()) => Ok(conn.execute_batch("COMMIT")?),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
-    for sql in &MIGRATIONS[current as usize..] {
-        sqlx::raw_sql(AssertSqlSafe(*sql)).execute(&mut *tx).await?;
-    }
-    sqlx::raw_sql(AssertSqlSafe(format!("PRAGMA user_version = {known}")))
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(())
 }
+
+/// `SELECT` of every account column (and `$extra` ones), followed by the
+/// rest of the query.
+macro_rules! select_accounts {
+    ($extra:literal, $rest:literal) => {
+        concat!(
+            "SELECT id, address, is_admin, quota_bytes, pop3_delete, sent_copy",
+            $extra,
+            " FROM accounts ",
+            $rest
+        )
+    };
+}
+use select_accounts;
 
 /// `SELECT` of every mailbox column, followed by the rest of the query.
 macro_rules! select_mailboxes {
@@ -1721,106 +1518,121 @@ macro_rules! select_mailboxes {
 }
 use select_mailboxes;
 
-async fn mailbox_id(
-    tx: &mut WriteTx<'_>,
-    account: AccountId,
-    name: &str,
-) -> Result<Option<MailboxId>> {
-    Ok(
-        sqlx::query("SELECT id FROM mailboxes WHERE account_id = $1 AND name = $2")
-            .bind(account)
-            .bind(name)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|r| r.try_get("id"))
-            .transpose()?,
+/// `SELECT` of the columns [`message_from_row`] reads, followed by the
+/// rest of the query.
+macro_rules! select_messages {
+    ($rest:literal) => {
+        concat!(
+            "SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob \
+             FROM messages ",
+            $rest
+        )
+    };
+}
+use select_messages;
+
+/// Whether an account or an alias has the address.
+fn taken(c: &Connection, address: &str) -> Result<bool> {
+    Ok(one(
+        c,
+        "SELECT 1 FROM accounts WHERE address = ?1 UNION SELECT 1 FROM aliases WHERE address = ?1",
+        [address],
+        |_| Ok(()),
+    )?
+    .is_some())
+}
+
+fn mailbox_id(c: &Connection, account: AccountId, name: &str) -> Result<Option<MailboxId>> {
+    one(
+        c,
+        "SELECT id FROM mailboxes WHERE account_id = ?1 AND name = ?2",
+        params![account, name],
+        |r| r.get(0),
     )
 }
 
 /// Inserts a mailbox with a UIDVALIDITY never handed out before in this store:
 /// the larger of the clock and one past the last one given.
-async fn insert_mailbox(
-    tx: &mut WriteTx<'_>,
+fn insert_mailbox(
+    c: &Connection,
     account: AccountId,
     name: &str,
     special_use: Option<SpecialUse>,
 ) -> Result<MailboxId> {
-    let next: i64 = sqlx::query("SELECT value FROM meta WHERE key = 'next_uidvalidity'")
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(|r| r.try_get("value"))
-        .transpose()?
-        .unwrap_or(1);
+    let next: i64 = one(
+        c,
+        "SELECT value FROM meta WHERE key = 'next_uidvalidity'",
+        [],
+        |r| r.get(0),
+    )?
+    .unwrap_or(1);
     let uidvalidity = next.max(unix_now()).clamp(1, u32::MAX as i64);
-    sqlx::query(
-        "INSERT INTO meta (key, value) VALUES ('next_uidvalidity', $1) \
+    exec(
+        c,
+        "INSERT INTO meta (key, value) VALUES ('next_uidvalidity', ?1) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(uidvalidity + 1)
-    .execute(&mut **tx)
-    .await?;
-    Ok(sqlx::query(
+        [uidvalidity + 1],
+    )?;
+    Ok(c.prepare_cached(
         "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity) \
-         VALUES ($1, $2, $3, $4) RETURNING id",
-    )
-    .bind(account)
-    .bind(name)
-    .bind(special_use.map(|s| s.as_imap()))
-    .bind(uidvalidity)
-    .fetch_one(&mut **tx)
-    .await?
-    .try_get("id")?)
+         VALUES (?1, ?2, ?3, ?4) RETURNING id",
+    )?
+    .query_row(
+        params![account, name, special_use.map(|s| s.as_imap()), uidvalidity],
+        |r| r.get(0),
+    )?)
 }
 
-fn account_from_row(r: &SqliteRow) -> Result<Account> {
+fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
-        id: r.try_get("id")?,
-        address: r.try_get("address")?,
-        is_admin: r.try_get::<i64, _>("is_admin")? != 0,
-        quota_bytes: r.try_get("quota_bytes")?,
+        id: r.get("id")?,
+        address: r.get("address")?,
+        is_admin: r.get("is_admin")?,
+        quota_bytes: r.get("quota_bytes")?,
         pop3_delete: r
-            .try_get::<Option<String>, _>("pop3_delete")?
+            .get::<_, Option<String>>("pop3_delete")?
             .as_deref()
             .and_then(Pop3Delete::parse),
         sent_copy: r
-            .try_get::<Option<String>, _>("sent_copy")?
+            .get::<_, Option<String>>("sent_copy")?
             .as_deref()
             .and_then(SentCopy::parse),
     })
 }
 
-fn mailbox_from_row(r: &SqliteRow) -> Result<Mailbox> {
+fn mailbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
     Ok(Mailbox {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        name: r.try_get("name")?,
+        id: r.get("id")?,
+        account_id: r.get("account_id")?,
+        name: r.get("name")?,
         special_use: r
-            .try_get::<Option<String>, _>("special_use")?
+            .get::<_, Option<String>>("special_use")?
             .as_deref()
             .and_then(SpecialUse::parse),
-        uidvalidity: r.try_get::<i64, _>("uidvalidity")? as u32,
-        uidnext: r.try_get::<i64, _>("uidnext")? as u32,
-        highestmodseq: r.try_get::<i64, _>("highestmodseq")? as u64,
-        subscribed: r.try_get::<i64, _>("subscribed")? != 0,
+        uidvalidity: r.get("uidvalidity")?,
+        uidnext: r.get("uidnext")?,
+        highestmodseq: r.get::<_, i64>("highestmodseq")? as u64,
+        subscribed: r.get("subscribed")?,
     })
 }
 
-fn message_from_row(r: &SqliteRow) -> Result<MessageMeta> {
-    let keywords: String = r.try_get("keywords")?;
+/// A message's index entry from the columns of [`select_messages`], in
+/// that order.
+fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
+    let keywords: String = r.get(3)?;
     Ok(MessageMeta {
-        uid: r.try_get::<i64, _>("uid")? as u32,
-        modseq: r.try_get::<i64, _>("modseq")? as u64,
-        flags: Flags::from_bits(r.try_get::<i64, _>("flags")? as u8),
+        uid: r.get(0)?,
+        modseq: r.get::<_, i64>(1)? as u64,
+        flags: Flags::from_bits(r.get::<_, i64>(2)? as u8),
         keywords: keywords.split_whitespace().map(String::from).collect(),
         internal_date: InternalDate {
-            unix: r.try_get("internal_date")?,
-            tz_minutes: r.try_get::<i64, _>("internal_tz")? as i32,
+            unix: r.get(4)?,
+            tz_minutes: r.get::<_, i64>(5)? as i32,
         },
-        size: r.try_get::<i64, _>("size")? as u64,
-        blob: BlobHash(r.try_get("blob")?),
+        size: r.get::<_, i64>(6)? as u64,
+        blob: BlobHash(r.get(7)?),
     })
 }
-
 /// The data folder and the index (which holds the password hashes) are
 /// the server user's alone, whatever the umask: the folder is made (or
 /// tightened) 0700, the index created (or tightened) 0600 before SQLite
@@ -1899,7 +1711,7 @@ fn string_json(items: &[String]) -> String {
     s
 }
 
-/// UIDs as a JSON array, for `IN (SELECT value FROM json_each($n))`.
+/// UIDs as a JSON array, for `IN (SELECT value FROM json_each(?n))`.
 fn uid_json(uids: &[u32]) -> String {
     let mut s = String::with_capacity(uids.len() * 6 + 2);
     s.push('[');
@@ -1913,73 +1725,308 @@ fn uid_json(uids: &[u32]) -> String {
     s
 }
 
+/// Notes a change in `changes`, for the other processes' watchers.
+fn record_change(
+    c: &Connection,
+    origin: i64,
+    account_id: AccountId,
+    mailbox: MailboxId,
+    modseq: u64,
+) -> Result<()> {
+    exec(
+        c,
+        "INSERT INTO changes (origin, account_id, mailbox_id, modseq, at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![origin, account_id, mailbox, modseq as i64, unix_now()],
+    )?;
+    Ok(())
+}
+
+/// Unlinks the blobs of `hashes` (a JSON array) that no message or
+/// training row refers to; the caller's turn is alone (sees committed
+/// rows only), so a file goes only once nothing durable refers to it.
+fn unlink_unreferenced(c: &Connection, blobs: &BlobStore, hashes: &str) -> Result<usize> {
+    let dead: Vec<BlobHash> = all(c, UNREFERENCED, [hashes], |r| r.get(0).map(BlobHash))?;
+    dead.iter().try_for_each(|h| blobs.remove(h))?;
+    Ok(dead.len())
+}
+
+/// One message to insert, owned, so it can go to the writer thread.
+struct NewRow {
+    mailbox: MailboxId,
+    /// Which of the distinct bodies it stores.
+    body: usize,
+    flags: i64,
+    keywords: String,
+    internal_date: InternalDate,
+    size: i64,
+    cache: MessageCache,
+    spam: Option<SpamNote>,
+}
+
+impl NewRow {
+    fn of(mailbox: MailboxId, m: &NewMessage<'_>, body: usize) -> NewRow {
+        NewRow {
+            mailbox,
+            body,
+            flags: m.flags.bits() as i64,
+            keywords: m.keywords.join(" "),
+            internal_date: m.internal_date,
+            size: m.size as i64,
+            cache: m.cache.clone(),
+            spam: m.spam.clone(),
+        }
+    }
+}
+
+/// Mailboxes changed by an append: (account, mailbox, new HIGHESTMODSEQ).
+type Touched = Vec<(AccountId, MailboxId, u64)>;
+
+/// Inserts `rows` (bodies already in place as `hashes`); runs of rows for
+/// one mailbox take their UIDs and MODSEQs in one step.
+fn insert_rows(
+    c: &Connection,
+    origin: i64,
+    rows: &[NewRow],
+    hashes: &[BlobHash],
+) -> Result<(Vec<Appended>, Touched)> {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut touched: Touched = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let mailbox = rows[start].mailbox;
+        let run = rows[start..]
+            .iter()
+            .take_while(|r| r.mailbox == mailbox)
+            .count();
+        let n = run as i64;
+        let (account_id, name, uidvalidity, uidnext, highest): (i64, String, u32, i64, i64) = one(
+            c,
+            "UPDATE mailboxes SET uidnext = uidnext + ?1, highestmodseq = highestmodseq + ?1 \
+             WHERE id = ?2 RETURNING account_id, name, uidvalidity, uidnext, highestmodseq",
+            params![n, mailbox],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?
+        .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
+        let first_uid = uidnext - n;
+        let first_modseq = highest - n + 1;
+        // The last UID handed out must leave UIDNEXT within 32 bits.
+        if first_uid + n > u32::MAX as i64 {
+            return Err(Error::UidsExhausted(name));
+        }
+        let mut insert = c.prepare_cached(
+            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
+             internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?;
+        for (i, row) in rows[start..start + run].iter().enumerate() {
+            let uid = first_uid + i as i64;
+            let modseq = first_modseq + i as i64;
+            let hash = hashes
+                .get(row.body)
+                .ok_or_else(|| Error::Corrupt("a body went missing on its way in".into()))?;
+            insert.execute(params![
+                mailbox,
+                uid,
+                modseq,
+                row.flags,
+                row.keywords,
+                row.internal_date.unix,
+                row.internal_date.tz_minutes,
+                row.size,
+                hash.0,
+                row.cache.envelope,
+                row.cache.bodystructure,
+                row.spam.as_ref().map(|n| n.score),
+                row.spam.as_ref().map(|n| n.reasons.as_str()),
+            ])?;
+            out.push(Appended {
+                mailbox_id: mailbox,
+                uidvalidity,
+                uid: uid as u32,
+                modseq: modseq as u64,
+            });
+        }
+        let last_modseq = (first_modseq + n - 1) as u64;
+        record_change(c, origin, account_id, mailbox, last_modseq)?;
+        match touched.iter_mut().find(|t| t.1 == mailbox) {
+            Some(t) => t.2 = last_modseq,
+            None => touched.push((account_id, mailbox, last_modseq)),
+        }
+        start += run;
+    }
+    Ok((out, touched))
+}
+
+/// Changes flags of the messages of `uids` (a JSON array); the mailbox's
+/// account and new MODSEQ when anything changed.
+fn store_in_tx(
+    c: &Connection,
+    origin: i64,
+    mailbox: MailboxId,
+    uids: &str,
+    change: &FlagChange,
+    unchanged_since: Option<u64>,
+) -> Result<(StoreFlagsResult, Option<(AccountId, u64)>)> {
+    let rows: Vec<(u32, i64, i64, String)> = all(
+        c,
+        "SELECT uid, modseq, flags, keywords FROM messages WHERE mailbox_id = ?1 \
+         AND uid IN (SELECT value FROM json_each(?2)) ORDER BY uid",
+        params![mailbox, uids],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let mut result = StoreFlagsResult::default();
+    let mut planned = Vec::new();
+    for (uid, modseq, flags, keywords) in rows {
+        if unchanged_since.is_some_and(|u| modseq as u64 > u) {
+            result.refused.push(uid);
+            continue;
+        }
+        let flags = Flags::from_bits(flags as u8);
+        let keywords: Vec<String> = keywords.split_whitespace().map(String::from).collect();
+        let (new_flags, new_keywords) = change.apply(flags, &keywords);
+        if new_flags != flags || new_keywords != keywords {
+            planned.push((uid, new_flags, new_keywords));
+        }
+    }
+    if planned.is_empty() {
+        return Ok((result, None));
+    }
+    let (account_id, modseq) = bump_modseq(c, mailbox)?;
+    let mut update = c.prepare_cached(
+        "UPDATE messages SET flags = ?1, keywords = ?2, modseq = ?3 \
+         WHERE mailbox_id = ?4 AND uid = ?5",
+    )?;
+    for (uid, flags, keywords) in planned {
+        update.execute(params![
+            flags.bits() as i64,
+            keywords.join(" "),
+            modseq as i64,
+            mailbox,
+            uid
+        ])?;
+        result.updated.push(FlagUpdate {
+            uid,
+            flags,
+            keywords,
+            modseq,
+        });
+    }
+    record_change(c, origin, account_id, mailbox, modseq)?;
+    Ok((result, Some((account_id, modseq))))
+}
+
+/// Renames a mailbox and those under it (RFC 9051 6.3.6), or for INBOX
+/// moves its messages into a new mailbox; the mailboxes that changed.
+fn rename_in_tx(
+    c: &Connection,
+    origin: i64,
+    account: AccountId,
+    from: &str,
+    to: &str,
+) -> Result<Vec<(MailboxId, u64)>> {
+    let source = mailbox_id(c, account, from)?.ok_or_else(|| Error::NoMailbox(from.into()))?;
+    if mailbox_id(c, account, to)?.is_some() {
+        return Err(Error::MailboxExists(to.into()));
+    }
+    create_parents(c, account, to)?;
+    if from == "INBOX" {
+        // INBOX stays; its messages move to the new mailbox.
+        let target = insert_mailbox(c, account, to, None)?;
+        let uids: Vec<u32> = all(
+            c,
+            "SELECT uid FROM messages WHERE mailbox_id = ?1",
+            [source],
+            |r| r.get(0),
+        )?;
+        let moved = move_in_tx(c, source, &uids, target, true)?;
+        for (mailbox, modseq) in &moved.touched {
+            record_change(c, origin, account, *mailbox, *modseq)?;
+        }
+        return Ok(moved.touched);
+    }
+    let prefix = format!("{from}{DELIMITER}");
+    let children: Vec<(MailboxId, String)> = all(
+        c,
+        "SELECT id, name FROM mailboxes WHERE account_id = ?1 AND substr(name, 1, length(?2)) = ?2",
+        params![account, prefix],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut renames = vec![(source, from.to_string(), to.to_string())];
+    for (id, name) in children {
+        let new = format!("{to}{}", &name[from.len()..]);
+        renames.push((id, name, new));
+    }
+    let mut touched = Vec::with_capacity(renames.len());
+    for (id, old, new) in &renames {
+        normalize_mailbox_name(new)?;
+        exec(
+            c,
+            "UPDATE mailboxes SET name = ?1 WHERE id = ?2",
+            params![new, id],
+        )?;
+        exec(
+            c,
+            "UPDATE OR IGNORE subscriptions SET name = ?1 WHERE account_id = ?2 AND name = ?3",
+            params![new, account, old],
+        )?;
+        record_change(c, origin, account, *id, 0)?;
+        touched.push((*id, 0));
+    }
+    Ok(touched)
+}
+
 /// Raises a mailbox's HIGHESTMODSEQ by one; returns its account and the new value.
-async fn bump_modseq(tx: &mut WriteTx<'_>, mailbox: MailboxId) -> Result<(AccountId, u64)> {
-    let r = sqlx::query(
-        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 \
+fn bump_modseq(c: &Connection, mailbox: MailboxId) -> Result<(AccountId, u64)> {
+    one(
+        c,
+        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1 \
          RETURNING account_id, highestmodseq",
-    )
-    .bind(mailbox)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
-    Ok((
-        r.try_get("account_id")?,
-        r.try_get::<i64, _>("highestmodseq")? as u64,
-    ))
+        [mailbox],
+        |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)),
+    )?
+    .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))
 }
 
 /// Deletes messages inside a write transaction, remembering their UIDs
 /// for VANISHED and their blobs for the collector. Bumps MODSEQ only when
 /// something was there.
-async fn expunge_in_tx(
-    tx: &mut WriteTx<'_>,
+fn expunge_in_tx(
+    c: &Connection,
     mailbox: MailboxId,
     uids: &[u32],
     only_deleted: bool,
 ) -> Result<(AccountId, u64, Vec<u32>)> {
-    let present: Vec<u32> = sqlx::query(
-        "SELECT uid FROM messages WHERE mailbox_id = $1 \
-         AND uid IN (SELECT value FROM json_each($2)) AND ($3 = 0 OR (flags & 8) != 0) \
+    let present: Vec<u32> = all(
+        c,
+        "SELECT uid FROM messages WHERE mailbox_id = ?1 \
+         AND uid IN (SELECT value FROM json_each(?2)) AND (?3 = 0 OR (flags & 8) != 0) \
          ORDER BY uid",
-    )
-    .bind(mailbox)
-    .bind(uid_json(uids))
-    .bind(only_deleted as i64)
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(|r| r.try_get::<i64, _>("uid").map(|u| u as u32))
-    .collect::<Result<_, _>>()?;
+        params![mailbox, uid_json(uids), only_deleted],
+        |r| r.get(0),
+    )?;
     if present.is_empty() {
         return Ok((0, 0, present));
     }
-    let (account, modseq) = bump_modseq(tx, mailbox).await?;
+    let (account, modseq) = bump_modseq(c, mailbox)?;
     let list = uid_json(&present);
-    sqlx::query(
+    exec(
+        c,
         "INSERT OR IGNORE INTO blob_gc (hash) SELECT DISTINCT blob FROM messages \
-         WHERE mailbox_id = $1 AND uid IN (SELECT value FROM json_each($2))",
-    )
-    .bind(mailbox)
-    .bind(&list)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
+         WHERE mailbox_id = ?1 AND uid IN (SELECT value FROM json_each(?2))",
+        params![mailbox, list],
+    )?;
+    exec(
+        c,
         "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) \
-         SELECT $1, value, $3 FROM json_each($2)",
-    )
-    .bind(mailbox)
-    .bind(&list)
-    .bind(modseq as i64)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "DELETE FROM messages WHERE mailbox_id = $1 AND uid IN (SELECT value FROM json_each($2))",
-    )
-    .bind(mailbox)
-    .bind(&list)
-    .execute(&mut **tx)
-    .await?;
+         SELECT ?1, value, ?3 FROM json_each(?2)",
+        params![mailbox, list, modseq as i64],
+    )?;
+    exec(
+        c,
+        "DELETE FROM messages WHERE mailbox_id = ?1 AND uid IN (SELECT value FROM json_each(?2))",
+        params![mailbox, list],
+    )?;
     Ok((account, modseq, present))
 }
 
@@ -1991,48 +2038,66 @@ struct Moved {
     touched: Vec<(MailboxId, u64)>,
 }
 
+/// A mailbox as copying into or out of it sees it.
+struct Side {
+    account: AccountId,
+    name: String,
+    special_use: Option<SpecialUse>,
+}
+
+fn side_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Side> {
+    Ok(Side {
+        account: r.get("account_id")?,
+        name: r.get("name")?,
+        special_use: r
+            .get::<_, Option<String>>("special_use")?
+            .as_deref()
+            .and_then(SpecialUse::parse),
+    })
+}
+
 /// Copies messages to `to` (new UIDs, same blobs, flags and dates), and
 /// with `is_move` expunges them from `from`, inside one transaction.
-async fn move_in_tx(
-    tx: &mut WriteTx<'_>,
+fn move_in_tx(
+    c: &Connection,
     from: MailboxId,
     uids: &[u32],
     to: MailboxId,
     is_move: bool,
 ) -> Result<Moved> {
-    let source_box =
-        sqlx::query("SELECT account_id, name, special_use FROM mailboxes WHERE id = $1")
-            .bind(from)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(|| Error::NoMailbox(format!("#{from}")))?;
-    let account: AccountId = source_box.try_get("account_id")?;
-    let rows = sqlx::query(
-        "SELECT uid FROM messages WHERE mailbox_id = $1 \
-         AND uid IN (SELECT value FROM json_each($2)) ORDER BY uid",
-    )
-    .bind(from)
-    .bind(uid_json(uids))
-    .fetch_all(&mut **tx)
-    .await?;
-    let source: Vec<u32> = rows
-        .iter()
-        .map(|r| r.try_get::<i64, _>("uid").map(|u| u as u32))
-        .collect::<Result<_, _>>()?;
-    let dest = sqlx::query(
-        "UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + 1 \
-         WHERE id = $2 RETURNING name, special_use, uidvalidity, uidnext, highestmodseq",
-    )
-    .bind(source.len() as i64)
-    .bind(to)
-    .fetch_optional(&mut **tx)
-    .await?
+    let source_box = one(
+        c,
+        "SELECT account_id, name, special_use FROM mailboxes WHERE id = ?1",
+        [from],
+        side_from_row,
+    )?
+    .ok_or_else(|| Error::NoMailbox(format!("#{from}")))?;
+    let source: Vec<u32> = all(
+        c,
+        "SELECT uid FROM messages WHERE mailbox_id = ?1 \
+         AND uid IN (SELECT value FROM json_each(?2)) ORDER BY uid",
+        params![from, uid_json(uids)],
+        |r| r.get(0),
+    )?;
+    let n = source.len() as i64;
+    let (dest, uidvalidity, uidnext, modseq) = one(
+        c,
+        "UPDATE mailboxes SET uidnext = uidnext + ?1, highestmodseq = highestmodseq + 1 \
+         WHERE id = ?2 RETURNING account_id, name, special_use, uidvalidity, uidnext, highestmodseq",
+        params![n, to],
+        |r| {
+            Ok((
+                side_from_row(r)?,
+                r.get::<_, u32>("uidvalidity")?,
+                r.get::<_, i64>("uidnext")?,
+                r.get::<_, i64>("highestmodseq")?,
+            ))
+        },
+    )?
     .ok_or_else(|| Error::NoMailbox(format!("#{to}")))?;
-    let uidvalidity = dest.try_get::<i64, _>("uidvalidity")? as u32;
-    let first = dest.try_get::<i64, _>("uidnext")? - source.len() as i64;
-    let modseq = dest.try_get::<i64, _>("highestmodseq")?;
-    if first + source.len() as i64 > u32::MAX as i64 {
-        return Err(Error::UidsExhausted(dest.try_get("name")?));
+    let first = uidnext - n;
+    if first + n > u32::MAX as i64 {
+        return Err(Error::UidsExhausted(dest.name));
     }
     let mut result = CopyResult {
         uidvalidity,
@@ -2040,79 +2105,64 @@ async fn move_in_tx(
     };
     if source.is_empty() {
         return Ok(Moved {
-            account,
+            account: source_box.account,
             result,
             touched: Vec::new(),
         });
     }
+    let mut copy = c.prepare_cached(
+        "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
+         internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons) \
+         SELECT ?1, ?2, ?3, flags, keywords, internal_date, internal_tz, size, blob, \
+         envelope, bodystructure, spam_score, spam_reasons \
+         FROM messages WHERE mailbox_id = ?4 AND uid = ?5",
+    )?;
     for (i, uid) in source.iter().enumerate() {
         let new_uid = first + i as i64;
-        sqlx::query(
-            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
-             internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons) \
-             SELECT $1, $2, $3, flags, keywords, internal_date, internal_tz, size, blob, \
-             envelope, bodystructure, spam_score, spam_reasons \
-             FROM messages WHERE mailbox_id = $4 AND uid = $5",
-        )
-        .bind(to)
-        .bind(new_uid)
-        .bind(modseq)
-        .bind(from)
-        .bind(*uid as i64)
-        .execute(&mut **tx)
-        .await?;
+        copy.execute(params![to, new_uid, modseq, from, uid])?;
         result.pairs.push((*uid, new_uid as u32));
     }
-    record_training(tx, from, &source, &source_box, &dest).await?;
+    record_training(c, from, &source, &source_box, &dest)?;
     let mut touched = vec![(to, modseq as u64)];
     if is_move {
-        let (_, source_modseq, _) = expunge_in_tx(tx, from, &source, false).await?;
+        let (_, source_modseq, _) = expunge_in_tx(c, from, &source, false)?;
         touched.push((from, source_modseq));
     }
     Ok(Moved {
-        account,
+        account: source_box.account,
         result,
         touched,
     })
 }
 
-/// Records what copying `uids` of `from` (its row: `source`) into the
-/// mailbox `dest` (its row) teaches the spam filter, one training event a
-/// message, in the copy's own transaction: the trainer sees exactly the
-/// moves that happened.
-async fn record_training(
-    tx: &mut WriteTx<'_>,
+/// Records what copying `uids` of `from` (as `source`) into the mailbox
+/// `dest` teaches the spam filter, one training event a message, in the
+/// copy's own transaction: the trainer sees exactly the moves that happened.
+fn record_training(
+    c: &Connection,
     from: MailboxId,
     uids: &[u32],
-    source: &SqliteRow,
-    dest: &SqliteRow,
+    source: &Side,
+    dest: &Side,
 ) -> Result<()> {
-    let special = |row: &SqliteRow| -> Result<Option<SpecialUse>> {
-        let text: Option<String> = row.try_get("special_use")?;
-        Ok(text.as_deref().and_then(SpecialUse::parse))
-    };
-    let from_name: String = source.try_get("name")?;
-    let to_name: String = dest.try_get("name")?;
-    let Some(spam) = training((&from_name, special(source)?), (&to_name, special(dest)?)) else {
+    let Some(spam) = training(
+        (&source.name, source.special_use),
+        (&dest.name, dest.special_use),
+    ) else {
         return Ok(());
     };
-    sqlx::query(
+    exec(
+        c,
         "INSERT INTO training (account_id, blob, spam, at) \
-         SELECT $1, blob, $2, $3 FROM messages WHERE mailbox_id = $4 \
-         AND uid IN (SELECT value FROM json_each($5)) ORDER BY uid",
-    )
-    .bind(source.try_get::<i64, _>("account_id")?)
-    .bind(spam as i64)
-    .bind(unix_now())
-    .bind(from)
-    .bind(uid_json(uids))
-    .execute(&mut **tx)
-    .await?;
+         SELECT ?1, blob, ?2, ?3 FROM messages WHERE mailbox_id = ?4 \
+         AND uid IN (SELECT value FROM json_each(?5)) ORDER BY uid",
+        params![source.account, spam, unix_now(), from, uid_json(uids)],
+    )?;
     Ok(())
 }
 
 /// Creates the missing superior levels of `name` (RFC 9051 6.3.4).
-async fn create_parents(tx: &mut WriteTx<'_>, account: AccountId, name: &str) -> Result<()> {
+fn create_parents(c: &Connection, account: AccountId, name: &str) -> Result<()> {
     let levels: Vec<&str> = name.split(DELIMITER).collect();
     let mut parent = String::new();
     for level in &levels[..levels.len() - 1] {
@@ -2120,45 +2170,43 @@ async fn create_parents(tx: &mut WriteTx<'_>, account: AccountId, name: &str) ->
             parent.push(DELIMITER);
         }
         parent.push_str(level);
-        if mailbox_id(tx, account, &parent).await?.is_none() {
-            insert_mailbox(tx, account, &parent, None).await?;
+        if mailbox_id(c, account, &parent)?.is_none() {
+            insert_mailbox(c, account, &parent, None)?;
         }
     }
     Ok(())
 }
 
-/// Adds one message's tokens to the model of `scope`.
-async fn train_in_tx(
-    tx: &mut WriteTx<'_>,
-    scope: i64,
-    tokens: &[String],
-    spam: bool,
-) -> Result<()> {
+/// Adds one message's tokens (a JSON array) to the model of `scope`.
+fn train_in_tx(c: &Connection, scope: i64, tokens: &str, spam: bool) -> Result<()> {
     let (s, h) = if spam { (1i64, 0i64) } else { (0, 1) };
-    let generation: i64 = sqlx::query(
-        "INSERT INTO bayes_totals (scope, spam, ham) VALUES ($1, $2, $3) \
-         ON CONFLICT (scope) DO UPDATE SET spam = spam + $2, ham = ham + $3 \
-         RETURNING spam + ham AS gen",
-    )
-    .bind(scope)
-    .bind(s)
-    .bind(h)
-    .fetch_one(&mut **tx)
-    .await?
-    .try_get("gen")?;
-    sqlx::query(
+    let generation: i64 = one(
+        c,
+        "INSERT INTO bayes_totals (scope, spam, ham) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (scope) DO UPDATE SET spam = spam + ?2, ham = ham + ?3 \
+         RETURNING spam + ham",
+        params![scope, s, h],
+        |r| r.get(0),
+    )?
+    .ok_or_else(|| Error::Corrupt("training gave no generation".into()))?;
+    exec(
+        c,
         "INSERT INTO bayes_tokens (scope, token, spam, ham, gen) \
-         SELECT $1, value, $3, $4, $5 FROM json_each($2) WHERE true \
-         ON CONFLICT (scope, token) DO UPDATE SET spam = spam + $3, ham = ham + $4, gen = $5",
-    )
-    .bind(scope)
-    .bind(string_json(tokens))
-    .bind(s)
-    .bind(h)
-    .bind(generation)
-    .execute(&mut **tx)
-    .await?;
+         SELECT ?1, value, ?3, ?4, ?5 FROM json_each(?2) WHERE true \
+         ON CONFLICT (scope, token) DO UPDATE SET spam = spam + ?3, ham = ham + ?4, gen = ?5",
+        params![scope, tokens, s, h, generation],
+    )?;
     Ok(())
+}
+
+fn script_exists(c: &Connection, account: AccountId, name: &str) -> Result<bool> {
+    Ok(one(
+        c,
+        "SELECT 1 FROM sieve_scripts WHERE account_id = ?1 AND name = ?2",
+        params![account, name],
+        |_| Ok(()),
+    )?
+    .is_some())
 }
 
 /// An allow/block list entry: `user@domain` or `@domain`, lower case.
@@ -2205,101 +2253,64 @@ type Answer = tokio::sync::watch::Sender<Option<Arc<MailboxDelta>>>;
 /// with its leader's id.
 type Flights = std::sync::Mutex<std::collections::HashMap<(MailboxId, u64), (u64, Answer)>>;
 
-/// The caller running a shared read. Taking its entry out of the map
-/// closes the read to joiners; dropped without an answer (an error, or
-/// cancelled), the joiners find the channel closed and read on their own.
-struct Leader<'a> {
-    flights: &'a Flights,
+/// Closes the read `id` to new joiners (it is about to run), handing back
+/// the channel its joiners wait on. Only its own entry: a later caller's
+/// read under the same key has joiners that asked after this read started.
+fn close_flight(flights: &Flights, key: (MailboxId, u64), id: u64) -> Option<Answer> {
+    let mut flights = flights.lock().unwrap_or_else(|p| p.into_inner());
+    if flights.get(&key).is_some_and(|(i, _)| *i == id) {
+        return flights.remove(&key).map(|(_, answer)| answer);
+    }
+    None
+}
+
+/// The caller running a shared read: dropped (answered, failed or
+/// cancelled) it closes the read if the read never did, so that joiners
+/// find the channel closed and read on their own.
+struct Leader {
+    flights: Arc<Flights>,
     key: (MailboxId, u64),
     id: u64,
-    closed: bool,
-    answer: Option<Answer>,
 }
 
-impl Leader<'_> {
-    /// Closes the read to new joiners: it is about to run. Only once, and
-    /// only its own entry: a later caller's read under the same key has
-    /// joiners that asked after this read started.
-    fn close(&mut self) {
-        if self.closed {
-            return;
-        }
-        self.closed = true;
-        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-        if flights.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
-            self.answer = flights.remove(&self.key).map(|(_, answer)| answer);
-        }
-    }
-
-    fn answer(mut self, delta: &MailboxDelta) {
-        self.close();
-        if let Some(answer) = self.answer.take() {
-            let _ = answer.send(Some(Arc::new(delta.clone())));
-        }
-    }
-}
-
-impl Drop for Leader<'_> {
+impl Drop for Leader {
     fn drop(&mut self) {
-        self.close();
+        close_flight(&self.flights, self.key, self.id);
     }
 }
 
-impl SqliteStore {
-    /// The changes of `mailbox` after `modseq`, read now. A `leader`'s
-    /// read is closed to joiners once it has its connection, right before
-    /// the statement runs.
-    async fn read_changes(
-        &self,
-        mailbox: MailboxId,
-        modseq: u64,
-        leader: Option<&mut Leader<'_>>,
-    ) -> Result<MailboxDelta> {
-        let mut conn = self.pool.acquire().await?;
-        if let Some(leader) = leader {
-            leader.close();
+/// The changes of `mailbox` after `modseq`, read now, in one statement,
+/// so the three answers come from one snapshot (sessions ask after every
+/// change to their mailbox). The last column, `kind`: 0 the mailbox
+/// (HIGHESTMODSEQ and UIDNEXT in the first columns); 1 a message changed
+/// or added; 2 a message expunged.
+fn read_changes(c: &Connection, mailbox: MailboxId, modseq: u64) -> Result<MailboxDelta> {
+    let mut statement = c.prepare_cached(
+        "SELECT highestmodseq, uidnext, 0, '', 0, 0, 0, '', 0 AS kind \
+         FROM mailboxes WHERE id = ?1 \
+         UNION ALL \
+         SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob, 1 \
+         FROM messages WHERE mailbox_id = ?1 AND modseq > ?2 \
+         UNION ALL \
+         SELECT uid, 0, 0, '', 0, 0, 0, '', 2 FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 \
+         ORDER BY kind, 1",
+    )?;
+    let mut rows = statement.query(params![mailbox, modseq as i64])?;
+    let mut delta = None;
+    let mut changed = Vec::new();
+    let mut expunged = Vec::new();
+    while let Some(r) = rows.next()? {
+        match r.get::<_, i64>(8)? {
+            0 => delta = Some((r.get::<_, i64>(0)? as u64, r.get::<_, u32>(1)?)),
+            1 => changed.push(message_from_row(r)?),
+            _ => expunged.push(r.get(0)?),
         }
-        // One statement, so the three answers come from one snapshot, in
-        // one trip to the database thread (sessions ask after every change
-        // to their mailbox). `kind` 0: the mailbox; 1: a message changed or
-        // added; 2: a message expunged.
-        let rows = sqlx::query(
-            "SELECT 0 AS kind, highestmodseq AS uid, uidnext AS modseq, 0 AS flags, \
-                    '' AS keywords, 0 AS internal_date, 0 AS internal_tz, 0 AS size, '' AS blob \
-             FROM mailboxes WHERE id = $1 \
-             UNION ALL \
-             SELECT 1, uid, modseq, flags, keywords, internal_date, internal_tz, size, blob \
-             FROM messages WHERE mailbox_id = $1 AND modseq > $2 \
-             UNION ALL \
-             SELECT 2, uid, 0, 0, '', 0, 0, 0, '' FROM expunged WHERE mailbox_id = $1 AND modseq > $2 \
-             ORDER BY kind, uid",
-        )
-        .bind(mailbox)
-        .bind(modseq as i64)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut delta = None;
-        let mut changed = Vec::new();
-        let mut expunged = Vec::new();
-        for r in &rows {
-            match r.try_get::<i64, _>("kind")? {
-                0 => {
-                    delta = Some((
-                        r.try_get::<i64, _>("uid")? as u64,
-                        r.try_get::<i64, _>("modseq")? as u32,
-                    ))
-                }
-                1 => changed.push(message_from_row(r)?),
-                _ => expunged.push(r.try_get::<i64, _>("uid")? as u32),
-            }
-        }
-        let (highestmodseq, uidnext) =
-            delta.ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
-        Ok(MailboxDelta {
-            highestmodseq,
-            uidnext,
-            changed,
-            expunged,
-        })
     }
+    let (highestmodseq, uidnext) = delta.ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
+    Ok(MailboxDelta {
+        highestmodseq,
+        uidnext,
+        changed,
+        expunged,
+    })
 }

@@ -6,10 +6,9 @@
 
 use std::path::PathBuf;
 
-use sqlx::Row;
-
 // Body files younger than ORPHAN_AGE are left out of the orphan search, as
 // the sweep leaves them: a running server may not have committed their row.
+use super::engine::{all, exec};
 use super::{ORPHAN_AGE, SqliteStore, UNREFERENCED, string_json};
 use crate::blob::BlobStore;
 use crate::types::BlobHash;
@@ -42,6 +41,18 @@ impl CheckReport {
     }
 }
 
+/// A mailbox's counters against what its rows hold.
+struct Counters {
+    id: i64,
+    name: String,
+    account: String,
+    uidnext: i64,
+    highest: i64,
+    messages: i64,
+    top_uid: i64,
+    top_modseq: i64,
+}
+
 impl SqliteStore {
     /// Checks the store; with `repair`, fixes what is safe to fix. Runs
     /// alone among this process's writers, so it sees committed rows only.
@@ -55,20 +66,22 @@ impl SqliteStore {
 
     /// SQLite's page-level check and the foreign keys.
     async fn check_sqlite(&self, report: &mut CheckReport) -> Result<()> {
-        let integrity: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_all(&self.pool)
+        let (integrity, broken) = self
+            .db
+            .read(|c| {
+                let integrity: Vec<String> = all(c, "PRAGMA integrity_check", [], |r| r.get(0))?;
+                let broken: Vec<(String, String)> = all(c, "PRAGMA foreign_key_check", [], |r| {
+                    Ok((r.get(0)?, r.get(2)?))
+                })?;
+                Ok((integrity, broken))
+            })
             .await?;
         if integrity != ["ok"] {
             for line in integrity.iter().take(20) {
                 report.found(format!("the index database is damaged: {line}"), false);
             }
         }
-        let broken = sqlx::query("PRAGMA foreign_key_check")
-            .fetch_all(&self.pool)
-            .await?;
-        for row in broken.iter().take(20) {
-            let table: String = row.try_get(0)?;
-            let parent: String = row.try_get(2)?;
+        for (table, parent) in broken.iter().take(20) {
             report.found(
                 format!("a row of {table} refers to a missing row of {parent}"),
                 false,
@@ -81,27 +94,47 @@ impl SqliteStore {
     /// above every MODSEQ: a client must never see a UID reused or a
     /// change hidden behind an old MODSEQ.
     async fn check_counters(&self, report: &mut CheckReport, repair: bool) -> Result<()> {
-        let rows = sqlx::query(
-            "SELECT m.id, m.name, a.address, m.uidnext, m.highestmodseq, \
-             (SELECT COUNT(*) FROM messages WHERE mailbox_id = m.id) AS n, \
-             MAX(COALESCE((SELECT MAX(uid) FROM messages WHERE mailbox_id = m.id), 0), \
-                 COALESCE((SELECT MAX(uid) FROM expunged WHERE mailbox_id = m.id), 0)) AS top_uid, \
-             MAX(COALESCE((SELECT MAX(modseq) FROM messages WHERE mailbox_id = m.id), 0), \
-                 COALESCE((SELECT MAX(modseq) FROM expunged WHERE mailbox_id = m.id), 0)) AS top_modseq \
-             FROM mailboxes m JOIN accounts a ON a.id = m.account_id ORDER BY a.address, m.name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .db
+            .read(|c| {
+                all(
+                    c,
+                    "SELECT m.id, m.name, a.address, m.uidnext, m.highestmodseq, \
+                     (SELECT COUNT(*) FROM messages WHERE mailbox_id = m.id) AS n, \
+                     MAX(COALESCE((SELECT MAX(uid) FROM messages WHERE mailbox_id = m.id), 0), \
+                         COALESCE((SELECT MAX(uid) FROM expunged WHERE mailbox_id = m.id), 0)) AS top_uid, \
+                     MAX(COALESCE((SELECT MAX(modseq) FROM messages WHERE mailbox_id = m.id), 0), \
+                         COALESCE((SELECT MAX(modseq) FROM expunged WHERE mailbox_id = m.id), 0)) AS top_modseq \
+                     FROM mailboxes m JOIN accounts a ON a.id = m.account_id ORDER BY a.address, m.name",
+                    [],
+                    |r| {
+                        Ok(Counters {
+                            id: r.get(0)?,
+                            name: r.get(1)?,
+                            account: r.get(2)?,
+                            uidnext: r.get(3)?,
+                            highest: r.get(4)?,
+                            messages: r.get(5)?,
+                            top_uid: r.get(6)?,
+                            top_modseq: r.get(7)?,
+                        })
+                    },
+                )
+            })
+            .await?;
         report.mailboxes = rows.len();
-        for r in &rows {
-            let id: i64 = r.try_get("id")?;
-            let name: String = r.try_get("name")?;
-            let account: String = r.try_get("address")?;
-            let uidnext: i64 = r.try_get("uidnext")?;
-            let highest: i64 = r.try_get("highestmodseq")?;
-            let top_uid: i64 = r.try_get("top_uid")?;
-            let top_modseq: i64 = r.try_get("top_modseq")?;
-            report.messages += r.try_get::<i64, _>("n")? as usize;
+        for Counters {
+            id,
+            name,
+            account,
+            uidnext,
+            highest,
+            messages,
+            top_uid,
+            top_modseq,
+        } in rows
+        {
+            report.messages += messages as usize;
             if top_uid >= uidnext {
                 let fixed = repair && self.raise(id, "uidnext", top_uid + 1).await?;
                 report.found(
@@ -130,18 +163,12 @@ impl SqliteStore {
     /// Raises a mailbox counter to at least `to`; true once done.
     async fn raise(&self, mailbox: i64, column: &str, to: i64) -> Result<bool> {
         let sql = match column {
-            "uidnext" => "UPDATE mailboxes SET uidnext = MAX(uidnext, $1) WHERE id = $2",
-            _ => "UPDATE mailboxes SET highestmodseq = MAX(highestmodseq, $1) WHERE id = $2",
+            "uidnext" => "UPDATE mailboxes SET uidnext = MAX(uidnext, ?1) WHERE id = ?2",
+            _ => "UPDATE mailboxes SET highestmodseq = MAX(highestmodseq, ?1) WHERE id = ?2",
         };
-        let mut turn = self.writers.turn_alone().await?;
-        let mut tx = turn.begin().await?;
-        sqlx::query(sql)
-            .bind(to)
-            .bind(mailbox)
-            .execute(&mut *tx)
+        self.db
+            .write_alone(move |c| exec(c, sql, [to, mailbox]))
             .await?;
-        tx.commit().await?;
-        turn.durable().await?;
         Ok(true)
     }
 
@@ -149,18 +176,21 @@ impl SqliteStore {
     /// (its SHA-256) says; every body file older than an hour is named by
     /// some row.
     async fn check_bodies(&self, report: &mut CheckReport, repair: bool) -> Result<()> {
-        let referenced: Vec<(String, String)> = sqlx::query(
-            "SELECT m.blob AS blob, a.address || ' \"' || b.name || '\" UID ' || m.uid AS what \
-             FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id \
-             JOIN accounts a ON a.id = b.account_id \
-             UNION ALL SELECT blob, 'a training event' FROM training \
-             UNION ALL SELECT blob, 'queued message ' || qid FROM queue",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get("blob")?, r.try_get("what")?)))
-        .collect::<Result<_>>()?;
+        let referenced: Vec<(String, String)> = self
+            .db
+            .read(|c| {
+                all(
+                    c,
+                    "SELECT m.blob AS blob, a.address || ' \"' || b.name || '\" UID ' || m.uid AS what \
+                     FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id \
+                     JOIN accounts a ON a.id = b.account_id \
+                     UNION ALL SELECT blob, 'a training event' FROM training \
+                     UNION ALL SELECT blob, 'queued message ' || qid FROM queue",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .await?;
         let mut names: std::collections::HashMap<String, String> = std::collections::HashMap::new();
         for (blob, what) in referenced {
             names.entry(blob).or_insert(what);
@@ -208,14 +238,22 @@ impl SqliteStore {
             // In a write transaction: a running server (another process)
             // puts a body file in place only inside its own, so none can
             // appear, or gain a row, between this look and the move.
-            let mut turn = self.writers.turn_alone().await?;
-            let mut tx = turn.begin().await?;
-            let orphans: Vec<String> = sqlx::query_scalar(UNREFERENCED)
-                .bind(string_json(&list))
-                .fetch_all(&mut *tx)
+            let (blobs, aside) = (self.blobs.clone(), self.lost_and_found());
+            let orphans: Vec<(String, bool)> = self
+                .db
+                .write_alone(move |c| {
+                    let orphans: Vec<String> =
+                        all(c, UNREFERENCED, [string_json(&list)], |r| r.get(0))?;
+                    Ok(orphans
+                        .into_iter()
+                        .map(|hash| {
+                            let moved = repair && move_aside(&blobs, &aside, &hash).is_ok();
+                            (hash, moved)
+                        })
+                        .collect())
+                })
                 .await?;
-            for hash in orphans {
-                let fixed = repair && self.move_aside(&hash).is_ok();
+            for (hash, fixed) in orphans {
                 let whither = if fixed {
                     format!(
                         " (moved to {})",
@@ -229,8 +267,6 @@ impl SqliteStore {
                     fixed,
                 );
             }
-            tx.commit().await?;
-            turn.durable().await?;
         }
         Ok(())
     }
@@ -238,10 +274,9 @@ impl SqliteStore {
     fn lost_and_found(&self) -> PathBuf {
         self.blobs.root().with_file_name("lost+found")
     }
+}
 
-    fn move_aside(&self, hash: &str) -> std::io::Result<()> {
-        let dir = self.lost_and_found();
-        std::fs::create_dir_all(&dir)?;
-        std::fs::rename(self.blobs.path(&BlobHash(hash.to_string())), dir.join(hash))
-    }
+fn move_aside(blobs: &BlobStore, dir: &std::path::Path, hash: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::rename(blobs.path(&BlobHash(hash.to_string())), dir.join(hash))
 }
