@@ -75,6 +75,8 @@ pub struct SqliteStore {
     collector: Arc<std::sync::OnceLock<Arc<tokio::sync::Notify>>>,
     /// Reads of a mailbox's changes that callers asking the same may join.
     flights: Arc<Flights>,
+    /// Logins verified recently (see [`password::Verified`]).
+    logins: Arc<password::Verified>,
 }
 
 impl SqliteStore {
@@ -103,6 +105,7 @@ impl SqliteStore {
             watching: Arc::new(AtomicBool::new(false)),
             collector: Arc::new(std::sync::OnceLock::new()),
             flights: Arc::new(Flights::default()),
+            logins: Arc::new(password::Verified::new()),
         })
     }
 
@@ -506,7 +509,7 @@ impl MailStore for SqliteStore {
             Some((account, hash)) => (Some(account), Some(hash)),
             None => (None, None),
         };
-        if password::verify(password.to_string(), stored).await {
+        if self.logins.verify(password.to_string(), stored).await {
             Ok(account)
         } else {
             Ok(None)
