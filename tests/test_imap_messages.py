@@ -3,6 +3,7 @@ SEARCHRES, MULTIAPPEND."""
 import imaplib
 import re
 import sqlite3
+import time
 
 import pytest
 
@@ -311,3 +312,34 @@ def test_binary(box):
     assert c.readline().startswith(b"b2 OK")
     typ, data = c.fetch("4", "(BODY.PEEK[])")
     assert data[0][1] == b"Subject: \x80\r\n\r\n", "NUL goes out as 0x80 outside BINARY"
+
+
+def test_append_into_the_selected_mailbox_takes_recent_for_what_it_had_not_seen(satchel):
+    # RFC 3501 2.3.2: the session with INBOX selected gets \Recent for its
+    # own APPEND and for mail that arrived unclaimed before it, once.
+    c = satchel.imap(ALICE)
+    c.select("INBOX")
+    untagged(c, "RECENT")
+    # Delivered while c is not looking (no command from c in between).
+    satchel.put(ALICE, message("Arrived meanwhile"))
+    typ, _ = c.append("INBOX", None, None, message("My own"))
+    assert typ == "OK"
+    c.noop()
+    assert untagged(c, "EXISTS")[-1:] == [b"2"]
+    assert untagged(c, "RECENT")[-1:] == [b"2"]
+    assert c.fetch("1:2", "(FLAGS)")[1] == [b"1 (FLAGS (\\Recent))", b"2 (FLAGS (\\Recent))"]
+    # Nobody else gets them.
+    d = satchel.imap(ALICE)
+    d.select("INBOX")
+    assert untagged(d, "RECENT") == [b"0"]
+    d.logout()
+    # What arrives after the APPEND is claimed when c next looks (the CLI
+    # is another process: its change reaches c within the watch interval).
+    satchel.put(ALICE, message("Later"))
+    for _ in range(50):
+        c.noop()
+        if untagged(c, "EXISTS"):
+            break
+        time.sleep(0.1)
+    assert untagged(c, "RECENT")[-1:] == [b"3"]
+    c.logout()

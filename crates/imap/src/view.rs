@@ -21,6 +21,10 @@ pub struct View {
     pub recent: HashSet<u32>,
     /// UIDs gone from the store but still in `messages`, to be announced.
     pub pending_expunge: HashSet<u32>,
+    /// \Recent this session took with its own APPEND
+    /// ([`MailStore::append_claiming`]), for the messages it has not seen
+    /// yet: no claim of its own is needed for those.
+    pub claimed: Option<Range<u32>>,
 }
 
 /// What a session keeps of each message while its mailbox is selected:
@@ -115,6 +119,7 @@ impl View {
             modseq,
             recent: HashSet::new(),
             pending_expunge: HashSet::new(),
+            claimed: None,
         };
         view.mark_recent(recent);
         Ok(view)
@@ -179,8 +184,17 @@ impl View {
         self.mailbox.highestmodseq = self.modseq;
         self.mailbox.uidnext = self.mailbox.uidnext.max(delta.uidnext);
         if updates.new_messages > 0 {
-            let range = store.claim_recent(self.mailbox.id, !self.read_only).await?;
-            self.mark_recent(range);
+            let newest = self.messages.last().map_or(0, |m| m.uid);
+            let claimed = self.claimed.take();
+            // Anything past what the APPEND claimed came later: ask.
+            let covered = claimed.as_ref().is_some_and(|r| newest < r.end);
+            if let Some(range) = claimed {
+                self.mark_recent(range);
+            }
+            if !covered {
+                let range = store.claim_recent(self.mailbox.id, !self.read_only).await?;
+                self.mark_recent(range);
+            }
         }
         Ok(updates)
     }

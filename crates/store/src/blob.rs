@@ -3,9 +3,10 @@
 //!
 //! Writing is split in two so the store can keep a blob and its index rows
 //! consistent: [`BlobStore::stage`] writes and fsyncs a temp file (slow, done
-//! outside any lock), and [`BlobStore::publish`] renames it into place and fsyncs
-//! the directory (fast, done inside the index's write transaction, the same
-//! lock the garbage collector holds while it unlinks unreferenced blobs).
+//! outside any lock), and [`BlobStore::place`] renames it into place (fast,
+//! done inside the index's write transaction, the same lock the garbage
+//! collector holds while it unlinks unreferenced blobs); the store fsyncs
+//! the folders before that transaction commits.
 
 use std::fs;
 use std::io::{self, Write};
@@ -156,10 +157,10 @@ impl BlobStore {
 }
 
 impl BlobStore {
-    /// Moves staged blobs into place and makes the renames durable (one
-    /// directory fsync per directory touched). An existing file of the same
-    /// name has the same content and is simply replaced.
-    pub fn publish(&self, staged: Vec<Staged>) -> Result<Vec<BlobHash>, Error> {
+    /// Moves staged blobs into place; an existing file of the same name has
+    /// the same content and is simply replaced. The renames are durable
+    /// only once the folders returned (each once) are fsync'd.
+    pub fn place(&self, staged: Vec<Staged>) -> Result<(Vec<BlobHash>, Vec<PathBuf>), Error> {
         let mut dirs: Vec<PathBuf> = Vec::new();
         let mut hashes = Vec::with_capacity(staged.len());
         for mut s in staged {
@@ -172,10 +173,7 @@ impl BlobStore {
             }
             hashes.push(s.hash.clone());
         }
-        for dir in &dirs {
-            fsync_dir(dir)?;
-        }
-        Ok(hashes)
+        Ok((hashes, dirs))
     }
 }
 

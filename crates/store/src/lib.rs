@@ -156,6 +156,16 @@ pub trait MailStore: Outbound + Send + Sync {
         mailbox: MailboxId,
         messages: Vec<NewMessage<'_>>,
     ) -> Result<Vec<Appended>>;
+    /// [`MailStore::append_batch`] by the session that has `mailbox`
+    /// selected read-write: in the same transaction it takes \Recent for
+    /// everything not yet claimed (its own messages included, RFC 3501
+    /// 2.3.2), and answers the UID range it claimed, so the session needs
+    /// no claim of its own when it sees them.
+    async fn append_claiming(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage<'_>>,
+    ) -> Result<(Vec<Appended>, std::ops::Range<u32>)>;
     /// Stores a delivery to several recipients: each message into its
     /// mailbox, in one transaction, all or nothing. Recipients whose copies
     /// are byte for byte the same share one blob.

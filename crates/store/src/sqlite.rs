@@ -16,7 +16,7 @@ use crate::blob::{BlobStore, Staged};
 use crate::names::{normalize_address, normalize_mailbox_name};
 use crate::types::*;
 use crate::{Error, MailStore, Result, WATCH_INTERVAL, password, unix_now};
-use engine::{Engine, all, exec, one};
+use engine::{Engine, Tx, all, exec, one};
 
 mod check;
 mod engine;
@@ -200,7 +200,14 @@ impl SqliteStore {
     /// in the same order. Runs of messages for one mailbox take their UIDs
     /// in one step (append, import); byte-equal messages share a blob,
     /// written once.
-    async fn append_to(&self, items: Vec<(MailboxId, NewMessage<'_>)>) -> Result<Vec<Appended>> {
+    ///
+    /// With `claim`, the \Recent claim of that mailbox goes in the same
+    /// transaction (see [`MailStore::append_claiming`]).
+    async fn append_to(
+        &self,
+        items: Vec<(MailboxId, NewMessage<'_>)>,
+        claim: Option<MailboxId>,
+    ) -> Result<(Vec<Appended>, Option<std::ops::Range<u32>>)> {
         if items.iter().any(|(_, m)| m.raw.is_empty()) {
             return Err(Error::EmptyMessage);
         }
@@ -234,19 +241,21 @@ impl SqliteStore {
 
         let blobs = self.blobs.clone();
         let origin = self.origin;
-        let (out, touched) = self
+        let (out, touched, claimed) = self
             .db
             .write(move |c| {
                 // In the turn: the collector (alone in its own) never sees
                 // the file before the row that holds it.
-                let hashes = blobs.publish(staged)?;
-                insert_rows(c, origin, &rows, &hashes)
+                let hashes = place(c, &blobs, staged)?;
+                let (out, touched) = insert_rows(c, origin, &rows, &hashes)?;
+                let claimed = claim.map(|mailbox| claim_in_tx(c, mailbox)).transpose()?;
+                Ok((out, touched, claimed))
             })
             .await?;
         for (account_id, mailbox, modseq) in touched {
             self.publish(account_id, mailbox, modseq);
         }
-        Ok(out)
+        Ok((out, claimed))
     }
 
     async fn copy_or_move(
@@ -569,7 +578,7 @@ impl MailStore for SqliteStore {
     }
 
     async fn append(&self, mailbox: MailboxId, message: NewMessage<'_>) -> Result<Appended> {
-        let mut done = self.append_to(vec![(mailbox, message)]).await?;
+        let (mut done, _) = self.append_to(vec![(mailbox, message)], None).await?;
         done.pop()
             .ok_or_else(|| Error::Corrupt("append stored nothing".into()))
     }
@@ -582,8 +591,19 @@ impl MailStore for SqliteStore {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        self.append_to(messages.into_iter().map(|m| (mailbox, m)).collect())
-            .await
+        let items = messages.into_iter().map(|m| (mailbox, m)).collect();
+        Ok(self.append_to(items, None).await?.0)
+    }
+
+    async fn append_claiming(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage<'_>>,
+    ) -> Result<(Vec<Appended>, std::ops::Range<u32>)> {
+        let items = messages.into_iter().map(|m| (mailbox, m)).collect();
+        let (done, claimed) = self.append_to(items, Some(mailbox)).await?;
+        let claimed = claimed.ok_or_else(|| Error::Corrupt("the claim went missing".into()))?;
+        Ok((done, claimed))
     }
 
     async fn append_copies(
@@ -593,7 +613,7 @@ impl MailStore for SqliteStore {
         if copies.is_empty() {
             return Ok(Vec::new());
         }
-        self.append_to(copies).await
+        Ok(self.append_to(copies, None).await?.0)
     }
 
     async fn spam_note(&self, mailbox: MailboxId, uid: u32) -> Result<Option<SpamNote>> {
@@ -781,30 +801,11 @@ impl MailStore for SqliteStore {
     }
 
     async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<std::ops::Range<u32>> {
-        let recent = move |c: &Connection| {
-            one(
-                c,
-                "SELECT first_recent, uidnext FROM mailboxes WHERE id = ?1",
-                [mailbox],
-                |r| Ok(r.get::<_, u32>(0)?..r.get::<_, u32>(1)?),
-            )?
-            .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))
-        };
         if !claim {
             // EXAMINE changes nothing: a read, no write turn.
-            return self.db.read(recent).await;
+            return self.db.read(move |c| recent_range(c, mailbox)).await;
         }
-        self.db
-            .write(move |c| {
-                let range = recent(c)?;
-                exec(
-                    c,
-                    "UPDATE mailboxes SET first_recent = uidnext WHERE id = ?1",
-                    [mailbox],
-                )?;
-                Ok(range)
-            })
-            .await
+        self.db.write(move |c| claim_in_tx(c, mailbox)).await
     }
 
     async fn views(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, MessageCache)>> {
@@ -1534,6 +1535,31 @@ macro_rules! select_messages {
 }
 use select_messages;
 
+/// The UIDs nobody has seen as \Recent yet.
+fn recent_range(c: &Connection, mailbox: MailboxId) -> Result<std::ops::Range<u32>> {
+    one(
+        c,
+        "SELECT first_recent, uidnext FROM mailboxes WHERE id = ?1",
+        [mailbox],
+        |r| Ok(r.get::<_, u32>(0)?..r.get::<_, u32>(1)?),
+    )?
+    .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))
+}
+
+/// Takes the \Recent UIDs for the caller (RFC 3501 2.3.2); a write only
+/// when there is something to take.
+fn claim_in_tx(c: &Connection, mailbox: MailboxId) -> Result<std::ops::Range<u32>> {
+    let range = recent_range(c, mailbox)?;
+    if !range.is_empty() {
+        exec(
+            c,
+            "UPDATE mailboxes SET first_recent = uidnext WHERE id = ?1",
+            [mailbox],
+        )?;
+    }
+    Ok(range)
+}
+
 /// Whether an account or an alias has the address.
 fn taken(c: &Connection, address: &str) -> Result<bool> {
     Ok(one(
@@ -1726,6 +1752,16 @@ fn uid_json(uids: &[u32]) -> String {
     }
     s.push(']');
     s
+}
+
+/// Puts staged bodies in place inside the write group `tx`, whose commit
+/// then waits for their folders to be durable.
+fn place(tx: &Tx, blobs: &BlobStore, staged: Vec<Staged>) -> Result<Vec<BlobHash>> {
+    let (hashes, dirs) = blobs.place(staged)?;
+    for dir in dirs {
+        tx.sync_dir(dir);
+    }
+    Ok(hashes)
 }
 
 /// Notes a change in `changes`, for the other processes' watchers.

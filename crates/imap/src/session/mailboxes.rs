@@ -427,7 +427,27 @@ impl Session {
                 spam: None,
             })
             .collect();
-        match self.server.store.append_batch(mailbox.id, batch).await {
+        // Into the mailbox this session has selected read-write: its \Recent
+        // claim goes in the APPEND's own transaction.
+        let claiming = self
+            .selected
+            .as_ref()
+            .is_some_and(|v| v.mailbox.id == mailbox.id && !v.read_only);
+        let appended = if claiming {
+            self.server
+                .store
+                .append_claiming(mailbox.id, batch)
+                .await
+                .map(|(done, claimed)| {
+                    if let Some(view) = self.selected.as_mut() {
+                        view.claimed = Some(claimed);
+                    }
+                    done
+                })
+        } else {
+            self.server.store.append_batch(mailbox.id, batch).await
+        };
+        match appended {
             Ok(done) => {
                 if mailbox.special_use == Some(SpecialUse::Sent) {
                     self.note_correspondents(&messages).await;

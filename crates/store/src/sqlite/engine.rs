@@ -10,11 +10,17 @@
 //! A caller that stops waiting (cancelled) does not stop its closure: the
 //! work is done or not as a whole, like a write whose answer was lost.
 //!
+//! Body files renamed into place by a group's writers have their folders
+//! fsync'd once per group, right before its COMMIT ([`Tx::sync_dir`]), not
+//! once per writer on the writer thread's critical path.
+//!
 //! **Reads** are closures run on a reader thread, each on a connection
 //! outside any transaction (a statement is its own snapshot; a closure that
 //! needs several statements to agree opens its own read transaction).
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -85,7 +91,7 @@ impl Engine {
     pub async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<T> + Send + 'static,
     {
         self.submit(false, work).await
     }
@@ -96,7 +102,7 @@ impl Engine {
     pub async fn write_alone<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<T> + Send + 'static,
     {
         self.submit(true, work).await
     }
@@ -118,7 +124,7 @@ impl Engine {
     async fn submit<T, F>(&self, alone: bool, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let run: Run = Box::new(move |conn| {
@@ -141,6 +147,33 @@ impl Engine {
             .send(WriteJob { alone, run })
             .map_err(|_| gone())?;
         rx.await.map_err(|_| failed())?
+    }
+}
+
+/// A write group's transaction, as its writers see it: the connection, and
+/// the folders to make durable before the COMMIT.
+pub struct Tx<'c> {
+    conn: &'c Connection,
+    dirs: RefCell<Vec<PathBuf>>,
+}
+
+impl Tx<'_> {
+    /// Makes `dir` durable (fsync'd) before this group commits, after every
+    /// writer of the group has run: for body files renamed into it, whose
+    /// names must be on the disk before any row that names them.
+    pub fn sync_dir(&self, dir: PathBuf) {
+        let mut dirs = self.dirs.borrow_mut();
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+}
+
+impl Deref for Tx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
     }
 }
 
@@ -203,7 +236,7 @@ struct WriteJob {
 /// A write closure: given the connection inside the group's transaction,
 /// or why the group could not begin (then it changes nothing and answers
 /// with that).
-type Run = Box<dyn for<'c> FnOnce(std::result::Result<&'c Connection, &str>) -> Ran + Send>;
+type Run = Box<dyn for<'c, 't> FnOnce(std::result::Result<&'t Tx<'c>, &str>) -> Ran + Send>;
 
 /// A write closure that has run: whether its work stays, and its answer,
 /// given the group's commit failure if there was one.
@@ -269,6 +302,10 @@ fn run_group(conn: &Connection, batch: &mut VecDeque<WriteJob>) {
         }
         return;
     }
+    let tx = Tx {
+        conn,
+        dirs: RefCell::new(Vec::new()),
+    };
     let mut answers = Vec::with_capacity(batch.len());
     let mut broken = None;
     while let Some(job) = batch.pop_front() {
@@ -277,7 +314,7 @@ fn run_group(conn: &Connection, batch: &mut VecDeque<WriteJob>) {
             batch.push_front(job);
             break;
         }
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(Ok(conn))));
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(Ok(&tx))));
         let ok = matches!(&ran, Ok(r) if r.ok);
         if let Ok(ran) = ran {
             answers.push(ran.answer);
@@ -298,7 +335,9 @@ fn run_group(conn: &Connection, batch: &mut VecDeque<WriteJob>) {
     }
     let outcome = match broken {
         Some(why) => Some(why),
-        None => conn.execute_batch("COMMIT").err().map(|e| e.to_string()),
+        None => sync_dirs(&tx.dirs.borrow())
+            .err()
+            .or_else(|| conn.execute_batch("COMMIT").err().map(|e| e.to_string())),
     };
     if outcome.is_some() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
@@ -312,6 +351,16 @@ fn run_group(conn: &Connection, batch: &mut VecDeque<WriteJob>) {
     for answer in answers {
         answer(outcome.clone());
     }
+}
+
+/// fsyncs each folder; the first failure, in words.
+fn sync_dirs(dirs: &[PathBuf]) -> std::result::Result<(), String> {
+    for dir in dirs {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// Every row `sql` gives, each through `row`.

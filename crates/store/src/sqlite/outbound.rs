@@ -46,8 +46,7 @@ impl Outbound for SqliteStore {
         let blobs = self.blobs.clone();
         self.db
             .write(move |c| {
-                let hash = blobs
-                    .publish(vec![staged])?
+                let hash = super::place(c, &blobs, vec![staged])?
                     .pop()
                     .ok_or_else(|| Error::Corrupt("blob writer returned nothing".into()))?;
                 let id: i64 = one(
