@@ -125,6 +125,53 @@ impl View {
         Ok(view)
     }
 
+    /// This session's own change, already applied to its entries, made
+    /// the mailbox's MODSEQ `modseq`. When nothing else happened in between
+    /// (it is the next MODSEQ after the view's), the view is current
+    /// without reading the change back, and the feed's notice of it is
+    /// not news ([`View::is_news`]).
+    pub fn took_own_change(&mut self, modseq: u64) {
+        if modseq == self.modseq + 1 {
+            self.modseq = modseq;
+            self.mailbox.highestmodseq = modseq;
+        }
+    }
+
+    /// This session's own APPEND into this mailbox: when nothing else
+    /// changed in between (the new MODSEQs follow the view's, one a
+    /// message), the view takes the messages in without reading them back
+    /// and marks what the APPEND claimed \Recent; true when it did (the
+    /// caller announces EXISTS). Otherwise nothing changes here.
+    pub fn took_own_append(&mut self, added: Vec<Entry>, claimed: Option<Range<u32>>) -> bool {
+        let last_uid = self.messages.last().map_or(0, |m| m.uid);
+        let follows = added
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.modseq == self.modseq + 1 + i as u64 && e.uid > last_uid + i as u32);
+        let Some(last) = added.last() else {
+            return false;
+        };
+        if !follows {
+            return false;
+        }
+        self.modseq = last.modseq;
+        self.mailbox.highestmodseq = last.modseq;
+        self.mailbox.uidnext = self.mailbox.uidnext.max(last.uid + 1);
+        self.messages.reserve_exact(added.len());
+        self.messages.extend(added);
+        if let Some(range) = claimed {
+            self.mark_recent(range);
+        }
+        true
+    }
+
+    /// Whether a change notice from the feed may hold something this view
+    /// has not taken in: a MODSEQ past the view's, or 0 (the mailbox was
+    /// renamed or deleted).
+    pub fn is_news(&self, change: &store::Change) -> bool {
+        change.mailbox_id == self.mailbox.id && (change.modseq == 0 || change.modseq > self.modseq)
+    }
+
     fn mark_recent(&mut self, range: Range<u32>) {
         for m in self.messages.iter().rev() {
             if m.uid < range.start {

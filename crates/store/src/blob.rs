@@ -20,6 +20,57 @@ use crate::types::BlobHash;
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    recent: std::sync::Arc<std::sync::Mutex<Recent>>,
+}
+
+/// Bodies kept in memory at most, in bytes: clients read the same messages
+/// again and again (a page of headers on every check, then BODYSTRUCTURE,
+/// then the body), and a hit costs a copy instead of an open and a read.
+const RECENT_BYTES: usize = 64 << 20;
+/// Bodies larger than this are never kept (attachments read once).
+const RECENT_LARGEST: usize = 256 << 10;
+
+/// The bodies read lately, in two generations: lookups look in both and
+/// move a hit into the newer; when the newer holds half the budget it
+/// becomes the older and the older is dropped. Blobs never change (a
+/// name is its content's hash), so nothing kept can be stale.
+#[derive(Debug, Default)]
+struct Recent {
+    newer: std::collections::HashMap<String, std::sync::Arc<[u8]>>,
+    older: std::collections::HashMap<String, std::sync::Arc<[u8]>>,
+    newer_bytes: usize,
+}
+
+impl Recent {
+    fn get(&mut self, hash: &str) -> Option<std::sync::Arc<[u8]>> {
+        if let Some(b) = self.newer.get(hash) {
+            return Some(b.clone());
+        }
+        let b = self.older.remove(hash)?;
+        self.put(hash.to_string(), b.clone());
+        Some(b)
+    }
+
+    fn put(&mut self, hash: String, bytes: std::sync::Arc<[u8]>) {
+        if bytes.len() > RECENT_LARGEST {
+            return;
+        }
+        if self.newer_bytes + bytes.len() > RECENT_BYTES / 2 {
+            self.older = std::mem::take(&mut self.newer);
+            self.newer_bytes = 0;
+        }
+        self.newer_bytes += bytes.len();
+        if let Some(old) = self.newer.insert(hash, bytes) {
+            self.newer_bytes -= old.len();
+        }
+    }
+
+    fn forget(&mut self, hash: &str) {
+        if let Some(old) = self.newer.remove(hash) {
+            self.newer_bytes -= old.len();
+        }
+        self.older.remove(hash);
+    }
 }
 
 /// A blob written and fsync'd to a temp file, not yet visible under its name.
@@ -49,7 +100,10 @@ impl BlobStore {
                 fsync_dir(parent)?;
             }
         }
-        Ok(BlobStore { root })
+        Ok(BlobStore {
+            root,
+            recent: Default::default(),
+        })
     }
 
     /// The folder of the blob files.
@@ -88,12 +142,35 @@ impl BlobStore {
     }
 
     pub fn read(&self, hash: &BlobHash) -> Result<Vec<u8>, Error> {
+        if let Some(bytes) = self.cached(hash) {
+            return Ok(bytes);
+        }
+        let p = self.path(hash);
+        let bytes = fs::read(&p).map_err(|e| io_err(&p, e))?;
+        if bytes.len() <= RECENT_LARGEST {
+            self.lock().put(hash.0.clone(), bytes.as_slice().into());
+        }
+        Ok(bytes)
+    }
+
+    /// The body if it was read lately, without touching the disk.
+    pub fn cached(&self, hash: &BlobHash) -> Option<Vec<u8>> {
+        self.lock().get(&hash.0).map(|b| b.to_vec())
+    }
+
+    /// Reads the file itself, never the memory: for checks of what is on the disk.
+    pub fn read_file(&self, hash: &BlobHash) -> Result<Vec<u8>, Error> {
         let p = self.path(hash);
         fs::read(&p).map_err(|e| io_err(&p, e))
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Removes a blob file; a file already gone is not an error.
     pub fn remove(&self, hash: &BlobHash) -> Result<(), Error> {
+        self.lock().forget(&hash.0);
         let p = self.path(hash);
         match fs::remove_file(&p) {
             Ok(()) => Ok(()),

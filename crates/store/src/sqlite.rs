@@ -677,6 +677,9 @@ impl MailStore for SqliteStore {
     }
 
     async fn read_blob(&self, blob: &BlobHash) -> Result<Vec<u8>> {
+        if let Some(bytes) = self.blobs.cached(blob) {
+            return Ok(bytes);
+        }
         let blobs = self.blobs.clone();
         let blob = blob.clone();
         tokio::task::spawn_blocking(move || blobs.read(&blob))
@@ -685,11 +688,36 @@ impl MailStore for SqliteStore {
     }
 
     async fn read_blobs(&self, wanted: &[BlobHash]) -> Result<Vec<Result<Vec<u8>>>> {
-        let blobs = self.blobs.clone();
-        let wanted = wanted.to_vec();
-        tokio::task::spawn_blocking(move || wanted.iter().map(|b| blobs.read(b)).collect())
+        // Those read lately come from memory; the disk threads only for
+        // the rest.
+        let mut out: Vec<Option<Result<Vec<u8>>>> = wanted
+            .iter()
+            .map(|b| self.blobs.cached(b).map(Ok))
+            .collect();
+        let missing: Vec<(usize, BlobHash)> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_none())
+            .map(|(i, _)| (i, wanted[i].clone()))
+            .collect();
+        if !missing.is_empty() {
+            let blobs = self.blobs.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                missing
+                    .into_iter()
+                    .map(|(i, b)| (i, blobs.read(&b)))
+                    .collect::<Vec<_>>()
+            })
             .await
-            .map_err(|e| Error::Corrupt(format!("blob reader failed: {e}")))
+            .map_err(|e| Error::Corrupt(format!("blob reader failed: {e}")))?;
+            for (i, r) in read {
+                out[i] = Some(r);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Corrupt("a body was not read".into()))))
+            .collect())
     }
 
     async fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>> {

@@ -433,20 +433,27 @@ impl Session {
             .selected
             .as_ref()
             .is_some_and(|v| v.mailbox.id == mailbox.id && !v.read_only);
+        let added: Vec<(Flags, Vec<String>)> = batch
+            .iter()
+            .map(|m| (m.flags, m.keywords.clone()))
+            .collect();
         let appended = if claiming {
             self.server
                 .store
                 .append_claiming(mailbox.id, batch)
                 .await
-                .map(|(done, claimed)| {
-                    if let Some(view) = self.selected.as_mut() {
-                        view.claimed = Some(claimed);
-                    }
-                    done
-                })
+                .map(|(done, claimed)| (done, Some(claimed)))
         } else {
-            self.server.store.append_batch(mailbox.id, batch).await
+            self.server
+                .store
+                .append_batch(mailbox.id, batch)
+                .await
+                .map(|done| (done, None))
         };
+        let appended = appended.map(|(done, claimed)| {
+            self.take_own_append(mailbox.id, &done, added, claimed);
+            done
+        });
         match appended {
             Ok(done) => {
                 if mailbox.special_use == Some(SpecialUse::Sent) {
@@ -464,6 +471,42 @@ impl Session {
             }
             Err(e) => store_failure(e),
         }
+    }
+
+    /// Shows this session's own APPEND into its selected mailbox without
+    /// reading it back when nothing else changed there meanwhile (then the
+    /// EXISTS goes out now); otherwise the next catch-up reads it, with the
+    /// \Recent claim the APPEND made.
+    fn take_own_append(
+        &mut self,
+        mailbox: store::MailboxId,
+        done: &[store::Appended],
+        added: Vec<(Flags, Vec<String>)>,
+        claimed: Option<std::ops::Range<u32>>,
+    ) {
+        let rev2 = self.rev2();
+        let Some(view) = self.selected.as_mut().filter(|v| v.mailbox.id == mailbox) else {
+            return;
+        };
+        let entries = done
+            .iter()
+            .zip(added)
+            .map(|(d, (flags, keywords))| Entry {
+                uid: d.uid,
+                modseq: d.modseq,
+                flags,
+                keywords,
+            })
+            .collect();
+        if !view.took_own_append(entries, claimed.clone()) {
+            view.claimed = claimed;
+            return;
+        }
+        let mut lines = format!("* {} EXISTS\r\n", view.exists());
+        if !rev2 {
+            lines.push_str(&format!("* {} RECENT\r\n", view.recent.len()));
+        }
+        self.out.extend_from_slice(lines.as_bytes());
     }
 
     /// The UID of the copy of this message (by Message-ID) the server

@@ -204,12 +204,16 @@ impl Session {
                 let result = store
                     .store_flags(view.mailbox.id, &unseen, &change, None)
                     .await?;
-                for u in result.updated {
+                for u in &result.updated {
                     if let Some(i) = view.index_of(u.uid) {
                         view.messages[i].flags = u.flags;
+                        view.messages[i].keywords = u.keywords.clone();
                         view.messages[i].modseq = u.modseq;
                         seen_now.insert(u.uid);
                     }
+                }
+                if let Some(u) = result.updated.first() {
+                    view.took_own_change(u.modseq);
                 }
             }
         }
@@ -362,6 +366,9 @@ impl Session {
                 m.keywords = u.keywords.clone();
                 m.modseq = u.modseq;
             }
+        }
+        if let Some(u) = result.updated.first() {
+            view.took_own_change(u.modseq);
         }
         let refused: HashSet<u32> = result.refused.iter().copied().collect();
         for u in &uids {

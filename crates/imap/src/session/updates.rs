@@ -13,12 +13,12 @@ impl Session {
         let Some(view) = self.selected.as_ref() else {
             return Ok(());
         };
-        let id = view.mailbox.id;
-        // Only look again when something changed in this mailbox.
+        // Only look again when something changed in this mailbox that the
+        // view has not taken in (its own changes it has).
         let mut changed = false;
         loop {
             match feed.try_recv() {
-                Ok(c) => changed |= c.mailbox_id == id,
+                Ok(c) => changed |= view.is_news(&c),
                 Err(broadcast::error::TryRecvError::Lagged(_)) => changed = true,
                 Err(_) => break,
             }
@@ -83,7 +83,6 @@ impl Session {
         let mut line = Vec::new();
         let mut feed = self.feed.take();
         let mut shutdown = self.shutdown.clone();
-        let selected = self.selected.as_ref().map(|v| v.mailbox.id);
         let result = loop {
             if self.logout {
                 break Ok(true);
@@ -105,7 +104,7 @@ impl Session {
                     }
                 } => {
                     let relevant = match change {
-                        Ok(c) => Some(c.mailbox_id) == selected,
+                        Ok(c) => self.selected.as_ref().is_some_and(|v| v.is_news(&c)),
                         Err(broadcast::error::RecvError::Lagged(_)) => true,
                         Err(broadcast::error::RecvError::Closed) => {
                             feed = None;

@@ -203,7 +203,7 @@ impl SqliteStore {
                 .iter()
                 .filter_map(|(hash, what)| {
                     let hash_name = BlobHash(hash.clone());
-                    match blobs.read(&hash_name) {
+                    match blobs.read_file(&hash_name) {
                         Err(_) => Some(format!(
                             "{what}: its body file {hash} is missing; restore it from a backup, or remove the message"
                         )),
