@@ -7,6 +7,9 @@
 #   BEFORE=/path/to/earlier/target/release bench/engine.sh
 #                               # USERS=20 MESSAGES=100 CLIENTS=10 DURATION=8 RUNS=3
 #                               # LOADS="imap --keep-open|imap|pop3|smtp"
+#                               # (add "idle" for IDLE=10000 idle connections:
+#                               # memory a connection and the fan-out, as
+#                               # bench/compare.sh measures them)
 #
 # BEFORE is a folder with that build's satchel and satchel-bench (for
 # example `git worktree add /tmp/before REV` and a release build there).
@@ -16,6 +19,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 : "${BEFORE:?set BEFORE to the folder holding the earlier satchel and satchel-bench}"
 USERS=${USERS:-20} MESSAGES=${MESSAGES:-100} CLIENTS=${CLIENTS:-10} DURATION=${DURATION:-8} RUNS=${RUNS:-3}
+IDLE=${IDLE:-10000}
 LOADS=${LOADS:-"imap --keep-open|imap|pop3|smtp"}
 WORK=$(mktemp -d /tmp/satchel-engine.XXXXXX)
 PIDS=()
@@ -60,23 +64,27 @@ CONF
   exit 1
 }
 start satchel "$ROOT/target/release" 20000
+SATCHEL_PID=${PIDS[-1]}
 start before "$BEFORE" 30000
+BEFORE_PID=${PIDS[-1]}
 
 : > "$WORK/results"
 IFS='|' read -ra LOAD_LIST <<< "$LOADS"
 for load in "${LOAD_LIST[@]}"; do
   for run in $(seq 1 "$RUNS"); do
     for server in satchel before; do
-      if [ $server = satchel ]; then base=20000 bench=$ROOT/target/release/satchel-bench
-      else base=30000 bench=$BEFORE/satchel-bench; fi
-      mode=$load
+      if [ $server = satchel ]; then base=20000 bench=$ROOT/target/release/satchel-bench pid=$SATCHEL_PID
+      else base=30000 bench=$BEFORE/satchel-bench pid=$BEFORE_PID; fi
+      mode=$load clients=$CLIENTS
       case $load in
         pop3) port=$((base + 110)) ;;
+        idle) port=$((base + 143)) clients=$IDLE \
+          mode="idle --memory-of $pid --smtp-port $((base + 25)) --parallel 64" ;;
         smtp) port=$((base + 25)) mode="smtp --imap-port $((base + 143)) --rcpt user%d@example.test" ;;
         *) port=$((base + 143)) ;;
       esac
       # shellcheck disable=SC2086
-      line=$("$bench" --port "$port" --user 'user%d@example.test' --users "$USERS" --clients "$CLIENTS" \
+      line=$("$bench" --port "$port" --user 'user%d@example.test' --users "$USERS" --clients "$clients" \
         --seconds "$DURATION" $mode)
       echo "$load|$server|$run|$line" | tee -a "$WORK/results" >&2
     done

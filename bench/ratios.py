@@ -8,7 +8,8 @@ import collections
 import statistics
 import sys
 
-KEYS = ("ops/s", "rounds/s", "p50_us", "p99_us", "filed/s", "delivered/s")
+KEYS = ("ops/s", "rounds/s", "p50_us", "p99_us", "filed/s", "delivered/s",
+        "per_connection_kib", "fanout_p50_ms", "fanout_max_ms")
 
 
 def main(path, other, label):

@@ -172,6 +172,12 @@ impl View {
         change.mailbox_id == self.mailbox.id && (change.modseq == 0 || change.modseq > self.modseq)
     }
 
+    /// What a catch-up prompted by `change` (news to this view) must
+    /// cover: its MODSEQ, or everything (None) for a rename or deletion.
+    pub fn covering(change: &store::Change) -> Option<u64> {
+        (change.modseq > 0).then_some(change.modseq)
+    }
+
     fn mark_recent(&mut self, range: Range<u32>) {
         for m in self.messages.iter().rev() {
             if m.uid < range.start {
@@ -194,8 +200,16 @@ impl View {
 
     /// Takes in what changed in the store since `self.modseq`. Expunged
     /// messages stay until [`View::take_expunges`].
-    pub async fn catch_up(&mut self, store: &dyn MailStore) -> store::Result<Updates> {
-        let delta = store.changes_since(self.mailbox.id, self.modseq).await?;
+    /// `covering`: the newest change notice this catch-up answers, if it
+    /// is known (see [`MailStore::changes_since`]).
+    pub async fn catch_up(
+        &mut self,
+        store: &dyn MailStore,
+        covering: Option<u64>,
+    ) -> store::Result<Updates> {
+        let delta = store
+            .changes_since(self.mailbox.id, self.modseq, covering)
+            .await?;
         let mut updates = Updates::default();
         let last_uid = self.messages.last().map_or(0, |m| m.uid);
         let gone: HashSet<u32> = delta.expunged.iter().copied().collect();

@@ -182,8 +182,16 @@ pub trait MailStore: Outbound + Send + Sync {
     async fn details(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageMeta>>;
     /// The cached ENVELOPE and BODYSTRUCTURE of some messages, by UID.
     async fn views(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, MessageCache)>>;
-    /// Messages added or changed, and UIDs expunged, after `modseq`.
-    async fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<MailboxDelta>;
+    /// Messages added or changed, and UIDs expunged, after `modseq`: all
+    /// that was committed before the call, or with `covering`, at least
+    /// every change up to that MODSEQ (the newest change notice the caller
+    /// acts on), which lets a read already under way answer it too.
+    async fn changes_since(
+        &self,
+        mailbox: MailboxId,
+        modseq: u64,
+        covering: Option<u64>,
+    ) -> Result<MailboxDelta>;
     /// Changes flags; one new MODSEQ for every message that changed.
     async fn store_flags(
         &self,

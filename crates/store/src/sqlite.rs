@@ -833,6 +833,12 @@ impl MailStore for SqliteStore {
             // EXAMINE changes nothing: a read, no write turn.
             return self.db.read(move |c| recent_range(c, mailbox)).await;
         }
+        // Sessions that see the same delivery all try to claim it; a look
+        // on a reader first keeps all but the first off the writer.
+        let range = self.db.read(move |c| recent_range(c, mailbox)).await?;
+        if range.is_empty() {
+            return Ok(range);
+        }
         self.db.write(move |c| claim_in_tx(c, mailbox)).await
     }
 
@@ -859,38 +865,72 @@ impl MailStore for SqliteStore {
             .await
     }
 
-    async fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<MailboxDelta> {
+    async fn changes_since(
+        &self,
+        mailbox: MailboxId,
+        modseq: u64,
+        covering: Option<u64>,
+    ) -> Result<MailboxDelta> {
         // Sessions watching one mailbox all ask the same question after a
         // delivery (10,000 idle clients: 10,000 identical reads). A caller
         // joins a read for the same (mailbox, MODSEQ) that has not started
         // yet, which therefore sees everything committed before the caller
-        // asked; a read that started earlier is never joined.
+        // asked; or, when it says which change it needs (`covering`), one
+        // already under way, whose answer it takes if it holds that change.
         let key = (mailbox, modseq);
         static FLIGHT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let id = FLIGHT.fetch_add(1, Ordering::Relaxed);
-        let joined = {
+        enum Role {
+            Join(tokio::sync::watch::Receiver<Option<Arc<MailboxDelta>>>),
+            Lead,
+            Alone,
+        }
+        let role = {
             let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
             match flights.get(&key) {
-                Some((_, f)) => Some(f.subscribe()),
+                Some(f) if !f.started || covering.is_some() => Role::Join(f.answer.subscribe()),
+                // A read under way that this caller may not join.
+                Some(_) => Role::Alone,
                 None => {
-                    flights.insert(key, (id, tokio::sync::watch::channel(None).0));
-                    None
+                    let answer = tokio::sync::watch::channel(None).0;
+                    let started = false;
+                    flights.insert(
+                        key,
+                        Flight {
+                            id,
+                            answer,
+                            started,
+                        },
+                    );
+                    Role::Lead
                 }
             }
         };
-        if let Some(mut answer) = joined {
-            // The leader gave up or failed: ask on our own.
-            if let Ok(delta) = answer.wait_for(Option::is_some).await
-                && let Some(delta) = delta.as_ref()
-            {
-                return Ok(MailboxDelta::clone(delta));
+        match role {
+            Role::Join(mut answer) => {
+                if let Ok(delta) = answer.wait_for(Option::is_some).await
+                    && let Some(delta) = delta.as_ref()
+                    && covering.is_none_or(|m| delta.highestmodseq >= m)
+                {
+                    return Ok(MailboxDelta::clone(delta));
+                }
+                // The leader failed, or its read began before the change
+                // the caller needs: ask on our own.
+                return self
+                    .db
+                    .read(move |c| read_changes(c, mailbox, modseq))
+                    .await;
             }
-            return self
-                .db
-                .read(move |c| read_changes(c, mailbox, modseq))
-                .await;
+            Role::Alone => {
+                return self
+                    .db
+                    .read(move |c| read_changes(c, mailbox, modseq))
+                    .await;
+            }
+            Role::Lead => {}
         }
-        // Closes the read to joiners if it never runs (the engine gone).
+        // Ends the flight if the read never runs (the engine gone): the
+        // joiners then find the channel closed and read on their own.
         let _leader = Leader {
             flights: self.flights.clone(),
             key,
@@ -899,13 +939,14 @@ impl MailStore for SqliteStore {
         let flights = self.flights.clone();
         self.db
             .read(move |c| {
-                // Closed to joiners right before the statement runs.
-                let answer = close_flight(&flights, key, id);
-                let delta = read_changes(c, mailbox, modseq)?;
-                if let Some(answer) = answer {
+                // From here on, joiners that asked later may miss what is
+                // committed meanwhile: only those that name a change join.
+                start_flight(&flights, key, id);
+                let delta = read_changes(c, mailbox, modseq);
+                if let (Ok(delta), Some(answer)) = (&delta, end_flight(&flights, key, id)) {
                     let _ = answer.send(Some(Arc::new(delta.clone())));
                 }
-                Ok(delta)
+                delta
             })
             .await
     }
@@ -2316,23 +2357,39 @@ fn check_script_name(name: &str) -> Result<()> {
 
 type Answer = tokio::sync::watch::Sender<Option<Arc<MailboxDelta>>>;
 
-/// Reads of a mailbox's changes that other callers may still join, each
-/// with its leader's id.
-type Flights = std::sync::Mutex<std::collections::HashMap<(MailboxId, u64), (u64, Answer)>>;
+/// A read of a mailbox's changes that other callers may join.
+struct Flight {
+    /// The leader's id.
+    id: u64,
+    answer: Answer,
+    /// The read has begun: a caller that joins now may miss what was
+    /// committed after its snapshot.
+    started: bool,
+}
 
-/// Closes the read `id` to new joiners (it is about to run), handing back
-/// the channel its joiners wait on. Only its own entry: a later caller's
-/// read under the same key has joiners that asked after this read started.
-fn close_flight(flights: &Flights, key: (MailboxId, u64), id: u64) -> Option<Answer> {
+/// The reads under way, by (mailbox, MODSEQ asked from).
+type Flights = std::sync::Mutex<std::collections::HashMap<(MailboxId, u64), Flight>>;
+
+fn start_flight(flights: &Flights, key: (MailboxId, u64), id: u64) {
     let mut flights = flights.lock().unwrap_or_else(|p| p.into_inner());
-    if flights.get(&key).is_some_and(|(i, _)| *i == id) {
-        return flights.remove(&key).map(|(_, answer)| answer);
+    if let Some(f) = flights.get_mut(&key).filter(|f| f.id == id) {
+        f.started = true;
+    }
+}
+
+/// Takes the read `id` out of the map, handing back the channel its
+/// joiners wait on. Only its own entry: a later caller's read under the
+/// same key has joiners of its own.
+fn end_flight(flights: &Flights, key: (MailboxId, u64), id: u64) -> Option<Answer> {
+    let mut flights = flights.lock().unwrap_or_else(|p| p.into_inner());
+    if flights.get(&key).is_some_and(|f| f.id == id) {
+        return flights.remove(&key).map(|f| f.answer);
     }
     None
 }
 
 /// The caller running a shared read: dropped (answered, failed or
-/// cancelled) it closes the read if the read never did, so that joiners
+/// cancelled) it ends the read if the read never did, so that joiners
 /// find the channel closed and read on their own.
 struct Leader {
     flights: Arc<Flights>,
@@ -2342,7 +2399,7 @@ struct Leader {
 
 impl Drop for Leader {
     fn drop(&mut self) {
-        close_flight(&self.flights, self.key, self.id);
+        end_flight(&self.flights, self.key, self.id);
     }
 }
 

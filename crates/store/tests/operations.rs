@@ -191,7 +191,7 @@ async fn expunge_records_vanished_uids_and_frees_unshared_blobs() {
     assert_eq!(t.uids("INBOX").await, vec![3, 4]);
     // Message 2's blob is still used by the copy in Archive.
     assert_eq!(t.blob_files(), 3);
-    let delta = t.store.changes_since(inbox.id, mark).await.unwrap();
+    let delta = t.store.changes_since(inbox.id, mark, None).await.unwrap();
     assert_eq!(delta.expunged, vec![1, 2]);
     assert!(delta.changed.is_empty());
     assert_eq!(delta.highestmodseq, mark + 1);
@@ -399,7 +399,7 @@ async fn changes_since_lists_new_and_changed_messages() {
         .store_flags(inbox.id, &[1], &change(FlagOp::Add, Flags::SEEN, &[]), None)
         .await
         .unwrap();
-    let d = t.store.changes_since(inbox.id, mark).await.unwrap();
+    let d = t.store.changes_since(inbox.id, mark, None).await.unwrap();
     assert_eq!(
         d.changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
         vec![1, 2]
@@ -749,19 +749,27 @@ async fn concurrent_catch_ups_share_reads_but_never_miss_a_change() {
     // Sessions asking all the time what changed since the start, as IDLE
     // sessions do after each delivery: each answer holds at least every
     // append that had returned before the question was asked.
+    let newest = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut readers = Vec::new();
-    for _ in 0..12 {
+    for i in 0..12 {
         let (store, committed, done) = (store.clone(), committed.clone(), done.clone());
+        let newest = newest.clone();
         readers.push(tokio::spawn(async move {
             let mut asked = 0;
             while !done.load(Ordering::SeqCst) {
                 let floor = committed.load(Ordering::SeqCst);
-                let delta = store.changes_since(inbox.id, 0).await.unwrap();
+                // Half ask for everything committed; half name the change
+                // they act on (and may share a read already under way).
+                let covering = (i % 2 == 1).then(|| newest.load(Ordering::SeqCst));
+                let delta = store.changes_since(inbox.id, 0, covering).await.unwrap();
                 let seen = delta.changed.last().map_or(0, |m| m.uid);
                 assert!(
                     seen >= floor,
                     "asked after UID {floor} was stored, got up to {seen}"
                 );
+                if let Some(m) = covering {
+                    assert!(delta.highestmodseq >= m, "asked to cover {m}: {delta:?}");
+                }
                 asked += 1;
             }
             asked
@@ -769,6 +777,14 @@ async fn concurrent_catch_ups_share_reads_but_never_miss_a_change() {
     }
     for round in 1..=150u32 {
         let uid = t.add("INBOX", &format!("m{round}"), Flags::empty()).await;
+        let modseq = t
+            .store
+            .mailbox_by_id(inbox.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .highestmodseq;
+        newest.store(modseq, Ordering::SeqCst);
         committed.store(uid, Ordering::SeqCst);
     }
     done.store(true, Ordering::SeqCst);

@@ -15,11 +15,21 @@ impl Session {
         };
         // Only look again when something changed in this mailbox that the
         // view has not taken in (its own changes it has).
+        // What the catch-up must cover: the newest notice, or everything
+        // (None) after a rename, a deletion or missed notices.
         let mut changed = false;
+        let mut covering = Some(0);
         loop {
             match feed.try_recv() {
-                Ok(c) => changed |= view.is_news(&c),
-                Err(broadcast::error::TryRecvError::Lagged(_)) => changed = true,
+                Ok(c) if view.is_news(&c) => {
+                    changed = true;
+                    covering = covering.zip(View::covering(&c)).map(|(a, b)| a.max(b));
+                }
+                Ok(_) => {}
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    changed = true;
+                    covering = None;
+                }
                 Err(_) => break,
             }
         }
@@ -27,16 +37,24 @@ impl Session {
         if !(changed || pending && expunges_allowed) {
             return Ok(());
         }
-        self.catch_up(expunges_allowed).await
+        if !changed {
+            // Only announcing expunges already taken in: any fresh look.
+            covering = None;
+        }
+        self.catch_up(expunges_allowed, covering).await
     }
 
-    pub(super) async fn catch_up(&mut self, expunges_allowed: bool) -> Result<(), Error> {
+    pub(super) async fn catch_up(
+        &mut self,
+        expunges_allowed: bool,
+        covering: Option<u64>,
+    ) -> Result<(), Error> {
         let store = self.server.store.clone();
         let rev2 = self.rev2();
         let Some(view) = self.selected.as_mut() else {
             return Ok(());
         };
-        let updates = match view.catch_up(store.as_ref()).await {
+        let updates = match view.catch_up(store.as_ref(), covering).await {
             Ok(u) => u,
             Err(store::Error::NoMailbox(_)) => {
                 self.line("* BYE [NONEXISTENT] The selected mailbox was deleted.");
@@ -103,16 +121,20 @@ impl Session {
                         None => std::future::pending().await,
                     }
                 } => {
+                    // Some(what the catch-up must cover) when it is news.
                     let relevant = match change {
-                        Ok(c) => self.selected.as_ref().is_some_and(|v| v.is_news(&c)),
-                        Err(broadcast::error::RecvError::Lagged(_)) => true,
+                        Ok(c) if self.selected.as_ref().is_some_and(|v| v.is_news(&c)) => {
+                            Some(View::covering(&c))
+                        }
+                        Ok(_) => None,
+                        Err(broadcast::error::RecvError::Lagged(_)) => Some(None),
                         Err(broadcast::error::RecvError::Closed) => {
                             feed = None;
-                            false
+                            None
                         }
                     };
-                    if relevant {
-                        self.catch_up(true).await?;
+                    if let Some(covering) = relevant {
+                        self.catch_up(true, covering).await?;
                         self.flush().await?;
                     }
                 }
