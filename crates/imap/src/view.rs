@@ -102,15 +102,14 @@ impl View {
         // in the claimed range is in the list read next.
         // EXAMINE sees \Recent without taking it (RFC 3501 2.3.2).
         let recent = store.claim_recent(mailbox.id, !read_only).await?;
-        let mut messages: Vec<Entry> = store
-            .messages(mailbox.id)
-            .await?
-            .into_iter()
-            .map(Entry::from)
-            .collect();
-        // Collected in place, the list keeps the full entries' allocation
-        // (twice its size): the session holds it while selected.
-        messages.shrink_to_fit();
+        // A fresh list of exactly the entries, allocated on this session's
+        // thread: collected in place, the store's list (allocated on a
+        // reader thread, in that thread's malloc arena) would be kept for
+        // as long as the mailbox is selected, scattered among the reader's
+        // short-lived buffers, which then cannot be given back.
+        let stored = store.messages(mailbox.id).await?;
+        let mut messages = Vec::with_capacity(stored.len());
+        messages.extend(stored.into_iter().map(Entry::from));
         let modseq = mailbox.highestmodseq;
         let mut view = View {
             mailbox,

@@ -313,18 +313,21 @@ impl Session {
             return Ok(());
         };
         // The snapshot: numbers and sizes stay put for the whole session.
-        let messages: Vec<Entry> = store
-            .messages(inbox.id)
-            .await?
-            .into_iter()
-            .filter(|m| !m.flags.contains(Flags::POP3_HIDDEN))
-            .map(|m| Entry {
-                uid: m.uid,
-                size: m.size,
-                blob: m.blob,
-                deleted: false,
-            })
-            .collect();
+        // A fresh list on this thread, not the store's collected in place
+        // (see imap::View::open: it would pin a reader thread's arena).
+        let stored = store.messages(inbox.id).await?;
+        let mut messages = Vec::with_capacity(stored.len());
+        messages.extend(
+            stored
+                .into_iter()
+                .filter(|m| !m.flags.contains(Flags::POP3_HIDDEN))
+                .map(|m| Entry {
+                    uid: m.uid,
+                    size: m.size,
+                    blob: m.blob,
+                    deleted: false,
+                }),
+        );
         let count = messages.len();
         self.drop = Some(Maildrop {
             inbox,

@@ -642,8 +642,7 @@ impl MailStore for SqliteStore {
     }
 
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
-        let mut list = self
-            .db
+        self.db
             .read(move |c| {
                 all(
                     c,
@@ -652,11 +651,7 @@ impl MailStore for SqliteStore {
                     message_from_row,
                 )
             })
-            .await?;
-        // Sessions keep this list while the mailbox is selected: no room
-        // for growth (collecting doubles as it goes).
-        list.shrink_to_fit();
-        Ok(list)
+            .await
     }
 
     async fn details(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageMeta>> {
