@@ -530,7 +530,7 @@ impl Session {
             // What really went: a message another session expunged meanwhile
             // is not counted.
             let gone = match mode {
-                Pop3Delete::Expunge => store.expunge(d.inbox.id, &deleted, false).await?.len(),
+                Pop3Delete::Expunge => store.expunge(d.inbox.id, &deleted, false).await?.uids.len(),
                 Pop3Delete::Hide => hide(&*store, d.inbox.id, &deleted).await?,
                 Pop3Delete::Trash => {
                     let account = d.inbox.account_id;

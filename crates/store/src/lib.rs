@@ -200,7 +200,8 @@ pub trait MailStore: Outbound + Send + Sync {
         change: &FlagChange,
         unchanged_since: Option<u64>,
     ) -> Result<StoreFlagsResult>;
-    /// Removes messages; returns the UIDs that were there. With
+    /// Removes messages; answers the UIDs that were there and the MODSEQ
+    /// the removal made. With
     /// `only_deleted`, only those that still carry \Deleted at that moment
     /// (IMAP EXPUNGE: another session may have undeleted one meanwhile).
     async fn expunge(
@@ -208,7 +209,7 @@ pub trait MailStore: Outbound + Send + Sync {
         mailbox: MailboxId,
         uids: &[u32],
         only_deleted: bool,
-    ) -> Result<Vec<u32>>;
+    ) -> Result<Expunged>;
     /// Copies messages (same blobs, flags kept) into another mailbox.
     async fn copy_messages(
         &self,

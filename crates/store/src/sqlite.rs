@@ -971,7 +971,7 @@ impl MailStore for SqliteStore {
         mailbox: MailboxId,
         uids: &[u32],
         only_deleted: bool,
-    ) -> Result<Vec<u32>> {
+    ) -> Result<Expunged> {
         let uids = uids.to_vec();
         let origin = self.origin;
         let (account_id, modseq, gone) = self
@@ -985,11 +985,11 @@ impl MailStore for SqliteStore {
             })
             .await?;
         if gone.is_empty() {
-            return Ok(gone);
+            return Ok(Expunged::default());
         }
         self.publish(account_id, mailbox, modseq);
         self.collect_soon().await?;
-        Ok(gone)
+        Ok(Expunged { uids: gone, modseq })
     }
 
     async fn copy_messages(
@@ -2205,6 +2205,7 @@ fn move_in_tx(
     let mut result = CopyResult {
         uidvalidity,
         pairs: Vec::with_capacity(source.len()),
+        source_modseq: 0,
     };
     if source.is_empty() {
         return Ok(Moved {
@@ -2230,6 +2231,7 @@ fn move_in_tx(
     if is_move {
         let (_, source_modseq, _) = expunge_in_tx(c, from, &source, false)?;
         touched.push((from, source_modseq));
+        result.source_modseq = source_modseq;
     }
     Ok(Moved {
         account: source_box.account,

@@ -432,6 +432,19 @@ pub struct CopyResult {
     pub uidvalidity: u32,
     /// (source UID, destination UID) in source UID order.
     pub pairs: Vec<(u32, u32)>,
+    /// For a move, the source mailbox's MODSEQ once the messages left it
+    /// (0 for a copy, or when nothing moved): the moving session's view
+    /// takes its own expunge in without reading it back.
+    pub source_modseq: u64,
+}
+
+/// What an expunge removed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Expunged {
+    /// The UIDs that were there and are gone, in UID order.
+    pub uids: Vec<u32>,
+    /// The mailbox's MODSEQ after the expunge (0 when nothing went).
+    pub modseq: u64,
 }
 
 /// SHA-256 of a blob, lower-case hex.

@@ -187,7 +187,9 @@ async fn expunge_records_vanished_uids_and_frees_unshared_blobs() {
     assert_eq!(t.blob_files(), 4);
     let mark = t.mailbox("INBOX").await.highestmodseq;
     let gone = t.store.expunge(inbox.id, &[1, 2, 7], false).await.unwrap();
-    assert_eq!(gone, vec![1, 2]);
+    assert_eq!(gone.uids, vec![1, 2]);
+    // The expunge's MODSEQ is the mailbox's new one, answered to the caller.
+    assert_eq!(gone.modseq, mark + 1);
     assert_eq!(t.uids("INBOX").await, vec![3, 4]);
     // Message 2's blob is still used by the copy in Archive.
     assert_eq!(t.blob_files(), 3);
@@ -195,13 +197,7 @@ async fn expunge_records_vanished_uids_and_frees_unshared_blobs() {
     assert_eq!(delta.expunged, vec![1, 2]);
     assert!(delta.changed.is_empty());
     assert_eq!(delta.highestmodseq, mark + 1);
-    assert!(
-        t.store
-            .expunge(inbox.id, &[1], false)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(t.store.expunge(inbox.id, &[1], false).await.unwrap() == Expunged::default());
     assert_eq!(t.mailbox("INBOX").await.highestmodseq, mark + 1);
     // only_deleted: a message without \Deleted stays.
     t.store
@@ -214,7 +210,7 @@ async fn expunge_records_vanished_uids_and_frees_unshared_blobs() {
         .await
         .unwrap();
     assert_eq!(
-        t.store.expunge(inbox.id, &[3, 4], true).await.unwrap(),
+        t.store.expunge(inbox.id, &[3, 4], true).await.unwrap().uids,
         vec![3]
     );
     assert_eq!(t.uids("INBOX").await, vec![4]);
@@ -236,6 +232,11 @@ async fn copy_keeps_flags_and_move_is_atomic() {
     assert_eq!(moved.uidvalidity, junk.uidvalidity);
     assert_eq!(moved.pairs, vec![(1, 1), (3, 2)]);
     assert_eq!(t.uids("INBOX").await, vec![2]);
+    assert_eq!(
+        moved.source_modseq,
+        t.mailbox("INBOX").await.highestmodseq,
+        "a move answers the source's MODSEQ after the messages left"
+    );
     let in_junk = t.store.messages(junk.id).await.unwrap();
     assert_eq!(
         in_junk.iter().map(|m| m.flags).collect::<Vec<_>>(),
@@ -247,6 +248,7 @@ async fn copy_keeps_flags_and_move_is_atomic() {
         .await
         .unwrap();
     assert_eq!(copy.pairs, vec![(2, 3)]);
+    assert_eq!(copy.source_modseq, 0, "a copy leaves the source's MODSEQ");
     assert_eq!(
         t.store.messages(junk.id).await.unwrap()[2].flags,
         Flags::FLAGGED

@@ -495,7 +495,7 @@ impl Session {
                 uid: d.uid,
                 modseq: d.modseq,
                 flags,
-                keywords,
+                keywords: keywords.into_boxed_slice(),
             })
             .collect();
         if !view.took_own_append(entries, claimed.clone()) {

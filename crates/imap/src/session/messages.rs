@@ -70,10 +70,11 @@ impl Session {
             Ok(g) => g,
             Err(e) => return Ok(store_failure(e)),
         };
-        for seq in view.remove(&gone) {
+        for seq in view.remove(&gone.uids) {
             self.out
                 .extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
         }
+        view.took_own_change(gone.modseq);
         Ok(ok("EXPUNGE completed."))
     }
 
@@ -207,7 +208,7 @@ impl Session {
                 for u in &result.updated {
                     if let Some(i) = view.index_of(u.uid) {
                         view.messages[i].flags = u.flags;
-                        view.messages[i].keywords = u.keywords.clone();
+                        view.messages[i].keywords = u.keywords.as_slice().into();
                         view.messages[i].modseq = u.modseq;
                         seen_now.insert(u.uid);
                     }
@@ -363,7 +364,7 @@ impl Session {
                     surprising.insert(u.uid);
                 }
                 m.flags = u.flags;
-                m.keywords = u.keywords.clone();
+                m.keywords = u.keywords.as_slice().into();
                 m.modseq = u.modseq;
             }
         }
@@ -467,6 +468,7 @@ impl Session {
                 self.out
                     .extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
             }
+            view.took_own_change(result.source_modseq);
             return ok("MOVE completed.");
         }
         match code {
