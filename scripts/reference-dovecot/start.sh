@@ -82,8 +82,21 @@ default_vsz_limit = 0
 service anvil {
   client_limit = $((n * 4))
 }
+service imap {
+  process_limit = $n
+}
+service pop3 {
+  process_limit = $n
+}
 "
   ulimit -n $((n * 4 + 1024)) 2>/dev/null || true
+  # Each IMAP process in IDLE takes an inotify instance; past the kernel's
+  # per-user limit (128 by default) Dovecot falls back to polling every
+  # 30 seconds, which is not what it does in production.
+  inotify=/proc/sys/fs/inotify/max_user_instances
+  if [ -w "$inotify" ] && [ "$(cat "$inotify")" -lt $((n + 1024)) ]; then
+    echo $((n + 1024)) >"$inotify"
+  fi
 fi
 # One service auth block for both knobs.
 [ -n "$auth_service" ] && extra+="service auth {

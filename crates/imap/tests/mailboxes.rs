@@ -4,7 +4,7 @@
 mod common;
 
 use common::{USER, command, status};
-use store::MailStore;
+use store::prelude::*;
 
 #[tokio::test]
 async fn create_list_rename_status_delete() {

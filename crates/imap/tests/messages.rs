@@ -4,7 +4,7 @@
 mod common;
 
 use common::{USER, command, status};
-use store::MailStore;
+use store::prelude::*;
 
 async fn append(c: &mut door::testing::Client, mailbox: &str, subject: &str) {
     let message = format!("Subject: {subject}\r\n\r\nbody of {subject}\r\n");

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use store::prelude::*;
 
 use door::testing::{Client, connect};
-use store::{MailStore, SqliteStore};
+use store::SqliteStore;
 
 async fn door(line_ms: u64, login_ms: u64) -> (tempfile::TempDir, Arc<managesieve::Server>) {
     let dir = tempfile::tempdir().unwrap();

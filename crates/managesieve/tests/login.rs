@@ -4,11 +4,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use store::prelude::*;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use door::testing::{Client, connect};
-use store::{MailStore, SqliteStore};
+use store::SqliteStore;
 
 const USER: &str = "alice@example.test";
 const PASSWORD: &str = "secret";

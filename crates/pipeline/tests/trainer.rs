@@ -3,7 +3,8 @@
 //! once; an event whose message is gone is dropped untaught.
 
 use pipeline::{SERVER_MODEL, teach_pending};
-use store::{Flags, InternalDate, MailStore, MessageCache, NewMessage, SqliteStore};
+use store::prelude::*;
+use store::{Flags, InternalDate, MessageCache, NewMessage, SqliteStore};
 
 const RAW: &[u8] =
     b"From: s@sender.test\r\nSubject: jackpot casino\r\n\r\njackpot casino bonus\r\n";

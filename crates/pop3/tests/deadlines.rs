@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use store::prelude::*;
 
 use door::testing::connect;
-use store::{MailStore, SqliteStore};
+use store::SqliteStore;
 
 const PEER: &str = "127.0.0.1:40000";
 

@@ -2,9 +2,10 @@
 //! session expunged while this one had it marked is not counted.
 
 use std::sync::Arc;
+use store::prelude::*;
 
 use door::testing::connect;
-use store::{Flags, InternalDate, MailStore, MessageCache, NewMessage, SqliteStore};
+use store::{Flags, InternalDate, MessageCache, NewMessage, SqliteStore};
 
 #[tokio::test]
 async fn quit_counts_only_what_it_deleted() {

@@ -3,7 +3,8 @@
 mod common;
 
 use common::Satchel;
-use store::{MailStore, SpecialUse};
+use store::SpecialUse;
+use store::prelude::*;
 
 #[tokio::test]
 async fn user_add_creates_the_six_default_mailboxes() {

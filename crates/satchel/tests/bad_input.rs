@@ -3,7 +3,7 @@
 mod common;
 
 use common::Satchel;
-use store::MailStore;
+use store::prelude::*;
 
 const RCPT: &str = "dave@example.test";
 

@@ -4,9 +4,9 @@
 mod common;
 
 use std::time::Duration;
+use store::prelude::*;
 
 use common::Satchel;
-use store::MailStore;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_delivery_by_another_process_reaches_subscribers_within_a_second() {

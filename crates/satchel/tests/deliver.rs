@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
+use store::prelude::*;
 
 use common::{Satchel, receipt_uid};
-use store::MailStore;
 
 const RCPT: &str = "alice@example.test";
 

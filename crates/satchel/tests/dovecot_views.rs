@@ -9,7 +9,7 @@ mod common;
 
 use common::{Satchel, fixtures, gen_mbox};
 use mime::Value;
-use store::MailStore;
+use store::prelude::*;
 
 const RCPT: &str = "views@example.test";
 

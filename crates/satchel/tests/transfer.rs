@@ -4,9 +4,10 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use store::prelude::*;
 
 use common::{Satchel, gen_mbox};
-use store::{Flags, MailStore};
+use store::Flags;
 
 const RCPT: &str = "carol@example.test";
 

@@ -3,7 +3,7 @@
 //! content-addressed files; a PostgreSQL backend implements the same trait.
 //!
 //! Everything a door changes is published on the change feed
-//! ([`MailStore::subscribe`]) so other sessions, doors and processes see it.
+//! ([`Feed::subscribe`]) so other sessions, doors and processes see it.
 
 mod blob;
 pub mod names;
@@ -88,12 +88,31 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
-/// One mail store. Methods that take an address accept any case; ids come
-/// from earlier answers of the same store.
-#[async_trait]
-pub trait MailStore: Outbound + Send + Sync {
-    // Accounts.
+/// One mail store: every area's trait, implemented by one backend struct.
+/// Doors and the CLI hold a `dyn MailStore` and call any area's methods
+/// (`use store::prelude::*` brings the traits into scope). Methods that
+/// take an address accept any case; ids come from earlier answers of the
+/// same store.
+pub trait MailStore:
+    Accounts + Mailboxes + Messages + SpamData + Scripts + Upkeep + Feed + Outbound
+{
+}
 
+impl<T> MailStore for T where
+    T: Accounts + Mailboxes + Messages + SpamData + Scripts + Upkeep + Feed + Outbound
+{
+}
+
+/// Every area trait, for `use store::prelude::*`.
+pub mod prelude {
+    pub use crate::{
+        Accounts, Feed, MailStore, Mailboxes, Messages, Outbound, Scripts, SpamData, Upkeep,
+    };
+}
+
+/// Accounts, their aliases and settings, and logging in.
+#[async_trait]
+pub trait Accounts: Send + Sync {
     /// Creates an account with the default mailboxes, all in one transaction.
     async fn create_account(&self, address: &str, password: &str, admin: bool) -> Result<Account>;
     async fn list_accounts(&self) -> Result<Vec<Account>>;
@@ -118,9 +137,11 @@ pub trait MailStore: Outbound + Send + Sync {
     /// The account if `password` is right, `None` otherwise (also for unknown
     /// addresses, after the same amount of work).
     async fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>>;
+}
 
-    // Mailboxes.
-
+/// Mailboxes: the folder tree, subscriptions, status and \Recent.
+#[async_trait]
+pub trait Mailboxes: Send + Sync {
     async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>>;
     async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>>;
     async fn create_mailbox(
@@ -144,9 +165,12 @@ pub trait MailStore: Outbound + Send + Sync {
     /// `claim`, they become \Recent for the caller alone (RFC 3501 2.3.2);
     /// without (EXAMINE), the caller sees them and so will the next one.
     async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<std::ops::Range<u32>>;
+}
 
-    // Messages.
-
+/// Messages in mailboxes: appending, reading, flags, expunge, copy and
+/// move, and the bodies.
+#[async_trait]
+pub trait Messages: Send + Sync {
     /// Stores the message durably (blob fsync'd, index committed) and returns
     /// its UID. Only after this returns may a door acknowledge the message.
     async fn append(&self, mailbox: MailboxId, message: NewMessage<'_>) -> Result<Appended>;
@@ -156,7 +180,7 @@ pub trait MailStore: Outbound + Send + Sync {
         mailbox: MailboxId,
         messages: Vec<NewMessage<'_>>,
     ) -> Result<Vec<Appended>>;
-    /// [`MailStore::append_batch`] by the session that has `mailbox`
+    /// [`Messages::append_batch`] by the session that has `mailbox`
     /// selected read-write: in the same transaction it takes \Recent for
     /// everything not yet claimed (its own messages included, RFC 3501
     /// 2.3.2), and answers the UID range it claimed, so the session needs
@@ -231,7 +255,12 @@ pub trait MailStore: Outbound + Send + Sync {
     /// Several messages' bytes, each answered on its own, in one trip to
     /// the disk threads (a FETCH of a page of headers reads twenty).
     async fn read_blobs(&self, blobs: &[BlobHash]) -> Result<Vec<Result<Vec<u8>>>>;
+}
 
+/// What the spam filter keeps: the Bayes models, the training events
+/// users cause, allow and block lists, and whom each account writes to.
+#[async_trait]
+pub trait SpamData: Send + Sync {
     /// What the Bayes models of `scopes` (0: the server's, else an account
     /// id) know of `tokens`: one answer per scope, read at one moment.
     async fn bayes_counts(&self, scopes: &[i64], tokens: &[String]) -> Result<Vec<ModelCounts>>;
@@ -242,7 +271,7 @@ pub trait MailStore: Outbound + Send + Sync {
     /// Teaches the model of `scope` one message's tokens.
     async fn bayes_train(&self, scope: i64, tokens: &[String], spam: bool) -> Result<()>;
     /// Up to `limit` training events users caused, oldest first; each stays
-    /// until [`MailStore::finish_training`] consumes it.
+    /// until [`SpamData::finish_training`] consumes it.
     async fn pending_training(&self, limit: usize) -> Result<Vec<TrainingEvent>>;
     /// Teaches the event's tokens to the models of `scopes` and removes the
     /// event, in one transaction: a crash leaves it untaught and pending,
@@ -268,9 +297,12 @@ pub trait MailStore: Outbound + Send + Sync {
     async fn record_correspondents(&self, account: AccountId, addresses: &[String]) -> Result<()>;
     /// How many messages the account has sent to `address`.
     async fn sent_to(&self, account: AccountId, address: &str) -> Result<u64>;
+}
 
-    // Sieve scripts.
-
+/// Sieve scripts (RFC 5228, managed as RFC 5804 describes) and the
+/// vacation replies they sent.
+#[async_trait]
+pub trait Scripts: Send + Sync {
     /// The account's scripts, by name.
     async fn sieve_scripts(&self, account: AccountId) -> Result<Vec<SieveScript>>;
     async fn sieve_script(&self, account: AccountId, name: &str) -> Result<Option<String>>;
@@ -294,7 +326,11 @@ pub trait MailStore: Outbound + Send + Sync {
         sender: &str,
         days: u64,
     ) -> Result<bool>;
+}
 
+/// Housekeeping.
+#[async_trait]
+pub trait Upkeep: Send + Sync {
     /// Housekeeping a server runs now and then: unreferenced and orphaned
     /// blobs, leftovers of writers that died.
     async fn maintenance(&self) -> Result<()>;
@@ -303,14 +339,15 @@ pub trait MailStore: Outbound + Send + Sync {
     /// each expunge before it answers (a server; one-shot commands keep
     /// collecting inline, since they may exit before a task would run).
     fn collect_in_background(&self);
+}
 
-    // Change feed.
-
+/// The change feed: what changed, for sessions that show it live.
+pub trait Feed: Send + Sync {
     /// Changes made by this process, and by other processes once the store's
-    /// watcher is running ([`MailStore::watch_other_processes`]).
+    /// watcher is running ([`Feed::watch_other_processes`]).
     fn subscribe(&self) -> broadcast::Receiver<Change>;
     /// Starts relaying changes made by other processes on the same store to
-    /// [`MailStore::subscribe`]rs, within [`WATCH_INTERVAL`].
+    /// [`Feed::subscribe`]rs, within [`WATCH_INTERVAL`].
     fn watch_other_processes(&self);
 }
 

@@ -322,7 +322,7 @@ pub struct Appended {
 }
 
 /// One message in a mailbox, as the index knows it (the cached views are
-/// fetched separately, by [`crate::MailStore::views`]).
+/// fetched separately, by [`crate::Messages::views`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageMeta {
     pub uid: u32,
@@ -480,7 +480,7 @@ pub struct SieveScript {
 /// A user filed a message as spam or as not spam.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrainingEvent {
-    /// Names the event to [`crate::MailStore::finish_training`].
+    /// Names the event to [`crate::SpamData::finish_training`].
     pub id: i64,
     pub account: AccountId,
     pub blob: BlobHash,

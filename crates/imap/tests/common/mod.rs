@@ -5,9 +5,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use store::prelude::*;
 
 use door::testing::{Client, connect};
-use store::{MailStore, SqliteStore};
+use store::SqliteStore;
 
 pub const USER: &str = "alice@example.test";
 pub const PASSWORD: &str = "secret";

@@ -1,0 +1,244 @@
+//! The embedded store's [`crate::Accounts`]. Accounts, aliases, settings and logging in.
+
+use super::*;
+
+#[async_trait]
+impl Accounts for SqliteStore {
+    async fn create_account(&self, address: &str, password: &str, admin: bool) -> Result<Account> {
+        let address = normalize_address(address)?;
+        let hash = password::hash(password.to_string()).await?;
+        self.db
+            .write(move |c| {
+                if taken(c, &address)? {
+                    return Err(Error::AccountExists(address));
+                }
+                let id: i64 = c
+                    .prepare_cached(
+                        "INSERT INTO accounts (address, password_hash, is_admin, created_at) \
+                         VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                    )?
+                    .query_row(params![address, hash, admin, unix_now()], |r| r.get(0))?;
+                for (name, special_use) in DEFAULT_MAILBOXES {
+                    insert_mailbox(c, id, name, *special_use)?;
+                    exec(
+                        c,
+                        "INSERT INTO subscriptions (account_id, name) VALUES (?1, ?2)",
+                        params![id, name],
+                    )?;
+                }
+                Ok(Account {
+                    id,
+                    address,
+                    is_admin: admin,
+                    quota_bytes: 0,
+                    pop3_delete: None,
+                    sent_copy: None,
+                })
+            })
+            .await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>> {
+        self.db
+            .read(|c| {
+                all(
+                    c,
+                    select_accounts!("", "ORDER BY address"),
+                    [],
+                    account_from_row,
+                )
+            })
+            .await
+    }
+
+    async fn account(&self, address: &str) -> Result<Option<Account>> {
+        Ok(self.account_row(address).await?.map(|(a, _)| a))
+    }
+
+    async fn add_alias(&self, alias: &str, account: &str) -> Result<()> {
+        let alias = normalize_alias(alias)?;
+        let account = normalize_address(account)?;
+        self.db
+            .write(move |c| {
+                if taken(c, &alias)? {
+                    return Err(Error::AliasExists(alias));
+                }
+                let id: i64 = one(
+                    c,
+                    "SELECT id FROM accounts WHERE address = ?1",
+                    [&account],
+                    |r| r.get(0),
+                )?
+                .ok_or(Error::NoAccount(account))?;
+                exec(
+                    c,
+                    "INSERT INTO aliases (address, account_id) VALUES (?1, ?2)",
+                    params![alias, id],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn remove_alias(&self, alias: &str) -> Result<()> {
+        let alias = normalize_alias(alias)?;
+        self.db
+            .write(
+                move |c| match exec(c, "DELETE FROM aliases WHERE address = ?1", [&alias])? {
+                    0 => Err(Error::NoAlias(alias)),
+                    _ => Ok(()),
+                },
+            )
+            .await
+    }
+
+    async fn aliases(&self) -> Result<Vec<(String, String)>> {
+        self.db
+            .read(|c| {
+                all(
+                    c,
+                    "SELECT l.address, a.address FROM aliases l \
+                     JOIN accounts a ON a.id = l.account_id ORDER BY l.address",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .await
+    }
+
+    async fn catch_all(&self, domain: &str) -> Result<Option<Account>> {
+        let alias = format!("@{}", domain.to_lowercase());
+        self.db
+            .read(move |c| {
+                one(
+                    c,
+                    select_accounts!(
+                        "",
+                        "WHERE id = (SELECT account_id FROM aliases WHERE address = ?1)"
+                    ),
+                    [alias],
+                    account_from_row,
+                )
+            })
+            .await
+    }
+
+    async fn has_domain(&self, domain: &str) -> Result<bool> {
+        let pattern = format!("%@{}", domain.to_lowercase().replace(['%', '_'], ""));
+        self.db
+            .read(move |c| {
+                Ok(one(
+                    c,
+                    "SELECT 1 FROM accounts WHERE address LIKE ?1 UNION ALL \
+                     SELECT 1 FROM aliases WHERE address LIKE ?1 LIMIT 1",
+                    [pattern],
+                    |_| Ok(()),
+                )?
+                .is_some())
+            })
+            .await
+    }
+
+    async fn set_password(&self, address: &str, password: &str) -> Result<()> {
+        let address = normalize_address(address)?;
+        let hash = password::hash(password.to_string()).await?;
+        self.db
+            .write(move |c| {
+                match exec(
+                    c,
+                    "UPDATE accounts SET password_hash = ?1 WHERE address = ?2",
+                    params![hash, address],
+                )? {
+                    0 => Err(Error::NoAccount(address)),
+                    _ => Ok(()),
+                }
+            })
+            .await
+    }
+
+    async fn set_pop3_delete(&self, address: &str, mode: Option<Pop3Delete>) -> Result<()> {
+        self.set_account_setting(
+            address,
+            AccountSetting::Pop3Delete,
+            mode.map(Pop3Delete::as_str),
+        )
+        .await
+    }
+
+    async fn set_sent_copy(&self, address: &str, rule: Option<SentCopy>) -> Result<()> {
+        self.set_account_setting(
+            address,
+            AccountSetting::SentCopy,
+            rule.map(SentCopy::as_str),
+        )
+        .await
+    }
+
+    async fn remove_account(&self, address: &str) -> Result<()> {
+        let address = normalize_address(address)?;
+        self.db
+            .write(move |c| {
+                let id: i64 = one(
+                    c,
+                    "SELECT id FROM accounts WHERE address = ?1",
+                    [&address],
+                    |r| r.get(0),
+                )?
+                .ok_or_else(|| Error::NoAccount(address.clone()))?;
+                exec(
+                    c,
+                    "INSERT OR IGNORE INTO blob_gc (hash) SELECT DISTINCT blob FROM messages \
+                     WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?1)",
+                    [id],
+                )?;
+                exec(c, "DELETE FROM accounts WHERE id = ?1", [id])?;
+                // Its Bayes model too: ids may be given again to a new account.
+                exec(c, "DELETE FROM bayes_tokens WHERE scope = ?1", [id])?;
+                exec(c, "DELETE FROM bayes_totals WHERE scope = ?1", [id])?;
+                Ok(())
+            })
+            .await?;
+        self.collect_soon().await
+    }
+
+    async fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>> {
+        let row = self.account_row(address).await?;
+        let (account, stored) = match row {
+            Some((account, hash)) => (Some(account), Some(hash)),
+            None => (None, None),
+        };
+        if self.logins.verify(password.to_string(), stored).await {
+            Ok(account)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// Whether an account or an alias has the address.
+pub(super) fn taken(c: &Connection, address: &str) -> Result<bool> {
+    Ok(one(
+        c,
+        "SELECT 1 FROM accounts WHERE address = ?1 UNION SELECT 1 FROM aliases WHERE address = ?1",
+        [address],
+        |_| Ok(()),
+    )?
+    .is_some())
+}
+
+pub(super) fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: r.get("id")?,
+        address: r.get("address")?,
+        is_admin: r.get("is_admin")?,
+        quota_bytes: r.get("quota_bytes")?,
+        pop3_delete: r
+            .get::<_, Option<String>>("pop3_delete")?
+            .as_deref()
+            .and_then(Pop3Delete::parse),
+        sent_copy: r
+            .get::<_, Option<String>>("sent_copy")?
+            .as_deref()
+            .and_then(SentCopy::parse),
+    })
+}
