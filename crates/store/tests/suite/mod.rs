@@ -1,24 +1,43 @@
-//! The store's mailbox and message operations, on a real embedded store.
+//! The store's operations, written once for every backend: each backend's
+//! test file (`embedded.rs` for SQLite; the PostgreSQL backend adds its
+//! own) opens a fresh store and runs every test here with
+//! [`every_test!`](crate::every_test).
 
+use std::sync::Arc;
+
+use store::prelude::*;
 use store::*;
 
-struct T {
-    _dir: tempfile::TempDir,
-    store: SqliteStore,
-    account: Account,
+/// A fresh store of one backend, and what the suite needs to look into it.
+pub struct Backend {
+    pub store: Arc<dyn MailStore>,
+    /// How many message bodies the backend holds (files, rows): shared
+    /// bodies count once, freed ones not at all.
+    pub bodies: Box<dyn Fn() -> usize + Send + Sync>,
+    /// Whatever must live as long as the store (a temporary folder).
+    pub keep: Box<dyn std::any::Any + Send + Sync>,
 }
 
-async fn setup() -> T {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
-    let account = store
-        .create_account("op@example.test", "pw", false)
-        .await
-        .unwrap();
-    T {
-        _dir: dir,
-        store,
-        account,
+pub struct T {
+    pub store: Arc<dyn MailStore>,
+    pub account: Account,
+    bodies: Box<dyn Fn() -> usize + Send + Sync>,
+    _keep: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl T {
+    pub async fn new(b: Backend) -> T {
+        let account = b
+            .store
+            .create_account("op@example.test", "pw", false)
+            .await
+            .unwrap();
+        T {
+            store: b.store,
+            account,
+            bodies: b.bodies,
+            _keep: b.keep,
+        }
     }
 }
 
@@ -64,22 +83,7 @@ impl T {
     }
 
     fn blob_files(&self) -> usize {
-        fn walk(p: &std::path::Path) -> usize {
-            std::fs::read_dir(p)
-                .map(|d| {
-                    d.flatten()
-                        .map(|e| {
-                            if e.path().is_dir() {
-                                walk(&e.path())
-                            } else {
-                                1
-                            }
-                        })
-                        .sum()
-                })
-                .unwrap_or(0)
-        }
-        walk(&self._dir.path().join("blobs")) - walk(&self._dir.path().join("blobs/tmp"))
+        (self.bodies)()
     }
 }
 
@@ -91,9 +95,7 @@ fn change(op: FlagOp, flags: Flags, keywords: &[&str]) -> FlagChange {
     }
 }
 
-#[tokio::test]
-async fn flags_change_with_one_modseq_and_only_when_they_change() {
-    let t = setup().await;
+pub async fn flags_change_with_one_modseq_and_only_when_they_change(t: T) {
     let inbox = t.mailbox("INBOX").await;
     for i in 0..3 {
         t.add("INBOX", &format!("m{i}"), Flags::empty()).await;
@@ -166,9 +168,7 @@ async fn flags_change_with_one_modseq_and_only_when_they_change() {
     assert_eq!(r.updated.iter().map(|u| u.uid).collect::<Vec<_>>(), vec![3]);
 }
 
-#[tokio::test]
-async fn expunge_records_vanished_uids_and_frees_unshared_blobs() {
-    let t = setup().await;
+pub async fn expunge_records_vanished_uids_and_frees_unshared_blobs(t: T) {
     let inbox = t.mailbox("INBOX").await;
     let archive = t
         .store
@@ -216,9 +216,7 @@ async fn expunge_records_vanished_uids_and_frees_unshared_blobs() {
     assert_eq!(t.uids("INBOX").await, vec![4]);
 }
 
-#[tokio::test]
-async fn copy_keeps_flags_and_move_is_atomic() {
-    let t = setup().await;
+pub async fn copy_keeps_flags_and_move_is_atomic(t: T) {
     let inbox = t.mailbox("INBOX").await;
     let junk = t.mailbox("Junk").await;
     t.add("INBOX", "a", Flags::SEEN).await;
@@ -260,9 +258,7 @@ async fn copy_keeps_flags_and_move_is_atomic() {
     );
 }
 
-#[tokio::test]
-async fn rename_takes_children_and_subscriptions_along() {
-    let t = setup().await;
+pub async fn rename_takes_children_and_subscriptions_along(t: T) {
     let id = t.account.id;
     t.store
         .create_mailbox(id, "Work/Projects/Satchel", None)
@@ -314,9 +310,7 @@ async fn rename_takes_children_and_subscriptions_along() {
     ));
 }
 
-#[tokio::test]
-async fn renaming_inbox_moves_its_messages() {
-    let t = setup().await;
+pub async fn renaming_inbox_moves_its_messages(t: T) {
     t.add("INBOX", "one", Flags::SEEN).await;
     t.add("INBOX", "two", Flags::empty()).await;
     t.store
@@ -332,9 +326,7 @@ async fn renaming_inbox_moves_its_messages() {
     );
 }
 
-#[tokio::test]
-async fn delete_keeps_inbox_and_subscriptions() {
-    let t = setup().await;
+pub async fn delete_keeps_inbox_and_subscriptions(t: T) {
     let id = t.account.id;
     assert!(matches!(
         t.store.delete_mailbox(id, "INBOX").await,
@@ -361,9 +353,7 @@ async fn delete_keeps_inbox_and_subscriptions() {
     assert!(!t.mailbox("Trash").await.subscribed);
 }
 
-#[tokio::test]
-async fn status_counts_and_recent_goes_to_one_claimant() {
-    let t = setup().await;
+pub async fn status_counts_and_recent_goes_to_one_claimant(t: T) {
     let inbox = t.mailbox("INBOX").await;
     t.add("INBOX", "a", Flags::SEEN).await;
     t.add("INBOX", "b", Flags::DELETED).await;
@@ -390,9 +380,7 @@ async fn status_counts_and_recent_goes_to_one_claimant() {
     assert_eq!(empty, MailboxStatus::default());
 }
 
-#[tokio::test]
-async fn changes_since_lists_new_and_changed_messages() {
-    let t = setup().await;
+pub async fn changes_since_lists_new_and_changed_messages(t: T) {
     let inbox = t.mailbox("INBOX").await;
     t.add("INBOX", "a", Flags::empty()).await;
     let mark = t.mailbox("INBOX").await.highestmodseq;
@@ -411,9 +399,7 @@ async fn changes_since_lists_new_and_changed_messages() {
     assert_eq!(views.iter().map(|v| v.0).collect::<Vec<_>>(), vec![1, 2]);
 }
 
-#[tokio::test]
-async fn accounts_can_have_their_own_pop3_delete_mode() {
-    let t = setup().await;
+pub async fn accounts_can_have_their_own_pop3_delete_mode(t: T) {
     assert_eq!(t.account.pop3_delete, None);
     t.store
         .set_pop3_delete("OP@example.test", Some(Pop3Delete::Hide))
@@ -445,9 +431,7 @@ async fn accounts_can_have_their_own_pop3_delete_mode() {
     ));
 }
 
-#[tokio::test]
-async fn bayes_counts_and_training_events() {
-    let t = setup().await;
+pub async fn bayes_counts_and_training_events(t: T) {
     let toks = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     t.store
         .bayes_train(0, &toks(&["viagra", "now", "quote\"d"]), true)
@@ -458,7 +442,7 @@ async fn bayes_counts_and_training_events() {
         .await
         .unwrap();
     t.store
-        .bayes_train(t.account.id, &toks(&["now"]), true)
+        .bayes_train(t.account.id.scope(), &toks(&["now"]), true)
         .await
         .unwrap();
     let m = |totals, counts| ModelCounts { totals, counts };
@@ -472,7 +456,7 @@ async fn bayes_counts_and_training_events() {
     // Several models at once, each on its own; an untrained one knows nothing.
     assert_eq!(
         t.store
-            .bayes_counts(&[t.account.id, 0, 999], &toks(&["now", "viagra"]))
+            .bayes_counts(&[t.account.id.scope(), 0, 999], &toks(&["now", "viagra"]))
             .await
             .unwrap(),
         vec![
@@ -503,7 +487,7 @@ async fn bayes_counts_and_training_events() {
     // Until it is finished, the event stays (a trainer that dies loses nothing).
     assert_eq!(t.store.pending_training(10).await.unwrap(), events);
     t.store
-        .finish_training(event, &[0, t.account.id], Some(&toks(&["trained"])))
+        .finish_training(event, &[0, t.account.id.scope()], Some(&toks(&["trained"])))
         .await
         .unwrap();
     assert!(
@@ -516,7 +500,7 @@ async fn bayes_counts_and_training_events() {
         (c[0].totals, c[0].counts.clone())
     };
     assert_eq!(counts(0).await, ((2, 1), vec![(1, 0)]));
-    assert_eq!(counts(t.account.id).await, ((2, 0), vec![(1, 0)]));
+    assert_eq!(counts(t.account.id.scope()).await, ((2, 0), vec![(1, 0)]));
     // Finishing it again (a second trainer) teaches nothing twice.
     t.store
         .finish_training(event, &[0], Some(&toks(&["trained"])))
@@ -526,12 +510,10 @@ async fn bayes_counts_and_training_events() {
 
     // A removed account's model goes with it: its id may come back.
     t.store.remove_account(&t.account.address).await.unwrap();
-    assert_eq!(counts(t.account.id).await, ((0, 0), vec![(0, 0)]));
+    assert_eq!(counts(t.account.id.scope()).await, ((0, 0), vec![(0, 0)]));
 }
 
-#[tokio::test]
-async fn copies_of_a_delivery_with_their_spam_notes() {
-    let t = setup().await;
+pub async fn copies_of_a_delivery_with_their_spam_notes(t: T) {
     let bob = t
         .store
         .create_account("bob@example.test", "pw", false)
@@ -605,9 +587,7 @@ async fn copies_of_a_delivery_with_their_spam_notes() {
     );
 }
 
-#[tokio::test]
-async fn allow_and_block_lists_and_correspondents() {
-    let t = setup().await;
+pub async fn allow_and_block_lists_and_correspondents(t: T) {
     let id = t.account.id;
     t.store
         .set_spam_list(id, "Bob@Example.COM", Some(true))
@@ -666,9 +646,7 @@ async fn allow_and_block_lists_and_correspondents() {
     assert_eq!(t.store.sent_to(id, "DAVE@example.net").await.unwrap(), 1);
 }
 
-#[tokio::test]
-async fn sieve_scripts_one_active_at_most() {
-    let t = setup().await;
+pub async fn sieve_scripts_one_active_at_most(t: T) {
     let id = t.account.id;
     assert_eq!(t.store.active_sieve_script(id).await.unwrap(), None);
     t.store.put_sieve_script(id, "main", "keep;").await.unwrap();
@@ -740,11 +718,9 @@ async fn sieve_scripts_one_active_at_most() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_catch_ups_share_reads_but_never_miss_a_change() {
+pub async fn concurrent_catch_ups_share_reads_but_never_miss_a_change(t: T) {
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-    let t = setup().await;
-    let store = std::sync::Arc::new(t.store.clone());
+    let store = t.store.clone();
     let inbox = t.mailbox("INBOX").await;
     let committed = std::sync::Arc::new(AtomicU32::new(0));
     let done = std::sync::Arc::new(AtomicBool::new(false));
@@ -798,9 +774,7 @@ async fn concurrent_catch_ups_share_reads_but_never_miss_a_change() {
 /// Every copy and move records its own training, in the store: one event a
 /// message into Junk (spam) or out of Junk and Possible Junk (ham), none
 /// into Trash or between the two junk boxes, whichever door moved it.
-#[tokio::test]
-async fn copies_and_moves_record_their_training() {
-    let t = setup().await;
+pub async fn copies_and_moves_record_their_training(t: T) {
     let id = async |name: &str| t.mailbox(name).await.id;
     let (inbox, junk, possible, trash, sent) = (
         id("INBOX").await,
@@ -878,4 +852,22 @@ async fn copies_and_moves_record_their_training() {
     t.store.move_messages(trash, &trashed, junk).await.unwrap();
     assert_eq!(events().await.len(), 6);
     assert!(events().await[5].1);
+}
+
+/// Runs every test above on one backend: `every_test!(open)`, where
+/// `open` is an `async fn() -> Backend` that makes a fresh, empty store.
+#[macro_export]
+macro_rules! every_test {
+    ($open:path) => {
+        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training);
+    };
+    (@each $open:path; $($name:ident),*) => {
+        $(
+            // Several threads: some tests race sessions against writers.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                suite::$name(suite::T::new($open().await).await).await
+            }
+        )*
+    };
 }
