@@ -282,7 +282,7 @@ impl Session {
         Ok(())
     }
 
-    fn account_id(&self) -> Result<i64, Error> {
+    fn account_id(&self) -> Result<store::AccountId, Error> {
         Ok(self.account.as_ref().ok_or("not logged in")?.id)
     }
 

@@ -133,7 +133,7 @@ impl SpamScorer for StoreScorer {
         let mut out = Vec::with_capacity(accounts.len());
         for &account in accounts {
             let mut verdict = shared.clone();
-            self.bayes(&[SERVER_MODEL, account], &tokens, &mut verdict)
+            self.bayes(&[SERVER_MODEL, account.scope()], &tokens, &mut verdict)
                 .await;
             match self
                 .standing(account, from.as_deref(), facts.mail_from)

@@ -55,7 +55,7 @@ pub async fn teach_pending(store: &dyn MailStore) -> store::Result<usize> {
                 continue;
             }
         };
-        let scopes = [SERVER_MODEL, event.account];
+        let scopes = [SERVER_MODEL, event.account.scope()];
         match store
             .finish_training(&event, &scopes, tokens.as_deref())
             .await

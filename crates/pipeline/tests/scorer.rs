@@ -25,7 +25,7 @@ async fn teach(store: &dyn MailStore, scope: i64, words: &str, spam: bool, n: us
     }
 }
 
-async fn bayes(scorer: &StoreScorer, words: &str, accounts: &[i64]) -> Vec<String> {
+async fn bayes(scorer: &StoreScorer, words: &str, accounts: &[store::AccountId]) -> Vec<String> {
     scorer
         .score(&message(words, 999), &SpamFacts::default(), accounts)
         .await
@@ -88,20 +88,20 @@ async fn users_own_model(resident: bool) {
         StoreScorer::new(store.clone())
     };
     // Alice calls the newsletter spam; nobody else has an opinion.
-    teach(&*store, alice, NEW, true, 5).await;
+    teach(&*store, alice.scope(), NEW, true, 5).await;
     assert_eq!(
         bayes(&scorer, NEW, &[alice, bob]).await,
         ["BAYES_999", "BAYES_50"]
     );
     assert_eq!(bayes(&scorer, NEW, &[]).await, ["BAYES_50"]);
     // Her own training shows at once, even to the resident scorer.
-    teach(&*store, alice, HAMMY, true, 40).await;
+    teach(&*store, alice.scope(), HAMMY, true, 40).await;
     assert_ne!(bayes(&scorer, HAMMY, &[alice]).await, ["BAYES_00"]);
     assert_eq!(bayes(&scorer, HAMMY, &[bob]).await, ["BAYES_00"]);
     // A removed account's model goes with it, even if its id comes back.
     store.remove_account("alice@example.test").await.unwrap();
     let again = add("alice@example.test").await;
     assert_eq!(bayes(&scorer, NEW, &[again]).await, ["BAYES_50"]);
-    teach(&*store, again, NEW, true, 5).await;
+    teach(&*store, again.scope(), NEW, true, 5).await;
     assert_eq!(bayes(&scorer, NEW, &[again]).await, ["BAYES_999"]);
 }

@@ -44,7 +44,7 @@ async fn moves_into_junk_are_taught_once_to_both_models() {
     assert_eq!(teach_pending(&store).await.unwrap(), 0, "taught once");
     let tokens = vec!["jackpot".to_string()];
     let counts = store
-        .bayes_counts(&[SERVER_MODEL, account.id], &tokens)
+        .bayes_counts(&[SERVER_MODEL, account.id.scope()], &tokens)
         .await
         .unwrap();
     for model in &counts {

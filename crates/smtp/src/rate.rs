@@ -72,12 +72,15 @@ mod tests {
     fn the_limit_holds_per_account() {
         let limit = HourlyLimit::new(2);
         for _ in 0..2 {
-            assert!(limit.take(1).is_ok());
+            assert!(limit.take(AccountId(1)).is_ok());
         }
-        let over = limit.take(1).unwrap_err();
+        let over = limit.take(AccountId(1)).unwrap_err();
         assert_eq!(over.max, 2);
         assert!(over.retry_in <= HOUR && over.retry_in > HOUR - Duration::from_secs(60));
-        assert!(limit.take(2).is_ok(), "another account is not held up");
-        assert!(HourlyLimit::new(0).take(1).is_ok());
+        assert!(
+            limit.take(AccountId(2)).is_ok(),
+            "another account is not held up"
+        );
+        assert!(HourlyLimit::new(0).take(AccountId(1)).is_ok());
     }
 }

@@ -1,4 +1,5 @@
-//! Validation of the names users choose: account addresses and mailbox names.
+//! Validation of the names users choose: account addresses, aliases, list
+//! entries, mailbox and script names.
 //! Done here, once, so every door refuses the same things.
 
 use crate::Error;
@@ -94,9 +95,79 @@ pub fn normalize_mailbox_name(name: &str) -> Result<String, Error> {
     Ok(out)
 }
 
+/// An alias: an address, or `@domain` for a domain's catch-all.
+pub fn normalize_alias(alias: &str) -> Result<String, Error> {
+    match alias.strip_prefix('@') {
+        Some(domain) => {
+            let whole = normalize_address(&format!("catch-all@{domain}"))?;
+            Ok(format!("@{}", &whole["catch-all@".len()..]))
+        }
+        None => normalize_address(alias),
+    }
+}
+
+/// An allow/block list entry: `user@domain` or `@domain`, lower case.
+pub fn normalize_sender_pattern(pattern: &str) -> Result<String, Error> {
+    let p = pattern.trim().to_lowercase();
+    let bad = |why| Err(Error::InvalidAddress(pattern.to_string(), why));
+    let Some((local, domain)) = p.rsplit_once('@') else {
+        return bad("give an address (bob@example.com) or a domain with its @ (@example.com)");
+    };
+    if domain.is_empty() || !domain.contains('.') && domain != "localhost" {
+        return bad("the domain after @ is missing or has no dot");
+    }
+    if p.len() > 320
+        || p.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+    {
+        return bad("spaces, control characters and <> are not allowed");
+    }
+    if local.contains('@') {
+        return bad("more than one @");
+    }
+    Ok(p)
+}
+
+/// A script name: 1 to 128 characters, no control characters (RFC 5804
+/// 1.6), no slash (names may become file names elsewhere).
+pub fn check_script_name(name: &str) -> Result<(), Error> {
+    let bad = |why| Err(Error::InvalidScriptName(name.to_string(), why));
+    if name.is_empty() || name.chars().count() > 128 {
+        return bad("a name is 1 to 128 characters long");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\u{2028}' || c == '\u{2029}')
+    {
+        return bad("control characters and / are not allowed");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aliases_list_entries_and_script_names() {
+        assert_eq!(normalize_alias("@Example.TEST").unwrap(), "@example.test");
+        assert_eq!(
+            normalize_alias("Bob@Example.test").unwrap(),
+            "bob@example.test"
+        );
+        assert!(normalize_alias("@").is_err());
+        assert_eq!(
+            normalize_sender_pattern(" @News.Example.com ").unwrap(),
+            "@news.example.com"
+        );
+        for bad in ["bob", "bob@", "a@b@c.com", "<a@b.com>", "a b@c.com"] {
+            assert!(normalize_sender_pattern(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(check_script_name("vacation").is_ok());
+        for bad in ["", "a/b", "tab\there", &"x".repeat(129)] {
+            assert!(check_script_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn addresses() {

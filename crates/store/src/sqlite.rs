@@ -13,7 +13,10 @@ use rusqlite::{Connection, params};
 use tokio::sync::broadcast;
 
 use crate::blob::{BlobStore, Staged};
-use crate::names::{normalize_address, normalize_mailbox_name};
+use crate::names::{
+    check_script_name, normalize_address, normalize_alias, normalize_mailbox_name,
+    normalize_sender_pattern,
+};
 use crate::prelude::*;
 use crate::types::*;
 use crate::{Error, Result, WATCH_INTERVAL, password, unix_now};
@@ -33,6 +36,27 @@ mod upkeep;
 pub use check::{CheckReport, Finding};
 // Each area's helpers, for the others and for the store's own methods here.
 use self::{accounts::*, mailboxes::*, messages::*};
+
+// Ids bind and read as the integers SQLite keeps.
+macro_rules! integer_id {
+    ($id:ident) => {
+        impl rusqlite::ToSql for $id {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.0.into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $id {
+            fn column_result(
+                v: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                i64::column_result(v).map($id)
+            }
+        }
+    };
+}
+integer_id!(AccountId);
+integer_id!(MailboxId);
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts them.
 const MIGRATIONS: &[&str] = &[
@@ -439,17 +463,6 @@ fn tighten(path: &Path, mode: u32) -> Result<()> {
     }
 }
 
-/// An alias: an address, or `@domain` for a domain's catch-all.
-fn normalize_alias(alias: &str) -> Result<String> {
-    match alias.strip_prefix('@') {
-        Some(domain) => {
-            let whole = normalize_address(&format!("catch-all@{domain}"))?;
-            Ok(format!("@{}", &whole["catch-all@".len()..]))
-        }
-        None => normalize_address(alias),
-    }
-}
-
 fn random_origin() -> i64 {
     use argon2::password_hash::rand_core::{OsRng, RngCore};
     (OsRng.next_u64() >> 1) as i64
@@ -529,44 +542,6 @@ fn unlink_unreferenced(c: &Connection, blobs: &BlobStore, hashes: &str) -> Resul
 
 /// Mailboxes changed by an append: (account, mailbox, new HIGHESTMODSEQ).
 type Touched = Vec<(AccountId, MailboxId, u64)>;
-
-/// An allow/block list entry: `user@domain` or `@domain`, lower case.
-fn normalize_sender_pattern(pattern: &str) -> Result<String> {
-    let p = pattern.trim().to_lowercase();
-    let bad = |why| Err(Error::InvalidAddress(pattern.to_string(), why));
-    let Some((local, domain)) = p.rsplit_once('@') else {
-        return bad("give an address (bob@example.com) or a domain with its @ (@example.com)");
-    };
-    if domain.is_empty() || !domain.contains('.') && domain != "localhost" {
-        return bad("the domain after @ is missing or has no dot");
-    }
-    if p.len() > 320
-        || p.chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
-    {
-        return bad("spaces, control characters and <> are not allowed");
-    }
-    if local.contains('@') {
-        return bad("more than one @");
-    }
-    Ok(p)
-}
-
-/// A script name: 1 to 128 characters, no control characters (RFC 5804
-/// 1.6), no slash (names may become file names elsewhere).
-fn check_script_name(name: &str) -> Result<()> {
-    let bad = |why| Err(Error::InvalidScriptName(name.to_string(), why));
-    if name.is_empty() || name.chars().count() > 128 {
-        return bad("a name is 1 to 128 characters long");
-    }
-    if name
-        .chars()
-        .any(|c| c.is_control() || c == '/' || c == '\u{2028}' || c == '\u{2029}')
-    {
-        return bad("control characters and / are not allowed");
-    }
-    Ok(())
-}
 
 type Answer = tokio::sync::watch::Sender<Option<Arc<MailboxDelta>>>;
 

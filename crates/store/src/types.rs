@@ -2,8 +2,34 @@
 
 use std::fmt;
 
-pub type AccountId = i64;
-pub type MailboxId = i64;
+/// An account, as the store that made it names it: distinct from a
+/// mailbox's id and from any number, so that one cannot be passed for the
+/// other. Shown as `#N` in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccountId(pub i64);
+
+/// A mailbox, as the store that made it names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MailboxId(pub i64);
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for MailboxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl AccountId {
+    /// The account's own spam model's scope (0 is the server's).
+    pub fn scope(self) -> i64 {
+        self.0
+    }
+}
 
 /// Largest message the store takes, from any door (SMTP's SIZE, IMAP's
 /// APPENDLIMIT, `deliver`, `import`).

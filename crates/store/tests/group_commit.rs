@@ -54,7 +54,11 @@ async fn concurrent_writers() {
     for i in 0..60 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let target = if i == 30 { MailboxId::MAX } else { inbox.id };
+            let target = if i == 30 {
+                MailboxId(i64::MAX)
+            } else {
+                inbox.id
+            };
             let appended = append(&store, target, &message(&format!("m{i}"))).await;
             if let Ok(a) = &appended {
                 let change = FlagChange {
@@ -133,7 +137,7 @@ async fn cancelled_writers() {
     }
     // The last writer fails inside its turn (no such mailbox).
     assert!(
-        append(&store, MailboxId::MAX, &message("nowhere"))
+        append(&store, MailboxId(i64::MAX), &message("nowhere"))
             .await
             .is_err()
     );

@@ -23,8 +23,10 @@ impl Session {
             .map_err(store_failure)
     }
 
-    pub(super) fn account_id(&self) -> i64 {
-        self.account.as_ref().map_or(0, |a| a.id)
+    /// The logged-in account (commands that use it run only after
+    /// LOGIN; before, an id no account has).
+    pub(super) fn account_id(&self) -> store::AccountId {
+        self.account.as_ref().map_or(store::AccountId(0), |a| a.id)
     }
 
     pub(super) async fn find_mailbox(&self, arg: &MailboxArg) -> Result<Mailbox, Done> {

@@ -61,10 +61,6 @@ pub async fn run(cmd: FilterCommand, store: &dyn MailStore) -> anyhow::Result<()
     }
 }
 
-async fn account(store: &dyn MailStore, address: &str) -> anyhow::Result<i64> {
-    Ok(store
-        .account(address)
-        .await?
-        .with_context(|| format!("no account {address}; `satchel user list` shows the accounts"))?
-        .id)
+async fn account(store: &dyn MailStore, address: &str) -> anyhow::Result<store::AccountId> {
+    Ok(super::find_account(store, address).await?.id)
 }

@@ -13,6 +13,17 @@ pub mod user;
 
 use std::io::{BufRead, Write};
 
+use anyhow::Context;
+use store::MailStore;
+
+/// The account with this address, or an error that says how to list them.
+pub async fn find_account(store: &dyn MailStore, address: &str) -> anyhow::Result<store::Account> {
+    store
+        .account(address)
+        .await?
+        .with_context(|| format!("no account {address}; `satchel user list` shows the accounts"))
+}
+
 /// Prints one line to standard output, flushed; a closed output is an
 /// error to report, not a panic.
 pub fn say(line: &str) -> anyhow::Result<()> {

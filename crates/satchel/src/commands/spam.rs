@@ -57,7 +57,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match cmd {
         SpamCommand::Score { account, path } => {
-            let accounts: Vec<i64> = match account {
+            let accounts: Vec<store::AccountId> = match account {
                 Some(a) => vec![account_id(&*store, &a).await?],
                 None => Vec::new(),
             };
@@ -107,7 +107,7 @@ pub async fn run(
                 bail!("give --spam PATH, --ham PATH or both");
             }
             let scope = match account {
-                Some(a) => account_id(&*store, &a).await?,
+                Some(a) => account_id(&*store, &a).await?.scope(),
                 None => SERVER_MODEL,
             };
             for (path, is_spam) in [(spam, true), (ham, false)] {
@@ -145,12 +145,8 @@ pub async fn run(
     }
 }
 
-async fn account_id(store: &dyn MailStore, address: &str) -> anyhow::Result<i64> {
-    Ok(store
-        .account(address)
-        .await?
-        .with_context(|| format!("no account {address}; `satchel user list` shows the accounts"))?
-        .id)
+async fn account_id(store: &dyn MailStore, address: &str) -> anyhow::Result<store::AccountId> {
+    Ok(super::find_account(store, address).await?.id)
 }
 
 async fn list(

@@ -45,7 +45,7 @@ enum Format {
 }
 
 pub async fn import(args: ImportArgs, store: &dyn MailStore) -> anyhow::Result<()> {
-    let account = find_account(store, &args.address).await?;
+    let account = super::find_account(store, &args.address).await?;
     let path = &args.path;
     let cannot_read = || format!("cannot read {}", path.display());
     let meta = std::fs::metadata(path).with_context(cannot_read)?;
@@ -188,7 +188,7 @@ impl Batch {
 }
 
 pub async fn export(args: ExportArgs, store: &dyn MailStore) -> anyhow::Result<()> {
-    let account = find_account(store, &args.address).await?;
+    let account = super::find_account(store, &args.address).await?;
     let mailbox: Mailbox = store
         .mailbox(account.id, &args.mailbox)
         .await?
@@ -285,13 +285,6 @@ pub async fn export(args: ExportArgs, store: &dyn MailStore) -> anyhow::Result<(
         messages.len(),
         mailbox.name
     ))
-}
-
-async fn find_account(store: &dyn MailStore, address: &str) -> anyhow::Result<store::Account> {
-    store
-        .account(address)
-        .await?
-        .with_context(|| format!("no account {address}; `satchel user list` shows the accounts"))
 }
 
 /// A message file of a Maildir, not yet read.

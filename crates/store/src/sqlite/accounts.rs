@@ -12,7 +12,7 @@ impl Accounts for SqliteStore {
                 if taken(c, &address)? {
                     return Err(Error::AccountExists(address));
                 }
-                let id: i64 = c
+                let id: AccountId = c
                     .prepare_cached(
                         "INSERT INTO accounts (address, password_hash, is_admin, created_at) \
                          VALUES (?1, ?2, ?3, ?4) RETURNING id",

@@ -380,14 +380,15 @@ pub(super) fn insert_rows(
             .take_while(|r| r.mailbox == mailbox)
             .count();
         let n = run as i64;
-        let (account_id, name, uidvalidity, uidnext, highest): (i64, String, u32, i64, i64) = one(
-            c,
-            "UPDATE mailboxes SET uidnext = uidnext + ?1, highestmodseq = highestmodseq + ?1 \
+        let (account_id, name, uidvalidity, uidnext, highest): (AccountId, String, u32, i64, i64) =
+            one(
+                c,
+                "UPDATE mailboxes SET uidnext = uidnext + ?1, highestmodseq = highestmodseq + ?1 \
              WHERE id = ?2 RETURNING account_id, name, uidvalidity, uidnext, highestmodseq",
-            params![n, mailbox],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )?
-        .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
+                params![n, mailbox],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?
+            .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
         let first_uid = uidnext - n;
         let first_modseq = highest - n + 1;
         // The last UID handed out must leave UIDNEXT within 32 bits.
@@ -526,7 +527,7 @@ pub(super) fn expunge_in_tx(
         |r| r.get(0),
     )?;
     if present.is_empty() {
-        return Ok((0, 0, present));
+        return Ok((AccountId(0), 0, present));
     }
     let (account, modseq) = bump_modseq(c, mailbox)?;
     let list = uid_json(&present);
