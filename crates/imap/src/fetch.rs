@@ -4,7 +4,7 @@
 
 use imap_proto::FetchAttr;
 use imap_proto::response::{self, date_time};
-use mime::section::{Section, partial};
+use mime::section::{Section, SectionText, partial};
 use mime::{Part, Value};
 use store::{MessageCache, MessageMeta};
 
@@ -22,6 +22,11 @@ pub struct Needs {
     pub body: bool,
     /// Items that set \Seen (BODY[...] without PEEK, RFC822, RFC822.TEXT).
     pub sets_seen: bool,
+    /// The body is needed only for the top-level header (HEADER,
+    /// HEADER.FIELDS[.NOT], RFC822.HEADER): a client's message list, the
+    /// most common FETCH; the rest of the message is neither served nor
+    /// parsed.
+    pub header_only: bool,
 }
 
 pub fn needs(items: &[FetchAttr]) -> Needs {
@@ -30,8 +35,25 @@ pub fn needs(items: &[FetchAttr]) -> Needs {
         views: false,
         body: false,
         sets_seen: false,
+        header_only: false,
     };
+    let mut beyond_header = false;
     for item in items {
+        beyond_header |= match item {
+            FetchAttr::Rfc822Header => false,
+            FetchAttr::Section { section, .. } => {
+                !section.part.is_empty()
+                    || !matches!(
+                        section.text,
+                        Some(SectionText::Header | SectionText::HeaderFields { .. })
+                    )
+            }
+            FetchAttr::Rfc822
+            | FetchAttr::Rfc822Text
+            | FetchAttr::Binary { .. }
+            | FetchAttr::BinarySize(_) => true,
+            _ => false,
+        };
         match item {
             FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure => n.views = true,
             FetchAttr::Rfc822 | FetchAttr::Rfc822Text => {
@@ -49,6 +71,7 @@ pub fn needs(items: &[FetchAttr]) -> Needs {
         }
     }
     n.details |= n.body;
+    n.header_only = n.body && !beyond_header;
     n
 }
 
@@ -66,6 +89,14 @@ impl Loaded {
         };
         let root = Part::parse(&served);
         Loaded { served, root }
+    }
+
+    /// The message's header section alone: enough for every section
+    /// [`Needs::header_only`] allows, which cut the same bytes from it as
+    /// from the whole message.
+    pub fn header(mut raw: Vec<u8>) -> Loaded {
+        raw.truncate(mime::header_len(&raw));
+        Loaded::new(raw)
     }
 
     fn section(&self, section: &Section) -> Vec<u8> {
@@ -305,4 +336,69 @@ fn dotted(part: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_sections() -> Vec<Section> {
+        let fields = |not| SectionText::HeaderFields {
+            not,
+            fields: vec![b"Subject".to_vec(), b"From".to_vec()],
+        };
+        [
+            Some(SectionText::Header),
+            Some(fields(false)),
+            Some(fields(true)),
+        ]
+        .into_iter()
+        .map(|text| Section { part: vec![], text })
+        .collect()
+    }
+
+    #[test]
+    fn the_header_alone_cuts_the_same_sections_as_the_whole_message() {
+        let messages: [&[u8]; 6] = [
+            b"From: a@b\r\nSubject: hi\r\n\r\nbody\r\n",
+            b"From: a@b\nSubject: bare LFs\n\nbody\nmore\n",
+            b"Subject: no body, no empty line\r\nFrom: a@b\r\n",
+            b"Subject: folded\r\n  line\r\nX-Other: 1\r\n\r\n\r\nbody after an empty line\r\n",
+            b"Content-Type: multipart/mixed; boundary=x\r\nSubject: m\r\n\r\n--x\r\n\
+              Subject: inner\r\n\r\npart\r\n--x--\r\n",
+            b"",
+        ];
+        for raw in messages {
+            let whole = Loaded::new(raw.to_vec());
+            let header = Loaded::header(raw.to_vec());
+            for s in header_sections() {
+                assert_eq!(whole.section(&s), header.section(&s), "{s:?} of {raw:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_top_level_header_items_skip_the_body() {
+        let section = |part: Vec<u32>, text| FetchAttr::Section {
+            section: Section { part, text },
+            partial: None,
+            peek: true,
+        };
+        let header = section(vec![], Some(SectionText::Header));
+        assert!(needs(&[FetchAttr::Uid, FetchAttr::Rfc822Size, header.clone()]).header_only);
+        assert!(needs(&[FetchAttr::Rfc822Header]).header_only);
+        for other in [
+            section(vec![1], Some(SectionText::Header)),
+            section(vec![], Some(SectionText::Text)),
+            section(vec![], None),
+            FetchAttr::Rfc822,
+            FetchAttr::BinarySize(vec![]),
+        ] {
+            assert!(
+                !needs(&[header.clone(), other.clone()]).header_only,
+                "{other:?}"
+            );
+        }
+        assert!(!needs(&[FetchAttr::Flags]).header_only);
+    }
 }

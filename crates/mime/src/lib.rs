@@ -60,6 +60,22 @@ pub fn served(raw: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// How many leading octets of `raw` are its header section, with the empty
+/// line that ends it (RFC 5322 2.1; all of `raw` when no line is empty):
+/// the part a FETCH of the top-level header needs served and parsed, cut
+/// where [`Part::parse`] ends the top-level header.
+pub fn header_len(raw: &[u8]) -> usize {
+    let mut pos = 0;
+    while pos < raw.len() {
+        let end = memchr::memchr(b'\n', &raw[pos..]).map_or(raw.len(), |i| pos + i + 1);
+        if matches!(&raw[pos..end], b"\n" | b"\r\n") {
+            return end;
+        }
+        pos = end;
+    }
+    raw.len()
+}
+
 /// Bytes safe to send in an IMAP literal: NUL is not allowed there
 /// (RFC 9051 4.3), so it goes out as 0x80, as Dovecot sends it.
 pub fn without_nul(bytes: &[u8]) -> Cow<'_, [u8]> {

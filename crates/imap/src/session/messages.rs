@@ -268,6 +268,7 @@ impl Session {
                 continue;
             }
             let loaded = match body.flatten() {
+                Some(Ok(raw)) if needs.header_only => Some(Loaded::header(raw)),
                 Some(Ok(raw)) => Some(Loaded::new(raw)),
                 Some(Err(e)) => {
                     if !view.pending_expunge.contains(&meta.uid) {
