@@ -9,11 +9,13 @@
 #                               # LOADS="imap --keep-open|imap|pop3|smtp"
 #                               # (add "idle" for IDLE=10000 idle connections:
 #                               # memory a connection and the fan-out, as
-#                               # bench/compare.sh measures them)
+#                               # bench/compare.sh measures them; memory
+#                               # from the first idle run only)
 #
 # BEFORE is a folder with that build's satchel and satchel-bench (for
 # example `git worktree add /tmp/before REV` and a release build there).
-# This build's binaries are built here; each side is driven by its own
+# This build's binaries are built here, unless AFTER names a folder like
+# BEFORE's (for a table of changes that are not the newest); each side is driven by its own
 # satchel-bench, so a change to the load generator cannot skew the ratio.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +32,10 @@ cleanup() {
 trap cleanup EXIT
 
 cd "$ROOT"
-cargo build --release -q -p satchel -p satchel-bench
+if [ -z "${AFTER:-}" ]; then
+  cargo build --release -q -p satchel -p satchel-bench
+  AFTER=$ROOT/target/release
+fi
 python3 "$ROOT/tests/data/gen_mbox.py" "$WORK/mail.mbox" "$MESSAGES" >/dev/null
 : > "$WORK/dns.txt"
 
@@ -63,7 +68,7 @@ CONF
   cat "$WORK/$name.log" >&2
   exit 1
 }
-start satchel "$ROOT/target/release" 20000
+start satchel "$AFTER" 20000
 SATCHEL_PID=${PIDS[-1]}
 start before "$BEFORE" 30000
 BEFORE_PID=${PIDS[-1]}
@@ -73,7 +78,7 @@ IFS='|' read -ra LOAD_LIST <<< "$LOADS"
 for load in "${LOAD_LIST[@]}"; do
   for run in $(seq 1 "$RUNS"); do
     for server in satchel before; do
-      if [ $server = satchel ]; then base=20000 bench=$ROOT/target/release/satchel-bench pid=$SATCHEL_PID
+      if [ $server = satchel ]; then base=20000 bench=$AFTER/satchel-bench pid=$SATCHEL_PID
       else base=30000 bench=$BEFORE/satchel-bench pid=$BEFORE_PID; fi
       mode=$load clients=$CLIENTS
       case $load in
@@ -86,6 +91,11 @@ for load in "${LOAD_LIST[@]}"; do
       # shellcheck disable=SC2086
       line=$("$bench" --port "$port" --user 'user%d@example.test' --users "$USERS" --clients "$clients" \
         --seconds "$DURATION" $mode)
+      # Memory a connection means something only on a server's first idle
+      # run: later ones start from what the allocator kept of the last.
+      if [ "$load" = idle ] && [ "$run" -gt 1 ]; then
+        line=$(echo "$line" | sed 's/ per_connection_kib=[^ ]*//')
+      fi
       echo "$load|$server|$run|$line" | tee -a "$WORK/results" >&2
     done
   done
