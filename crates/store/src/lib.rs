@@ -82,12 +82,6 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Error {
-        Error::Db(e.to_string())
-    }
-}
-
 /// One mail store: every area's trait, implemented by one backend struct.
 /// Doors and the CLI hold a `dyn MailStore` and call any area's methods
 /// (`use store::prelude::*` brings the traits into scope). Methods that

@@ -37,6 +37,14 @@ pub use check::{CheckReport, Finding};
 // Each area's helpers, for the others and for the store's own methods here.
 use self::{accounts::*, mailboxes::*, messages::*};
 
+// The embedded backend's errors reach callers as text: no SQLite type in
+// the store's `Error`, so another backend can fill the same variant.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error::Db(e.to_string())
+    }
+}
+
 // Ids bind and read as the integers SQLite keeps.
 macro_rules! integer_id {
     ($id:ident) => {
