@@ -2,6 +2,7 @@
 
 pub mod alias;
 pub mod check;
+mod corpus;
 pub mod deliver;
 pub mod dkim;
 pub mod filter;

@@ -2,7 +2,7 @@
 //! runs to learn from users filing mail in and out of Junk.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -10,9 +10,9 @@ use clap::Subcommand;
 use pipeline::{SERVER_MODEL, SpamFacts, SpamScorer, StoreScorer};
 use store::{MAX_MESSAGE_SIZE, MailStore};
 
+use super::corpus::Corpus;
 use super::say;
 use crate::config::Config;
-use crate::formats::mbox;
 
 #[derive(Subcommand)]
 pub enum SpamCommand {
@@ -86,8 +86,8 @@ pub async fn run(
                 }
                 return Ok(());
             };
-            let mut skipped = Skipped::default();
-            for raw in messages(&path, &mut skipped)? {
+            let mut corpus = Corpus::open(&path)?;
+            while let Some(raw) = corpus.next_message() {
                 let verdict = first(scorer.score(&raw?, &facts, &accounts).await)?;
                 let mut line = format!(
                     "{} {}",
@@ -99,7 +99,9 @@ pub async fn run(
                 }
                 say(&line)?;
             }
-            skipped.report();
+            if corpus.skipped() > 0 {
+                eprintln!("skipped {}: {}", corpus.skipped(), corpus.skipped_reasons());
+            }
             Ok(())
         }
         SpamCommand::Train { account, spam, ham } => {
@@ -110,22 +112,44 @@ pub async fn run(
                 Some(a) => account_id(&*store, &a).await?.scope(),
                 None => SERVER_MODEL,
             };
+            // Both paths are opened first: a wrong one fails before
+            // anything is trained.
+            let mut sources = Vec::new();
             for (path, is_spam) in [(spam, true), (ham, false)] {
-                let Some(path) = path else { continue };
+                if let Some(path) = path {
+                    sources.push((Corpus::open(&path)?, path, is_spam));
+                }
+            }
+            let (mut trained, mut skipped, mut reasons) = ([0usize; 2], 0, Vec::new());
+            for (mut corpus, path, is_spam) in sources {
                 let mut n = 0;
-                let mut skipped = Skipped::default();
-                for raw in messages(&path, &mut skipped)? {
+                while let Some(raw) = corpus.next_message() {
                     let tokens = spam::tokens::tokens(&raw?);
                     store.bayes_train(scope, &tokens, is_spam).await?;
                     n += 1;
                 }
-                say(&format!(
-                    "trained {n} {} messages",
-                    if is_spam { "spam" } else { "ham" }
-                ))?;
-                skipped.report();
+                if n == 0 {
+                    let why = match corpus.skipped() {
+                        0 => String::new(),
+                        _ => format!(" (skipped: {})", corpus.skipped_reasons()),
+                    };
+                    bail!(
+                        "{} holds no message to train on{why}; give an mbox file, a Maildir \
+                         or a folder of message files",
+                        path.display()
+                    );
+                }
+                trained[usize::from(is_spam)] += n;
+                skipped += corpus.skipped();
+                if corpus.skipped() > 0 {
+                    reasons.push(corpus.skipped_reasons());
+                }
             }
-            Ok(())
+            let mut line = format!("trained {} spam, {} ham", trained[1], trained[0]);
+            if skipped > 0 {
+                line.push_str(&format!(" ({skipped} skipped: {})", reasons.join("; ")));
+            }
+            say(&line)
         }
         SpamCommand::Allow { address, sender } => {
             list(&*store, &address, &sender, Some(true)).await
@@ -167,24 +191,6 @@ fn first(verdicts: Vec<spam::Verdict>) -> anyhow::Result<spam::Verdict> {
         .context("the spam scorer gave no verdict")
 }
 
-/// Files of a folder left out for being larger than any message may be.
-#[derive(Default)]
-struct Skipped(Vec<PathBuf>);
-
-impl Skipped {
-    /// Says on standard error which files were left out, if any.
-    fn report(&self) {
-        if let Some(first) = self.0.first() {
-            eprintln!(
-                "skipped {} file(s) larger than {} bytes, the largest message Satchel takes (first: {})",
-                self.0.len(),
-                MAX_MESSAGE_SIZE,
-                first.display()
-            );
-        }
-    }
-}
-
 /// The contract's verdict words for the mailboxes scores pick.
 fn verdict_name(mailbox: &str) -> &'static str {
     match mailbox {
@@ -192,49 +198,4 @@ fn verdict_name(mailbox: &str) -> &'static str {
         "Possible Junk" => "possible-junk",
         _ => "inbox",
     }
-}
-
-/// Every message in an mbox file, a Maildir, or a folder of message files;
-/// files too large to be a message are noted in `skipped`.
-fn messages(
-    path: &Path,
-    skipped: &mut Skipped,
-) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<Vec<u8>>>>> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if meta.is_file() {
-        let file =
-            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let reader = mbox::Reader::new(std::io::BufReader::new(file), MAX_MESSAGE_SIZE as usize);
-        let shown = path.display().to_string();
-        return Ok(Box::new(reader.map(move |r| {
-            r.map(|item| item.raw)
-                .with_context(|| format!("cannot read {shown}"))
-        })));
-    }
-    let mut files = Vec::new();
-    let dirs = if path.join("cur").is_dir() || path.join("new").is_dir() {
-        vec![path.join("cur"), path.join("new")]
-    } else {
-        vec![path.to_path_buf()]
-    };
-    for dir in dirs {
-        let Ok(list) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in list.flatten() {
-            if !e.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            if e.metadata().is_ok_and(|m| m.len() > MAX_MESSAGE_SIZE) {
-                skipped.0.push(e.path());
-            } else {
-                files.push(e.path());
-            }
-        }
-    }
-    files.sort();
-    Ok(Box::new(files.into_iter().map(|p| {
-        std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))
-    })))
 }
