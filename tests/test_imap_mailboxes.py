@@ -135,3 +135,27 @@ def test_namespace(satchel):
     typ, data = c.namespace()
     assert typ == "OK" and data == [b'(("" "/")) NIL NIL']
     c.logout()
+
+
+def test_default_mailboxes_stay(satchel):
+    """Junk, Possible Junk, Sent, Drafts and Trash are where filing puts
+    mail (by name and role): deleting or renaming one away is refused like
+    deleting INBOX, so blocked senders' mail never falls back to INBOX and
+    Junk keeps its \\Junk."""
+    c = satchel.imap("alice@example.test")
+    for name in ("Junk", '"Possible Junk"', "Sent", "Drafts", "Trash"):
+        typ, data = c.delete(name)
+        assert typ == "NO" and b"[CANNOT]" in data[0], (name, data)
+        typ, data = c.rename(name, "Elsewhere")
+        assert typ == "NO" and b"[CANNOT]" in data[0], (name, data)
+    assert '(\\HasNoChildren \\Junk) "/" "Junk"' in listing(c, "LIST", '""', "Junk")
+    # Other mailboxes, and INBOX's own rename, are not affected.
+    assert c.create("Projects")[0] == "OK"
+    assert c.rename("Projects", "\"Old Projects\"")[0] == "OK"
+    assert c.delete('"Old Projects"')[0] == "OK"
+    c.logout()
+    # A blocked sender's mail still goes to Junk.
+    satchel.cli("spam", "block", "alice@example.test", "@spam.test")
+    out = satchel.cli("deliver", "--from", "pest@spam.test", "--to", "alice@example.test",
+                      stdin=b"From: pest@spam.test\r\nSubject: x\r\n\r\nbuy\r\n")
+    assert out.stdout.decode().startswith("alice@example.test Junk "), out.stdout

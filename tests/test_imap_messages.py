@@ -312,6 +312,28 @@ def test_binary(box):
     assert c.readline().startswith(b"b2 OK")
     typ, data = c.fetch("4", "(BODY.PEEK[])")
     assert data[0][1] == b"Subject: \x80\r\n\r\n", "NUL goes out as 0x80 outside BINARY"
+    # In a plain literal NUL is refused, in words a client's parser cannot
+    # take for a literal (no "{"), and the session goes on.
+    c.send(b"b3 APPEND INBOX {14+}\r\nSubject: \x00\r\n\r\n\r\n")
+    reply = c.readline()
+    assert reply.startswith(b"b3 NO ") and b"{" not in reply, reply
+    assert c.noop()[0] == "OK"
+
+
+def test_fetch_of_a_message_another_session_expunged_says_so(box, satchel):
+    other = satchel.imap(ALICE)
+    other.select("INBOX")
+    other.store("1", "+FLAGS.SILENT", "(\\Deleted)")
+    assert other.expunge()[0] == "OK"
+    # `box` has not been told (FETCH may not send EXPUNGE): its message 1
+    # is gone from the store.
+    try:
+        typ, data = box.fetch("1", "(BODY.PEEK[])")
+    except imaplib.IMAP4.error as e:
+        typ, data = "NO", [str(e).encode()]
+    assert typ == "NO", data
+    assert b"[EXPUNGEISSUED]" in data[0] and b"no longer exist" in data[0], data
+    assert box.noop()[0] == "OK"
 
 
 def test_append_into_the_selected_mailbox_takes_recent_for_what_it_had_not_seen(satchel):

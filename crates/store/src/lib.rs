@@ -45,6 +45,12 @@ pub enum Error {
     TooLarge,
     #[error("INBOX cannot be deleted")]
     InboxUndeletable,
+    /// Junk, Possible Junk, Sent, Drafts and Trash: filing and the spam
+    /// training look for them by name and role, so they stay.
+    #[error(
+        "{0} is one of the default mailboxes mail is filed into; it cannot be deleted or renamed"
+    )]
+    DefaultMailbox(String),
     #[error("a mailbox cannot be moved under itself")]
     RenameIntoItself,
     #[error("mailbox {0:?} has used up its UIDs; recreate it to start a new UIDVALIDITY")]

@@ -385,7 +385,9 @@ impl Session {
                 return no("An empty message cannot be stored.");
             }
             if m.data.contains(&0) && !m.binary {
-                return no("A message with NUL bytes must be sent as a literal8 (~{n}).");
+                return no(
+                    "A message with NUL bytes must be sent as a literal8 (RFC 3516 BINARY).",
+                );
             }
             let (flags, keywords) = match split_flags(&m.flags) {
                 Ok(f) => f,

@@ -300,7 +300,10 @@ impl Session {
             }
         }
         Ok(if missing {
-            no_code("EXPUNGEISSUED", "Some messages were expunged meanwhile.")
+            no_code(
+                "EXPUNGEISSUED",
+                "Some of the requested messages no longer exist: another session expunged them.",
+            )
         } else {
             ok("FETCH completed.")
         })

@@ -108,6 +108,10 @@ fn store_failure(e: store::Error) -> Done {
             no_code("CANNOT", format!("Invalid mailbox name {name:?}: {why}."))
         }
         E::InboxUndeletable => no_code("CANNOT", "INBOX cannot be deleted."),
+        E::DefaultMailbox(name) => no_code(
+            "CANNOT",
+            format!("{name} is a default mailbox Satchel files mail into; it stays."),
+        ),
         E::RenameIntoItself => no_code("CANNOT", "A mailbox cannot be moved under itself."),
         E::TooLarge => no_code(
             "TOOBIG",

@@ -74,6 +74,7 @@ impl Mailboxes for SqliteStore {
         if name == "INBOX" {
             return Err(Error::InboxUndeletable);
         }
+        refuse_default(&name)?;
         let origin = self.origin;
         let id = self
             .db
@@ -101,6 +102,8 @@ impl Mailboxes for SqliteStore {
         if to == from || to.starts_with(&format!("{from}{DELIMITER}")) {
             return Err(Error::RenameIntoItself);
         }
+        // INBOX may be renamed: its messages move, INBOX stays (RFC 9051 6.3.6).
+        refuse_default(&from)?;
         let origin = self.origin;
         let touched = self
             .db
@@ -339,4 +342,17 @@ pub(super) fn create_parents(c: &Connection, account: AccountId, name: &str) -> 
         }
     }
     Ok(())
+}
+
+/// Refuses to delete or rename away a default mailbox other than INBOX
+/// (which has rules of its own): filing would re-create it without its
+/// special-use attribute, and blocked senders' mail would land in INBOX.
+fn refuse_default(name: &str) -> Result<()> {
+    match DEFAULT_MAILBOXES
+        .iter()
+        .find(|(n, _)| *n != "INBOX" && *n == name)
+    {
+        Some((n, _)) => Err(Error::DefaultMailbox(n.to_string())),
+        None => Ok(()),
+    }
 }

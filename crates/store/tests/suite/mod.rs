@@ -332,25 +332,39 @@ pub async fn delete_keeps_inbox_and_subscriptions(t: T) {
         t.store.delete_mailbox(id, "INBOX").await,
         Err(Error::InboxUndeletable)
     ));
-    t.add("Trash", "x", Flags::empty()).await;
-    let old = t.mailbox("Trash").await;
-    t.store.delete_mailbox(id, "Trash").await.unwrap();
-    assert!(t.store.mailbox(id, "Trash").await.unwrap().is_none());
+    // The other default mailboxes are where filing puts mail: they stay,
+    // under their names.
+    for name in ["Junk", "Possible Junk", "Sent", "Drafts", "Trash"] {
+        assert!(matches!(
+            t.store.delete_mailbox(id, name).await,
+            Err(Error::DefaultMailbox(n)) if n == name
+        ));
+        assert!(matches!(
+            t.store.rename_mailbox(id, name, "Elsewhere").await,
+            Err(Error::DefaultMailbox(_))
+        ));
+    }
+    t.store.create_mailbox(id, "Archive", None).await.unwrap();
+    t.store.set_subscribed(id, "Archive", true).await.unwrap();
+    t.add("Archive", "x", Flags::empty()).await;
+    let old = t.mailbox("Archive").await;
+    t.store.delete_mailbox(id, "Archive").await.unwrap();
+    assert!(t.store.mailbox(id, "Archive").await.unwrap().is_none());
     assert!(
         t.store
             .subscriptions(id)
             .await
             .unwrap()
-            .contains(&"Trash".to_string())
+            .contains(&"Archive".to_string())
     );
     assert_eq!(t.blob_files(), 0);
-    let again = t.store.create_mailbox(id, "Trash", None).await.unwrap();
+    let again = t.store.create_mailbox(id, "Archive", None).await.unwrap();
     assert!(
         again.uidvalidity > old.uidvalidity,
         "UIDVALIDITY is never reused"
     );
-    t.store.set_subscribed(id, "Trash", false).await.unwrap();
-    assert!(!t.mailbox("Trash").await.subscribed);
+    t.store.set_subscribed(id, "Archive", false).await.unwrap();
+    assert!(!t.mailbox("Archive").await.subscribed);
 }
 
 pub async fn status_counts_and_recent_goes_to_one_claimant(t: T) {
