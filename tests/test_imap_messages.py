@@ -365,3 +365,23 @@ def test_append_into_the_selected_mailbox_takes_recent_for_what_it_had_not_seen(
         time.sleep(0.1)
     assert untagged(c, "RECENT")[-1:] == [b"3"]
     c.logout()
+
+
+def test_binary_undoes_quoted_printable_as_rfc_2045_says(satchel):
+    """RFC 2045 6.7: whitespace a transport added at line ends is dropped,
+    and `=` followed by such whitespace is still a soft line break."""
+    body = (b"Caf=C3=A9 menu   \r\n"
+            b"soup of the day,=  \r\n"
+            b" bread\t\r\n"
+            b"last line=\r\n")
+    raw = (b"From: a@remote.test\r\nSubject: qp\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n"
+           b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + body)
+    satchel.put(ALICE, raw)
+    c = satchel.imap(ALICE)
+    c.select("INBOX")
+    want = "Café menu\r\nsoup of the day, bread\r\nlast line".encode()
+    typ, data = c.fetch("1", "(BINARY.SIZE[1] BINARY.PEEK[1])")
+    assert typ == "OK", data
+    assert f"BINARY.SIZE[1] {len(want)}".encode() in data[0][0], data
+    assert data[0][1] == want, data

@@ -47,33 +47,62 @@ pub fn base64(input: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Quoted-printable: `=XX` escapes and soft line breaks (`=` at a line's
-/// end); a malformed escape is kept as it is.
+/// Quoted-printable (RFC 2045 6.7), line by line: whitespace at a line's
+/// end is dropped (rule 3: transports may add it), a line ending in `=`
+/// (after that whitespace) is a soft break and joins the next, and `=XX`
+/// escapes are undone; a malformed escape is kept as it is.
 pub fn quoted_printable(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
+    let mut rest = input;
+    while !rest.is_empty() {
+        let (line, ending, next) = match memchr::memchr(b'\n', rest) {
+            Some(i) if i > 0 && rest[i - 1] == b'\r' => {
+                (&rest[..i - 1], &b"\r\n"[..], &rest[i + 1..])
+            }
+            Some(i) => (&rest[..i], &b"\n"[..], &rest[i + 1..]),
+            None => (rest, &b""[..], &b""[..]),
+        };
+        let line = trim_end_blanks(line);
+        match line.strip_suffix(b"=") {
+            Some(joined) => unescape(joined, &mut out),
+            None => {
+                unescape(line, &mut out);
+                out.extend_from_slice(ending);
+            }
+        }
+        rest = next;
+    }
+    out
+}
+
+fn trim_end_blanks(line: &[u8]) -> &[u8] {
+    let keep = line
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(0, |i| i + 1);
+    &line[..keep]
+}
+
+/// `=XX` escapes of one line (no line ending in it).
+fn unescape(line: &[u8], out: &mut Vec<u8>) {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut i = 0;
-    while i < input.len() {
-        let b = input[i];
-        if b != b'=' {
-            out.push(b);
-            i += 1;
-            continue;
-        }
-        match (input.get(i + 1), input.get(i + 2)) {
-            (Some(b'\r'), Some(b'\n')) => i += 3,
-            (Some(b'\n'), _) => i += 2,
-            (Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push(hex(h).unwrap_or(0) << 4 | hex(l).unwrap_or(0));
+    while i < line.len() {
+        match (
+            line[i],
+            line.get(i + 1).and_then(|&h| hex(h)),
+            line.get(i + 2).and_then(|&l| hex(l)),
+        ) {
+            (b'=', Some(h), Some(l)) => {
+                out.push(h << 4 | l);
                 i += 3;
             }
-            _ => {
+            (b, _, _) => {
                 out.push(b);
                 i += 1;
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -87,6 +116,14 @@ mod tests {
             quoted_printable(b"Gr=C3=BC=\r\n=C3=9Fe =3D =ZZ"),
             "Grüße = =ZZ".as_bytes()
         );
+        // RFC 2045 6.7: whitespace a transport added at line ends goes,
+        // also after a soft break's `=`; LF-only lines decode too.
+        assert_eq!(
+            quoted_printable(b"one two  \r\nthree=  \r\n four\t\r\nfive=\nsix\n=4"),
+            b"one two\r\nthree four\r\nfivesix\n=4"
+        );
+        assert_eq!(quoted_printable(b"end="), b"end");
+        assert_eq!(quoted_printable(b"=3d=3D"), b"==");
         let msg = b"Content-Transfer-Encoding: BASE64\r\n\r\nAAEC\r\n";
         let root = Part::parse(msg);
         assert_eq!(part_content(msg, &root), Some(vec![0, 1, 2]));
