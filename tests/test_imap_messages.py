@@ -385,3 +385,40 @@ def test_binary_undoes_quoted_printable_as_rfc_2045_says(satchel):
     assert typ == "OK", data
     assert f"BINARY.SIZE[1] {len(want)}".encode() in data[0][0], data
     assert data[0][1] == want, data
+
+
+def lines_until(c, tag):
+    """The raw lines of one command's answer, up to its tagged line."""
+    out = []
+    while True:
+        line = c.readline()
+        out.append(line)
+        if line.startswith(tag + b" "):
+            return out
+
+
+def test_a_new_keyword_is_announced_in_flags_before_a_fetch_shows_it(box, satchel):
+    """RFC 9051 7.3.5: FLAGS (and PERMANENTFLAGS) list every keyword a
+    FETCH can show; a keyword another session or this one makes up is
+    announced before the first FETCH that carries it."""
+    other = satchel.imap(ALICE)
+    other.select("INBOX")
+    assert other.store("1", "+FLAGS", "($Important)")[0] == "OK"
+    box.send(b"k1 NOOP\r\n")
+    got = lines_until(box, b"k1")
+    flags = [i for i, l in enumerate(got) if l.startswith(b"* FLAGS (") and b"$Important" in l]
+    permanent = [i for i, l in enumerate(got) if b"[PERMANENTFLAGS (" in l and b"$Important" in l]
+    fetch = [i for i, l in enumerate(got) if b" FETCH " in l and b"$Important" in l]
+    assert flags and permanent and fetch and flags[0] < fetch[0] and permanent[0] < fetch[0], got
+    # Its own STORE, even .SILENT: announced in that STORE's answer.
+    box.send(b"k2 STORE 2 +FLAGS.SILENT (Project-X)\r\n")
+    got = lines_until(box, b"k2")
+    assert any(l.startswith(b"* FLAGS (") and b"Project-X" in l for l in got), got
+    assert got[-1].startswith(b"k2 OK"), got
+    # Announced once: the next command repeats nothing.
+    box.send(b"k3 FETCH 2 (FLAGS)\r\n")
+    got = lines_until(box, b"k3")
+    assert not any(l.startswith(b"* FLAGS") for l in got) and b"Project-X" in got[0], got
+    # A fresh SELECT lists both from the start.
+    typ, _ = other.select("INBOX")
+    assert any(b"$Important" in f and b"Project-X" in f for f in other.untagged_responses["FLAGS"])

@@ -25,6 +25,12 @@ pub struct View {
     /// ([`MailStore::append_claiming`]), for the messages it has not seen
     /// yet: no claim of its own is needed for those.
     pub claimed: Option<Range<u32>>,
+    /// The keywords this session's client has been told of in FLAGS and
+    /// PERMANENTFLAGS: a FETCH may show a keyword only after those list it
+    /// (RFC 9051 7.3.5), so a keyword new to the view is announced first.
+    announced: Vec<String>,
+    /// `announced` grew since FLAGS last went out.
+    flags_due: bool,
 }
 
 /// What a session keeps of each message while its mailbox is selected:
@@ -121,9 +127,47 @@ impl View {
             recent: HashSet::new(),
             pending_expunge: HashSet::new(),
             claimed: None,
+            announced: Vec::new(),
+            flags_due: false,
         };
+        for i in 0..view.messages.len() {
+            let keywords = std::mem::take(&mut view.messages[i].keywords);
+            view.learn(&keywords);
+            view.messages[i].keywords = keywords;
+        }
+        // SELECT's own FLAGS carry them.
+        view.flags_due = false;
         view.mark_recent(recent);
         Ok(view)
+    }
+
+    /// Notes keywords the view now holds; new ones make FLAGS due.
+    pub fn learn(&mut self, keywords: &[String]) {
+        for k in keywords {
+            if !self.announced.iter().any(|a| a.eq_ignore_ascii_case(k)) {
+                self.announced.push(k.clone());
+                self.flags_due = true;
+            }
+        }
+    }
+
+    /// `* FLAGS` and `* OK [PERMANENTFLAGS]` for every flag the view knows
+    /// (RFC 9051 7.3.5 and 7.1); nothing is permanent when read-only.
+    pub fn flags_lines(&self) -> String {
+        let system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+        let kw: String = self.announced.iter().map(|k| format!(" {k}")).collect();
+        let permanent = if self.read_only {
+            "* OK [PERMANENTFLAGS ()] Read-only mailbox.".to_string()
+        } else {
+            format!("* OK [PERMANENTFLAGS ({system}{kw} \\*)] Flags permitted.")
+        };
+        format!("* FLAGS ({system}{kw})\r\n{permanent}\r\n")
+    }
+
+    /// [`View::flags_lines`] when keywords new to the client arrived since
+    /// they last went out: to send before any FETCH that could show them.
+    pub fn take_flags_due(&mut self) -> Option<String> {
+        std::mem::take(&mut self.flags_due).then(|| self.flags_lines())
     }
 
     /// This session's own change, already applied to its entries, made
@@ -158,6 +202,9 @@ impl View {
         self.modseq = last.modseq;
         self.mailbox.highestmodseq = last.modseq;
         self.mailbox.uidnext = self.mailbox.uidnext.max(last.uid + 1);
+        for e in &added {
+            self.learn(&e.keywords);
+        }
         make_room(&mut self.messages, added.len());
         self.messages.extend(added);
         if let Some(range) = claimed {
@@ -225,6 +272,7 @@ impl View {
             if gone.contains(&m.uid) {
                 continue;
             }
+            self.learn(&m.keywords);
             match self.index_of(m.uid) {
                 Some(i) => {
                     let old = &self.messages[i];

@@ -64,30 +64,10 @@ impl Session {
             Ok(v) => v,
             Err(e) => return Ok(store_failure(e)),
         };
-        let mut keywords: Vec<&str> = Vec::new();
-        for m in &view.messages {
-            for k in &m.keywords {
-                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                    keywords.push(k);
-                }
-            }
-        }
-        let system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
-        let kw = keywords.join(" ");
-        let kw = if kw.is_empty() {
-            String::new()
-        } else {
-            format!(" {kw}")
-        };
+        let flags = view.flags_lines();
         let mut lines = vec![
             format!("* {} EXISTS", view.exists()),
-            format!("* FLAGS ({system}{kw})"),
-            if read_only {
-                // Nothing can be changed in a read-only mailbox (RFC 9051 7.1).
-                "* OK [PERMANENTFLAGS ()] Read-only mailbox.".to_string()
-            } else {
-                format!("* OK [PERMANENTFLAGS ({system}{kw} \\*)] Flags permitted.")
-            },
+            flags.trim_end().to_string(),
             format!(
                 "* OK [UIDVALIDITY {}] UIDs valid.",
                 view.mailbox.uidvalidity
@@ -506,7 +486,8 @@ impl Session {
             view.claimed = claimed;
             return;
         }
-        let mut lines = format!("* {} EXISTS\r\n", view.exists());
+        let mut lines = view.take_flags_due().unwrap_or_default();
+        lines.push_str(&format!("* {} EXISTS\r\n", view.exists()));
         if !rev2 {
             lines.push_str(&format!("* {} RECENT\r\n", view.recent.len()));
         }

@@ -371,9 +371,15 @@ impl Session {
                 m.keywords = u.keywords.as_slice().into();
                 m.modseq = u.modseq;
             }
+            view.learn(&u.keywords);
         }
         if let Some(u) = result.updated.first() {
             view.took_own_change(u.modseq);
+        }
+        // A keyword this STORE made up is announced before any FETCH shows
+        // it, .SILENT or not (RFC 9051 7.3.5).
+        if let Some(flags) = view.take_flags_due() {
+            self.out.extend_from_slice(flags.as_bytes());
         }
         let refused: HashSet<u32> = result.refused.iter().copied().collect();
         for u in &uids {

@@ -64,6 +64,9 @@ impl Session {
             Err(e) => return Err(e.into()),
         };
         let mut out = Vec::new();
+        if let Some(flags) = view.take_flags_due() {
+            out.extend_from_slice(flags.as_bytes());
+        }
         if expunges_allowed {
             for seq in view.take_expunges() {
                 out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
