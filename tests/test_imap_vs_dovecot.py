@@ -46,14 +46,6 @@ OPTIONAL_CODES = {"NONEXISTENT"}
 # answer, normalised like any other). The test checks the command text so
 # a reordered script cannot silently move these.
 ALLOWED = {
-    "A038": (
-        "CREATE Bad&Name",
-        "A name that is not valid modified UTF-7: Dovecot answers NO, Satchel BAD "
-        "(on purpose: tests/test_imap_mailboxes.py). RFC 3501 6.3.3 gives NO for "
-        "'can't create mailbox with that name' and BAD for 'arguments invalid'; "
-        "a name breaking the 5.1.3 convention fits either.",
-        ["A038 BAD x\r\n"],
-    ),
     "A044": (
         "STORE 1 +FLAGS (\\Deleted)",
         "STORE in a mailbox opened with EXAMINE: Dovecot answers OK and ignores "

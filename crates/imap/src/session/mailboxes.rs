@@ -12,8 +12,11 @@ impl Session {
         } else {
             std::str::from_utf8(&arg.0).ok().and_then(utf7::decode)
         };
+        // A well-formed command with a name no mailbox can have: NO, as
+        // Dovecot answers (RFC 9051 6.3.4: "can't create mailbox with that
+        // name"), not BAD, which would say the command itself is broken.
         let name = name.ok_or_else(|| {
-            bad(if self.rev2() {
+            no(if self.rev2() {
                 "The mailbox name is not UTF-8."
             } else {
                 "The mailbox name is not valid modified UTF-7."
@@ -202,15 +205,19 @@ impl Session {
                 std::str::from_utf8(&arg.0).ok().and_then(utf7::decode)
             }
         };
+        // A reference or pattern no mailbox name can match (not valid
+        // modified UTF-7) is still a valid LIST: it matches nothing.
         let Some(reference) = decode(&cmd.reference) else {
-            return bad("The reference name is not valid.");
+            return ok("LIST completed: the reference matches no mailbox name.");
         };
         let mut patterns = Vec::new();
         for p in &cmd.patterns {
-            let Some(p) = decode(p) else {
-                return bad("The mailbox pattern is not valid.");
-            };
-            patterns.push(format!("{reference}{p}"));
+            if let Some(p) = decode(p) {
+                patterns.push(format!("{reference}{p}"));
+            }
+        }
+        if patterns.is_empty() {
+            return ok("LIST completed: the pattern matches no mailbox name.");
         }
         let kind = match cmd.kind {
             ListKind::List => "LIST",
