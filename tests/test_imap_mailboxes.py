@@ -166,3 +166,22 @@ def test_default_mailboxes_stay(satchel):
     out = satchel.cli("deliver", "--from", "pest@spam.test", "--to", "alice@example.test",
                       stdin=b"From: pest@spam.test\r\nSubject: x\r\n\r\nbuy\r\n")
     assert out.stdout.decode().startswith("alice@example.test Junk "), out.stdout
+
+
+def test_lsub_percent_lists_the_hidden_parent_as_noselect(satchel):
+    """RFC 3501 6.3.9: "foo/bar" subscribed, "foo" not: LSUB "" % returns
+    foo with \\Noselect (whether or not foo exists), LSUB "" * returns
+    foo/bar and not foo."""
+    c = satchel.imap("alice@example.test")
+    for name in ("Clients", "Clients/ACME", "Lists"):
+        assert c.create(name)[0] == "OK"
+    assert c.subscribe("Clients/ACME")[0] == "OK"
+    assert c.subscribe("Ghost/Child")[0] == "OK"  # no such mailboxes at all
+    top = listing(c, "LSUB", '""', "%")
+    assert '(\\Noselect) "/" "Clients"' in top, top
+    assert '(\\Noselect) "/" "Ghost"' in top, top
+    assert not any("Lists" in l for l in top), top
+    every = names(listing(c, "LSUB", '""', "*"))
+    assert "Clients/ACME" in every and "Clients" not in every, every
+    c.logout()
+

@@ -267,7 +267,15 @@ impl Session {
                 && subscriptions
                     .iter()
                     .any(|n| n.starts_with(&format!("{}/", e.name)));
-            if only_subscribed && !e.subscribed && !child_subscribed {
+            // RFC 3501 6.3.9: LSUB with % lists the unsubscribed parent of
+            // a subscribed mailbox the pattern hides, flagged \Noselect.
+            let lsub_parent = cmd.kind == ListKind::Lsub
+                && !e.subscribed
+                && subscriptions.iter().any(|n| {
+                    n.starts_with(&format!("{}/", e.name))
+                        && !patterns.iter().any(|p| list::matches(p, n))
+                });
+            if only_subscribed && !e.subscribed && !child_subscribed && !lsub_parent {
                 continue;
             }
             if only_special && e.special_use.is_none() {
@@ -277,7 +285,9 @@ impl Session {
                 continue;
             }
             let mut attrs: Vec<&str> = Vec::new();
-            if !e.exists {
+            if lsub_parent {
+                attrs.push("\\Noselect");
+            } else if !e.exists {
                 attrs.push(if only_subscribed && !e.has_children {
                     "\\NonExistent"
                 } else {
