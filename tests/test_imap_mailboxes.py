@@ -185,3 +185,19 @@ def test_lsub_percent_lists_the_hidden_parent_as_noselect(satchel):
     assert "Clients/ACME" in every and "Clients" not in every, every
     c.logout()
 
+
+def test_list_extended_refuses_what_it_does_not_know(satchel):
+    """RFC 5258: unknown selection or return options, and RECURSIVEMATCH
+    alone, are BAD, also with the empty pattern that asks for the
+    delimiter (which used to answer before the checks ran)."""
+    c = satchel.imap("alice@example.test")
+    for args in (("(BOGUS)", '""', '""'), ("(RECURSIVEMATCH)", '""', '""'),
+                 ("(BOGUS)", '""', "*"), ("(RECURSIVEMATCH)", '""', "*"),
+                 ('""', "*", "RETURN", "(BOGUS)"), ('""', '""', "RETURN", "(X-NOPE)")):
+        typ, data = answer(c, "LIST", *args)
+        assert typ == "BAD", (args, typ, data)
+    # What is known still works, the delimiter query included.
+    assert listing(c, "LIST", '""', '""') == ['(\\Noselect) "/" ""']
+    assert "INBOX" in names(listing(c, "LIST", "(SUBSCRIBED RECURSIVEMATCH)", '""', "*", "RETURN", "(CHILDREN)"))
+    c.logout()
+

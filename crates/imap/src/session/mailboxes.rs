@@ -198,37 +198,11 @@ impl Session {
             (Ok(m), Ok(s)) => (m, s),
             (Err(e), _) | (_, Err(e)) => return store_failure(e),
         };
-        let decode = |arg: &MailboxArg| -> Option<String> {
-            if self.rev2() {
-                String::from_utf8(arg.0.clone()).ok()
-            } else {
-                std::str::from_utf8(&arg.0).ok().and_then(utf7::decode)
-            }
-        };
-        // A reference or pattern no mailbox name can match (not valid
-        // modified UTF-7) is still a valid LIST: it matches nothing.
-        let Some(reference) = decode(&cmd.reference) else {
-            return ok("LIST completed: the reference matches no mailbox name.");
-        };
-        let mut patterns = Vec::new();
-        for p in &cmd.patterns {
-            if let Some(p) = decode(p) {
-                patterns.push(format!("{reference}{p}"));
-            }
-        }
-        if patterns.is_empty() {
-            return ok("LIST completed: the pattern matches no mailbox name.");
-        }
         let kind = match cmd.kind {
             ListKind::List => "LIST",
             ListKind::Lsub => "LSUB",
             ListKind::Xlist => "XLIST",
         };
-        if cmd.kind != ListKind::Lsub && patterns.iter().all(|p| p.is_empty()) {
-            // RFC 9051 6.3.9: an empty pattern asks for the delimiter.
-            self.line(&format!("* {kind} (\\Noselect) \"/\" \"\""));
-            return ok(format!("{kind} completed."));
-        }
         // RFC 5258 3.1: known selection options; RECURSIVEMATCH only with another.
         for option in &cmd.selection {
             if !matches!(
@@ -246,6 +220,45 @@ impl Session {
                 .any(|s| s != "RECURSIVEMATCH" && s != "REMOTE")
         {
             return bad("RECURSIVEMATCH needs another selection option.");
+        }
+        // RFC 5258 3.2: an unknown return option is refused too.
+        if let Some(ListReturn::Other(option)) =
+            cmd.ret.iter().find(|r| matches!(r, ListReturn::Other(_)))
+        {
+            return bad(format!("Unknown LIST return option {option}."));
+        }
+        // These checks come before any answer that takes a shortcut (no
+        // name can match, the delimiter query), so no malformed command
+        // gets through.
+        let decode = |arg: &MailboxArg| -> Option<String> {
+            if self.rev2() {
+                String::from_utf8(arg.0.clone()).ok()
+            } else {
+                std::str::from_utf8(&arg.0).ok().and_then(utf7::decode)
+            }
+        };
+        // A reference or pattern no mailbox name can match (not valid
+        // modified UTF-7) is still a valid LIST: it matches nothing.
+        let Some(reference) = decode(&cmd.reference) else {
+            return ok(format!(
+                "{kind} completed: the reference matches no mailbox name."
+            ));
+        };
+        let mut patterns = Vec::new();
+        for p in &cmd.patterns {
+            if let Some(p) = decode(p) {
+                patterns.push(format!("{reference}{p}"));
+            }
+        }
+        if patterns.is_empty() {
+            return ok(format!(
+                "{kind} completed: the pattern matches no mailbox name."
+            ));
+        }
+        if cmd.kind != ListKind::Lsub && patterns.iter().all(|p| p.is_empty()) {
+            // RFC 9051 6.3.9: an empty pattern asks for the delimiter.
+            self.line(&format!("* {kind} (\\Noselect) \"/\" \"\""));
+            return ok(format!("{kind} completed."));
         }
         let only_subscribed =
             cmd.kind == ListKind::Lsub || cmd.selection.iter().any(|s| s == "SUBSCRIBED");
