@@ -201,3 +201,24 @@ def test_list_extended_refuses_what_it_does_not_know(satchel):
     assert "INBOX" in names(listing(c, "LIST", "(SUBSCRIBED RECURSIVEMATCH)", '""', "*", "RETURN", "(CHILDREN)"))
     c.logout()
 
+
+def test_childinfo_only_for_a_subscribed_child_no_pattern_lists(satchel):
+    """RFC 5258 RECURSIVEMATCH, as the reference Dovecot answers it: an
+    unsubscribed parent is listed with CHILDINFO when its subscribed child
+    is hidden by the patterns, and not when a pattern lists the child."""
+    c = satchel.imap("alice@example.test")
+    for name in ("Foo", "Foo/Bar", "Baz", "Baz/Qux"):
+        assert c.create(name)[0] == "OK"
+    for name in ("Foo/Bar", "Baz/Qux"):
+        assert c.subscribe(name)[0] == "OK"
+    top = listing(c, "LIST", "(SUBSCRIBED RECURSIVEMATCH)", '""', "%")
+    assert any(l.endswith('"/" "Foo" ("CHILDINFO" ("SUBSCRIBED"))') for l in top), top
+    every = listing(c, "LIST", "(SUBSCRIBED RECURSIVEMATCH)", '""', "*")
+    assert not any("CHILDINFO" in l for l in every), every
+    assert {"Foo/Bar", "Baz/Qux"} <= set(names(every)), every
+    mixed = listing(c, "LIST", "(SUBSCRIBED RECURSIVEMATCH)", '""', '("%" "Foo/Bar")')
+    assert not any(l.endswith('"Foo" ("CHILDINFO" ("SUBSCRIBED"))') for l in mixed), mixed
+    assert any(l.endswith('"/" "Baz" ("CHILDINFO" ("SUBSCRIBED"))') for l in mixed), mixed
+    assert "Foo/Bar" in names(mixed), mixed
+    c.logout()
+

@@ -274,12 +274,15 @@ impl Session {
                 continue;
             }
             // RECURSIVEMATCH: a parent that is not subscribed itself is
-            // listed when a child is, with CHILDINFO saying so.
+            // listed, with CHILDINFO saying so, when a subscribed child is
+            // not listed itself (no pattern matches it), as Dovecot does
+            // (RFC 5258 4, example 9).
             let child_subscribed = recursive
                 && only_subscribed
-                && subscriptions
-                    .iter()
-                    .any(|n| n.starts_with(&format!("{}/", e.name)));
+                && subscriptions.iter().any(|n| {
+                    n.starts_with(&format!("{}/", e.name))
+                        && !patterns.iter().any(|p| list::matches(p, n))
+                });
             // RFC 3501 6.3.9: LSUB with % lists the unsubscribed parent of
             // a subscribed mailbox the pattern hides, flagged \Noselect.
             let lsub_parent = cmd.kind == ListKind::Lsub
