@@ -156,7 +156,7 @@ def test_default_mailboxes_stay(satchel):
         typ, data = c.rename(name, "Elsewhere")
         assert typ == "NO" and b"[CANNOT]" in data[0], (name, data)
     assert '(\\HasNoChildren \\Junk) "/" "Junk"' in listing(c, "LIST", '""', "Junk")
-    # Other mailboxes, and INBOX's own rename, are not affected.
+    # Other mailboxes are not affected.
     assert c.create("Projects")[0] == "OK"
     assert c.rename("Projects", "\"Old Projects\"")[0] == "OK"
     assert c.delete('"Old Projects"')[0] == "OK"

@@ -130,25 +130,17 @@ impl View {
             announced: Vec::new(),
             flags_due: false,
         };
-        for i in 0..view.messages.len() {
-            let keywords = std::mem::take(&mut view.messages[i].keywords);
-            view.learn(&keywords);
-            view.messages[i].keywords = keywords;
+        // SELECT's own FLAGS carry these: nothing is due yet.
+        for m in &view.messages {
+            add_new(&mut view.announced, &m.keywords);
         }
-        // SELECT's own FLAGS carry them.
-        view.flags_due = false;
         view.mark_recent(recent);
         Ok(view)
     }
 
     /// Notes keywords the view now holds; new ones make FLAGS due.
     pub fn learn(&mut self, keywords: &[String]) {
-        for k in keywords {
-            if !self.announced.iter().any(|a| a.eq_ignore_ascii_case(k)) {
-                self.announced.push(k.clone());
-                self.flags_due = true;
-            }
-        }
+        self.flags_due |= add_new(&mut self.announced, keywords);
     }
 
     /// `* FLAGS` and `* OK [PERMANENTFLAGS]` for every flag the view knows
@@ -410,6 +402,18 @@ fn make_room(list: &mut Vec<Entry>, more: usize) {
         // one copy per that many deliveries.
         list.reserve_exact(more + needed / 32 + 4);
     }
+}
+
+/// Adds the keywords `known` lacks (keywords compare case-insensitively,
+/// RFC 9051 2.3.2); true when it added any.
+fn add_new(known: &mut Vec<String>, keywords: &[String]) -> bool {
+    let before = known.len();
+    for k in keywords {
+        if !known.iter().any(|a| a.eq_ignore_ascii_case(k)) {
+            known.push(k.clone());
+        }
+    }
+    known.len() > before
 }
 
 #[cfg(test)]

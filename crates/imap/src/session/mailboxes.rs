@@ -273,24 +273,20 @@ impl Session {
             if !patterns.iter().any(|p| list::matches(p, &e.name)) {
                 continue;
             }
-            // RECURSIVEMATCH: a parent that is not subscribed itself is
-            // listed, with CHILDINFO saying so, when a subscribed child is
-            // not listed itself (no pattern matches it), as Dovecot does
-            // (RFC 5258 4, example 9).
-            let child_subscribed = recursive
-                && only_subscribed
-                && subscriptions.iter().any(|n| {
-                    n.starts_with(&format!("{}/", e.name))
-                        && !patterns.iter().any(|p| list::matches(p, n))
-                });
-            // RFC 3501 6.3.9: LSUB with % lists the unsubscribed parent of
-            // a subscribed mailbox the pattern hides, flagged \Noselect.
-            let lsub_parent = cmd.kind == ListKind::Lsub
-                && !e.subscribed
-                && subscriptions.iter().any(|n| {
-                    n.starts_with(&format!("{}/", e.name))
-                        && !patterns.iter().any(|p| list::matches(p, n))
-                });
+            // A subscribed child that no pattern lists itself.
+            let hides_subscribed_child = || {
+                let prefix = format!("{}/", e.name);
+                subscriptions.iter().any(|n| {
+                    n.starts_with(&prefix) && !patterns.iter().any(|p| list::matches(p, n))
+                })
+            };
+            // RECURSIVEMATCH: the parent is listed with CHILDINFO saying
+            // so, as Dovecot does (RFC 5258 4, example 9).
+            let child_subscribed = recursive && only_subscribed && hides_subscribed_child();
+            // RFC 3501 6.3.9: LSUB with % lists the unsubscribed parent,
+            // flagged \Noselect.
+            let lsub_parent =
+                cmd.kind == ListKind::Lsub && !e.subscribed && hides_subscribed_child();
             if only_subscribed && !e.subscribed && !child_subscribed && !lsub_parent {
                 continue;
             }

@@ -26,9 +26,9 @@ pub struct Corpus {
 
 enum Source {
     Mbox {
+        /// It counts the messages it skips for size itself.
         reader: mbox::Reader<BufReader<File>>,
         path: PathBuf,
-        counted: bool,
     },
     Files(std::vec::IntoIter<PathBuf>),
 }
@@ -54,7 +54,6 @@ impl Corpus {
             corpus.source = Source::Mbox {
                 reader: mbox::Reader::new(BufReader::new(file), MAX_MESSAGE_SIZE as usize),
                 path: path.to_path_buf(),
-                counted: false,
             };
             return Ok(corpus);
         }
@@ -76,27 +75,12 @@ impl Corpus {
     pub fn next_message(&mut self) -> Option<anyhow::Result<Vec<u8>>> {
         loop {
             match &mut self.source {
-                Source::Mbox {
-                    reader,
-                    path,
-                    counted,
-                } => match reader.next() {
-                    Some(item) => {
-                        return Some(
-                            item.map(|i| i.raw)
-                                .with_context(|| format!("cannot read {}", path.display())),
-                        );
-                    }
-                    None => {
-                        if !*counted && reader.skipped > 0 {
-                            *counted = true;
-                            let (n, path) = (reader.skipped, path.clone());
-                            let entry = self.skipped.entry(TOO_LARGE).or_insert((0, path));
-                            entry.0 += n;
-                        }
-                        return None;
-                    }
-                },
+                Source::Mbox { reader, path } => {
+                    return reader.next().map(|item| {
+                        item.map(|i| i.raw)
+                            .with_context(|| format!("cannot read {}", path.display()))
+                    });
+                }
                 Source::Files(files) => {
                     let path = files.next()?;
                     let raw = match std::fs::read(&path) {
@@ -119,16 +103,30 @@ impl Corpus {
 
     /// How many were left out.
     pub fn skipped(&self) -> usize {
-        self.skipped.values().map(|(n, _)| n).sum()
+        self.left_out().map(|(_, n, _)| n).sum()
     }
 
     /// What was left out, for people: `2 empty files (first: a/b.eml), ...`.
     pub fn skipped_reasons(&self) -> String {
-        self.skipped
-            .iter()
-            .map(|(why, (n, first))| format!("{n} {why} (first: {})", first.display()))
+        self.left_out()
+            .map(|(why, n, first)| format!("{n} {why} (first: {})", first.display()))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// (reason, how many, first path): the files' tally, or the mbox
+    /// reader's count of messages too large (an mbox is one path).
+    fn left_out(&self) -> impl Iterator<Item = (&str, usize, &Path)> {
+        let mbox = match &self.source {
+            Source::Mbox { reader, path } if reader.skipped > 0 => {
+                Some((TOO_LARGE, reader.skipped, path.as_path()))
+            }
+            _ => None,
+        };
+        self.skipped
+            .iter()
+            .map(|(why, (n, first))| (*why, *n, first.as_path()))
+            .chain(mbox)
     }
 
     fn skip(&mut self, why: &'static str, path: &Path) {

@@ -24,7 +24,7 @@ pub enum FilterCommand {
 pub async fn run(cmd: FilterCommand, store: &dyn MailStore) -> anyhow::Result<()> {
     match cmd {
         FilterCommand::Set { address, file } => {
-            let account = account(store, &address).await?;
+            let account = super::account_id(store, &address).await?;
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             if bytes.len() > sieve::MAX_SCRIPT_SIZE {
@@ -45,7 +45,7 @@ pub async fn run(cmd: FilterCommand, store: &dyn MailStore) -> anyhow::Result<()
             Ok(())
         }
         FilterCommand::Get { address } => {
-            let account = account(store, &address).await?;
+            let account = super::account_id(store, &address).await?;
             match store.active_sieve_script(account).await? {
                 Some((_, text)) => {
                     let mut out = std::io::stdout().lock();
@@ -59,8 +59,4 @@ pub async fn run(cmd: FilterCommand, store: &dyn MailStore) -> anyhow::Result<()
             }
         }
     }
-}
-
-async fn account(store: &dyn MailStore, address: &str) -> anyhow::Result<store::AccountId> {
-    Ok(super::find_account(store, address).await?.id)
 }

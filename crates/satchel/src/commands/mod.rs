@@ -25,6 +25,11 @@ pub async fn find_account(store: &dyn MailStore, address: &str) -> anyhow::Resul
         .with_context(|| format!("no account {address}; `satchel user list` shows the accounts"))
 }
 
+/// The id of the account with this address (see [`find_account`]).
+pub async fn account_id(store: &dyn MailStore, address: &str) -> anyhow::Result<store::AccountId> {
+    Ok(find_account(store, address).await?.id)
+}
+
 /// Prints one line to standard output, flushed; a closed output is an
 /// error to report, not a panic.
 pub fn say(line: &str) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@ use pipeline::{SERVER_MODEL, SpamFacts, SpamScorer, StoreScorer};
 use store::{MAX_MESSAGE_SIZE, MailStore};
 
 use super::corpus::Corpus;
-use super::say;
+use super::{account_id, say};
 use crate::config::Config;
 
 #[derive(Subcommand)]
@@ -167,10 +167,6 @@ pub async fn run(
             Ok(())
         }
     }
-}
-
-async fn account_id(store: &dyn MailStore, address: &str) -> anyhow::Result<store::AccountId> {
-    Ok(super::find_account(store, address).await?.id)
 }
 
 async fn list(
