@@ -14,7 +14,7 @@
 #                    stores: fair for login-heavy loads), or any scheme
 #                    `doveadm pw -l` lists
 #   AUTH_CACHE=1     Dovecot's authentication cache, as production runs it
-#                    (cached hashes checked by the auth workers)
+#                    (slower than none with Argon2id here: bench/RESULTS.md)
 #   MAIL_FSYNC       optimized (Dovecot's default: flag changes are not
 #                    fsynced), always (every change, as Satchel does), never
 #   MAX_CONNECTIONS  lifts the per-user-and-address, process and client
@@ -66,10 +66,10 @@ done
 extra=""
 auth_service=""
 # Dovecot 2.3's cache keeps the passdb's hash, not a verified password: a
-# cached login still runs the hash, and by default in the auth master
-# process, one at a time (measured: 4x fewer logins than no cache on
-# Argon2id). Production sets the worker option so cached hashes are
-# checked by the auth workers, on every core, as uncached ones are.
+# cached login still runs the hash, in the auth process (seen at 96% CPU,
+# one core). The worker option, which production sets, is set here too, but
+# with this passwd-file passdb it did not help: 9.6 IMAP logins/s with the
+# cache against 55.9 without it (Argon2id, 2026-12-06, bench/RESULTS.md).
 [ "${AUTH_CACHE:-0}" = 1 ] && extra+=$'auth_cache_size = 10M\nauth_cache_verify_password_with_worker = yes\n'
 if [ -n "${SASL_SOCKET:-}" ]; then
   auth_service+="  unix_listener ${SASL_SOCKET} {
