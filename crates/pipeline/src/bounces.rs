@@ -32,6 +32,7 @@ impl Pipeline {
                 self.queue_remote(
                     store::NewQueued {
                         qid: &qid,
+                        prefix: b"",
                         sender: "",
                         account: None,
                         raw,
@@ -124,6 +125,7 @@ impl Pipeline {
             self.queue_remote(
                 store::NewQueued {
                     qid: &qid,
+                    prefix: b"",
                     sender,
                     account: Some(account.id),
                     raw: message,

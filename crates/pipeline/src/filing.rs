@@ -478,6 +478,7 @@ impl Pipeline {
                     self.queue_remote(
                         store::NewQueued {
                             qid: &qid,
+                            prefix: b"",
                             sender: "",
                             account: Some(reply.account.id),
                             raw: &reply.raw,

@@ -93,8 +93,13 @@ impl Pipeline {
         let qid = crate::queue_id();
         let prepared = self.complete_header(s.raw, &qid);
         let message_id = header::value(&prepared, "Message-ID");
-        let mut travelling = self.submission_received(&s.origin, &qid).into_bytes();
-        travelling.extend_from_slice(&header::without(&prepared, "Bcc"));
+        // What travels is our Received: in front of the prepared message
+        // without Bcc:. The queue keeps the two apart, so that without a
+        // Bcc: its copy shares the Sent copy's blob.
+        let received = self.submission_received(&s.origin, &qid).into_bytes();
+        let unblinded = header::without(&prepared, "Bcc");
+        let mut travelling = received.clone();
+        travelling.extend_from_slice(&unblinded);
 
         let mut local = Vec::new();
         let mut remote = Vec::new();
@@ -142,28 +147,33 @@ impl Pipeline {
                 other => other,
             }
         };
-        let queued = async {
+        // The signatures are made while the Sent copy is being written;
+        // the queue entry waits for it, to share its blob.
+        let signing = async {
             if remote.is_empty() {
-                return Ok(());
+                return Ok(Vec::new());
             }
             // The door checked every From: address against the account.
             let author =
                 spam::rules::from_domain(&travelling).or_else(|| domain_of(&s.account.address));
-            self.queue_remote(
+            self.dkim_fields(&qid, author.as_deref(), &travelling).await
+        };
+        let (sent, delivered, fields) = tokio::join!(sent, locals, signing);
+        let (sent, delivered, fields) = (sent?, delivered?, fields?);
+        if !remote.is_empty() {
+            self.enqueue_signed(
                 store::NewQueued {
                     qid: &qid,
                     sender: s.mail_from,
                     account: Some(s.account.id),
-                    raw: &travelling,
+                    prefix: &received,
+                    raw: &unblinded,
                     recipients: &remote,
                 },
-                author.as_deref(),
+                fields,
             )
-            .await
-        };
-        let (sent, delivered, queued) = tokio::join!(sent, locals, queued);
-        let (sent, delivered) = (sent?, delivered?);
-        queued?;
+            .await?;
+        }
         Ok(Submitted {
             qid,
             sent,
@@ -187,24 +197,55 @@ impl Pipeline {
         message: store::NewQueued<'_>,
         sign_as: Option<&str>,
     ) -> Result<(), Error> {
-        let signed;
-        let mut message = message;
+        let fields = if message.prefix.is_empty() {
+            self.dkim_fields(message.qid, sign_as, message.raw).await?
+        } else {
+            let whole = [message.prefix, message.raw].concat();
+            self.dkim_fields(message.qid, sign_as, &whole).await?
+        };
+        self.enqueue_signed(message, fields).await
+    }
+
+    /// The DKIM-Signature fields for `raw` as `sign_as` would send it;
+    /// none when no key can sign (logged: the message goes unsigned
+    /// rather than not at all).
+    async fn dkim_fields(
+        &self,
+        qid: &str,
+        sign_as: Option<&str>,
+        raw: &[u8],
+    ) -> Result<Vec<u8>, Error> {
         let domain = sign_as
             .map(|d| d.to_ascii_lowercase())
             .or_else(|| self.domains.first().cloned());
-        if let Some(domain) = domain {
-            match self.dkim.sign(&domain, message.raw).await {
-                Ok(fields) => {
-                    let mut out = fields.into_bytes();
-                    out.extend_from_slice(message.raw);
-                    signed = out;
-                    message.raw = &signed;
-                }
-                Err(crate::dkim::DkimError::Store(e)) => return Err(e.into()),
-                Err(e) => tracing::error!("dkim: {}: sent unsigned: {e}", message.qid),
+        let Some(domain) = domain else {
+            return Ok(Vec::new());
+        };
+        match self.dkim.sign(&domain, raw).await {
+            Ok(fields) => Ok(fields.into_bytes()),
+            Err(crate::dkim::DkimError::Store(e)) => Err(e.into()),
+            Err(e) => {
+                tracing::error!("dkim: {qid}: sent unsigned: {e}");
+                Ok(Vec::new())
             }
         }
-        self.store.enqueue(message).await?;
+    }
+
+    /// Queues `message` with `fields` (the signatures of its prefix and
+    /// body) in front, and wakes the relay.
+    async fn enqueue_signed(
+        &self,
+        message: store::NewQueued<'_>,
+        fields: Vec<u8>,
+    ) -> Result<(), Error> {
+        let mut prefix = fields;
+        prefix.extend_from_slice(message.prefix);
+        self.store
+            .enqueue(store::NewQueued {
+                prefix: &prefix,
+                ..message
+            })
+            .await?;
         self.queued.notify_one();
         Ok(())
     }

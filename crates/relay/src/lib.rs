@@ -203,7 +203,7 @@ impl Relay {
         let mut conn: Option<(Connection, usize)> = None;
         let mut next_hop = 0;
         for message in &messages {
-            let body = match self.store.read_blob(&message.blob).await {
+            let body = match self.store.read_queued(message).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!("queue: {} cannot be read: {e}", message.qid);
@@ -398,7 +398,7 @@ impl Relay {
         let original = match body {
             Some(b) => Some(b),
             None if may_finish && !message.sender.is_empty() => {
-                read = self.store.read_blob(&message.blob).await.ok();
+                read = self.store.read_queued(message).await.ok();
                 read.as_deref()
             }
             None => None,
@@ -452,7 +452,7 @@ impl Relay {
         let read;
         let original = match original {
             Some(o) => o,
-            None => match self.store.read_blob(&message.blob).await {
+            None => match self.store.read_queued(message).await {
                 Ok(b) => {
                     read = b;
                     &read

@@ -24,6 +24,10 @@ pub struct NewQueued<'a> {
     pub sender: &'a str,
     /// The account that sent it, whose INBOX a bounce goes to.
     pub account: Option<AccountId>,
+    /// Header fields that travel in front of `raw` (our `Received:`, the
+    /// DKIM signatures). Kept apart so that `raw` can share the blob of a
+    /// stored copy of the same bytes, the sender's Sent copy.
+    pub prefix: &'a [u8],
     pub raw: &'a [u8],
     pub recipients: &'a [String],
 }
@@ -35,7 +39,10 @@ pub struct Queued {
     pub qid: String,
     pub sender: String,
     pub account: Option<AccountId>,
+    /// What travels in front of the blob's bytes ([`NewQueued::prefix`]).
+    pub prefix: Vec<u8>,
     pub blob: BlobHash,
+    /// Of the whole message as it travels, prefix included.
     pub size: u64,
     /// Octets above 127: the far end must offer 8BITMIME.
     pub eight_bit: bool,
@@ -139,6 +146,8 @@ pub trait Outbound: Send + Sync {
     /// Stores the message (blob fsync'd) and its recipients, due now, in
     /// one transaction: only after this returns may a door say yes.
     async fn enqueue(&self, message: NewQueued<'_>) -> Result<()>;
+    /// The queued message as it travels: its prefix, then its blob.
+    async fn read_queued(&self, message: &Queued) -> Result<Vec<u8>>;
     /// Every queued message with its recipients, oldest first.
     async fn queue(&self) -> Result<Vec<Queued>>;
     /// Takes up to `limit` recipients due at `now` (or whose runner's

@@ -75,6 +75,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_expunged_modseq.sql"),
     include_str!("../migrations/sqlite/0006_outbound.sql"),
     include_str!("../migrations/sqlite/0007_sent_copy.sql"),
+    include_str!("../migrations/sqlite/0008_queue_prefix.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.

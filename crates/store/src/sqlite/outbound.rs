@@ -5,9 +5,9 @@ use rusqlite::{Connection, params};
 
 use super::engine::{all, exec, one};
 use super::{SqliteStore, string_json};
-use crate::blob::Staged;
+use crate::blob::{BlobStore, Staged};
 use crate::outbound::*;
-use crate::{AccountId, BlobHash, Error, MAX_MESSAGE_SIZE, MailboxId, Result, unix_now};
+use crate::{AccountId, BlobHash, Error, MAX_MESSAGE_SIZE, MailboxId, Messages, Result, unix_now};
 
 /// How long a DSN that could not be sent waits before its recipients are
 /// tried (and reported) again.
@@ -15,7 +15,7 @@ const REPORT_RETRY_SECS: i64 = 300;
 
 /// The queue's columns [`message_from_row`] reads, in its order.
 const MESSAGE_COLUMNS: &str =
-    "SELECT id, qid, sender, account_id, blob, size, eight_bit, created FROM queue";
+    "SELECT id, qid, sender, account_id, blob, size, eight_bit, created, prefix FROM queue";
 /// The recipients' columns [`recipient_from_row`] reads, in its order.
 const RECIPIENT_COLUMNS: &str =
     "message_id, address, state, attempts, next_try, last_answer, delayed";
@@ -26,46 +26,69 @@ impl Outbound for SqliteStore {
         if message.raw.is_empty() {
             return Err(Error::EmptyMessage);
         }
-        if message.raw.len() as u64 > MAX_MESSAGE_SIZE {
+        let size = (message.prefix.len() + message.raw.len()) as u64;
+        if size > MAX_MESSAGE_SIZE {
             return Err(Error::TooLarge);
         }
+        let eight_bit = message.prefix.iter().chain(message.raw).any(|b| *b > 127);
+        let hash = BlobStore::hash_of(message.raw);
+        let row = QueueRow {
+            qid: message.qid.to_string(),
+            sender: message.sender.to_string(),
+            account: message.account,
+            prefix: message.prefix.to_vec(),
+            size: size as i64,
+            eight_bit,
+            recipients: string_json(message.recipients),
+        };
+        // A submission's copy is usually the bytes of its Sent copy, filed
+        // just before: then the queue names that blob, and no body file is
+        // written now, or deleted once delivered. The writer checks again:
+        // the Sent copy may have been expunged and collected in between,
+        // and then the copy is written after all.
+        let probe = hash.clone();
+        let stored = self.db.read(move |c| blob_in_use(c, &probe)).await?;
+        if stored {
+            let (row, hash) = (row.clone(), hash.clone());
+            let shared = self
+                .db
+                .write(move |c| {
+                    if !blob_in_use(c, &hash)? {
+                        return Ok(false);
+                    }
+                    row.insert(c, &hash)?;
+                    Ok(true)
+                })
+                .await?;
+            if shared {
+                return Ok(());
+            }
+        }
         let raw = message.raw.to_vec();
-        let size = raw.len() as i64;
-        let eight_bit = raw.iter().any(|b| *b > 127);
         let blobs = self.blobs.clone();
         let staged: Staged = tokio::task::spawn_blocking(move || blobs.stage(&raw))
             .await
             .map_err(|e| Error::Corrupt(format!("blob writer failed: {e}")))??;
-        let now = unix_now();
-        let (qid, sender, account) = (
-            message.qid.to_string(),
-            message.sender.to_string(),
-            message.account,
-        );
-        let recipients = string_json(message.recipients);
         let blobs = self.blobs.clone();
         self.db
             .write(move |c| {
                 let hash = super::place(c, &blobs, vec![staged])?
                     .pop()
                     .ok_or_else(|| Error::Corrupt("blob writer returned nothing".into()))?;
-                let id: i64 = one(
-                    c,
-                    "INSERT INTO queue (qid, sender, account_id, blob, size, eight_bit, created) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
-                    params![qid, sender, account, hash.0, size, eight_bit, now],
-                    |r| r.get(0),
-                )?
-                .ok_or_else(|| Error::Corrupt("a queued message got no id".into()))?;
-                exec(
-                    c,
-                    "INSERT OR IGNORE INTO queue_rcpt (message_id, address, next_try) \
-                     SELECT ?1, value, ?2 FROM json_each(?3)",
-                    params![id, now, recipients],
-                )?;
-                Ok(())
+                row.insert(c, &hash)
             })
             .await
+    }
+
+    async fn read_queued(&self, message: &Queued) -> Result<Vec<u8>> {
+        let body = self.read_blob(&message.blob).await?;
+        if message.prefix.is_empty() {
+            return Ok(body);
+        }
+        let mut out = Vec::with_capacity(message.prefix.len() + body.len());
+        out.extend_from_slice(&message.prefix);
+        out.extend_from_slice(&body);
+        Ok(out)
     }
 
     async fn queue(&self) -> Result<Vec<Queued>> {
@@ -440,6 +463,61 @@ fn forget_blob(c: &Connection, blob: &str) -> Result<()> {
     Ok(())
 }
 
+/// A queue row to insert, once its blob is known.
+#[derive(Clone)]
+struct QueueRow {
+    qid: String,
+    sender: String,
+    account: Option<AccountId>,
+    prefix: Vec<u8>,
+    size: i64,
+    eight_bit: bool,
+    /// A JSON array.
+    recipients: String,
+}
+
+impl QueueRow {
+    fn insert(&self, c: &Connection, blob: &BlobHash) -> Result<()> {
+        let now = unix_now();
+        let id: i64 = one(
+            c,
+            "INSERT INTO queue (qid, sender, account_id, blob, size, eight_bit, created, prefix) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+            params![
+                self.qid,
+                self.sender,
+                self.account,
+                blob.0,
+                self.size,
+                self.eight_bit,
+                now,
+                self.prefix
+            ],
+            |r| r.get(0),
+        )?
+        .ok_or_else(|| Error::Corrupt("a queued message got no id".into()))?;
+        exec(
+            c,
+            "INSERT OR IGNORE INTO queue_rcpt (message_id, address, next_try) \
+             SELECT ?1, value, ?2 FROM json_each(?3)",
+            params![id, now, self.recipients],
+        )?;
+        Ok(())
+    }
+}
+
+/// Whether a stored message's body is this blob (its file is in place and
+/// durable: it was committed, or is being, in this transaction).
+fn blob_in_use(c: &Connection, blob: &BlobHash) -> Result<bool> {
+    Ok(one(
+        c,
+        "SELECT 1 FROM messages WHERE blob = ?1 LIMIT 1",
+        [&blob.0],
+        |_| Ok(()),
+    )?
+    .is_some())
+}
+
 fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
     Ok(Queued {
         id: r.get(0)?,
@@ -450,6 +528,7 @@ fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
         size: r.get::<_, i64>(5)? as u64,
         eight_bit: r.get(6)?,
         created: r.get(7)?,
+        prefix: r.get(8)?,
         recipients: Vec::new(),
     })
 }

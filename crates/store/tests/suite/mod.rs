@@ -868,12 +868,81 @@ pub async fn copies_and_moves_record_their_training(t: T) {
     assert!(events().await[5].1);
 }
 
+pub async fn the_queue_shares_the_body_of_a_stored_copy(t: T) {
+    let raw = "Subject: q1\r\n\r\nq1\r\n";
+    t.add("Sent", "q1", Flags::SEEN).await;
+    assert_eq!(t.blob_files(), 1);
+    let to = vec!["far@remote.test".to_string()];
+    let queue = |qid: &'static str, prefix: &'static [u8], raw: &'static str| {
+        let (store, account, to) = (t.store.clone(), t.account.id, to.clone());
+        async move {
+            store
+                .enqueue(NewQueued {
+                    qid,
+                    sender: "op@example.test",
+                    account: Some(account),
+                    prefix,
+                    raw: raw.as_bytes(),
+                    recipients: &to,
+                })
+                .await
+                .unwrap()
+        }
+    };
+    // The same bytes as the Sent copy: no second body.
+    queue("Q1", b"Received: by us\r\n", raw).await;
+    assert_eq!(t.blob_files(), 1);
+    // Bytes no message has: a body of its own.
+    queue("Q2", b"", "Subject: q2\r\n\r\nq2\r\n").await;
+    assert_eq!(t.blob_files(), 2);
+    let queued = t.store.queue().await.unwrap();
+    let q1 = queued.iter().find(|q| q.qid == "Q1").unwrap();
+    let travels = format!("Received: by us\r\n{raw}");
+    assert_eq!(q1.size, travels.len() as u64);
+    assert_eq!(t.store.read_queued(q1).await.unwrap(), travels.as_bytes());
+    let q2 = queued.iter().find(|q| q.qid == "Q2").unwrap();
+    assert_eq!(
+        t.store.read_queued(q2).await.unwrap(),
+        b"Subject: q2\r\n\r\nq2\r\n"
+    );
+    // The Sent copy expunged: the queue still holds the body.
+    let sent = t.mailbox("Sent").await;
+    t.store.expunge(sent.id, &[1], false).await.unwrap();
+    t.store.maintenance().await.unwrap();
+    assert_eq!(t.blob_files(), 2);
+    let q1 = t
+        .store
+        .queue()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|q| q.qid == "Q1")
+        .unwrap();
+    assert_eq!(t.store.read_queued(&q1).await.unwrap(), travels.as_bytes());
+    // Delivered: nothing holds either body any more.
+    for q in t.store.claim_due(unix_now() + 1, 10).await.unwrap() {
+        let done: Vec<Attempt> = q
+            .recipients
+            .iter()
+            .map(|r| Attempt {
+                address: r.address.clone(),
+                outcome: Outcome::Delivered,
+                answer: "250 ok".into(),
+            })
+            .collect();
+        t.store.record_attempts(q.id, &done).await.unwrap();
+    }
+    assert!(t.store.queue().await.unwrap().is_empty());
+    t.store.maintenance().await.unwrap();
+    assert_eq!(t.blob_files(), 0);
+}
+
 /// Runs every test above on one backend: `every_test!(open)`, where
 /// `open` is an `async fn() -> Backend` that makes a fresh, empty store.
 #[macro_export]
 macro_rules! every_test {
     ($open:path) => {
-        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training);
+        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy);
     };
     (@each $open:path; $($name:ident),*) => {
         $(
