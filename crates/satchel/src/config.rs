@@ -487,12 +487,6 @@ impl Listen {
     /// Refuses a `[listen]` that starts no door: `serve` would run and
     /// answer nothing, which is never what was meant.
     pub fn check_some_door(&self) -> anyhow::Result<()> {
-        if !self.http.is_empty() {
-            bail!(
-                "[listen] http: the web door (webmail and admin) is not built yet, so nothing \
-                 could listen there; remove http from [listen]"
-            );
-        }
         let built = [
             &self.smtp,
             &self.submission,
@@ -502,12 +496,13 @@ impl Listen {
             &self.pop3,
             &self.pop3s,
             &self.managesieve,
+            &self.http,
         ];
         if built.iter().all(|addrs| addrs.is_empty()) {
             bail!(
                 "[listen] names no door, so serve would answer nothing: with a config file only \
                  the doors [listen] lists start (smtp, submission, submissions, imap, imaps, \
-                 pop3, pop3s, managesieve; http is not built yet); add one, for example \
+                 pop3, pop3s, managesieve, http); add one, for example \
                  [listen] imap = [\"127.0.0.1:1143\"], or run serve without --config for \
                  every door on its development port"
             );
@@ -526,8 +521,7 @@ impl Listen {
             imaps: at(1993),
             pop3: at(1110),
             pop3s: at(1995),
-            // 8080 once the web door is built; nothing listens there yet.
-            http: Vec::new(),
+            http: at(8080),
             managesieve: at(4190),
         }
     }
@@ -645,8 +639,7 @@ plaintext_anywhere = false
         let e = c.listen.check_some_door().unwrap_err().to_string();
         assert!(e.contains("[listen] names no door"), "{e}");
         let c = parse("[listen]\nhttp = [\"127.0.0.1:8080\"]\n").unwrap();
-        let e = c.listen.check_some_door().unwrap_err().to_string();
-        assert!(e.contains("http") && e.contains("not built"), "{e}");
+        c.listen.check_some_door().unwrap();
         let c = parse("[listen]\nsubmission = [\"127.0.0.1:2587\"]\n").unwrap();
         c.listen.check_some_door().unwrap();
         let c = parse("[queue]\nretry = [\"1s\", \"2m\"]\nexpire = \"1h\"\n").unwrap();

@@ -51,6 +51,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         &l.pop3,
         &l.pop3s,
         &l.managesieve,
+        &l.http,
     ]
     .into_iter()
     .flatten()
@@ -127,6 +128,20 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         &stopped,
     )
     .await?;
+
+    let web = web::Web::new(
+        store.clone(),
+        throttle.clone(),
+        web::Settings {
+            plaintext_anywhere: config.auth.plaintext_anywhere,
+            ..web::Settings::default()
+        },
+    );
+    for addr in &config.listen.http {
+        let listener = bind(*addr, "http").await?;
+        super::say(&format!("http {}", listener.local_addr()?))?;
+        tokio::spawn(web.clone().serve(listener, stopped.clone()));
+    }
 
     let thresholds = config.spam.thresholds();
     let (before, global) = config.sieve.load()?;

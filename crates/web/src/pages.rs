@@ -1,0 +1,488 @@
+//! The pages and their routes. Every handler that shows mail takes an
+//! [`Authed`] session and finds the mailbox through the session's account,
+//! so an id from another account is simply not found (404).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, FromRequestParts, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use store::{FlagChange, FlagOp, Flags, Mailbox, MailboxId, SpecialUse};
+
+use crate::Web;
+use crate::message::{self, Shown, Summary};
+use crate::session::{self, COOKIE, LOGIN_COOKIE, Session};
+
+pub fn router(web: Web) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/mail") }))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/mail", get(inbox))
+        .route("/mail/{mailbox}", get(mailbox_page))
+        .route("/mail/{mailbox}/{uid}", get(message_page))
+        .route("/mail/{mailbox}/{uid}/html", get(message_html))
+        .route("/static/app.css", get(stylesheet))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(web)
+}
+
+/// The pages' policy: nothing but this server's own style sheet and
+/// frames, no script at all in this slice, forms only to here.
+const PAGE_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// A mail's HTML frame: inline style only; no script, image, font, form or
+/// request of any kind; sandboxed even when opened on its own.
+const MAIL_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox";
+
+const STYLESHEET: &str = include_str!("../static/app.css");
+
+/// A request from a logged-in user; anyone else is sent to the login page.
+struct Authed(Session);
+
+impl FromRequestParts<Web> for Authed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Authed, Response> {
+        let token = parts
+            .headers
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| session::cookie(h, COOKIE));
+        token
+            .and_then(|t| web.inner.sessions.get(t, web.inner.settings.session_idle))
+            .map(Authed)
+            .ok_or_else(|| Redirect::to("/login").into_response())
+    }
+}
+
+/// What a page answers when it cannot show what was asked.
+enum PageError {
+    NotFound,
+    Forbidden(&'static str),
+    Store(store::Error),
+    Template(askama::Error),
+}
+
+impl From<store::Error> for PageError {
+    fn from(e: store::Error) -> PageError {
+        PageError::Store(e)
+    }
+}
+
+impl From<askama::Error> for PageError {
+    fn from(e: askama::Error) -> PageError {
+        PageError::Template(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        match self {
+            PageError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "There is no such mailbox or message here. It may have been moved or deleted.",
+            )
+                .into_response(),
+            PageError::Forbidden(why) => (StatusCode::FORBIDDEN, why).into_response(),
+            PageError::Store(e) => {
+                tracing::error!("http: the store failed a page: {e}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The server could not read your mail just now. Try again in a moment.",
+                )
+                    .into_response()
+            }
+            PageError::Template(e) => {
+                tracing::error!("http: a page could not be rendered: {e}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The server could not show this page.",
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+type PageResult = Result<Response, PageError>;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    csrf: &'a str,
+    address: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn login_page() -> PageResult {
+    login_form(StatusCode::OK, "", None)
+}
+
+/// The login form with a fresh token, in its cookie too.
+fn login_form(status: StatusCode, address: &str, error: Option<&str>) -> PageResult {
+    let token = session::random_token();
+    let page = LoginPage {
+        csrf: &token,
+        address,
+        error,
+    }
+    .render()?;
+    let cookie = format!("{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/login");
+    Ok((status, [(header::SET_COOKIE, cookie)], Html(page)).into_response())
+}
+
+async fn login(
+    State(web): State<Web>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> PageResult {
+    let expected = cookie_of(&headers, LOGIN_COOKIE);
+    if !expected.is_some_and(|t| !form.csrf.is_empty() && session::same_token(t, &form.csrf)) {
+        return login_form(
+            StatusCode::FORBIDDEN,
+            &form.address,
+            Some("The login form had expired. Enter your password again."),
+        );
+    }
+    let inner = &web.inner;
+    // No password over plain HTTP from elsewhere than this machine (a
+    // proxy in front that speaks HTTPS), unless the admin allows it.
+    if !door::login::plaintext_allowed(false, peer.ip(), inner.settings.plaintext_anywhere) {
+        return login_form(
+            StatusCode::FORBIDDEN,
+            &form.address,
+            Some(
+                "Passwords are not taken over plain HTTP from your network. Use the server's HTTPS address.",
+            ),
+        );
+    }
+    let account = door::login::check_password(
+        inner.store.as_ref(),
+        &inner.throttle,
+        "http",
+        peer.ip(),
+        form.address.trim(),
+        &form.password,
+    )
+    .await?;
+    let Some(account) = account else {
+        return login_form(
+            StatusCode::UNAUTHORIZED,
+            &form.address,
+            Some("Wrong address or password."),
+        );
+    };
+    let s = inner.sessions.open(account);
+    let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", s.token);
+    let clear = format!("{LOGIN_COOKIE}=; HttpOnly; SameSite=Strict; Path=/login; Max-Age=0");
+    let mut response = Redirect::to("/mail").into_response();
+    let h = response.headers_mut();
+    for c in [cookie, clear] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(response)
+}
+
+async fn logout(
+    State(web): State<Web>,
+    Authed(s): Authed,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    check_csrf(&s, &form)?;
+    web.inner.sessions.end(&s.token);
+    let clear = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    Ok(([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response())
+}
+
+/// A state-changing form must carry the session's token.
+fn check_csrf(s: &Session, form: &HashMap<String, String>) -> Result<(), PageError> {
+    match form.get("csrf") {
+        Some(t) if session::same_token(t, &s.csrf) => Ok(()),
+        _ => Err(PageError::Forbidden(
+            "This form was not sent from your webmail page (its security token is missing or old). Reload the page and try again.",
+        )),
+    }
+}
+
+async fn inbox(State(web): State<Web>, Authed(s): Authed) -> PageResult {
+    let inbox = web
+        .inner
+        .store
+        .mailbox(s.account.id, "INBOX")
+        .await?
+        .ok_or(PageError::NotFound)?;
+    Ok(Redirect::to(&format!("/mail/{}", inbox.id)).into_response())
+}
+
+/// A mailbox in the side list.
+struct Folder {
+    id: MailboxId,
+    name: String,
+    unread: u32,
+    current: bool,
+}
+
+/// A message list row.
+struct Row {
+    uid: u32,
+    unread: bool,
+    flagged: bool,
+    date: String,
+    summary: Summary,
+}
+
+#[derive(Template)]
+#[template(path = "mailbox.html")]
+struct MailboxPage<'a> {
+    account: &'a str,
+    csrf: &'a str,
+    folders: Vec<Folder>,
+    mailbox: &'a Mailbox,
+    rows: Vec<Row>,
+    page: usize,
+    pages: usize,
+    total: usize,
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    page: Option<usize>,
+}
+
+async fn mailbox_page(
+    State(web): State<Web>,
+    Authed(s): Authed,
+    Path(mailbox): Path<i64>,
+    Query(paging): Query<Paging>,
+) -> PageResult {
+    let store = &web.inner.store;
+    let mailbox = owned_mailbox(&web, &s, mailbox).await?;
+    let folders = folders(&web, &s, mailbox.id).await?;
+    let mut messages = store.messages(mailbox.id).await?;
+    messages.sort_by(|a, b| b.uid.cmp(&a.uid));
+    let size = web.inner.settings.page_size.max(1);
+    let total = messages.len();
+    let pages = total.div_ceil(size).max(1);
+    let page = paging.page.unwrap_or(1).clamp(1, pages);
+    let shown: Vec<_> = messages
+        .into_iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .collect();
+    let blobs: Vec<_> = shown.iter().map(|m| m.blob.clone()).collect();
+    let bodies = store.read_blobs(&blobs).await?;
+    let rows = shown
+        .iter()
+        .zip(bodies)
+        .map(|(m, body)| Row {
+            uid: m.uid,
+            unread: !m.flags.contains(Flags::SEEN),
+            flagged: m.flags.contains(Flags::FLAGGED),
+            date: day_and_time(m.internal_date.unix),
+            summary: body.map(|b| message::summary(&b)).unwrap_or_default(),
+        })
+        .collect();
+    let page = MailboxPage {
+        account: &s.account.address,
+        csrf: &s.csrf,
+        folders,
+        mailbox: &mailbox,
+        rows,
+        page,
+        pages,
+        total,
+    }
+    .render()?;
+    Ok(Html(page).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    account: &'a str,
+    csrf: &'a str,
+    folders: Vec<Folder>,
+    mailbox: &'a Mailbox,
+    uid: u32,
+    shown: Shown,
+}
+
+async fn message_page(
+    State(web): State<Web>,
+    Authed(s): Authed,
+    Path((mailbox, uid)): Path<(i64, u32)>,
+) -> PageResult {
+    let store = &web.inner.store;
+    let mailbox = owned_mailbox(&web, &s, mailbox).await?;
+    let (meta, raw) = message_of(&web, &mailbox, uid).await?;
+    // Opening a message reads it, as in every mail client.
+    if !meta.flags.contains(Flags::SEEN) {
+        let seen = FlagChange {
+            op: FlagOp::Add,
+            flags: Flags::SEEN,
+            keywords: Vec::new(),
+        };
+        store.store_flags(mailbox.id, &[uid], &seen, None).await?;
+    }
+    let folders = folders(&web, &s, mailbox.id).await?;
+    let page = MessagePage {
+        account: &s.account.address,
+        csrf: &s.csrf,
+        folders,
+        mailbox: &mailbox,
+        uid,
+        shown: message::shown(&raw),
+    }
+    .render()?;
+    Ok(Html(page).into_response())
+}
+
+/// A mail's HTML, cleaned, for the sandboxed frame of its message page.
+async fn message_html(
+    State(web): State<Web>,
+    Authed(s): Authed,
+    Path((mailbox, uid)): Path<(i64, u32)>,
+) -> PageResult {
+    let mailbox = owned_mailbox(&web, &s, mailbox).await?;
+    let (_, raw) = message_of(&web, &mailbox, uid).await?;
+    let body = format!(
+        "<!doctype html><meta charset=\"utf-8\"><body>{}</body>",
+        message::safe_html(&raw)
+    );
+    Ok((
+        [
+            (header::CONTENT_SECURITY_POLICY, MAIL_POLICY),
+            (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+        ],
+        Html(body),
+    )
+        .into_response())
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// Headers every answer carries unless the handler set its own: the page
+/// policy, no sniffing, no referrer (a link in a mail must not tell its
+/// sender which message was open), and private mail never cached.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    let defaults = [
+        (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    for (name, value) in defaults {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
+}
+
+/// The mailbox `id` if it is the session's account's.
+async fn owned_mailbox(web: &Web, s: &Session, id: i64) -> Result<Mailbox, PageError> {
+    match web.inner.store.mailbox_by_id(MailboxId(id)).await? {
+        Some(m) if m.account_id == s.account.id => Ok(m),
+        _ => Err(PageError::NotFound),
+    }
+}
+
+async fn message_of(
+    web: &Web,
+    mailbox: &Mailbox,
+    uid: u32,
+) -> Result<(store::MessageMeta, Vec<u8>), PageError> {
+    let store = &web.inner.store;
+    let meta = store
+        .details(mailbox.id, &[uid])
+        .await?
+        .into_iter()
+        .find(|m| m.uid == uid)
+        .ok_or(PageError::NotFound)?;
+    let raw = store.read_blob(&meta.blob).await?;
+    Ok((meta, raw))
+}
+
+/// The account's mailboxes with their unread counts: INBOX, the special
+/// ones, then the rest by name.
+async fn folders(web: &Web, s: &Session, current: MailboxId) -> Result<Vec<Folder>, PageError> {
+    let store = &web.inner.store;
+    let mut boxes = store.list_mailboxes(s.account.id).await?;
+    boxes.sort_by_key(|m| (rank(m), m.name.to_lowercase()));
+    let mut out = Vec::with_capacity(boxes.len());
+    for m in boxes {
+        let status = store.status(m.id).await?;
+        out.push(Folder {
+            id: m.id,
+            current: m.id == current,
+            unread: status.unseen,
+            name: m.name,
+        });
+    }
+    Ok(out)
+}
+
+fn rank(m: &Mailbox) -> u8 {
+    if m.name.eq_ignore_ascii_case("INBOX") {
+        return 0;
+    }
+    match m.special_use {
+        Some(SpecialUse::Drafts) => 1,
+        Some(SpecialUse::Sent) => 2,
+        Some(SpecialUse::Junk) => 4,
+        Some(SpecialUse::Trash) => 5,
+        Some(_) => 6,
+        None if m.name == "Possible Junk" => 3,
+        None => 7,
+    }
+}
+
+fn cookie_of<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| session::cookie(h, name))
+}
+
+/// `2026-12-06 21:05` (UTC) for a list row.
+fn day_and_time(unix: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}

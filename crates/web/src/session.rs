@@ -1,0 +1,142 @@
+//! Web sessions: a random token in a cookie, and a CSRF token per session
+//! that every state-changing form carries (the cookie alone would let
+//! another site's form act for the user).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ring::rand::{SecureRandom, SystemRandom};
+use store::Account;
+
+/// The cookie that names a session.
+pub const COOKIE: &str = "satchel_session";
+/// The cookie the login form's token is checked against (double submit:
+/// a login form another site posts has no way to know it).
+pub const LOGIN_COOKIE: &str = "satchel_login";
+/// Sessions kept at most; past it the least recently used go first.
+const MAX_SESSIONS: usize = 100_000;
+
+/// A logged-in user's session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub csrf: String,
+    pub account: Account,
+}
+
+struct Entry {
+    session: Session,
+    last_seen: Instant,
+}
+
+/// The open sessions of this server.
+#[derive(Clone, Default)]
+pub struct Sessions {
+    map: Arc<Mutex<HashMap<String, Entry>>>,
+}
+
+impl Sessions {
+    /// A new session for `account`.
+    pub fn open(&self, account: Account) -> Session {
+        let session = Session {
+            token: random_token(),
+            csrf: random_token(),
+            account,
+        };
+        let mut map = self.lock();
+        if map.len() >= MAX_SESSIONS
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, e)| e.last_seen)
+                .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+        map.insert(
+            session.token.clone(),
+            Entry {
+                session: session.clone(),
+                last_seen: Instant::now(),
+            },
+        );
+        session
+    }
+
+    /// The session of `token`, unless it was idle longer than `idle`.
+    pub fn get(&self, token: &str, idle: Duration) -> Option<Session> {
+        let mut map = self.lock();
+        let entry = map.get_mut(token)?;
+        if entry.last_seen.elapsed() > idle {
+            map.remove(token);
+            return None;
+        }
+        entry.last_seen = Instant::now();
+        Some(entry.session.clone())
+    }
+
+    /// Ends a session (logout).
+    pub fn end(&self, token: &str) {
+        self.lock().remove(token);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// 256 random bits, URL-safe.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    // The system's generator failing is not something a request can cause;
+    // a zero token would be guessable, so fall back to one that is not.
+    if SystemRandom::new().fill(&mut bytes).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &t.to_le_bytes());
+        bytes.copy_from_slice(digest.as_ref());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The value of cookie `name` in a `Cookie:` header.
+pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
+
+/// Compares two tokens in time independent of where they differ.
+pub fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let h = "a=1; satchel_session=abc; satchel_session_x=no";
+        assert_eq!(cookie(h, COOKIE), Some("abc"));
+        assert_eq!(cookie(h, "satchel"), None);
+        assert_eq!(cookie("", COOKIE), None);
+    }
+
+    #[test]
+    fn tokens_are_random_and_compared_whole() {
+        let (a, b) = (random_token(), random_token());
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+        assert!(same_token(&a, &a.clone()));
+        assert!(!same_token(&a, &b));
+        assert!(!same_token(&a, &a[..63]));
+    }
+}
