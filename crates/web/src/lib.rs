@@ -19,12 +19,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use door::LoginThrottle;
+use axum::extract::ConnectInfo;
+use door::{ConnectionLimits, LoginThrottle};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use store::MailStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use session::Sessions;
+
+/// How long a client has to send a request's header, from the start of the
+/// connection or of the next request on it.
+const HEADER_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How the web door behaves.
 #[derive(Debug, Clone)]
@@ -36,6 +43,10 @@ pub struct Settings {
     pub session_idle: Duration,
     /// Messages per page of a message list.
     pub page_size: usize,
+    /// Connections from one client address at once.
+    pub max_connections_per_ip: usize,
+    /// Connections at once from everywhere.
+    pub max_connections: usize,
 }
 
 impl Default for Settings {
@@ -44,6 +55,8 @@ impl Default for Settings {
             plaintext_anywhere: false,
             session_idle: Duration::from_secs(12 * 3600),
             page_size: 50,
+            max_connections_per_ip: 50,
+            max_connections: 2000,
         }
     }
 }
@@ -59,6 +72,7 @@ struct Inner {
     throttle: LoginThrottle,
     sessions: Sessions,
     settings: Settings,
+    limits: Arc<ConnectionLimits>,
 }
 
 impl Web {
@@ -68,6 +82,10 @@ impl Web {
                 store,
                 throttle,
                 sessions: Sessions::default(),
+                limits: Arc::new(
+                    ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)
+                        .with_total(settings.max_connections),
+                ),
                 settings,
             }),
         }
@@ -78,23 +96,58 @@ impl Web {
         pages::router(self.clone())
     }
 
-    /// Serves on `listener` until `stopped` turns true.
-    pub async fn serve(self, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let shutdown = async move {
-            while !*stopped.borrow() {
-                if stopped.changed().await.is_err() {
-                    break;
-                }
+    /// Serves on `listener` until `stopped` turns true, through the door
+    /// kit's accept loop and connection limits (per address and in all),
+    /// with a deadline for each request's header so that a client that
+    /// trickles bytes cannot hold a slot for long.
+    pub async fn serve(self, listener: TcpListener, stopped: watch::Receiver<bool>) {
+        let router = self.router();
+        let limits = self.inner.limits.clone();
+        let stop = stopped.clone();
+        door::conn::accept_loop(listener, stopped, "http", move |tcp, peer| {
+            serve_connection(router.clone(), limits.clone(), tcp, peer, stop.clone())
+        })
+        .await;
+    }
+}
+
+/// One HTTP/1.1 connection: a slot of the door's limits, the client's
+/// address for the pages (logins are throttled by it), and a graceful end
+/// at shutdown.
+async fn serve_connection(
+    router: Router,
+    limits: Arc<ConnectionLimits>,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let Some(_slot) = limits.connect(peer.ip()) else {
+        tracing::info!("http: {peer} has too many connections; refused");
+        return;
+    };
+    let service = TowerToHyperService::new(router.layer(axum::Extension(ConnectInfo(peer))));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_DEADLINE);
+    let connection = builder.serve_connection(TokioIo::new(tcp), service);
+    tokio::pin!(connection);
+    let stop = async {
+        while !*stopped.borrow() {
+            if stopped.changed().await.is_err() {
+                break;
             }
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!("http: the web door stopped: {e}");
         }
+    };
+    let done = tokio::select! {
+        done = connection.as_mut() => done,
+        _ = stop => {
+            // Answers the request in hand, then closes.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = done {
+        tracing::debug!("http: {peer}: {e}");
     }
 }

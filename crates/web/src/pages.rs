@@ -280,7 +280,7 @@ async fn mailbox_page(
     let mailbox = owned_mailbox(&web, &s, mailbox).await?;
     let folders = folders(&web, &s, mailbox.id).await?;
     let mut messages = store.messages(mailbox.id).await?;
-    messages.sort_by(|a, b| b.uid.cmp(&a.uid));
+    messages.sort_by_key(|m| std::cmp::Reverse(m.uid));
     let size = web.inner.settings.page_size.max(1);
     let total = messages.len();
     let pages = total.div_ceil(size).max(1);

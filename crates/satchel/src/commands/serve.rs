@@ -134,6 +134,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         throttle.clone(),
         web::Settings {
             plaintext_anywhere: config.auth.plaintext_anywhere,
+            max_connections: totals.http,
             ..web::Settings::default()
         },
     );
@@ -360,6 +361,7 @@ struct DoorTotals {
     pop3: usize,
     smtp: usize,
     managesieve: usize,
+    http: usize,
 }
 
 impl DoorTotals {
@@ -377,6 +379,7 @@ impl DoorTotals {
             limits
                 .managesieve_total
                 .unwrap_or(managesieve::Settings::default().max_connections),
+            web::Settings::default().max_connections,
         ];
         let budget = open_files.saturating_sub(RESERVED_FILES).max(4) as usize;
         let sum: usize = wanted.iter().sum();
@@ -390,12 +393,13 @@ impl DoorTotals {
         if sum > budget {
             tracing::warn!(
                 "open files: the limit of {open_files} leaves room for {budget} connections, \
-                 so the doors take at most imap {}, pop3 {}, smtp {}, managesieve {}; \
-                 raise the hard limit (LimitNOFILE= in systemd) for more",
+                 so the doors take at most imap {}, pop3 {}, smtp {}, managesieve {}, \
+                 http {}; raise the hard limit (LimitNOFILE= in systemd) for more",
                 scaled[0],
                 scaled[1],
                 scaled[2],
-                scaled[3]
+                scaled[3],
+                scaled[4]
             );
         }
         DoorTotals {
@@ -403,6 +407,7 @@ impl DoorTotals {
             pop3: scaled[1],
             smtp: scaled[2],
             managesieve: scaled[3],
+            http: scaled[4],
         }
     }
 }
@@ -416,13 +421,19 @@ mod tests {
         let limits = crate::config::Limits::default();
         let roomy = DoorTotals::new(&limits, 1 << 20);
         assert_eq!(
-            (roomy.imap, roomy.pop3, roomy.smtp, roomy.managesieve),
-            (20_000, 2_000, 500, 500)
+            (
+                roomy.imap,
+                roomy.pop3,
+                roomy.smtp,
+                roomy.managesieve,
+                roomy.http
+            ),
+            (20_000, 2_000, 500, 500, 2_000)
         );
         let tight = DoorTotals::new(&limits, 1024);
-        let sum = tight.imap + tight.pop3 + tight.smtp + tight.managesieve;
+        let sum = tight.imap + tight.pop3 + tight.smtp + tight.managesieve + tight.http;
         assert!(sum <= 1024 - RESERVED_FILES as usize, "{sum}");
-        assert!(tight.smtp >= 1 && tight.managesieve >= 1);
+        assert!(tight.smtp >= 1 && tight.managesieve >= 1 && tight.http >= 1);
         assert!(tight.imap > tight.pop3, "the shares keep their order");
     }
 }
