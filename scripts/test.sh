@@ -17,6 +17,8 @@ if ! command -v smtp-source >/dev/null; then
   need+=(postfix)
 fi
 command -v curl >/dev/null || need+=(curl)
+# The webmail tests drive Debian's chromium (playwright-core never downloads a browser).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -30,7 +32,7 @@ command -v getmail >/dev/null || python3 -m pip install -q getmail6
 python3 -c "import dkim" 2>/dev/null || python3 -m pip install -q dkimpy
 # dkimpy verifies Ed25519 signatures (RFC 8463) only with PyNaCl.
 python3 -c "import nacl" 2>/dev/null || python3 -m pip install -q pynacl
-# Node clients (imapflow), pinned by tests/node/package-lock.json.
+# Node clients (imapflow, playwright-core), pinned by tests/node/package-lock.json.
 command -v npm >/dev/null || { apt-get update -q >/dev/null; apt-get install -y -q nodejs npm >/dev/null; }
 (cd tests/node && npm ci --no-audit --no-fund --silent)
 

@@ -75,11 +75,14 @@ function listFacts(page) {
         const text = e => (e ? e.innerText.trim() : null);
         return {
             title: document.title,
-            mailboxes: [...document.querySelectorAll('nav#mailboxes a')].map(a => ({
-                href: a.getAttribute('href'),
-                text: text(a),
-                unread: text(a.querySelector('span.unread')),
-            })),
+            // The unread count may sit inside the link or beside it (in its
+            // list item); `name` is the link's text without it.
+            mailboxes: [...document.querySelectorAll('nav#mailboxes a')].map(a => {
+                const count = a.querySelector('span.unread') || a.parentElement.querySelector(':scope > span.unread');
+                const own = a.cloneNode(true);
+                own.querySelectorAll('span.unread').forEach(s => s.remove());
+                return { href: a.getAttribute('href'), name: own.textContent.trim(), unread: text(count) };
+            }),
             rows: [...document.querySelectorAll('table#messages tr.message')].map(tr => ({
                 classes: [...tr.classList],
                 from: text(tr.querySelector('td.from')),
@@ -104,7 +107,9 @@ try {
     page.setDefaultNavigationTimeout(15000);
     const requests = [];
     const dialogs = [];
+    const failed = []; // requests the browser started and did not complete (a CSP block among them)
     page.on('request', r => requests.push(r.url()));
+    page.on('requestfailed', r => failed.push(`${rel(r.url())} ${r.failure()?.errorText ?? ''}`));
     page.on('dialog', d => {
         dialogs.push({ type: d.type(), message: d.message(), url: rel(page.url()) });
         d.dismiss().catch(() => {});
@@ -147,7 +152,7 @@ try {
     let inboxPath = null;
     await step('list', async () => {
         const facts = await listFacts(page);
-        inboxPath = facts.mailboxes.find(m => m.text && m.text.startsWith('INBOX'))?.href ?? null;
+        inboxPath = facts.mailboxes.find(m => m.name === 'INBOX')?.href ?? null;
         await page.screenshot({ path: path.join(shots, 'list.png'), fullPage: true });
         return { path: rel(page.url()), ...facts };
     });
@@ -233,7 +238,9 @@ try {
             requests: requests.slice(firstRequest).map(rel),
             dialogs: dialogs.slice(firstDialog),
         };
-        await page.screenshot({ path: path.join(shots, 'hostile.png'), fullPage: true });
+        // The viewport only: a full-page capture resizes the page and then
+        // shows the sandboxed frame (its own renderer) blank.
+        await page.screenshot({ path: path.join(shots, 'hostile.png') });
         return facts;
     });
 
@@ -280,6 +287,7 @@ try {
     });
 
     out.requests = requests.map(rel);
+    out.failedRequests = failed;
     out.dialogs = dialogs;
 } finally {
     await browser.close();

@@ -15,6 +15,8 @@ pub struct Summary {
     pub from: String,
     pub subject: String,
     pub date: String,
+    /// The `Date:` field in Unix seconds, when it parses.
+    pub unix: Option<i64>,
 }
 
 /// The message page's fields.
@@ -116,6 +118,7 @@ fn summary_of(m: &Message<'_>) -> Summary {
         from: addresses(m.from()),
         subject: m.subject().unwrap_or("(no subject)").to_string(),
         date: m.date().map(|d| d.to_rfc822()).unwrap_or_default(),
+        unix: m.date().map(|d| d.to_timestamp()),
     }
 }
 

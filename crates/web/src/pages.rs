@@ -295,12 +295,15 @@ async fn mailbox_page(
     let rows = shown
         .iter()
         .zip(bodies)
-        .map(|(m, body)| Row {
+        .map(|(m, body)| (m, body.map(|b| message::summary(&b)).unwrap_or_default()))
+        .map(|(m, summary)| Row {
+            // The date the sender wrote, as mail clients list it; the
+            // arrival time when it has none.
+            date: day_and_time(summary.unix.unwrap_or(m.internal_date.unix)),
             uid: m.uid,
             unread: !m.flags.contains(Flags::SEEN),
             flagged: m.flags.contains(Flags::FLAGGED),
-            date: day_and_time(m.internal_date.unix),
-            summary: body.map(|b| message::summary(&b)).unwrap_or_default(),
+            summary,
         })
         .collect();
     let page = MailboxPage {
