@@ -13,7 +13,10 @@
 // its error under errors[name] and the run goes on (a later step may then fail
 // too). The exit code is 1 when any step failed, with the failures on stderr.
 // Nothing here downloads a browser: chromium is /usr/bin/chromium.
-import { chromium } from 'playwright-core';
+import {
+    LOGIN_SUBMIT, LOGOUT_SUBMIT, chain as chainOf, fillLogin, finish, launch, listFacts, recorder,
+    relativeTo, submit,
+} from './web-lib.mjs';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
@@ -23,83 +26,12 @@ if (!expectJson) {
     process.exit(2);
 }
 const want = JSON.parse(expectJson);
-const origin = new URL(base).origin;
+const rel = relativeTo(base);
+const chain = resp => chainOf(resp, rel);
+const { out, step } = recorder();
 mkdirSync(shots, { recursive: true });
 
-const out = { errors: {} };
-async function step(name, fn) {
-    try {
-        out[name] = await fn();
-    } catch (e) {
-        // Playwright's messages carry a call log after the first lines.
-        out.errors[name] = String((e && e.message) || e).split('\n').slice(0, 6).join('\n');
-    }
-}
-
-// A URL as the tests compare it: the path (and query) on Satchel's origin,
-// the whole URL anywhere else.
-function rel(u) {
-    const x = new URL(u, base);
-    return x.origin === origin ? x.pathname + x.search : x.href;
-}
-
-// The redirects that led to a response, oldest first: [{method, path, status}].
-async function chain(resp) {
-    const reqs = [];
-    for (let r = resp.request(); r; r = r.redirectedFrom()) reqs.unshift(r);
-    const hops = [];
-    for (const r of reqs) {
-        const res = await r.response();
-        hops.push({ method: r.method(), path: rel(r.url()), status: res ? res.status() : null });
-    }
-    return hops;
-}
-
-// Clicks a submit control and waits for the page it leads to.
-async function submit(page, selector) {
-    const [resp] = await Promise.all([page.waitForNavigation(), page.click(selector)]);
-    return resp;
-}
-
-async function fillLogin(page, address, pass) {
-    await page.fill('form#login input[name=address]', address);
-    await page.fill('form#login input[name=password]', pass);
-}
-
-const LOGIN_SUBMIT = 'form#login button, form#login input[type=submit]';
-const LOGOUT_SUBMIT = 'form#logout button, form#logout input[type=submit]';
-
-// The facts of a mailbox page.
-function listFacts(page) {
-    return page.evaluate(() => {
-        const text = e => (e ? e.innerText.trim() : null);
-        return {
-            title: document.title,
-            // The unread count may sit inside the link or beside it (in its
-            // list item); `name` is the link's text without it.
-            mailboxes: [...document.querySelectorAll('nav#mailboxes a')].map(a => {
-                const count = a.querySelector('span.unread') || a.parentElement.querySelector(':scope > span.unread');
-                const own = a.cloneNode(true);
-                own.querySelectorAll('span.unread').forEach(s => s.remove());
-                return { href: a.getAttribute('href'), name: own.textContent.trim(), unread: text(count) };
-            }),
-            rows: [...document.querySelectorAll('table#messages tr.message')].map(tr => ({
-                classes: [...tr.classList],
-                from: text(tr.querySelector('td.from')),
-                subject: text(tr.querySelector('td.subject')),
-                href: tr.querySelector('td.subject a')?.getAttribute('href') ?? null,
-                date: text(tr.querySelector('td.date')),
-                visible: tr.querySelector('td.subject a')?.checkVisibility() ?? false,
-            })),
-            // Elements that a subject or sender put there unescaped would make.
-            injected: document.querySelectorAll('table#messages img, table#messages script').length,
-            logoutCsrf: !!document.querySelector('form#logout input[type=hidden][name=csrf]'),
-            scrollWidth: document.documentElement.scrollWidth,
-        };
-    });
-}
-
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+const browser = await launch();
 try {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await ctx.newPage();
@@ -293,7 +225,4 @@ try {
     await browser.close();
 }
 
-console.log(JSON.stringify(out));
-const failed = Object.entries(out.errors);
-for (const [name, message] of failed) console.error(`step ${name} failed: ${message}`);
-process.exit(failed.length ? 1 : 0);
+finish(out);

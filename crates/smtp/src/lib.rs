@@ -6,11 +6,10 @@
 //! answered only once it is durable.
 
 mod data;
-mod rate;
 mod session;
 mod submission;
 
-pub use rate::HourlyLimit;
+pub use door::HourlyLimit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +73,8 @@ pub struct Submit {
     pub plaintext_anywhere: bool,
     pub sent_copy: pipeline::SentCopy,
     /// Messages each user may send per hour.
-    pub hourly: HourlyLimit,
+    /// Shared with the web's compose: one hour per account, whichever door.
+    pub hourly: std::sync::Arc<HourlyLimit>,
 }
 
 impl Server {

@@ -22,7 +22,7 @@ async fn door(plaintext_anywhere: bool) -> (tempfile::TempDir, Arc<smtp::Server>
         throttle: door::LoginThrottle::new(),
         plaintext_anywhere,
         sent_copy: pipeline::SentCopy::default(),
-        hourly: smtp::HourlyLimit::new(0),
+        hourly: std::sync::Arc::new(smtp::HourlyLimit::new(0)),
     };
     let server =
         smtp::Server::submission(Arc::new(pipeline), None, smtp::Settings::default(), submit);

@@ -10,9 +10,11 @@
 //! ammonia and shown in a sandboxed frame under its own
 //! Content-Security-Policy, with remote content blocked.
 
+mod compose;
 mod message;
 mod pages;
 mod session;
+mod writing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use door::{ConnectionLimits, LoginThrottle};
+use door::{ConnectionLimits, HourlyLimit, LoginThrottle};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use store::MailStore;
@@ -47,6 +49,8 @@ pub struct Settings {
     pub max_connections_per_ip: usize,
     /// Connections at once from everywhere.
     pub max_connections: usize,
+    /// The server's Sent-copy rule (an account's own wins).
+    pub sent_copy: store::SentCopy,
 }
 
 impl Default for Settings {
@@ -57,6 +61,7 @@ impl Default for Settings {
             page_size: 50,
             max_connections_per_ip: 50,
             max_connections: 2000,
+            sent_copy: store::SentCopy::default(),
         }
     }
 }
@@ -69,18 +74,30 @@ pub struct Web {
 
 struct Inner {
     store: Arc<dyn MailStore>,
+    pipeline: Arc<pipeline::Pipeline>,
     throttle: LoginThrottle,
+    hourly: Arc<HourlyLimit>,
     sessions: Sessions,
     settings: Settings,
     limits: Arc<ConnectionLimits>,
 }
 
 impl Web {
-    pub fn new(store: Arc<dyn MailStore>, throttle: LoginThrottle, settings: Settings) -> Web {
+    /// `throttle` and `hourly` are the ones the other doors use: guesses
+    /// and messages count once per account, whichever door they come by.
+    pub fn new(
+        store: Arc<dyn MailStore>,
+        pipeline: Arc<pipeline::Pipeline>,
+        throttle: LoginThrottle,
+        hourly: Arc<HourlyLimit>,
+        settings: Settings,
+    ) -> Web {
         Web {
             inner: Arc::new(Inner {
                 store,
+                pipeline,
                 throttle,
+                hourly,
                 sessions: Sessions::default(),
                 limits: Arc::new(
                     ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)

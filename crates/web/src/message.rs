@@ -36,7 +36,27 @@ pub struct Shown {
 pub struct Attachment {
     pub name: String,
     pub size: usize,
+    /// Shown as a preview (a raster image type browsers render safely).
+    pub image: bool,
 }
+
+/// An attachment's bytes as the user downloads them.
+pub struct Download {
+    pub name: String,
+    /// The part's own type when it is a safe image type, otherwise
+    /// `application/octet-stream`: an HTML or SVG attachment must never
+    /// be rendered on this site's origin.
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+/// Raster image types a browser shows without running anything.
+const SAFE_IMAGES: [(&str, &str); 4] = [
+    ("png", "image/png"),
+    ("jpeg", "image/jpeg"),
+    ("gif", "image/gif"),
+    ("webp", "image/webp"),
+];
 
 /// The list row of a message's header section.
 pub fn summary(raw: &[u8]) -> Summary {
@@ -64,11 +84,9 @@ pub fn shown(raw: &[u8]) -> Shown {
     let attachments = m
         .attachments()
         .map(|a| Attachment {
-            name: a
-                .attachment_name()
-                .unwrap_or("(unnamed attachment)")
-                .to_string(),
+            name: attachment_name(a),
             size: a.len(),
+            image: safe_image(a).is_some(),
         })
         .collect();
     Shown {
@@ -111,6 +129,35 @@ fn clean(html: &str) -> String {
         })
         .clean(html)
         .to_string()
+}
+
+/// Attachment `n` (from 0, in the order [`shown`] lists them), decoded.
+pub fn attachment(raw: &[u8], n: usize) -> Option<Download> {
+    let m = mime::message::parse(raw)?;
+    let part = m.attachments().nth(n)?;
+    Some(Download {
+        name: attachment_name(part),
+        content_type: safe_image(part).unwrap_or("application/octet-stream"),
+        bytes: part.contents().to_vec(),
+    })
+}
+
+fn attachment_name(part: &mail_parser::MessagePart<'_>) -> String {
+    part.attachment_name()
+        .unwrap_or("(unnamed attachment)")
+        .to_string()
+}
+
+fn safe_image(part: &mail_parser::MessagePart<'_>) -> Option<&'static str> {
+    let ct = part.content_type()?;
+    if !ct.ctype().eq_ignore_ascii_case("image") {
+        return None;
+    }
+    let sub = ct.subtype()?;
+    SAFE_IMAGES
+        .iter()
+        .find(|(s, _)| s.eq_ignore_ascii_case(sub))
+        .map(|(_, t)| *t)
 }
 
 fn summary_of(m: &Message<'_>) -> Summary {
@@ -181,6 +228,30 @@ mod tests {
         assert_eq!(s.to, "bo@example.test");
         assert_eq!(s.text.as_deref(), Some("body line\r\n"));
         assert!(!s.html);
+    }
+
+    #[test]
+    fn attachments_are_listed_and_served_decoded_and_never_as_html() {
+        let raw = b"Subject: A\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n\
+--b\r\nContent-Type: text/html\r\nContent-Disposition: attachment; filename=page.html\r\n\r\n<script>x</script>\r\n\
+--b\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename=dot.png\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n\
+--b--\r\n";
+        let s = shown(raw);
+        let names: Vec<_> = s
+            .attachments
+            .iter()
+            .map(|a| (a.name.as_str(), a.image))
+            .collect();
+        assert_eq!(names, [("page.html", false), ("dot.png", true)]);
+        let html = attachment(raw, 0).unwrap();
+        assert_eq!(html.content_type, "application/octet-stream");
+        let png = attachment(raw, 1).unwrap();
+        assert_eq!(
+            (png.content_type, png.bytes.as_slice()),
+            ("image/png", &b"hello"[..])
+        );
+        assert!(attachment(raw, 2).is_none());
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{ConnectInfo, Form, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, Form, FromRequestParts, Path, Query, Request, State,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -15,9 +17,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use store::{FlagChange, FlagOp, Flags, Mailbox, MailboxId, SpecialUse};
 
-use crate::Web;
 use crate::message::{self, Shown, Summary};
 use crate::session::{self, COOKIE, LOGIN_COOKIE, Session};
+use crate::{Web, writing};
 
 pub fn router(web: Web) -> Router {
     Router::new()
@@ -28,6 +30,17 @@ pub fn router(web: Web) -> Router {
         .route("/mail/{mailbox}", get(mailbox_page))
         .route("/mail/{mailbox}/{uid}", get(message_page))
         .route("/mail/{mailbox}/{uid}/html", get(message_html))
+        .route("/mail/{mailbox}/{uid}/raw", get(message_raw))
+        .route("/mail/{mailbox}/{uid}/attachment/{n}", get(attachment))
+        .route("/mail/{mailbox}/act", post(act))
+        .route("/mail/{mailbox}/empty", post(empty))
+        .route(
+            "/compose",
+            get(writing::compose_page)
+                .post(writing::compose_post)
+                // The attachments, and the form around them.
+                .layer(DefaultBodyLimit::max(writing::MAX_UPLOAD + (1 << 20))),
+        )
         .route("/static/app.css", get(stylesheet))
         .layer(middleware::from_fn(security_headers))
         .with_state(web)
@@ -45,7 +58,7 @@ const MAIL_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; base-u
 const STYLESHEET: &str = include_str!("../static/app.css");
 
 /// A request from a logged-in user; anyone else is sent to the login page.
-struct Authed(Session);
+pub(crate) struct Authed(pub(crate) Session);
 
 impl FromRequestParts<Web> for Authed {
     type Rejection = Response;
@@ -64,8 +77,10 @@ impl FromRequestParts<Web> for Authed {
 }
 
 /// What a page answers when it cannot show what was asked.
-enum PageError {
+pub(crate) enum PageError {
     NotFound,
+    BadRequest(&'static str),
+    TooLarge,
     Forbidden(&'static str),
     Store(store::Error),
     Template(askama::Error),
@@ -92,6 +107,12 @@ impl IntoResponse for PageError {
             )
                 .into_response(),
             PageError::Forbidden(why) => (StatusCode::FORBIDDEN, why).into_response(),
+            PageError::BadRequest(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+            PageError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The attachments are too large: at most 25 MB per message.",
+            )
+                .into_response(),
             PageError::Store(e) => {
                 tracing::error!("http: the store failed a page: {e}");
                 (
@@ -112,7 +133,7 @@ impl IntoResponse for PageError {
     }
 }
 
-type PageResult = Result<Response, PageError>;
+pub(crate) type PageResult = Result<Response, PageError>;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -236,11 +257,11 @@ async fn inbox(State(web): State<Web>, Authed(s): Authed) -> PageResult {
 }
 
 /// A mailbox in the side list.
-struct Folder {
-    id: MailboxId,
-    name: String,
-    unread: u32,
-    current: bool,
+pub(crate) struct Folder {
+    pub(crate) id: MailboxId,
+    pub(crate) name: String,
+    pub(crate) unread: u32,
+    pub(crate) current: bool,
 }
 
 /// A message list row.
@@ -259,6 +280,7 @@ struct MailboxPage<'a> {
     csrf: &'a str,
     folders: Vec<Folder>,
     mailbox: &'a Mailbox,
+    kind: Kind,
     rows: Vec<Row>,
     page: usize,
     pages: usize,
@@ -310,6 +332,7 @@ async fn mailbox_page(
         account: &s.account.address,
         csrf: &s.csrf,
         folders,
+        kind: Kind::of(&mailbox),
         mailbox: &mailbox,
         rows,
         page,
@@ -327,8 +350,11 @@ struct MessagePage<'a> {
     csrf: &'a str,
     folders: Vec<Folder>,
     mailbox: &'a Mailbox,
+    kind: Kind,
     uid: u32,
+    flagged: bool,
     shown: Shown,
+    spam: Option<store::SpamNote>,
 }
 
 async fn message_page(
@@ -349,13 +375,17 @@ async fn message_page(
         store.store_flags(mailbox.id, &[uid], &seen, None).await?;
     }
     let folders = folders(&web, &s, mailbox.id).await?;
+    let spam = store.spam_note(mailbox.id, uid).await?;
     let page = MessagePage {
         account: &s.account.address,
         csrf: &s.csrf,
         folders,
+        kind: Kind::of(&mailbox),
         mailbox: &mailbox,
         uid,
+        flagged: meta.flags.contains(Flags::FLAGGED),
         shown: message::shown(&raw),
+        spam,
     }
     .render()?;
     Ok(Html(page).into_response())
@@ -381,6 +411,158 @@ async fn message_html(
         Html(body),
     )
         .into_response())
+}
+
+/// The message exactly as stored, as text: "show source".
+async fn message_raw(
+    State(web): State<Web>,
+    Authed(s): Authed,
+    Path((mailbox, uid)): Path<(i64, u32)>,
+) -> PageResult {
+    let mailbox = owned_mailbox(&web, &s, mailbox).await?;
+    let (_, raw) = message_of(&web, &mailbox, uid).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        String::from_utf8_lossy(&raw).into_owned(),
+    )
+        .into_response())
+}
+
+/// An attachment, always as a download (never shown on this origin,
+/// where an HTML or SVG file could run script); safe raster images also
+/// inline, for previews.
+async fn attachment(
+    State(web): State<Web>,
+    Authed(s): Authed,
+    Path((mailbox, uid, n)): Path<(i64, u32, usize)>,
+) -> PageResult {
+    let mailbox = owned_mailbox(&web, &s, mailbox).await?;
+    let (_, raw) = message_of(&web, &mailbox, uid).await?;
+    let file = message::attachment(&raw, n).ok_or(PageError::NotFound)?;
+    let disposition = if file.content_type.starts_with("image/") {
+        "inline"
+    } else {
+        "attachment"
+    };
+    let disposition = format!(
+        "{disposition}; filename=\"{}\"; filename*=UTF-8''{}",
+        ascii_name(&file.name),
+        percent(&file.name)
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, file.content_type.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox".to_string(),
+            ),
+        ],
+        file.bytes,
+    )
+        .into_response())
+}
+
+/// What a list or message page asks to do with some messages.
+async fn act(
+    State(web): State<Web>,
+    Authed(s): Authed,
+    Path(mailbox): Path<i64>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let form: HashMap<String, String> = fields.iter().cloned().collect();
+    check_csrf(&s, &form)?;
+    let store = &web.inner.store;
+    let mailbox = owned_mailbox(&web, &s, mailbox).await?;
+    let mut uids: Vec<u32> = fields
+        .iter()
+        .filter(|(k, _)| k == "uid")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    uids.sort_unstable();
+    uids.dedup();
+    // Flag changes stay on the message; "mark unread" leaves it (showing
+    // it again would read it).
+    let back_to_message = form.get("from").is_some_and(|f| f == "message")
+        && uids.len() == 1
+        && form.get("action").is_some_and(|a| a != "unread");
+    let list = format!("/mail/{}", mailbox.id);
+    if uids.is_empty() {
+        return Ok(Redirect::to(&list).into_response());
+    }
+    let action = form.get("action").map(String::as_str).unwrap_or("");
+    let flag = |op, flags| FlagChange {
+        op,
+        flags,
+        keywords: Vec::new(),
+    };
+    let stays = match action {
+        "read" => Some(flag(FlagOp::Add, Flags::SEEN)),
+        "unread" => Some(flag(FlagOp::Remove, Flags::SEEN)),
+        "flag" => Some(flag(FlagOp::Add, Flags::FLAGGED)),
+        "unflag" => Some(flag(FlagOp::Remove, Flags::FLAGGED)),
+        _ => None,
+    };
+    if let Some(change) = stays {
+        store.store_flags(mailbox.id, &uids, &change, None).await?;
+        if back_to_message {
+            return Ok(Redirect::to(&format!("{list}/{}", uids[0])).into_response());
+        }
+        return Ok(Redirect::to(&list).into_response());
+    }
+    let target = match action {
+        "junk" => special(&web, &s, Kind::Junk).await?,
+        "notjunk" => special(&web, &s, Kind::Inbox).await?,
+        "delete" if Kind::of(&mailbox) == Kind::Trash => {
+            // Deleting in Trash is for good.
+            store.expunge(mailbox.id, &uids, false).await?;
+            return Ok(Redirect::to(&list).into_response());
+        }
+        "delete" => special(&web, &s, Kind::Trash).await?,
+        "move" => {
+            let to = form
+                .get("to")
+                .and_then(|t| t.parse().ok())
+                .ok_or(PageError::BadRequest("Choose the mailbox to move to."))?;
+            owned_mailbox(&web, &s, to).await?
+        }
+        _ => {
+            return Err(PageError::BadRequest(
+                "That is not something this page can do.",
+            ));
+        }
+    };
+    if target.id != mailbox.id {
+        // The store records the training a move into or out of Junk
+        // teaches, the same as for an IMAP MOVE.
+        store.move_messages(mailbox.id, &uids, target.id).await?;
+    }
+    Ok(Redirect::to(&list).into_response())
+}
+
+/// Empties Trash or Junk.
+async fn empty(
+    State(web): State<Web>,
+    Authed(s): Authed,
+    Path(mailbox): Path<i64>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    check_csrf(&s, &form)?;
+    let store = &web.inner.store;
+    let mailbox = owned_mailbox(&web, &s, mailbox).await?;
+    if !matches!(Kind::of(&mailbox), Kind::Trash | Kind::Junk) {
+        return Err(PageError::BadRequest("Only Trash and Junk can be emptied."));
+    }
+    let uids: Vec<u32> = store
+        .messages(mailbox.id)
+        .await?
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    if !uids.is_empty() {
+        store.expunge(mailbox.id, &uids, false).await?;
+    }
+    Ok(Redirect::to(&format!("/mail/{}", mailbox.id)).into_response())
 }
 
 async fn stylesheet() -> Response {
@@ -416,14 +598,14 @@ async fn security_headers(request: Request, next: Next) -> Response {
 }
 
 /// The mailbox `id` if it is the session's account's.
-async fn owned_mailbox(web: &Web, s: &Session, id: i64) -> Result<Mailbox, PageError> {
+pub(crate) async fn owned_mailbox(web: &Web, s: &Session, id: i64) -> Result<Mailbox, PageError> {
     match web.inner.store.mailbox_by_id(MailboxId(id)).await? {
         Some(m) if m.account_id == s.account.id => Ok(m),
         _ => Err(PageError::NotFound),
     }
 }
 
-async fn message_of(
+pub(crate) async fn message_of(
     web: &Web,
     mailbox: &Mailbox,
     uid: u32,
@@ -441,7 +623,11 @@ async fn message_of(
 
 /// The account's mailboxes with their unread counts: INBOX, the special
 /// ones, then the rest by name.
-async fn folders(web: &Web, s: &Session, current: MailboxId) -> Result<Vec<Folder>, PageError> {
+pub(crate) async fn folders(
+    web: &Web,
+    s: &Session,
+    current: MailboxId,
+) -> Result<Vec<Folder>, PageError> {
     let store = &web.inner.store;
     let mut boxes = store.list_mailboxes(s.account.id).await?;
     boxes.sort_by_key(|m| (rank(m), m.name.to_lowercase()));
@@ -488,4 +674,75 @@ fn day_and_time(unix: i64) -> String {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_default()
+}
+
+/// What a mailbox is to the pages: which actions it offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Inbox,
+    Drafts,
+    Junk,
+    PossibleJunk,
+    Trash,
+    Other,
+}
+
+impl Kind {
+    fn of(m: &Mailbox) -> Kind {
+        if m.name.eq_ignore_ascii_case("INBOX") {
+            Kind::Inbox
+        } else if m.special_use == Some(SpecialUse::Junk) {
+            Kind::Junk
+        } else if m.special_use == Some(SpecialUse::Trash) {
+            Kind::Trash
+        } else if m.special_use == Some(SpecialUse::Drafts) {
+            Kind::Drafts
+        } else if m.name == store::POSSIBLE_JUNK {
+            Kind::PossibleJunk
+        } else {
+            Kind::Other
+        }
+    }
+
+    /// Junk review: the mailboxes whose messages get "Not junk".
+    fn is_junkish(self) -> bool {
+        matches!(self, Kind::Junk | Kind::PossibleJunk)
+    }
+}
+
+/// The account's INBOX, Junk or Trash.
+pub(crate) async fn special(web: &Web, s: &Session, kind: Kind) -> Result<Mailbox, PageError> {
+    web.inner
+        .store
+        .list_mailboxes(s.account.id)
+        .await?
+        .into_iter()
+        .find(|m| Kind::of(m) == kind)
+        .ok_or(PageError::NotFound)
+}
+
+/// A file name for the plain `filename=` parameter: printable ASCII only.
+fn ascii_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// RFC 8187 percent-encoding for `filename*`.
+fn percent(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

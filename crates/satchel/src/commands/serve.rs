@@ -129,21 +129,6 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     )
     .await?;
 
-    let web = web::Web::new(
-        store.clone(),
-        throttle.clone(),
-        web::Settings {
-            plaintext_anywhere: config.auth.plaintext_anywhere,
-            max_connections: totals.http,
-            ..web::Settings::default()
-        },
-    );
-    for addr in &config.listen.http {
-        let listener = bind(*addr, "http").await?;
-        super::say(&format!("http {}", listener.local_addr()?))?;
-        tokio::spawn(web.clone().serve(listener, stopped.clone()));
-    }
-
     let thresholds = config.spam.thresholds();
     let (before, global) = config.sieve.load()?;
     let mut pipeline = pipeline::Pipeline::new(store.clone(), &config.hostname, &config.domains)
@@ -188,6 +173,26 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         relay_settings(config)?,
     );
     tokio::spawn(relay.run(stopped.clone()));
+    // One count of messages per account for every door that sends.
+    let hourly = Arc::new(door::HourlyLimit::new(config.submission.max_per_hour));
+    let web = web::Web::new(
+        store.clone(),
+        pipeline.clone(),
+        throttle.clone(),
+        hourly.clone(),
+        web::Settings {
+            plaintext_anywhere: config.auth.plaintext_anywhere,
+            max_connections: totals.http,
+            sent_copy: config.submission.sent_copy,
+            ..web::Settings::default()
+        },
+    );
+    for addr in &config.listen.http {
+        let listener = bind(*addr, "http").await?;
+        super::say(&format!("http {}", listener.local_addr()?))?;
+        tokio::spawn(web.clone().serve(listener, stopped.clone()));
+    }
+
     let smtp_settings = smtp::Settings::default();
     let submission = smtp::Server::submission(
         pipeline.clone(),
@@ -204,7 +209,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             throttle: throttle.clone(),
             plaintext_anywhere: config.auth.plaintext_anywhere,
             sent_copy: config.submission.sent_copy,
-            hourly: smtp::HourlyLimit::new(config.submission.max_per_hour),
+            hourly: hourly.clone(),
         },
     );
     open(

@@ -2,7 +2,8 @@
 //! must not turn the server into a spam cannon (and its address into a
 //! blocklisted one). Each transaction a user starts (MAIL) takes one, at
 //! once and under one lock, so that many sessions at once cannot overshoot
-//! it; one abandoned before its end still counts. Kept per process in
+//! it; one abandoned before its end still counts. One count for every
+//! door that sends (submission, the web's compose). Kept per process in
 //! memory; a restart forgets.
 
 use std::collections::{HashMap, VecDeque};

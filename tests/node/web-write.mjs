@@ -1,0 +1,101 @@
+// Writing in Satchel's webmail, in Debian's chromium: a reply with a file
+// from the picker, a forward as attachment, a draft saved twice then sent,
+// and a wrong address. Prints what it saw as one JSON line for
+// tests/test_web_writing.py, which makes the assertions.
+//
+// Usage: node web-write.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON
+//   EXPECT_JSON  {"original": subject to answer, "other": Bob's address,
+//                 "file": path of a file to attach}
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import {
+    LOGIN_SUBMIT, fillLogin, finish, launch, listFacts, recorder, relativeTo, submit,
+} from './web-lib.mjs';
+
+const [base, user, password, shots, expectJson] = process.argv.slice(2);
+if (!expectJson) {
+    console.error('usage: node web-write.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON');
+    process.exit(2);
+}
+const want = JSON.parse(expectJson);
+const rel = relativeTo(base);
+const { out, step } = recorder();
+mkdirSync(shots, { recursive: true });
+
+const browser = await launch();
+try {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(15000);
+    const boxes = {};
+    const form = () => page.evaluate(() => Object.fromEntries(
+        [...document.querySelectorAll('form#compose input:not([type=file]), form#compose textarea')]
+            .map(e => [e.name, e.value])));
+    const send = async action => submit(page, `form#compose button[value=${action}]`);
+
+    await step('login', async () => {
+        await page.goto(base + '/login');
+        await fillLogin(page, user, password);
+        await submit(page, LOGIN_SUBMIT);
+        for (const m of (await listFacts(page)).mailboxes) boxes[m.name] = m.href;
+        return { path: rel(page.url()) };
+    });
+
+    await step('reply', async () => {
+        await page.goto(base + boxes.INBOX);
+        const link = page.locator('table#messages tr.message', { hasText: want.original }).locator('td.subject a');
+        await Promise.all([page.waitForNavigation(), link.click()]);
+        await Promise.all([page.waitForNavigation(), page.click('#write-actions a:text-is("Reply")')]);
+        const prefilled = await form();
+        await page.screenshot({ path: path.join(shots, 'compose.png'), fullPage: true });
+        await page.fill('form#compose textarea[name=body]', 'Noon suits me.\n' + prefilled.body);
+        await page.setInputFiles('form#compose input[type=file]', want.file);
+        const resp = await send('send');
+        return { prefilled, status: resp.status(), path: rel(page.url()), list: (await listFacts(page)).rows.map(r => r.subject) };
+    });
+
+    await step('forward', async () => {
+        await page.goto(base + boxes.INBOX);
+        const link = page.locator('table#messages tr.message', { hasText: want.original }).locator('td.subject a');
+        await Promise.all([page.waitForNavigation(), link.click()]);
+        await Promise.all([page.waitForNavigation(), page.click('#write-actions a:text-is("Forward as attachment")')]);
+        const prefilled = await form();
+        const note = await page.$eval('main.compose p.note', e => e.innerText).catch(() => null);
+        await page.fill('form#compose input[name=to]', want.other);
+        const resp = await send('send');
+        return { prefilled, note, status: resp.status(), path: rel(page.url()) };
+    });
+
+    await step('draft', async () => {
+        await page.goto(base + '/compose');
+        await page.fill('form#compose input[name=to]', want.other);
+        await page.fill('form#compose input[name=subject]', 'Draft in progress');
+        await page.fill('form#compose textarea[name=body]', 'First words.');
+        await send('draft');
+        const first = { path: rel(page.url()), saved: await page.isVisible('p.saved'), form: await form() };
+        await page.fill('form#compose textarea[name=body]', 'First words. Second thoughts.');
+        await send('draft');
+        const second = { path: rel(page.url()), form: await form() };
+        return { first, second };
+    });
+
+    await step('draftSent', async () => {
+        const resp = await send('send');
+        return { status: resp.status(), path: rel(page.url()) };
+    });
+
+    await step('badAddress', async () => {
+        await page.goto(base + '/compose');
+        await page.fill('form#compose input[name=to]', 'bob at example');
+        await page.fill('form#compose input[name=subject]', 'Kept subject');
+        const resp = await send('send');
+        return {
+            status: resp.status(),
+            error: await page.$eval('p.error', e => e.innerText).catch(() => null),
+            form: await form(),
+        };
+    });
+} finally {
+    await browser.close();
+}
+finish(out);
