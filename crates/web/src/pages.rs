@@ -41,21 +41,26 @@ pub fn router(web: Web) -> Router {
                 // The attachments, and the form around them.
                 .layer(DefaultBodyLimit::max(writing::MAX_UPLOAD + (1 << 20))),
         )
+        .route("/events", get(crate::live::events))
         .route("/static/app.css", get(stylesheet))
+        .route("/static/app.js", get(script))
         .layer(middleware::from_fn(security_headers))
         .with_state(web)
 }
 
-/// The pages' policy: nothing but this server's own style sheet and
-/// frames, no script at all in this slice, forms only to here.
-const PAGE_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// The pages' policy: nothing but this server's own script, style sheet,
+/// frames and requests; no inline script; forms only to here.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; \
+     frame-ancestors 'none'";
 /// A mail's HTML frame: inline style only; no script, image, font, form or
 /// request of any kind; sandboxed even when opened on its own.
 const MAIL_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox";
 
 const STYLESHEET: &str = include_str!("../static/app.css");
+/// Live lists and keyboard shortcuts; every page works without it.
+const SCRIPT: &str = include_str!("../static/app.js");
 
 /// A request from a logged-in user; anyone else is sent to the login page.
 pub(crate) struct Authed(pub(crate) Session);
@@ -572,6 +577,17 @@ async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "max-age=3600"),
         ],
         STYLESHEET,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        SCRIPT,
     )
         .into_response()
 }
