@@ -11,6 +11,7 @@
 //! Content-Security-Policy, with remote content blocked.
 
 mod compose;
+mod filters;
 mod live;
 mod message;
 mod pages;

@@ -19,7 +19,7 @@ use store::{FlagChange, FlagOp, Flags, Mailbox, MailboxId, SpecialUse};
 
 use crate::message::{self, Shown, Summary};
 use crate::session::{self, COOKIE, LOGIN_COOKIE, Session};
-use crate::{Web, writing};
+use crate::{Web, filters, writing};
 
 pub fn router(web: Web) -> Router {
     Router::new()
@@ -42,6 +42,8 @@ pub fn router(web: Web) -> Router {
                 .layer(DefaultBodyLimit::max(writing::MAX_UPLOAD + (1 << 20))),
         )
         .route("/events", get(crate::live::events))
+        .route("/filters", get(filters::filters_page).post(filters::save))
+        .route("/filters/rule", post(filters::add_rule))
         .route("/static/app.css", get(stylesheet))
         .route("/static/app.js", get(script))
         .layer(middleware::from_fn(security_headers))
@@ -85,6 +87,7 @@ impl FromRequestParts<Web> for Authed {
 pub(crate) enum PageError {
     NotFound,
     BadRequest(&'static str),
+    BadRequestOwned(String),
     TooLarge,
     Forbidden(&'static str),
     Store(store::Error),
@@ -113,6 +116,7 @@ impl IntoResponse for PageError {
                 .into_response(),
             PageError::Forbidden(why) => (StatusCode::FORBIDDEN, why).into_response(),
             PageError::BadRequest(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+            PageError::BadRequestOwned(why) => (StatusCode::BAD_REQUEST, why).into_response(),
             PageError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "The attachments are too large: at most 25 MB per message.",
@@ -242,7 +246,7 @@ async fn logout(
 }
 
 /// A state-changing form must carry the session's token.
-fn check_csrf(s: &Session, form: &HashMap<String, String>) -> Result<(), PageError> {
+pub(crate) fn check_csrf(s: &Session, form: &HashMap<String, String>) -> Result<(), PageError> {
     match form.get("csrf") {
         Some(t) if session::same_token(t, &s.csrf) => Ok(()),
         _ => Err(PageError::Forbidden(
