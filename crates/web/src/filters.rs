@@ -49,13 +49,7 @@ pub async fn filters_page(
     Authed(s): Authed,
     Query(q): Query<Shown>,
 ) -> PageResult {
-    let script = web
-        .inner
-        .store
-        .active_sieve_script(s.account.id)
-        .await?
-        .map(|(_, text)| text)
-        .unwrap_or_default();
+    let script = active_script(&web, s.account.id).await?;
     render(&web, &s, &script, None, q.saved.is_some(), StatusCode::OK).await
 }
 
@@ -93,13 +87,7 @@ pub async fn add_rule(
         Ok(s) => s,
         Err(e) => return Err(PageError::BadRequestOwned(e)),
     };
-    let current = web
-        .inner
-        .store
-        .active_sieve_script(s.account.id)
-        .await?
-        .map(|(_, text)| text)
-        .unwrap_or_default();
+    let current = active_script(&web, s.account.id).await?;
     // `require` must come before any other command (RFC 5228 3.2): the
     // rule's goes first, its test at the end.
     let text = format!(
@@ -123,17 +111,40 @@ async fn store_script(web: &Web, s: &Session, text: &str) -> PageResult {
         let error = placed(text, &e);
         return render(web, s, text, Some(error), false, StatusCode::BAD_REQUEST).await;
     }
+    put_script(web, s.account.id, text).await?;
+    Ok(Redirect::to("/filters?saved=1").into_response())
+}
+
+/// The account's active script, or an empty one.
+pub(crate) async fn active_script(
+    web: &Web,
+    account: store::AccountId,
+) -> Result<String, PageError> {
+    Ok(web
+        .inner
+        .store
+        .active_sieve_script(account)
+        .await?
+        .map(|(_, text)| text)
+        .unwrap_or_default())
+}
+
+/// Stores `text` (compiled by the caller) as the active script, under the
+/// active script's name or [`SCRIPT_NAME`].
+pub(crate) async fn put_script(
+    web: &Web,
+    account: store::AccountId,
+    text: &str,
+) -> Result<(), PageError> {
     let store = &web.inner.store;
     let name = store
-        .active_sieve_script(s.account.id)
+        .active_sieve_script(account)
         .await?
         .map(|(name, _)| name)
         .unwrap_or_else(|| SCRIPT_NAME.to_string());
-    store.put_sieve_script(s.account.id, &name, text).await?;
-    store
-        .activate_sieve_script(s.account.id, Some(&name))
-        .await?;
-    Ok(Redirect::to("/filters?saved=1").into_response())
+    store.put_sieve_script(account, &name, text).await?;
+    store.activate_sieve_script(account, Some(&name)).await?;
+    Ok(())
 }
 
 fn placed(text: &str, e: &sieve::Error) -> ScriptError {
@@ -263,7 +274,7 @@ impl Rule<'_> {
 
 /// A Sieve string (RFC 5228 2.4.2): backslash and quote escaped; no line
 /// breaks, so a value cannot end the string and start a command.
-fn quoted(s: &str) -> String {
+pub(crate) fn quoted(s: &str) -> String {
     let clean: String = s.chars().filter(|c| !c.is_control()).collect();
     format!("\"{}\"", clean.replace('\\', "\\\\").replace('"', "\\\""))
 }

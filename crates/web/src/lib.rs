@@ -16,6 +16,7 @@ mod live;
 mod message;
 mod pages;
 mod session;
+mod settings;
 mod writing;
 
 use std::net::SocketAddr;

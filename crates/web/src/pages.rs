@@ -19,7 +19,7 @@ use store::{FlagChange, FlagOp, Flags, Mailbox, MailboxId, SpecialUse};
 
 use crate::message::{self, Shown, Summary};
 use crate::session::{self, COOKIE, LOGIN_COOKIE, Session};
-use crate::{Web, filters, writing};
+use crate::{Web, filters, settings, writing};
 
 pub fn router(web: Web) -> Router {
     Router::new()
@@ -44,6 +44,11 @@ pub fn router(web: Web) -> Router {
         .route("/events", get(crate::live::events))
         .route("/filters", get(filters::filters_page).post(filters::save))
         .route("/filters/rule", post(filters::add_rule))
+        .route("/settings", get(settings::page))
+        .route("/settings/password", post(settings::password))
+        .route("/settings/pop3", post(settings::pop3))
+        .route("/settings/vacation", post(settings::vacation))
+        .route("/settings/session", post(settings::end_session))
         .route("/static/app.css", get(stylesheet))
         .route("/static/app.js", get(script))
         .layer(middleware::from_fn(security_headers))
@@ -221,7 +226,11 @@ async fn login(
             Some("Wrong address or password."),
         );
     };
-    let s = inner.sessions.open(account);
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let s = inner.sessions.open(account, &peer.ip().to_string(), agent);
     let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", s.token);
     let clear = format!("{LOGIN_COOKIE}=; HttpOnly; SameSite=Strict; Path=/login; Max-Age=0");
     let mut response = Redirect::to("/mail").into_response();

@@ -28,6 +28,23 @@ pub struct Session {
 struct Entry {
     session: Session,
     last_seen: Instant,
+    started: Instant,
+    /// Where the login came from, for the user's list of sessions.
+    from: String,
+    agent: String,
+}
+
+/// A session as the settings page lists it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// An id for ending it that is not its token (the page must not show
+    /// the secret of another browser's session).
+    pub id: String,
+    pub from: String,
+    pub agent: String,
+    pub started_ago: Duration,
+    pub seen_ago: Duration,
+    pub this_one: bool,
 }
 
 /// The open sessions of this server.
@@ -37,8 +54,9 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// A new session for `account`.
-    pub fn open(&self, account: Account) -> Session {
+    /// A new session for `account`, logged in from `from` with the browser
+    /// `agent`.
+    pub fn open(&self, account: Account, from: &str, agent: &str) -> Session {
         let session = Session {
             token: random_token(),
             csrf: random_token(),
@@ -58,6 +76,13 @@ impl Sessions {
             Entry {
                 session: session.clone(),
                 last_seen: Instant::now(),
+                started: Instant::now(),
+                from: from.to_string(),
+                agent: agent
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(160)
+                    .collect(),
             },
         );
         session
@@ -80,9 +105,56 @@ impl Sessions {
         self.lock().remove(token);
     }
 
+    /// The account's sessions, the most recently used first; `mine` is
+    /// the asking one's token.
+    pub fn of_account(&self, account: store::AccountId, mine: &str) -> Vec<Listed> {
+        let map = self.lock();
+        let mut out: Vec<Listed> = map
+            .values()
+            .filter(|e| e.session.account.id == account)
+            .map(|e| Listed {
+                id: listed_id(&e.session.token),
+                from: e.from.clone(),
+                agent: e.agent.clone(),
+                started_ago: e.started.elapsed(),
+                seen_ago: e.last_seen.elapsed(),
+                this_one: e.session.token == mine,
+            })
+            .collect();
+        out.sort_by_key(|l| l.seen_ago);
+        out
+    }
+
+    /// Ends the account's session listed as `id`; false when there is none.
+    pub fn end_listed(&self, account: store::AccountId, id: &str) -> bool {
+        let mut map = self.lock();
+        let token = map
+            .iter()
+            .find(|(t, e)| e.session.account.id == account && same_token(&listed_id(t), id))
+            .map(|(t, _)| t.clone());
+        token.is_some_and(|t| map.remove(&t).is_some())
+    }
+
+    /// Ends every session of the account but `keep` (a password change).
+    pub fn end_others(&self, account: store::AccountId, keep: &str) -> usize {
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|t, e| e.session.account.id != account || t == keep);
+        before - map.len()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// A session's public name: a hash of its token.
+fn listed_id(token: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    d.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// 256 random bits, URL-safe.
