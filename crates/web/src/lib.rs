@@ -12,6 +12,7 @@
 
 mod compose;
 mod filters;
+mod listing;
 mod live;
 mod message;
 mod pages;

@@ -131,6 +131,11 @@ fn clean(html: &str) -> String {
         .to_string()
 }
 
+/// Whether the message has an attachment.
+pub fn has_attachment(raw: &[u8]) -> bool {
+    mime::message::parse(raw).is_some_and(|m| m.attachment_count() > 0)
+}
+
 /// Attachment `n` (from 0, in the order [`shown`] lists them), decoded.
 pub fn attachment(raw: &[u8], n: usize) -> Option<Download> {
     let m = mime::message::parse(raw)?;

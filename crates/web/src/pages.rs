@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use store::{FlagChange, FlagOp, Flags, Mailbox, MailboxId, SpecialUse};
 
+use crate::listing::{self, ListQuery};
 use crate::message::{self, Shown, Summary};
 use crate::session::{self, COOKIE, LOGIN_COOKIE, Session};
 use crate::{Web, filters, settings, writing};
@@ -303,39 +304,31 @@ struct MailboxPage<'a> {
     page: usize,
     pages: usize,
     total: usize,
-}
-
-#[derive(Deserialize)]
-struct Paging {
-    page: Option<usize>,
+    searching: bool,
+    query: &'a ListQuery,
+    /// The query string without the page, for the paging links.
+    qs: &'a str,
 }
 
 async fn mailbox_page(
     State(web): State<Web>,
     Authed(s): Authed,
     Path(mailbox): Path<i64>,
-    Query(paging): Query<Paging>,
+    Query(query): Query<ListQuery>,
 ) -> PageResult {
-    let store = &web.inner.store;
     let mailbox = owned_mailbox(&web, &s, mailbox).await?;
     let folders = folders(&web, &s, mailbox.id).await?;
-    let mut messages = store.messages(mailbox.id).await?;
-    messages.sort_by_key(|m| std::cmp::Reverse(m.uid));
     let size = web.inner.settings.page_size.max(1);
-    let total = messages.len();
+    let wanted = query.page.unwrap_or(1).max(1);
+    let (mut shown, mut total) = listing::select(&web, &mailbox, &query, wanted, size).await?;
     let pages = total.div_ceil(size).max(1);
-    let page = paging.page.unwrap_or(1).clamp(1, pages);
-    let shown: Vec<_> = messages
-        .into_iter()
-        .skip((page - 1) * size)
-        .take(size)
-        .collect();
-    let blobs: Vec<_> = shown.iter().map(|m| m.blob.clone()).collect();
-    let bodies = store.read_blobs(&blobs).await?;
+    let page = wanted.min(pages);
+    if page != wanted {
+        // Past the last page (mail went away meanwhile): show the last.
+        (shown, total) = listing::select(&web, &mailbox, &query, page, size).await?;
+    }
     let rows = shown
-        .iter()
-        .zip(bodies)
-        .map(|(m, body)| (m, body.map(|b| message::summary(&b)).unwrap_or_default()))
+        .into_iter()
         .map(|(m, summary)| Row {
             // The date the sender wrote, as mail clients list it; the
             // arrival time when it has none.
@@ -346,6 +339,7 @@ async fn mailbox_page(
             summary,
         })
         .collect();
+    let qs = query.without_page();
     let page = MailboxPage {
         account: &s.account.address,
         csrf: &s.csrf,
@@ -356,6 +350,9 @@ async fn mailbox_page(
         page,
         pages,
         total,
+        searching: query.searching(),
+        query: &query,
+        qs: &qs,
     }
     .render()?;
     Ok(Html(page).into_response())

@@ -91,6 +91,7 @@
         ['#', 'delete'],
         ['!', 'junk'],
         ['c', 'write a new message'],
+        ['/', 'search'],
         ['g then i', 'go to INBOX'],
         ['?', 'show or hide this list'],
     ];
@@ -140,6 +141,7 @@
             case '!': act('junk'); break;
             case 'e': archive(); break;
             case 'c': go('/compose'); break;
+            case '/': document.querySelector('#search input[name=q]')?.focus(); break;
             case 'g': g = true; break;
             case '?': help(); break;
             case 'Escape': document.getElementById('keys')?.remove(); break;
