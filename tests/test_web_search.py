@@ -3,15 +3,14 @@ form submits them: by sender, recipient, subject, text (decoded), date
 range and attachment, and sorted by date, sender, subject (without Re:)
 and size."""
 import base64
-import http.client
-import re
 import tempfile
 import urllib.parse
 from html.parser import HTMLParser
 
 import pytest
 
-from conftest import PASSWORD, Satchel
+from conftest import Satchel
+from webclient import WebSession
 
 ALICE = "alice@example.test"
 
@@ -60,35 +59,15 @@ def web():
         s.put(ALICE, mail("Cherries", "Bob <bob@remote.test>", "Red ones, a long text " + "x" * 3000))
         s.start()
         try:
-            yield {"satchel": s, "session": login(s)}
+            yield {"satchel": s, "session": WebSession(s.ports["http"], ALICE)}
         finally:
             s.stop()
 
 
-def login(s):
-    c = http.client.HTTPConnection("127.0.0.1", s.ports["http"], timeout=30)
-    c.request("GET", "/login")
-    r = c.getresponse()
-    token = re.search(r'name="csrf" value="([0-9a-f]+)"', r.read().decode()).group(1)
-    cookie = r.getheader("Set-Cookie").split(";")[0]
-    c.request("POST", "/login", body=urllib.parse.urlencode({"address": ALICE, "password": PASSWORD, "csrf": token}),
-              headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
-    r = c.getresponse()
-    r.read()
-    session = [v for k, v in r.getheaders() if k.lower() == "set-cookie" and v.startswith("satchel_session")][0]
-    c.request("GET", "/mail", headers={"Cookie": session.split(";")[0]})
-    r = c.getresponse()
-    r.read()
-    return session.split(";")[0], r.getheader("Location")
-
-
 def listed(web, **query):
-    cookie, inbox = web["session"]
-    c = http.client.HTTPConnection("127.0.0.1", web["satchel"].ports["http"], timeout=30)
-    c.request("GET", f"{inbox}?{urllib.parse.urlencode(query)}", headers={"Cookie": cookie})
-    r = c.getresponse()
-    page = r.read().decode()
-    assert r.status == 200, (r.status, page[:300])
+    w = web["session"]
+    status, _, page = w.get(f"{w.inbox}?{urllib.parse.urlencode(query)}")
+    assert status == 200, (status, page[:300])
     p = Rows()
     p.feed(page)
     return p.subjects

@@ -11,11 +11,11 @@ import sqlite3
 import subprocess
 import tempfile
 import time
-import urllib.parse
 
 import pytest
 
 from conftest import PASSWORD, ROOT, Satchel
+from webclient import WebSession
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
@@ -131,34 +131,6 @@ def request(web, method, path, cookie, body=None):
     return r.status, dict(r.getheaders()), data
 
 
-def login(web, user):
-    """A session over plain HTTP, as a browser's form post does: (cookie, csrf)."""
-    c = http.client.HTTPConnection("127.0.0.1", web["port"], timeout=30)
-    c.request("GET", "/login")
-    r = c.getresponse()
-    page = r.read().decode()
-    token = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
-    login_cookie = r.getheader("Set-Cookie").split(";")[0]
-    body = urllib.parse.urlencode({"address": user, "password": PASSWORD, "csrf": token})
-    c.request("POST", "/login", body=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded", "Cookie": login_cookie})
-    r = c.getresponse()
-    r.read()
-    assert r.status == 303, r.status
-    session = next(v for k, v in r.getheaders() if k.lower() == "set-cookie" and v.startswith("satchel_session="))
-    cookie = session.split(";")[0].split("=", 1)[1]
-    c.close()
-    _, _, page = request(web, "GET", f"/mail/{inbox_id(web, cookie)}", cookie)
-    csrf = re.search(rb'name="csrf" value="([0-9a-f]+)"', page).group(1).decode()
-    return cookie, csrf
-
-
-def inbox_id(web, cookie):
-    status, headers, _ = request(web, "GET", "/mail", cookie)
-    assert status == 303, status
-    return headers["location"].rsplit("/", 1)[1]
-
-
 def test_junk_and_back_moves_the_message_and_trains_the_filter(web):
     to_junk, not_junk = steps(web, "toJunk", "notJunk")
     assert has(to_junk["junk"], JUNKY) == 1 and has(to_junk["inbox"], JUNKY) == 0, to_junk
@@ -224,9 +196,8 @@ def test_forms_without_the_token_or_for_another_account_are_refused(web):
     status, _, _ = request(web, "POST", f"{inbox}/act", alice, body="action=delete&uid=1&csrf=forged")
     assert status == 403
     # Bob, with his own valid token, names Alice's mailbox.
-    bob, bob_csrf = login(web, BOB)
-    body = urllib.parse.urlencode({"csrf": bob_csrf, "action": "delete", "uid": "1"})
-    status, _, _ = request(web, "POST", f"{inbox}/act", bob, body=body)
+    bob = WebSession(web["port"], BOB)
+    status, _, _ = bob.post(f"{inbox}/act", {"action": "delete", "uid": "1"})
     assert status == 404, status
-    status, _, _ = request(web, "POST", f"{inbox}/empty", bob, body=urllib.parse.urlencode({"csrf": bob_csrf}))
+    status, _, _ = bob.post(f"{inbox}/empty", {})
     assert status == 404, status

@@ -6,6 +6,7 @@ is one message in Drafts over IMAP, and sending it empties Drafts; a wrong
 address is refused with the form kept."""
 import email
 import email.utils
+import http.client
 import json
 import re
 import subprocess
@@ -14,6 +15,7 @@ import tempfile
 import pytest
 
 from conftest import PASSWORD, ROOT, Satchel
+from webclient import WebSession
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
@@ -140,23 +142,10 @@ def test_a_draft_is_in_drafts_over_imap_while_it_is_one():
         s.add_user(ALICE)
         s.start()
         try:
-            import http.client
-            import urllib.parse
+            w = WebSession(s.ports["http"], ALICE)
+            csrf = w.csrf
+            cookie = w.cookie
             c = http.client.HTTPConnection("127.0.0.1", s.ports["http"], timeout=30)
-            c.request("GET", "/login")
-            r = c.getresponse()
-            page = r.read().decode()
-            token = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
-            login_cookie = r.getheader("Set-Cookie").split(";")[0]
-            c.request("POST", "/login", body=urllib.parse.urlencode(
-                {"address": ALICE, "password": PASSWORD, "csrf": token}),
-                headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": login_cookie})
-            r = c.getresponse()
-            r.read()
-            cookie = [v for k, v in r.getheaders() if k.lower() == "set-cookie" and v.startswith("satchel_session")][0].split(";")[0]
-            c.request("GET", "/compose", headers={"Cookie": cookie})
-            r = c.getresponse()
-            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', r.read().decode()).group(1)
             boundary = "xyzzy"
             fields = {"csrf": csrf, "to": BOB, "subject": "Half written", "body": "To be continued", "action": "draft"}
             body = "".join(

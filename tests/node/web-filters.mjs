@@ -30,7 +30,7 @@ try {
         return { path: rel(page.url()) };
     });
     await step('broken', async () => {
-        await page.click('header.top a.settings');
+        await page.click('header.top a[href="/filters"]');
         await page.waitForSelector('form#script');
         await page.fill('form#script textarea', want.broken);
         const resp = await submit(page, 'form#script button');

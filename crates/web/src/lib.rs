@@ -14,6 +14,7 @@ mod compose;
 mod filters;
 mod listing;
 mod live;
+mod mailboxes;
 mod message;
 mod pages;
 mod session;

@@ -20,7 +20,7 @@ use store::{FlagChange, FlagOp, Flags, Mailbox, MailboxId, SpecialUse};
 use crate::listing::{self, ListQuery};
 use crate::message::{self, Shown, Summary};
 use crate::session::{self, COOKIE, LOGIN_COOKIE, Session};
-use crate::{Web, filters, settings, writing};
+use crate::{Web, filters, mailboxes, settings, writing};
 
 pub fn router(web: Web) -> Router {
     Router::new()
@@ -45,6 +45,7 @@ pub fn router(web: Web) -> Router {
         .route("/events", get(crate::live::events))
         .route("/filters", get(filters::filters_page).post(filters::save))
         .route("/filters/rule", post(filters::add_rule))
+        .route("/mailboxes", get(mailboxes::page).post(mailboxes::change))
         .route("/settings", get(settings::page))
         .route("/settings/password", post(settings::password))
         .route("/settings/pop3", post(settings::pop3))
@@ -714,7 +715,7 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn of(m: &Mailbox) -> Kind {
+    pub(crate) fn of(m: &Mailbox) -> Kind {
         if m.name.eq_ignore_ascii_case("INBOX") {
             Kind::Inbox
         } else if m.special_use == Some(SpecialUse::Junk) {
