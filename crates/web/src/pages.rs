@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::{
     ConnectInfo, DefaultBodyLimit, Form, FromRequestParts, Path, Query, Request, State,
 };
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -53,15 +53,16 @@ pub fn router(web: Web) -> Router {
         .route("/settings/session", post(settings::end_session))
         .route("/static/app.css", get(stylesheet))
         .route("/static/app.js", get(script))
+        .route("/sw.js", get(service_worker))
         .layer(middleware::from_fn(security_headers))
         .with_state(web)
 }
 
 /// The pages' policy: nothing but this server's own script, style sheet,
 /// frames and requests; no inline script; forms only to here.
-const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self'; connect-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; \
-     frame-ancestors 'none'";
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; worker-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; frame-src 'self'; form-action 'self'; \
+     base-uri 'none'; frame-ancestors 'none'";
 /// A mail's HTML frame: inline style only; no script, image, font, form or
 /// request of any kind; sandboxed even when opened on its own.
 const MAIL_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; \
@@ -70,6 +71,9 @@ const MAIL_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; base-u
 const STYLESHEET: &str = include_str!("../static/app.css");
 /// Live lists and keyboard shortcuts; every page works without it.
 const SCRIPT: &str = include_str!("../static/app.js");
+/// Offline reading (the service worker must be served from the root to
+/// see the whole site).
+const SERVICE_WORKER: &str = include_str!("../static/sw.js");
 
 /// A request from a logged-in user; anyone else is sent to the login page.
 pub(crate) struct Authed(pub(crate) Session);
@@ -253,7 +257,18 @@ async fn logout(
     check_csrf(&s, &form)?;
     web.inner.sessions.end(&s.token);
     let clear = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    Ok(([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response())
+    // The mail kept for offline reading goes with the session.
+    Ok((
+        [
+            (header::SET_COOKIE, clear),
+            (
+                HeaderName::from_static("clear-site-data"),
+                "\"cache\", \"storage\"".to_string(),
+            ),
+        ],
+        Redirect::to("/login"),
+    )
+        .into_response())
 }
 
 /// A state-changing form must carry the session's token.
@@ -287,6 +302,8 @@ pub(crate) struct Folder {
 /// A message list row.
 struct Row {
     uid: u32,
+    /// When it arrived, for offline keeping.
+    unix: i64,
     unread: bool,
     flagged: bool,
     date: String,
@@ -334,6 +351,7 @@ async fn mailbox_page(
             // The date the sender wrote, as mail clients list it; the
             // arrival time when it has none.
             date: day_and_time(summary.unix.unwrap_or(m.internal_date.unix)),
+            unix: m.internal_date.unix,
             uid: m.uid,
             unread: !m.flags.contains(Flags::SEEN),
             flagged: m.flags.contains(Flags::FLAGGED),
@@ -377,12 +395,15 @@ async fn message_page(
     State(web): State<Web>,
     Authed(s): Authed,
     Path((mailbox, uid)): Path<(i64, u32)>,
+    headers: HeaderMap,
 ) -> PageResult {
     let store = &web.inner.store;
     let mailbox = owned_mailbox(&web, &s, mailbox).await?;
     let (meta, raw) = message_of(&web, &mailbox, uid).await?;
-    // Opening a message reads it, as in every mail client.
-    if !meta.flags.contains(Flags::SEEN) {
+    // Opening a message reads it, as in every mail client; a copy fetched
+    // ahead for offline reading does not.
+    let prefetch = headers.contains_key("x-satchel-prefetch");
+    if !meta.flags.contains(Flags::SEEN) && !prefetch {
         let seen = FlagChange {
             op: FlagOp::Add,
             flags: Flags::SEEN,
@@ -599,6 +620,18 @@ async fn script() -> Response {
             (header::CACHE_CONTROL, "max-age=3600"),
         ],
         SCRIPT,
+    )
+        .into_response()
+}
+
+async fn service_worker() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            // A new version is picked up at the next page load.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        SERVICE_WORKER,
     )
         .into_response()
 }

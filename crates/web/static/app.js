@@ -7,6 +7,30 @@
     const page = main.dataset.page;
     const mailbox = main.dataset.mailbox;
 
+    // --- Offline: keep the recent messages of the list on this device. ----
+    const DAYS = Number(localStorage.getItem('satchel.offlineDays') || '14');
+    function keepRecent() {
+        const worker = navigator.serviceWorker && navigator.serviceWorker.controller;
+        if (!worker || page !== 'list' || DAYS <= 0) return;
+        const since = Date.now() / 1000 - DAYS * 86400;
+        const paths = [...document.querySelectorAll('table#messages tr.message')]
+            .filter(r => Number(r.dataset.unix || 0) >= since)
+            .map(r => r.querySelector('td.subject a')?.getAttribute('href'))
+            .filter(Boolean);
+        worker.postMessage({ keep: paths });
+    }
+    if ('serviceWorker' in navigator) {
+        navigator.serviceWorker.register('/sw.js').then(() => navigator.serviceWorker.ready).then(() => {
+            if (navigator.serviceWorker.controller) keepRecent();
+            else navigator.serviceWorker.addEventListener('controllerchange', keepRecent, { once: true });
+        }).catch(() => {});
+    }
+    const days = document.querySelector('#offline-days');
+    if (days) {
+        days.value = String(DAYS);
+        days.addEventListener('change', () => localStorage.setItem('satchel.offlineDays', String(Number(days.value) || 0)));
+    }
+
     // --- Live: what changed elsewhere shows here without a reload. -------
     let pending = null;
     function refresh(listToo) {

@@ -1,0 +1,79 @@
+// Offline reading in Debian's chromium: the list page has the service
+// worker keep its recent messages (without marking them read); with the
+// network cut (context.setOffline) a kept message opens; a logout clears
+// what was kept. Prints what it saw as one JSON line for
+// tests/test_web_offline.py.
+//
+// Usage: node web-offline.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import {
+    LOGIN_SUBMIT, LOGOUT_SUBMIT, fillLogin, finish, launch, listFacts, recorder, relativeTo, submit,
+} from './web-lib.mjs';
+
+const [base, user, password, shots, expectJson] = process.argv.slice(2);
+if (!expectJson) {
+    console.error('usage: node web-offline.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON');
+    process.exit(2);
+}
+const rel = relativeTo(base);
+const { out, step } = recorder();
+mkdirSync(shots, { recursive: true });
+
+const browser = await launch();
+try {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(15000);
+    const kept = () => page.evaluate(async () => {
+        const names = await caches.keys();
+        if (!names.includes('satchel-pages-v1')) return [];
+        return (await (await caches.open('satchel-pages-v1')).keys()).map(r => new URL(r.url).pathname);
+    });
+
+    let rows = [];
+    await step('kept', async () => {
+        await page.goto(base + '/login');
+        await fillLogin(page, user, password);
+        await submit(page, LOGIN_SUBMIT);
+        rows = (await listFacts(page)).rows;
+        const wanted = rows.map(r => r.href);
+        const deadline = Date.now() + 10000;
+        let have = [];
+        while (Date.now() < deadline) {
+            have = await kept();
+            if (wanted.every(h => have.includes(h))) break;
+            await page.waitForTimeout(200);
+        }
+        await page.reload();
+        const after = (await listFacts(page)).rows;
+        return { wanted, have, unreadAfter: after.filter(r => r.classes.includes('unread')).length };
+    });
+
+    await step('offline', async () => {
+        await ctx.setOffline(true);
+        const target = rows[1].href;
+        const resp = await page.goto(base + target);
+        const facts = {
+            status: resp ? resp.status() : null,
+            fromServiceWorker: resp ? resp.fromServiceWorker() : null,
+            subject: await page.$eval('h1.subject', e => e.innerText.trim()).catch(() => null),
+            body: await page.$eval('pre.body-text', e => e.innerText).catch(() => null),
+        };
+        await page.screenshot({ path: path.join(shots, 'offline.png') });
+        const missing = await page.goto(base + '/mail/999999/1');
+        facts.missing = { status: missing.status(), text: (await page.innerText('body')).slice(0, 100) };
+        await ctx.setOffline(false);
+        return facts;
+    });
+
+    await step('logout', async () => {
+        await page.goto(base + rows[0].href.split('/').slice(0, 3).join('/'));
+        await submit(page, LOGOUT_SUBMIT);
+        await page.waitForTimeout(300);
+        return { path: rel(page.url()), kept: await kept() };
+    });
+} finally {
+    await browser.close();
+}
+finish(out);
