@@ -122,6 +122,8 @@ def test_a_forward_as_attachment_carries_the_original(web):
 
 def test_a_draft_saved_twice_is_one_draft_and_sending_it_empties_drafts(web):
     draft, sent = steps(web, "draft", "draftSent")
+    # Bob was written to before (the reply): offered for completion.
+    assert BOB in draft["people"], draft["people"]
     assert draft["first"]["saved"], draft
     assert re.fullmatch(r"/compose\?draft=\d+&saved=1", draft["first"]["path"]), draft
     assert draft["second"]["form"]["body"].startswith("First words. Second thoughts."), draft

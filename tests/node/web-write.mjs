@@ -68,6 +68,7 @@ try {
 
     await step('draft', async () => {
         await page.goto(base + '/compose');
+        const people = await page.$$eval('datalist#people option', os => os.map(o => o.value));
         await page.fill('form#compose input[name=to]', want.other);
         await page.fill('form#compose input[name=subject]', 'Draft in progress');
         await page.fill('form#compose textarea[name=body]', 'First words.');
@@ -76,7 +77,7 @@ try {
         await page.fill('form#compose textarea[name=body]', 'First words. Second thoughts.');
         await send('draft');
         const second = { path: rel(page.url()), form: await form() };
-        return { first, second };
+        return { first, second, people };
     });
 
     await step('draftSent', async () => {

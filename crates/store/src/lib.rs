@@ -297,6 +297,9 @@ pub trait SpamData: Send + Sync {
     async fn record_correspondents(&self, account: AccountId, addresses: &[String]) -> Result<()>;
     /// How many messages the account has sent to `address`.
     async fn sent_to(&self, account: AccountId, address: &str) -> Result<u64>;
+    /// The addresses the account has written to, most written to first,
+    /// at most `limit` (the webmail's address completion).
+    async fn correspondents(&self, account: AccountId, limit: usize) -> Result<Vec<String>>;
 }
 
 /// Sieve scripts (RFC 5228, managed as RFC 5804 describes) and the

@@ -19,6 +19,9 @@ use crate::pages::{
 };
 use crate::session::{self, Session};
 
+/// Addresses offered for completion.
+const PEOPLE: usize = 500;
+
 /// What one form may carry in attachments, all together.
 pub const MAX_UPLOAD: usize = 25 << 20;
 
@@ -37,6 +40,8 @@ struct ComposePage<'a> {
     draft_uid: u32,
     error: Option<&'a str>,
     saved: bool,
+    /// The people the user has written to, for completion.
+    people: Vec<String>,
 }
 
 /// `/compose?reply=MB:UID` and the like.
@@ -124,6 +129,7 @@ async fn render(
         draft_uid: carry.draft_uid,
         error,
         saved,
+        people: web.inner.store.correspondents(s.account.id, PEOPLE).await?,
     }
     .render()?;
     Ok((status, Html(page)).into_response())

@@ -231,6 +231,20 @@ impl SpamData for SqliteStore {
             .await?;
         Ok(n.unwrap_or(0) as u64)
     }
+
+    async fn correspondents(&self, account: AccountId, limit: usize) -> Result<Vec<String>> {
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT address FROM correspondents WHERE account_id = ?1 \
+                     ORDER BY sent DESC, last_sent DESC, address LIMIT ?2",
+                    params![account, limit as i64],
+                    |r| r.get(0),
+                )
+            })
+            .await
+    }
 }
 
 /// Adds one message's tokens (a JSON array) to the model of `scope`.

@@ -658,6 +658,12 @@ pub async fn allow_and_block_lists_and_correspondents(t: T) {
     t.store.record_correspondents(id, &to[..1]).await.unwrap();
     assert_eq!(t.store.sent_to(id, "carol@example.net").await.unwrap(), 2);
     assert_eq!(t.store.sent_to(id, "DAVE@example.net").await.unwrap(), 1);
+    // Completion: most written to first, bounded.
+    assert_eq!(
+        t.store.correspondents(id, 10).await.unwrap(),
+        ["carol@example.net", "dave@example.net"]
+    );
+    assert_eq!(t.store.correspondents(id, 1).await.unwrap().len(), 1);
 }
 
 pub async fn sieve_scripts_one_active_at_most(t: T) {
