@@ -10,6 +10,7 @@ mod pop3;
 mod smtp;
 mod stats;
 mod submit;
+mod web;
 mod wire;
 
 use std::sync::Arc;
@@ -80,6 +81,18 @@ enum Mode {
         /// Recipients: `%d` is replaced by 1..=50.
         #[arg(long, default_value = "dest%d@remote.test")]
         rcpt: String,
+    },
+    /// Webmail clients (--port is HTTP), each logging in once through the
+    /// login form, then asking for INBOX's first list page, or for message
+    /// pages, until time is up.
+    Web {
+        #[arg(long, value_enum)]
+        app: web::App,
+        #[arg(long, value_enum)]
+        page: web::Page,
+        /// Messages in each INBOX (message pages ask for UIDs 1..=this).
+        #[arg(long, default_value_t = 10_000)]
+        messages: u32,
     },
     /// --clients connections logged in with IDLE on INBOX (--port is
     /// IMAP): the server's memory per connection, and with --smtp-port how
@@ -188,6 +201,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         client: n,
                     };
                     submit::client(plan, deadline, &stats, &accepted).await
+                }
+                Mode::Web {
+                    app,
+                    page,
+                    messages,
+                } => {
+                    let plan = web::Plan {
+                        target,
+                        app,
+                        page,
+                        messages,
+                        client: n,
+                    };
+                    web::client(plan, deadline, &stats).await
                 }
                 Mode::Idle { .. } => {}
             }

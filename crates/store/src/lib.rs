@@ -161,6 +161,9 @@ pub trait Mailboxes: Send + Sync {
     async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()>;
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
     async fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus>;
+    /// Unseen messages per mailbox of the account, in one read (mailboxes
+    /// with none are left out).
+    async fn unseen_counts(&self, account: AccountId) -> Result<Vec<(MailboxId, u32)>>;
     /// The messages nobody has seen as \Recent yet, as a UID range. With
     /// `claim`, they become \Recent for the caller alone (RFC 3501 2.3.2);
     /// without (EXAMINE), the caller sees them and so will the next one.
@@ -201,6 +204,15 @@ pub trait Messages: Send + Sync {
     async fn spam_note(&self, mailbox: MailboxId, uid: u32) -> Result<Option<SpamNote>>;
     /// The messages of a mailbox in UID order.
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
+    /// A page of a mailbox's messages, newest (highest UID) first: `limit`
+    /// of them after skipping `offset`; and how many the mailbox holds.
+    /// A list page reads only what it shows.
+    async fn newest(
+        &self,
+        mailbox: MailboxId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<MessageMeta>, u32)>;
     /// The index entries of some messages (those still there), in UID
     /// order: for commands that need their size, date or body.
     async fn details(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageMeta>>;

@@ -32,7 +32,8 @@ pub struct ListQuery {
     pub before: String,
     #[serde(default)]
     pub attachment: String,
-    /// "date" (the default), "from", "subject", "size".
+    /// "arrival" (the default: UID order), "date" (the internal date),
+    /// "from", "subject", "size".
     #[serde(default)]
     pub sort: String,
     /// "asc" or "desc" (the default).
@@ -78,6 +79,23 @@ pub async fn select(
     size: usize,
 ) -> Result<(Vec<(MessageMeta, Summary)>, usize), PageError> {
     let store = &web.inner.store;
+    if !query.searching() && matches!(query.sort.as_str(), "" | "arrival") && query.order != "asc" {
+        // The usual list: newest arrivals first, one page read.
+        let (page_of, total) = store
+            .newest(mailbox.id, page.saturating_sub(1) * size, size)
+            .await?;
+        let blobs: Vec<_> = page_of.iter().map(|m| m.blob.clone()).collect();
+        let bodies = store.read_blobs(&blobs).await?;
+        let shown = page_of
+            .into_iter()
+            .zip(bodies)
+            .map(|(m, body)| {
+                let summary = body.map(|b| message::summary(&b)).unwrap_or_default();
+                (m, summary)
+            })
+            .collect();
+        return Ok((shown, total as usize));
+    }
     let mut messages = store.messages(mailbox.id).await?;
     let since = day(&query.since);
     let before = day(&query.before);
@@ -110,11 +128,13 @@ pub async fn select(
     };
     match query.sort.as_str() {
         "size" => chosen.sort_by_key(|(m, _)| (m.size, m.uid)),
+        "date" => chosen.sort_by_key(|(m, _)| (m.internal_date.unix, m.uid)),
         "from" => chosen.sort_by_cached_key(|(m, s)| (key(s, |s| &s.from), m.uid)),
         "subject" => {
             chosen.sort_by_cached_key(|(m, s)| (key(s, |s| base_subject(&s.subject)), m.uid))
         }
-        _ => chosen.sort_by_key(|(m, _)| (m.internal_date.unix, m.uid)),
+        // Arrival: UID order.
+        _ => chosen.sort_by_key(|(m, _)| m.uid),
     }
     // Newest, largest, Z first unless asked otherwise; A first for names.
     let ascending = match query.order.as_str() {

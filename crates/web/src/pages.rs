@@ -691,17 +691,20 @@ pub(crate) async fn folders(
     let store = &web.inner.store;
     let mut boxes = store.list_mailboxes(s.account.id).await?;
     boxes.sort_by_key(|m| (rank(m), m.name.to_lowercase()));
-    let mut out = Vec::with_capacity(boxes.len());
-    for m in boxes {
-        let status = store.status(m.id).await?;
-        out.push(Folder {
+    let unseen: HashMap<MailboxId, u32> = store
+        .unseen_counts(s.account.id)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(boxes
+        .into_iter()
+        .map(|m| Folder {
             id: m.id,
             current: m.id == current,
-            unread: status.unseen,
+            unread: unseen.get(&m.id).copied().unwrap_or(0),
             name: m.name,
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 fn rank(m: &Mailbox) -> u8 {

@@ -167,6 +167,23 @@ impl Mailboxes for SqliteStore {
             .await
     }
 
+    async fn unseen_counts(&self, account: AccountId) -> Result<Vec<(MailboxId, u32)>> {
+        self.db
+            .read(move |c| {
+                // Through the partial index of unseen messages: the cost
+                // is the unseen mail, not the mailbox.
+                all(
+                    c,
+                    "SELECT m.mailbox_id, COUNT(*) FROM messages m INDEXED BY messages_unseen \
+                     JOIN mailboxes b ON b.id = m.mailbox_id \
+                     WHERE b.account_id = ?1 AND (m.flags & 1) = 0 GROUP BY m.mailbox_id",
+                    [account],
+                    |r| Ok((MailboxId(r.get(0)?), r.get(1)?)),
+                )
+            })
+            .await
+    }
+
     async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<std::ops::Range<u32>> {
         if !claim {
             // EXAMINE changes nothing: a read, no write turn.

@@ -81,6 +81,33 @@ impl Messages for SqliteStore {
             .await
     }
 
+    async fn newest(
+        &self,
+        mailbox: MailboxId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<MessageMeta>, u32)> {
+        self.db
+            .read(move |c| {
+                let tx = c.unchecked_transaction()?;
+                let page = all(
+                    &tx,
+                    select_messages!("WHERE mailbox_id = ?1 ORDER BY uid DESC LIMIT ?2 OFFSET ?3"),
+                    params![mailbox, limit as i64, offset as i64],
+                    message_from_row,
+                )?;
+                let total: i64 = one(
+                    &tx,
+                    "SELECT COUNT(*) FROM messages WHERE mailbox_id = ?1",
+                    [mailbox],
+                    |r| r.get(0),
+                )?
+                .unwrap_or(0);
+                Ok((page, total as u32))
+            })
+            .await
+    }
+
     async fn details(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageMeta>> {
         let uids = uid_json(uids);
         self.db

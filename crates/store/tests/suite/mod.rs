@@ -943,12 +943,43 @@ pub async fn the_queue_shares_the_body_of_a_stored_copy(t: T) {
     assert_eq!(t.blob_files(), 0);
 }
 
+pub async fn list_pages_and_unseen_counts_read_only_what_they_show(t: T) {
+    for i in 0..5 {
+        let flags = if i % 2 == 0 {
+            Flags::SEEN
+        } else {
+            Flags::empty()
+        };
+        t.add("INBOX", &format!("n{i}"), flags).await;
+    }
+    t.add("Junk", "j", Flags::empty()).await;
+    let inbox = t.mailbox("INBOX").await;
+    let (page, total) = t.store.newest(inbox.id, 0, 2).await.unwrap();
+    assert_eq!(total, 5);
+    assert_eq!(page.iter().map(|m| m.uid).collect::<Vec<_>>(), [5, 4]);
+    let (page, _) = t.store.newest(inbox.id, 4, 2).await.unwrap();
+    assert_eq!(page.iter().map(|m| m.uid).collect::<Vec<_>>(), [1]);
+    let junk = t.mailbox("Junk").await;
+    let mut unseen = t.store.unseen_counts(t.account.id).await.unwrap();
+    unseen.sort_by_key(|(m, _)| m.0);
+    let mut want = vec![(inbox.id, 2), (junk.id, 1)];
+    want.sort_by_key(|(m, _)| m.0);
+    assert_eq!(unseen, want);
+    // Read: the count follows.
+    t.store
+        .store_flags(inbox.id, &[2], &change(FlagOp::Add, Flags::SEEN, &[]), None)
+        .await
+        .unwrap();
+    let unseen = t.store.unseen_counts(t.account.id).await.unwrap();
+    assert!(unseen.contains(&(inbox.id, 1)), "{unseen:?}");
+}
+
 /// Runs every test above on one backend: `every_test!(open)`, where
 /// `open` is an `async fn() -> Backend` that makes a fresh, empty store.
 #[macro_export]
 macro_rules! every_test {
     ($open:path) => {
-        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy);
+        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
     };
     (@each $open:path; $($name:ident),*) => {
         $(
