@@ -212,6 +212,15 @@ def test_login_wrong_then_right_password(web):
         ("POST", "/login", 303), ("GET", "/mail", 303), ("GET", login["path"], 200)], login["chain"]
 
 
+def test_a_wrong_password_is_logged_for_fail2ban_like_every_door(web):
+    steps(web, "wrongPassword")
+    # The same check and throttle as IMAP's (door::login::check_password),
+    # so the same line: the delay itself is not timed here.
+    log = web["satchel"].log()
+    assert f"login failed: door=http user={ALICE} rip=127.0.0.1" in log, log[-2000:]
+    assert f"login: door=http user={ALICE} rip=127.0.0.1" in log
+
+
 def test_inbox_lists_messages_and_reading_marks_seen(web):
     login, lst, plain, after = steps(web, "login", "list", "plain", "listAfter")
     assert lst["path"] == login["path"]
