@@ -2,19 +2,16 @@
 a syntax error is shown at its line and nothing is saved; a good script is
 saved and filters the next delivery; the rule form writes Sieve that the
 editor shows and the outgoing phase obeys."""
-import json
 import smtplib
-import subprocess
 import tempfile
 import time
 
 import pytest
 
-from conftest import PASSWORD, ROOT, Satchel
+from conftest import PASSWORD, Satchel
+from webclient import browser_run, steps
 
 ALICE = "alice@example.test"
-NODE_DIR = ROOT / "tests" / "node"
-SHOTS = ROOT / "tests" / "artifacts" / "web"
 BROKEN = 'require ["fileinto"];\nif header :contains "subject" "Invoice" {\n  fileinto "Bills"\n}\n'
 FIXED = 'require ["fileinto"];\nif header :contains "subject" "Invoice" {\n  fileinto "Bills";\n}\n'
 
@@ -30,30 +27,10 @@ def web():
             for box in ("Bills", "Clients", "Clients/ACME"):
                 c.create(box)
             c.logout()
-            base = f"http://127.0.0.1:{s.ports['http']}"
-            out = subprocess.run(
-                ["node", str(NODE_DIR / "web-filters.mjs"), base, ALICE, PASSWORD, str(SHOTS),
-                 json.dumps({"broken": BROKEN, "fixed": FIXED})],
-                capture_output=True, timeout=120, cwd=NODE_DIR,
-            )
-            stdout = out.stdout.decode().strip()
-            assert stdout, f"web-filters.mjs printed nothing (exit {out.returncode}): {out.stderr.decode()}"
-            run = json.loads(stdout.splitlines()[-1])
-            run["_stderr"] = out.stderr.decode()
+            run = browser_run(s, "web-filters.mjs", ALICE, {"broken": BROKEN, "fixed": FIXED})
             yield {"run": run, "satchel": s}
         finally:
             s.stop()
-
-
-def steps(web, *names):
-    run = web["run"]
-    for name in names:
-        if name in run["errors"] or name not in run:
-            raise AssertionError(
-                f"browser step {name!r} failed: {run['errors'].get(name)}\n{run['_stderr'][-2000:]}\n"
-                f"--- serve.log tail ---\n{web['satchel'].log()[-3000:]}"
-            )
-    return [run[n] for n in names]
 
 
 def count(s, mailbox):

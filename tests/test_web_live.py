@@ -3,17 +3,14 @@
 list without a navigation (server-sent events from the change feed), and
 the Gmail-like keys move, open, go back, show their list and stay out of
 the way while typing."""
-import json
-import subprocess
 import tempfile
 
 import pytest
 
-from conftest import PASSWORD, ROOT, Satchel
+from conftest import Satchel
+from webclient import browser_run, steps
 
 ALICE = "alice@example.test"
-NODE_DIR = ROOT / "tests" / "node"
-SHOTS = ROOT / "tests" / "artifacts" / "web"
 SUBJECTS = ["Third", "Second", "First"]  # newest first, as the list shows them
 
 
@@ -29,30 +26,11 @@ def web():
             ).encode())
         s.start()
         try:
-            base = f"http://127.0.0.1:{s.ports['http']}"
             want = {"imap": s.ports["imap"], "subjects": SUBJECTS}
-            out = subprocess.run(
-                ["node", str(NODE_DIR / "web-live.mjs"), base, ALICE, PASSWORD, str(SHOTS), json.dumps(want)],
-                capture_output=True, timeout=120, cwd=NODE_DIR,
-            )
-            stdout = out.stdout.decode().strip()
-            assert stdout, f"web-live.mjs printed nothing (exit {out.returncode}): {out.stderr.decode()}"
-            run = json.loads(stdout.splitlines()[-1])
-            run["_stderr"] = out.stderr.decode()
+            run = browser_run(s, "web-live.mjs", ALICE, want)
             yield {"run": run, "satchel": s}
         finally:
             s.stop()
-
-
-def steps(web, *names):
-    run = web["run"]
-    for name in names:
-        if name in run["errors"] or name not in run:
-            raise AssertionError(
-                f"browser step {name!r} failed: {run['errors'].get(name)}\n{run['_stderr'][-2000:]}\n"
-                f"--- serve.log tail ---\n{web['satchel'].log()[-3000:]}"
-            )
-    return [run[n] for n in names]
 
 
 def test_an_imap_append_appears_in_the_open_list_without_a_reload(web):

@@ -2,17 +2,14 @@
 (tests/node/web-offline.mjs): the service worker keeps the list's recent
 messages without marking them read; with the network cut, a kept message
 opens and one never kept says so; a logout clears what was kept."""
-import json
-import subprocess
 import tempfile
 
 import pytest
 
-from conftest import PASSWORD, ROOT, Satchel
+from conftest import Satchel
+from webclient import browser_run, steps
 
 ALICE = "alice@example.test"
-NODE_DIR = ROOT / "tests" / "node"
-SHOTS = ROOT / "tests" / "artifacts" / "web"
 SUBJECTS = ["Newest", "Middle", "Oldest"]
 
 
@@ -28,29 +25,10 @@ def web():
             ).encode())
         s.start()
         try:
-            base = f"http://127.0.0.1:{s.ports['http']}"
-            out = subprocess.run(
-                ["node", str(NODE_DIR / "web-offline.mjs"), base, ALICE, PASSWORD, str(SHOTS), "{}"],
-                capture_output=True, timeout=120, cwd=NODE_DIR,
-            )
-            stdout = out.stdout.decode().strip()
-            assert stdout, f"web-offline.mjs printed nothing (exit {out.returncode}): {out.stderr.decode()}"
-            run = json.loads(stdout.splitlines()[-1])
-            run["_stderr"] = out.stderr.decode()
+            run = browser_run(s, "web-offline.mjs", ALICE)
             yield {"run": run, "satchel": s}
         finally:
             s.stop()
-
-
-def steps(web, *names):
-    run = web["run"]
-    for name in names:
-        if name in run["errors"] or name not in run:
-            raise AssertionError(
-                f"browser step {name!r} failed: {run['errors'].get(name)}\n{run['_stderr'][-2000:]}\n"
-                f"--- serve.log tail ---\n{web['satchel'].log()[-3000:]}"
-            )
-    return [run[n] for n in names]
 
 
 def test_recent_messages_are_kept_without_being_read(web):

@@ -4,19 +4,16 @@ the POP3 mode is the account's; a vacation reply goes into the Sieve script
 and out again; a password change needs the current password and the same
 new one twice, then works for IMAP and ends the other web sessions."""
 import imaplib
-import json
 import sqlite3
-import subprocess
 import tempfile
 
 import pytest
 
-from conftest import PASSWORD, ROOT, Satchel
+from conftest import PASSWORD, Satchel
+from webclient import browser_run, steps
 
 ALICE = "alice@example.test"
 NEW = "a-much-longer-secret"
-NODE_DIR = ROOT / "tests" / "node"
-SHOTS = ROOT / "tests" / "artifacts" / "web"
 
 
 @pytest.fixture(scope="module")
@@ -26,30 +23,10 @@ def web():
         s.add_user(ALICE)
         s.start()
         try:
-            base = f"http://127.0.0.1:{s.ports['http']}"
-            out = subprocess.run(
-                ["node", str(NODE_DIR / "web-settings.mjs"), base, ALICE, PASSWORD, str(SHOTS),
-                 json.dumps({"newPassword": NEW})],
-                capture_output=True, timeout=120, cwd=NODE_DIR,
-            )
-            stdout = out.stdout.decode().strip()
-            assert stdout, f"web-settings.mjs printed nothing (exit {out.returncode}): {out.stderr.decode()}"
-            run = json.loads(stdout.splitlines()[-1])
-            run["_stderr"] = out.stderr.decode()
+            run = browser_run(s, "web-settings.mjs", ALICE, {"newPassword": NEW})
             yield {"run": run, "satchel": s}
         finally:
             s.stop()
-
-
-def steps(web, *names):
-    run = web["run"]
-    for name in names:
-        if name in run["errors"] or name not in run:
-            raise AssertionError(
-                f"browser step {name!r} failed: {run['errors'].get(name)}\n{run['_stderr'][-2000:]}\n"
-                f"--- serve.log tail ---\n{web['satchel'].log()[-3000:]}"
-            )
-    return [run[n] for n in names]
 
 
 def test_a_session_ended_from_another_is_over(web):

@@ -5,22 +5,18 @@ the spam score, delete and empty Trash; and what a forged or foreign form
 gets. Screenshots go to tests/artifacts/web/."""
 import base64
 import http.client
-import json
 import re
 import sqlite3
-import subprocess
 import tempfile
 import time
 
 import pytest
 
-from conftest import PASSWORD, ROOT, Satchel
-from webclient import WebSession
+from conftest import Satchel
+from webclient import WebSession, browser_run, steps
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
-NODE_DIR = ROOT / "tests" / "node"
-SHOTS = ROOT / "tests" / "artifacts" / "web"
 
 JUNKY = "Your parcel is waiting"
 POSSIBLE = "Invoice from a new supplier"
@@ -66,7 +62,6 @@ def trained(s):
 
 @pytest.fixture(scope="module")
 def web():
-    SHOTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         s = Satchel(tmp, 'http = ["127.0.0.1:0"]\n', doors=7)
         s.add_user(ALICE)
@@ -79,30 +74,11 @@ def web():
         before = trained(s)
         s.start()
         try:
-            base = f"http://127.0.0.1:{s.ports['http']}"
             want = {"junky": JUNKY, "possible": POSSIBLE, "attached": ATTACHED, "scored": SCORED, "deletable": DELETABLE}
-            out = subprocess.run(
-                ["node", str(NODE_DIR / "web-sort.mjs"), base, ALICE, PASSWORD, str(SHOTS), json.dumps(want)],
-                capture_output=True, timeout=120, cwd=NODE_DIR,
-            )
-            stdout = out.stdout.decode().strip()
-            assert stdout, f"web-sort.mjs printed nothing (exit {out.returncode}): {out.stderr.decode()}"
-            run = json.loads(stdout.splitlines()[-1])
-            run["_stderr"] = out.stderr.decode()
+            run = browser_run(s, "web-sort.mjs", ALICE, want)
             yield {"run": run, "satchel": s, "port": s.ports["http"], "before": before}
         finally:
             s.stop()
-
-
-def steps(web, *names):
-    run = web["run"]
-    for name in names:
-        if name in run["errors"] or name not in run:
-            raise AssertionError(
-                f"browser step {name!r} failed: {run['errors'].get(name)}\n{run['_stderr'][-2000:]}\n"
-                f"--- serve.log tail ---\n{web['satchel'].log()[-3000:]}"
-            )
-    return [run[n] for n in names]
 
 
 def has(subjects, text):

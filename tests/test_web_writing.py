@@ -7,27 +7,22 @@ address is refused with the form kept."""
 import email
 import email.utils
 import http.client
-import json
 import re
-import subprocess
 import tempfile
 
 import pytest
 
-from conftest import PASSWORD, ROOT, Satchel
-from webclient import WebSession
+from conftest import Satchel
+from webclient import WebSession, browser_run, steps
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
-NODE_DIR = ROOT / "tests" / "node"
-SHOTS = ROOT / "tests" / "artifacts" / "web"
 ORIGINAL = "Plans for Friday"
 FILE_BYTES = b"agenda: lunch, then the park\n"
 
 
 @pytest.fixture(scope="module")
 def web():
-    SHOTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         s = Satchel(tmp, 'http = ["127.0.0.1:0"]\n', doors=7)
         s.add_user(ALICE)
@@ -41,30 +36,11 @@ def web():
         attach.write_bytes(FILE_BYTES)
         s.start()
         try:
-            base = f"http://127.0.0.1:{s.ports['http']}"
             want = {"original": ORIGINAL, "other": BOB, "file": str(attach)}
-            out = subprocess.run(
-                ["node", str(NODE_DIR / "web-write.mjs"), base, ALICE, PASSWORD, str(SHOTS), json.dumps(want)],
-                capture_output=True, timeout=120, cwd=NODE_DIR,
-            )
-            stdout = out.stdout.decode().strip()
-            assert stdout, f"web-write.mjs printed nothing (exit {out.returncode}): {out.stderr.decode()}"
-            run = json.loads(stdout.splitlines()[-1])
-            run["_stderr"] = out.stderr.decode()
+            run = browser_run(s, "web-write.mjs", ALICE, want)
             yield {"run": run, "satchel": s}
         finally:
             s.stop()
-
-
-def steps(web, *names):
-    run = web["run"]
-    for name in names:
-        if name in run["errors"] or name not in run:
-            raise AssertionError(
-                f"browser step {name!r} failed: {run['errors'].get(name)}\n{run['_stderr'][-2000:]}\n"
-                f"--- serve.log tail ---\n{web['satchel'].log()[-3000:]}"
-            )
-    return [run[n] for n in names]
 
 
 def addr(field):

@@ -52,3 +52,45 @@ class WebSession:
         if csrf:
             fields.setdefault("csrf", self.csrf)
         return self.request("POST", path, urllib.parse.urlencode(fields))
+
+
+# --- Browser runs ------------------------------------------------------------
+# Each browser test file runs one script of tests/node (playwright-core on
+# Debian's chromium) once per module and checks the facts it printed.
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+
+from conftest import ROOT  # noqa: E402
+
+NODE_DIR = ROOT / "tests" / "node"
+SHOTS = ROOT / "tests" / "artifacts" / "web"
+
+
+def browser_run(satchel, script, user, want=None):
+    """Runs tests/node/SCRIPT against the server's http door as `user`; the
+    facts it printed, with its stderr under `_stderr`."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    base = f"http://127.0.0.1:{satchel.ports['http']}"
+    out = subprocess.run(
+        ["node", str(NODE_DIR / script), base, user, PASSWORD, str(SHOTS), json.dumps(want or {})],
+        capture_output=True, timeout=120, cwd=NODE_DIR,
+    )
+    stdout = out.stdout.decode().strip()
+    assert stdout, f"{script} printed nothing (exit {out.returncode}): {out.stderr.decode()}"
+    run = json.loads(stdout.splitlines()[-1])
+    run["_stderr"] = out.stderr.decode()
+    return run
+
+
+def steps(web, *names):
+    """The facts of these steps of web["run"], failing with the step's own
+    error and the server's log when one did not complete."""
+    run = web["run"]
+    for name in names:
+        if name in run["errors"] or name not in run:
+            raise AssertionError(
+                f"browser step {name!r} failed: {run['errors'].get(name)}\n{run['_stderr'][-2000:]}\n"
+                f"--- serve.log tail ---\n{web['satchel'].log()[-3000:]}"
+            )
+    return [run[n] for n in names]

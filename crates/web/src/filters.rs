@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Redirect};
 use serde::Deserialize;
 
 use crate::Web;
-use crate::pages::{Authed, Folder, Kind, PageError, PageResult, check_csrf, folders, special};
+use crate::pages::{Authed, Folder, PageError, PageResult, check_csrf, folders};
 use crate::session::Session;
 
 /// The script's name when the account has none active yet.
@@ -172,11 +172,10 @@ async fn render(
     saved: bool,
     status: StatusCode,
 ) -> PageResult {
-    let inbox = special(web, s, Kind::Inbox).await?;
     let page = FiltersPage {
         account: &s.account.address,
         csrf: &s.csrf,
-        folders: folders(web, s, inbox.id).await?,
+        folders: folders(web, s, None).await?,
         script,
         error,
         saved,

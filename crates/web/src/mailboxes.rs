@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Redirect};
 use serde::Deserialize;
 
 use crate::Web;
-use crate::pages::{Authed, Folder, Kind, PageError, PageResult, check_csrf, folders, special};
+use crate::pages::{Authed, Folder, Kind, PageError, PageResult, check_csrf, folders};
 use crate::session::Session;
 
 #[derive(Template)]
@@ -55,7 +55,6 @@ async fn render(
     status: StatusCode,
 ) -> PageResult {
     let store = &web.inner.store;
-    let inbox = special(web, s, Kind::Inbox).await?;
     let mut boxes = store.list_mailboxes(s.account.id).await?;
     boxes.sort_by_key(|m| m.name.to_lowercase());
     let mut rows = Vec::with_capacity(boxes.len());
@@ -70,7 +69,7 @@ async fn render(
     let page = MailboxesPage {
         account: &s.account.address,
         csrf: &s.csrf,
-        folders: folders(web, s, inbox.id).await?,
+        folders: folders(web, s, None).await?,
         rows,
         notice,
         error,

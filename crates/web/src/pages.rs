@@ -335,7 +335,7 @@ async fn mailbox_page(
     Query(query): Query<ListQuery>,
 ) -> PageResult {
     let mailbox = owned_mailbox(&web, &s, mailbox).await?;
-    let folders = folders(&web, &s, mailbox.id).await?;
+    let folders = folders(&web, &s, Some(mailbox.id)).await?;
     let size = web.inner.settings.page_size.max(1);
     let wanted = query.page.unwrap_or(1).max(1);
     let (mut shown, mut total) = listing::select(&web, &mailbox, &query, wanted, size).await?;
@@ -411,7 +411,7 @@ async fn message_page(
         };
         store.store_flags(mailbox.id, &[uid], &seen, None).await?;
     }
-    let folders = folders(&web, &s, mailbox.id).await?;
+    let folders = folders(&web, &s, Some(mailbox.id)).await?;
     let spam = store.spam_note(mailbox.id, uid).await?;
     let page = MessagePage {
         account: &s.account.address,
@@ -686,7 +686,7 @@ pub(crate) async fn message_of(
 pub(crate) async fn folders(
     web: &Web,
     s: &Session,
-    current: MailboxId,
+    current: Option<MailboxId>,
 ) -> Result<Vec<Folder>, PageError> {
     let store = &web.inner.store;
     let mut boxes = store.list_mailboxes(s.account.id).await?;
@@ -700,7 +700,7 @@ pub(crate) async fn folders(
         .into_iter()
         .map(|m| Folder {
             id: m.id,
-            current: m.id == current,
+            current: Some(m.id) == current,
             unread: unseen.get(&m.id).copied().unwrap_or(0),
             name: m.name,
         })

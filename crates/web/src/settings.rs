@@ -15,7 +15,7 @@ use store::Pop3Delete;
 
 use crate::Web;
 use crate::filters::{active_script, put_script, quoted};
-use crate::pages::{Authed, Folder, Kind, PageError, PageResult, check_csrf, folders, special};
+use crate::pages::{Authed, Folder, PageError, PageResult, check_csrf, folders};
 use crate::session::{Listed, Session};
 
 /// Shortest password the page accepts.
@@ -82,11 +82,10 @@ async fn render(
         .map(Pop3Delete::as_str)
         .unwrap_or("default");
     let script = active_script(web, s.account.id).await?;
-    let inbox = special(web, s, Kind::Inbox).await?;
     let page = SettingsPage {
         account: &s.account.address,
         csrf: &s.csrf,
-        folders: folders(web, s, inbox.id).await?,
+        folders: folders(web, s, None).await?,
         pop3,
         vacation: vacation_of(&script),
         sessions: web.inner.sessions.of_account(s.account.id, &s.token),

@@ -117,11 +117,10 @@ async fn render(
     saved: bool,
     status: StatusCode,
 ) -> PageResult {
-    let inbox = special(web, s, Kind::Inbox).await?;
     let page = ComposePage {
         account: &s.account.address,
         csrf: &s.csrf,
-        folders: folders(web, s, inbox.id).await?,
+        folders: folders(web, s, None).await?,
         draft,
         answers: carry.answers,
         forward: carry.forward,
@@ -230,75 +229,84 @@ pub async fn compose_post(
         .rsplit_once('@')
         .map(|(_, d)| d.to_string())
         .unwrap_or_else(|| "localhost".into());
-
-    if get("action") == "draft" {
-        let raw = match draft.build(&s.account.address, &host) {
-            Ok(raw) => raw,
-            Err(e) => {
-                return render(
-                    &web,
-                    &s,
-                    &draft,
-                    carry,
-                    Some(&e),
-                    false,
-                    StatusCode::BAD_REQUEST,
-                )
-                .await;
-            }
-        };
-        let uid = save_draft(&web, &s, &raw, old_draft).await?;
-        return Ok(Redirect::to(&format!("/compose?draft={uid}&saved=1")).into_response());
-    }
-
-    let recipients = match draft.recipients() {
-        Ok(r) => r,
-        Err(e) => {
-            return render(
-                &web,
-                &s,
-                &draft,
-                carry,
-                Some(&e),
-                false,
-                StatusCode::BAD_REQUEST,
-            )
-            .await;
-        }
+    let done = if get("action") == "draft" {
+        save(&web, &s, &draft, &host, old_draft).await
+    } else {
+        send(&web, &s, peer, &draft, &host, &answers, old_draft).await
     };
+    match done {
+        Ok(response) => Ok(response),
+        Err(Refusal::Page(e)) => Err(e),
+        // The form again, as it was, with what to change.
+        Err(Refusal::Form(status, why)) => {
+            render(&web, &s, &draft, carry, Some(&why), false, status).await
+        }
+    }
+}
+
+/// Why a form was not sent or saved: something to tell the user on the
+/// form, or a page error.
+enum Refusal {
+    Form(StatusCode, String),
+    Page(PageError),
+}
+
+impl From<PageError> for Refusal {
+    fn from(e: PageError) -> Refusal {
+        Refusal::Page(e)
+    }
+}
+
+impl From<store::Error> for Refusal {
+    fn from(e: store::Error) -> Refusal {
+        Refusal::Page(e.into())
+    }
+}
+
+fn refused(status: StatusCode, why: impl Into<String>) -> Refusal {
+    Refusal::Form(status, why.into())
+}
+
+async fn save(
+    web: &Web,
+    s: &Session,
+    draft: &Draft,
+    host: &str,
+    old_draft: u32,
+) -> Result<axum::response::Response, Refusal> {
+    let raw = draft
+        .build(&s.account.address, host)
+        .map_err(|e| refused(StatusCode::BAD_REQUEST, e))?;
+    let uid = save_draft(web, s, &raw, old_draft).await?;
+    Ok(Redirect::to(&format!("/compose?draft={uid}&saved=1")).into_response())
+}
+
+async fn send(
+    web: &Web,
+    s: &Session,
+    peer: SocketAddr,
+    draft: &Draft,
+    host: &str,
+    answers: &str,
+    old_draft: u32,
+) -> Result<axum::response::Response, Refusal> {
+    let recipients = draft
+        .recipients()
+        .map_err(|e| refused(StatusCode::BAD_REQUEST, e))?;
     if let Err(over) = web.inner.hourly.take(s.account.id) {
-        let e = format!(
-            "You have sent {} messages in the last hour, the most this server allows. Try again in {} minutes.",
-            over.max,
-            over.retry_in.as_secs().div_ceil(60)
-        );
         tracing::warn!("http: {} is at the hourly sending limit", s.account.address);
-        return render(
-            &web,
-            &s,
-            &draft,
-            carry,
-            Some(&e),
-            false,
+        return Err(refused(
             StatusCode::TOO_MANY_REQUESTS,
-        )
-        .await;
+            format!(
+                "You have sent {} messages in the last hour, the most this server allows. Try again in {} minutes.",
+                over.max,
+                over.retry_in.as_secs().div_ceil(60)
+            ),
+        ));
     }
-    let raw = match draft.build(&s.account.address, &host) {
-        Ok(raw) => raw,
-        Err(e) => {
-            return render(
-                &web,
-                &s,
-                &draft,
-                carry,
-                Some(&e),
-                false,
-                StatusCode::BAD_REQUEST,
-            )
-            .await;
-        }
-    };
+    let raw = draft
+        .build(&s.account.address, host)
+        .map_err(|e| refused(StatusCode::BAD_REQUEST, e))?;
     let sent = web
         .inner
         .pipeline
@@ -314,72 +322,50 @@ pub async fn compose_post(
             },
             sent_copy: web.inner.settings.sent_copy,
         })
-        .await;
-    let sent = match sent {
-        Ok(sent) => sent,
-        Err(pipeline::Error::Rejected(why)) => {
-            let e = format!("Your filter refused this message: {why}");
-            return render(
-                &web,
-                &s,
-                &draft,
-                carry,
-                Some(&e),
-                false,
+        .await
+        .map_err(|e| match e {
+            pipeline::Error::Rejected(why) => refused(
                 StatusCode::BAD_REQUEST,
-            )
-            .await;
-        }
-        Err(e) => {
-            tracing::error!("http: sending for {} failed: {e}", s.account.address);
-            let e = "The message could not be sent just now; it is not lost from this page. Try again in a moment.";
-            return render(
-                &web,
-                &s,
-                &draft,
-                carry,
-                Some(e),
-                false,
-                StatusCode::SERVICE_UNAVAILABLE,
-            )
-            .await;
-        }
-    };
+                format!("Your filter refused this message: {why}"),
+            ),
+            e => {
+                tracing::error!("http: sending for {} failed: {e}", s.account.address);
+                refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The message could not be sent just now; it is not lost from this page. Try again in a moment.",
+                )
+            }
+        })?;
     tracing::info!(
         "http: {} sent {} ({} recipients)",
         s.account.address,
         sent.qid,
         recipients.len()
     );
+    let store = &web.inner.store;
     // What a mail client does after sending: the original is answered, and
     // the draft this was is gone.
-    if let Some((mailbox, uid)) = parse_ref(&answers)
-        && let Ok(m) = owned_mailbox(&web, &s, mailbox).await
+    if let Some((mailbox, uid)) = parse_ref(answers)
+        && let Ok(m) = owned_mailbox(web, s, mailbox).await
     {
         let answered = FlagChange {
             op: FlagOp::Add,
             flags: Flags::ANSWERED,
             keywords: Vec::new(),
         };
-        web.inner
-            .store
-            .store_flags(m.id, &[uid], &answered, None)
-            .await?;
+        store.store_flags(m.id, &[uid], &answered, None).await?;
     }
     if old_draft > 0 {
-        let drafts = special(&web, &s, Kind::Drafts).await?;
-        web.inner
-            .store
-            .expunge(drafts.id, &[old_draft], false)
-            .await?;
+        let drafts = special(web, s, Kind::Drafts).await?;
+        store.expunge(drafts.id, &[old_draft], false).await?;
     }
     let to = match sent.sent.first() {
-        Some(d) => web.inner.store.mailbox(s.account.id, &d.mailbox).await?,
+        Some(d) => store.mailbox(s.account.id, &d.mailbox).await?,
         None => None,
     };
     let to = match to {
         Some(m) => m,
-        None => special(&web, &s, Kind::Inbox).await?,
+        None => special(web, s, Kind::Inbox).await?,
     };
     Ok(Redirect::to(&format!("/mail/{}", to.id)).into_response())
 }
