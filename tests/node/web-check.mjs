@@ -14,22 +14,14 @@
 // too). The exit code is 1 when any step failed, with the failures on stderr.
 // Nothing here downloads a browser: chromium is /usr/bin/chromium.
 import {
-    LOGIN_SUBMIT, LOGOUT_SUBMIT, chain as chainOf, fillLogin, finish, launch, listFacts, recorder,
-    relativeTo, submit,
+    LOGIN_SUBMIT, LOGOUT_SUBMIT, chain as chainOf, fillLogin, finish, args, launch, listFacts, recorder,
+    submit,
 } from './web-lib.mjs';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
-const [base, user, password, shots, expectJson] = process.argv.slice(2);
-if (!expectJson) {
-    console.error('usage: node web-check.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON');
-    process.exit(2);
-}
-const want = JSON.parse(expectJson);
-const rel = relativeTo(base);
+const { base, user, password, shots, want, rel } = args('web-check.mjs');
 const chain = resp => chainOf(resp, rel);
 const { out, step } = recorder();
-mkdirSync(shots, { recursive: true });
 
 const browser = await launch();
 try {

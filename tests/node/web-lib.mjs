@@ -2,7 +2,20 @@
 // errors, URLs relative to Satchel's origin, form helpers and the facts of a
 // mailbox page. Nothing here downloads a browser: chromium is
 // /usr/bin/chromium.
+import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
+
+// The command line every script takes: BASE USER PASSWORD SHOTDIR
+// EXPECT_JSON; the screenshot folder made, and a URL shortener for BASE.
+export function args(script) {
+    const [base, user, password, shots, expectJson] = process.argv.slice(2);
+    if (!expectJson) {
+        console.error(`usage: node ${script} BASE USER PASSWORD SHOTDIR EXPECT_JSON`);
+        process.exit(2);
+    }
+    mkdirSync(shots, { recursive: true });
+    return { base, user, password, shots, want: JSON.parse(expectJson), rel: relativeTo(base) };
+}
 
 export function launch() {
     return chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });

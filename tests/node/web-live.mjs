@@ -5,22 +5,14 @@
 //
 // Usage: node web-live.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON
 //   EXPECT_JSON  {"imap": port, "subjects": [newest first, as listed]}
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import {
-    LOGIN_SUBMIT, fillLogin, finish, launch, listFacts, recorder, relativeTo, submit,
+    LOGIN_SUBMIT, fillLogin, finish, args, launch, listFacts, recorder, submit,
 } from './web-lib.mjs';
 
-const [base, user, password, shots, expectJson] = process.argv.slice(2);
-if (!expectJson) {
-    console.error('usage: node web-live.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON');
-    process.exit(2);
-}
-const want = JSON.parse(expectJson);
-const rel = relativeTo(base);
+const { base, user, password, shots, want, rel } = args('web-live.mjs');
 const { out, step } = recorder();
-mkdirSync(shots, { recursive: true });
 
 const browser = await launch();
 try {

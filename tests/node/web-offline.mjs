@@ -5,20 +5,13 @@
 // tests/test_web_offline.py.
 //
 // Usage: node web-offline.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-    LOGIN_SUBMIT, LOGOUT_SUBMIT, fillLogin, finish, launch, listFacts, recorder, relativeTo, submit,
+    LOGIN_SUBMIT, LOGOUT_SUBMIT, fillLogin, finish, args, launch, listFacts, recorder, submit,
 } from './web-lib.mjs';
 
-const [base, user, password, shots, expectJson] = process.argv.slice(2);
-if (!expectJson) {
-    console.error('usage: node web-offline.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON');
-    process.exit(2);
-}
-const rel = relativeTo(base);
+const { base, user, password, shots, want, rel } = args('web-offline.mjs');
 const { out, step } = recorder();
-mkdirSync(shots, { recursive: true });
 
 const browser = await launch();
 try {

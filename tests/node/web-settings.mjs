@@ -5,19 +5,11 @@
 //
 // Usage: node web-settings.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON
 //   EXPECT_JSON  {"newPassword": the password to change to}
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { LOGIN_SUBMIT, fillLogin, finish, launch, recorder, relativeTo, submit } from './web-lib.mjs';
+import { LOGIN_SUBMIT, fillLogin, finish, args, launch, recorder, submit } from './web-lib.mjs';
 
-const [base, user, password, shots, expectJson] = process.argv.slice(2);
-if (!expectJson) {
-    console.error('usage: node web-settings.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON');
-    process.exit(2);
-}
-const want = JSON.parse(expectJson);
-const rel = relativeTo(base);
+const { base, user, password, shots, want, rel } = args('web-settings.mjs');
 const { out, step } = recorder();
-mkdirSync(shots, { recursive: true });
 
 const browser = await launch();
 try {
