@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Redirect};
 use serde::Deserialize;
 
 use crate::Web;
-use crate::pages::{Authed, Folder, PageError, PageResult, check_csrf, folders};
+use crate::pages::{Authed, Frame, PageError, PageResult, check_csrf, frame};
 use crate::session::Session;
 
 /// The script's name when the account has none active yet.
@@ -21,9 +21,7 @@ pub const SCRIPT_NAME: &str = "satchel";
 #[derive(Template)]
 #[template(path = "filters.html")]
 struct FiltersPage<'a> {
-    account: &'a str,
-    csrf: &'a str,
-    folders: Vec<Folder>,
+    frame: Frame,
     script: &'a str,
     error: Option<ScriptError>,
     saved: bool,
@@ -173,9 +171,7 @@ async fn render(
     status: StatusCode,
 ) -> PageResult {
     let page = FiltersPage {
-        account: &s.account.address,
-        csrf: &s.csrf,
-        folders: folders(web, s, None).await?,
+        frame: frame(web, s, None).await?,
         script,
         error,
         saved,

@@ -11,15 +11,13 @@ use axum::response::{Html, IntoResponse, Redirect};
 use serde::Deserialize;
 
 use crate::Web;
-use crate::pages::{Authed, Folder, Kind, PageError, PageResult, check_csrf, folders};
+use crate::pages::{Authed, Frame, Kind, PageError, PageResult, check_csrf, frame};
 use crate::session::Session;
 
 #[derive(Template)]
 #[template(path = "mailboxes.html")]
 struct MailboxesPage<'a> {
-    account: &'a str,
-    csrf: &'a str,
-    folders: Vec<Folder>,
+    frame: Frame,
     rows: Vec<Row>,
     notice: Option<&'a str>,
     error: Option<&'a str>,
@@ -67,9 +65,7 @@ async fn render(
         });
     }
     let page = MailboxesPage {
-        account: &s.account.address,
-        csrf: &s.csrf,
-        folders: folders(web, s, None).await?,
+        frame: frame(web, s, None).await?,
         rows,
         notice,
         error,

@@ -313,9 +313,7 @@ struct Row {
 #[derive(Template)]
 #[template(path = "mailbox.html")]
 struct MailboxPage<'a> {
-    account: &'a str,
-    csrf: &'a str,
-    folders: Vec<Folder>,
+    frame: Frame,
     mailbox: &'a Mailbox,
     kind: Kind,
     rows: Vec<Row>,
@@ -335,7 +333,7 @@ async fn mailbox_page(
     Query(query): Query<ListQuery>,
 ) -> PageResult {
     let mailbox = owned_mailbox(&web, &s, mailbox).await?;
-    let folders = folders(&web, &s, Some(mailbox.id)).await?;
+    let frame = frame(&web, &s, Some(mailbox.id)).await?;
     let size = web.inner.settings.page_size.max(1);
     let wanted = query.page.unwrap_or(1).max(1);
     let (mut shown, mut total) = listing::select(&web, &mailbox, &query, wanted, size).await?;
@@ -360,9 +358,7 @@ async fn mailbox_page(
         .collect();
     let qs = query.without_page();
     let page = MailboxPage {
-        account: &s.account.address,
-        csrf: &s.csrf,
-        folders,
+        frame,
         kind: Kind::of(&mailbox),
         mailbox: &mailbox,
         rows,
@@ -380,9 +376,7 @@ async fn mailbox_page(
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
-    account: &'a str,
-    csrf: &'a str,
-    folders: Vec<Folder>,
+    frame: Frame,
     mailbox: &'a Mailbox,
     kind: Kind,
     uid: u32,
@@ -411,12 +405,10 @@ async fn message_page(
         };
         store.store_flags(mailbox.id, &[uid], &seen, None).await?;
     }
-    let folders = folders(&web, &s, Some(mailbox.id)).await?;
+    let frame = frame(&web, &s, Some(mailbox.id)).await?;
     let spam = store.spam_note(mailbox.id, uid).await?;
     let page = MessagePage {
-        account: &s.account.address,
-        csrf: &s.csrf,
-        folders,
+        frame,
         kind: Kind::of(&mailbox),
         mailbox: &mailbox,
         uid,
@@ -681,9 +673,29 @@ pub(crate) async fn message_of(
     Ok((meta, raw))
 }
 
+/// What every page around the content shows: the account, the token its
+/// forms carry, the mailboxes (`current` highlighted).
+pub(crate) struct Frame {
+    pub(crate) account: String,
+    pub(crate) csrf: String,
+    pub(crate) folders: Vec<Folder>,
+}
+
+pub(crate) async fn frame(
+    web: &Web,
+    s: &Session,
+    current: Option<MailboxId>,
+) -> Result<Frame, PageError> {
+    Ok(Frame {
+        account: s.account.address.clone(),
+        csrf: s.csrf.clone(),
+        folders: folders(web, s, current).await?,
+    })
+}
+
 /// The account's mailboxes with their unread counts: INBOX, the special
 /// ones, then the rest by name.
-pub(crate) async fn folders(
+async fn folders(
     web: &Web,
     s: &Session,
     current: Option<MailboxId>,

@@ -15,7 +15,7 @@ use store::Pop3Delete;
 
 use crate::Web;
 use crate::filters::{active_script, put_script, quoted};
-use crate::pages::{Authed, Folder, PageError, PageResult, check_csrf, folders};
+use crate::pages::{Authed, Frame, PageError, PageResult, check_csrf, frame};
 use crate::session::{Listed, Session};
 
 /// Shortest password the page accepts.
@@ -28,9 +28,7 @@ const VACATION_REQUIRE: &str = "# webmail vacation";
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage<'a> {
-    account: &'a str,
-    csrf: &'a str,
-    folders: Vec<Folder>,
+    frame: Frame,
     pop3: &'a str,
     vacation: Option<Vacation>,
     sessions: Vec<Listed>,
@@ -83,9 +81,7 @@ async fn render(
         .unwrap_or("default");
     let script = active_script(web, s.account.id).await?;
     let page = SettingsPage {
-        account: &s.account.address,
-        csrf: &s.csrf,
-        folders: folders(web, s, None).await?,
+        frame: frame(web, s, None).await?,
         pop3,
         vacation: vacation_of(&script),
         sessions: web.inner.sessions.of_account(s.account.id, &s.token),

@@ -15,7 +15,7 @@ use store::{FlagChange, FlagOp, Flags, InternalDate, MessageCache, NewMessage};
 use crate::Web;
 use crate::compose::{self, Draft, Upload};
 use crate::pages::{
-    Authed, Kind, PageError, PageResult, folders, message_of, owned_mailbox, special,
+    Authed, Frame, Kind, PageError, PageResult, frame, message_of, owned_mailbox, special,
 };
 use crate::session::{self, Session};
 
@@ -28,9 +28,7 @@ pub const MAX_UPLOAD: usize = 25 << 20;
 #[derive(Template)]
 #[template(path = "compose.html")]
 struct ComposePage<'a> {
-    account: &'a str,
-    csrf: &'a str,
-    folders: Vec<crate::pages::Folder>,
+    frame: Frame,
     draft: &'a Draft,
     /// Hidden fields carried to the POST: what is answered or forwarded,
     /// the draft this replaces.
@@ -118,9 +116,7 @@ async fn render(
     status: StatusCode,
 ) -> PageResult {
     let page = ComposePage {
-        account: &s.account.address,
-        csrf: &s.csrf,
-        folders: folders(web, s, None).await?,
+        frame: frame(web, s, None).await?,
         draft,
         answers: carry.answers,
         forward: carry.forward,
