@@ -99,36 +99,58 @@ pub fn shown(raw: &[u8]) -> Shown {
     }
 }
 
-/// The message's HTML part cleaned for the frame: no script, no event
-/// handler, no form, no style sheet, no link other than http(s) and mailto
-/// (opening outside the frame), and no remote image (the frame's policy
-/// blocks any left too).
-pub fn safe_html(raw: &[u8]) -> String {
-    let Some(m) = mime::message::parse(raw) else {
-        return String::new();
-    };
-    let Some(html) = m.body_html(0) else {
-        return String::new();
-    };
-    clean(&html)
+/// A message's HTML, cleaned for its frame.
+pub struct CleanHtml {
+    pub html: String,
+    /// Remote images left out (all of them, unless asked for).
+    pub blocked_images: usize,
 }
 
-fn clean(html: &str) -> String {
+/// The message's HTML part cleaned for the frame: no script, no event
+/// handler, no form, no style sheet, no link other than http(s) and mailto
+/// (opening outside the frame). Remote images only with `images` (they
+/// tell the sender the mail was read); the frame's policy blocks any left
+/// too.
+pub fn safe_html(raw: &[u8], images: bool) -> CleanHtml {
+    let html = mime::message::parse(raw).and_then(|m| m.body_html(0).map(|h| h.into_owned()));
+    match html {
+        Some(html) => clean(&html, images),
+        None => CleanHtml {
+            html: String::new(),
+            blocked_images: 0,
+        },
+    }
+}
+
+fn clean(html: &str, images: bool) -> CleanHtml {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let schemes: HashSet<&str> = ["http", "https", "mailto"].into_iter().collect();
-    ammonia::Builder::default()
+    let blocked = Arc::new(AtomicUsize::new(0));
+    let count = blocked.clone();
+    let html = ammonia::Builder::default()
         .url_schemes(schemes)
         .link_rel(Some("noopener noreferrer"))
         .set_tag_attribute_value("a", "target", "_blank")
-        // Remote images would tell the sender the mail was read: dropped
-        // until the user asks for them (a later setting).
-        .attribute_filter(|element, attribute, value| {
+        .attribute_filter(move |element, attribute, value| {
             if element == "img" && attribute == "src" {
+                let remote = value.starts_with("http://") || value.starts_with("https://");
+                if remote && images {
+                    return Some(value.into());
+                }
+                if remote {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
                 return None;
             }
             Some(value.into())
         })
         .clean(html)
-        .to_string()
+        .to_string();
+    CleanHtml {
+        html,
+        blocked_images: blocked.load(Ordering::Relaxed),
+    }
 }
 
 /// Whether the message has an attachment.
@@ -203,7 +225,7 @@ mod tests {
             <meta http-equiv="refresh" content="0;url=http://x.test/">
             <svg><a><set attributeName="href" to="javascript:alert(4)"/></a></svg>
             <style>@import url(http://x.test/s.css)</style><base href="http://x.test/">"#;
-        let out = clean(dirty);
+        let out = clean(dirty, false).html;
         for bad in [
             "script",
             "onerror",
@@ -222,6 +244,22 @@ mod tests {
         assert!(out.contains("Hello"));
         assert!(out.contains(r#"href="https://ok.test/""#), "{out}");
         assert!(out.contains(r#"target="_blank""#), "{out}");
+    }
+
+    #[test]
+    fn remote_images_only_when_asked_and_counted_when_not() {
+        let html = r#"<p>x</p><img src="https://t.example/a.png"><img src="http://t.example/b.png"><img src="cid:c">"#;
+        let blocked = clean(html, false);
+        assert_eq!(blocked.blocked_images, 2);
+        assert!(!blocked.html.contains("t.example"), "{}", blocked.html);
+        let shown = clean(html, true);
+        assert_eq!(shown.blocked_images, 0);
+        assert!(
+            shown.html.contains(r#"src="https://t.example/a.png""#),
+            "{}",
+            shown.html
+        );
+        assert!(!shown.html.contains("cid:"), "{}", shown.html);
     }
 
     #[test]
@@ -265,6 +303,6 @@ mod tests {
         let s = shown(raw);
         assert!(s.html);
         assert!(s.text.is_none());
-        assert!(safe_html(raw).contains("<p>x</p>"));
+        assert!(safe_html(raw, false).html.contains("<p>x</p>"));
     }
 }

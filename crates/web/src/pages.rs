@@ -67,6 +67,17 @@ const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; worker-src 'se
 /// request of any kind; sandboxed even when opened on its own.
 const MAIL_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox";
+/// The same, when the user asked for the message's remote images.
+const MAIL_POLICY_IMAGES: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+     img-src http: https:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'; \
+     sandbox allow-popups allow-popups-to-escape-sandbox";
+
+/// `?images=1`: the user asked for this message's remote images.
+#[derive(Deserialize, Default)]
+struct Images {
+    #[serde(default)]
+    images: Option<u8>,
+}
 
 const STYLESHEET: &str = include_str!("../static/app.css");
 /// Live lists and keyboard shortcuts; every page works without it.
@@ -383,12 +394,16 @@ struct MessagePage<'a> {
     flagged: bool,
     shown: Shown,
     spam: Option<store::SpamNote>,
+    /// The user asked for remote images; or how many were left out.
+    images: bool,
+    blocked_images: usize,
 }
 
 async fn message_page(
     State(web): State<Web>,
     Authed(s): Authed,
     Path((mailbox, uid)): Path<(i64, u32)>,
+    Query(asked): Query<Images>,
     headers: HeaderMap,
 ) -> PageResult {
     let store = &web.inner.store;
@@ -407,14 +422,22 @@ async fn message_page(
     }
     let frame = frame(&web, &s, Some(mailbox.id)).await?;
     let spam = store.spam_note(mailbox.id, uid).await?;
+    let shown = message::shown(&raw);
+    let images = asked.images == Some(1);
     let page = MessagePage {
         frame,
         kind: Kind::of(&mailbox),
         mailbox: &mailbox,
         uid,
         flagged: meta.flags.contains(Flags::FLAGGED),
-        shown: message::shown(&raw),
+        blocked_images: if shown.html && !images {
+            message::safe_html(&raw, false).blocked_images
+        } else {
+            0
+        },
+        shown,
         spam,
+        images,
     }
     .render()?;
     Ok(Html(page).into_response())
@@ -425,16 +448,23 @@ async fn message_html(
     State(web): State<Web>,
     Authed(s): Authed,
     Path((mailbox, uid)): Path<(i64, u32)>,
+    Query(asked): Query<Images>,
 ) -> PageResult {
     let mailbox = owned_mailbox(&web, &s, mailbox).await?;
     let (_, raw) = message_of(&web, &mailbox, uid).await?;
+    let images = asked.images == Some(1);
     let body = format!(
         "<!doctype html><meta charset=\"utf-8\"><body>{}</body>",
-        message::safe_html(&raw)
+        message::safe_html(&raw, images).html
     );
+    let policy = if images {
+        MAIL_POLICY_IMAGES
+    } else {
+        MAIL_POLICY
+    };
     Ok((
         [
-            (header::CONTENT_SECURITY_POLICY, MAIL_POLICY),
+            (header::CONTENT_SECURITY_POLICY, policy),
             (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
         ],
         Html(body),
