@@ -11,6 +11,7 @@
 //! Content-Security-Policy, with remote content blocked.
 
 mod compose;
+mod conversation;
 mod filters;
 mod listing;
 mod live;

@@ -59,7 +59,7 @@ async fn render(
     for m in boxes {
         let status = store.status(m.id).await?;
         rows.push(Row {
-            fixed: Kind::of(&m) != Kind::Other || m.special_use == Some(store::SpecialUse::Sent),
+            fixed: Kind::of(&m) != Kind::Other,
             messages: status.messages,
             name: m.name,
         });

@@ -32,6 +32,10 @@ pub fn router(web: Web) -> Router {
         .route("/mail/{mailbox}/{uid}", get(message_page))
         .route("/mail/{mailbox}/{uid}/html", get(message_html))
         .route("/mail/{mailbox}/{uid}/raw", get(message_raw))
+        .route(
+            "/mail/{mailbox}/{uid}/conversation",
+            get(crate::conversation::page),
+        )
         .route("/mail/{mailbox}/{uid}/attachment/{n}", get(attachment))
         .route("/mail/{mailbox}/act", post(act))
         .route("/mail/{mailbox}/empty", post(empty))
@@ -786,6 +790,7 @@ fn day_and_time(unix: i64) -> String {
 pub(crate) enum Kind {
     Inbox,
     Drafts,
+    Sent,
     Junk,
     PossibleJunk,
     Trash,
@@ -802,6 +807,8 @@ impl Kind {
             Kind::Trash
         } else if m.special_use == Some(SpecialUse::Drafts) {
             Kind::Drafts
+        } else if m.special_use == Some(SpecialUse::Sent) {
+            Kind::Sent
         } else if m.name == store::POSSIBLE_JUNK {
             Kind::PossibleJunk
         } else {
