@@ -69,6 +69,11 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `satchel queue` alone: say what it can do, in one line.
+            eprintln!("{}", missing_subcommand());
+            return ExitCode::from(2);
+        }
         Err(e) => {
             // One line, as for every other error: clap's message up to its
             // usage block, joined; the usage is one --help away.
@@ -203,4 +208,29 @@ fn return_large_blocks() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
+}
+
+/// The line for a command given without the subcommand it needs: the
+/// subcommands it has, and where its help is.
+fn missing_subcommand() -> String {
+    use clap::CommandFactory;
+    let root = Cli::command();
+    let mut command = &root;
+    let mut path = vec!["satchel".to_string()];
+    for arg in std::env::args().skip(1).filter(|a| !a.starts_with('-')) {
+        if let Some(sub) = command.find_subcommand(&arg) {
+            command = sub;
+            path.push(arg);
+        }
+    }
+    let names: Vec<&str> = command
+        .get_subcommands()
+        .map(|c| c.get_name())
+        .filter(|n| *n != "help")
+        .collect();
+    let command = path[1..].join(" ");
+    format!(
+        "satchel: {command} needs one of: {} (see satchel {command} --help)",
+        names.join(", ")
+    )
 }

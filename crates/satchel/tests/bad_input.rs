@@ -161,6 +161,8 @@ fn usage_errors_are_one_line_too() {
     let s = Satchel::new();
     for (args, needle) in [
         (&["frobnicate"][..], "frobnicate"),
+        (&["queue"][..], "queue needs one of: list, retry, remove"),
+        (&["user"][..], "add, "),
         (&["user", "add", "x@example.test"][..], "--password-stdin"),
         (&["deliver", "--from", "a@b"][..], "--to"),
         (
