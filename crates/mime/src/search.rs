@@ -21,6 +21,12 @@ impl<'a> Searchable<'a> {
         crate::message::parse(raw).map(|message| Searchable { message })
     }
 
+    /// Whether the message has an attachment (a part mail-parser counts
+    /// as one: not a body text, not a container).
+    pub fn has_attachment(&self) -> bool {
+        self.message.attachment_count() > 0
+    }
+
     /// Whether a field called `field` contains `needle` (already folded);
     /// an empty needle asks only that the field exists.
     pub fn header_contains(&self, field: &str, needle: &str) -> bool {

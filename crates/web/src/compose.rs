@@ -102,10 +102,8 @@ impl Draft {
             .from(from.to_string())
             .subject(self.subject.trim().to_string())
             .date(Date::now())
-            .message_id(format!(
-                "{}@{host}",
-                crate::session::random_token()[..24].to_owned()
-            ));
+            // As the submission path makes them (RFC 5322 3.6.4).
+            .message_id(format!("{}@{host}", pipeline::queue_id().to_lowercase()));
         for (field, value) in [("to", &self.to), ("cc", &self.cc), ("bcc", &self.bcc)] {
             let list = addresses(value)?;
             if list.is_empty() {

@@ -62,21 +62,23 @@ pub async fn page(
         .cloned()
         .chain(start.refs.iter().cloned())
         .collect();
+    // The message's own mailbox first (index 0), then Sent.
     let mut places = vec![mailbox.clone()];
     let sent = special(&web, &s, Kind::Sent).await?;
     if sent.id != mailbox.id {
         places.push(sent);
     }
     // Every candidate's ids, then grow the thread until nothing joins.
-    let mut candidates: Vec<(Mailbox, MessageMeta, Ids)> = Vec::new();
+    // (index into `places`, the message, its ids)
+    let mut candidates: Vec<(usize, MessageMeta, Ids)> = Vec::new();
     let store = &web.inner.store;
-    for place in &places {
+    for (at, place) in places.iter().enumerate() {
         let (recent, _) = store.newest(place.id, 0, SCAN).await?;
         for batch in recent.chunks(BATCH) {
             let blobs: Vec<_> = batch.iter().map(|m| m.blob.clone()).collect();
             for (m, body) in batch.iter().zip(store.read_blobs(&blobs).await?) {
                 if let Ok(body) = body {
-                    candidates.push((place.clone(), m.clone(), ids(&body)));
+                    candidates.push((at, m.clone(), ids(&body)));
                 }
             }
         }
@@ -84,11 +86,11 @@ pub async fn page(
     let mut member = vec![false; candidates.len()];
     loop {
         let mut grew = false;
-        for (i, (place, m, c)) in candidates.iter().enumerate() {
+        for (i, (at, m, c)) in candidates.iter().enumerate() {
             if member[i] {
                 continue;
             }
-            let joins = (place.id == mailbox.id && m.uid == uid)
+            let joins = (*at == 0 && m.uid == uid)
                 || c.own.as_ref().is_some_and(|o| wanted.contains(o))
                 || c.refs.iter().any(|r| wanted.contains(r));
             if joins {
@@ -103,17 +105,18 @@ pub async fn page(
         }
     }
     let mut entries = Vec::new();
-    for (i, (place, m, _)) in candidates.into_iter().enumerate() {
+    for (i, (at, m, _)) in candidates.into_iter().enumerate() {
         if !member[i] {
             continue;
         }
+        let place = &places[at];
         let raw = store.read_blob(&m.blob).await?;
         entries.push(Entry {
             mailbox: place.id.0,
             mailbox_name: place.name.clone(),
             uid: m.uid,
             unix: m.internal_date.unix,
-            this_one: place.id == mailbox.id && m.uid == uid,
+            this_one: at == 0 && m.uid == uid,
             shown: message::shown(&raw),
         });
     }

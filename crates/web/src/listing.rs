@@ -177,7 +177,7 @@ fn matches(raw: &[u8], needle: &str, field: &str, attachment: bool) -> bool {
     let Some(m) = Searchable::parse(raw) else {
         return needle.is_empty() && !attachment;
     };
-    if attachment && !message::has_attachment(raw) {
+    if attachment && !m.has_attachment() {
         return false;
     }
     if needle.is_empty() {

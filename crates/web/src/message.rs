@@ -29,6 +29,8 @@ pub struct Shown {
     pub text: Option<String>,
     /// Whether an HTML part is shown instead (in its own frame).
     pub html: bool,
+    /// Remote images that part has, which the frame leaves out unless asked.
+    pub remote_images: usize,
     pub attachments: Vec<Attachment>,
 }
 
@@ -81,6 +83,10 @@ pub fn shown(raw: &[u8]) -> Shown {
         .and_then(|_| m.body_text(0))
         .map(|t| t.into_owned());
     let html = text.is_none() && m.html_body_count() > 0;
+    let remote_images = match m.body_html(0) {
+        Some(h) if html => clean(&h, false).blocked_images,
+        _ => 0,
+    };
     let attachments = m
         .attachments()
         .map(|a| Attachment {
@@ -95,6 +101,7 @@ pub fn shown(raw: &[u8]) -> Shown {
         cc: addresses(m.cc()),
         text: text.or_else(|| (!html).then(String::new)),
         html,
+        remote_images,
         attachments,
     }
 }
@@ -151,11 +158,6 @@ fn clean(html: &str, images: bool) -> CleanHtml {
         html,
         blocked_images: blocked.load(Ordering::Relaxed),
     }
-}
-
-/// Whether the message has an attachment.
-pub fn has_attachment(raw: &[u8]) -> bool {
-    mime::message::parse(raw).is_some_and(|m| m.attachment_count() > 0)
 }
 
 /// Attachment `n` (from 0, in the order [`shown`] lists them), decoded.

@@ -115,6 +115,8 @@ pub(crate) enum PageError {
     BadRequest(&'static str),
     BadRequestOwned(String),
     TooLarge,
+    /// The system's random generator failed: no session can be made.
+    NoRandom,
     Forbidden(&'static str),
     Store(store::Error),
     Template(askama::Error),
@@ -143,6 +145,14 @@ impl IntoResponse for PageError {
             PageError::Forbidden(why) => (StatusCode::FORBIDDEN, why).into_response(),
             PageError::BadRequest(why) => (StatusCode::BAD_REQUEST, why).into_response(),
             PageError::BadRequestOwned(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+            PageError::NoRandom => {
+                tracing::error!("http: the system's random generator failed; no login possible");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The server cannot log anyone in just now. Try again in a moment.",
+                )
+                    .into_response()
+            }
             PageError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "The attachments are too large: at most 25 MB per message.",
@@ -194,7 +204,7 @@ async fn login_page() -> PageResult {
 
 /// The login form with a fresh token, in its cookie too.
 fn login_form(status: StatusCode, address: &str, error: Option<&str>) -> PageResult {
-    let token = session::random_token();
+    let token = session::random_token().ok_or(PageError::NoRandom)?;
     let page = LoginPage {
         csrf: &token,
         address,
@@ -251,7 +261,10 @@ async fn login(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let s = inner.sessions.open(account, &peer.ip().to_string(), agent);
+    let s = inner
+        .sessions
+        .open(account, &peer.ip().to_string(), agent)
+        .ok_or(PageError::NoRandom)?;
     let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", s.token);
     let clear = format!("{LOGIN_COOKIE}=; HttpOnly; SameSite=Strict; Path=/login; Max-Age=0");
     let mut response = Redirect::to("/mail").into_response();
@@ -434,11 +447,7 @@ async fn message_page(
         mailbox: &mailbox,
         uid,
         flagged: meta.flags.contains(Flags::FLAGGED),
-        blocked_images: if shown.html && !images {
-            message::safe_html(&raw, false).blocked_images
-        } else {
-            0
-        },
+        blocked_images: if images { 0 } else { shown.remote_images },
         shown,
         spam,
         images,

@@ -55,11 +55,11 @@ pub struct Sessions {
 
 impl Sessions {
     /// A new session for `account`, logged in from `from` with the browser
-    /// `agent`.
-    pub fn open(&self, account: Account, from: &str, agent: &str) -> Session {
+    /// `agent`; `None` when no random token can be made.
+    pub fn open(&self, account: Account, from: &str, agent: &str) -> Option<Session> {
         let session = Session {
-            token: random_token(),
-            csrf: random_token(),
+            token: random_token()?,
+            csrf: random_token()?,
             account,
         };
         let mut map = self.lock();
@@ -85,7 +85,7 @@ impl Sessions {
                     .collect(),
             },
         );
-        session
+        Some(session)
     }
 
     /// The session of `token`, unless it was idle longer than `idle`.
@@ -157,20 +157,12 @@ fn listed_id(token: &str) -> String {
         .collect()
 }
 
-/// 256 random bits, URL-safe.
-pub fn random_token() -> String {
+/// 256 random bits, hex; `None` when the system's generator fails (no
+/// request can cause that, and no token is better than a guessable one).
+pub fn random_token() -> Option<String> {
     let mut bytes = [0u8; 32];
-    // The system's generator failing is not something a request can cause;
-    // a zero token would be guessable, so fall back to one that is not.
-    if SystemRandom::new().fill(&mut bytes).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let digest = ring::digest::digest(&ring::digest::SHA256, &t.to_le_bytes());
-        bytes.copy_from_slice(digest.as_ref());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The value of cookie `name` in a `Cookie:` header.
@@ -204,7 +196,7 @@ mod tests {
 
     #[test]
     fn tokens_are_random_and_compared_whole() {
-        let (a, b) = (random_token(), random_token());
+        let (a, b) = (random_token().unwrap(), random_token().unwrap());
         assert_eq!(a.len(), 64);
         assert_ne!(a, b);
         assert!(same_token(&a, &a.clone()));
