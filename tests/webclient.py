@@ -67,11 +67,11 @@ NODE_DIR = ROOT / "tests" / "node"
 SHOTS = ROOT / "tests" / "artifacts" / "web"
 
 
-def browser_run(satchel, script, user, want=None):
-    """Runs tests/node/SCRIPT against the server's http door as `user`; the
-    facts it printed, with its stderr under `_stderr`."""
+def browser_run(satchel, script, user, want=None, door="http"):
+    """Runs tests/node/SCRIPT against the server's http (or https) door as
+    `user`; the facts it printed, with its stderr under `_stderr`."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    base = f"http://127.0.0.1:{satchel.ports['http']}"
+    base = f"{door}://127.0.0.1:{satchel.ports[door]}"
     out = subprocess.run(
         ["node", str(NODE_DIR / script), base, user, PASSWORD, str(SHOTS), json.dumps(want or {})],
         capture_output=True, timeout=120, cwd=NODE_DIR,

@@ -49,6 +49,23 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub web: Web,
+}
+
+/// `[web]`: the webmail door's settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Web {
+    /// Proxies in front of the web door (nginx, Caddy on this machine:
+    /// `["127.0.0.1", "::1"]`) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` say who the client is and whether it came over
+    /// HTTPS; nobody's by default.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Planned (the admin issue): `GET /metrics`.
+    #[serde(default)]
+    pub metrics: bool,
 }
 
 /// `[log]`: how the server writes its log (standard error).
@@ -161,6 +178,9 @@ pub struct Listen {
     pub pop3s: Vec<SocketAddr>,
     #[serde(default)]
     pub http: Vec<SocketAddr>,
+    /// The webmail over implicit TLS, with the `[tls]` certificate.
+    #[serde(default)]
+    pub https: Vec<SocketAddr>,
     #[serde(default)]
     pub managesieve: Vec<SocketAddr>,
 }
@@ -479,6 +499,7 @@ impl Default for Config {
             sieve: Sieve::default(),
             limits: Limits::default(),
             log: Log::default(),
+            web: Web::default(),
         }
     }
 }
@@ -497,12 +518,13 @@ impl Listen {
             &self.pop3s,
             &self.managesieve,
             &self.http,
+            &self.https,
         ];
         if built.iter().all(|addrs| addrs.is_empty()) {
             bail!(
                 "[listen] names no door, so serve would answer nothing: with a config file only \
                  the doors [listen] lists start (smtp, submission, submissions, imap, imaps, \
-                 pop3, pop3s, managesieve, http); add one, for example \
+                 pop3, pop3s, managesieve, http, https); add one, for example \
                  [listen] imap = [\"127.0.0.1:1143\"], or run serve without --config for \
                  every door on its development port"
             );
@@ -522,6 +544,7 @@ impl Listen {
             pop3: at(1110),
             pop3s: at(1995),
             http: at(8080),
+            https: at(8443),
             managesieve: at(4190),
         }
     }

@@ -10,6 +10,7 @@
 //! ammonia and shown in a sandboxed frame under its own
 //! Content-Security-Policy, with remote content blocked.
 
+mod client;
 mod compose;
 mod conversation;
 mod filters;
@@ -28,7 +29,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use door::{ConnectionLimits, HourlyLimit, LoginThrottle};
+use door::{ConnectionLimits, HourlyLimit, LoginThrottle, Stream};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use store::MailStore;
@@ -57,6 +58,9 @@ pub struct Settings {
     pub max_connections: usize,
     /// The server's Sent-copy rule (an account's own wins).
     pub sent_copy: store::SentCopy,
+    /// Proxies in front of the door whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed (`[web] trusted_proxies`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for Settings {
@@ -68,6 +72,7 @@ impl Default for Settings {
             max_connections_per_ip: 50,
             max_connections: 2000,
             sent_copy: store::SentCopy::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -119,16 +124,48 @@ impl Web {
         pages::router(self.clone())
     }
 
-    /// Serves on `listener` until `stopped` turns true, through the door
-    /// kit's accept loop and connection limits (per address and in all),
-    /// with a deadline for each request's header so that a client that
-    /// trickles bytes cannot hold a slot for long.
+    /// Serves plain HTTP on `listener` until `stopped` turns true, through
+    /// the door kit's accept loop and connection limits (per address and in
+    /// all), with a deadline for each request's header so that a client
+    /// that trickles bytes cannot hold a slot for long.
     pub async fn serve(self, listener: TcpListener, stopped: watch::Receiver<bool>) {
+        self.serve_on(listener, None, stopped).await
+    }
+
+    /// The same over implicit TLS (`[listen] https`): session cookies are
+    /// `Secure` and passwords are taken from any address.
+    pub async fn serve_tls(
+        self,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        stopped: watch::Receiver<bool>,
+    ) {
+        // Browsers ask for h2 first; this door speaks HTTP/1.1 (RFC 7301).
+        let mut config = (*tls).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        self.serve_on(listener, Some(Arc::new(config)), stopped)
+            .await
+    }
+
+    async fn serve_on(
+        self,
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        stopped: watch::Receiver<bool>,
+    ) {
         let router = self.router();
         let limits = self.inner.limits.clone();
         let stop = stopped.clone();
-        door::conn::accept_loop(listener, stopped, "http", move |tcp, peer| {
-            serve_connection(router.clone(), limits.clone(), tcp, peer, stop.clone())
+        let door = if tls.is_some() { "https" } else { "http" };
+        door::conn::accept_loop(listener, stopped, door, move |tcp, peer| {
+            serve_connection(
+                router.clone(),
+                limits.clone(),
+                tls.clone(),
+                tcp,
+                peer,
+                stop.clone(),
+            )
         })
         .await;
     }
@@ -140,6 +177,7 @@ impl Web {
 async fn serve_connection(
     router: Router,
     limits: Arc<ConnectionLimits>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     mut stopped: watch::Receiver<bool>,
@@ -148,12 +186,37 @@ async fn serve_connection(
         tracing::info!("http: {peer} has too many connections; refused");
         return;
     };
-    let service = TowerToHyperService::new(router.layer(axum::Extension(ConnectInfo(peer))));
+    let stream = match tls {
+        None => Stream::Plain(tcp),
+        // The handshake counts against the header deadline: a client that
+        // never finishes it holds its slot no longer than a slow header.
+        Some(config) => {
+            match tokio::time::timeout(HEADER_DEADLINE, Stream::Plain(tcp).into_tls(config)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!("https: {peer}: TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("https: {peer}: TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
+    let transport = client::Transport {
+        tls: stream.is_tls(),
+    };
+    let service = TowerToHyperService::new(
+        router
+            .layer(axum::Extension(ConnectInfo(peer)))
+            .layer(axum::Extension(transport)),
+    );
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_DEADLINE);
-    let connection = builder.serve_connection(TokioIo::new(tcp), service);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let stop = async {
         while !*stopped.borrow() {

@@ -3,13 +3,10 @@
 //! so an id from another account is simply not found (404).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{
-    ConnectInfo, DefaultBodyLimit, Form, FromRequestParts, Path, Query, Request, State,
-};
+use axum::extract::{DefaultBodyLimit, Form, FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -17,6 +14,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use store::{FlagChange, FlagOp, Flags, Mailbox, MailboxId, SpecialUse};
 
+use crate::client::Client;
 use crate::listing::{self, ListQuery};
 use crate::message::{self, Shown, Summary};
 use crate::session::{self, COOKIE, LOGIN_COOKIE, Session};
@@ -198,12 +196,30 @@ struct LoginForm {
     csrf: String,
 }
 
-async fn login_page() -> PageResult {
-    login_form(StatusCode::OK, "", None)
+async fn login_page(client: Client) -> PageResult {
+    login_form(client, StatusCode::OK, "", None)
+}
+
+/// A cookie of ours: never readable by script, never sent by another
+/// site's request, and only over TLS when the page came over TLS.
+pub(crate) fn cookie(client: Client, name: &str, value: &str, path: &str, expired: bool) -> String {
+    let mut c = format!("{name}={value}; HttpOnly; SameSite=Strict; Path={path}");
+    if client.secure {
+        c.push_str("; Secure");
+    }
+    if expired {
+        c.push_str("; Max-Age=0");
+    }
+    c
 }
 
 /// The login form with a fresh token, in its cookie too.
-fn login_form(status: StatusCode, address: &str, error: Option<&str>) -> PageResult {
+fn login_form(
+    client: Client,
+    status: StatusCode,
+    address: &str,
+    error: Option<&str>,
+) -> PageResult {
     let token = session::random_token().ok_or(PageError::NoRandom)?;
     let page = LoginPage {
         csrf: &token,
@@ -211,29 +227,32 @@ fn login_form(status: StatusCode, address: &str, error: Option<&str>) -> PageRes
         error,
     }
     .render()?;
-    let cookie = format!("{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/login");
+    let cookie = cookie(client, LOGIN_COOKIE, &token, "/login", false);
     Ok((status, [(header::SET_COOKIE, cookie)], Html(page)).into_response())
 }
 
 async fn login(
     State(web): State<Web>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Client,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> PageResult {
     let expected = cookie_of(&headers, LOGIN_COOKIE);
     if !expected.is_some_and(|t| !form.csrf.is_empty() && session::same_token(t, &form.csrf)) {
         return login_form(
+            client,
             StatusCode::FORBIDDEN,
             &form.address,
             Some("The login form had expired. Enter your password again."),
         );
     }
     let inner = &web.inner;
-    // No password over plain HTTP from elsewhere than this machine (a
-    // proxy in front that speaks HTTPS), unless the admin allows it.
-    if !door::login::plaintext_allowed(false, peer.ip(), inner.settings.plaintext_anywhere) {
+    // No password over plain HTTP from elsewhere than this machine (or a
+    // trusted proxy that took it over HTTPS), unless the admin allows it.
+    if !door::login::plaintext_allowed(client.secure, client.ip, inner.settings.plaintext_anywhere)
+    {
         return login_form(
+            client,
             StatusCode::FORBIDDEN,
             &form.address,
             Some(
@@ -245,13 +264,14 @@ async fn login(
         inner.store.as_ref(),
         &inner.throttle,
         "http",
-        peer.ip(),
+        client.ip,
         form.address.trim(),
         &form.password,
     )
     .await?;
     let Some(account) = account else {
         return login_form(
+            client,
             StatusCode::UNAUTHORIZED,
             &form.address,
             Some("Wrong address or password."),
@@ -263,13 +283,13 @@ async fn login(
         .unwrap_or("");
     let s = inner
         .sessions
-        .open(account, &peer.ip().to_string(), agent)
+        .open(account, &client.ip.to_string(), agent)
         .ok_or(PageError::NoRandom)?;
-    let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", s.token);
-    let clear = format!("{LOGIN_COOKIE}=; HttpOnly; SameSite=Strict; Path=/login; Max-Age=0");
+    let session = cookie(client, COOKIE, &s.token, "/", false);
+    let clear = cookie(client, LOGIN_COOKIE, "", "/login", true);
     let mut response = Redirect::to("/mail").into_response();
     let h = response.headers_mut();
-    for c in [cookie, clear] {
+    for c in [session, clear] {
         if let Ok(v) = HeaderValue::from_str(&c) {
             h.append(header::SET_COOKIE, v);
         }
@@ -279,12 +299,13 @@ async fn login(
 
 async fn logout(
     State(web): State<Web>,
+    client: Client,
     Authed(s): Authed,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     check_csrf(&s, &form)?;
     web.inner.sessions.end(&s.token);
-    let clear = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let clear = cookie(client, COOKIE, "", "/", true);
     // The mail kept for offline reading goes with the session.
     Ok((
         [

@@ -3,17 +3,17 @@
 //! account's web sessions, each of which the user can end.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use askama::Template;
-use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect};
 use serde::Deserialize;
 use store::Pop3Delete;
 
 use crate::Web;
+use crate::client::Client;
 use crate::filters::{active_script, put_script, quoted};
 use crate::pages::{Authed, Frame, PageError, PageResult, check_csrf, frame};
 use crate::session::{Listed, Session};
@@ -97,7 +97,7 @@ async fn render(
 pub async fn password(
     State(web): State<Web>,
     Authed(s): Authed,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Client,
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     check_csrf(&s, &form)?;
@@ -115,7 +115,7 @@ pub async fn password(
         inner.store.as_ref(),
         &inner.throttle,
         "http",
-        peer.ip(),
+        client.ip,
         &s.account.address,
         get("current"),
     )

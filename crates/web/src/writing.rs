@@ -3,16 +3,15 @@
 //! the Sent copy, the queue), or saved to Drafts where every IMAP client
 //! sees it.
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::extract::{ConnectInfo, Multipart, Query, State};
+use axum::extract::{Multipart, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect};
 use serde::Deserialize;
 use store::{FlagChange, FlagOp, Flags, InternalDate, MessageCache, NewMessage};
 
 use crate::Web;
+use crate::client::Client;
 use crate::compose::{self, Draft, Upload};
 use crate::pages::{
     Authed, Frame, Kind, PageError, PageResult, frame, message_of, owned_mailbox, special,
@@ -134,7 +133,7 @@ async fn render(
 pub async fn compose_post(
     State(web): State<Web>,
     Authed(s): Authed,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Client,
     mut form: Multipart,
 ) -> PageResult {
     let mut fields: Vec<(String, String)> = Vec::new();
@@ -228,7 +227,7 @@ pub async fn compose_post(
     let done = if get("action") == "draft" {
         save(&web, &s, &draft, &host, old_draft).await
     } else {
-        send(&web, &s, peer, &draft, &host, &answers, old_draft).await
+        send(&web, &s, client, &draft, &host, &answers, old_draft).await
     };
     match done {
         Ok(response) => Ok(response),
@@ -280,7 +279,7 @@ async fn save(
 async fn send(
     web: &Web,
     s: &Session,
-    peer: SocketAddr,
+    client: Client,
     draft: &Draft,
     host: &str,
     answers: &str,
@@ -313,7 +312,7 @@ async fn send(
             raw: &raw,
             origin: pipeline::Origin::Submission {
                 helo: "webmail".into(),
-                peer: peer.ip(),
+                peer: client.ip,
                 protocol: "HTTP",
             },
             sent_copy: web.inner.settings.sent_copy,

@@ -52,6 +52,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         &l.pop3s,
         &l.managesieve,
         &l.http,
+        &l.https,
     ]
     .into_iter()
     .flatten()
@@ -150,6 +151,11 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             "no postmaster account: mail to postmaster@ is refused until `postmaster` names an account or one has the admin role (satchel user add --admin)"
         );
     }
+    if config.web.metrics {
+        tracing::warn!(
+            "[web] metrics = true is not built yet (planned with the admin pages): no /metrics is served"
+        );
+    }
     let dns = match pipeline::Dns::from_env() {
         Ok(dns) => {
             let dns = Arc::new(dns);
@@ -184,6 +190,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             plaintext_anywhere: config.auth.plaintext_anywhere,
             max_connections: totals.http,
             sent_copy: config.submission.sent_copy,
+            trusted_proxies: config.web.trusted_proxies.clone(),
             ..web::Settings::default()
         },
     );
@@ -191,6 +198,14 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         let listener = bind(*addr, "http").await?;
         super::say(&format!("http {}", listener.local_addr()?))?;
         tokio::spawn(web.clone().serve(listener, stopped.clone()));
+    }
+    for addr in &config.listen.https {
+        let listener = bind(*addr, "https").await?;
+        super::say(&format!("https {}", listener.local_addr()?))?;
+        tokio::spawn(
+            web.clone()
+                .serve_tls(listener, tls.clone(), stopped.clone()),
+        );
     }
 
     let smtp_settings = smtp::Settings::default();
