@@ -305,6 +305,11 @@ pub trait SpamData: Send + Sync {
         pattern: &str,
         allow: Option<bool>,
     ) -> Result<()>;
+    /// The senders (addresses and `@domain`s) whose remote images the user
+    /// always wants shown.
+    async fn image_senders(&self, account: AccountId) -> Result<Vec<String>>;
+    /// Puts a sender on (`true`) or takes it off the image list.
+    async fn set_image_sender(&self, account: AccountId, pattern: &str, on: bool) -> Result<()>;
     /// Notes that the account sent a message to `addresses` (lower case).
     async fn record_correspondents(&self, account: AccountId, addresses: &[String]) -> Result<()>;
     /// How many messages the account has sent to `address`.

@@ -77,6 +77,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_sent_copy.sql"),
     include_str!("../migrations/sqlite/0008_queue_prefix.sql"),
     include_str!("../migrations/sqlite/0009_unseen.sql"),
+    include_str!("../migrations/sqlite/0010_image_senders.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.

@@ -19,6 +19,7 @@ mod live;
 mod mailboxes;
 mod message;
 mod pages;
+mod senders;
 mod session;
 mod settings;
 mod writing;

@@ -23,6 +23,8 @@ pub struct Summary {
 #[derive(Debug, Clone, Default)]
 pub struct Shown {
     pub summary: Summary,
+    /// The first `From:` address, lower case: what the sender lists match.
+    pub sender: Option<String>,
     pub to: String,
     pub cc: String,
     /// The text part, when there is one.
@@ -97,6 +99,11 @@ pub fn shown(raw: &[u8]) -> Shown {
         .collect();
     Shown {
         summary: summary_of(&m),
+        sender: m
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .map(str::to_lowercase),
         to: addresses(m.to()),
         cc: addresses(m.cc()),
         text: text.or_else(|| (!html).then(String::new)),

@@ -18,7 +18,7 @@ use crate::client::Client;
 use crate::listing::{self, ListQuery};
 use crate::message::{self, Shown, Summary};
 use crate::session::{self, COOKIE, LOGIN_COOKIE, Session};
-use crate::{Web, filters, mailboxes, settings, writing};
+use crate::{Web, filters, mailboxes, senders, settings, writing};
 
 pub fn router(web: Web) -> Router {
     Router::new()
@@ -49,6 +49,7 @@ pub fn router(web: Web) -> Router {
         .route("/filters/rule", post(filters::add_rule))
         .route("/mailboxes", get(mailboxes::page).post(mailboxes::change))
         .route("/settings", get(settings::page))
+        .route("/senders", post(senders::change))
         .route("/settings/password", post(settings::password))
         .route("/settings/pop3", post(settings::pop3))
         .route("/settings/vacation", post(settings::vacation))
@@ -435,6 +436,8 @@ struct MessagePage<'a> {
     /// The user asked for remote images; or how many were left out.
     images: bool,
     blocked_images: usize,
+    /// Where the sender stands on the user's lists.
+    standing: Option<senders::Standing>,
 }
 
 async fn message_page(
@@ -461,8 +464,14 @@ async fn message_page(
     let frame = frame(&web, &s, Some(mailbox.id)).await?;
     let spam = store.spam_note(mailbox.id, uid).await?;
     let shown = message::shown(&raw);
-    let images = asked.images == Some(1);
+    let standing = match &shown.sender {
+        Some(address) => Some(senders::standing(&web, s.account.id, address).await?),
+        None => None,
+    };
+    let images = asked.images == Some(1)
+        || (shown.remote_images > 0 && standing.as_ref().is_some_and(|st| st.images.is_some()));
     let page = MessagePage {
+        standing,
         frame,
         kind: Kind::of(&mailbox),
         mailbox: &mailbox,

@@ -1,6 +1,7 @@
 //! The settings page: the password, the POP3 delete mode, a vacation reply
-//! (written into the Sieve script as its vacation action, RFC 5230), and the
-//! account's web sessions, each of which the user can end.
+//! (written into the Sieve script as its vacation action, RFC 5230), the
+//! lists of senders (changed through `/senders`), and the account's web
+//! sessions, each of which the user can end.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,8 +33,18 @@ struct SettingsPage<'a> {
     pop3: &'a str,
     vacation: Option<Vacation>,
     sessions: Vec<Listed>,
+    /// The spam allow and block lists, and the image senders.
+    sender_lists: [SenderList; 3],
     notice: Option<&'a str>,
     error: Option<&'a str>,
+}
+
+/// One list of senders as the page shows it.
+struct SenderList {
+    /// Its name in the form (`allow`, `block`, `images`).
+    list: &'static str,
+    title: &'static str,
+    entries: Vec<String>,
 }
 
 /// A vacation reply as the form shows it.
@@ -58,6 +69,7 @@ pub async fn page(
         Some("pop3") => Some("The POP3 setting is saved."),
         Some("vacation") => Some("The vacation reply is saved."),
         Some("session") => Some("The session was ended."),
+        Some("senders") => Some("The list of senders is saved."),
         _ => None,
     };
     render(&web, &s, notice, None, StatusCode::OK).await
@@ -80,7 +92,29 @@ async fn render(
         .map(Pop3Delete::as_str)
         .unwrap_or("default");
     let script = active_script(web, s.account.id).await?;
+    let (allowed, blocked): (Vec<_>, Vec<_>) = store
+        .spam_lists(s.account.id)
+        .await?
+        .into_iter()
+        .partition(|l| l.allow);
     let page = SettingsPage {
+        sender_lists: [
+            SenderList {
+                list: "allow",
+                title: "Never junk",
+                entries: allowed.into_iter().map(|l| l.pattern).collect(),
+            },
+            SenderList {
+                list: "block",
+                title: "Always junk",
+                entries: blocked.into_iter().map(|l| l.pattern).collect(),
+            },
+            SenderList {
+                list: "images",
+                title: "Remote images always shown",
+                entries: store.image_senders(s.account.id).await?,
+            },
+        ],
         frame: frame(web, s, None).await?,
         pop3,
         vacation: vacation_of(&script),

@@ -196,6 +196,35 @@ impl SpamData for SqliteStore {
             .await
     }
 
+    async fn image_senders(&self, account: AccountId) -> Result<Vec<String>> {
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT pattern FROM image_senders WHERE account_id = ?1 ORDER BY pattern",
+                    [account],
+                    |r| r.get(0),
+                )
+            })
+            .await
+    }
+
+    async fn set_image_sender(&self, account: AccountId, pattern: &str, on: bool) -> Result<()> {
+        let pattern = normalize_sender_pattern(pattern)?;
+        self.db
+            .write(move |c| {
+                let sql = if on {
+                    "INSERT INTO image_senders (account_id, pattern) VALUES (?1, ?2) \
+                     ON CONFLICT DO NOTHING"
+                } else {
+                    "DELETE FROM image_senders WHERE account_id = ?1 AND pattern = ?2"
+                };
+                exec(c, sql, params![account, pattern])?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn record_correspondents(&self, account: AccountId, addresses: &[String]) -> Result<()> {
         if addresses.is_empty() {
             return Ok(());

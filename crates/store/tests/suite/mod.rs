@@ -649,6 +649,36 @@ pub async fn allow_and_block_lists_and_correspondents(t: T) {
         );
     }
 
+    // The senders whose remote images are always shown: the same patterns.
+    t.store
+        .set_image_sender(id, "News@Shop.example", true)
+        .await
+        .unwrap();
+    t.store
+        .set_image_sender(id, "@shop.example", true)
+        .await
+        .unwrap();
+    t.store
+        .set_image_sender(id, "@shop.example", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        t.store.image_senders(id).await.unwrap(),
+        vec!["@shop.example".to_string(), "news@shop.example".to_string()]
+    );
+    t.store
+        .set_image_sender(id, "news@shop.example", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        t.store.image_senders(id).await.unwrap(),
+        vec!["@shop.example".to_string()]
+    );
+    assert!(matches!(
+        t.store.set_image_sender(id, "shop.example", true).await,
+        Err(Error::InvalidAddress(..))
+    ));
+
     assert_eq!(t.store.sent_to(id, "carol@example.net").await.unwrap(), 0);
     let to = vec![
         "Carol@Example.net".to_string(),
