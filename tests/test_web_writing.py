@@ -147,3 +147,44 @@ def test_a_wrong_address_is_refused_and_the_form_kept(web):
     assert bad["status"] == 400, bad
     assert bad["error"] and "not an email address" in bad["error"], bad
     assert bad["form"]["subject"] == "Kept subject" and bad["form"]["to"] == "bob at example", bad
+
+
+def test_a_taken_up_draft_keeps_its_attachments_until_one_is_removed():
+    """A draft saved with files and opened again keeps them when saved or
+    sent again without picking them anew; a ticked "Remove" drops one."""
+    with tempfile.TemporaryDirectory() as tmp:
+        s = Satchel(tmp, 'http = ["127.0.0.1:0"]\n', doors=7)
+        s.add_user(ALICE)
+        s.add_user(BOB)
+        s.start()
+        try:
+            w = WebSession(s.ports["http"], ALICE)
+            head = [("to", BOB), ("subject", "With files"), ("draft_uid", "0")]
+            status, headers, _ = w.post_multipart("/compose", head + [("body", "v1"), ("action", "draft")], [
+                ("attachment", "plan.txt", b"the plan\n", "text/plain"),
+                ("attachment", "photo.png", b"\x89PNG\r\n\x1a\nfake", "image/png")])
+            assert status == 303, status
+            uid = re.fullmatch(r"/compose\?draft=(\d+)&saved=1", headers["location"]).group(1)
+            _, _, page = w.get(headers["location"])
+            assert "Remove plan.txt" in page and "Remove photo.png" in page, page
+
+            # Saved again with new words and no file picked: both stay.
+            status, headers, _ = w.post_multipart("/compose", [
+                ("to", BOB), ("subject", "With files"), ("draft_uid", uid), ("body", "v2"), ("action", "draft")])
+            assert status == 303
+            uid = re.fullmatch(r"/compose\?draft=(\d+)&saved=1", headers["location"]).group(1)
+            [(_, m)] = messages(s, ALICE, "Drafts")
+            files = {p.get_filename(): p.get_payload(decode=True) for p in m.walk() if p.get_filename()}
+            assert files == {"plan.txt": b"the plan\n", "photo.png": b"\x89PNG\r\n\x1a\nfake"}, files
+
+            # Sent with the photo ticked off and one more file: plan and notes go.
+            status, _, _ = w.post_multipart("/compose", [
+                ("to", BOB), ("subject", "With files"), ("draft_uid", uid), ("body", "v3"), ("drop", "1"),
+                ("action", "send")], [("attachment", "notes.txt", b"notes\n", "text/plain")])
+            assert status == 303
+            assert messages(s, ALICE, "Drafts") == []
+            [m] = [m for _, m in messages(s, BOB, "INBOX") if m["Subject"] == "With files"]
+            names = [p.get_filename() for p in m.walk() if p.get_filename()]
+            assert names == ["plan.txt", "notes.txt"], names
+        finally:
+            s.stop()

@@ -47,6 +47,28 @@ class WebSession:
     def get(self, path):
         return self.request("GET", path)
 
+    def post_multipart(self, path, fields, files=(), csrf=True):
+        """A multipart/form-data POST as the compose form sends it: `fields`
+        a list of (name, value), `files` of (name, filename, bytes, type)."""
+        fields = list(fields)
+        if csrf:
+            fields.insert(0, ("csrf", self.csrf))
+        boundary = "satchel-test-boundary-7f3a"
+        body = b""
+        for k, v in fields:
+            body += f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, filename, data, ctype in files:
+            body += (f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; filename="{filename}"\r\n'
+                     f"Content-Type: {ctype}\r\n\r\n").encode() + data + b"\r\n"
+        body += f"--{boundary}--\r\n".encode()
+        c = self._conn()
+        c.request("POST", path, body=body, headers={
+            "Cookie": self.cookie, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        r = c.getresponse()
+        data = r.read().decode(errors="replace")
+        c.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
     def post(self, path, fields, csrf=True):
         fields = dict(fields)
         if csrf:

@@ -9,7 +9,7 @@ use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::date::Date;
 use mail_builder::headers::message_id::MessageId;
 use mail_builder::mime::{BodyPart, MimePart};
-use mail_parser::Message;
+use mail_parser::{Message, MimeHeaders};
 
 /// Addresses one field may hold: a bound on what one form can send to.
 pub const MAX_RECIPIENTS: usize = 100;
@@ -38,6 +38,25 @@ pub struct Upload {
 }
 
 impl Upload {
+    /// An attachment of a stored message (a draft taken up again), as the
+    /// form would have sent it: its name, its `type/subtype`, its decoded
+    /// bytes (a forwarded message/rfc822 stays the message itself).
+    pub fn of_part(part: &mail_parser::MessagePart<'_>) -> Upload {
+        let content_type = part
+            .content_type()
+            .map(|c| match c.subtype() {
+                Some(sub) => format!("{}/{}", c.ctype(), sub),
+                None => c.ctype().to_string(),
+            })
+            .unwrap_or_else(|| "application/octet-stream".into())
+            .to_ascii_lowercase();
+        Upload {
+            name: crate::message::attachment_name(part),
+            content_type,
+            bytes: part.contents().to_vec(),
+        }
+    }
+
     /// The attachment's MIME part. A forwarded message stays readable as
     /// message/rfc822, which RFC 2046 5.2.1 allows only in 7bit, 8bit or
     /// binary, never base64; every other file goes in base64 under the

@@ -178,7 +178,7 @@ pub fn attachment(raw: &[u8], n: usize) -> Option<Download> {
     })
 }
 
-fn attachment_name(part: &mail_parser::MessagePart<'_>) -> String {
+pub(crate) fn attachment_name(part: &mail_parser::MessagePart<'_>) -> String {
     part.attachment_name()
         .unwrap_or("(unnamed attachment)")
         .to_string()

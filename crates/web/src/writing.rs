@@ -204,7 +204,34 @@ pub async fn compose_post(
     let (answers, forward) = (get("answers").to_string(), get("forward").to_string());
     let forward_attached = get("forward_attached") == "1";
     let old_draft: u32 = get("draft_uid").parse().unwrap_or(0);
-    if forward_attached && !forward.is_empty() {
+    // The draft this form replaces keeps its attachments (a forwarded
+    // message among them), unless the user ticked one off; the new files
+    // come after them.
+    let mut kept = Vec::new();
+    if old_draft > 0 {
+        let drafts = special(&web, &s, Kind::Drafts).await?;
+        if let Ok((_, raw)) = message_of(&web, &drafts, old_draft).await {
+            let dropped: Vec<usize> = fields
+                .iter()
+                .filter(|(n, _)| n == "drop")
+                .filter_map(|(_, v)| v.parse().ok())
+                .collect();
+            kept = taken_up(&raw)
+                .attachments
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !dropped.contains(i))
+                .map(|(_, a)| a)
+                .collect();
+        }
+    }
+    total += kept.iter().map(|a| a.bytes.len()).sum::<usize>();
+    if total > MAX_UPLOAD {
+        return Err(PageError::TooLarge);
+    }
+    kept.append(&mut draft.attachments);
+    draft.attachments = kept;
+    if forward_attached && !forward.is_empty() && old_draft == 0 {
         let raw = original(&web, &s, &forward).await?;
         if let Some(m) = mime::message::parse(&raw) {
             draft
@@ -417,7 +444,7 @@ fn taken_up(raw: &[u8]) -> Draft {
             .next()
             .unwrap_or_default(),
         references: compose::header_ids(m.references()).join(" "),
-        attachments: Vec::new(),
+        attachments: m.attachments().map(Upload::of_part).collect(),
     }
 }
 
