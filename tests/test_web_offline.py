@@ -1,7 +1,9 @@
 """Offline reading in the webmail, in a real browser
 (tests/node/web-offline.mjs): the service worker keeps the list's recent
 messages without marking them read; with the network cut, a kept message
-opens and one never kept says so; a logout clears what was kept."""
+opens and one never kept says so; a reply and a delete made offline wait
+on the device and are done when the network is back; a logout clears what
+was kept."""
 import tempfile
 
 import pytest
@@ -25,7 +27,7 @@ def web():
             ).encode())
         s.start()
         try:
-            run = browser_run(s, "web-offline.mjs", ALICE)
+            run = browser_run(s, "web-offline.mjs", ALICE, {"deleted": "Oldest"})
             yield {"run": run, "satchel": s}
         finally:
             s.stop()
@@ -42,6 +44,31 @@ def test_a_kept_message_opens_with_the_network_cut(web):
     assert off["fromServiceWorker"] is True, off
     assert off["subject"] == "Middle" and "Offline text Middle." in off["body"], off
     assert off["missing"]["status"] == 503 and "offline" in off["missing"]["text"], off
+
+
+def test_a_reply_and_a_delete_made_offline_are_done_when_back(web):
+    (off,) = steps(web, "offlineChanges")
+    assert off["replyKept"], off
+    assert off["replyTo"].endswith("carol@remote.test"), off
+    assert "sent when the network is back" in off["replyNote"], off
+    assert "2 changes made offline" in off["banner"], off
+    # Gone from the list at once, on the device.
+    assert "Oldest" not in off["listOffline"] and "Middle" in off["listOffline"], off
+    assert off["waitingAfter"] == 0, off
+    s = web["satchel"]
+    c = s.imap(ALICE)
+    sent = {}
+    for box in ("Sent", "Trash", "INBOX"):
+        c.select(f'"{box}"', readonly=True)
+        _, data = c.search(None, "ALL")
+        subjects = []
+        for n in data[0].split():
+            _, parts = c.fetch(n, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            subjects.append(parts[0][1].decode().strip())
+        sent[box] = subjects
+    c.logout()
+    assert sent["Sent"] == ["Subject: Re: Middle"], sent
+    assert "Subject: Oldest" in sent["Trash"] and "Subject: Oldest" not in sent["INBOX"], sent
 
 
 def test_a_logout_clears_what_was_kept(web):

@@ -23,6 +23,7 @@ POSSIBLE = "Invoice from a new supplier"
 ATTACHED = "Holiday photo"
 SCORED = "Scored on arrival"
 DELETABLE = "Old newsletter"
+DRAGGED = ["Dragged to Trash", "Picked along"]
 # A 1x1 PNG.
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -70,11 +71,14 @@ def web():
         s.put(ALICE, mail(POSSIBLE, n=2), mailbox="Possible Junk")
         s.put(ALICE, with_attachments())
         s.put(ALICE, mail(DELETABLE, n=5))
+        s.put(ALICE, mail(DRAGGED[0], n=6))
+        s.put(ALICE, mail(DRAGGED[1], n=7))
         s.deliver(ALICE, mail(SCORED, n=4))
         before = trained(s)
         s.start()
         try:
-            want = {"junky": JUNKY, "possible": POSSIBLE, "attached": ATTACHED, "scored": SCORED, "deletable": DELETABLE}
+            want = {"junky": JUNKY, "possible": POSSIBLE, "attached": ATTACHED, "scored": SCORED, "deletable": DELETABLE,
+                    "dragged": DRAGGED}
             run = browser_run(s, "web-sort.mjs", ALICE, want)
             yield {"run": run, "satchel": s, "port": s.ports["http"], "before": before}
         finally:
@@ -128,6 +132,8 @@ def test_a_message_is_released_from_possible_junk(web):
     assert release["review"] and "Not junk" in release["review"], release
     assert has(release["possible"], POSSIBLE) == 0, release
     assert has(release["inbox"], POSSIBLE) == 1, release
+    # Posted by the page's script: the list changed without a reload.
+    assert release["stayed"] is True, release
 
 
 def test_an_attachment_downloads_with_its_bytes_and_html_never_renders(web):
@@ -160,6 +166,7 @@ def test_the_spam_score_and_reasons_are_shown(web):
 def test_delete_goes_to_trash_and_empty_trash_removes_it(web):
     (d,) = steps(web, "delete")
     assert has(d["inbox"], DELETABLE) == 0 and has(d["trash"], DELETABLE) == 1, d
+    assert d["stayed"] is True, d
     assert d["trashAfterEmpty"] == [] and d["emptyText"], d
 
 
@@ -177,3 +184,10 @@ def test_forms_without_the_token_or_for_another_account_are_refused(web):
     assert status == 404, status
     status, _, _ = bob.post(f"{inbox}/empty", {})
     assert status == 404, status
+
+
+def test_messages_dragged_onto_a_mailbox_move_there(web):
+    (d,) = steps(web, "drag")
+    assert d["stayed"] is True, d
+    for subject in DRAGGED:
+        assert has(d["inbox"], subject) == 0 and has(d["trash"], subject) == 1, d

@@ -19,6 +19,7 @@ ALICE = "alice@example.test"
 BOB = "bob@example.test"
 ORIGINAL = "Plans for Friday"
 FILE_BYTES = b"agenda: lunch, then the park\n"
+AUTOSAVED = "Typed, never saved by hand"
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def web():
         attach.write_bytes(FILE_BYTES)
         s.start()
         try:
-            want = {"original": ORIGINAL, "other": BOB, "file": str(attach)}
+            want = {"original": ORIGINAL, "other": BOB, "file": str(attach), "autosaved": AUTOSAVED}
             run = browser_run(s, "web-write.mjs", ALICE, want)
             yield {"run": run, "satchel": s}
         finally:
@@ -140,6 +141,24 @@ def test_a_draft_is_in_drafts_over_imap_while_it_is_one():
             assert "To be continued" in m.get_payload(decode=True).decode()
         finally:
             s.stop()
+
+
+def test_a_draft_is_saved_as_it_is_typed_with_a_dropped_file(web):
+    (a,) = steps(web, "autosave")
+    assert a["picked"] == ["dropped.txt"], a
+    assert a["stayed"] and a["firstUid"] != "0", a
+    # The file went into the draft, listed with its Remove box, and stayed
+    # through the second save.
+    assert "Remove dropped.txt" in a["attached"], a
+    assert "Draft saved" in a["banner"], a
+    assert a["sent"]["status"] == 200, a
+    s = web["satchel"]
+    assert not [m for _, m in messages(s, ALICE, "Drafts") if m["Subject"] == AUTOSAVED]
+    [m] = [m for _, m in messages(s, BOB, "INBOX") if m["Subject"] == AUTOSAVED]
+    files = {p.get_filename(): p.get_payload(decode=True) for p in m.walk() if p.get_filename()}
+    assert files == {"dropped.txt": b"dropped bytes\n"}, files
+    body = next(p for p in m.walk() if p.get_content_type() == "text/plain" and not p.get_filename())
+    assert "Saved as I typed, twice." in body.get_payload(decode=True).decode()
 
 
 def test_a_wrong_address_is_refused_and_the_form_kept(web):

@@ -73,6 +73,32 @@ export async function submit(page, selector) {
     return resp;
 }
 
+// Presses a button of a form the page's script posts by fetch (a list's
+// actions): waits for the POST and for the list to be swapped in, and says
+// whether the page stayed the same document (nothing reloaded).
+export async function pressInPlace(page, selector) {
+    return inPlace(page, () => page.click(selector));
+}
+
+// Does `act` and waits the same way (a drag and drop, a key).
+export async function inPlace(page, act) {
+    const before = await page.evaluate(() => {
+        window.satchelStayed = true;
+        return Number(document.documentElement.dataset.posts || 0);
+    });
+    const [resp] = await Promise.all([
+        page.waitForResponse(r => r.request().method() === 'POST'),
+        act(),
+    ]);
+    // The script marks which of its posts the page shows (data-posts,
+    // data-shown on <html>): wait for the list that shows this one.
+    await page.waitForFunction(b => {
+        const d = document.documentElement.dataset;
+        return Number(d.posts || 0) > b && d.shown === d.posts;
+    }, before);
+    return { status: resp.status(), stayed: await page.evaluate(() => window.satchelStayed === true) };
+}
+
 export async function fillLogin(page, address, pass) {
     await page.fill('form#login input[name=address]', address);
     await page.fill('form#login input[name=password]', pass);

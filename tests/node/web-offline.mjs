@@ -1,7 +1,8 @@
 // Offline reading in Debian's chromium: the list page has the service
 // worker keep its recent messages (without marking them read); with the
-// network cut (context.setOffline) a kept message opens; a logout clears
-// what was kept. Prints what it saw as one JSON line for
+// network cut (context.setOffline) a kept message opens; a reply written
+// and a message deleted offline wait on the device and go out when the
+// network is back; a logout clears what was kept. Prints what it saw as one JSON line for
 // tests/test_web_offline.py.
 //
 // Usage: node web-offline.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON
@@ -57,6 +58,52 @@ try {
         const missing = await page.goto(base + '/mail/999999/1');
         facts.missing = { status: missing.status(), text: (await page.innerText('body')).slice(0, 100) };
         await ctx.setOffline(false);
+        return facts;
+    });
+
+    await step('offlineChanges', async () => {
+        // The reply form of a kept message is kept too.
+        const [mb, uid] = rows[1].href.split('/').slice(2);
+        const replyPath = `/compose?reply=${mb}:${uid}`;
+        const deadline = Date.now() + 10000;
+        const keptNow = async () => (await page.evaluate(async () => {
+            const c = await caches.open('satchel-pages-v1');
+            return (await c.keys()).map(r => { const u = new URL(r.url); return u.pathname + u.search; });
+        }));
+        while (Date.now() < deadline && !(await keptNow()).includes(replyPath)) await page.waitForTimeout(200);
+        const replyKept = (await keptNow()).includes(replyPath);
+
+        await ctx.setOffline(true);
+        await page.goto(base + rows[1].href);
+        await Promise.all([page.waitForNavigation(), page.click('#write-actions a:text-is("Reply")')]);
+        const replyTo = await page.$eval('form#compose input[name=to]', i => i.value);
+        await page.fill('form#compose textarea[name=body]', 'Written offline.');
+        await page.click('form#compose button[value=send]');
+        await page.waitForSelector('main p.saved');
+        const replyNote = await page.$eval('main p.saved', e => e.innerText);
+
+        await page.goto(base + rows[0].href.split('/').slice(0, 3).join('/'));
+        await page.locator('table#messages tr.message', { hasText: want.deleted }).locator('input[name=uid]').check();
+        await page.click('form#actions button[value=delete]');
+        await page.waitForSelector('#outbox');
+        await page.waitForFunction(() => /2 changes/.test(document.querySelector('#outbox').innerText));
+        const facts = {
+            replyKept, replyTo, replyNote,
+            banner: await page.$eval('#outbox', e => e.innerText),
+            listOffline: (await listFacts(page)).rows.map(r => r.subject),
+        };
+        await page.screenshot({ path: path.join(shots, 'offline-waiting.png') });
+
+        // Back online: both go out, in order, and the banner goes.
+        await ctx.setOffline(false);
+        await page.waitForFunction(() => !document.querySelector('#outbox'), null, { timeout: 20000 });
+        facts.waitingAfter = await page.evaluate(() => new Promise(ok => {
+            const r = indexedDB.open('satchel-outbox', 1);
+            r.onsuccess = () => {
+                const q = r.result.transaction('requests').objectStore('requests').count();
+                q.onsuccess = () => ok(q.result);
+            };
+        }));
         return facts;
     });
 

@@ -1,15 +1,17 @@
 // Sorting in Satchel's webmail, in Debian's chromium: Junk and back, a
 // release from Possible Junk, an attachment opened, flags, the spam score,
-// delete and empty Trash. Prints what it saw as one JSON line for
+// delete and empty Trash, two messages dragged onto Trash. List actions
+// happen in place (posted by the script, no reload). Prints what it saw as one JSON line for
 // tests/test_web_sorting.py, which makes the assertions.
 //
 // Usage: node web-sort.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON
-//   EXPECT_JSON  {"junky", "possible", "attached", "scored", "deletable"}:
+//   EXPECT_JSON  {"junky", "possible", "attached", "scored", "deletable",
+//                "dragged": [two subjects]}:
 //                the subjects of the messages each step works on
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-    LOGIN_SUBMIT, fillLogin, finish, args, launch, listFacts, recorder, submit,
+    LOGIN_SUBMIT, fillLogin, finish, args, inPlace, launch, listFacts, pressInPlace, recorder, submit,
 } from './web-lib.mjs';
 
 const { base, user, password, shots, want, rel } = args('web-sort.mjs');
@@ -59,9 +61,9 @@ try {
         const review = await page.$eval('p.review', e => e.innerText).catch(() => null);
         await page.screenshot({ path: path.join(shots, 'junk-review.png'), fullPage: true });
         await page.locator('table#messages tr.message', { hasText: want.possible }).locator('input[name=uid]').check();
-        const resp = await press('actions', 'notjunk');
+        const resp = await pressInPlace(page, 'form#actions button[value=notjunk]');
         return {
-            status: resp.status(), review,
+            status: resp.status, stayed: resp.stayed, review,
             possible: (await listFacts(page)).rows.map(r => r.subject),
             inbox: await subjects('INBOX'),
         };
@@ -106,12 +108,27 @@ try {
     await step('delete', async () => {
         await page.goto(base + boxes.INBOX);
         await page.locator('table#messages tr.message', { hasText: want.deletable }).locator('input[name=uid]').check();
-        await press('actions', 'delete');
-        const facts = { inbox: (await listFacts(page)).rows.map(r => r.subject), trash: await subjects('Trash') };
+        const resp = await pressInPlace(page, 'form#actions button[value=delete]');
+        const facts = { stayed: resp.stayed, inbox: (await listFacts(page)).rows.map(r => r.subject), trash: await subjects('Trash') };
         await submit(page, 'form#empty button');
         facts.trashAfterEmpty = (await listFacts(page)).rows.map(r => r.subject);
         facts.emptyText = await page.$eval('p.empty', e => e.innerText).catch(() => null);
         return facts;
+    });
+
+    await step('drag', async () => {
+        await page.goto(base + boxes.INBOX);
+        const row = text => page.locator('table#messages tr.message', { hasText: text });
+        // The second one picked, the first dragged while picked: both go.
+        await row(want.dragged[0]).locator('input[name=uid]').check();
+        await row(want.dragged[1]).locator('input[name=uid]').check();
+        const resp = await inPlace(page, () =>
+            row(want.dragged[0]).locator('td.from').dragTo(page.locator('nav#mailboxes li', { hasText: 'Trash' })));
+        return {
+            status: resp.status, stayed: resp.stayed,
+            inbox: (await listFacts(page)).rows.map(r => r.subject),
+            trash: await subjects('Trash'),
+        };
     });
 
     await step('csrf', async () => {

@@ -1,11 +1,12 @@
 // Writing in Satchel's webmail, in Debian's chromium: a reply with a file
 // from the picker, a forward as attachment, a draft saved twice then sent,
-// and a wrong address. Prints what it saw as one JSON line for
+// a draft saved as it is typed with a file dropped on the form, and a wrong
+// address. Prints what it saw as one JSON line for
 // tests/test_web_writing.py, which makes the assertions.
 //
 // Usage: node web-write.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON
 //   EXPECT_JSON  {"original": subject to answer, "other": Bob's address,
-//                 "file": path of a file to attach}
+//                 "file": path of a file to attach, "autosaved": a subject}
 import path from 'node:path';
 import {
     LOGIN_SUBMIT, fillLogin, finish, args, launch, listFacts, recorder, submit,
@@ -75,6 +76,39 @@ try {
     await step('draftSent', async () => {
         const resp = await send('send');
         return { status: resp.status(), path: rel(page.url()) };
+    });
+
+    await step('autosave', async () => {
+        // Typed, never saved by hand; a file dropped on the form.
+        await page.goto(base + '/compose');
+        await page.fill('form#compose input[name=to]', want.other);
+        await page.fill('form#compose input[name=subject]', want.autosaved);
+        await page.evaluate(() => {
+            const dt = new DataTransfer();
+            dt.items.add(new File(['dropped bytes\n'], 'dropped.txt', { type: 'text/plain' }));
+            const form = document.querySelector('form#compose');
+            for (const type of ['dragover', 'drop']) {
+                form.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+            }
+        });
+        const picked = await page.$eval('form#compose input[type=file]', i => [...i.files].map(f => f.name));
+        await page.fill('form#compose textarea[name=body]', 'Saved as I typed.');
+        await page.waitForSelector('#draft-saved');
+        await page.waitForFunction(() => document.querySelector('input[name=draft_uid]').value !== '0');
+        // More words: saved again over the same draft, the file kept.
+        await page.waitForFunction(() => !document.querySelector('form#compose input[type=file]').files.length);
+        const firstUid = await page.$eval('input[name=draft_uid]', i => i.value);
+        await page.fill('form#compose textarea[name=body]', 'Saved as I typed, twice.');
+        await page.waitForFunction(u => document.querySelector('input[name=draft_uid]').value !== u, firstUid);
+        const facts = {
+            picked, firstUid, stayed: rel(page.url()) === '/compose',
+            attached: await page.$eval('#attached', e => e.innerText.trim()),
+            banner: await page.$eval('#draft-saved', e => e.innerText),
+        };
+        await page.screenshot({ path: path.join(shots, 'compose-autosaved.png'), fullPage: true });
+        const resp = await send('send');
+        facts.sent = { status: resp.status(), path: rel(page.url()) };
+        return facts;
     });
 
     await step('badAddress', async () => {

@@ -17,7 +17,9 @@
             .filter(r => Number(r.dataset.unix || 0) >= since)
             .map(r => r.querySelector('td.subject a')?.getAttribute('href'))
             .filter(Boolean);
-        worker.postMessage({ keep: paths });
+        // And each one's reply form, so a reply can be written offline.
+        const replies = paths.map(p => `/compose?reply=${p.split('/').slice(2).join(':')}`);
+        worker.postMessage({ keep: [...paths, ...replies] });
     }
     if ('serviceWorker' in navigator) {
         navigator.serviceWorker.register('/sw.js').then(() => navigator.serviceWorker.ready).then(() => {
@@ -32,14 +34,24 @@
     }
 
     // --- Live: what changed elsewhere shows here without a reload. -------
+    // One fetch for a burst of changes; the list is swapped in when any of
+    // them asked for it.
     let pending = null;
-    function refresh(listToo) {
+    let listWanted = false;
+    let posts = 0;
+    function refresh(listToo, delay = 100) {
+        listWanted = listWanted || listToo;
         if (pending) return;
         pending = setTimeout(async () => {
             pending = null;
+            const listToo = listWanted;
+            listWanted = false;
+            const asked = posts;
             try {
                 const r = await fetch(location.href, { credentials: 'same-origin' });
-                if (!r.ok || r.redirected) return;
+                // A page asked for before the user's last action shows what
+                // that action changed: the refresh after it swaps instead.
+                if (!r.ok || r.redirected || asked !== posts) return;
                 const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
                 swap(doc, 'nav#mailboxes');
                 if (listToo) {
@@ -50,10 +62,12 @@
                     }
                     mark(cursor);
                 }
+                // Which of the user's actions the page shows now.
+                document.documentElement.dataset.shown = asked;
             } catch (e) {
                 // Offline or restarting: the next event tries again.
             }
-        }, 100);
+        }, delay);
     }
     function swap(doc, selector) {
         const here = document.querySelector(selector);
@@ -68,6 +82,221 @@
         events.addEventListener('change', e => {
             refresh(page === 'list' && (e.data === mailbox || e.data === '*'));
         });
+    }
+
+    // --- Actions without a reload; made offline, kept and sent later. ----
+    // A list's actions (and a drag onto a mailbox) are posted by fetch and
+    // the list swapped in place. With no network they wait in IndexedDB,
+    // as do messages sent and changes made on a message page offline, and
+    // go out in order when the network is back.
+    const KEEP = 'requests';
+    function db() {
+        return new Promise((ok, fail) => {
+            const r = indexedDB.open('satchel-outbox', 1);
+            r.onupgradeneeded = () => r.result.createObjectStore(KEEP, { autoIncrement: true });
+            r.onsuccess = () => ok(r.result);
+            r.onerror = () => fail(r.error);
+        });
+    }
+    async function store(mode, fn) {
+        const d = await db();
+        return new Promise((ok, fail) => {
+            const t = d.transaction(KEEP, mode);
+            const out = [];
+            fn(t.objectStore(KEEP), out);
+            t.oncomplete = () => { d.close(); ok(out); };
+            t.onerror = () => { d.close(); fail(t.error); };
+        });
+    }
+    const keepForLater = (url, entries) => store('readwrite', s => s.add({ url, entries }));
+    const waiting = () => store('readonly', (s, out) => {
+        s.openCursor().onsuccess = e => {
+            const c = e.target.result;
+            if (c) { out.push([c.key, c.value]); c.continue(); }
+        };
+    });
+    function bodyOf(entries) {
+        if (entries.some(([, v]) => v instanceof Blob)) {
+            const f = new FormData();
+            for (const [k, v] of entries) f.append(k, v);
+            return f;
+        }
+        return new URLSearchParams(entries.map(([k, v]) => [k, String(v)]));
+    }
+    const token = () => document.querySelector('input[name=csrf]')?.value;
+    function say(text, id = 'outbox') {
+        let box = document.getElementById(id);
+        if (!text) { box?.remove(); return; }
+        if (!box) {
+            box = document.createElement('p');
+            box.id = id;
+            box.className = 'banner';
+            box.setAttribute('role', 'status');
+            document.body.append(box);
+        }
+        box.textContent = text;
+    }
+    async function showWaiting() {
+        const n = window.indexedDB ? (await waiting()).length : 0;
+        say(n ? `${n} change${n > 1 ? 's' : ''} made offline will be sent when the network is back.` : '');
+    }
+    const refused = async r => {
+        const text = await r.text();
+        const doc = new DOMParser().parseFromString(text, 'text/html');
+        return (doc.querySelector('.error')?.textContent || doc.body.textContent || text).trim().slice(0, 300);
+    };
+    let sending = false;
+    async function sendWaiting() {
+        if (sending || !navigator.onLine || !window.indexedDB || !token()) return;
+        sending = true;
+        try {
+            for (const [key, item] of await waiting()) {
+                // The token of this session: a login since may have changed it.
+                const entries = item.entries.map(([k, v]) => [k, k === 'csrf' ? token() : v]);
+                let r;
+                try {
+                    r = await fetch(item.url, { method: 'POST', body: bodyOf(entries), credentials: 'same-origin' });
+                } catch (e) {
+                    break; // offline again
+                }
+                if (r.redirected && new URL(r.url).pathname === '/login') break;
+                await store('readwrite', s => s.delete(key));
+                if (!r.ok) say(`A change made offline was refused: ${await refused(r)}`, 'refused');
+            }
+        } finally {
+            sending = false;
+        }
+        await showWaiting();
+        refresh(page === 'list');
+    }
+    window.addEventListener('online', sendWaiting);
+    if (window.indexedDB) sendWaiting().catch(() => {});
+
+    async function post(url, entries) {
+        posts++;
+        let r;
+        try {
+            r = await fetch(url, { method: 'POST', body: bodyOf(entries), credentials: 'same-origin' });
+        } catch (e) {
+            await keepForLater(url, entries);
+            const gone = new Set(entries.filter(([k]) => k === 'uid').map(([, v]) => v));
+            const moved = entries.some(([k, v]) => k === 'action' && !['read', 'unread', 'flag', 'unflag'].includes(v));
+            for (const row of rows()) {
+                if (moved && gone.has(row.querySelector('input[name=uid]').value)) row.remove();
+            }
+            await showWaiting();
+            return;
+        }
+        // A page fetched while the action was on its way may not show it.
+        document.documentElement.dataset.posts = ++posts;
+        if (r.redirected && new URL(r.url).pathname === '/login') { location.href = '/login'; return; }
+        if (!r.ok) { say(await refused(r), 'refused'); return; }
+        say('', 'refused');
+        refresh(page === 'list', 0);
+    }
+    let resubmit = false;
+    document.addEventListener('submit', async e => {
+        const form = e.target;
+        const offline = !navigator.onLine;
+        if (form.id === 'compose') clearTimeout(draftTimer);
+        if (form.id === 'compose' && !resubmit && (offline || saving)) {
+            e.preventDefault();
+            if (!offline) {
+                // Sent while a draft is being saved: after it, with its uid.
+                await saving;
+                resubmit = true;
+                form.requestSubmit(e.submitter);
+                resubmit = false;
+                return;
+            }
+            await keepForLater(form.getAttribute('action'), [...new FormData(form, e.submitter)]);
+            const main = document.querySelector('main');
+            main.textContent = '';
+            const p = document.createElement('p');
+            p.className = 'saved';
+            p.setAttribute('role', 'status');
+            p.textContent = 'Kept on this device: it will be sent when the network is back.';
+            main.append(p);
+            await showWaiting();
+            return;
+        }
+        const list = form.id === 'actions';
+        if (!list && !(form.id === 'message-actions' && offline)) return;
+        e.preventDefault();
+        await post(form.getAttribute('action'), [...new FormData(form, e.submitter)]);
+        if (!list) go(document.querySelector('p.back a')?.href);
+    });
+
+    // Drag messages onto a mailbox to move them (the picked ones, when the
+    // dragged row is among them).
+    const UIDS = 'application/x-satchel-uids';
+    const dropTarget = e => e.target.closest?.('nav#mailboxes li:not(.current)');
+    document.addEventListener('dragstart', e => {
+        const row = e.target.closest?.('table#messages tr.message');
+        if (!row) return;
+        const box = row.querySelector('input[name=uid]');
+        const picked = checked();
+        e.dataTransfer.setData(UIDS, (box.checked && picked.size ? [...picked] : [box.value]).join(','));
+        e.dataTransfer.effectAllowed = 'move';
+    });
+    document.addEventListener('dragover', e => {
+        const li = dropTarget(e);
+        if (li && e.dataTransfer.types.includes(UIDS)) { e.preventDefault(); li.classList.add('drop'); }
+    });
+    document.addEventListener('dragleave', e => dropTarget(e)?.classList.remove('drop'));
+    document.addEventListener('drop', e => {
+        const li = dropTarget(e);
+        const uids = li && e.dataTransfer.getData(UIDS);
+        const form = document.querySelector('form#actions');
+        if (!uids || !form) return;
+        e.preventDefault();
+        li.classList.remove('drop');
+        const to = li.querySelector('a').getAttribute('href').split('/').pop();
+        post(form.getAttribute('action'), [['csrf', token()], ['action', 'move'], ['to', to], ...uids.split(',').map(u => ['uid', u])]);
+    });
+
+    // Compose: files dropped on the form are attached; the draft is saved
+    // to Drafts a moment after each change.
+    let saving = null;
+    let draftTimer = null;
+    const compose = document.querySelector('form#compose');
+    if (compose) {
+        const files = compose.querySelector('input[type=file]');
+        compose.addEventListener('dragover', e => {
+            if (e.dataTransfer.types.includes('Files')) { e.preventDefault(); compose.classList.add('drop'); }
+        });
+        compose.addEventListener('dragleave', () => compose.classList.remove('drop'));
+        compose.addEventListener('drop', e => {
+            if (!e.dataTransfer.files.length) return;
+            e.preventDefault();
+            compose.classList.remove('drop');
+            const all = new DataTransfer();
+            for (const f of [...files.files, ...e.dataTransfer.files]) all.items.add(f);
+            files.files = all.files;
+            files.dispatchEvent(new Event('change', { bubbles: true }));
+        });
+        const later = () => { clearTimeout(draftTimer); draftTimer = setTimeout(saveDraft, 1500); };
+        compose.addEventListener('input', e => { if (e.target !== files) later(); });
+        files.addEventListener('change', later);
+        async function saveDraft() {
+            if (!navigator.onLine || saving) { if (saving) later(); return; }
+            const entries = [...new FormData(compose)].filter(([k]) => k !== 'action');
+            entries.push(['action', 'draft']);
+            const picked = files.files;
+            saving = (async () => {
+                const r = await fetch(compose.getAttribute('action'), { method: 'POST', body: bodyOf(entries), credentials: 'same-origin' });
+                const uid = r.ok && new URL(r.url).searchParams.get('draft');
+                if (!uid) return;
+                const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
+                compose.querySelector('input[name=draft_uid]').value = uid;
+                // The files are in the draft now, listed with their Remove boxes.
+                if (files.files === picked) files.value = '';
+                swap(doc, '#attached');
+                say(`Draft saved in Drafts at ${new Date().toLocaleTimeString()}.`, 'draft-saved');
+            })().catch(() => {});
+            await saving;
+            saving = null;
+        }
     }
 
     // --- Keyboard. --------------------------------------------------------

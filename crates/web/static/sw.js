@@ -14,7 +14,10 @@ self.addEventListener('install', e => {
 });
 self.addEventListener('activate', e => e.waitUntil(self.clients.claim()));
 
-const keep = url => /^\/mail\/\d+(\/\d+(\/html)?)?$/.test(url.pathname) && !url.search;
+// Lists, messages, their frames, and their reply forms; a page is kept
+// under its path and query.
+const keep = url => (/^\/mail\/\d+(\/\d+(\/html)?)?$/.test(url.pathname) && !url.search)
+    || (url.pathname === '/compose' && /^\?reply=\d+:\d+$/.test(url.search));
 
 async function remember(request, response) {
     if (!response.ok || response.redirected) return;
@@ -39,10 +42,10 @@ self.addEventListener('fetch', e => {
     e.respondWith((async () => {
         try {
             const r = await fetch(e.request);
-            e.waitUntil(remember(url.pathname, r.clone()));
+            e.waitUntil(remember(url.pathname + url.search, r.clone()));
             return r;
         } catch (err) {
-            const kept = await caches.match(url.pathname, { cacheName: PAGES });
+            const kept = await caches.match(url.pathname + url.search, { cacheName: PAGES });
             if (kept) return kept;
             return new Response('You are offline, and this page was not kept on this device.',
                 { status: 503, headers: { 'Content-Type': 'text/plain; charset=utf-8' } });
@@ -55,7 +58,7 @@ self.addEventListener('message', e => {
     const paths = (e.data && e.data.keep) || [];
     e.waitUntil((async () => {
         const cache = await caches.open(PAGES);
-        for (const path of paths.slice(0, 200)) {
+        for (const path of paths.slice(0, 400)) {
             if (await cache.match(path)) continue;
             try {
                 const r = await fetch(path, { headers: { 'X-Satchel-Prefetch': '1' }, credentials: 'same-origin' });
