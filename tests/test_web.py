@@ -241,6 +241,8 @@ def test_inbox_lists_messages_and_reading_marks_seen(web):
     assert "unread" in unread["classes"] and "unread" in hostile["classes"], lst["rows"]
 
     assert plain["status"] == 200 and plain["path"] == unread["href"], plain
+    # The script fetched the page and swapped it in: the document stayed.
+    assert plain["stayed"] is True, plain
     assert plain["subject"] == PLAIN
     assert not plain["iframe"]
     assert plain["bodyVisible"] and PLAIN_TEXT in plain["body"], plain["body"]

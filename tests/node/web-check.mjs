@@ -15,7 +15,7 @@
 // Nothing here downloads a browser: chromium is /usr/bin/chromium.
 import {
     LOGIN_SUBMIT, LOGOUT_SUBMIT, chain as chainOf, fillLogin, finish, args, launch, listFacts, recorder,
-    submit,
+    submit, follow,
 } from './web-lib.mjs';
 import path from 'node:path';
 
@@ -93,8 +93,7 @@ try {
     // Opens the message whose row holds `text`, from the list page.
     async function open(text) {
         const link = page.locator('table#messages tr.message', { hasText: text }).locator('td.subject a');
-        const [resp] = await Promise.all([page.waitForNavigation(), link.click()]);
-        return resp;
+        return follow(page, () => link.click());
     }
 
     await step('plain', async () => {
@@ -108,7 +107,7 @@ try {
         }));
         facts.bodyVisible = await page.isVisible('article#message pre.body-text');
         await page.screenshot({ path: path.join(shots, 'plain.png'), fullPage: true });
-        return { status: resp.status(), path: rel(page.url()), ...facts };
+        return { status: resp.status(), stayed: resp.stayed, path: rel(page.url()), ...facts };
     });
 
     await step('listAfter', async () => {

@@ -67,10 +67,31 @@ export async function chain(resp, rel) {
     return hops;
 }
 
-// Clicks a submit control and waits for the page it leads to.
+// Clicks a submit control and waits for the page it leads to: a real
+// navigation for logging in and out, else the page the script swaps in.
 export async function submit(page, selector) {
-    const [resp] = await Promise.all([page.waitForNavigation(), page.click(selector)]);
-    return resp;
+    if (selector === LOGIN_SUBMIT || selector === LOGOUT_SUBMIT) {
+        const [resp] = await Promise.all([page.waitForNavigation(), page.click(selector)]);
+        return resp;
+    }
+    return follow(page, () => page.click(selector));
+}
+
+// Does `act` (a click, a key) that leads to another page of the webmail
+// and waits for it. The script fetches the page and swaps it in without a
+// reload, counting them in data-visits on <html> (data-status: the
+// answer's status). Returns what the tests ask of a response, and whether
+// the document stayed the same (nothing reloaded).
+export async function follow(page, act) {
+    const before = await page.evaluate(() => {
+        window.satchelStayed = true;
+        return Number(document.documentElement.dataset.visits || 0);
+    });
+    await act();
+    await page.waitForFunction(b => Number(document.documentElement.dataset.visits || 0) > b, before);
+    const [status, stayed] = await page.evaluate(() =>
+        [Number(document.documentElement.dataset.status), window.satchelStayed === true]);
+    return { status: () => status, url: () => page.url(), stayed };
 }
 
 // Presses a button of a form the page's script posts by fetch (a list's

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import {
-    LOGIN_SUBMIT, fillLogin, finish, args, launch, listFacts, recorder, submit,
+    LOGIN_SUBMIT, fillLogin, finish, args, launch, listFacts, recorder, submit, follow,
 } from './web-lib.mjs';
 
 const { base, user, password, shots, want, rel } = args('web-live.mjs');
@@ -60,16 +60,16 @@ try {
         facts.cursor = await page.$$eval('table#messages tr.message', rs => rs.findIndex(r => r.classList.contains('cursor')));
         await page.keyboard.press('k');
         facts.cursorAfterK = await page.$$eval('table#messages tr.message', rs => rs.findIndex(r => r.classList.contains('cursor')));
-        await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+        await follow(page, () => page.keyboard.press('Enter'));
         facts.opened = await page.$eval('h1.subject', e => e.innerText.trim());
-        await Promise.all([page.waitForNavigation(), page.keyboard.press('u')]);
+        await follow(page, () => page.keyboard.press('u'));
         facts.back = rel(page.url());
         await page.keyboard.press('?');
         facts.help = await page.$eval('#keys', e => e.innerText).catch(() => null);
         await page.screenshot({ path: path.join(shots, 'keys.png') });
         await page.keyboard.press('Escape');
         facts.helpGone = (await page.$('#keys')) === null;
-        await Promise.all([page.waitForNavigation(), page.keyboard.press('c')]);
+        await follow(page, () => page.keyboard.press('c'));
         facts.compose = rel(page.url());
         // Typing in a field is typing, not a shortcut.
         await page.focus('form#compose input[name=subject]');
@@ -78,7 +78,7 @@ try {
         facts.stillCompose = rel(page.url());
         await page.click('main h1');
         await page.keyboard.press('g');
-        await Promise.all([page.waitForNavigation(), page.keyboard.press('i')]);
+        await follow(page, () => page.keyboard.press('i'));
         facts.inbox = rel(page.url());
         return facts;
     });

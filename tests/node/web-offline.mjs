@@ -8,7 +8,7 @@
 // Usage: node web-offline.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON
 import path from 'node:path';
 import {
-    LOGIN_SUBMIT, LOGOUT_SUBMIT, fillLogin, finish, args, launch, listFacts, recorder, submit,
+    LOGIN_SUBMIT, LOGOUT_SUBMIT, fillLogin, finish, args, launch, listFacts, recorder, submit, follow,
 } from './web-lib.mjs';
 
 const { base, user, password, shots, want, rel } = args('web-offline.mjs');
@@ -75,7 +75,7 @@ try {
 
         await ctx.setOffline(true);
         await page.goto(base + rows[1].href);
-        await Promise.all([page.waitForNavigation(), page.click('#write-actions a:text-is("Reply")')]);
+        await follow(page, () => page.click('#write-actions a:text-is("Reply")'));
         const replyTo = await page.$eval('form#compose input[name=to]', i => i.value);
         await page.fill('form#compose textarea[name=body]', 'Written offline.');
         await page.click('form#compose button[value=send]');

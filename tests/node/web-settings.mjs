@@ -6,7 +6,7 @@
 // Usage: node web-settings.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON
 //   EXPECT_JSON  {"newPassword": the password to change to}
 import path from 'node:path';
-import { LOGIN_SUBMIT, fillLogin, finish, args, launch, recorder, submit } from './web-lib.mjs';
+import { LOGIN_SUBMIT, fillLogin, finish, args, launch, recorder, submit, follow } from './web-lib.mjs';
 
 const { base, user, password, shots, want, rel } = args('web-settings.mjs');
 const { out, step } = recorder();
@@ -31,7 +31,7 @@ try {
         const rows = await a.$$eval('table#sessions tbody tr', rs => rs.map(r => r.innerText));
         await a.screenshot({ path: path.join(shots, 'settings.png'), fullPage: true });
         const other = a.locator('table#sessions tbody tr', { hasText: 'Browser B' }).locator('button');
-        await Promise.all([a.waitForNavigation(), other.click()]);
+        await follow(a, () => other.click());
         const after = await a.$$eval('table#sessions tbody tr', rs => rs.map(r => r.innerText));
         const bNext = await b.goto(base + '/mail');
         return { rows, after, notice: await notice(a), bPath: rel(b.url()), bStatus: bNext.status() };

@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-    LOGIN_SUBMIT, fillLogin, finish, args, inPlace, launch, listFacts, pressInPlace, recorder, submit,
+    LOGIN_SUBMIT, fillLogin, finish, args, inPlace, launch, listFacts, pressInPlace, recorder, submit, follow,
 } from './web-lib.mjs';
 
 const { base, user, password, shots, want, rel } = args('web-sort.mjs');
@@ -30,7 +30,7 @@ try {
     };
     const open = async text => {
         const link = page.locator('table#messages tr.message', { hasText: text }).locator('td.subject a');
-        await Promise.all([page.waitForNavigation(), link.click()]);
+        await follow(page, () => link.click());
     };
     const press = async (form, action) => submit(page, `form#${form} button[value=${action}]`);
 

@@ -9,7 +9,7 @@
 //                 "file": path of a file to attach, "autosaved": a subject}
 import path from 'node:path';
 import {
-    LOGIN_SUBMIT, fillLogin, finish, args, launch, listFacts, recorder, submit,
+    LOGIN_SUBMIT, fillLogin, finish, args, launch, listFacts, recorder, submit, follow,
 } from './web-lib.mjs';
 
 const { base, user, password, shots, want, rel } = args('web-write.mjs');
@@ -37,8 +37,8 @@ try {
     await step('reply', async () => {
         await page.goto(base + boxes.INBOX);
         const link = page.locator('table#messages tr.message', { hasText: want.original }).locator('td.subject a');
-        await Promise.all([page.waitForNavigation(), link.click()]);
-        await Promise.all([page.waitForNavigation(), page.click('#write-actions a:text-is("Reply")')]);
+        await follow(page, () => link.click());
+        await follow(page, () => page.click('#write-actions a:text-is("Reply")'));
         const prefilled = await form();
         await page.screenshot({ path: path.join(shots, 'compose.png'), fullPage: true });
         await page.fill('form#compose textarea[name=body]', 'Noon suits me.\n' + prefilled.body);
@@ -50,8 +50,8 @@ try {
     await step('forward', async () => {
         await page.goto(base + boxes.INBOX);
         const link = page.locator('table#messages tr.message', { hasText: want.original }).locator('td.subject a');
-        await Promise.all([page.waitForNavigation(), link.click()]);
-        await Promise.all([page.waitForNavigation(), page.click('#write-actions a:text-is("Forward as attachment")')]);
+        await follow(page, () => link.click());
+        await follow(page, () => page.click('#write-actions a:text-is("Forward as attachment")'));
         const prefilled = await form();
         const note = await page.$eval('main.compose p.note', e => e.innerText).catch(() => null);
         await page.fill('form#compose input[name=to]', want.other);

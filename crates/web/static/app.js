@@ -1,11 +1,13 @@
-// Satchel webmail: live lists (server-sent events from the change feed) and
-// Gmail-like keyboard shortcuts. Every page works without this file.
+// Satchel webmail: pages swapped in without a reload, live lists
+// (server-sent events from the change feed), actions in place and offline,
+// drag and drop, drafts saved as you type, Gmail-like keyboard shortcuts.
+// Every page works without this file.
 (() => {
     'use strict';
-    const main = document.querySelector('main');
-    if (!main || !main.dataset.page) return;
-    const page = main.dataset.page;
-    const mailbox = main.dataset.mailbox;
+    if (!document.querySelector('main')?.dataset.page) return;
+    // What the page shown is (data-page on <main>), set by setup().
+    let page;
+    let mailbox;
 
     // --- Offline: keep the recent messages of the list on this device. ----
     const DAYS = Number(localStorage.getItem('satchel.offlineDays') || '14');
@@ -27,8 +29,9 @@
             else navigator.serviceWorker.addEventListener('controllerchange', keepRecent, { once: true });
         }).catch(() => {});
     }
-    const days = document.querySelector('#offline-days');
-    if (days) {
+    function setupOfflineDays() {
+        const days = document.querySelector('#offline-days');
+        if (!days) return;
         days.value = String(DAYS);
         days.addEventListener('change', () => localStorage.setItem('satchel.offlineDays', String(Number(days.value) || 0)));
     }
@@ -39,22 +42,27 @@
     let pending = null;
     let listWanted = false;
     let posts = 0;
+    // Bumped by every action and page change, before and after.
+    let epoch = 0;
     function refresh(listToo, delay = 100) {
         listWanted = listWanted || listToo;
         if (pending) return;
         pending = setTimeout(async () => {
             pending = null;
+            // Not under a drag: the row held would be swapped away.
+            if (dragging) { refresh(listWanted, 300); return; }
             const listToo = listWanted;
             listWanted = false;
             const asked = posts;
+            const at = epoch;
             try {
                 const r = await fetch(location.href, { credentials: 'same-origin' });
-                // A page asked for before the user's last action shows what
-                // that action changed: the refresh after it swaps instead.
-                if (!r.ok || r.redirected || asked !== posts) return;
+                // A page asked for before the user's last action or page
+                // change may not show it: the refresh after it swaps instead.
+                if (!r.ok || r.redirected || at !== epoch || r.url !== location.href) return;
                 const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
                 swap(doc, 'nav#mailboxes');
-                if (listToo) {
+                if (listToo && page === 'list') {
                     const picked = checked();
                     swap(doc, 'main');
                     for (const box of document.querySelectorAll('table#messages input[name=uid]')) {
@@ -149,6 +157,7 @@
     async function sendWaiting() {
         if (sending || !navigator.onLine || !window.indexedDB || !token()) return;
         sending = true;
+        let done = 0;
         try {
             for (const [key, item] of await waiting()) {
                 // The token of this session: a login since may have changed it.
@@ -161,19 +170,21 @@
                 }
                 if (r.redirected && new URL(r.url).pathname === '/login') break;
                 await store('readwrite', s => s.delete(key));
+                done++;
                 if (!r.ok) say(`A change made offline was refused: ${await refused(r)}`, 'refused');
             }
         } finally {
             sending = false;
         }
         await showWaiting();
-        refresh(page === 'list');
+        if (done) refresh(page === 'list');
     }
     window.addEventListener('online', sendWaiting);
     if (window.indexedDB) sendWaiting().catch(() => {});
 
     async function post(url, entries) {
         posts++;
+        epoch++;
         let r;
         try {
             r = await fetch(url, { method: 'POST', body: bodyOf(entries), credentials: 'same-origin' });
@@ -189,6 +200,7 @@
         }
         // A page fetched while the action was on its way may not show it.
         document.documentElement.dataset.posts = ++posts;
+        epoch++;
         if (r.redirected && new URL(r.url).pathname === '/login') { location.href = '/login'; return; }
         if (!r.ok) { say(await refused(r), 'refused'); return; }
         say('', 'refused');
@@ -196,10 +208,12 @@
     }
     let resubmit = false;
     document.addEventListener('submit', async e => {
+        // Attributes, never form.id or form.action: a control named "id",
+        // "action" or "target" would answer instead.
         const form = e.target;
         const offline = !navigator.onLine;
-        if (form.id === 'compose') clearTimeout(draftTimer);
-        if (form.id === 'compose' && !resubmit && (offline || saving)) {
+        if (form.getAttribute('id') === 'compose') clearTimeout(draftTimer);
+        if (form.getAttribute('id') === 'compose' && !resubmit && (offline || saving)) {
             e.preventDefault();
             if (!offline) {
                 // Sent while a draft is being saved: after it, with its uid.
@@ -220,20 +234,99 @@
             await showWaiting();
             return;
         }
-        const list = form.id === 'actions';
-        if (!list && !(form.id === 'message-actions' && offline)) return;
+        const list = form.getAttribute('id') === 'actions';
+        if (list || (form.getAttribute('id') === 'message-actions' && offline)) {
+            e.preventDefault();
+            await post(form.getAttribute('action'), [...new FormData(form, e.submitter)]);
+            if (!list) go(document.querySelector('p.back a')?.href);
+            return;
+        }
+        // Every other form but logging in and out: fetched, and the page it
+        // answers with swapped in.
+        if (form.getAttribute('id') === 'login' || form.getAttribute('id') === 'logout' || form.getAttribute('target')) return;
         e.preventDefault();
-        await post(form.getAttribute('action'), [...new FormData(form, e.submitter)]);
-        if (!list) go(document.querySelector('p.back a')?.href);
+        const url = form.getAttribute('action') || location.pathname;
+        const data = new FormData(form, e.submitter);
+        if ((form.getAttribute('method') || 'get').toLowerCase() === 'get') {
+            visit(`${url}?${new URLSearchParams(data)}`);
+            return;
+        }
+        const body = form.getAttribute('enctype') === 'multipart/form-data' ? data : new URLSearchParams(data);
+        let r;
+        epoch++;
+        try {
+            r = await fetch(url, { method: 'POST', body, credentials: 'same-origin' });
+        } catch (err) {
+            say('The network is gone: nothing was done. Try again when it is back.', 'refused');
+            return;
+        }
+        await show(r);
+    });
+
+    // --- Pages without a reload: a link of the webmail is fetched and the
+    // page's parts (top bar, mailboxes, main) swapped in; the address bar
+    // and Back work as usual. Anything else loads as a page would.
+    let visits = 0;
+    async function show(r) {
+        epoch++;
+        const d = document.documentElement.dataset;
+        const type = r.headers.get('content-type') || '';
+        const doc = type.startsWith('text/html') && r.url && new URL(r.url).pathname !== '/login'
+            ? new DOMParser().parseFromString(await r.text(), 'text/html') : null;
+        if (!doc?.querySelector('main')?.dataset.page) {
+            if (r.ok || r.redirected) location.href = r.url;
+            else say(await refused(r), 'refused');
+            d.status = r.status;
+            d.visits = ++visits;
+            return;
+        }
+        say('', 'refused');
+        say('', 'draft-saved');
+        document.title = doc.title;
+        for (const part of ['header.top', 'nav#mailboxes', 'main']) swap(doc, part);
+        if (r.url !== location.href) history.pushState(null, '', r.url);
+        epoch++;
+        window.scrollTo(0, 0);
+        setup();
+        d.status = r.status;
+        d.visits = ++visits;
+    }
+    async function visit(url) {
+        let r;
+        epoch++;
+        try {
+            r = await fetch(url, { credentials: 'same-origin' });
+        } catch (e) {
+            location.href = url;
+            return;
+        }
+        await show(r);
+    }
+    window.addEventListener('popstate', () => visit(location.href));
+    const inApp = a => a && !a.target && !a.hasAttribute('download') && a.origin === location.origin
+        && /^\/(mail|compose|settings|filters|mailboxes)(\/|$)/.test(a.pathname)
+        && !/\/(raw|html)$|\/attachment\//.test(a.pathname);
+    document.addEventListener('click', e => {
+        if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+        const a = e.target.closest?.('a[href]');
+        if (!inApp(a) || (a.hash && a.pathname === location.pathname)) return;
+        e.preventDefault();
+        visit(a.href);
     });
 
     // Drag messages onto a mailbox to move them (the picked ones, when the
     // dragged row is among them).
     const UIDS = 'application/x-satchel-uids';
     const dropTarget = e => e.target.closest?.('nav#mailboxes li:not(.current)');
+    let dragging = false;
+    // dragend never comes when the dragged row is gone: a drop or a new
+    // page ends the drag too.
+    document.addEventListener('dragend', () => { dragging = false; });
+    document.addEventListener('drop', () => { dragging = false; }, true);
     document.addEventListener('dragstart', e => {
         const row = e.target.closest?.('table#messages tr.message');
         if (!row) return;
+        dragging = true;
         const box = row.querySelector('input[name=uid]');
         const picked = checked();
         e.dataTransfer.setData(UIDS, (box.checked && picked.size ? [...picked] : [box.value]).join(','));
@@ -259,8 +352,9 @@
     // to Drafts a moment after each change.
     let saving = null;
     let draftTimer = null;
-    const compose = document.querySelector('form#compose');
-    if (compose) {
+    function setupCompose() {
+        const compose = document.querySelector('form#compose');
+        if (!compose) return;
         const files = compose.querySelector('input[type=file]');
         compose.addEventListener('dragover', e => {
             if (e.dataTransfer.types.includes('Files')) { e.preventDefault(); compose.classList.add('drop'); }
@@ -310,7 +404,12 @@
         all[cursor].scrollIntoView({ block: 'nearest' });
     }
     const current = () => rows()[cursor];
-    const go = href => { if (href) location.href = href; };
+    const go = href => {
+        if (!href) return;
+        const a = Object.assign(document.createElement('a'), { href });
+        if (inApp(a)) visit(a.href);
+        else location.href = href;
+    };
     const linkTo = text => [...document.querySelectorAll('#write-actions a')].find(a => a.textContent.trim() === text)?.href;
 
     // Presses an action button for the message shown, or the list's
@@ -402,4 +501,18 @@
         }
         e.preventDefault();
     });
+
+    // What each page needs, at the start and after each page swapped in.
+    function setup() {
+        const main = document.querySelector('main');
+        page = main.dataset.page;
+        mailbox = main.dataset.mailbox;
+        cursor = -1;
+        dragging = false;
+        clearTimeout(draftTimer);
+        keepRecent();
+        setupOfflineDays();
+        setupCompose();
+    }
+    setup();
 })();
