@@ -54,3 +54,11 @@ def test_keyboard_navigation(web):
     assert keys["compose"] == "/compose", keys
     assert keys["typed"] == "jk?" and keys["stillCompose"] == "/compose", keys
     assert keys["inbox"].startswith("/mail/"), keys
+    # e: to Archive, made on first use; v then Enter: to the mailbox chosen.
+    archived, moved = keys["archived"], keys["moved"]
+    assert archived and moved and archived != moved, keys
+    assert keys["archive"]["stayed"] and archived not in keys["archive"]["inbox"], keys
+    assert "Archive" in keys["archive"]["boxes"], keys
+    assert keys["moveFocus"] == "to", keys
+    assert keys["move"]["stayed"] and moved not in keys["move"]["inbox"], keys
+    assert archived in keys["archiveList"] and moved in keys["trashList"], keys

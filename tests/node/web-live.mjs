@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import {
-    LOGIN_SUBMIT, fillLogin, finish, args, launch, listFacts, recorder, submit, follow,
+    LOGIN_SUBMIT, fillLogin, finish, args, launch, listFacts, recorder, submit, follow, inPlace,
 } from './web-lib.mjs';
 
 const { base, user, password, shots, want, rel } = args('web-live.mjs');
@@ -80,6 +80,30 @@ try {
         await page.keyboard.press('g');
         await follow(page, () => page.keyboard.press('i'));
         facts.inbox = rel(page.url());
+
+        // e archives the cursor's message (Archive is made the first time);
+        // v puts the focus on the Move menu, Enter there moves.
+        const subjects = async () => (await listFacts(page)).rows.map(r => r.subject);
+        const atCursor = () => page.$eval('table#messages tr.message.cursor td.subject', e => e.innerText.trim());
+        await page.keyboard.press('j');
+        facts.archived = await atCursor();
+        const archived = await inPlace(page, () => page.keyboard.press('e'));
+        facts.archive = {
+            stayed: archived.stayed,
+            inbox: await subjects(),
+            boxes: (await listFacts(page)).mailboxes.map(m => m.name),
+        };
+        await page.keyboard.press('j');
+        facts.moved = await atCursor();
+        await page.keyboard.press('v');
+        facts.moveFocus = await page.evaluate(() => document.activeElement?.getAttribute('name'));
+        await page.selectOption('select[name=to]', { label: 'Trash' });
+        const moved = await inPlace(page, () => page.keyboard.press('Enter'));
+        facts.move = { stayed: moved.stayed, inbox: await subjects() };
+        await follow(page, () => page.click('nav#mailboxes a:text-is("Archive")'));
+        facts.archiveList = await subjects();
+        await follow(page, () => page.click('nav#mailboxes a:text-is("Trash")'));
+        facts.trashList = await subjects();
         return facts;
     });
     out.pageErrors = errors;

@@ -621,6 +621,7 @@ async fn act(
             return Ok(Redirect::to(&list).into_response());
         }
         "delete" => special(&web, &s, Kind::Trash).await?,
+        "archive" => archive(&web, &s).await?,
         "move" => {
             let to = form
                 .get("to")
@@ -862,6 +863,23 @@ impl Kind {
 }
 
 /// The account's INBOX, Junk or Trash.
+/// Where "Archive" moves mail: the account's \Archive mailbox (RFC 6154),
+/// else the one named Archive, made (with \Archive) the first time.
+async fn archive(web: &Web, s: &Session) -> Result<Mailbox, PageError> {
+    let store = &web.inner.store;
+    let all = store.list_mailboxes(s.account.id).await?;
+    let found = all
+        .iter()
+        .find(|m| m.special_use == Some(SpecialUse::Archive))
+        .or_else(|| all.iter().find(|m| m.name == "Archive"));
+    match found {
+        Some(m) => Ok(m.clone()),
+        None => Ok(store
+            .create_mailbox(s.account.id, "Archive", Some(SpecialUse::Archive))
+            .await?),
+    }
+}
+
 pub(crate) async fn special(web: &Web, s: &Session, kind: Kind) -> Result<Mailbox, PageError> {
     web.inner
         .store

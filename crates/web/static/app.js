@@ -429,9 +429,13 @@
         if (to !== undefined) form.querySelector('select[name=to]').value = to;
         form.querySelector(`button[value=${action}]`)?.click();
     }
-    function archive() {
-        const option = [...document.querySelectorAll('select[name=to] option')].find(o => o.textContent === 'Archive');
-        if (option) act('move', option.value);
+    // Move: the Move menu gets the focus; Enter there moves.
+    function chooseMove() {
+        if (page === 'list' && current()) {
+            for (const box of document.querySelectorAll('table#messages input[name=uid]')) box.checked = false;
+            current().querySelector('input[name=uid]').checked = true;
+        }
+        document.querySelector('select[name=to]')?.focus();
     }
 
     const KEYS = [
@@ -439,7 +443,8 @@
         ['o or Enter', 'open the message'],
         ['u', 'back to the list'],
         ['r / a / f', 'reply / reply all / forward'],
-        ['e', 'archive (to the mailbox named Archive)'],
+        ['e', 'archive (from INBOX to Archive)'],
+        ['v', 'move: choose the mailbox, then Enter'],
         ['#', 'delete'],
         ['!', 'junk'],
         ['c', 'write a new message'],
@@ -472,6 +477,12 @@
     document.addEventListener('keydown', e => {
         if (e.ctrlKey || e.metaKey || e.altKey) return;
         const t = e.target;
+        if (e.key === 'Enter' && t.matches?.('select[name=to]')) {
+            e.preventDefault();
+            if (page === 'list' && !checked().size && current()) current().querySelector('input[name=uid]').checked = true;
+            t.form?.querySelector('button[value=move]')?.click();
+            return;
+        }
         if (t.closest && t.closest('input, textarea, select, [contenteditable]')) return;
         if (e.key === 'Enter' && t.closest && t.closest('button, a')) return;
         const k = e.key;
@@ -491,7 +502,8 @@
             case 'f': go(linkTo('Forward')); break;
             case '#': act('delete'); break;
             case '!': act('junk'); break;
-            case 'e': archive(); break;
+            case 'e': act('archive'); break;
+            case 'v': chooseMove(); break;
             case 'c': go('/compose'); break;
             case '/': document.querySelector('#search input[name=q]')?.focus(); break;
             case 'g': g = true; break;
