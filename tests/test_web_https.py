@@ -7,6 +7,7 @@ import http.client
 import re
 import ssl
 import tempfile
+import time
 import urllib.parse
 
 import pytest
@@ -109,6 +110,22 @@ def test_a_trusted_proxy_names_the_client_and_says_https(satchel):
     assert status == 303
     session = [c for c in cookies if c.startswith("satchel_session=")][0]
     assert "secure" in attributes(session), session
+
+
+def test_wrong_passwords_are_refused_and_slowed_per_client(satchel):
+    """The web's login goes through the door kit's throttle: each wrong
+    password from a client waits longer than the last (lower bounds: one,
+    then two seconds), and says so on the form; the right one still works."""
+    client = {"X-Forwarded-For": "203.0.113.50", "X-Forwarded-Proto": "https"}
+    delays = []
+    for _ in range(2):
+        start = time.monotonic()
+        status, _, _ = login(satchel, "http", password="wrong", headers=client)
+        delays.append(time.monotonic() - start)
+        assert status == 401
+    assert delays[0] >= 0.9 and delays[1] >= 1.9, delays
+    status, _, cookies = login(satchel, "http", headers=client)
+    assert status == 303 and [c for c in cookies if c.startswith("satchel_session=")]
 
 
 def test_a_password_from_afar_over_plain_http_is_refused_even_via_the_proxy(satchel):
