@@ -124,6 +124,9 @@ fn release<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
 pub struct LoginThrottle {
     failures: Arc<Mutex<HashMap<IpAddr, (u32, Instant)>>>,
     accounts: Arc<Mutex<HashMap<String, AccountGuard>>>,
+    /// When each account's login through each door was last written to
+    /// the store (its last-login record needs hours, not every login).
+    noted: Arc<Mutex<HashMap<(i64, String), Instant>>>,
 }
 
 /// What the throttle knows of one account.
@@ -146,6 +149,27 @@ impl LoginThrottle {
 
     pub fn new() -> LoginThrottle {
         LoginThrottle::default()
+    }
+
+    /// How stale a stored last login may get.
+    pub const LOGIN_NOTE_EVERY: Duration = Duration::from_secs(3600);
+
+    /// Whether this login of `account` through `door` should be written to
+    /// the store: the first in [`Self::LOGIN_NOTE_EVERY`] in this process.
+    pub fn login_to_note(&self, account: i64, door: &str) -> bool {
+        let now = Instant::now();
+        let mut noted = self.noted.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (account, door.to_string());
+        match noted.get(&key) {
+            Some(at) if now.duration_since(*at) < Self::LOGIN_NOTE_EVERY => false,
+            _ => {
+                if noted.len() >= Self::MAX_TRACKED {
+                    noted.clear();
+                }
+                noted.insert(key, now);
+                true
+            }
+        }
     }
 
     /// Records a failure and returns how long to wait before answering.

@@ -229,6 +229,12 @@ pub async fn check_password(
         Some(a) => {
             throttle.succeeded(user, peer);
             tracing::info!("login: door={door} user={} rip={peer}", a.address);
+            if throttle.login_to_note(a.id.0, door)
+                && let Err(e) = store.record_login(a.id, door).await
+            {
+                // The login stands; only the admin's last-login column lags.
+                tracing::warn!("cannot note the login of {}: {e}", a.address);
+            }
         }
         None => {
             let name: String = user

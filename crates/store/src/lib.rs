@@ -134,6 +134,13 @@ pub trait Accounts: Send + Sync {
     async fn set_sent_copy(&self, address: &str, rule: Option<SentCopy>) -> Result<()>;
     /// Removes the account, its mailboxes and messages, and the blobs only it used.
     async fn remove_account(&self, address: &str) -> Result<()>;
+    /// Gives (`true`) or takes the admin role.
+    async fn set_admin(&self, address: &str, admin: bool) -> Result<()>;
+    /// Every account with what it stores and its last login through each
+    /// door, for the admin's list.
+    async fn account_overview(&self) -> Result<Vec<AccountOverview>>;
+    /// Notes that `account` logged in through `door` now.
+    async fn record_login(&self, account: AccountId, door: &str) -> Result<()>;
     /// The account if `password` is right, `None` otherwise (also for unknown
     /// addresses, after the same amount of work).
     async fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>>;

@@ -144,6 +144,21 @@ pub fn check_script_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Why `address` cannot get an account when the config lists the local
+/// `domains`: an account elsewhere would make its domain local behind the
+/// admin's back. Without any listed (the development defaults), accounts'
+/// domains are local and anything goes.
+pub fn outside_local_domains(address: &str, domains: &[String]) -> Option<String> {
+    let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+    if domains.is_empty() || domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+        return None;
+    }
+    Some(format!(
+        "{domain:?} is not one of the local domains ({}): add it to `domains` in the config first",
+        domains.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

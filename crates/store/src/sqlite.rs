@@ -78,6 +78,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0008_queue_prefix.sql"),
     include_str!("../migrations/sqlite/0009_unseen.sql"),
     include_str!("../migrations/sqlite/0010_image_senders.sql"),
+    include_str!("../migrations/sqlite/0011_logins.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.

@@ -82,6 +82,18 @@ pub struct Account {
     pub sent_copy: Option<SentCopy>,
 }
 
+/// An account as the admin's list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountOverview {
+    pub account: Account,
+    /// Messages stored in all its mailboxes, and their bytes.
+    pub messages: u64,
+    pub bytes: u64,
+    /// The last login through each door that saw one: (door, Unix time),
+    /// by door name.
+    pub logins: Vec<(String, i64)>,
+}
+
 /// Whether a submitted message gets a copy in Sent (or where the user's
 /// outgoing script files it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -10,6 +10,7 @@
 //! ammonia and shown in a sandboxed frame under its own
 //! Content-Security-Policy, with remote content blocked.
 
+mod admin;
 mod client;
 mod compose;
 mod conversation;
@@ -59,6 +60,9 @@ pub struct Settings {
     pub max_connections: usize,
     /// The server's Sent-copy rule (an account's own wins).
     pub sent_copy: store::SentCopy,
+    /// The config's local domains: an admin adds accounts only in them
+    /// (none listed: any).
+    pub local_domains: Vec<String>,
     /// Proxies in front of the door whose `X-Forwarded-For` and
     /// `X-Forwarded-Proto` are believed (`[web] trusted_proxies`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -74,6 +78,7 @@ impl Default for Settings {
             max_connections: 2000,
             sent_copy: store::SentCopy::default(),
             trusted_proxies: Vec::new(),
+            local_domains: Vec::new(),
         }
     }
 }

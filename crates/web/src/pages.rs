@@ -18,7 +18,7 @@ use crate::client::Client;
 use crate::listing::{self, ListQuery};
 use crate::message::{self, Shown, Summary};
 use crate::session::{self, COOKIE, LOGIN_COOKIE, Session};
-use crate::{Web, filters, mailboxes, senders, settings, writing};
+use crate::{Web, admin, filters, mailboxes, senders, settings, writing};
 
 pub fn router(web: Web) -> Router {
     Router::new()
@@ -50,6 +50,16 @@ pub fn router(web: Web) -> Router {
         .route("/mailboxes", get(mailboxes::page).post(mailboxes::change))
         .route("/settings", get(settings::page))
         .route("/senders", post(senders::change))
+        .route(
+            "/admin",
+            get(|_: admin::Admin| async { Redirect::to("/admin/accounts") }),
+        )
+        .route("/admin/accounts", get(admin::accounts).post(admin::change))
+        .route(
+            "/admin/accounts/remove",
+            get(admin::confirm_remove).post(admin::remove),
+        )
+        .route("/admin/queue", get(admin::queue).post(admin::queue_change))
         .route("/settings/password", post(settings::password))
         .route("/settings/pop3", post(settings::pop3))
         .route("/settings/vacation", post(settings::vacation))
@@ -751,6 +761,9 @@ pub(crate) async fn message_of(
 /// forms carry, the mailboxes (`current` highlighted).
 pub(crate) struct Frame {
     pub(crate) account: String,
+    /// Whether the header links to the admin pages (each of them checks
+    /// the role again).
+    pub(crate) admin: bool,
     pub(crate) csrf: String,
     pub(crate) folders: Vec<Folder>,
 }
@@ -762,6 +775,7 @@ pub(crate) async fn frame(
 ) -> Result<Frame, PageError> {
     Ok(Frame {
         account: s.account.address.clone(),
+        admin: s.account.is_admin,
         csrf: s.csrf.clone(),
         folders: folders(web, s, current).await?,
     })

@@ -304,7 +304,7 @@
     }
     window.addEventListener('popstate', () => visit(location.href));
     const inApp = a => a && !a.target && !a.hasAttribute('download') && a.origin === location.origin
-        && /^\/(mail|compose|settings|filters|mailboxes)(\/|$)/.test(a.pathname)
+        && /^\/(mail|compose|settings|filters|mailboxes|admin)(\/|$)/.test(a.pathname)
         && !/\/(raw|html)$|\/attachment\//.test(a.pathname);
     document.addEventListener('click', e => {
         if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;

@@ -191,6 +191,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             max_connections: totals.http,
             sent_copy: config.submission.sent_copy,
             trusted_proxies: config.web.trusted_proxies.clone(),
+            local_domains: config.domains.clone(),
             ..web::Settings::default()
         },
     );

@@ -1,4 +1,4 @@
-//! `satchel user add|list|passwd|remove`.
+//! `satchel user add|list|passwd|remove|admin|sent-copy`.
 
 use clap::Subcommand;
 use store::MailStore;
@@ -28,6 +28,13 @@ pub enum UserCommand {
     },
     /// Removes the account and all its mail.
     Remove { address: String },
+    /// Gives the account the admin role (the web's admin pages), or with
+    /// --off takes it away.
+    Admin {
+        address: String,
+        #[arg(long)]
+        off: bool,
+    },
     /// Whether what the account submits gets a Sent copy: always,
     /// unless-appended (unless its client APPENDs one itself), never, or
     /// default (the server's `[submission] sent_copy`).
@@ -41,15 +48,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add { address, admin, .. } => {
-            // With `domains` in the config, only those are local: an account
-            // elsewhere would make its domain local behind the admin's back.
-            // Without any (the development defaults), accounts' domains are.
-            let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
-            if !domains.is_empty() && !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
-                anyhow::bail!(
-                    "{domain:?} is not one of the local domains ({}): add it to `domains` in the config first",
-                    domains.join(", ")
-                );
+            if let Some(why) = store::names::outside_local_domains(&address, domains) {
+                anyhow::bail!(why);
             }
             let password = password_from_stdin()?;
             let account = store.create_account(&address, &password, admin).await?;
@@ -65,6 +65,15 @@ pub async fn run(
             store.set_password(&address, &password).await?;
         }
         UserCommand::Remove { address } => store.remove_account(&address).await?,
+        UserCommand::Admin { address, off } => {
+            store.set_admin(&address, !off).await?;
+            let role = if off {
+                "no longer an admin"
+            } else {
+                "an admin"
+            };
+            say(&format!("{} is {role}", address.to_lowercase()))?;
+        }
         UserCommand::SentCopy { address, rule } => {
             let parsed = match rule.as_str() {
                 "default" => None,

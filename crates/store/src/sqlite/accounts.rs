@@ -1,5 +1,7 @@
 //! The embedded store's [`crate::Accounts`]. Accounts, aliases, settings and logging in.
 
+use std::collections::HashMap;
+
 use super::*;
 
 #[async_trait]
@@ -172,6 +174,86 @@ impl Accounts for SqliteStore {
             rule.map(SentCopy::as_str),
         )
         .await
+    }
+
+    async fn set_admin(&self, address: &str, admin: bool) -> Result<()> {
+        let address = normalize_address(address)?;
+        self.db
+            .write(move |c| {
+                let changed = exec(
+                    c,
+                    "UPDATE accounts SET is_admin = ?2 WHERE address = ?1",
+                    params![address, admin],
+                )?;
+                if changed == 0 {
+                    return Err(Error::NoAccount(address));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn account_overview(&self) -> Result<Vec<AccountOverview>> {
+        self.db
+            .read(|c| {
+                let accounts = all(
+                    c,
+                    select_accounts!("", "ORDER BY address"),
+                    [],
+                    account_from_row,
+                )?;
+                let usage: HashMap<i64, (u64, u64)> = all(
+                    c,
+                    "SELECT mb.account_id, count(*), coalesce(sum(m.size), 0) \
+                     FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id \
+                     GROUP BY mb.account_id",
+                    [],
+                    |r| {
+                        let (n, bytes): (i64, i64) = (r.get(1)?, r.get(2)?);
+                        Ok((r.get(0)?, (n.max(0) as u64, bytes.max(0) as u64)))
+                    },
+                )?
+                .into_iter()
+                .collect();
+                let mut logins: HashMap<i64, Vec<(String, i64)>> = HashMap::new();
+                for (id, door, at) in all(
+                    c,
+                    "SELECT account_id, door, at FROM logins ORDER BY account_id, door",
+                    [],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)),
+                )? {
+                    logins.entry(id).or_default().push((door, at));
+                }
+                Ok(accounts
+                    .into_iter()
+                    .map(|account| {
+                        let (messages, bytes) = usage.get(&account.id.0).copied().unwrap_or((0, 0));
+                        let logins = logins.remove(&account.id.0).unwrap_or_default();
+                        AccountOverview {
+                            account,
+                            messages,
+                            bytes,
+                            logins,
+                        }
+                    })
+                    .collect())
+            })
+            .await
+    }
+
+    async fn record_login(&self, account: AccountId, door: &str) -> Result<()> {
+        let door = door.to_string();
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "INSERT INTO logins (account_id, door, at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (account_id, door) DO UPDATE SET at = ?3",
+                    params![account, door, unix_now()],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn remove_account(&self, address: &str) -> Result<()> {

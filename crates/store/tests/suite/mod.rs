@@ -445,6 +445,54 @@ pub async fn accounts_can_have_their_own_pop3_delete_mode(t: T) {
     ));
 }
 
+pub async fn the_admin_role_usage_and_last_logins(t: T) {
+    t.store.set_admin("OP@example.test", true).await.unwrap();
+    assert!(
+        t.store
+            .account("op@example.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_admin
+    );
+    assert!(matches!(
+        t.store.set_admin("nobody@example.test", true).await,
+        Err(Error::NoAccount(_))
+    ));
+    let other = t
+        .store
+        .create_account("quiet@example.test", "pw", false)
+        .await
+        .unwrap();
+    t.add("INBOX", "one", Flags::empty()).await;
+    t.add("Sent", "two", Flags::empty()).await;
+    t.store.record_login(t.account.id, "pop3").await.unwrap();
+    t.store.record_login(t.account.id, "imap").await.unwrap();
+    t.store.record_login(t.account.id, "pop3").await.unwrap();
+    let all = t.store.account_overview().await.unwrap();
+    assert_eq!(all.len(), 2);
+    let op = all.iter().find(|o| o.account.id == t.account.id).unwrap();
+    assert!(op.account.is_admin);
+    assert_eq!(op.messages, 2);
+    // "Subject: one\r\n\r\none\r\n" and the same for two.
+    assert_eq!(op.bytes, 2 * "Subject: one\r\n\r\none\r\n".len() as u64);
+    let doors: Vec<&str> = op.logins.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(doors, ["imap", "pop3"]);
+    assert!(op.logins.iter().all(|(_, at)| *at > 1_700_000_000));
+    let quiet = all.iter().find(|o| o.account.id == other.id).unwrap();
+    assert_eq!((quiet.messages, quiet.bytes, quiet.logins.len()), (0, 0, 0));
+
+    t.store.set_admin("op@example.test", false).await.unwrap();
+    assert!(
+        !t.store
+            .account("op@example.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_admin
+    );
+}
+
 pub async fn bayes_counts_and_training_events(t: T) {
     let toks = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     t.store
@@ -1009,7 +1057,7 @@ pub async fn list_pages_and_unseen_counts_read_only_what_they_show(t: T) {
 #[macro_export]
 macro_rules! every_test {
     ($open:path) => {
-        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
+        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
     };
     (@each $open:path; $($name:ident),*) => {
         $(

@@ -1,0 +1,109 @@
+// The admin pages in Debian's chromium: the admin adds an account (and the
+// new user logs in), resets nothing by mistake, removes an account after
+// its confirmation, and retries a queued message; a non-admin is refused
+// every admin page. Prints what it saw as one JSON line for
+// tests/test_web_admin.py, which makes the assertions.
+//
+// Usage: node web-admin.mjs BASE USER PASSWORD SHOTDIR EXPECT_JSON
+//   EXPECT_JSON  {"newUser", "newPassword", "removable", "user": a non-admin,
+//                 "userPassword", "adminUrls": [paths], "queued": the
+//                 queue ID held for a sink that is down}
+import path from 'node:path';
+import {
+    LOGIN_SUBMIT, args, fillLogin, finish, follow, launch, recorder, submit,
+} from './web-lib.mjs';
+
+const { base, user, password, shots, want, rel } = args('web-admin.mjs');
+const { out, step } = recorder();
+const browser = await launch();
+try {
+    const login = async (who, pass) => {
+        const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+        const page = await ctx.newPage();
+        page.setDefaultTimeout(15000);
+        await page.goto(base + '/login');
+        await fillLogin(page, who, pass);
+        await submit(page, LOGIN_SUBMIT);
+        return page;
+    };
+    const page = await login(user, password);
+    const accounts = () => page.$$eval('table#accounts tbody tr', rs => rs.map(r => ({
+        address: r.dataset.address,
+        usage: r.querySelector('td.usage').innerText,
+        login: r.querySelector('td.last-login').innerText,
+    })));
+
+    await step('accounts', async () => {
+        const linked = await page.isVisible('header.top a[href="/admin"]');
+        await follow(page, () => page.click('header.top a[href="/admin"]'));
+        const before = await accounts();
+        await page.fill('form#add-account input[name=address]', want.newUser);
+        await page.fill('form#add-account input[name=password]', want.newPassword);
+        const resp = await follow(page, () => page.click('form#add-account button'));
+        const facts = {
+            linked, before, status: resp.status(), path: rel(page.url()),
+            notice: await page.$eval('p.saved', e => e.innerText).catch(() => null),
+            after: await accounts(),
+        };
+        await page.screenshot({ path: path.join(shots, 'admin-accounts.png'), fullPage: true });
+        return facts;
+    });
+
+    await step('newUserLogsIn', async () => {
+        const p = await login(want.newUser, want.newPassword);
+        return { path: rel(p.url()), account: await p.$eval('header.top .who', e => e.innerText) };
+    });
+
+    await step('remove', async () => {
+        await follow(page, () => page.click(`table#accounts tr[data-address="${want.removable}"] a.remove`));
+        const question = await page.$eval('main h1', e => e.innerText);
+        await page.screenshot({ path: path.join(shots, 'admin-remove.png'), fullPage: true });
+        await page.fill('form#remove-account input[name=confirm]', 'not-the-address@example.test');
+        const wrong = await follow(page, () => page.click('form#remove-account button'));
+        const refused = {
+            status: wrong.status(),
+            error: await page.$eval('p.error', e => e.innerText).catch(() => null),
+        };
+        await page.fill('form#remove-account input[name=confirm]', want.removable);
+        const right = await follow(page, () => page.click('form#remove-account button'));
+        return {
+            question, refused, status: right.status(), path: rel(page.url()),
+            after: (await accounts()).map(a => a.address),
+        };
+    });
+
+    await step('queue', async () => {
+        await follow(page, () => page.click('nav.admin-nav a[href="/admin/queue"]'));
+        const row = page.locator(`tbody.queued[data-id="${want.queued}"]`);
+        const before = {
+            rows: await page.$$eval('tbody.queued', bs => bs.map(b => b.dataset.id)),
+            state: await row.locator('td.state').first().innerText(),
+            answer: await row.locator('td.answer').first().innerText(),
+        };
+        await page.screenshot({ path: path.join(shots, 'admin-queue.png'), fullPage: true });
+        const resp = await follow(page, () => row.locator('button[value=retry]').click());
+        const notice = await page.$eval('p.saved', e => e.innerText).catch(() => null);
+        // The server tries within a second; the page shows the queue as it is.
+        let empty = false;
+        for (let i = 0; i < 50 && !empty; i++) {
+            await page.waitForTimeout(200);
+            await follow(page, () => page.click('nav.admin-nav a[href="/admin/queue"]'));
+            empty = await page.isVisible('p.empty');
+        }
+        return { before, status: resp.status(), notice, empty };
+    });
+
+    await step('nonAdmin', async () => {
+        const p = await login(want.user2, want.user2Password);
+        const linked = await p.isVisible('header.top a[href="/admin"]');
+        const seen = {};
+        for (const u of want.adminUrls) {
+            const r = await p.goto(base + u);
+            seen[u] = { status: r.status(), text: (await p.innerText('body')).slice(0, 120) };
+        }
+        return { linked, seen };
+    });
+} finally {
+    await browser.close();
+}
+finish(out);
