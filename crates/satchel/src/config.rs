@@ -51,6 +51,44 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub web: Web,
+    #[serde(default)]
+    pub junk_report: JunkReport,
+}
+
+/// `[junk_report]`: the daily junk report and how long Junk and Possible
+/// Junk keep mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JunkReport {
+    /// The hour (UTC, 0 to 23) the reports go out and old junk is deleted.
+    #[serde(default = "default_report_hour")]
+    pub hour: u8,
+    /// Days Junk and Possible Junk keep mail (0: for ever).
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// Days a release link works.
+    #[serde(default = "default_link_days")]
+    pub link_days: u32,
+}
+
+impl Default for JunkReport {
+    fn default() -> JunkReport {
+        JunkReport {
+            hour: default_report_hour(),
+            retention_days: default_retention_days(),
+            link_days: default_link_days(),
+        }
+    }
+}
+
+fn default_report_hour() -> u8 {
+    7
+}
+fn default_retention_days() -> u32 {
+    30
+}
+fn default_link_days() -> u32 {
+    14
 }
 
 /// `[web]`: the webmail door's settings.
@@ -66,6 +104,30 @@ pub struct Web {
     /// Planned (the admin issue): `GET /metrics`.
     #[serde(default)]
     pub metrics: bool,
+    /// The webmail as users reach it (`https://mail.example.test`), for the
+    /// links in junk reports; left out: made from `hostname` and the first
+    /// `https` (else `http`) door.
+    pub url: Option<String>,
+}
+
+impl Config {
+    /// The webmail's address for links in mail, without a trailing slash.
+    pub fn web_url(&self) -> String {
+        if let Some(url) = &self.web.url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let (scheme, addr, default) = match (self.listen.https.first(), self.listen.http.first()) {
+            (Some(a), _) => ("https", Some(a), 443),
+            (None, Some(a)) => ("http", Some(a), 80),
+            (None, None) => ("http", None, 80),
+        };
+        match addr.map(|a| a.port()) {
+            Some(port) if port != default && port != 0 => {
+                format!("{scheme}://{}:{port}", self.hostname)
+            }
+            _ => format!("{scheme}://{}", self.hostname),
+        }
+    }
 }
 
 /// `[log]`: how the server writes its log (standard error).
@@ -442,6 +504,22 @@ impl Config {
                 self.spam.junk
             );
         }
+        if self.junk_report.hour > 23 {
+            bail!(
+                "junk_report.hour = {}: give an hour of the day, 0 to 23 (UTC)",
+                self.junk_report.hour
+            );
+        }
+        if self.junk_report.link_days == 0 {
+            bail!("junk_report.link_days = 0: release links need at least a day");
+        }
+        if let Some(url) = &self.web.url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            bail!(
+                "web.url = {url:?}: give the webmail's address, such as \"https://mail.example.com\""
+            );
+        }
         for zone in &self.spam.dnsbl {
             if let Err(e) = store::names::normalize_address(&format!("postmaster@{zone}")) {
                 bail!("spam.dnsbl: {zone:?} is not a DNS zone such as \"zen.spamhaus.org\" ({e})");
@@ -500,6 +578,7 @@ impl Default for Config {
             limits: Limits::default(),
             log: Log::default(),
             web: Web::default(),
+            junk_report: JunkReport::default(),
         }
     }
 }

@@ -56,6 +56,10 @@ enum Command {
     /// The DKIM keys outgoing mail is signed with.
     #[command(subcommand)]
     Dkim(commands::dkim::DkimCommand),
+    /// The junk report: what arrived in Junk and Possible Junk, mailed
+    /// with release links.
+    #[command(subcommand)]
+    JunkReport(commands::junk_report::JunkReportCommand),
     /// Verifies the store (index against body files, counters).
     Check(commands::check::CheckArgs),
 }
@@ -174,6 +178,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Alias(cmd) => commands::alias::run(cmd, store.as_ref(), &config.domains).await,
         Command::Queue(cmd) => commands::queue::run(cmd, store.as_ref()).await,
         Command::Dkim(cmd) => commands::dkim::run(cmd, store.as_ref(), &config.domains).await,
+        Command::JunkReport(cmd) => commands::junk_report::run(cmd, &config, store.as_ref()).await,
         // Taken above, before any store is opened.
         Command::Check(_) => Ok(()),
     }

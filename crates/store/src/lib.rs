@@ -134,6 +134,18 @@ pub trait Accounts: Send + Sync {
     async fn set_sent_copy(&self, address: &str, rule: Option<SentCopy>) -> Result<()>;
     /// Removes the account, its mailboxes and messages, and the blobs only it used.
     async fn remove_account(&self, address: &str) -> Result<()>;
+    /// Whether the account gets the junk report (`None`: the default,
+    /// when it reads mail over POP3 only).
+    async fn set_junk_report(&self, address: &str, on: Option<bool>) -> Result<()>;
+    /// Notes that the account's junk report covered mail up to `up_to`
+    /// (Unix time; never moves back).
+    async fn junk_report_sent(&self, account: AccountId, up_to: i64) -> Result<()>;
+    /// The server's secret `name`: `fresh` the first time it is asked for,
+    /// the same bytes ever after, in every process on this store.
+    async fn secret(&self, name: &str, fresh: Vec<u8>) -> Result<Vec<u8>>;
+    /// Uses the single-use link `id` (kept until `expires`): `true` the first
+    /// time, `false` ever after.
+    async fn use_link(&self, id: &str, expires: i64) -> Result<bool>;
     /// Gives (`true`) or takes the admin role.
     async fn set_admin(&self, address: &str, admin: bool) -> Result<()>;
     /// Every account with what it stores and its last login through each

@@ -79,6 +79,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0009_unseen.sql"),
     include_str!("../migrations/sqlite/0010_image_senders.sql"),
     include_str!("../migrations/sqlite/0011_logins.sql"),
+    include_str!("../migrations/sqlite/0012_junk_report.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.
@@ -105,6 +106,7 @@ const UNREFERENCED: &str = "SELECT value AS hash FROM json_each(?1) WHERE NOT EX
 enum AccountSetting {
     Pop3Delete,
     SentCopy,
+    JunkReport,
 }
 
 #[derive(Clone)]
@@ -213,6 +215,7 @@ impl SqliteStore {
         let sql = match setting {
             AccountSetting::Pop3Delete => "UPDATE accounts SET pop3_delete = ?1 WHERE address = ?2",
             AccountSetting::SentCopy => "UPDATE accounts SET sent_copy = ?1 WHERE address = ?2",
+            AccountSetting::JunkReport => "UPDATE accounts SET junk_report = ?1 WHERE address = ?2",
         };
         self.db
             .write(move |c| match exec(c, sql, params![value, address])? {
@@ -400,7 +403,8 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
 macro_rules! select_accounts {
     ($extra:literal, $rest:literal) => {
         concat!(
-            "SELECT id, address, is_admin, quota_bytes, pop3_delete, sent_copy",
+            "SELECT id, address, is_admin, quota_bytes, pop3_delete, sent_copy, junk_report, \
+             junk_report_at",
             $extra,
             " FROM accounts ",
             $rest

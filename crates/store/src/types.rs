@@ -80,6 +80,11 @@ pub struct Account {
     pub pop3_delete: Option<Pop3Delete>,
     /// This account's own Sent-copy rule; `None` follows the server's.
     pub sent_copy: Option<SentCopy>,
+    /// Whether the account gets the junk report; `None`: when it reads
+    /// mail over POP3 only.
+    pub junk_report: Option<bool>,
+    /// Unix time up to which its last junk report looked (0: never).
+    pub junk_report_at: i64,
 }
 
 /// An account as the admin's list shows it.

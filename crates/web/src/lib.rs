@@ -20,6 +20,7 @@ mod live;
 mod mailboxes;
 mod message;
 mod pages;
+mod release;
 mod senders;
 mod session;
 mod settings;
@@ -94,6 +95,8 @@ struct Inner {
     pipeline: Arc<pipeline::Pipeline>,
     throttle: LoginThrottle,
     hourly: Arc<HourlyLimit>,
+    /// Checks the junk reports' release links.
+    links: Arc<quarantine::Links>,
     sessions: Sessions,
     settings: Settings,
     limits: Arc<ConnectionLimits>,
@@ -107,6 +110,7 @@ impl Web {
         pipeline: Arc<pipeline::Pipeline>,
         throttle: LoginThrottle,
         hourly: Arc<HourlyLimit>,
+        links: Arc<quarantine::Links>,
         settings: Settings,
     ) -> Web {
         Web {
@@ -115,6 +119,7 @@ impl Web {
                 pipeline,
                 throttle,
                 hourly,
+                links,
                 sessions: Sessions::default(),
                 limits: Arc::new(
                     ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)

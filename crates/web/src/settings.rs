@@ -31,6 +31,8 @@ const VACATION_REQUIRE: &str = "# webmail vacation";
 struct SettingsPage<'a> {
     frame: Frame,
     pop3: &'a str,
+    /// "on", "off" or "default".
+    junk_report: &'static str,
     vacation: Option<Vacation>,
     sessions: Vec<Listed>,
     /// The spam allow and block lists, and the image senders.
@@ -70,6 +72,7 @@ pub async fn page(
         Some("vacation") => Some("The vacation reply is saved."),
         Some("session") => Some("The session was ended."),
         Some("senders") => Some("The list of senders is saved."),
+        Some("junk-report") => Some("The junk report setting is saved."),
         _ => None,
     };
     render(&web, &s, notice, None, StatusCode::OK).await
@@ -97,7 +100,13 @@ async fn render(
         .await?
         .into_iter()
         .partition(|l| l.allow);
+    let junk_report = match account.junk_report {
+        Some(true) => "on",
+        Some(false) => "off",
+        None => "default",
+    };
     let page = SettingsPage {
+        junk_report,
         sender_lists: [
             SenderList {
                 list: "allow",
@@ -187,6 +196,31 @@ pub async fn pop3(
         .set_pop3_delete(&s.account.address, mode)
         .await?;
     Ok(Redirect::to("/settings?done=pop3").into_response())
+}
+
+/// The junk report: on, off, or the default (on when the account reads
+/// mail over POP3 only).
+pub async fn junk_report(
+    State(web): State<Web>,
+    Authed(s): Authed,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    check_csrf(&s, &form)?;
+    let on = match form.get("mode").map(String::as_str) {
+        Some("default") => None,
+        Some("on") => Some(true),
+        Some("off") => Some(false),
+        _ => {
+            return Err(PageError::BadRequest(
+                "Choose one of the junk report settings.",
+            ));
+        }
+    };
+    web.inner
+        .store
+        .set_junk_report(&s.account.address, on)
+        .await?;
+    Ok(Redirect::to("/settings?done=junk-report").into_response())
 }
 
 /// Turns the vacation reply on (with its subject, text and days) or off,

@@ -6,6 +6,7 @@ mod corpus;
 pub mod deliver;
 pub mod dkim;
 pub mod filter;
+pub mod junk_report;
 pub mod queue;
 pub mod serve;
 pub mod spam;

@@ -181,11 +181,21 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     tokio::spawn(relay.run(stopped.clone()));
     // One count of messages per account for every door that sends.
     let hourly = Arc::new(door::HourlyLimit::new(config.submission.max_per_hour));
+    // The junk reports and the retention of Junk, once a day; the web
+    // checks the reports' release links with the same key.
+    let links = Arc::new(quarantine::Links::open(store.as_ref()).await?);
+    tokio::spawn(quarantine::run_daily(
+        store.clone(),
+        links.clone(),
+        super::junk_report::settings(config),
+        config.junk_report.hour,
+    ));
     let web = web::Web::new(
         store.clone(),
         pipeline.clone(),
         throttle.clone(),
         hourly.clone(),
+        links,
         web::Settings {
             plaintext_anywhere: config.auth.plaintext_anywhere,
             max_connections: totals.http,

@@ -35,6 +35,8 @@ impl Accounts for SqliteStore {
                     quota_bytes: 0,
                     pop3_delete: None,
                     sent_copy: None,
+                    junk_report: None,
+                    junk_report_at: 0,
                 })
             })
             .await
@@ -174,6 +176,63 @@ impl Accounts for SqliteStore {
             rule.map(SentCopy::as_str),
         )
         .await
+    }
+
+    async fn set_junk_report(&self, address: &str, on: Option<bool>) -> Result<()> {
+        self.set_account_setting(
+            address,
+            AccountSetting::JunkReport,
+            on.map(|on| if on { "on" } else { "off" }),
+        )
+        .await
+    }
+
+    async fn junk_report_sent(&self, account: AccountId, up_to: i64) -> Result<()> {
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE accounts SET junk_report_at = max(junk_report_at, ?2) WHERE id = ?1",
+                    params![account, up_to],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn secret(&self, name: &str, fresh: Vec<u8>) -> Result<Vec<u8>> {
+        let name = name.to_string();
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    params![name, fresh],
+                )?;
+                one(
+                    c,
+                    "SELECT value FROM secrets WHERE name = ?1",
+                    [&name],
+                    |r| r.get(0),
+                )?
+                .ok_or_else(|| Error::Corrupt(format!("the secret {name} vanished")))
+            })
+            .await
+    }
+
+    async fn use_link(&self, id: &str, expires: i64) -> Result<bool> {
+        let id = id.to_string();
+        self.db
+            .write(move |c| {
+                exec(c, "DELETE FROM used_links WHERE expires < ?1", [unix_now()])?;
+                let fresh = exec(
+                    c,
+                    "INSERT INTO used_links (id, expires) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    params![id, expires],
+                )?;
+                Ok(fresh == 1)
+            })
+            .await
     }
 
     async fn set_admin(&self, address: &str, admin: bool) -> Result<()> {
@@ -322,5 +381,9 @@ pub(super) fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Accoun
             .get::<_, Option<String>>("sent_copy")?
             .as_deref()
             .and_then(SentCopy::parse),
+        junk_report: r
+            .get::<_, Option<String>>("junk_report")?
+            .map(|v| v == "on"),
+        junk_report_at: r.get("junk_report_at")?,
     })
 }

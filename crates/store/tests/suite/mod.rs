@@ -493,6 +493,47 @@ pub async fn the_admin_role_usage_and_last_logins(t: T) {
     );
 }
 
+pub async fn junk_report_settings_secrets_and_single_use_links(t: T) {
+    assert_eq!((t.account.junk_report, t.account.junk_report_at), (None, 0));
+    t.store
+        .set_junk_report("op@example.test", Some(false))
+        .await
+        .unwrap();
+    t.store
+        .junk_report_sent(t.account.id, 1_800_000_000)
+        .await
+        .unwrap();
+    // Never back: a report that ran late does not undo a later one.
+    t.store
+        .junk_report_sent(t.account.id, 1_700_000_000)
+        .await
+        .unwrap();
+    let a = t.store.account("op@example.test").await.unwrap().unwrap();
+    assert_eq!(
+        (a.junk_report, a.junk_report_at),
+        (Some(false), 1_800_000_000)
+    );
+    t.store
+        .set_junk_report("op@example.test", None)
+        .await
+        .unwrap();
+    let a = t.store.account("op@example.test").await.unwrap().unwrap();
+    assert_eq!(a.junk_report, None);
+
+    let key = t.store.secret("links", vec![1, 2, 3]).await.unwrap();
+    assert_eq!(key, vec![1, 2, 3]);
+    assert_eq!(
+        t.store.secret("links", vec![9]).await.unwrap(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(t.store.secret("other", vec![9]).await.unwrap(), vec![9]);
+
+    let later = 4_000_000_000;
+    assert!(t.store.use_link("abc", later).await.unwrap());
+    assert!(!t.store.use_link("abc", later).await.unwrap());
+    assert!(t.store.use_link("abd", later).await.unwrap());
+}
+
 pub async fn bayes_counts_and_training_events(t: T) {
     let toks = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     t.store
@@ -1057,7 +1098,7 @@ pub async fn list_pages_and_unseen_counts_read_only_what_they_show(t: T) {
 #[macro_export]
 macro_rules! every_test {
     ($open:path) => {
-        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
+        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, junk_report_settings_secrets_and_single_use_links, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
     };
     (@each $open:path; $($name:ident),*) => {
         $(
