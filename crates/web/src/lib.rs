@@ -11,6 +11,7 @@
 //! Content-Security-Policy, with remote content blocked.
 
 mod admin;
+mod autoconfig;
 mod client;
 mod compose;
 mod conversation;
@@ -39,6 +40,7 @@ use store::MailStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use autoconfig::MailPorts;
 pub use session::Sessions;
 
 /// How long a client has to send a request's header, from the start of the
@@ -97,6 +99,8 @@ struct Inner {
     hourly: Arc<HourlyLimit>,
     /// Checks the junk reports' release links.
     links: Arc<quarantine::Links>,
+    /// The mail doors' ports, for autoconfiguration, once all are bound.
+    mail_ports: std::sync::OnceLock<MailPorts>,
     sessions: Sessions,
     settings: Settings,
     limits: Arc<ConnectionLimits>,
@@ -120,6 +124,7 @@ impl Web {
                 throttle,
                 hourly,
                 links,
+                mail_ports: std::sync::OnceLock::new(),
                 sessions: Sessions::default(),
                 limits: Arc::new(
                     ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)
@@ -128,6 +133,12 @@ impl Web {
                 settings,
             }),
         }
+    }
+
+    /// The mail doors as bound, for the autoconfiguration answers (set
+    /// once by `serve` after binding them).
+    pub fn set_mail_ports(&self, ports: MailPorts) {
+        let _ = self.inner.mail_ports.set(ports);
     }
 
     /// Every page of the door.

@@ -25,6 +25,23 @@ pub fn router(web: Web) -> Router {
         .route("/", get(|| async { Redirect::to("/mail") }))
         .route("/login", get(login_page).post(login))
         .route("/junk/release", get(crate::release::release))
+        .route(
+            "/.well-known/autoconfig/mail/config-v1.1.xml",
+            get(crate::autoconfig::thunderbird),
+        )
+        .route("/mail/config-v1.1.xml", get(crate::autoconfig::thunderbird))
+        .route(
+            "/autodiscover/autodiscover.xml",
+            post(crate::autoconfig::outlook),
+        )
+        .route(
+            "/Autodiscover/Autodiscover.xml",
+            post(crate::autoconfig::outlook),
+        )
+        .route(
+            "/settings/mobileconfig",
+            get(crate::autoconfig::mobileconfig),
+        )
         .route("/logout", post(logout))
         .route("/mail", get(inbox))
         .route("/mail/{mailbox}", get(mailbox_page))

@@ -87,8 +87,14 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             ..d
         }
     });
-    open(imap.clone(), &config.listen.imap, false, "imap", &stopped).await?;
-    open(imap.clone(), &config.listen.imaps, true, "imaps", &stopped).await?;
+    // The ports mail clients are told of (autoconfiguration): each door's
+    // first, as bound.
+    let mut ports = web::MailPorts {
+        hostname: config.hostname.clone(),
+        ..web::MailPorts::default()
+    };
+    ports.imap = open(imap.clone(), &config.listen.imap, false, "imap", &stopped).await?;
+    ports.imaps = open(imap.clone(), &config.listen.imaps, true, "imaps", &stopped).await?;
 
     let pop3 = pop3::Server::new(
         store.clone(),
@@ -105,8 +111,8 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             ..pop3::Settings::default()
         },
     );
-    open(pop3.clone(), &config.listen.pop3, false, "pop3", &stopped).await?;
-    open(pop3.clone(), &config.listen.pop3s, true, "pop3s", &stopped).await?;
+    ports.pop3 = open(pop3.clone(), &config.listen.pop3, false, "pop3", &stopped).await?;
+    ports.pop3s = open(pop3.clone(), &config.listen.pop3s, true, "pop3s", &stopped).await?;
 
     let managesieve = managesieve::Server::new(
         store.clone(),
@@ -238,7 +244,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             hourly: hourly.clone(),
         },
     );
-    open(
+    ports.submission = open(
         submission.clone(),
         &config.listen.submission,
         false,
@@ -246,7 +252,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         &stopped,
     )
     .await?;
-    open(
+    ports.submissions = open(
         submission.clone(),
         &config.listen.submissions,
         true,
@@ -266,6 +272,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         },
     );
     open(smtp, &config.listen.smtp, false, "smtp", &stopped).await?;
+    web.set_mail_ports(ports);
 
     tokio::select! {
         _ = interrupt.recv() => {}
@@ -322,17 +329,20 @@ fn relay_settings(config: &Config) -> anyhow::Result<relay::Settings> {
 
 /// Listens on each address for the door, says where on standard output
 /// (`NAME ADDRESS`, the line tests and scripts read), and serves it until
-/// `stopped`.
+/// `stopped`; the first port bound.
 async fn open<D: door::Door>(
     server: Arc<D>,
     addrs: &[SocketAddr],
     implicit_tls: bool,
     name: &str,
     stopped: &watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<u16>> {
+    let mut first = None;
     for addr in addrs {
         let listener = bind(*addr, name).await?;
-        super::say(&format!("{name} {}", listener.local_addr()?))?;
+        let bound = listener.local_addr()?;
+        first.get_or_insert(bound.port());
+        super::say(&format!("{name} {bound}"))?;
         tokio::spawn(door::listen(
             server.clone(),
             listener,
@@ -340,7 +350,7 @@ async fn open<D: door::Door>(
             stopped.clone(),
         ));
     }
-    Ok(())
+    Ok(first)
 }
 
 async fn bind(addr: SocketAddr, door: &str) -> anyhow::Result<TcpListener> {
