@@ -32,6 +32,8 @@ command -v getmail >/dev/null || python3 -m pip install -q getmail6
 python3 -c "import dkim" 2>/dev/null || python3 -m pip install -q dkimpy
 # dkimpy verifies Ed25519 signatures (RFC 8463) only with PyNaCl.
 python3 -c "import nacl" 2>/dev/null || python3 -m pip install -q pynacl
+# /metrics is read with Prometheus' own text parser.
+python3 -c "import prometheus_client" 2>/dev/null || python3 -m pip install -q prometheus_client
 # Node clients (imapflow, playwright-core), pinned by tests/node/package-lock.json.
 command -v npm >/dev/null || { apt-get update -q >/dev/null; apt-get install -y -q nodejs npm >/dev/null; }
 (cd tests/node && npm ci --no-audit --no-fund --silent)

@@ -19,7 +19,8 @@ ROOT = "root@example.test"
 ALICE = "alice@example.test"
 GONE = "leaving@example.test"
 NEW = "newcomer@example.test"
-ADMIN_URLS = ["/admin", "/admin/accounts", f"/admin/accounts/remove?address={ALICE}", "/admin/queue"]
+ADMIN_URLS = ["/admin", "/admin/accounts", f"/admin/accounts/remove?address={ALICE}", "/admin/queue",
+              "/admin/server"]
 
 
 def free_port():
@@ -54,6 +55,11 @@ def web():
                        f"From: {ALICE}\r\nTo: dave@remote.test\r\nSubject: Held\r\n\r\nWaiting.\r\n")
             c.quit()
             qid = wait_for(lambda: queued_with_answer(s), "the first failed try")
+            # One delivery through the running server, for the server page.
+            c = smtplib.SMTP("127.0.0.1", s.ports["smtp"], timeout=30)
+            c.sendmail("friend@remote.test", [ALICE],
+                       f"From: friend@remote.test\r\nTo: {ALICE}\r\nSubject: Hi\r\n\r\nHello.\r\n")
+            c.quit()
             # The MX comes up; only the admin's retry (the next try is an
             # hour away) sends the message now.
             sink = Sink(port=mx_port)
@@ -91,8 +97,8 @@ def test_the_admin_adds_an_account_that_then_logs_in(web):
     assert accounts["linked"], accounts
     before = {a["address"]: a for a in accounts["before"]}
     assert set(before) == {ROOT, ALICE, GONE}, before
-    # The delivered message and the Sent copy of the held one.
-    assert before[ALICE]["usage"].startswith("2 messages, "), before
+    # Two delivered messages and the Sent copy of the held one.
+    assert before[ALICE]["usage"].startswith("3 messages, "), before
     # The admin's own login is noted (through the web).
     assert "(http)" in before[ROOT]["login"] and before[GONE]["login"] == "never", before
     assert accounts["status"] == 200 and accounts["path"].startswith("/admin/accounts"), accounts
@@ -117,6 +123,16 @@ def test_the_queue_page_retries_a_held_message_which_arrives(web):
     assert q["empty"], q
     got = [m for m in web["sink"].messages if b"Subject: Held" in m[2]]
     assert len(got) == 1 and got[0][1] == ["dave@remote.test"], web["sink"].messages
+
+
+def test_the_server_page_shows_the_figures(web):
+    (f,) = steps(web, "server")
+    assert f["status"] == 200 and f["chart"] == 24, f
+    doors = dict(row.split("\t") for row in f["doors"])
+    assert int(doors["http"]) >= 1, f  # this page's own connection
+    delivered = dict(row.split("\t") for row in f["delivered"])
+    assert int(delivered["INBOX"]) == 1 and int(delivered["Junk"]) == 0, f
+    assert "tokens" in f["model"], f
 
 
 def test_a_non_admin_gets_403_on_every_admin_page(web):

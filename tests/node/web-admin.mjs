@@ -93,6 +93,20 @@ try {
         return { before, status: resp.status(), notice, empty };
     });
 
+    await step('server', async () => {
+        const resp = await follow(page, () => page.click('nav.admin-nav a[href="/admin/server"]'));
+        const rows = sel => page.$$eval(`${sel} tr`, rs => rs.map(r => r.innerText.trim()));
+        const facts = {
+            status: resp.status(),
+            doors: await rows('table#doors'),
+            delivered: await rows('table#delivered'),
+            model: (await rows('table#store')).find(r => r.startsWith('Spam model')) || null,
+            chart: await page.$$eval('svg#deliveries g', gs => gs.length),
+        };
+        await page.screenshot({ path: path.join(shots, 'admin-server.png'), fullPage: true });
+        return facts;
+    });
+
     await step('nonAdmin', async () => {
         const p = await login(want.user2, want.user2Password);
         const linked = await p.isVisible('header.top a[href="/admin"]');

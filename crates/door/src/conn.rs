@@ -91,6 +91,7 @@ pub async fn accept_loop<F, Fut>(
     // descriptors, the loop would otherwise log ten lines a second.
     let mut failed = 0u64;
     let mut warned: Option<std::time::Instant> = None;
+    stats::global().listening(door);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -104,7 +105,13 @@ pub async fn accept_loop<F, Fut>(
                     warned = None;
                 }
                 let _ = tcp.set_nodelay(true);
-                tokio::spawn(handle(tcp, peer));
+                // Open, for the server's figures, until the handler ends.
+                let open = stats::global().open(door);
+                let session = handle(tcp, peer);
+                tokio::spawn(async move {
+                    let _open = open;
+                    session.await
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off, go on,

@@ -218,6 +218,11 @@ impl Pipeline {
         let delivered = self
             .store_placed(&placed, |i| forms.form(i, &verdicts[i]))
             .await?;
+        // The server page's deliveries per hour and verdict: one per
+        // recipient account, by what its score said.
+        for v in &verdicts {
+            stats::global().delivered(self.thresholds.verdict(v.score));
+        }
         self.bounce_rejections(trace, raw, &rejections).await;
         self.send_replies(replies).await;
         Ok(delivered)

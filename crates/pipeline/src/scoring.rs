@@ -191,6 +191,17 @@ impl Thresholds {
             "INBOX"
         }
     }
+
+    /// The verdict a score is, as the server's figures count it.
+    pub fn verdict(&self, score: i64) -> stats::Verdict {
+        if score >= self.junk {
+            stats::Verdict::Junk
+        } else if score >= self.possible_junk {
+            stats::Verdict::PossibleJunk
+        } else {
+            stats::Verdict::Inbox
+        }
+    }
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ pub struct Web {
     /// HTTPS; nobody's by default.
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
-    /// Planned (the admin issue): `GET /metrics`.
+    /// `GET /metrics` in Prometheus' text format.
     #[serde(default)]
     pub metrics: bool,
     /// The webmail as users reach it (`https://mail.example.test`), for the

@@ -314,6 +314,8 @@ pub trait SpamData: Send + Sync {
         tokens: Option<&[String]>,
     ) -> Result<()>;
 
+    /// The server's model (scope 0): its tokens and the messages trained.
+    async fn model_summary(&self) -> Result<ModelSummary>;
     /// The account's allow and block list.
     async fn spam_lists(&self, account: AccountId) -> Result<Vec<ListedSender>>;
     /// Puts an address or `@domain` on the allow (or block) list, replacing

@@ -87,6 +87,14 @@ pub struct Account {
     pub junk_report_at: i64,
 }
 
+/// The size of the server's spam model and what it learnt from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelSummary {
+    pub tokens: u64,
+    pub spam: u64,
+    pub ham: u64,
+}
+
 /// An account as the admin's list shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountOverview {

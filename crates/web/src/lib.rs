@@ -23,6 +23,7 @@ mod message;
 mod pages;
 mod release;
 mod senders;
+mod server;
 mod session;
 mod settings;
 mod writing;
@@ -63,6 +64,10 @@ pub struct Settings {
     pub max_connections: usize,
     /// The server's Sent-copy rule (an account's own wins).
     pub sent_copy: store::SentCopy,
+    /// `GET /metrics` is served (`[web] metrics`).
+    pub metrics: bool,
+    /// The data folder, for the disk use the server page shows.
+    pub data_dir: Option<std::path::PathBuf>,
     /// The config's local domains: an admin adds accounts only in them
     /// (none listed: any).
     pub local_domains: Vec<String>,
@@ -82,6 +87,8 @@ impl Default for Settings {
             sent_copy: store::SentCopy::default(),
             trusted_proxies: Vec::new(),
             local_domains: Vec::new(),
+            metrics: false,
+            data_dir: None,
         }
     }
 }
@@ -101,6 +108,8 @@ struct Inner {
     links: Arc<quarantine::Links>,
     /// The mail doors' ports, for autoconfiguration, once all are bound.
     mail_ports: std::sync::OnceLock<MailPorts>,
+    /// The disk use last measured, and when.
+    disk: std::sync::Mutex<Option<(std::time::Instant, (u64, u64))>>,
     sessions: Sessions,
     settings: Settings,
     limits: Arc<ConnectionLimits>,
@@ -125,6 +134,7 @@ impl Web {
                 hourly,
                 links,
                 mail_ports: std::sync::OnceLock::new(),
+                disk: std::sync::Mutex::new(None),
                 sessions: Sessions::default(),
                 limits: Arc::new(
                     ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)

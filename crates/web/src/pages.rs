@@ -78,6 +78,8 @@ pub fn router(web: Web) -> Router {
             get(admin::confirm_remove).post(admin::remove),
         )
         .route("/admin/queue", get(admin::queue).post(admin::queue_change))
+        .route("/admin/server", get(crate::server::page))
+        .route("/metrics", get(crate::server::metrics))
         .route("/settings/password", post(settings::password))
         .route("/settings/pop3", post(settings::pop3))
         .route("/settings/junk-report", post(settings::junk_report))

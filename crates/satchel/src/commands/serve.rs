@@ -157,11 +157,6 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             "no postmaster account: mail to postmaster@ is refused until `postmaster` names an account or one has the admin role (satchel user add --admin)"
         );
     }
-    if config.web.metrics {
-        tracing::warn!(
-            "[web] metrics = true is not built yet (planned with the admin pages): no /metrics is served"
-        );
-    }
     let dns = match pipeline::Dns::from_env() {
         Ok(dns) => {
             let dns = Arc::new(dns);
@@ -208,6 +203,8 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             sent_copy: config.submission.sent_copy,
             trusted_proxies: config.web.trusted_proxies.clone(),
             local_domains: config.domains.clone(),
+            metrics: config.web.metrics,
+            data_dir: Some(config.data_dir.clone()),
             ..web::Settings::default()
         },
     );

@@ -151,6 +151,32 @@ impl SpamData for SqliteStore {
             .await
     }
 
+    async fn model_summary(&self) -> Result<ModelSummary> {
+        self.db
+            .read(|c| {
+                let tokens: i64 = one(
+                    c,
+                    "SELECT count(*) FROM bayes_tokens WHERE scope = 0",
+                    [],
+                    |r| r.get(0),
+                )?
+                .unwrap_or(0);
+                let (spam, ham): (i64, i64) = one(
+                    c,
+                    "SELECT spam, ham FROM bayes_totals WHERE scope = 0",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?
+                .unwrap_or((0, 0));
+                Ok(ModelSummary {
+                    tokens: tokens.max(0) as u64,
+                    spam: spam.max(0) as u64,
+                    ham: ham.max(0) as u64,
+                })
+            })
+            .await
+    }
+
     async fn spam_lists(&self, account: AccountId) -> Result<Vec<ListedSender>> {
         self.db
             .read(move |c| {

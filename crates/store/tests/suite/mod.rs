@@ -548,6 +548,15 @@ pub async fn bayes_counts_and_training_events(t: T) {
         .bayes_train(t.account.id.scope(), &toks(&["now"]), true)
         .await
         .unwrap();
+    // The server's model alone: four tokens, one message of each kind.
+    assert_eq!(
+        t.store.model_summary().await.unwrap(),
+        ModelSummary {
+            tokens: 4,
+            spam: 1,
+            ham: 1
+        }
+    );
     let m = |totals, counts| ModelCounts { totals, counts };
     assert_eq!(
         t.store
