@@ -20,7 +20,7 @@ ALICE = "alice@example.test"
 GONE = "leaving@example.test"
 NEW = "newcomer@example.test"
 ADMIN_URLS = ["/admin", "/admin/accounts", f"/admin/accounts/remove?address={ALICE}", "/admin/queue",
-              "/admin/server"]
+              "/admin/server", "/admin/trace"]
 
 
 def free_port():
@@ -58,7 +58,8 @@ def web():
             # One delivery through the running server, for the server page.
             c = smtplib.SMTP("127.0.0.1", s.ports["smtp"], timeout=30)
             c.sendmail("friend@remote.test", [ALICE],
-                       f"From: friend@remote.test\r\nTo: {ALICE}\r\nSubject: Hi\r\n\r\nHello.\r\n")
+                       f"From: friend@remote.test\r\nTo: {ALICE}\r\nSubject: Hi\r\n"
+                       "Message-ID: <hello-1@remote.test>\r\n\r\nHello.\r\n")
             c.quit()
             # The MX comes up; only the admin's retry (the next try is an
             # hour away) sends the message now.
@@ -133,6 +134,23 @@ def test_the_server_page_shows_the_figures(web):
     delivered = dict(row.split("\t") for row in f["delivered"])
     assert int(delivered["INBOX"]) == 1 and int(delivered["Junk"]) == 0, f
     assert "tokens" in f["model"], f
+
+
+def test_the_trace_finds_a_message_by_message_id_with_its_verdict_and_mailbox(web):
+    (t,) = steps(web, "trace")
+    [found] = t["byId"]
+    assert found["direction"] == "in" and found["mid"] == "hello-1@remote.test", t
+    assert found["from"] == "friend@remote.test" and "smtp" in found["door"], t
+    [rcpt] = found["rcpts"]
+    assert rcpt["outcome"] == "delivered" and rcpt["mailbox"] == "INBOX", rcpt
+    assert rcpt["score"].split()[0].lstrip("-").isdigit(), rcpt
+    # The held message: sent by Alice, queued, then what the MX answered.
+    [out] = t["byRcpt"]
+    assert out["direction"] == "out", t
+    outcomes = {r["who"]: r["outcome"] for r in out["rcpts"]}
+    assert outcomes["dave@remote.test"] == "queued" and outcomes[ALICE] == "sent-copy", outcomes
+    answers = [a.split()[0] for a in out["answers"]]
+    assert answers == ["deferred", "delivered"], out["answers"]
 
 
 def test_a_non_admin_gets_403_on_every_admin_page(web):

@@ -93,6 +93,28 @@ try {
         return { before, status: resp.status(), notice, empty };
     });
 
+    await step('trace', async () => {
+        const facts = async () => page.$$eval('article.trace', as => as.map(a => ({
+            direction: a.classList.contains('in') ? 'in' : 'out',
+            mid: a.dataset.messageId,
+            from: a.querySelector('dd.from').innerText,
+            door: a.querySelector('dl.headers').innerText,
+            rcpts: [...a.querySelectorAll('table.rcpts tr.rcpt')].map(r => ({
+                who: r.cells[0].innerText, outcome: r.cells[1].innerText,
+                mailbox: r.cells[2].innerText, score: r.cells[3].innerText,
+            })),
+            answers: [...a.querySelectorAll('table.answers td.answer')].map(td => td.innerText),
+        })));
+        await follow(page, () => page.click('nav.admin-nav a[href="/admin/trace"]'));
+        await page.fill('form#trace-search input[name=q]', '<hello-1@remote.test>');
+        await follow(page, () => page.click('form#trace-search button'));
+        const byId = await facts();
+        await page.screenshot({ path: path.join(shots, 'admin-trace.png'), fullPage: true });
+        await page.fill('form#trace-search input[name=q]', 'dave@remote.test');
+        await follow(page, () => page.click('form#trace-search button'));
+        return { byId, byRcpt: await facts() };
+    });
+
     await step('server', async () => {
         const resp = await follow(page, () => page.click('nav.admin-nav a[href="/admin/server"]'));
         const rows = sel => page.$$eval(`${sel} tr`, rs => rs.map(r => r.innerText.trim()));

@@ -10,6 +10,7 @@ pub mod dkim;
 mod dns;
 pub mod dsn;
 mod filing;
+mod journal;
 mod model;
 mod outgoing;
 mod recipients;
@@ -222,6 +223,20 @@ impl Pipeline {
         // recipient account, by what its score said.
         for v in &verdicts {
             stats::global().delivered(self.thresholds.verdict(v.score));
+        }
+        // What a user sends is traced once, by the outgoing leg.
+        if !matches!(trace.origin, Origin::Submission { .. }) {
+            self.note_incoming(journal::Incoming {
+                raw,
+                trace,
+                auth: sender.auth_results.as_deref(),
+                recipients: &unique,
+                verdicts: &verdicts,
+                delivered: &delivered,
+                rejections: &rejections,
+                forwards: &forwards,
+            })
+            .await;
         }
         self.bounce_rejections(trace, raw, &rejections).await;
         self.send_replies(replies).await;

@@ -129,7 +129,7 @@ impl Pipeline {
         };
         let locals = async {
             if local.is_empty() {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), Vec::new()));
             }
             match self.deliver(&travelling, &local, &trace).await {
                 // The local recipients' filters refuse it; the Sent copy
@@ -142,9 +142,9 @@ impl Pipeline {
                         .map(|(r, _)| (r.clone(), reason.clone()))
                         .collect();
                     self.bounce_rejections(&trace, &travelling, &refused).await;
-                    Ok(Vec::new())
+                    Ok((Vec::new(), refused))
                 }
-                other => other,
+                other => other.map(|d| (d, Vec::new())),
             }
         };
         // The signatures are made while the Sent copy is being written;
@@ -159,7 +159,7 @@ impl Pipeline {
             self.dkim_fields(&qid, author.as_deref(), &travelling).await
         };
         let (sent, delivered, fields) = tokio::join!(sent, locals, signing);
-        let (sent, delivered, fields) = (sent?, delivered?, fields?);
+        let (sent, (delivered, refused), fields) = (sent?, delivered?, fields?);
         if !remote.is_empty() {
             self.enqueue_signed(
                 store::NewQueued {
@@ -174,6 +174,16 @@ impl Pipeline {
             )
             .await?;
         }
+        self.note_outgoing(crate::journal::Outgoing {
+            raw: &prepared,
+            trace: &trace,
+            qid: &qid,
+            sent: &sent,
+            local: &delivered,
+            queued: &remote,
+            refused: &refused,
+        })
+        .await;
         Ok(Submitted {
             qid,
             sent,

@@ -53,6 +53,29 @@ pub struct Config {
     pub web: Web,
     #[serde(default)]
     pub junk_report: JunkReport,
+    #[serde(default)]
+    pub trace: TraceConfig,
+}
+
+/// `[trace]`: the message trace the admin pages search.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceConfig {
+    /// Days an entry is kept.
+    #[serde(default = "default_trace_days")]
+    pub days: u32,
+}
+
+impl Default for TraceConfig {
+    fn default() -> TraceConfig {
+        TraceConfig {
+            days: default_trace_days(),
+        }
+    }
+}
+
+fn default_trace_days() -> u32 {
+    30
 }
 
 /// `[junk_report]`: the daily junk report and how long Junk and Possible
@@ -579,6 +602,7 @@ impl Default for Config {
             log: Log::default(),
             web: Web::default(),
             junk_report: JunkReport::default(),
+            trace: TraceConfig::default(),
         }
     }
 }

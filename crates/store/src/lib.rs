@@ -94,19 +94,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// take an address accept any case; ids come from earlier answers of the
 /// same store.
 pub trait MailStore:
-    Accounts + Mailboxes + Messages + SpamData + Scripts + Upkeep + Feed + Outbound
+    Accounts + Mailboxes + Messages + SpamData + Scripts + Upkeep + Feed + Outbound + Traces
 {
 }
 
 impl<T> MailStore for T where
-    T: Accounts + Mailboxes + Messages + SpamData + Scripts + Upkeep + Feed + Outbound
+    T: Accounts + Mailboxes + Messages + SpamData + Scripts + Upkeep + Feed + Outbound + Traces
 {
 }
 
 /// Every area trait, for `use store::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        Accounts, Feed, MailStore, Mailboxes, Messages, Outbound, Scripts, SpamData, Upkeep,
+        Accounts, Feed, MailStore, Mailboxes, Messages, Outbound, Scripts, SpamData, Traces, Upkeep,
     };
 }
 
@@ -367,6 +367,20 @@ pub trait Scripts: Send + Sync {
         sender: &str,
         days: u64,
     ) -> Result<bool>;
+}
+
+/// The message trace.
+#[async_trait]
+pub trait Traces: Send + Sync {
+    /// Keeps what happened to a message.
+    async fn record_trace(&self, entry: &TraceEntry) -> Result<()>;
+    /// The newest entries at or after `since` (Unix time) whose sender,
+    /// recipients, Message-ID (brackets or not) or subject contain `query`
+    /// (any, when empty), at most `limit`, newest first, each with the
+    /// remote answers its queue ID got.
+    async fn search_trace(&self, query: &str, since: i64, limit: usize) -> Result<Vec<TraceEntry>>;
+    /// Forgets entries (and answers) older than `before`; how many went.
+    async fn prune_trace(&self, before: i64) -> Result<usize>;
 }
 
 /// Housekeeping.

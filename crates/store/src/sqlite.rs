@@ -31,6 +31,7 @@ mod messages;
 mod outbound;
 mod scripts;
 mod spam;
+mod traces;
 mod upkeep;
 
 pub use check::{CheckReport, Finding};
@@ -80,6 +81,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0010_image_senders.sql"),
     include_str!("../migrations/sqlite/0011_logins.sql"),
     include_str!("../migrations/sqlite/0012_junk_report.sql"),
+    include_str!("../migrations/sqlite/0013_trace.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.

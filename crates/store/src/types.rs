@@ -545,3 +545,55 @@ pub struct Change {
     pub mailbox_id: MailboxId,
     pub modseq: u64,
 }
+
+/// A message the server handled, as the message trace keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TraceEntry {
+    /// Unix time.
+    pub at: i64,
+    /// "in" (to local accounts) or "out" (sent by a user).
+    pub direction: String,
+    /// The door it came by: smtp, submission, http, deliver.
+    pub door: String,
+    /// The client: `helo [address]`, or empty.
+    pub client: String,
+    pub mail_from: String,
+    /// Without its angle brackets.
+    pub message_id: String,
+    pub subject: String,
+    /// The SPF, DKIM and DMARC results (`Authentication-Results:`).
+    pub auth: String,
+    /// The queue ID of what was queued for remote recipients.
+    pub qid: String,
+    pub recipients: Vec<TraceRecipient>,
+    /// What the remote servers answered, oldest first (read back only).
+    #[serde(default)]
+    pub answers: Vec<TraceAnswer>,
+}
+
+/// What happened to one recipient.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TraceRecipient {
+    pub rcpt: String,
+    /// The local account it went to, if any.
+    pub account: String,
+    /// The mailboxes its copies went to.
+    pub mailboxes: Vec<String>,
+    pub score: Option<i64>,
+    pub reasons: String,
+    /// delivered, queued, rejected, discarded, forwarded, sent-copy.
+    pub outcome: String,
+    /// Why, when it was not simply delivered: a rejection's reason, where
+    /// a filter forwarded it.
+    pub note: String,
+}
+
+/// A remote server's answer about one recipient of a queued message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TraceAnswer {
+    pub at: i64,
+    pub rcpt: String,
+    /// delivered, failed, deferred.
+    pub outcome: String,
+    pub answer: String,
+}

@@ -26,6 +26,7 @@ mod senders;
 mod server;
 mod session;
 mod settings;
+mod trace;
 mod writing;
 
 use std::net::SocketAddr;

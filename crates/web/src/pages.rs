@@ -79,6 +79,7 @@ pub fn router(web: Web) -> Router {
         )
         .route("/admin/queue", get(admin::queue).post(admin::queue_change))
         .route("/admin/server", get(crate::server::page))
+        .route("/admin/trace", get(crate::trace::page))
         .route("/metrics", get(crate::server::metrics))
         .route("/settings/password", post(settings::password))
         .route("/settings/pop3", post(settings::pop3))

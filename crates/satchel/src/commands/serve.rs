@@ -25,12 +25,18 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     store.watch_other_processes();
     store.collect_in_background();
     let housekeeper = store.clone();
+    let trace_days = i64::from(config.trace.days);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(MAINTENANCE_INTERVAL);
         loop {
             every.tick().await;
             if let Err(e) = housekeeper.maintenance().await {
                 tracing::warn!("store maintenance failed: {e}");
+            }
+            // The message trace keeps `[trace] days`.
+            let before = store::unix_now() - trace_days * 86_400;
+            if let Err(e) = housekeeper.prune_trace(before).await {
+                tracing::warn!("trace: cannot prune old entries: {e}");
             }
         }
     });

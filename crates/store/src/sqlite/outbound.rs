@@ -185,6 +185,21 @@ impl Outbound for SqliteStore {
         let (failed, gone) = self
             .db
             .write(move |c| {
+                // The message trace keeps every answer, by queue ID.
+                let now = unix_now();
+                for a in &attempts {
+                    let outcome = match a.outcome {
+                        Outcome::Delivered => "delivered",
+                        Outcome::Failed => "failed",
+                        Outcome::Retry { .. } => "deferred",
+                    };
+                    exec(
+                        c,
+                        "INSERT INTO trace_answers (qid, at, rcpt, outcome, answer) \
+                         SELECT qid, ?2, ?3, ?4, ?5 FROM queue WHERE id = ?1",
+                        params![message, now, a.address, outcome, a.answer],
+                    )?;
+                }
                 for a in &attempts {
                     match a.outcome {
                         Outcome::Delivered => exec(

@@ -534,6 +534,87 @@ pub async fn junk_report_settings_secrets_and_single_use_links(t: T) {
     assert!(t.store.use_link("abd", later).await.unwrap());
 }
 
+pub async fn the_trace_finds_by_address_message_id_and_time(t: T) {
+    let entry = |at, from: &str, id: &str, rcpt: &str| TraceEntry {
+        at,
+        direction: "in".into(),
+        door: "smtp".into(),
+        client: "mx.remote.test [192.0.2.1]".into(),
+        mail_from: from.into(),
+        message_id: id.into(),
+        subject: format!("About {id}"),
+        auth: "spf=pass".into(),
+        qid: String::new(),
+        recipients: vec![TraceRecipient {
+            rcpt: rcpt.into(),
+            account: rcpt.into(),
+            mailboxes: vec!["INBOX".into()],
+            score: Some(12),
+            reasons: "BAYES_20(-5)".into(),
+            outcome: "delivered".into(),
+            note: String::new(),
+        }],
+        answers: vec![],
+    };
+    t.store
+        .record_trace(&entry(
+            1_000,
+            "a@remote.test",
+            "one@remote.test",
+            "op@example.test",
+        ))
+        .await
+        .unwrap();
+    t.store
+        .record_trace(&entry(
+            2_000,
+            "b@remote.test",
+            "two_%@remote.test",
+            "other@example.test",
+        ))
+        .await
+        .unwrap();
+    let ids = |v: Vec<TraceEntry>| v.into_iter().map(|e| e.message_id).collect::<Vec<_>>();
+    // Newest first; by sender, recipient, bracketed Message-ID, subject.
+    assert_eq!(
+        ids(t.store.search_trace("", 0, 10).await.unwrap()),
+        ["two_%@remote.test", "one@remote.test"]
+    );
+    assert_eq!(
+        ids(t.store.search_trace("A@Remote.test", 0, 10).await.unwrap()),
+        ["one@remote.test"]
+    );
+    assert_eq!(
+        ids(t.store.search_trace("other@example", 0, 10).await.unwrap()),
+        ["two_%@remote.test"]
+    );
+    assert_eq!(
+        ids(t
+            .store
+            .search_trace("<one@remote.test>", 0, 10)
+            .await
+            .unwrap()),
+        ["one@remote.test"]
+    );
+    // LIKE's own characters are literal.
+    assert_eq!(
+        ids(t.store.search_trace("two_%", 0, 10).await.unwrap()),
+        ["two_%@remote.test"]
+    );
+    assert!(t.store.search_trace("o_e", 0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        ids(t.store.search_trace("", 1_500, 10).await.unwrap()),
+        ["two_%@remote.test"]
+    );
+    let got = t.store.search_trace("one@", 0, 10).await.unwrap();
+    assert_eq!(got[0].recipients[0].score, Some(12));
+    assert_eq!(t.store.prune_trace(1_500).await.unwrap(), 1);
+    assert_eq!(
+        ids(t.store.search_trace("", 0, 10).await.unwrap()),
+        ["two_%@remote.test"]
+    );
+}
+
 pub async fn bayes_counts_and_training_events(t: T) {
     let toks = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     t.store
@@ -1107,7 +1188,7 @@ pub async fn list_pages_and_unseen_counts_read_only_what_they_show(t: T) {
 #[macro_export]
 macro_rules! every_test {
     ($open:path) => {
-        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, junk_report_settings_secrets_and_single_use_links, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
+        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, junk_report_settings_secrets_and_single_use_links, the_trace_finds_by_address_message_id_and_time, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
     };
     (@each $open:path; $($name:ident),*) => {
         $(
