@@ -106,6 +106,9 @@ def test_the_admin_adds_an_account_that_then_logs_in(web):
     assert NEW in accounts["notice"], accounts
     assert NEW in {a["address"] for a in accounts["after"]}, accounts
     assert new["path"].startswith("/mail/") and new["account"] == NEW, new
+    assert accounts["quota"] == {"status": 200, "storage": "10M", "messages": "500"}, accounts
+    out = web["satchel"].cli("user", "quota", NEW).stdout.decode()
+    assert out.strip().endswith(f"quota {10 << 20} bytes, 500 messages"), out
 
 
 def test_an_account_goes_only_after_its_address_is_typed(web):

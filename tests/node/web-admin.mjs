@@ -45,6 +45,16 @@ try {
             notice: await page.$eval('p.saved', e => e.innerText).catch(() => null),
             after: await accounts(),
         };
+        // The new account gets a quota.
+        const row = `table#accounts tr[data-address="${want.newUser}"]`;
+        await page.fill(`${row} form.quota input[name=storage]`, '10M');
+        await page.fill(`${row} form.quota input[name=messages]`, '500');
+        const set = await follow(page, () => page.click(`${row} form.quota button`));
+        facts.quota = {
+            status: set.status(),
+            storage: await page.inputValue(`${row} form.quota input[name=storage]`),
+            messages: await page.inputValue(`${row} form.quota input[name=messages]`),
+        };
         await page.screenshot({ path: path.join(shots, 'admin-accounts.png'), fullPage: true });
         return facts;
     });

@@ -243,6 +243,15 @@ impl Pipeline {
         Ok(delivered)
     }
 
+    /// Why `account` takes no more mail (its quota is used up), if so;
+    /// accounts without a quota cost nothing.
+    pub async fn over_quota(&self, account: &Account) -> Result<Option<String>, Error> {
+        if account.quota_bytes <= 0 && account.quota_messages <= 0 {
+            return Ok(None);
+        }
+        Ok(self.store.usage(account.id).await?.full())
+    }
+
     /// Stage 3, for mail from the network: SPF, DKIM and DMARC (on the
     /// message as it came, before our fields) and the DNS blocklists.
     async fn check_sender(&self, raw: &[u8], trace: &Trace) -> SenderFindings {

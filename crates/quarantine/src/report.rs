@@ -312,6 +312,7 @@ mod tests {
             address: "pop@example.test".into(),
             is_admin: false,
             quota_bytes: 0,
+            quota_messages: 0,
             pop3_delete: None,
             sent_copy: None,
             junk_report: report,

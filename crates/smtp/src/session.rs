@@ -313,8 +313,25 @@ impl Session {
         }
         match self.server.pipeline.recipient(to).await {
             Ok(Recipient::Local(account)) => {
-                self.tx.recipients.push((to.to_string(), account));
-                self.reply("250 2.1.5 Recipient OK.");
+                match self.server.pipeline.over_quota(&account).await {
+                    // Temporary (RFC 3463 X.2.2, "mailbox full"): the sender
+                    // retries for days while the owner makes room, and no mail
+                    // is bounced for a state that passes.
+                    Ok(Some(why)) => {
+                        tracing::info!("smtp: {to} is over quota: {why}");
+                        self.reply(&format!(
+                            "452 4.2.2 The mailbox of {to} is full; try again later."
+                        ));
+                    }
+                    Ok(None) => {
+                        self.tx.recipients.push((to.to_string(), account));
+                        self.reply("250 2.1.5 Recipient OK.");
+                    }
+                    Err(e) => {
+                        tracing::error!("smtp: cannot check the quota of {to}: {e}");
+                        self.reply("451 4.3.0 Temporary failure; try again later.");
+                    }
+                }
             }
             Ok(Recipient::Unknown) => self.error(&format!("550 5.1.1 No mailbox {to} here.")),
             Ok(Recipient::NotLocal) => self.error(
@@ -507,6 +524,14 @@ impl Session {
             }
             Err(pipeline::Error::Store(store::Error::TooLarge)) => {
                 self.error("552 5.3.4 Message too big.");
+            }
+            // This message would pass a recipient's quota; nothing was
+            // stored for anyone, and the sender tries again later.
+            Err(pipeline::Error::Store(store::Error::OverQuota(who, why))) => {
+                tracing::info!("smtp: {who} is over quota: {why}");
+                self.reply(&format!(
+                    "452 4.2.2 The mailbox of {who} is full; try again later."
+                ));
             }
             // RFC 5429 2.1: a Sieve reject, refused while the sender listens.
             Err(pipeline::Error::Rejected(reason)) => {

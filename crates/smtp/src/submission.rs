@@ -246,6 +246,12 @@ impl Session {
             Err(pipeline::Error::Store(store::Error::TooLarge)) => {
                 self.error("552 5.3.4 Message too big.");
             }
+            Err(pipeline::Error::Store(store::Error::OverQuota(who, why))) => {
+                tracing::info!("submission: {who} is over quota: {why}");
+                self.reply(&format!(
+                    "452 4.2.2 The mailbox of {who} is full (the Sent copy or a local copy cannot be kept); delete some mail and try again."
+                ));
+            }
             Err(e) => {
                 tracing::error!(
                     "submission: {} could not send a message: {e}",

@@ -43,6 +43,10 @@ pub enum Error {
     EmptyMessage,
     #[error("the message is larger than {} bytes", MAX_MESSAGE_SIZE)]
     TooLarge,
+    /// Storing would pass the account's quota (RFC 9208); the address and
+    /// how full it is.
+    #[error("the mailbox of {0} is full: {1}")]
+    OverQuota(String, String),
     #[error("INBOX cannot be deleted")]
     InboxUndeletable,
     /// Junk, Possible Junk, Sent, Drafts and Trash: filing and the spam
@@ -146,6 +150,11 @@ pub trait Accounts: Send + Sync {
     /// Uses the single-use link `id` (kept until `expires`): `true` the first
     /// time, `false` ever after.
     async fn use_link(&self, id: &str, expires: i64) -> Result<bool>;
+    /// Sets the account's quota: bytes of stored messages and number of
+    /// messages, 0 for none.
+    async fn set_quota(&self, address: &str, bytes: u64, messages: u64) -> Result<()>;
+    /// What the account stores, and its quota.
+    async fn usage(&self, account: AccountId) -> Result<Usage>;
     /// Gives (`true`) or takes the admin role.
     async fn set_admin(&self, address: &str, admin: bool) -> Result<()>;
     /// Every account with what it stores and its last login through each

@@ -159,6 +159,26 @@ pub fn outside_local_domains(address: &str, domains: &[String]) -> Option<String
     ))
 }
 
+/// A size as people write it: `500M`, `2G`, `100K` (powers of 1024) or
+/// plain bytes; `None` for anything else.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&s[..i], s[i..].trim()),
+        None => (s, ""),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let scale: u64 = match unit.to_ascii_uppercase().trim_end_matches('B') {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +242,16 @@ mod tests {
             assert!(normalize_mailbox_name(bad).is_err(), "{bad:?} accepted");
         }
         assert!(normalize_mailbox_name(&"a/".repeat(20)).is_err());
+    }
+
+    #[test]
+    fn sizes_as_people_write_them() {
+        assert_eq!(parse_size("500M"), Some(500 << 20));
+        assert_eq!(parse_size("2g"), Some(2 << 30));
+        assert_eq!(parse_size("100 KB"), Some(100 << 10));
+        assert_eq!(parse_size("12345"), Some(12345));
+        for bad in ["", "M", "5X", "-5M", "1.5G", "99999999999999999999T"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
     }
 }

@@ -29,6 +29,7 @@ mod feed;
 mod mailboxes;
 mod messages;
 mod outbound;
+mod quota;
 mod scripts;
 mod spam;
 mod traces;
@@ -82,6 +83,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0011_logins.sql"),
     include_str!("../migrations/sqlite/0012_junk_report.sql"),
     include_str!("../migrations/sqlite/0013_trace.sql"),
+    include_str!("../migrations/sqlite/0014_quota_messages.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.
@@ -297,6 +299,13 @@ impl SqliteStore {
             .write(move |c| {
                 // In the turn: the collector (alone in its own) never sees
                 // the file before the row that holds it.
+                // Refused over quota before a body is placed: the staged
+                // files go with the error (nothing half-stored).
+                let adding: Vec<(MailboxId, u64)> = rows
+                    .iter()
+                    .map(|r| (r.mailbox, r.size.max(0) as u64))
+                    .collect();
+                quota::check(c, &adding)?;
                 let hashes = place(c, &blobs, staged)?;
                 let (out, touched) = insert_rows(c, origin, &rows, &hashes)?;
                 let claimed = claim.map(|mailbox| claim_in_tx(c, mailbox)).transpose()?;
@@ -405,8 +414,8 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
 macro_rules! select_accounts {
     ($extra:literal, $rest:literal) => {
         concat!(
-            "SELECT id, address, is_admin, quota_bytes, pop3_delete, sent_copy, junk_report, \
-             junk_report_at",
+            "SELECT id, address, is_admin, quota_bytes, quota_messages, pop3_delete, sent_copy, \
+             junk_report, junk_report_at",
             $extra,
             " FROM accounts ",
             $rest

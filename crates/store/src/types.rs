@@ -76,6 +76,8 @@ pub struct Account {
     pub is_admin: bool,
     /// 0 means no quota.
     pub quota_bytes: i64,
+    /// 0 means no limit on the number of messages.
+    pub quota_messages: i64,
     /// This account's own POP3 delete mode; `None` follows the server's.
     pub pop3_delete: Option<Pop3Delete>,
     /// This account's own Sent-copy rule; `None` follows the server's.
@@ -596,4 +598,37 @@ pub struct TraceAnswer {
     /// delivered, failed, deferred.
     pub outcome: String,
     pub answer: String,
+}
+
+/// What an account stores against its quota (a limit of 0: none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub messages: u64,
+    pub bytes: u64,
+    pub quota_messages: u64,
+    pub quota_bytes: u64,
+}
+
+impl Usage {
+    /// Why adding `messages` more of `bytes` in all would pass the quota.
+    pub fn refuses(&self, messages: u64, bytes: u64) -> Option<String> {
+        if self.quota_messages > 0 && self.messages + messages > self.quota_messages {
+            return Some(format!(
+                "it holds {} of its {} messages",
+                self.messages, self.quota_messages
+            ));
+        }
+        if self.quota_bytes > 0 && self.bytes + bytes > self.quota_bytes {
+            return Some(format!(
+                "it uses {} of its {} bytes and the message needs {}",
+                self.bytes, self.quota_bytes, bytes
+            ));
+        }
+        None
+    }
+
+    /// Whether not even a one-byte message fits any more.
+    pub fn full(&self) -> Option<String> {
+        self.refuses(1, 1)
+    }
 }

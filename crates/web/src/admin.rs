@@ -60,6 +60,9 @@ struct Row {
     /// The newest login and its door, or "never".
     last_login: String,
     pop3: &'static str,
+    /// The quota as the form shows it: "500M" and "1000", or empty.
+    quota_storage: String,
+    quota_messages: String,
 }
 
 impl Row {
@@ -80,6 +83,12 @@ impl Row {
                 .pop3_delete
                 .map(Pop3Delete::as_str)
                 .unwrap_or("default"),
+            quota_storage: storage_text(o.account.quota_bytes),
+            quota_messages: if o.account.quota_messages > 0 {
+                o.account.quota_messages.to_string()
+            } else {
+                String::new()
+            },
             address: o.account.address,
         }
     }
@@ -103,6 +112,7 @@ pub async fn accounts(
         Some("password") => Some(format!("{who} has a new password.")),
         Some("role") => Some(format!("{who}'s role is changed.")),
         Some("pop3") => Some(format!("{who}'s POP3 setting is saved.")),
+        Some("quota") => Some(format!("{who}'s quota is saved.")),
         _ => None,
     };
     render_accounts(&web, &s, notice, None, StatusCode::OK).await
@@ -204,6 +214,38 @@ pub async fn change(
                 return refuse(account_error(e)?).await;
             }
             "pop3"
+        }
+        "quota" => {
+            let storage = get("storage").trim();
+            let bytes = if storage.is_empty() {
+                0
+            } else {
+                match store::names::parse_size(storage) {
+                    Some(b) => b,
+                    None => {
+                        return refuse(format!(
+                            "{storage:?} is not a size: write it like 500M, 2G or 100K (empty: no limit)."
+                        ))
+                        .await;
+                    }
+                }
+            };
+            let messages = match get("messages").trim() {
+                "" => 0,
+                n => match n.parse::<u64>() {
+                    Ok(n) => n,
+                    Err(_) => {
+                        return refuse(format!(
+                            "{n:?} is not a number of messages (empty: no limit)."
+                        ))
+                        .await;
+                    }
+                },
+            };
+            if let Err(e) = store.set_quota(&address, bytes, messages).await {
+                return refuse(account_error(e)?).await;
+            }
+            "quota"
         }
         _ => {
             return Err(PageError::BadRequest(
@@ -435,6 +477,18 @@ fn query_value(v: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A storage quota as the form shows it (`500M`), empty for none.
+fn storage_text(bytes: i64) -> String {
+    let b = bytes.max(0) as u64;
+    match b {
+        0 => String::new(),
+        _ if b.is_multiple_of(1 << 30) => format!("{}G", b >> 30),
+        _ if b.is_multiple_of(1 << 20) => format!("{}M", b >> 20),
+        _ if b.is_multiple_of(1 << 10) => format!("{}K", b >> 10),
+        _ => b.to_string(),
+    }
 }
 
 pub(crate) fn when(unix: i64) -> String {

@@ -189,6 +189,13 @@ impl IntoResponse for PageError {
                 "The attachments are too large: at most 25 MB per message.",
             )
                 .into_response(),
+            PageError::Store(store::Error::OverQuota(_, why)) => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!(
+                    "Your mailbox is full ({why}). Delete some mail and empty Trash, then try again."
+                ),
+            )
+                .into_response(),
             PageError::Store(e) => {
                 tracing::error!("http: the store failed a page: {e}");
                 (

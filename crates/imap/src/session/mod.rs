@@ -118,6 +118,11 @@ fn store_failure(e: store::Error) -> Done {
             format!("Messages are limited to {MAX_MESSAGE_SIZE} bytes."),
         ),
         E::EmptyMessage => no("An empty message cannot be stored."),
+        // RFC 9208 4.3: nothing of the command was done.
+        E::OverQuota(_, why) => no_code(
+            "OVERQUOTA",
+            format!("The mailbox is full ({why}); delete or expunge some mail first."),
+        ),
         other => {
             tracing::error!("imap: store failure: {other}");
             no_code(

@@ -1,4 +1,4 @@
-//! `satchel user add|list|passwd|remove|admin|sent-copy`.
+//! `satchel user add|list|passwd|remove|quota|admin|sent-copy`.
 
 use clap::Subcommand;
 use store::MailStore;
@@ -28,6 +28,17 @@ pub enum UserCommand {
     },
     /// Removes the account and all its mail.
     Remove { address: String },
+    /// The account's quota: --storage SIZE (like 500M or 2G) and
+    /// --messages N, --none to clear both; with neither, what it uses.
+    Quota {
+        address: String,
+        #[arg(long, value_name = "SIZE")]
+        storage: Option<String>,
+        #[arg(long, value_name = "N")]
+        messages: Option<u64>,
+        #[arg(long, conflicts_with_all = ["storage", "messages"])]
+        none: bool,
+    },
     /// Gives the account the admin role (the web's admin pages), or with
     /// --off takes it away.
     Admin {
@@ -65,6 +76,47 @@ pub async fn run(
             store.set_password(&address, &password).await?;
         }
         UserCommand::Remove { address } => store.remove_account(&address).await?,
+        UserCommand::Quota {
+            address,
+            storage,
+            messages,
+            none,
+        } => {
+            let account = store.account(&address).await?.ok_or_else(|| {
+                anyhow::anyhow!("no account {address}; `satchel user list` shows them")
+            })?;
+            if none || storage.is_some() || messages.is_some() {
+                let bytes = match (&storage, none) {
+                    (_, true) => 0,
+                    (Some(s), _) => store::names::parse_size(s).ok_or_else(|| {
+                        anyhow::anyhow!("--storage {s:?}: give a size such as 500M, 2G or 100K")
+                    })?,
+                    (None, _) => account.quota_bytes.max(0) as u64,
+                };
+                let count = if none {
+                    0
+                } else {
+                    messages.unwrap_or(account.quota_messages.max(0) as u64)
+                };
+                store.set_quota(&account.address, bytes, count).await?;
+            }
+            let u = store.usage(account.id).await?;
+            let limit = |n: u64, unit: &str| {
+                if n == 0 {
+                    "no limit".to_string()
+                } else {
+                    format!("{n}{unit}")
+                }
+            };
+            say(&format!(
+                "{}: {} messages, {} bytes; quota {} bytes, {} messages",
+                account.address,
+                u.messages,
+                u.bytes,
+                limit(u.quota_bytes, ""),
+                limit(u.quota_messages, "")
+            ))?;
+        }
         UserCommand::Admin { address, off } => {
             store.set_admin(&address, !off).await?;
             let role = if off {

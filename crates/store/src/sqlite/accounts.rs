@@ -33,6 +33,7 @@ impl Accounts for SqliteStore {
                     address,
                     is_admin: admin,
                     quota_bytes: 0,
+                    quota_messages: 0,
                     pop3_delete: None,
                     sent_copy: None,
                     junk_report: None,
@@ -235,6 +236,30 @@ impl Accounts for SqliteStore {
             .await
     }
 
+    async fn set_quota(&self, address: &str, bytes: u64, messages: u64) -> Result<()> {
+        let address = normalize_address(address)?;
+        let (bytes, messages) = (
+            bytes.min(i64::MAX as u64) as i64,
+            messages.min(i64::MAX as u64) as i64,
+        );
+        self.db
+            .write(move |c| {
+                match exec(
+                    c,
+                    "UPDATE accounts SET quota_bytes = ?2, quota_messages = ?3 WHERE address = ?1",
+                    params![address, bytes, messages],
+                )? {
+                    0 => Err(Error::NoAccount(address)),
+                    _ => Ok(()),
+                }
+            })
+            .await
+    }
+
+    async fn usage(&self, account: AccountId) -> Result<Usage> {
+        self.db.read(move |c| quota::usage_in(c, account)).await
+    }
+
     async fn set_admin(&self, address: &str, admin: bool) -> Result<()> {
         let address = normalize_address(address)?;
         self.db
@@ -373,6 +398,7 @@ pub(super) fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Accoun
         address: r.get("address")?,
         is_admin: r.get("is_admin")?,
         quota_bytes: r.get("quota_bytes")?,
+        quota_messages: r.get("quota_messages")?,
         pop3_delete: r
             .get::<_, Option<String>>("pop3_delete")?
             .as_deref()

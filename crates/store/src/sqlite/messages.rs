@@ -628,6 +628,19 @@ pub(super) fn move_in_tx(
         |r| r.get(0),
     )?;
     let n = source.len() as i64;
+    // A copy adds to the account's mail; a move does not.
+    if !is_move && !source.is_empty() {
+        let sizes: Vec<i64> = all(
+            c,
+            "SELECT size FROM messages WHERE mailbox_id = ?1 \
+             AND uid IN (SELECT value FROM json_each(?2))",
+            params![from, uid_json(&source)],
+            |r| r.get(0),
+        )?;
+        let adding: Vec<(MailboxId, u64)> =
+            sizes.iter().map(|s| (to, (*s).max(0) as u64)).collect();
+        super::quota::check(c, &adding)?;
+    }
     let (dest, uidvalidity, uidnext, modseq) = one(
         c,
         "UPDATE mailboxes SET uidnext = uidnext + ?1, highestmodseq = highestmodseq + 1 \

@@ -615,6 +615,78 @@ pub async fn the_trace_finds_by_address_message_id_and_time(t: T) {
     );
 }
 
+pub async fn quotas_refuse_whole_writes_and_expunge_frees_room(t: T) {
+    let new = |raw: &'static [u8]| NewMessage {
+        raw,
+        size: raw.len() as u64,
+        flags: Flags::empty(),
+        keywords: vec![],
+        internal_date: InternalDate::now(),
+        cache: MessageCache::default(),
+        spam: None,
+    };
+    t.store.set_quota("OP@example.test", 0, 2).await.unwrap();
+    t.add("INBOX", "one", Flags::empty()).await;
+    t.add("INBOX", "two", Flags::empty()).await;
+    let inbox = t.mailbox("INBOX").await;
+    let trash = t.mailbox("Trash").await;
+    let files = t.blob_files();
+    // A third message: refused whole, no row and no body file left.
+    assert!(matches!(
+        t.store.append(inbox.id, new(b"Subject: 3\r\n\r\nthree\r\n")).await,
+        Err(Error::OverQuota(a, _)) if a == "op@example.test"
+    ));
+    assert_eq!(t.uids("INBOX").await, [1, 2]);
+    assert_eq!(t.blob_files(), files);
+    // A copy adds mail and is refused; a move does not and goes through.
+    assert!(matches!(
+        t.store.copy_messages(inbox.id, &[1], trash.id).await,
+        Err(Error::OverQuota(..))
+    ));
+    assert!(t.uids("Trash").await.is_empty());
+    t.store
+        .move_messages(inbox.id, &[1], trash.id)
+        .await
+        .unwrap();
+    // Expunging frees room.
+    let moved = t.uids("Trash").await;
+    t.store.expunge(trash.id, &moved, false).await.unwrap();
+    t.store
+        .append(inbox.id, new(b"Subject: 4\r\n\r\nfour\r\n"))
+        .await
+        .unwrap();
+    let u = t.store.usage(t.account.id).await.unwrap();
+    assert_eq!((u.messages, u.quota_messages, u.quota_bytes), (2, 2, 0));
+    assert!(u.full().is_some());
+
+    // Storage: a batch that does not fit as a whole stores nothing.
+    t.store
+        .set_quota("op@example.test", u.bytes + 30, 0)
+        .await
+        .unwrap();
+    let batch = vec![
+        new(b"Subject: 5\r\n\r\nfive\r\n"),
+        new(b"Subject: 6\r\n\r\nsix, which does not fit\r\n"),
+    ];
+    assert!(matches!(
+        t.store.append_batch(inbox.id, batch).await,
+        Err(Error::OverQuota(..))
+    ));
+    assert_eq!(t.uids("INBOX").await.len(), 2);
+    t.store
+        .append(inbox.id, new(b"Subject: 5\r\n\r\nfive\r\n"))
+        .await
+        .unwrap();
+    // No quota: anything goes.
+    t.store.set_quota("op@example.test", 0, 0).await.unwrap();
+    t.add("INBOX", "seven", Flags::empty()).await;
+    assert_eq!(t.store.usage(t.account.id).await.unwrap().full(), None);
+    assert!(matches!(
+        t.store.set_quota("nobody@example.test", 1, 1).await,
+        Err(Error::NoAccount(_))
+    ));
+}
+
 pub async fn bayes_counts_and_training_events(t: T) {
     let toks = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     t.store
@@ -1188,7 +1260,7 @@ pub async fn list_pages_and_unseen_counts_read_only_what_they_show(t: T) {
 #[macro_export]
 macro_rules! every_test {
     ($open:path) => {
-        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, junk_report_settings_secrets_and_single_use_links, the_trace_finds_by_address_message_id_and_time, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
+        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, junk_report_settings_secrets_and_single_use_links, the_trace_finds_by_address_message_id_and_time, quotas_refuse_whole_writes_and_expunge_frees_room, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
     };
     (@each $open:path; $($name:ident),*) => {
         $(
