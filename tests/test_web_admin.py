@@ -20,7 +20,7 @@ ALICE = "alice@example.test"
 GONE = "leaving@example.test"
 NEW = "newcomer@example.test"
 ADMIN_URLS = ["/admin", "/admin/accounts", f"/admin/accounts/remove?address={ALICE}", "/admin/queue",
-              "/admin/server", "/admin/trace"]
+              "/admin/server", "/admin/trace", "/admin/domains"]
 
 
 def free_port():
@@ -40,7 +40,11 @@ def web():
             doors=8,
         )
         s.env["SATCHEL_MX_PORT"] = str(mx_port)
-        s.dns.write_text("MX remote.test 10 mx.remote.test\nA mx.remote.test 127.0.0.1\n")
+        s.dns.write_text(
+            "MX remote.test 10 mx.remote.test\nA mx.remote.test 127.0.0.1\n"
+            # Our own domain: MX and SPF published, DMARC and DKIM not yet.
+            "MX example.test 10 mail.example.test\nTXT example.test v=spf1 mx -all\n"
+        )
         s.cli("user", "add", ROOT, "--admin", "--password-stdin", stdin=PASSWORD.encode() + b"\n")
         s.add_user(ALICE)
         s.add_user(GONE)
@@ -154,6 +158,33 @@ def test_the_trace_finds_a_message_by_message_id_with_its_verdict_and_mailbox(we
     assert outcomes["dave@remote.test"] == "queued" and outcomes[ALICE] == "sent-copy", outcomes
     answers = [a.split()[0] for a in out["answers"]]
     assert answers == ["deferred", "delivered"], out["answers"]
+
+
+def test_the_domains_page_lists_the_records_and_what_dns_has(web):
+    (d,) = steps(web, "domains")
+    recs = {(r["name"], r["kind"]): r for r in d["records"]}
+    assert recs[("example.test.", "MX")]["value"] == "10 mail.example.test."
+    assert recs[("example.test.", "MX")]["live"] == "published", recs
+    assert recs[("example.test.", "TXT")]["live"] == "published", recs
+    assert recs[("_dmarc.example.test.", "TXT")]["live"] == "missing", recs
+    # DKIM: the records `satchel dkim show` prints, not in DNS yet.
+    shown = web["satchel"].cli("dkim", "show", "example.test").stdout.decode()
+    dkim = [r for r in d["records"] if "._domainkey." in r["name"]]
+    assert len(dkim) == 2 and all(r["live"] == "missing" for r in dkim), dkim
+    for r in dkim:
+        assert f"{r['name']} IN TXT {r['value']}" in shown, (r, shown)
+    p = web["satchel"].ports
+    assert recs[("_imaps._tcp.example.test.", "SRV")]["value"] == f"0 1 {p['imaps']} mail.example.test."
+    assert recs[("_submission._tcp.example.test.", "SRV")]["value"] == f"1 1 {p['submission']} mail.example.test."
+    # No submissions door here: "not offered" (RFC 6186 3.4).
+    assert recs[("_submissions._tcp.example.test.", "SRV")]["value"] == "0 0 0 ."
+    assert recs[("autoconfig.example.test.", "CNAME")]["value"] == "mail.example.test."
+    # Aliases and the catch-all, as `satchel alias list` sees them.
+    assert d["added"] == "@example.test now delivers to its account.", d
+    assert any(a.startswith("sales@example.test") for a in d["aliases"]), d
+    assert any(a.startswith("everything else at example.test (catch-all)") for a in d["aliases"]), d
+    listed = web["satchel"].cli("alias", "list").stdout.decode()
+    assert "sales@example.test" in listed and "@example.test" in listed, listed
 
 
 def test_a_non_admin_gets_403_on_every_admin_page(web):

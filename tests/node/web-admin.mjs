@@ -125,6 +125,23 @@ try {
         return { byId, byRcpt: await facts() };
     });
 
+    await step('domains', async () => {
+        await follow(page, () => page.click('nav.admin-nav a[href="/admin/domains"]'));
+        const section = 'section.domain[data-domain="example.test"]';
+        const records = await page.$$eval(`${section} tr.record`, rs => rs.map(r => ({
+            name: r.cells[0].innerText, kind: r.cells[1].innerText, value: r.cells[2].innerText, live: r.cells[3].innerText,
+        })));
+        for (const alias of ['sales@example.test', '@example.test']) {
+            await page.fill(`${section} form.add-alias input[name=alias]`, alias);
+            await page.selectOption(`${section} form.add-alias select[name=account]`, want.user2);
+            await follow(page, () => page.click(`${section} form.add-alias button`));
+        }
+        const added = await page.$eval('p.saved', e => e.innerText).catch(() => null);
+        const aliases = await page.$$eval(`${section} ul.aliases li`, ls => ls.map(l => l.innerText));
+        await page.screenshot({ path: path.join(shots, 'admin-domains.png'), fullPage: true });
+        return { records, added, aliases };
+    });
+
     await step('server', async () => {
         const resp = await follow(page, () => page.click('nav.admin-nav a[href="/admin/server"]'));
         const rows = sel => page.$$eval(`${sel} tr`, rs => rs.map(r => r.innerText.trim()));

@@ -225,6 +225,57 @@ impl Dns {
     }
 }
 
+/// Which of a domain's mail records DNS has now (for the admin's domain
+/// page): each TXT record exists and parses as its kind; the MX hosts.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The MX hosts, or why they could not be read.
+    pub mx: Result<Vec<String>, String>,
+    pub spf: bool,
+    pub dmarc: bool,
+    /// Per DKIM selector asked about.
+    pub dkim: Vec<(String, bool)>,
+}
+
+impl Dns {
+    /// What DNS says of `domain`'s MX, SPF, DMARC and these DKIM selectors.
+    pub async fn published(&self, domain: &str, selectors: &[String]) -> Published {
+        let mx = match self.mx(domain).await {
+            Ok(hosts) => Ok(hosts.into_iter().map(|(_, h)| h).collect()),
+            Err(e) => Err(e.to_string()),
+        };
+        let spf = self
+            .resolver
+            .txt_lookup::<Spf>(fqdn(domain).as_str(), Some(&self.table.txt))
+            .await
+            .is_ok();
+        let dmarc = self
+            .resolver
+            .txt_lookup::<Dmarc>(
+                format!("_dmarc.{}", fqdn(domain)).as_str(),
+                Some(&self.table.txt),
+            )
+            .await
+            .is_ok();
+        let mut dkim = Vec::new();
+        for selector in selectors {
+            let name = format!("{selector}._domainkey.{}", fqdn(domain));
+            let found = self
+                .resolver
+                .txt_lookup::<DomainKey>(name.as_str(), Some(&self.table.txt))
+                .await
+                .is_ok();
+            dkim.push((selector.clone(), found));
+        }
+        Published {
+            mx,
+            spf,
+            dmarc,
+            dkim,
+        }
+    }
+}
+
 fn is_nxdomain(e: &mail_auth::Error) -> bool {
     matches!(
         e,

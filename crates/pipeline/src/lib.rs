@@ -21,7 +21,7 @@ mod trace;
 mod trainer;
 
 pub use bounces::MAX_HOPS;
-pub use dns::{Dns, LookupError};
+pub use dns::{Dns, LookupError, Published};
 pub use model::RESIDENT_FRESH;
 pub use outgoing::{SentCopy, Submission, Submitted};
 pub use recipients::Recipient;

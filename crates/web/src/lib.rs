@@ -15,6 +15,7 @@ mod autoconfig;
 mod client;
 mod compose;
 mod conversation;
+mod domains;
 mod filters;
 mod listing;
 mod live;
@@ -109,6 +110,9 @@ struct Inner {
     links: Arc<quarantine::Links>,
     /// The mail doors' ports, for autoconfiguration, once all are bound.
     mail_ports: std::sync::OnceLock<MailPorts>,
+    /// The resolver, for the domains page's live checks (none: DNS could
+    /// not be set up).
+    dns: std::sync::OnceLock<Arc<pipeline::Dns>>,
     /// The disk use last measured, and when.
     disk: std::sync::Mutex<Option<(std::time::Instant, (u64, u64))>>,
     sessions: Sessions,
@@ -136,6 +140,7 @@ impl Web {
                 links,
                 mail_ports: std::sync::OnceLock::new(),
                 disk: std::sync::Mutex::new(None),
+                dns: std::sync::OnceLock::new(),
                 sessions: Sessions::default(),
                 limits: Arc::new(
                     ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)
@@ -150,6 +155,11 @@ impl Web {
     /// once by `serve` after binding them).
     pub fn set_mail_ports(&self, ports: MailPorts) {
         let _ = self.inner.mail_ports.set(ports);
+    }
+
+    /// The resolver the domains page checks the published records with.
+    pub fn set_dns(&self, dns: Arc<pipeline::Dns>) {
+        let _ = self.inner.dns.set(dns);
     }
 
     /// Every page of the door.

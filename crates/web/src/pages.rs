@@ -80,6 +80,10 @@ pub fn router(web: Web) -> Router {
         .route("/admin/queue", get(admin::queue).post(admin::queue_change))
         .route("/admin/server", get(crate::server::page))
         .route("/admin/trace", get(crate::trace::page))
+        .route(
+            "/admin/domains",
+            get(crate::domains::page).post(crate::domains::change),
+        )
         .route("/metrics", get(crate::server::metrics))
         .route("/settings/password", post(settings::password))
         .route("/settings/pop3", post(settings::pop3))

@@ -179,6 +179,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         }
     };
     let pipeline = Arc::new(pipeline);
+    let web_dns = dns.clone();
     let relay = relay::Relay::new(
         store.clone(),
         pipeline.clone(),
@@ -214,6 +215,9 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             ..web::Settings::default()
         },
     );
+    if let Some(dns) = web_dns {
+        web.set_dns(dns);
+    }
     for addr in &config.listen.http {
         let listener = bind(*addr, "http").await?;
         super::say(&format!("http {}", listener.local_addr()?))?;
