@@ -4,7 +4,8 @@ that would pass them, with nothing half-stored: SMTP says `452 4.2.2` at
 RCPT once the mailbox is full (temporary, so the sender retries while the
 owner makes room; other recipients still get the message) and at the end
 of DATA when this message would pass it; IMAP APPEND and COPY say
-`NO [OVERQUOTA]`; EXPUNGE frees room."""
+`NO [OVERQUOTA]`; EXPUNGE frees room; GETQUOTA and GETQUOTAROOT report
+the account's one quota root "" (RFC 9208)."""
 import imaplib
 import smtplib
 import tempfile
@@ -106,3 +107,33 @@ def test_bad_sizes_and_unknown_accounts_are_refused(server):
     assert bad.returncode != 0 and b"500M" in bad.stderr
     bad = s.cli("user", "quota", "nobody@example.test", "--messages", "3", check=False)
     assert bad.returncode != 0 and b"nobody@example.test" in bad.stderr
+
+
+def test_imap_reports_the_quota_rfc_9208(server):
+    s = server
+    c = s.imap(ALICE)
+    caps = c.capabilities
+    assert "QUOTA" in caps and "QUOTA=RES-STORAGE" in caps and "QUOTA=RES-MESSAGE" in caps, caps
+    # No limits: the mailbox has no quota root.
+    typ, data = c.getquotaroot("INBOX")
+    assert typ == "OK" and data[0][0] in (b'"INBOX"', b"INBOX"), data
+    typ, data = c.getquota('""')
+    assert typ == "NO" and b"[NONEXISTENT]" in data[0], data
+    c.append("INBOX", None, None, mail("one", 3000).encode())
+    c.logout()
+
+    quota(s, "--storage", "2M", "--messages", "10")
+    c = s.imap(ALICE)
+    typ, data = c.getquotaroot("INBOX")
+    assert typ == "OK", data
+    roots, quotas = data
+    assert roots[0] in (b'INBOX ""', b'"INBOX" ""'), roots
+    # STORAGE in KiB (rounded up), then MESSAGE.
+    assert quotas == [b'"" (STORAGE 3 2048 MESSAGE 1 10)'], quotas
+    typ, data = c.getquota('""')
+    assert typ == "OK" and data == [b'"" (STORAGE 3 2048 MESSAGE 1 10)'], data
+    typ, data = c.getquota('"other"')
+    assert typ == "NO", data
+    typ, data = c._simple_command("SETQUOTA", '""', "(STORAGE 99999)")
+    assert typ == "NO" and b"[NOPERM]" in data[0], data
+    c.logout()

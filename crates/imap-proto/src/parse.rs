@@ -493,6 +493,30 @@ impl P<'_> {
                 CommandBody::Status { mailbox, items }
             }
             "APPEND" => self.append()?,
+            "GETQUOTA" => {
+                self.sp()?;
+                CommandBody::GetQuota(self.astring()?)
+            }
+            "GETQUOTAROOT" => {
+                self.sp()?;
+                CommandBody::GetQuotaRoot(self.mailbox()?)
+            }
+            "SETQUOTA" => {
+                self.sp()?;
+                let root = self.astring()?;
+                self.sp()?;
+                self.byte(b'(')?;
+                let mut limits = Vec::new();
+                while !self.eat(b')') {
+                    if !limits.is_empty() {
+                        self.sp()?;
+                    }
+                    let name = self.atom_upper()?;
+                    self.sp()?;
+                    limits.push((name, self.number()?));
+                }
+                CommandBody::SetQuota { root, limits }
+            }
             "SEARCH" => self.search(false)?,
             "FETCH" => self.fetch(false)?,
             "STORE" => self.store(false)?,

@@ -98,6 +98,15 @@ pub enum CommandBody {
         mailbox: MailboxArg,
     },
     Id(Vec<(String, Option<String>)>),
+    /// RFC 9208 4.2: the quota root's resources.
+    GetQuota(Vec<u8>),
+    /// RFC 9208 4.3: the quota roots of a mailbox, and their quotas.
+    GetQuotaRoot(MailboxArg),
+    /// RFC 9208 4.1 (only with QUOTASET): each (resource, limit).
+    SetQuota {
+        root: Vec<u8>,
+        limits: Vec<(String, u64)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

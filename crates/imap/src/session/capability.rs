@@ -73,6 +73,9 @@ const CAPABILITIES: &[Capability] = &[
     cap("SEARCHRES"),
     cap("MULTIAPPEND"),
     cap("BINARY"),
+    cap("QUOTA"),
+    cap("QUOTA=RES-STORAGE"),
+    cap("QUOTA=RES-MESSAGE"),
 ];
 
 /// What a client can turn on with ENABLE; each changes how the session

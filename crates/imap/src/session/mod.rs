@@ -29,6 +29,7 @@ mod auth;
 mod capability;
 mod mailboxes;
 mod messages;
+mod quota;
 mod updates;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -394,6 +395,15 @@ impl Session {
                 }
                 C::Enable(_) if selected => (bad("ENABLE comes before SELECT."), Updates::None),
                 C::Enable(caps) => (self.enable(&caps), Updates::None),
+                C::GetQuota(root) => (self.get_quota(&root).await, Updates::All),
+                C::GetQuotaRoot(mailbox) => (self.get_quota_root(&mailbox).await, Updates::All),
+                C::SetQuota { .. } => (
+                    no_code(
+                        "NOPERM",
+                        "Quotas are set by the server's admin (satchel user quota, or the admin pages).",
+                    ),
+                    Updates::None,
+                ),
                 C::Namespace => {
                     self.line("* NAMESPACE ((\"\" \"/\")) NIL NIL");
                     (ok("NAMESPACE completed."), Updates::All)
