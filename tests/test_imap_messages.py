@@ -320,6 +320,47 @@ def test_binary(box):
     assert c.noop()[0] == "OK"
 
 
+def test_a_binary_part_comes_back_byte_for_byte(box):
+    """Issue 18, defect 3, as the reference Dovecot answers: a part sent as
+    Content-Transfer-Encoding: binary with bare LFs and a NUL comes back
+    unchanged from BINARY[] and BINARY[1] (literal8), and BODY[] serves that
+    part in base64 (no NUL can travel there, and its LFs stay LFs once
+    decoded) with RFC822.SIZE counting what BODY[] sends."""
+    c = box
+    msg = (b"Subject: bin\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+           b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+           b"a\nb\x00c\nd\r\n--b--\r\n")
+    c.send(b"x1 APPEND INBOX ~{%d+}\r\n" % len(msg) + msg + b"\r\n")
+    reply = c.readline()
+    while reply.startswith(b"*"):
+        reply = c.readline()
+    assert reply.startswith(b"x1 OK [APPENDUID"), reply
+    uid = reply.split(b"]")[0].split()[-1]
+
+    def fetch(items):
+        c.send(b"x2 UID FETCH " + uid + b" " + items + b"\r\n")
+        out = b""
+        while True:
+            line = c.readline()
+            out += line
+            m = re.search(rb"~?\{(\d+)\}\r\n$", line)
+            if m:
+                out += c.read(int(m.group(1)))
+            elif line.startswith(b"x2 "):
+                return out
+
+    got = fetch(b"(BINARY.PEEK[] BINARY.PEEK[1] BINARY.SIZE[1])")
+    assert b"BINARY[] ~{%d}\r\n" % len(msg) + msg in got, got
+    assert b"BINARY[1] ~{7}\r\na\nb\x00c\nd" in got and b"BINARY.SIZE[1] 7" in got, got
+    got = fetch(b"(BODY.PEEK[] BODY.PEEK[1] RFC822.SIZE)")
+    body = re.search(rb"BODY\[\] \{(\d+)\}\r\n", got)
+    served = got[body.end():body.end() + int(body.group(1))]
+    assert b"Content-Transfer-Encoding: base64\r\n\r\nYQpiAGMKZA==\r\n--b--" in served, served
+    assert b"\x00" not in served and b"\x80" not in served
+    assert b"BODY[1] {12}\r\nYQpiAGMKZA==" in got, got
+    assert b"RFC822.SIZE %d" % len(served) in got, got
+
+
 def test_fetch_of_a_message_another_session_expunged_says_so(box, satchel):
     other = satchel.imap(ALICE)
     other.select("INBOX")

@@ -79,16 +79,23 @@ pub fn needs(items: &[FetchAttr]) -> Needs {
 pub struct Loaded {
     pub served: Vec<u8>,
     pub root: Part,
+    /// The stored bytes, when serving changed them: BINARY[] answers
+    /// those, byte for byte (RFC 3516 4.2).
+    pub stored: Option<Vec<u8>>,
 }
 
 impl Loaded {
     pub fn new(raw: Vec<u8>) -> Loaded {
-        let served = match mime::served(&raw) {
-            std::borrow::Cow::Borrowed(_) => raw,
-            std::borrow::Cow::Owned(fixed) => fixed,
+        let (served, stored) = match mime::served(&raw) {
+            std::borrow::Cow::Borrowed(_) => (raw, None),
+            std::borrow::Cow::Owned(fixed) => (fixed, Some(raw)),
         };
         let root = Part::parse(&served);
-        Loaded { served, root }
+        Loaded {
+            served,
+            root,
+            stored,
+        }
     }
 
     /// The message's header section alone: enough for every section
@@ -107,7 +114,7 @@ impl Loaded {
     /// message for no part numbers.
     fn binary(&self, part: &[u32]) -> Result<Vec<u8>, String> {
         if part.is_empty() {
-            return Ok(self.served.clone());
+            return Ok(self.stored.as_ref().unwrap_or(&self.served).clone());
         }
         let Some(p) = mime::section::part_at(&self.root, part) else {
             return Ok(Vec::new());
