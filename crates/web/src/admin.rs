@@ -94,10 +94,12 @@ impl Row {
     }
 }
 
+/// `?done=WHAT&who=WHOM`: what a form just did, for the notice the page
+/// shows after its redirect.
 #[derive(Deserialize, Default)]
 pub struct Notice {
-    done: Option<String>,
-    who: Option<String>,
+    pub(crate) done: Option<String>,
+    pub(crate) who: Option<String>,
 }
 
 pub async fn accounts(
@@ -467,7 +469,7 @@ fn account_error(e: store::Error) -> Result<String, PageError> {
 }
 
 /// A value for a query string: percent-encoded but for what is safe.
-fn query_value(v: &str) -> String {
+pub(crate) fn query_value(v: &str) -> String {
     v.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {

@@ -9,10 +9,9 @@ use askama::Template;
 use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect};
-use serde::Deserialize;
 
 use crate::Web;
-use crate::admin::Admin;
+use crate::admin::{Admin, Notice, query_value};
 use crate::pages::{Frame, PageError, PageResult, check_csrf, frame};
 use crate::session::Session;
 
@@ -42,12 +41,6 @@ struct Record {
     value: String,
     /// "published", "missing", "differs: ...", or "not checked".
     live: String,
-}
-
-#[derive(Deserialize, Default)]
-pub struct Notice {
-    done: Option<String>,
-    who: Option<String>,
 }
 
 pub async fn page(State(web): State<Web>, Admin(s): Admin, Query(q): Query<Notice>) -> PageResult {
@@ -260,7 +253,7 @@ pub async fn change(
     match result {
         Ok(()) => Ok(Redirect::to(&format!(
             "/admin/domains?done={done}&who={}",
-            alias.replace('&', "%26")
+            query_value(&alias)
         ))
         .into_response()),
         Err(e @ (store::Error::Db(_) | store::Error::Io { .. })) => Err(PageError::Store(e)),
