@@ -6,6 +6,7 @@
 //! connections, and an in-process harness for door tests.
 
 pub mod conn;
+mod deflate;
 mod limits;
 mod lines;
 pub mod login;
@@ -15,6 +16,7 @@ pub mod testing;
 pub mod tls;
 
 pub use conn::{Deadlines, Door, listen, serve};
+pub use deflate::Deflate;
 pub use limits::{ConnectionGuard, ConnectionLimits, LoginThrottle};
 pub use lines::{LineError, LineReader};
 pub use rate::{HourlyLimit, OverLimit};

@@ -493,6 +493,10 @@ impl P<'_> {
                 CommandBody::Status { mailbox, items }
             }
             "APPEND" => self.append()?,
+            "COMPRESS" => {
+                self.sp()?;
+                CommandBody::Compress(self.atom_upper()?)
+            }
             "GETQUOTA" => {
                 self.sp()?;
                 CommandBody::GetQuota(self.astring()?)

@@ -98,6 +98,8 @@ pub enum CommandBody {
         mailbox: MailboxArg,
     },
     Id(Vec<(String, Option<String>)>),
+    /// RFC 4978: COMPRESS and its mechanism.
+    Compress(String),
     /// RFC 9208 4.2: the quota root's resources.
     GetQuota(Vec<u8>),
     /// RFC 9208 4.3: the quota roots of a mailbox, and their quotas.

@@ -41,6 +41,35 @@ impl Session {
         Ok(())
     }
 
+    /// COMPRESS DEFLATE (RFC 4978 3): the OK goes out uncompressed, then
+    /// both directions are deflated for the rest of the connection.
+    pub(super) async fn compress(&mut self, tag: &str, mechanism: &str) -> Result<(), Error> {
+        if mechanism != "DEFLATE" {
+            self.line(&format!("{tag} BAD Only COMPRESS DEFLATE is offered."));
+            return Ok(());
+        }
+        if self.io()?.get_mut().is_compressed() {
+            self.line(&format!(
+                "{tag} NO [COMPRESSIONACTIVE] DEFLATE is on already."
+            ));
+            return Ok(());
+        }
+        self.line(&format!("{tag} OK DEFLATE active"));
+        self.flush().await?;
+        let io = self.io.take().ok_or("no stream")?;
+        if io.pending() > 0 {
+            // RFC 4978 3: nothing may follow COMPRESS before its answer;
+            // bytes that did cannot be read either way.
+            tracing::debug!("imap: {}: data pipelined after COMPRESS dropped", self.peer);
+        }
+        self.io = Some(LineReader::with_deadline(
+            io.into_inner().into_deflate(),
+            MAX_LINE,
+            self.server.settings.deadlines.line,
+        ));
+        Ok(())
+    }
+
     pub(super) async fn login(&mut self, user: &[u8], password: &[u8]) -> Result<Done, Error> {
         if self.account.is_some() {
             return Ok(bad("Already logged in."));

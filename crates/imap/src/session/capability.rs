@@ -73,6 +73,7 @@ const CAPABILITIES: &[Capability] = &[
     cap("SEARCHRES"),
     cap("MULTIAPPEND"),
     cap("BINARY"),
+    cap("COMPRESS=DEFLATE"),
     cap("QUOTA"),
     cap("QUOTA=RES-STORAGE"),
     cap("QUOTA=RES-MESSAGE"),

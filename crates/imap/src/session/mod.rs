@@ -382,6 +382,7 @@ impl Session {
                     (ok("LOGOUT completed."), Updates::None)
                 }
                 C::StartTls => return self.starttls(&tag).await,
+                C::Compress(mechanism) => return self.compress(&tag, &mechanism).await,
                 C::Login { user, password } => (self.login(&user, &password).await?, Updates::None),
                 C::Authenticate { mechanism, initial } => {
                     (self.authenticate(&mechanism, initial).await?, Updates::None)
