@@ -182,10 +182,14 @@ pub struct Limits {
     pub pop3_per_ip: Option<usize>,
     pub smtp_per_ip: Option<usize>,
     pub managesieve_per_ip: Option<usize>,
+    /// The web doors (http and https together); a proxy in front speaks
+    /// for many users from one address and needs more.
+    pub http_per_ip: Option<usize>,
     pub imap_total: Option<usize>,
     pub pop3_total: Option<usize>,
     pub smtp_total: Option<usize>,
     pub managesieve_total: Option<usize>,
+    pub http_total: Option<usize>,
 }
 
 /// Server-wide Sieve scripts.
@@ -555,10 +559,12 @@ impl Config {
             ("pop3_per_ip", l.pop3_per_ip),
             ("smtp_per_ip", l.smtp_per_ip),
             ("managesieve_per_ip", l.managesieve_per_ip),
+            ("http_per_ip", l.http_per_ip),
             ("imap_total", l.imap_total),
             ("pop3_total", l.pop3_total),
             ("smtp_total", l.smtp_total),
             ("managesieve_total", l.managesieve_total),
+            ("http_total", l.http_total),
         ] {
             if value == Some(0) {
                 bail!(

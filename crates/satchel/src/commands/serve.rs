@@ -207,6 +207,9 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         web::Settings {
             plaintext_anywhere: config.auth.plaintext_anywhere,
             max_connections: totals.http,
+            max_connections_per_ip: limits
+                .http_per_ip
+                .unwrap_or(web::Settings::default().max_connections_per_ip),
             sent_copy: config.submission.sent_copy,
             trusted_proxies: config.web.trusted_proxies.clone(),
             local_domains: config.domains.clone(),
@@ -427,7 +430,9 @@ impl DoorTotals {
             limits
                 .managesieve_total
                 .unwrap_or(managesieve::Settings::default().max_connections),
-            web::Settings::default().max_connections,
+            limits
+                .http_total
+                .unwrap_or(web::Settings::default().max_connections),
         ];
         let budget = open_files.saturating_sub(RESERVED_FILES).max(4) as usize;
         let sum: usize = wanted.iter().sum();
