@@ -444,3 +444,39 @@ fn section_specs() {
     let deep = vec!["1"; 200].join(".");
     assert!(parsed(&deep).is_err(), "more part numbers than the limit");
 }
+
+#[test]
+fn quota_and_compress_commands() {
+    // RFC 9208 4.1 to 4.3.
+    assert_eq!(ok("q GETQUOTA \"\""), CommandBody::GetQuota(Vec::new()));
+    assert_eq!(
+        ok("q GETQUOTAROOT INBOX"),
+        CommandBody::GetQuotaRoot(mb("INBOX"))
+    );
+    assert_eq!(
+        ok("q SETQUOTA \"\" (STORAGE 512 message 100)"),
+        CommandBody::SetQuota {
+            root: Vec::new(),
+            limits: vec![("STORAGE".into(), 512), ("MESSAGE".into(), 100)],
+        }
+    );
+    assert_eq!(
+        ok("q SETQUOTA \"\" ()"),
+        CommandBody::SetQuota {
+            root: Vec::new(),
+            limits: vec![],
+        }
+    );
+    bad(b"q SETQUOTA \"\" (STORAGE)");
+    bad(b"q GETQUOTA");
+    // RFC 4978 3.
+    assert_eq!(
+        ok("c COMPRESS DEFLATE"),
+        CommandBody::Compress("DEFLATE".into())
+    );
+    assert_eq!(
+        ok("c compress deflate"),
+        CommandBody::Compress("DEFLATE".into())
+    );
+    bad(b"c COMPRESS");
+}
