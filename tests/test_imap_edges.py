@@ -90,12 +90,16 @@ def test_imap4rev2_select_names_the_mailbox(satchel):
     assert not any(b"RECENT" in l for l in untagged)
 
 
-def test_condstore_is_refused_until_offered(satchel):
+def test_condstore_commands_are_taken_now_it_is_offered(satchel):
+    # These were BAD while CONDSTORE was not offered (RFC 7162 3.1).
+    satchel.deliver(ALICE, message("m"))
     r = login_select(satchel)
-    for cmd in ["SELECT INBOX (CONDSTORE)", "FETCH 1:* (FLAGS) (CHANGEDSINCE 1)",
-                "STORE 1 (UNCHANGEDSINCE 1) +FLAGS (\\Seen)"]:
-        _, ok = r.cmd(cmd)
-        assert b" BAD " in ok, (cmd, ok)
+    untagged, ok = r.cmd("SELECT INBOX (CONDSTORE)")
+    assert b" OK " in ok and any(b"[HIGHESTMODSEQ " in u for u in untagged), (untagged, ok)
+    untagged, ok = r.cmd("FETCH 1:* (FLAGS) (CHANGEDSINCE 1)")
+    assert b" OK " in ok and all(b"MODSEQ (" in u for u in untagged), (untagged, ok)
+    untagged, ok = r.cmd("STORE 1 (UNCHANGEDSINCE 1) +FLAGS (\\Seen)")
+    assert b" OK [MODIFIED 1]" in ok, (untagged, ok)
 
 
 def test_searchres_save_with_min_saves_only_the_min(satchel):

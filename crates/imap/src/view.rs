@@ -97,6 +97,11 @@ impl Selection {
     pub fn len(&self) -> usize {
         self.0.iter().map(|r| r.len()).sum()
     }
+
+    /// Only the indexes `keep` says yes to.
+    pub fn filtered(&self, keep: impl Fn(usize) -> bool) -> Selection {
+        Selection::from_ranges(self.iter().filter(|&i| keep(i)).map(|i| i..i + 1).collect())
+    }
 }
 
 impl View {

@@ -74,6 +74,10 @@ const CAPABILITIES: &[Capability] = &[
     cap("MULTIAPPEND"),
     cap("BINARY"),
     cap("COMPRESS=DEFLATE"),
+    Capability {
+        enables: Some(Extension::Condstore),
+        ..cap("CONDSTORE")
+    },
     cap("QUOTA"),
     cap("QUOTA=RES-STORAGE"),
     cap("QUOTA=RES-MESSAGE"),
@@ -85,6 +89,9 @@ const CAPABILITIES: &[Capability] = &[
 pub(super) enum Extension {
     /// RFC 9051: ESEARCH answers, UTF-8 mailbox names, no \Recent.
     Imap4rev2,
+    /// RFC 7162 3.1: MODSEQ in every FETCH of flags from then on; turned on
+    /// by ENABLE or by the first command that uses a MODSEQ.
+    Condstore,
 }
 
 /// The extensions a session has enabled.
@@ -96,7 +103,7 @@ impl Enabled {
         self.0 & (1 << e as u32) != 0
     }
 
-    fn insert(&mut self, e: Extension) -> bool {
+    pub(super) fn insert(&mut self, e: Extension) -> bool {
         let new = !self.has(e);
         self.0 |= 1 << e as u32;
         new
@@ -124,6 +131,11 @@ impl Session {
     /// Whether the client enabled IMAP4rev2 (the most asked question).
     pub(super) fn rev2(&self) -> bool {
         self.enabled.has(Extension::Imap4rev2)
+    }
+
+    /// Whether FETCH responses carry MODSEQ (RFC 7162 3.1).
+    pub(super) fn condstore(&self) -> bool {
+        self.enabled.has(Extension::Condstore)
     }
 
     /// ENABLE (RFC 5161 3.1): names it does not know, or that need no

@@ -80,6 +80,14 @@ impl Session {
                 view.mailbox.uidnext
             ),
         ];
+        // RFC 7162 3.1.2.1, once CONDSTORE is on (SELECT (CONDSTORE)
+        // turned it on before this), as the reference Dovecot answers.
+        if self.condstore() {
+            lines.push(format!(
+                "* OK [HIGHESTMODSEQ {}] Highest.",
+                view.mailbox.highestmodseq.max(1)
+            ));
+        }
         if !self.rev2() {
             lines.insert(1, format!("* {} RECENT", view.recent.len()));
             if let Some(i) = view
@@ -369,7 +377,7 @@ impl Session {
                 StatusItem::Unseen => format!("UNSEEN {}", s.unseen),
                 StatusItem::Deleted => format!("DELETED {}", s.deleted),
                 StatusItem::Size => format!("SIZE {}", s.size),
-                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", m.highestmodseq),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", m.highestmodseq.max(1)),
                 StatusItem::AppendLimit => format!("APPENDLIMIT {MAX_MESSAGE_SIZE}"),
             })
             .collect();

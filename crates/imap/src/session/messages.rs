@@ -110,6 +110,10 @@ impl Session {
             }
         };
         let numbers: Vec<u32> = hits.iter().map(|&i| number(i)).collect();
+        // RFC 7162 3.1.5: a search by MODSEQ says the highest of its hits.
+        let highest = uses_modseq(key)
+            .then(|| hits.iter().map(|&i| view.messages[i].modseq).max())
+            .flatten();
         let esearch = ret.is_some() || self.rev2();
         let options: Vec<SearchReturn> = match ret {
             Some([]) | None => vec![SearchReturn::All],
@@ -142,7 +146,10 @@ impl Session {
         if !esearch {
             let list: Vec<String> = numbers.iter().map(u32::to_string).collect();
             let sep = if list.is_empty() { "" } else { " " };
-            self.line(&format!("* SEARCH{sep}{}", list.join(" ")));
+            let modseq = highest
+                .map(|m| format!(" (MODSEQ {m})"))
+                .unwrap_or_default();
+            self.line(&format!("* SEARCH{sep}{}{modseq}", list.join(" ")));
         } else if options != [SearchReturn::Save] {
             let mut line = format!("* ESEARCH (TAG \"{tag}\")");
             if uid {
@@ -163,6 +170,9 @@ impl Session {
                     _ => {}
                 }
             }
+            if let Some(m) = highest {
+                line.push_str(&format!(" MODSEQ {m}"));
+            }
             self.line(&line);
         }
         ok("SEARCH completed.")
@@ -173,6 +183,7 @@ impl Session {
         uid: bool,
         set: &SequenceSet,
         items: &[FetchAttr],
+        changed_since: Option<u64>,
     ) -> Result<Done, Error> {
         let store = self.server.store.clone();
         let rev2 = self.rev2();
@@ -180,10 +191,14 @@ impl Session {
         let Some(view) = self.selected.as_mut() else {
             return Ok(bad("No mailbox selected."));
         };
-        let selection = match view.resolve(set, uid, saved.as_deref()) {
+        let mut selection = match view.resolve(set, uid, saved.as_deref()) {
             Ok(s) => s,
             Err(e) => return Ok(bad(e)),
         };
+        // RFC 7162 3.1.4.1: only what changed after the given MODSEQ.
+        if let Some(since) = changed_since {
+            selection = selection.filtered(|i| view.messages[i].modseq > since);
+        }
         let needs = fetch::needs(items);
         // \Seen goes on before the data goes out (RFC 9051 6.4.5).
         let mut seen_now: HashSet<u32> = HashSet::new();
@@ -320,6 +335,7 @@ impl Session {
     ) -> Done {
         let store = self.server.store.clone();
         let rev2 = self.rev2();
+        let condstore = self.condstore();
         let saved = self.saved.clone();
         let Some(view) = self.selected.as_mut() else {
             return bad("No mailbox selected.");
@@ -389,7 +405,8 @@ impl Session {
             if let Some(i) = view.index_of(*u) {
                 let m = &view.messages[i];
                 let mut line = format!("* {} FETCH (", i + 1).into_bytes();
-                if uid {
+                // RFC 7162 3.1: with CONDSTORE on, every such FETCH has UID.
+                if uid || condstore {
                     line.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
                 }
                 line.extend_from_slice(b"FLAGS ");
@@ -397,6 +414,9 @@ impl Session {
                     &mut line,
                     fetch::flags(m, !rev2 && view.recent.contains(&m.uid)),
                 );
+                if condstore {
+                    line.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+                }
                 line.extend_from_slice(b")\r\n");
                 self.out.extend_from_slice(&line);
             }

@@ -44,7 +44,8 @@ pub struct Session {
     _user_slot: Option<ConnectionGuard>,
     selected: Option<View>,
     feed: Option<broadcast::Receiver<store::Change>>,
-    /// What the client turned on with ENABLE (see `capability.rs`).
+    /// What the client turned on with ENABLE, or a CONDSTORE-enabling
+    /// command did (see `capability.rs`).
     enabled: capability::Enabled,
     /// SEARCHRES result (RFC 5182), as UIDs.
     saved: Option<Vec<u32>>,
@@ -410,22 +411,16 @@ impl Session {
                     (ok("NAMESPACE completed."), Updates::All)
                 }
                 C::Select {
-                    condstore: true, ..
+                    mailbox,
+                    read_only,
+                    condstore,
+                } => {
+                    // RFC 7162 3.1.8: SELECT (CONDSTORE) turns it on.
+                    if condstore {
+                        self.enabled.insert(capability::Extension::Condstore);
+                    }
+                    (self.select(&mailbox, read_only).await?, Updates::None)
                 }
-                | C::Fetch {
-                    changed_since: Some(_),
-                    ..
-                }
-                | C::Store {
-                    unchanged_since: Some(_),
-                    ..
-                } => (
-                    bad("CONDSTORE is not offered by this server."),
-                    Updates::None,
-                ),
-                C::Select {
-                    mailbox, read_only, ..
-                } => (self.select(&mailbox, read_only).await?, Updates::None),
                 C::Create {
                     mailbox,
                     special_use,
@@ -435,7 +430,12 @@ impl Session {
                 C::Subscribe(mailbox) => (self.subscribe(&mailbox, true).await, Updates::All),
                 C::Unsubscribe(mailbox) => (self.subscribe(&mailbox, false).await, Updates::All),
                 C::List(l) => (self.list(&l).await, Updates::All),
-                C::Status { mailbox, items } => (self.status(&mailbox, &items).await, Updates::All),
+                C::Status { mailbox, items } => {
+                    if items.contains(&StatusItem::HighestModSeq) {
+                        self.enabled.insert(capability::Extension::Condstore);
+                    }
+                    (self.status(&mailbox, &items).await, Updates::All)
+                }
                 C::Append { mailbox, messages } => {
                     (self.append(&mailbox, messages).await, Updates::All)
                 }
@@ -449,6 +449,9 @@ impl Session {
                     ret,
                     key,
                 } => {
+                    if uses_modseq(&key) {
+                        self.enabled.insert(capability::Extension::Condstore);
+                    }
                     let done = self
                         .search(&tag, uid, charset.as_deref(), ret.as_deref(), &key)
                         .await;
@@ -462,9 +465,15 @@ impl Session {
                     )
                 }
                 C::Fetch {
-                    uid, set, items, ..
+                    uid,
+                    set,
+                    items,
+                    changed_since,
                 } => {
-                    let done = self.fetch(uid, &set, &items).await?;
+                    if items.contains(&FetchAttr::ModSeq) {
+                        self.enabled.insert(capability::Extension::Condstore);
+                    }
+                    let done = self.fetch(uid, &set, &items, changed_since).await?;
                     (
                         done,
                         if uid {
@@ -482,6 +491,9 @@ impl Session {
                     flags,
                     unchanged_since,
                 } => {
+                    if unchanged_since.is_some() {
+                        self.enabled.insert(capability::Extension::Condstore);
+                    }
                     let done = self
                         .store(uid, &set, mode, silent, &flags, unchanged_since)
                         .await;
@@ -515,6 +527,17 @@ impl Session {
 /// caller holds a borrow of another part of the session.
 async fn write_out(io: &mut Option<LineReader<Stream>>, out: &mut Vec<u8>) -> Result<(), Error> {
     Ok(door::conn::send_buffered(io, out, WRITE_TIMEOUT).await?)
+}
+
+/// Whether a search names a MODSEQ (RFC 7162 3.1.5), anywhere in it.
+pub(super) fn uses_modseq(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::And(keys) => keys.iter().any(uses_modseq),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::Not(k) => uses_modseq(k),
+        _ => false,
+    }
 }
 
 /// System flags and keywords of a STORE or APPEND list.

@@ -51,6 +51,7 @@ impl Session {
     ) -> Result<(), Error> {
         let store = self.server.store.clone();
         let rev2 = self.rev2();
+        let condstore = self.condstore();
         let Some(view) = self.selected.as_mut() else {
             return Ok(());
         };
@@ -87,6 +88,9 @@ impl Session {
                     &mut out,
                     fetch::flags(m, !rev2 && view.recent.contains(&uid)),
                 );
+                if condstore {
+                    out.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+                }
                 out.extend_from_slice(b")\r\n");
             }
         }
