@@ -293,15 +293,20 @@ async fn remove_page(
     status: StatusCode,
 ) -> PageResult {
     let address = address.trim().to_lowercase();
-    let row = web
-        .inner
-        .store
-        .account_overview()
-        .await?
-        .into_iter()
-        .find(|o| o.account.address == address)
-        .map(Row::of)
-        .ok_or(PageError::NotFound)?;
+    // This one account, not the whole list's usage scan; an alias names
+    // its account in the store, but here only the address itself counts.
+    let store = &web.inner.store;
+    let account = match store.account(&address).await? {
+        Some(a) if a.address == address => a,
+        _ => return Err(PageError::NotFound),
+    };
+    let usage = store.usage(account.id).await?;
+    let row = Row::of(AccountOverview {
+        account,
+        messages: usage.messages,
+        bytes: usage.bytes,
+        logins: Vec::new(),
+    });
     let page = RemovePage {
         frame: frame(web, s, None).await?,
         row,
