@@ -112,3 +112,29 @@ def test_every_bodystructure_parses_back_in_imaplib(satchel):
         assert set(fields) == {b"BODYSTRUCTURE", b"ENVELOPE", b"BODY"}, fields.keys()
         assert isinstance(fields[b"BODYSTRUCTURE"], list) and isinstance(fields[b"ENVELOPE"], list)
     c.logout()
+
+
+def test_imapflow_resyncs_with_qresync(satchel):
+    """imapflow with `qresync: true` after another client flagged one
+    message and expunged another: reopening INBOX with the UIDVALIDITY and
+    HIGHESTMODSEQ it remembered tells it the expunged UID (VANISHED
+    (EARLIER)) and the flag change, a CHANGEDSINCE fetch brings only the
+    changed message, and a later expunge arrives as VANISHED."""
+    for n in range(1, 6):
+        satchel.deliver(ALICE, f"Subject: q{n}\r\n\r\nbody {n}\r\n".encode())
+    out = subprocess.run(
+        ["node", str(NODE_DIR / "imapflow-qresync.mjs"), str(satchel.ports["imap"]), ALICE, PASSWORD],
+        capture_output=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    r = json.loads(out.stdout)
+    assert "QRESYNC" in r["enabled"], r
+    assert r["uids"] == [1, 2, 3, 4, 5]
+    assert r["qresync"], "imapflow accepted the server's QRESYNC answer"
+    assert r["atOpen"]["vanishedEarlier"] == [r["deleted"]], r
+    assert [f["uid"] for f in r["atOpen"]["flags"]] == [r["flagged"]], r
+    assert "\\Flagged" in r["atOpen"]["flags"][0]["flags"]
+    assert [c["uid"] for c in r["changed"]] == [r["flagged"]], r
+    assert r["afterFetch"]["vanishedEarlier"] == [r["deleted"]] * 2, "the fetch's VANISHED (EARLIER)"
+    assert r["live"] == [1], r
+    assert r["exists"] == 3

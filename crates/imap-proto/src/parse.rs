@@ -430,18 +430,25 @@ impl P<'_> {
                 self.sp()?;
                 let mailbox = self.mailbox()?;
                 let mut condstore = false;
+                let mut qresync = None;
                 if self.eat(b' ') {
-                    for param in self.list_of(false, |p| p.atom_upper())? {
-                        match param.as_str() {
+                    self.list_of(false, |p| {
+                        match p.atom_upper()?.as_str() {
                             "CONDSTORE" => condstore = true,
+                            "QRESYNC" => {
+                                p.sp()?;
+                                qresync = Some(p.qresync()?);
+                            }
                             other => return Err(format!("unknown SELECT parameter {other}")),
                         }
-                    }
+                        Ok(())
+                    })?;
                 }
                 CommandBody::Select {
                     mailbox,
                     read_only: name == "EXAMINE",
                     condstore,
+                    qresync,
                 }
             }
             "CREATE" => {
@@ -875,13 +882,26 @@ impl P<'_> {
             vec![self.fetch_attr()?]
         };
         let mut changed_since = None;
+        let mut vanished = false;
         if self.eat(b' ') {
-            for (name, value) in self.modifiers()? {
-                match name.as_str() {
-                    "CHANGEDSINCE" => changed_since = Some(value),
+            self.list_of(false, |p| {
+                match p.atom_upper()?.as_str() {
+                    "CHANGEDSINCE" => {
+                        p.sp()?;
+                        changed_since = Some(p.number()?);
+                    }
+                    "VANISHED" => vanished = true,
                     other => return Err(format!("unknown FETCH modifier {other}")),
                 }
-            }
+                Ok(())
+            })?;
+        }
+        // RFC 7162 3.2.6: VANISHED only with UID FETCH and CHANGEDSINCE.
+        if vanished && !uid {
+            return Err("the VANISHED modifier needs UID FETCH".into());
+        }
+        if vanished && changed_since.is_none() {
+            return Err("the VANISHED modifier needs CHANGEDSINCE".into());
         }
         if changed_since.is_some() && !items.contains(&FetchAttr::ModSeq) {
             items.push(FetchAttr::ModSeq);
@@ -891,10 +911,60 @@ impl P<'_> {
             set,
             items,
             changed_since,
+            vanished,
         })
     }
 
-    /// `(NAME value ...)` modifiers of FETCH and STORE (RFC 7162).
+    /// `(uidvalidity modseq [known-uids] [(known-seqs known-uids)])`
+    /// (RFC 7162 3.2.5 and its ABNF in 7).
+    fn qresync(&mut self) -> R<Qresync> {
+        self.byte(b'(')?;
+        let uidvalidity = self.nz_number32()?;
+        self.sp()?;
+        let modseq = self.number()?;
+        if modseq == 0 {
+            return Err("QRESYNC needs a MODSEQ above 0".into());
+        }
+        let mut known_uids = None;
+        let mut seq_match = None;
+        if self.eat(b' ') {
+            if self.peek() != Some(b'(') {
+                known_uids = Some(self.plain_set()?);
+                if self.eat(b' ') {
+                    seq_match = Some(self.seq_match()?);
+                }
+            } else {
+                seq_match = Some(self.seq_match()?);
+            }
+        }
+        self.byte(b')')?;
+        Ok(Qresync {
+            uidvalidity,
+            modseq,
+            known_uids,
+            seq_match,
+        })
+    }
+
+    /// `(known-sequence-set known-uid-set)` of QRESYNC.
+    fn seq_match(&mut self) -> R<(SequenceSet, SequenceSet)> {
+        self.byte(b'(')?;
+        let seqs = self.plain_set()?;
+        self.sp()?;
+        let uids = self.plain_set()?;
+        self.byte(b')')?;
+        Ok((seqs, uids))
+    }
+
+    /// A sequence set without `$`, which QRESYNC's sets cannot be.
+    fn plain_set(&mut self) -> R<SequenceSet> {
+        match self.sequence_set()? {
+            SequenceSet::Saved => Err("$ cannot stand for known UIDs".into()),
+            set => Ok(set),
+        }
+    }
+
+    /// `(NAME value ...)` modifiers of STORE (RFC 7162 3.1.3).
     fn modifiers(&mut self) -> R<Vec<(String, u64)>> {
         self.list_of(false, |p| {
             let name = p.atom_upper()?;

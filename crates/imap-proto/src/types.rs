@@ -34,6 +34,8 @@ pub enum CommandBody {
         mailbox: MailboxArg,
         read_only: bool,
         condstore: bool,
+        /// The QRESYNC parameter (RFC 7162 3.2.5).
+        qresync: Option<Qresync>,
     },
     Create {
         mailbox: MailboxArg,
@@ -78,6 +80,9 @@ pub enum CommandBody {
         items: Vec<FetchAttr>,
         /// CHANGEDSINCE of CONDSTORE (RFC 7162).
         changed_since: Option<u64>,
+        /// The VANISHED modifier of QRESYNC (RFC 7162 3.2.6): UID FETCH
+        /// with CHANGEDSINCE only.
+        vanished: bool,
     },
     Store {
         uid: bool,
@@ -109,6 +114,20 @@ pub enum CommandBody {
         root: Vec<u8>,
         limits: Vec<(String, u64)>,
     },
+}
+
+/// What a QRESYNC client knew of a mailbox when it last had it open
+/// (RFC 7162 3.2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    pub uidvalidity: u32,
+    pub modseq: u64,
+    /// The UIDs it may still hold (all, when absent).
+    pub known_uids: Option<SequenceSet>,
+    /// Message numbers and the UIDs they had, for a server that cannot
+    /// answer from `modseq` exactly; Satchel always can, or answers every
+    /// UID it lacks, so it checks their shape only.
+    pub seq_match: Option<(SequenceSet, SequenceSet)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

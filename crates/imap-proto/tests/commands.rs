@@ -72,7 +72,8 @@ fn mailbox_commands() {
         CommandBody::Select {
             mailbox: mb("INBOX"),
             read_only: false,
-            condstore: true
+            condstore: true,
+            qresync: None,
         }
     );
     assert_eq!(
@@ -80,7 +81,8 @@ fn mailbox_commands() {
         CommandBody::Select {
             mailbox: mb("Possible Junk"),
             read_only: true,
-            condstore: false
+            condstore: false,
+            qresync: None,
         }
     );
     assert_eq!(
@@ -292,6 +294,74 @@ fn fetch_forms() {
     };
     assert_eq!(changed_since, Some(12345));
     assert!(items.contains(&FetchAttr::ModSeq));
+    assert!(matches!(
+        ok("a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 7 VANISHED)"),
+        CommandBody::Fetch {
+            changed_since: Some(7),
+            vanished: true,
+            ..
+        }
+    ));
+    // RFC 7162 3.2.6: VANISHED needs UID FETCH and CHANGEDSINCE.
+    for line in [
+        &b"a FETCH 1:* (FLAGS) (CHANGEDSINCE 7 VANISHED)"[..],
+        b"a UID FETCH 1:* (FLAGS) (VANISHED)",
+    ] {
+        let e = bad(line);
+        assert!(e.message.contains("VANISHED"), "{}", e.message);
+    }
+}
+
+#[test]
+fn qresync_select_parameters() {
+    let CommandBody::Select {
+        qresync: Some(q),
+        condstore: false,
+        ..
+    } = ok("a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))")
+    else {
+        panic!()
+    };
+    assert_eq!(q.uidvalidity, 67890007);
+    assert_eq!(q.modseq, 20050715194045000);
+    assert_eq!(
+        q.known_uids,
+        Some(SequenceSet::Ranges(vec![
+            (SeqNum::Value(41), SeqNum::Value(41)),
+            (SeqNum::Value(43), SeqNum::Value(211)),
+            (SeqNum::Value(214), SeqNum::Value(541)),
+        ]))
+    );
+    assert_eq!(q.seq_match, None);
+    // RFC 7162 3.2.5's own example, with seq-match-data.
+    let CommandBody::Select {
+        qresync: Some(q), ..
+    } = ok(
+        "B EXAMINE INBOX (QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,29994,29997)))",
+    )
+    else {
+        panic!()
+    };
+    let (seqs, uids) = q.seq_match.expect("seq-match-data");
+    assert!(matches!(seqs, SequenceSet::Ranges(r) if r.len() == 4));
+    assert!(matches!(uids, SequenceSet::Ranges(r) if r.len() == 13));
+    // Only the first two are needed; seq-match-data may follow directly.
+    let CommandBody::Select {
+        qresync: Some(q), ..
+    } = ok("a SELECT INBOX (QRESYNC (1 2 (1:2 5:6)) CONDSTORE)")
+    else {
+        panic!()
+    };
+    assert!(q.known_uids.is_none() && q.seq_match.is_some());
+    for line in [
+        &b"a SELECT INBOX (QRESYNC (1))"[..],
+        b"a SELECT INBOX (QRESYNC (0 5))",
+        b"a SELECT INBOX (QRESYNC (1 0))",
+        b"a SELECT INBOX (QRESYNC (1 5 $))",
+        b"a SELECT INBOX (QRESYNC)",
+    ] {
+        bad(line);
+    }
 }
 
 #[test]

@@ -21,6 +21,10 @@ pub struct View {
     pub recent: HashSet<u32>,
     /// UIDs gone from the store but still in `messages`, to be announced.
     pub pending_expunge: HashSet<u32>,
+    /// The view's MODSEQ before the first of `pending_expunge` came in: a
+    /// client told of later changes meanwhile must not take their MODSEQ
+    /// for how far it is in sync (RFC 7162 errata 1810).
+    pub modseq_before_pending: Option<u64>,
     /// \Recent this session took with its own APPEND
     /// ([`MailStore::append_claiming`]), for the messages it has not seen
     /// yet: no claim of its own is needed for those.
@@ -131,6 +135,7 @@ impl View {
             modseq,
             recent: HashSet::new(),
             pending_expunge: HashSet::new(),
+            modseq_before_pending: None,
             claimed: None,
             announced: Vec::new(),
             flags_due: false,
@@ -257,10 +262,29 @@ impl View {
             .await?;
         let mut updates = Updates::default();
         let last_uid = self.messages.last().map_or(0, |m| m.uid);
-        let gone: HashSet<u32> = delta.expunged.iter().copied().collect();
-        for uid in &delta.expunged {
+        let mut gone: HashSet<u32> = delta.expunged.iter().copied().collect();
+        if !delta.expunged_complete {
+            // The records of what went since this view last looked were
+            // pruned (it sat unheard for longer than they are kept): what
+            // the view has and the mailbox lacks went.
+            let there: HashSet<u32> = store
+                .messages(self.mailbox.id)
+                .await?
+                .iter()
+                .map(|m| m.uid)
+                .collect();
+            gone.extend(
+                self.messages
+                    .iter()
+                    .map(|m| m.uid)
+                    .filter(|u| !there.contains(u)),
+            );
+        }
+        let before = self.modseq;
+        for uid in &gone {
             if self.index_of(*uid).is_some() {
                 self.pending_expunge.insert(*uid);
+                self.modseq_before_pending.get_or_insert(before);
             }
         }
         let incoming = delta.changed.iter().filter(|m| m.uid > last_uid).count();
@@ -305,9 +329,11 @@ impl View {
     }
 
     /// Removes the pending expunges from the view and returns the sequence
-    /// numbers to announce, in the order to announce them (each one counted
-    /// after the ones before are gone, as Dovecot sends them). One pass.
-    pub fn take_expunges(&mut self) -> Vec<usize> {
+    /// numbers to announce with their UIDs, in the order to announce them
+    /// (each one counted after the ones before are gone, as Dovecot sends
+    /// them). One pass.
+    pub fn take_expunges(&mut self) -> Vec<(usize, u32)> {
+        self.modseq_before_pending = None;
         if self.pending_expunge.is_empty() {
             return Vec::new();
         }
@@ -318,7 +344,7 @@ impl View {
         self.messages.retain(|m| {
             if gone.contains(&m.uid) {
                 // Its number now: one more than the messages kept before it.
-                seqs.push(kept + 1);
+                seqs.push((kept + 1, m.uid));
                 recent.remove(&m.uid);
                 false
             } else {
@@ -330,8 +356,8 @@ impl View {
     }
 
     /// Removes messages this session expunged itself; returns their
-    /// sequence numbers in announcement order.
-    pub fn remove(&mut self, uids: &[u32]) -> Vec<usize> {
+    /// sequence numbers and UIDs in announcement order.
+    pub fn remove(&mut self, uids: &[u32]) -> Vec<(usize, u32)> {
         let present: Vec<u32> = uids
             .iter()
             .copied()

@@ -55,6 +55,37 @@ pub struct Config {
     pub junk_report: JunkReport,
     #[serde(default)]
     pub trace: TraceConfig,
+    #[serde(default)]
+    pub imap: ImapConfig,
+}
+
+/// `[imap]`: what the IMAP door remembers for clients that resync.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapConfig {
+    /// Days the UID of an expunged message is remembered, so a QRESYNC
+    /// client (RFC 7162) back after that long is told exactly what went.
+    #[serde(default = "default_expunged_days")]
+    pub expunged_days: u32,
+    /// Expunged UIDs remembered per mailbox at most (the newest).
+    #[serde(default = "default_expunged_kept")]
+    pub expunged_kept: u32,
+}
+
+impl Default for ImapConfig {
+    fn default() -> ImapConfig {
+        ImapConfig {
+            expunged_days: default_expunged_days(),
+            expunged_kept: default_expunged_kept(),
+        }
+    }
+}
+
+fn default_expunged_days() -> u32 {
+    30
+}
+fn default_expunged_kept() -> u32 {
+    50_000
 }
 
 /// `[trace]`: the message trace the admin pages search.
@@ -609,6 +640,7 @@ impl Default for Config {
             web: Web::default(),
             junk_report: JunkReport::default(),
             trace: TraceConfig::default(),
+            imap: ImapConfig::default(),
         }
     }
 }

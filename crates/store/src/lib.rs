@@ -403,6 +403,13 @@ pub trait Upkeep: Send + Sync {
     /// each expunge before it answers (a server; one-shot commands keep
     /// collecting inline, since they may exit before a task would run).
     fn collect_in_background(&self);
+    /// Forgets expunge records QRESYNC no longer needs exactly (RFC 7162
+    /// 3.2.5.2): those from before `before` (Unix seconds) and, in each
+    /// mailbox, all but the newest `keep`. Each mailbox remembers the
+    /// highest MODSEQ it forgot, so a later question from before then is
+    /// answered in full ([`MailboxDelta::expunged_complete`]), never
+    /// wrongly. Answers how many records went.
+    async fn prune_expunged(&self, before: i64, keep: u32) -> Result<usize>;
 }
 
 /// The change feed: what changed, for sessions that show it live.

@@ -84,6 +84,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0012_junk_report.sql"),
     include_str!("../migrations/sqlite/0013_trace.sql"),
     include_str!("../migrations/sqlite/0014_quota_messages.sql"),
+    include_str!("../migrations/sqlite/0015_expunged_pruned.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.

@@ -467,6 +467,11 @@ pub struct MailboxDelta {
     pub changed: Vec<MessageMeta>,
     /// UIDs expunged, in UID order.
     pub expunged: Vec<u32>,
+    /// Whether `expunged` holds every expunge after the MODSEQ asked
+    /// about. False when records from then have been pruned
+    /// ([`crate::Upkeep::prune_expunged`]): the caller then takes every
+    /// UID it knows and the mailbox lacks as gone.
+    pub expunged_complete: bool,
 }
 
 /// Counts for STATUS.

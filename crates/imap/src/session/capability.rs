@@ -78,6 +78,10 @@ const CAPABILITIES: &[Capability] = &[
         enables: Some(Extension::Condstore),
         ..cap("CONDSTORE")
     },
+    Capability {
+        enables: Some(Extension::Qresync),
+        ..cap("QRESYNC")
+    },
     cap("QUOTA"),
     cap("QUOTA=RES-STORAGE"),
     cap("QUOTA=RES-MESSAGE"),
@@ -92,6 +96,9 @@ pub(super) enum Extension {
     /// RFC 7162 3.1: MODSEQ in every FETCH of flags from then on; turned on
     /// by ENABLE or by the first command that uses a MODSEQ.
     Condstore,
+    /// RFC 7162 3.2: SELECT (QRESYNC ...), UID FETCH (VANISHED), and
+    /// VANISHED instead of EXPUNGE; implies CONDSTORE.
+    Qresync,
 }
 
 /// The extensions a session has enabled.
@@ -138,8 +145,14 @@ impl Session {
         self.enabled.has(Extension::Condstore)
     }
 
+    /// Whether expunges are told as VANISHED (RFC 7162 3.2.10).
+    pub(super) fn qresync(&self) -> bool {
+        self.enabled.has(Extension::Qresync)
+    }
+
     /// ENABLE (RFC 5161 3.1): names it does not know, or that need no
     /// enabling, are ignored; ENABLED lists only what this command turned on.
+    /// QRESYNC turns CONDSTORE on too (RFC 7162 3.2.3).
     pub(super) fn enable(&mut self, names: &[String]) -> Done {
         let mut turned_on = Vec::new();
         for name in names {
@@ -154,6 +167,9 @@ impl Session {
                 && self.enabled.insert(*e)
             {
                 turned_on.push(*name);
+                if *e == Extension::Qresync {
+                    self.enabled.insert(Extension::Condstore);
+                }
             }
         }
         self.line(format!("* ENABLED {}", turned_on.join(" ")).trim_end());

@@ -45,6 +45,7 @@ impl Session {
         &mut self,
         arg: &MailboxArg,
         read_only: bool,
+        qresync: Option<&Qresync>,
     ) -> Result<Done, Error> {
         if self.selected.take().is_some() {
             // RFC 9051 7.1: the previous mailbox is closed first.
@@ -112,6 +113,11 @@ impl Session {
         }
         self.selected = Some(view);
         self.saved = None;
+        if let Some(q) = qresync
+            && let Err(e) = self.resync_lines(q).await
+        {
+            return Ok(store_failure(e));
+        }
         Ok(ok_code(code, format!("{what} completed.")))
     }
 

@@ -35,6 +35,7 @@ impl Session {
 
     pub(super) async fn expunge(&mut self, uids: Option<&SequenceSet>) -> Result<Done, Error> {
         let store = self.server.store.clone();
+        let qresync = self.qresync();
         let saved = self.saved.clone();
         let Some(view) = self.selected.as_mut() else {
             return Ok(bad("No mailbox selected."));
@@ -70,10 +71,7 @@ impl Session {
             Ok(g) => g,
             Err(e) => return Ok(store_failure(e)),
         };
-        for seq in view.remove(&gone.uids) {
-            self.out
-                .extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
-        }
+        qresync::expunge_lines(&mut self.out, &view.remove(&gone.uids), qresync);
         view.took_own_change(gone.modseq);
         Ok(ok("EXPUNGE completed."))
     }
@@ -456,6 +454,7 @@ impl Session {
         };
         let store = self.server.store.clone();
         let saved = self.saved.clone();
+        let qresync = self.qresync();
         let Some(view) = self.selected.as_mut() else {
             return bad("No mailbox selected.");
         };
@@ -494,10 +493,7 @@ impl Session {
                 self.out
                     .extend_from_slice(format!("* OK [{code}] Moved.\r\n").as_bytes());
             }
-            for seq in view.remove(&src) {
-                self.out
-                    .extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
-            }
+            qresync::expunge_lines(&mut self.out, &view.remove(&src), qresync);
             view.took_own_change(result.source_modseq);
             return ok("MOVE completed.");
         }

@@ -29,6 +29,7 @@ mod auth;
 mod capability;
 mod mailboxes;
 mod messages;
+mod qresync;
 mod quota;
 mod updates;
 
@@ -411,15 +412,23 @@ impl Session {
                     (ok("NAMESPACE completed."), Updates::All)
                 }
                 C::Select {
+                    qresync: Some(_), ..
+                } if !self.qresync() => (
+                    bad("ENABLE QRESYNC before SELECT with QRESYNC (RFC 7162 3.2.5)."),
+                    Updates::None,
+                ),
+                C::Select {
                     mailbox,
                     read_only,
                     condstore,
+                    qresync,
                 } => {
                     // RFC 7162 3.1.8: SELECT (CONDSTORE) turns it on.
                     if condstore {
                         self.enabled.insert(capability::Extension::Condstore);
                     }
-                    (self.select(&mailbox, read_only).await?, Updates::None)
+                    let done = self.select(&mailbox, read_only, qresync.as_ref()).await?;
+                    (done, Updates::None)
                 }
                 C::Create {
                     mailbox,
@@ -464,14 +473,22 @@ impl Session {
                         },
                     )
                 }
+                C::Fetch { vanished: true, .. } if !self.qresync() => (
+                    bad("ENABLE QRESYNC before UID FETCH with VANISHED (RFC 7162 3.2.6)."),
+                    Updates::None,
+                ),
                 C::Fetch {
                     uid,
                     set,
                     items,
                     changed_since,
+                    vanished,
                 } => {
                     if items.contains(&FetchAttr::ModSeq) {
                         self.enabled.insert(capability::Extension::Condstore);
+                    }
+                    if vanished && let Some(since) = changed_since {
+                        self.vanished_lines(&set, since).await?;
                     }
                     let done = self.fetch(uid, &set, &items, changed_since).await?;
                     (

@@ -52,6 +52,7 @@ impl Session {
         let store = self.server.store.clone();
         let rev2 = self.rev2();
         let condstore = self.condstore();
+        let qresync = self.qresync();
         let Some(view) = self.selected.as_mut() else {
             return Ok(());
         };
@@ -69,9 +70,21 @@ impl Session {
             out.extend_from_slice(flags.as_bytes());
         }
         if expunges_allowed {
-            for seq in view.take_expunges() {
-                out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
-            }
+            qresync::expunge_lines(&mut out, &view.take_expunges(), qresync);
+        } else if qresync
+            && !updates.flags.is_empty()
+            && let Some(before) = view.modseq_before_pending
+        {
+            // RFC 7162 errata 1810: the MODSEQs of the FETCHes below are
+            // past expunges not told yet; a client that stopped here must
+            // resync from before them.
+            out.extend_from_slice(
+                format!(
+                    "* OK [HIGHESTMODSEQ {}] Expunges pending.\r\n",
+                    before.max(1)
+                )
+                .as_bytes(),
+            );
         }
         if updates.new_messages > 0 {
             out.extend_from_slice(format!("* {} EXISTS\r\n", view.exists()).as_bytes());

@@ -26,6 +26,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     store.collect_in_background();
     let housekeeper = store.clone();
     let trace_days = i64::from(config.trace.days);
+    let imap = config.imap.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(MAINTENANCE_INTERVAL);
         loop {
@@ -37,6 +38,12 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             let before = store::unix_now() - trace_days * 86_400;
             if let Err(e) = housekeeper.prune_trace(before).await {
                 tracing::warn!("trace: cannot prune old entries: {e}");
+            }
+            // QRESYNC's expunge records keep `[imap] expunged_days` and
+            // `expunged_kept`; past them, resyncs get the longer answer.
+            let before = store::unix_now() - i64::from(imap.expunged_days) * 86_400;
+            if let Err(e) = housekeeper.prune_expunged(before, imap.expunged_kept).await {
+                tracing::warn!("cannot prune old expunge records: {e}");
             }
         }
     });

@@ -566,9 +566,9 @@ pub(super) fn expunge_in_tx(
     )?;
     exec(
         c,
-        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) \
-         SELECT ?1, value, ?3 FROM json_each(?2)",
-        params![mailbox, list, modseq as i64],
+        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, at) \
+         SELECT ?1, value, ?3, ?4 FROM json_each(?2)",
+        params![mailbox, list, modseq as i64, crate::unix_now()],
     )?;
     exec(
         c,
@@ -778,7 +778,7 @@ pub(super) fn read_changes(
     modseq: u64,
 ) -> Result<MailboxDelta> {
     let mut statement = c.prepare_cached(
-        "SELECT highestmodseq, uidnext, 0, '', 0, 0, 0, '', 0 AS kind \
+        "SELECT highestmodseq, uidnext, vanished_floor, '', 0, 0, 0, '', 0 AS kind \
          FROM mailboxes WHERE id = ?1 \
          UNION ALL \
          SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob, 1 \
@@ -793,16 +793,24 @@ pub(super) fn read_changes(
     let mut expunged = Vec::new();
     while let Some(r) = rows.next()? {
         match r.get::<_, i64>(8)? {
-            0 => delta = Some((r.get::<_, i64>(0)? as u64, r.get::<_, u32>(1)?)),
+            0 => {
+                delta = Some((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            }
             1 => changed.push(message_from_row(r)?),
             _ => expunged.push(r.get(0)?),
         }
     }
-    let (highestmodseq, uidnext) = delta.ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
+    let (highestmodseq, uidnext, floor) =
+        delta.ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
     Ok(MailboxDelta {
         highestmodseq,
         uidnext,
         changed,
         expunged,
+        expunged_complete: modseq >= floor,
     })
 }

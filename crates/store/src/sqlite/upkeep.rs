@@ -14,6 +14,46 @@ impl Upkeep for SqliteStore {
         Ok(())
     }
 
+    async fn prune_expunged(&self, before: i64, keep: u32) -> Result<usize> {
+        self.db
+            .write(move |c| {
+                // The doomed rows first, with the MODSEQ each mailbox's
+                // floor rises to; then both changes in this transaction.
+                exec(
+                    c,
+                    "CREATE TEMP TABLE IF NOT EXISTS doomed \
+                     (mailbox_id INTEGER, uid INTEGER, modseq INTEGER)",
+                    [],
+                )?;
+                exec(c, "DELETE FROM temp.doomed", [])?;
+                exec(
+                    c,
+                    "INSERT INTO temp.doomed SELECT mailbox_id, uid, modseq FROM ( \
+                       SELECT mailbox_id, uid, modseq, at, ROW_NUMBER() OVER ( \
+                         PARTITION BY mailbox_id ORDER BY modseq DESC, uid DESC) AS n \
+                       FROM expunged) \
+                     WHERE at < ?1 OR n > ?2",
+                    params![before, keep],
+                )?;
+                exec(
+                    c,
+                    "UPDATE mailboxes SET vanished_floor = MAX(vanished_floor, \
+                       (SELECT MAX(modseq) FROM temp.doomed d WHERE d.mailbox_id = mailboxes.id)) \
+                     WHERE id IN (SELECT mailbox_id FROM temp.doomed)",
+                    [],
+                )?;
+                let n = exec(
+                    c,
+                    "DELETE FROM expunged WHERE (mailbox_id, uid) IN \
+                     (SELECT mailbox_id, uid FROM temp.doomed)",
+                    [],
+                )?;
+                exec(c, "DELETE FROM temp.doomed", [])?;
+                Ok(n)
+            })
+            .await
+    }
+
     fn collect_in_background(&self) {
         let wake = Arc::new(tokio::sync::Notify::new());
         if self.collector.set(wake.clone()).is_err() {

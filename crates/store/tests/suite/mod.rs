@@ -413,6 +413,49 @@ pub async fn changes_since_lists_new_and_changed_messages(t: T) {
     assert_eq!(views.iter().map(|v| v.0).collect::<Vec<_>>(), vec![1, 2]);
 }
 
+pub async fn expunge_records_are_pruned_and_answers_stay_right(t: T) {
+    let inbox = t.mailbox("INBOX").await;
+    let start = inbox.highestmodseq;
+    for i in 0..6 {
+        t.add("INBOX", &format!("p{i}"), Flags::empty()).await;
+    }
+    // Three expunges, each its own MODSEQ: UIDs 1, then 2, then 3 and 4.
+    let first = t.store.expunge(inbox.id, &[1], false).await.unwrap().modseq;
+    let second = t.store.expunge(inbox.id, &[2], false).await.unwrap().modseq;
+    t.store.expunge(inbox.id, &[3, 4], false).await.unwrap();
+    let all = t.store.changes_since(inbox.id, start, None).await.unwrap();
+    assert_eq!(all.expunged, vec![1, 2, 3, 4]);
+    assert!(all.expunged_complete);
+    // Nothing is old yet: keeping 3 a mailbox drops the oldest record.
+    let n = t.store.prune_expunged(0, 3).await.unwrap();
+    assert_eq!(n, 1);
+    let after = t.store.changes_since(inbox.id, start, None).await.unwrap();
+    assert_eq!(after.expunged, vec![2, 3, 4]);
+    assert!(!after.expunged_complete, "UID 1's record is gone");
+    // From the pruned expunge's MODSEQ on, the answer is still exact.
+    let exact = t.store.changes_since(inbox.id, first, None).await.unwrap();
+    assert_eq!(exact.expunged, vec![2, 3, 4]);
+    assert!(exact.expunged_complete);
+    // By age: everything recorded before a moment in the future goes.
+    let n = t
+        .store
+        .prune_expunged(store::unix_now() + 10, 1000)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let d = t.store.changes_since(inbox.id, second, None).await.unwrap();
+    assert!(d.expunged.is_empty() && !d.expunged_complete);
+    let now = t.mailbox("INBOX").await.highestmodseq;
+    let d = t.store.changes_since(inbox.id, now, None).await.unwrap();
+    assert!(d.expunged_complete, "nothing was forgotten after this");
+    // New expunges are recorded again, and answered exactly.
+    t.store.expunge(inbox.id, &[5], false).await.unwrap();
+    let d = t.store.changes_since(inbox.id, now, None).await.unwrap();
+    assert_eq!(d.expunged, vec![5]);
+    assert!(d.expunged_complete);
+    assert_eq!(t.store.prune_expunged(0, 1000).await.unwrap(), 0);
+}
+
 pub async fn accounts_can_have_their_own_pop3_delete_mode(t: T) {
     assert_eq!(t.account.pop3_delete, None);
     t.store
@@ -1260,7 +1303,7 @@ pub async fn list_pages_and_unseen_counts_read_only_what_they_show(t: T) {
 #[macro_export]
 macro_rules! every_test {
     ($open:path) => {
-        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, junk_report_settings_secrets_and_single_use_links, the_trace_finds_by_address_message_id_and_time, quotas_refuse_whole_writes_and_expunge_frees_room, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
+        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, expunge_records_are_pruned_and_answers_stay_right, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, junk_report_settings_secrets_and_single_use_links, the_trace_finds_by_address_message_id_and_time, quotas_refuse_whole_writes_and_expunge_frees_room, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
     };
     (@each $open:path; $($name:ident),*) => {
         $(
