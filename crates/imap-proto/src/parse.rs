@@ -529,6 +529,8 @@ impl P<'_> {
                 CommandBody::SetQuota { root, limits }
             }
             "SEARCH" => self.search(false)?,
+            "SORT" => self.sort(false)?,
+            "THREAD" => self.thread(false)?,
             "FETCH" => self.fetch(false)?,
             "STORE" => self.store(false)?,
             "COPY" => self.copy_move(false, false)?,
@@ -538,6 +540,8 @@ impl P<'_> {
                 let sub = self.atom_upper()?;
                 match sub.as_str() {
                     "SEARCH" => self.search(true)?,
+                    "SORT" => self.sort(true)?,
+                    "THREAD" => self.thread(true)?,
                     "FETCH" => self.fetch(true)?,
                     "STORE" => self.store(true)?,
                     "COPY" => self.copy_move(true, false)?,
@@ -705,40 +709,118 @@ impl P<'_> {
         let mut ret = None;
         if self.keyword("RETURN") {
             self.sp()?;
-            ret = Some(self.list_of(true, |p| {
-                let opt = p.atom_upper()?;
-                Ok(match opt.as_str() {
-                    "MIN" => SearchReturn::Min,
-                    "MAX" => SearchReturn::Max,
-                    "ALL" => SearchReturn::All,
-                    "COUNT" => SearchReturn::Count,
-                    "SAVE" => SearchReturn::Save,
-                    other => return Err(format!("unknown SEARCH RETURN option {other}")),
-                })
-            })?);
+            ret = Some(self.return_options("SEARCH")?);
             self.sp()?;
         }
         let mut charset = None;
         if self.keyword("CHARSET") {
             self.sp()?;
-            let c = self.astring()?;
-            charset = Some(String::from_utf8_lossy(&c).to_ascii_uppercase());
+            charset = Some(self.charset()?);
             self.sp()?;
         }
-        let mut keys = vec![self.search_key(0)?];
-        while self.eat(b' ') {
-            keys.push(self.search_key(0)?);
-        }
-        let key = if keys.len() == 1 {
-            keys.pop().unwrap_or(SearchKey::All)
-        } else {
-            SearchKey::And(keys)
-        };
+        let key = self.search_criteria()?;
         Ok(CommandBody::Search {
             uid,
             charset,
             ret,
             key,
+        })
+    }
+
+    /// `[RETURN (...)] (criteria) charset keys` (RFC 5256 3, RFC 5267 3.2).
+    fn sort(&mut self, uid: bool) -> R<CommandBody> {
+        self.sp()?;
+        let mut ret = None;
+        if self.keyword("RETURN") {
+            self.sp()?;
+            ret = Some(self.return_options("SORT")?);
+            self.sp()?;
+        }
+        let criteria = self.list_of(false, |p| {
+            let mut reverse = false;
+            let mut name = p.atom_upper()?;
+            if name == "REVERSE" {
+                reverse = true;
+                p.sp()?;
+                name = p.atom_upper()?;
+            }
+            let key = match name.as_str() {
+                "ARRIVAL" => SortKey::Arrival,
+                "CC" => SortKey::Cc,
+                "DATE" => SortKey::Date,
+                "FROM" => SortKey::From,
+                "SIZE" => SortKey::Size,
+                "SUBJECT" => SortKey::Subject,
+                "TO" => SortKey::To,
+                "DISPLAYFROM" => SortKey::DisplayFrom,
+                "DISPLAYTO" => SortKey::DisplayTo,
+                other => return Err(format!("unknown sort key {other}")),
+            };
+            Ok(SortCriterion { reverse, key })
+        })?;
+        self.sp()?;
+        let charset = self.charset()?;
+        self.sp()?;
+        let key = self.search_criteria()?;
+        Ok(CommandBody::Sort {
+            uid,
+            ret,
+            criteria,
+            charset,
+            key,
+        })
+    }
+
+    /// `algorithm charset keys` (RFC 5256 3).
+    fn thread(&mut self, uid: bool) -> R<CommandBody> {
+        self.sp()?;
+        let algorithm = match self.atom_upper()?.as_str() {
+            "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+            "REFERENCES" => ThreadAlgorithm::References,
+            other => return Err(format!("unknown THREAD algorithm {other}")),
+        };
+        self.sp()?;
+        let charset = self.charset()?;
+        self.sp()?;
+        let key = self.search_criteria()?;
+        Ok(CommandBody::Thread {
+            uid,
+            algorithm,
+            charset,
+            key,
+        })
+    }
+
+    /// RETURN options of ESEARCH (RFC 4731) and ESORT (RFC 5267).
+    fn return_options(&mut self, command: &str) -> R<Vec<SearchReturn>> {
+        self.list_of(true, |p| {
+            let opt = p.atom_upper()?;
+            Ok(match opt.as_str() {
+                "MIN" => SearchReturn::Min,
+                "MAX" => SearchReturn::Max,
+                "ALL" => SearchReturn::All,
+                "COUNT" => SearchReturn::Count,
+                "SAVE" => SearchReturn::Save,
+                other => return Err(format!("unknown {command} RETURN option {other}")),
+            })
+        })
+    }
+
+    fn charset(&mut self) -> R<String> {
+        let c = self.astring()?;
+        Ok(String::from_utf8_lossy(&c).to_ascii_uppercase())
+    }
+
+    /// `search-key *(SP search-key)`: one key, or their AND.
+    fn search_criteria(&mut self) -> R<SearchKey> {
+        let mut keys = vec![self.search_key(0)?];
+        while self.eat(b' ') {
+            keys.push(self.search_key(0)?);
+        }
+        Ok(if keys.len() == 1 {
+            keys.pop().unwrap_or(SearchKey::All)
+        } else {
+            SearchKey::And(keys)
         })
     }
 

@@ -73,6 +73,21 @@ pub enum CommandBody {
         ret: Option<Vec<SearchReturn>>,
         key: SearchKey,
     },
+    /// SORT (RFC 5256), with RETURN of ESORT (RFC 5267).
+    Sort {
+        uid: bool,
+        ret: Option<Vec<SearchReturn>>,
+        criteria: Vec<SortCriterion>,
+        charset: String,
+        key: SearchKey,
+    },
+    /// THREAD (RFC 5256).
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        charset: String,
+        key: SearchKey,
+    },
     Fetch {
         uid: bool,
         set: SequenceSet,
@@ -210,6 +225,32 @@ pub enum SearchReturn {
     All,
     Count,
     Save,
+}
+
+/// One key of a SORT, maybe reversed (RFC 5256 3, RFC 5957).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

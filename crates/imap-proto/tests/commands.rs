@@ -550,3 +550,72 @@ fn quota_and_compress_commands() {
     );
     bad(b"c COMPRESS");
 }
+
+#[test]
+fn sort_and_thread() {
+    let CommandBody::Sort {
+        uid: true,
+        ret: None,
+        criteria,
+        charset,
+        key,
+    } = ok("a UID SORT (REVERSE DATE subject DISPLAYFROM) UTF-8 SINCE 1-Feb-1994 FROM \"x\"")
+    else {
+        panic!()
+    };
+    assert_eq!(
+        criteria,
+        vec![
+            SortCriterion {
+                reverse: true,
+                key: SortKey::Date
+            },
+            SortCriterion {
+                reverse: false,
+                key: SortKey::Subject
+            },
+            SortCriterion {
+                reverse: false,
+                key: SortKey::DisplayFrom
+            },
+        ]
+    );
+    assert_eq!(charset, "UTF-8");
+    assert!(matches!(key, SearchKey::And(k) if k.len() == 2));
+    // ESORT (RFC 5267): RETURN before the criteria.
+    assert!(matches!(
+        ok("a SORT RETURN (MIN COUNT) (SIZE) US-ASCII ALL"),
+        CommandBody::Sort { ret: Some(r), .. } if r == vec![SearchReturn::Min, SearchReturn::Count]
+    ));
+    assert!(matches!(
+        ok("a THREAD REFERENCES UTF-8 ALL"),
+        CommandBody::Thread {
+            uid: false,
+            algorithm: ThreadAlgorithm::References,
+            ..
+        }
+    ));
+    assert!(matches!(
+        ok("a UID THREAD orderedsubject us-ascii UNSEEN"),
+        CommandBody::Thread {
+            uid: true,
+            algorithm: ThreadAlgorithm::OrderedSubject,
+            ..
+        }
+    ));
+    for (line, says) in [
+        (&b"a SORT () UTF-8 ALL"[..], "empty"),
+        (b"a SORT (WEIGHT) UTF-8 ALL", "unknown sort key WEIGHT"),
+        (b"a SORT (DATE) ALL", "ends too early"),
+        (b"a THREAD WHATEVER UTF-8 ALL", "unknown THREAD algorithm"),
+        (b"a SORT (REVERSE) UTF-8 ALL", "expected a space"),
+    ] {
+        let e = bad(line);
+        assert!(
+            e.message.contains(says),
+            "{}: {}",
+            String::from_utf8_lossy(line),
+            e.message
+        );
+    }
+}

@@ -5,6 +5,8 @@ mod fetch;
 mod list;
 mod search;
 mod session;
+mod sort;
+mod thread;
 mod view;
 
 use std::sync::Arc;

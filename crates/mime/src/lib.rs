@@ -13,6 +13,7 @@ pub mod part;
 mod rfc822;
 pub mod search;
 pub mod section;
+pub mod sort;
 mod value;
 
 use std::borrow::Cow;

@@ -17,6 +17,8 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+/// The sort and thread keys kept per body ([`Messages::sort_keys`]).
+pub use mime::sort::SortKeys;
 pub use outbound::*;
 pub use sqlite::{CheckReport, Finding, SqliteStore};
 pub use types::*;
@@ -244,6 +246,11 @@ pub trait Messages: Send + Sync {
     /// The index entries of some messages (those still there), in UID
     /// order: for commands that need their size, date or body.
     async fn details(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageMeta>>;
+    /// What SORT and THREAD (RFC 5256) need of every message of a
+    /// mailbox, in UID order, from the index alone: the keys kept at
+    /// delivery, the internal date and the size. A message stored before
+    /// keys were kept has them made from its body here, once.
+    async fn sort_keys(&self, mailbox: MailboxId) -> Result<Vec<SortEntry>>;
     /// The cached ENVELOPE and BODYSTRUCTURE of some messages, by UID.
     async fn views(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, MessageCache)>>;
     /// Messages added or changed, and UIDs expunged, after `modseq`: all

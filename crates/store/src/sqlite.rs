@@ -19,7 +19,7 @@ use crate::names::{
 };
 use crate::prelude::*;
 use crate::types::*;
-use crate::{Error, Result, WATCH_INTERVAL, password, unix_now};
+use crate::{Error, Result, SortKeys, WATCH_INTERVAL, password, unix_now};
 use engine::{Engine, Tx, all, exec, one};
 
 mod accounts;
@@ -31,6 +31,7 @@ mod messages;
 mod outbound;
 mod quota;
 mod scripts;
+mod sorting;
 mod spam;
 mod traces;
 mod upkeep;
@@ -85,6 +86,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0013_trace.sql"),
     include_str!("../migrations/sqlite/0014_quota_messages.sql"),
     include_str!("../migrations/sqlite/0015_expunged_pruned.sql"),
+    include_str!("../migrations/sqlite/0016_sort_keys.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.
@@ -283,12 +285,16 @@ impl SqliteStore {
             rows.push(NewRow::of(*mailbox, m, body));
         }
         // Blobs are written and fsync'd before the write turn.
+        // The sort keys (RFC 5256) are made from each header here, once.
         let raws: Vec<Vec<u8>> = distinct.iter().map(|r| r.to_vec()).collect();
         let blobs = self.blobs.clone();
-        let staged = tokio::task::spawn_blocking(move || {
-            raws.iter()
+        let (staged, keys) = tokio::task::spawn_blocking(move || {
+            let staged = raws
+                .iter()
                 .map(|r| blobs.stage(r))
-                .collect::<Result<Vec<Staged>>>()
+                .collect::<Result<Vec<Staged>>>()?;
+            let keys: Vec<SortKeys> = raws.iter().map(|r| mime::sort::sort_keys(r)).collect();
+            Ok::<_, Error>((staged, keys))
         })
         .await
         .map_err(|e| Error::Corrupt(format!("blob writer failed: {e}")))??;
@@ -309,6 +315,9 @@ impl SqliteStore {
                 quota::check(c, &adding)?;
                 let hashes = place(c, &blobs, staged)?;
                 let (out, touched) = insert_rows(c, origin, &rows, &hashes)?;
+                for (hash, keys) in hashes.iter().zip(&keys) {
+                    sorting::put_keys(c, hash, keys)?;
+                }
                 let claimed = claim.map(|mailbox| claim_in_tx(c, mailbox)).transpose()?;
                 Ok((out, touched, claimed))
             })
@@ -565,6 +574,12 @@ fn record_change(
 fn unlink_unreferenced(c: &Connection, blobs: &BlobStore, hashes: &str) -> Result<usize> {
     let dead: Vec<BlobHash> = all(c, UNREFERENCED, [hashes], |r| r.get(0).map(BlobHash))?;
     dead.iter().try_for_each(|h| blobs.remove(h))?;
+    let list = string_json(&dead.iter().map(|h| h.0.clone()).collect::<Vec<_>>());
+    exec(
+        c,
+        "DELETE FROM sort_keys WHERE blob IN (SELECT value FROM json_each(?1))",
+        [&list],
+    )?;
     Ok(dead.len())
 }
 

@@ -458,6 +458,16 @@ pub struct StoreFlagsResult {
     pub refused: Vec<u32>,
 }
 
+/// One message as SORT and THREAD see it ([`crate::Messages::sort_keys`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortEntry {
+    pub uid: u32,
+    /// Unix seconds (ARRIVAL, and DATE when the message has no Date).
+    pub internal_date: i64,
+    pub size: u64,
+    pub keys: crate::SortKeys,
+}
+
 /// What changed in a mailbox after a MODSEQ.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailboxDelta {

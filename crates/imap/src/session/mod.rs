@@ -31,6 +31,7 @@ mod mailboxes;
 mod messages;
 mod qresync;
 mod quota;
+mod sorting;
 mod updates;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -360,6 +361,8 @@ impl Session {
                 | C::Unselect
                 | C::Expunge { .. }
                 | C::Search { .. }
+                | C::Sort { .. }
+                | C::Thread { .. }
                 | C::Fetch { .. }
                 | C::Store { .. }
                 | C::Copy { .. }
@@ -464,6 +467,41 @@ impl Session {
                     let done = self
                         .search(&tag, uid, charset.as_deref(), ret.as_deref(), &key)
                         .await;
+                    (
+                        done,
+                        if uid {
+                            Updates::All
+                        } else {
+                            Updates::NoExpunge
+                        },
+                    )
+                }
+                C::Sort {
+                    uid,
+                    ret,
+                    criteria,
+                    charset,
+                    key,
+                } => {
+                    let done = self
+                        .sort(&tag, uid, ret.as_deref(), &criteria, &charset, &key)
+                        .await;
+                    (
+                        done,
+                        if uid {
+                            Updates::All
+                        } else {
+                            Updates::NoExpunge
+                        },
+                    )
+                }
+                C::Thread {
+                    uid,
+                    algorithm,
+                    charset,
+                    key,
+                } => {
+                    let done = self.thread(uid, algorithm, &charset, &key).await;
                     (
                         done,
                         if uid {

@@ -169,6 +169,10 @@ impl Messages for SqliteStore {
             .collect())
     }
 
+    async fn sort_keys(&self, mailbox: MailboxId) -> Result<Vec<SortEntry>> {
+        self.read_sort_keys(mailbox).await
+    }
+
     async fn views(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, MessageCache)>> {
         let uids = uid_json(uids);
         self.db

@@ -1,0 +1,166 @@
+//! SORT (RFC 5256, RFC 5957, ESORT of RFC 5267) and THREAD (RFC 5256):
+//! the search picks the messages, the store's kept keys order them.
+
+use super::*;
+use crate::{sort, thread};
+
+impl Session {
+    pub(super) async fn sort(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        ret: Option<&[SearchReturn]>,
+        criteria: &[SortCriterion],
+        charset: &str,
+        key: &SearchKey,
+    ) -> Done {
+        let entries = match self.matching_keys(charset, key).await {
+            Ok(e) => e,
+            Err(done) => return done,
+        };
+        let Some(view) = self.selected.as_ref() else {
+            return bad("No mailbox selected.");
+        };
+        let mut items: Vec<sort::Item> = entries
+            .iter()
+            .map(|(index, entry)| sort::Item {
+                index: *index,
+                entry,
+            })
+            .collect();
+        sort::sort(&mut items, criteria);
+        let numbers: Vec<u32> = items
+            .iter()
+            .map(|i| if uid { i.entry.uid } else { i.index as u32 + 1 })
+            .collect();
+        // RFC 7162 3.1.5: a MODSEQ in the criteria adds the highest one.
+        let highest = uses_modseq(key)
+            .then(|| items.iter().map(|i| view.messages[i.index].modseq).max())
+            .flatten();
+        match ret {
+            None => {
+                let mut line = String::from("* SORT");
+                for n in &numbers {
+                    line.push_str(&format!(" {n}"));
+                }
+                if let Some(m) = highest {
+                    line.push_str(&format!(" (MODSEQ {m})"));
+                }
+                self.line(&line);
+            }
+            Some(options) => {
+                let options = if options.is_empty() {
+                    &[SearchReturn::All][..]
+                } else {
+                    options
+                };
+                if options.contains(&SearchReturn::Save) {
+                    self.saved = Some(items.iter().map(|i| i.entry.uid).collect());
+                }
+                // RFC 5267 3.2: MIN and MAX are the first and last in sort
+                // order, ALL the whole list in sort order.
+                let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+                if uid {
+                    line.push_str(" UID");
+                }
+                for o in options {
+                    match (o, numbers.first(), numbers.last()) {
+                        (SearchReturn::Min, Some(first), _) => {
+                            line.push_str(&format!(" MIN {first}"))
+                        }
+                        (SearchReturn::Max, _, Some(last)) => {
+                            line.push_str(&format!(" MAX {last}"))
+                        }
+                        (SearchReturn::All, Some(_), _) => {
+                            let all: Vec<String> = numbers.iter().map(u32::to_string).collect();
+                            line.push_str(&format!(" ALL {}", all.join(",")));
+                        }
+                        (SearchReturn::Count, ..) => {
+                            line.push_str(&format!(" COUNT {}", numbers.len()))
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(m) = highest {
+                    line.push_str(&format!(" MODSEQ {m}"));
+                }
+                if options != [SearchReturn::Save] {
+                    self.line(&line);
+                }
+            }
+        }
+        ok("SORT completed.")
+    }
+
+    pub(super) async fn thread(
+        &mut self,
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        charset: &str,
+        key: &SearchKey,
+    ) -> Done {
+        let entries = match self.matching_keys(charset, key).await {
+            Ok(e) => e,
+            Err(done) => return done,
+        };
+        let msgs: Vec<thread::Msg> = entries
+            .iter()
+            .map(|(index, entry)| thread::Msg {
+                index: *index,
+                entry,
+            })
+            .collect();
+        let threads = match algorithm {
+            ThreadAlgorithm::OrderedSubject => thread::ordered_subject(&msgs),
+            ThreadAlgorithm::References => thread::references(&msgs),
+        };
+        let number = |i: usize| {
+            if uid {
+                msgs[i].entry.uid
+            } else {
+                msgs[i].index as u32 + 1
+            }
+        };
+        let mut line = String::from("* THREAD ");
+        thread::write(&mut line, &threads, &number);
+        self.line(line.trim_end());
+        ok("THREAD completed.")
+    }
+
+    /// The messages `key` matches, with their sort keys from the index:
+    /// (index in the view, keys), in sequence order. Messages another
+    /// session expunged meanwhile are left out.
+    async fn matching_keys(
+        &mut self,
+        charset: &str,
+        key: &SearchKey,
+    ) -> Result<Vec<(usize, store::SortEntry)>, Done> {
+        if !matches!(charset, "UTF-8" | "US-ASCII") {
+            return Err(no_code(
+                "BADCHARSET (UTF-8 US-ASCII)",
+                format!("Charset {charset} is not supported."),
+            ));
+        }
+        if uses_modseq(key) {
+            self.enabled.insert(capability::Extension::Condstore);
+        }
+        let store = self.server.store.clone();
+        let Some(view) = self.selected.as_ref() else {
+            return Err(bad("No mailbox selected."));
+        };
+        let hits = search::run(store.as_ref(), view, key, self.saved.as_deref())
+            .await
+            .map_err(no)?;
+        let mut keys: HashMap<u32, store::SortEntry> = store
+            .sort_keys(view.mailbox.id)
+            .await
+            .map_err(store_failure)?
+            .into_iter()
+            .map(|e| (e.uid, e))
+            .collect();
+        Ok(hits
+            .into_iter()
+            .filter_map(|i| keys.remove(&view.messages[i].uid).map(|e| (i, e)))
+            .collect())
+    }
+}

@@ -1,0 +1,17 @@
+-- What SORT and THREAD (RFC 5256) order by, made from the header once
+-- (mime::sort) and kept per body, so copies share them and a sort never
+-- reads a message. Bodies stored before this table have none until the
+-- first sort of their mailbox makes them. Text keys are case-mapped.
+CREATE TABLE sort_keys (
+    blob          TEXT PRIMARY KEY,
+    sent          INTEGER,
+    subject       TEXT NOT NULL,
+    reply         INTEGER NOT NULL,
+    from_key      TEXT NOT NULL,
+    to_key        TEXT NOT NULL,
+    cc_key        TEXT NOT NULL,
+    display_from  TEXT NOT NULL,
+    display_to    TEXT NOT NULL,
+    message_id    TEXT,
+    refs          TEXT NOT NULL
+) STRICT;
