@@ -92,11 +92,10 @@ pub fn references(msgs: &[Msg]) -> Vec<Node> {
         }
     }
     // (2) The root set; (3) dummies pruned; (4) sorted by sent date.
-    let roots: Vec<usize> = (0..t.c.len())
+    let mut roots: Vec<Node> = (0..t.c.len())
         .filter(|&c| t.c[c].parent.is_none())
+        .filter_map(|c| t.tree(c))
         .collect();
-    let mut roots: Vec<Node> = roots.into_iter().map(|c| t.tree(c)).collect();
-    roots = prune(roots, true);
     sort_siblings(&mut roots, msgs);
     // (5) Roots with one base subject gathered.
     let roots = gather_subjects(roots, msgs);
@@ -194,26 +193,34 @@ impl Table {
     }
 
     /// The tree under a container (no loops: links never make one), built
-    /// without recursion. Deeper than [`MAX_DEPTH`], descendants hang from
-    /// the node at that depth: a References chain thousands long (hostile
-    /// mail) costs no more stack in the steps after this than a short one.
-    fn tree(&self, root: usize) -> Node {
-        // Breadth first: (container, the node its children hang from).
-        let mut nodes: Vec<(Option<usize>, Option<usize>)> = Vec::new(); // (msg, parent node)
+    /// without recursion and pruned of dummies on the way (step 3: a
+    /// dummy without children goes; one with children gives them to its
+    /// own level, except at the root when it has more than one). Deeper
+    /// than [`MAX_DEPTH`] messages, replies hang from the message at that
+    /// depth: hostile mail (a References chain thousands long, thousands
+    /// of replies each to the last) costs no more stack later than a
+    /// short thread.
+    fn tree(&self, root: usize) -> Option<Node> {
+        // Breadth first: (message, the node it hangs from), parents first.
+        let mut nodes: Vec<(Option<usize>, Option<usize>)> = Vec::new();
         let mut queue = std::collections::VecDeque::from([(root, None::<usize>, 0usize)]);
         while let Some((c, parent, depth)) = queue.pop_front() {
-            nodes.push((self.c[c].msg, parent));
+            let msg = self.c[c].msg;
+            nodes.push((msg, parent));
             let me = nodes.len() - 1;
-            let (hang, next) = if depth < MAX_DEPTH {
-                (me, depth + 1)
-            } else {
-                (parent.unwrap_or(me), depth)
+            // A dummy's children take its place (it is spliced out), so
+            // only messages count towards the depth.
+            let (hang, next) = match msg {
+                None => (me, depth),
+                Some(_) if depth < MAX_DEPTH => (me, depth + 1),
+                Some(_) => (parent.unwrap_or(me), depth),
             };
             for &k in &self.c[c].children {
                 queue.push_back((k, Some(hang), next));
             }
         }
-        // Parents come before their children: build from the end.
+        // Children before parents: from the end, each node complete when
+        // it is handed to its parent.
         let mut built: Vec<Option<Node>> = nodes
             .iter()
             .map(|(msg, _)| {
@@ -224,39 +231,31 @@ impl Table {
             })
             .collect();
         for i in (1..nodes.len()).rev() {
-            if let (Some(node), Some(p)) = (built[i].take(), nodes[i].1)
-                && let Some(parent) = built[p].as_mut()
-            {
-                parent.children.push(node);
+            let (Some(node), Some(p)) = (built[i].take(), nodes[i].1) else {
+                continue;
+            };
+            let Some(parent) = built[p].as_mut() else {
+                continue;
+            };
+            match node.msg {
+                Some(_) => parent.children.push(node),
+                None => parent.children.extend(node.children.into_iter().rev()),
             }
         }
         for n in built.iter_mut().flatten() {
             n.children.reverse();
         }
-        built.first_mut().and_then(Option::take).unwrap_or(Node {
-            msg: None,
-            children: Vec::new(),
-        })
+        let top = built.first_mut().and_then(Option::take)?;
+        match (top.msg, top.children.len()) {
+            (None, 0) => None,
+            (None, 1) => top.children.into_iter().next(),
+            _ => Some(top),
+        }
     }
 }
 
 /// How deep a thread tree goes; deeper replies are shown at this depth.
 const MAX_DEPTH: usize = 200;
-
-/// Step 3: a dummy without children goes; a dummy with children gives them
-/// to its own level, except at the root when it has more than one.
-fn prune(nodes: Vec<Node>, at_root: bool) -> Vec<Node> {
-    let mut out = Vec::with_capacity(nodes.len());
-    for mut n in nodes {
-        n.children = prune(std::mem::take(&mut n.children), false);
-        match (n.msg, n.children.len()) {
-            (None, 0) => {}
-            (None, k) if !at_root || k == 1 => out.extend(n.children),
-            _ => out.push(n),
-        }
-    }
-    out
-}
 
 /// The date a node sorts by: its message's, or a dummy's first child's.
 fn node_date(n: &Node, msgs: &[Msg]) -> (i64, usize) {

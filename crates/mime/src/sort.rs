@@ -32,6 +32,9 @@ pub struct SortKeys {
     pub references: Vec<String>,
 }
 
+/// References kept per message, the last ones.
+pub const MAX_REFERENCES: usize = 1000;
+
 /// The keys of a message from its stored bytes (only the header is read).
 pub fn sort_keys(raw: &[u8]) -> SortKeys {
     let Some(m) = MessageParser::default().parse_headers(raw) else {
@@ -68,6 +71,11 @@ pub fn sort_keys(raw: &[u8]) -> SortKeys {
         references = ids(m.in_reply_to()).into_iter().take(1).collect();
     }
     references.retain(|r| !r.is_empty());
+    // The nearest ancestors are the ones that place a message; a header of
+    // millions (hostile) is kept to its last MAX_REFERENCES.
+    if references.len() > MAX_REFERENCES {
+        references.drain(..references.len() - MAX_REFERENCES);
+    }
     SortKeys {
         sent: m.date().filter(|d| d.is_valid()).map(|d| d.to_timestamp()),
         subject: casemap(&subject),
@@ -229,5 +237,9 @@ mod tests {
         assert_eq!(bare.sent, None);
         assert_eq!(bare.message_id, None);
         assert_eq!(sort_keys(b""), SortKeys::default());
+        let many: String = (0..3000).map(|i| format!("<r{i}@x> ")).collect();
+        let k = sort_keys(format!("References: {many}\r\n\r\n").as_bytes());
+        assert_eq!(k.references.len(), MAX_REFERENCES);
+        assert_eq!(k.references.last().map(String::as_str), Some("r2999@x"));
     }
 }
