@@ -1,30 +1,60 @@
 //! SEARCH (RFC 9051 6.4.4): evaluating search keys over the selected
-//! mailbox. Keys that look inside messages read and parse each message
-//! once; the others use only the index.
+//! mailbox. Body and text keys read and parse each message once; header
+//! keys on the fields the index keeps (`mime::sort::INDEXED`) and sent
+//! dates use the kept keys; the others use only the index.
 
 use imap_proto::SearchKey;
 use imap_proto::parse::days_from_civil;
 use mime::search::{Searchable, fold};
 use std::collections::HashMap;
 
-use store::{Flags, MailStore, MessageMeta};
+use store::{Flags, MailStore, MessageMeta, SortEntry, SortKeys};
 
 use crate::view::{Entry, Selection, View};
 
-/// Whether any part of `key` needs the message's text.
+/// Whether any part of `key` needs the message itself: the body, or a
+/// header field the index does not keep.
 fn needs_content(key: &SearchKey) -> bool {
     match key {
-        SearchKey::Header(..)
-        | SearchKey::Body(_)
-        | SearchKey::Text(_)
-        | SearchKey::SentBefore(_)
-        | SearchKey::SentOn(_)
-        | SearchKey::SentSince(_) => true,
+        SearchKey::Header(field, _) => !indexed(field),
+        SearchKey::Body(_) | SearchKey::Text(_) => true,
         SearchKey::And(keys) => keys.iter().any(needs_content),
         SearchKey::Or(a, b) => needs_content(a) || needs_content(b),
         SearchKey::Not(k) => needs_content(k),
         _ => false,
     }
+}
+
+/// Whether any part of `key` reads the kept header keys: indexed fields
+/// and the sent date. A message whose fields were too long to keep is
+/// read instead.
+fn needs_keys(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::Header(field, _) => indexed(field),
+        SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_) => true,
+        SearchKey::And(keys) => keys.iter().any(needs_keys),
+        SearchKey::Or(a, b) => needs_keys(a) || needs_keys(b),
+        SearchKey::Not(k) => needs_keys(k),
+        _ => false,
+    }
+}
+
+/// Whether any part of `key` matches header fields (which the kept keys
+/// may lack for a message).
+fn needs_fields(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::Header(..) => true,
+        SearchKey::And(keys) => keys.iter().any(needs_fields),
+        SearchKey::Or(a, b) => needs_fields(a) || needs_fields(b),
+        SearchKey::Not(k) => needs_fields(k),
+        _ => false,
+    }
+}
+
+fn indexed(field: &str) -> bool {
+    mime::sort::INDEXED
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(field))
 }
 
 /// Whether any part of `key` needs the size or date of the index entry.
@@ -38,7 +68,7 @@ fn needs_details(key: &SearchKey) -> bool {
         SearchKey::And(keys) => keys.iter().any(needs_details),
         SearchKey::Or(a, b) => needs_details(a) || needs_details(b),
         SearchKey::Not(k) => needs_details(k),
-        _ => needs_content(key),
+        _ => needs_content(key) || needs_keys(key),
     }
 }
 
@@ -63,7 +93,20 @@ pub async fn run(
     } else {
         HashMap::new()
     };
-    let key = Key::build(key, view, saved);
+    // Header fields and sent dates from the index, where it has them.
+    let keys: HashMap<u32, SortEntry> = if needs_keys(key) {
+        store
+            .sort_keys(view.mailbox.id)
+            .await
+            .map_err(|e| format!("The mailbox cannot be read: {e}"))?
+            .into_iter()
+            .map(|e| (e.uid, e))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let fields = needs_fields(key);
+    let built = Key::build(key, view, saved);
     let mut hits = Vec::new();
     for (i, m) in view.messages.iter().enumerate() {
         let detail = details.get(&m.uid);
@@ -72,6 +115,8 @@ pub async fn run(
         if needs && detail.is_none() {
             continue;
         }
+        let kept = keys.get(&m.uid).map(|e| &e.keys);
+        let content = content || (fields && kept.is_none_or(|k| k.fields.is_none()));
         let raw = if content {
             let Some(d) = detail else { continue };
             match store.read_blob(&d.blob).await {
@@ -93,8 +138,9 @@ pub async fn run(
             meta: m,
             details: detail,
             text: parsed.as_ref(),
+            kept,
         };
-        if key.matches(&ctx) {
+        if built.matches(&ctx) {
             hits.push(i);
         }
     }
@@ -123,6 +169,9 @@ struct Ctx<'a> {
     /// matches).
     details: Option<&'a MessageMeta>,
     text: Option<&'a Searchable<'a>>,
+    /// The keys the index keeps (header fields, sent day), for keys the
+    /// message was not read for.
+    kept: Option<&'a SortKeys>,
 }
 
 impl Key {
@@ -154,7 +203,13 @@ impl Key {
             Key::Or(a, b) => a.matches(c) || b.matches(c),
             Key::Not(k) => !k.matches(c),
             Key::In(set) => set.contains(c.index),
-            Key::Header(field, needle) => c.text.is_some_and(|t| t.header_contains(field, needle)),
+            Key::Header(field, needle) => match (c.text, c.kept.and_then(|k| k.fields.as_ref())) {
+                (Some(t), _) => t.header_contains(field, needle),
+                (None, Some(fields)) => fields.iter().any(|(name, text)| {
+                    name.eq_ignore_ascii_case(field) && (needle.is_empty() || text.contains(needle))
+                }),
+                (None, None) => false,
+            },
             Key::Body(needle) => c.text.is_some_and(|t| t.body_contains(needle)),
             Key::Text(needle) => c.text.is_some_and(|t| t.text_contains(needle)),
             Key::Leaf(leaf) => match leaf {
@@ -198,7 +253,9 @@ fn internal_day(c: &Ctx) -> Option<i64> {
 }
 
 fn sent_day(c: &Ctx) -> Option<i64> {
-    c.text
-        .and_then(Searchable::sent_date)
-        .map(|(y, m, d)| days_from_civil(y, m, d))
+    let day = match c.text {
+        Some(t) => t.sent_date(),
+        None => c.kept.and_then(|k| k.sent_day),
+    };
+    day.map(|(y, m, d)| days_from_civil(y, m, d))
 }

@@ -32,7 +32,7 @@ impl<'a> Searchable<'a> {
     pub fn header_contains(&self, field: &str, needle: &str) -> bool {
         self.message.headers().iter().any(|h| {
             h.name.as_str().eq_ignore_ascii_case(field)
-                && (needle.is_empty() || fold(&self.header_text(h)).contains(needle))
+                && (needle.is_empty() || fold(&self.text_of(h)).contains(needle))
         })
     }
 
@@ -59,7 +59,7 @@ impl<'a> Searchable<'a> {
         self.message
             .headers()
             .iter()
-            .any(|h| fold(&self.header_text(h)).contains(needle))
+            .any(|h| fold(&self.text_of(h)).contains(needle))
             || self.body_contains(needle)
     }
 
@@ -72,41 +72,47 @@ impl<'a> Searchable<'a> {
             .map(|d| (d.year as i64, d.month as u32, d.day as u32))
     }
 
-    fn header_text(&self, h: &mail_parser::Header<'_>) -> String {
-        match &h.value {
-            HeaderValue::Text(t) => t.to_string(),
-            HeaderValue::TextList(l) => l.join(" "),
-            HeaderValue::Address(a) => {
-                let mut out = String::new();
-                let mut push = |name: Option<&str>, addr: Option<&str>| {
-                    for s in [name, addr].into_iter().flatten() {
-                        out.push_str(s);
-                        out.push(' ');
+    fn text_of(&self, h: &mail_parser::Header<'_>) -> String {
+        header_text(self.message.raw_message(), h)
+    }
+}
+
+/// A header field's text as SEARCH matches it: encoded words decoded,
+/// addresses as their names and addresses; other fields as written.
+/// `raw` is the message the field was parsed from.
+pub fn header_text(raw: &[u8], h: &mail_parser::Header<'_>) -> String {
+    match &h.value {
+        HeaderValue::Text(t) => t.to_string(),
+        HeaderValue::TextList(l) => l.join(" "),
+        HeaderValue::Address(a) => {
+            let mut out = String::new();
+            let mut push = |name: Option<&str>, addr: Option<&str>| {
+                for s in [name, addr].into_iter().flatten() {
+                    out.push_str(s);
+                    out.push(' ');
+                }
+            };
+            match a {
+                Address::List(list) => {
+                    for x in list {
+                        push(x.name.as_deref(), x.address.as_deref());
                     }
-                };
-                match a {
-                    Address::List(list) => {
-                        for x in list {
+                }
+                Address::Group(groups) => {
+                    for g in groups {
+                        push(g.name.as_deref(), None);
+                        for x in &g.addresses {
                             push(x.name.as_deref(), x.address.as_deref());
                         }
                     }
-                    Address::Group(groups) => {
-                        for g in groups {
-                            push(g.name.as_deref(), None);
-                            for x in &g.addresses {
-                                push(x.name.as_deref(), x.address.as_deref());
-                            }
-                        }
-                    }
                 }
-                out
             }
-            // Dates, content types, trace fields: search them as written.
-            _ => {
-                let raw = self.message.raw_message();
-                let (s, e) = (h.offset_start as usize, h.offset_end as usize);
-                String::from_utf8_lossy(raw.get(s..e).unwrap_or_default()).into_owned()
-            }
+            out
+        }
+        // Dates, content types, trace fields: search them as written.
+        _ => {
+            let (s, e) = (h.offset_start as usize, h.offset_end as usize);
+            String::from_utf8_lossy(raw.get(s..e).unwrap_or_default()).into_owned()
         }
     }
 }

@@ -1,5 +1,6 @@
-//! What SORT and THREAD (RFC 5256, RFC 5957) order messages by, taken from
-//! the header once, at delivery, so that a sort reads the index and never
+//! What SORT and THREAD (RFC 5256, RFC 5957) order messages by, and the
+//! header fields SEARCH looks in most, taken from the header once, at
+//! delivery, so that a sort or a header search reads the index and never
 //! a message. Text keys are compared with i;unicode-casemap (RFC 5051:
 //! titlecase, then NFKD), as Dovecot compares them; for ASCII text that is
 //! the i;ascii-casemap RFC 5256 names.
@@ -30,7 +31,35 @@ pub struct SortKeys {
     pub message_id: Option<String>,
     /// The References (else the first In-Reply-To) message IDs, oldest first.
     pub references: Vec<String>,
+    /// The Date field's day as written there (year, month, day), for
+    /// SENTBEFORE, SENTON and SENTSINCE (RFC 9051 6.4.4).
+    pub sent_day: Option<(i64, u32, u32)>,
+    /// Each occurrence of the [`INDEXED`] fields: (lower-case name, its
+    /// text as SEARCH matches it, folded); None when one is longer than
+    /// [`MAX_FIELD_TEXT`] (SEARCH then reads the message).
+    pub fields: Option<Vec<(String, String)>>,
 }
+
+/// The header fields whose text the index keeps for SEARCH: the ones the
+/// SEARCH keys FROM, TO, CC, BCC and SUBJECT name, and those clients
+/// search with HEADER most (threads, lists).
+pub const INDEXED: &[&str] = &[
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "reply-to",
+    "sender",
+    "list-id",
+];
+
+/// Bytes of one field's text the index keeps; a longer one is searched in
+/// the message itself.
+pub const MAX_FIELD_TEXT: usize = 4096;
 
 /// References kept per message, the last ones.
 pub const MAX_REFERENCES: usize = 1000;
@@ -76,8 +105,27 @@ pub fn sort_keys(raw: &[u8]) -> SortKeys {
     if references.len() > MAX_REFERENCES {
         references.drain(..references.len() - MAX_REFERENCES);
     }
+    let mut fields = Some(Vec::new());
+    for h in m.headers() {
+        let name = h.name.as_str().to_ascii_lowercase();
+        if INDEXED.contains(&name.as_str()) {
+            let text = crate::search::fold(&crate::search::header_text(raw, h));
+            if text.len() > MAX_FIELD_TEXT {
+                fields = None;
+                break;
+            }
+            if let Some(f) = fields.as_mut() {
+                f.push((name, text));
+            }
+        }
+    }
     SortKeys {
         sent: m.date().filter(|d| d.is_valid()).map(|d| d.to_timestamp()),
+        sent_day: m
+            .date()
+            .filter(|d| d.month >= 1 && d.month <= 12 && d.day >= 1)
+            .map(|d| (d.year as i64, d.month as u32, d.day as u32)),
+        fields,
         subject: casemap(&subject),
         reply,
         from: local(m.from()),
@@ -232,6 +280,13 @@ mod tests {
         assert_eq!(k.display_to, "BOB@EXAMPLE.NET");
         assert_eq!(k.message_id.as_deref(), Some("a@b"));
         assert_eq!(k.references, vec!["w@v", "x@y"]);
+        assert_eq!(k.sent_day, Some((2024, 1, 1)));
+        let fields = k.fields.expect("short fields are kept");
+        assert!(fields.contains(&("from".into(), "émile zola emile@example.fr ".into())));
+        assert!(fields.contains(&("subject".into(), "re: données du projet".into())));
+        assert!(fields.iter().all(|(n, _)| n != "date"), "Date is not kept");
+        let long = format!("Subject: {}\r\n\r\n", "x".repeat(MAX_FIELD_TEXT + 1));
+        assert_eq!(sort_keys(long.as_bytes()).fields, None);
         let bare = sort_keys(b"Subject: x\r\nIn-Reply-To: <p@q> <r@s>\r\nDate: nonsense\r\n\r\n");
         assert_eq!(bare.references, vec!["p@q"]);
         assert_eq!(bare.sent, None);

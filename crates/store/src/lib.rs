@@ -417,6 +417,9 @@ pub trait Upkeep: Send + Sync {
     /// answered in full ([`MailboxDelta::expunged_complete`]), never
     /// wrongly. Answers how many records went.
     async fn prune_expunged(&self, before: i64, keep: u32) -> Result<usize>;
+    /// Message bodies read (from disk or the cache) since the store was
+    /// opened: what shows that a command was answered from the index.
+    fn body_reads(&self) -> u64;
 }
 
 /// The change feed: what changed, for sessions that show it live.

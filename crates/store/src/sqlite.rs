@@ -132,6 +132,8 @@ pub struct SqliteStore {
     flights: Arc<Flights>,
     /// Logins verified recently (see [`password::Verified`]).
     logins: Arc<password::Verified>,
+    /// Message bodies read since the store opened ([`Upkeep::body_reads`]).
+    body_reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SqliteStore {
@@ -161,6 +163,7 @@ impl SqliteStore {
             collector: Arc::new(std::sync::OnceLock::new()),
             flights: Arc::new(Flights::default()),
             logins: Arc::new(password::Verified::new()),
+            body_reads: Arc::default(),
         })
     }
 

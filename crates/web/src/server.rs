@@ -188,6 +188,12 @@ pub async fn metrics(State(web): State<Web>) -> Response {
         &delivered,
     );
     family(
+        "satchel_store_body_reads_total",
+        "counter",
+        "Message bodies read from the store since the start (a SORT, THREAD or header SEARCH answered from the index reads none).",
+        &[(String::new(), web.inner.store.body_reads())],
+    );
+    family(
         "satchel_spam_model_tokens",
         "gauge",
         "Tokens in the server's spam model.",

@@ -1,7 +1,9 @@
--- What SORT and THREAD (RFC 5256) order by, made from the header once
--- (mime::sort) and kept per body, so copies share them and a sort never
--- reads a message. Bodies stored before this table have none until the
--- first sort of their mailbox makes them. Text keys are case-mapped.
+-- What SORT and THREAD (RFC 5256) order by, and the header fields SEARCH
+-- looks in most, made from the header once (mime::sort) and kept per body,
+-- so copies share them and a sort or header search never reads a message.
+-- Bodies stored before this table have none until the first sort or search
+-- of their mailbox makes them. Text keys are case-mapped; `fields` is a
+-- JSON list of [name, folded text] (NULL: a field too long to keep).
 CREATE TABLE sort_keys (
     blob          TEXT PRIMARY KEY,
     sent          INTEGER,
@@ -13,5 +15,7 @@ CREATE TABLE sort_keys (
     display_from  TEXT NOT NULL,
     display_to    TEXT NOT NULL,
     message_id    TEXT,
-    refs          TEXT NOT NULL
+    refs          TEXT NOT NULL,
+    sent_day      INTEGER,
+    fields        TEXT
 ) STRICT;

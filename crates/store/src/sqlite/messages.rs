@@ -126,6 +126,7 @@ impl Messages for SqliteStore {
     }
 
     async fn read_blob(&self, blob: &BlobHash) -> Result<Vec<u8>> {
+        self.body_reads.fetch_add(1, Ordering::Relaxed);
         if let Some(bytes) = self.blobs.cached(blob) {
             return Ok(bytes);
         }
@@ -137,6 +138,8 @@ impl Messages for SqliteStore {
     }
 
     async fn read_blobs(&self, wanted: &[BlobHash]) -> Result<Vec<Result<Vec<u8>>>> {
+        self.body_reads
+            .fetch_add(wanted.len() as u64, Ordering::Relaxed);
         // Those read lately come from memory; the disk threads only for
         // the rest.
         let mut out: Vec<Option<Result<Vec<u8>>>> = wanted

@@ -1,5 +1,6 @@
-//! The embedded store's sort keys (RFC 5256): kept per body in
-//! `sort_keys` when a body is stored, read with the mailbox's index rows.
+//! The embedded store's sort keys (RFC 5256) and indexed header fields:
+//! kept per body in `sort_keys` when a body is stored, read with the
+//! mailbox's index rows.
 
 use super::*;
 
@@ -14,7 +15,7 @@ impl SqliteStore {
                     c,
                     "SELECT m.uid, m.internal_date, m.size, m.blob, k.sent, k.subject, k.reply, \
                      k.from_key, k.to_key, k.cc_key, k.display_from, k.display_to, \
-                     k.message_id, k.refs, k.blob IS NOT NULL \
+                     k.message_id, k.refs, k.blob IS NOT NULL, k.sent_day, k.fields \
                      FROM messages m LEFT JOIN sort_keys k ON k.blob = m.blob \
                      WHERE m.mailbox_id = ?1 ORDER BY m.uid",
                     [mailbox],
@@ -40,6 +41,12 @@ impl SqliteStore {
                                     .filter(|s| !s.is_empty())
                                     .map(str::to_string)
                                     .collect(),
+                                sent_day: r.get::<_, Option<i64>>(15)?.map(|d| {
+                                    (d / 10_000, (d / 100 % 100) as u32, (d % 100) as u32)
+                                }),
+                                fields: r
+                                    .get::<_, Option<String>>(16)?
+                                    .and_then(|j| serde_json::from_str(&j).ok()),
                             },
                         };
                         let kept: bool = r.get(14)?;
@@ -98,8 +105,8 @@ pub(super) fn put_keys(c: &Connection, blob: &BlobHash, k: &SortKeys) -> Result<
     exec(
         c,
         "INSERT OR IGNORE INTO sort_keys (blob, sent, subject, reply, from_key, to_key, cc_key, \
-         display_from, display_to, message_id, refs) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
+         display_from, display_to, message_id, refs, sent_day, fields) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 \
          WHERE EXISTS (SELECT 1 FROM messages WHERE blob = ?1)",
         params![
             blob.0,
@@ -113,6 +120,11 @@ pub(super) fn put_keys(c: &Connection, blob: &BlobHash, k: &SortKeys) -> Result<
             k.display_to,
             k.message_id,
             refs.join(" "),
+            k.sent_day
+                .map(|(y, m, d)| y * 10_000 + i64::from(m) * 100 + i64::from(d)),
+            k.fields
+                .as_ref()
+                .and_then(|f| serde_json::to_string(f).ok()),
         ],
     )?;
     Ok(())

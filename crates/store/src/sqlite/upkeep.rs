@@ -54,6 +54,10 @@ impl Upkeep for SqliteStore {
             .await
     }
 
+    fn body_reads(&self) -> u64 {
+        self.body_reads.load(Ordering::Relaxed)
+    }
+
     fn collect_in_background(&self) {
         let wake = Arc::new(tokio::sync::Notify::new());
         if self.collector.set(wake.clone()).is_err() {
