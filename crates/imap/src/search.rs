@@ -8,7 +8,7 @@ use imap_proto::parse::days_from_civil;
 use mime::search::{Searchable, fold};
 use std::collections::HashMap;
 
-use store::{Flags, MailStore, MessageMeta, SortEntry, SortKeys};
+use store::{Flags, MailStore, MessageMeta, SortEntry, SortKeys, SortParts};
 
 use crate::view::{Entry, Selection, View};
 
@@ -68,7 +68,7 @@ fn needs_details(key: &SearchKey) -> bool {
         SearchKey::And(keys) => keys.iter().any(needs_details),
         SearchKey::Or(a, b) => needs_details(a) || needs_details(b),
         SearchKey::Not(k) => needs_details(k),
-        _ => needs_content(key) || needs_keys(key),
+        _ => needs_content(key),
     }
 }
 
@@ -93,33 +93,50 @@ pub async fn run(
     } else {
         HashMap::new()
     };
-    // Header fields and sent dates from the index, where it has them.
-    let keys: HashMap<u32, SortEntry> = if needs_keys(key) {
+    // Header fields and sent dates from the index, where it has them, in
+    // UID order like the view.
+    let with_keys = needs_keys(key);
+    let fields = needs_fields(key);
+    let keys: Vec<SortEntry> = if with_keys {
+        let parts = SortParts {
+            fields,
+            ..SortParts::default()
+        };
         store
-            .sort_keys(view.mailbox.id)
+            .sort_keys(view.mailbox.id, parts)
             .await
             .map_err(|e| format!("The mailbox cannot be read: {e}"))?
-            .into_iter()
-            .map(|e| (e.uid, e))
-            .collect()
     } else {
-        HashMap::new()
+        Vec::new()
     };
-    let fields = needs_fields(key);
     let built = Key::build(key, view, saved);
     let mut hits = Vec::new();
     for (i, m) in view.messages.iter().enumerate() {
         let detail = details.get(&m.uid);
+        let kept = keys
+            .binary_search_by_key(&m.uid, |e| e.uid)
+            .ok()
+            .map(|k| &keys[k].keys);
         // Expunged by another session (this view may not know yet): not a
         // match, whatever the key (NOT LARGER must not find it either).
-        if needs && detail.is_none() {
+        if (needs && detail.is_none()) || (with_keys && kept.is_none()) {
             continue;
         }
-        let kept = keys.get(&m.uid).map(|e| &e.keys);
-        let content = content || (fields && kept.is_none_or(|k| k.fields.is_none()));
-        let raw = if content {
-            let Some(d) = detail else { continue };
-            match store.read_blob(&d.blob).await {
+        // The message itself: for body keys, and for header keys the
+        // index could not keep for this one.
+        let read = content || (fields && kept.is_none_or(|k| k.fields.is_none()));
+        let raw = if read {
+            let blob = match detail {
+                Some(d) => Some(d.blob.clone()),
+                None => store
+                    .details(view.mailbox.id, &[m.uid])
+                    .await
+                    .ok()
+                    .and_then(|d| d.into_iter().next())
+                    .map(|d| d.blob),
+            };
+            let Some(blob) = blob else { continue };
+            match store.read_blob(&blob).await {
                 Ok(raw) => Some(raw),
                 // Expunged by another session (this view may not know yet)
                 // and its file collected: not a match.
@@ -205,7 +222,7 @@ impl Key {
             Key::In(set) => set.contains(c.index),
             Key::Header(field, needle) => match (c.text, c.kept.and_then(|k| k.fields.as_ref())) {
                 (Some(t), _) => t.header_contains(field, needle),
-                (None, Some(fields)) => fields.iter().any(|(name, text)| {
+                (None, Some(fields)) => mime::sort::fields(fields).any(|(name, text)| {
                     name.eq_ignore_ascii_case(field) && (needle.is_empty() || text.contains(needle))
                 }),
                 (None, None) => false,

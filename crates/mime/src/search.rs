@@ -81,6 +81,18 @@ impl<'a> Searchable<'a> {
 /// addresses as their names and addresses; other fields as written.
 /// `raw` is the message the field was parsed from.
 pub fn header_text(raw: &[u8], h: &mail_parser::Header<'_>) -> String {
+    // Message IDs as written, angle brackets and all (mail-parser drops
+    // them): `HEADER Message-ID <id@host>` must find the message, as it
+    // does on Dovecot.
+    let as_written = matches!(
+        h.name.as_str().to_ascii_lowercase().as_str(),
+        "message-id" | "in-reply-to" | "references" | "resent-message-id" | "content-id"
+    );
+    if as_written {
+        let (s, e) = (h.offset_start as usize, h.offset_end as usize);
+        let text = String::from_utf8_lossy(raw.get(s..e).unwrap_or_default());
+        return text.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
     match &h.value {
         HeaderValue::Text(t) => t.to_string(),
         HeaderValue::TextList(l) => l.join(" "),
@@ -134,6 +146,10 @@ mod tests {
         assert!(s.header_contains("From", "grüße"));
         assert!(s.header_contains("from", "gruss@example"));
         assert!(!s.header_contains("To", ""));
+        let ids = "Message-ID: <A1@Example.org>\r\nReferences: <x@y>\r\n  <z@w>\r\n\r\nbody\r\n";
+        let by_id = Searchable::parse(ids.as_bytes()).unwrap();
+        assert!(by_id.header_contains("message-id", "<a1@example.org>"));
+        assert!(by_id.header_contains("references", "<x@y> <z@w>"));
         assert!(s.header_contains("Date", ""));
         assert!(s.body_contains("naïve body"));
         assert!(!s.body_contains("menu"));

@@ -34,10 +34,11 @@ pub struct SortKeys {
     /// The Date field's day as written there (year, month, day), for
     /// SENTBEFORE, SENTON and SENTSINCE (RFC 9051 6.4.4).
     pub sent_day: Option<(i64, u32, u32)>,
-    /// Each occurrence of the [`INDEXED`] fields: (lower-case name, its
-    /// text as SEARCH matches it, folded); None when one is longer than
-    /// [`MAX_FIELD_TEXT`] (SEARCH then reads the message).
-    pub fields: Option<Vec<(String, String)>>,
+    /// Each occurrence of the [`INDEXED`] fields, its lower-case name and
+    /// its text as SEARCH matches it (folded), in one string (one
+    /// allocation a message; read it with [`fields`]); None when one is
+    /// longer than [`MAX_FIELD_TEXT`] (SEARCH then reads the message).
+    pub fields: Option<String>,
 }
 
 /// The header fields whose text the index keeps for SEARCH: the ones the
@@ -60,6 +61,14 @@ pub const INDEXED: &[&str] = &[
 /// Bytes of one field's text the index keeps; a longer one is searched in
 /// the message itself.
 pub const MAX_FIELD_TEXT: usize = 4096;
+
+const NAME_END: char = '\u{1}';
+const FIELD_END: char = '\u{2}';
+
+/// The (name, text) pairs of [`SortKeys::fields`].
+pub fn fields(kept: &str) -> impl Iterator<Item = (&str, &str)> {
+    kept.split(FIELD_END).filter_map(|f| f.split_once(NAME_END))
+}
 
 /// References kept per message, the last ones.
 pub const MAX_REFERENCES: usize = 1000;
@@ -105,7 +114,7 @@ pub fn sort_keys(raw: &[u8]) -> SortKeys {
     if references.len() > MAX_REFERENCES {
         references.drain(..references.len() - MAX_REFERENCES);
     }
-    let mut fields = Some(Vec::new());
+    let mut fields = Some(String::new());
     for h in m.headers() {
         let name = h.name.as_str().to_ascii_lowercase();
         if INDEXED.contains(&name.as_str()) {
@@ -115,7 +124,18 @@ pub fn sort_keys(raw: &[u8]) -> SortKeys {
                 break;
             }
             if let Some(f) = fields.as_mut() {
-                f.push((name, text));
+                // The separators cannot be in the text (control
+                // characters become spaces there).
+                f.push_str(&name);
+                f.push(NAME_END);
+                f.extend(text.chars().map(|c| {
+                    if c == NAME_END || c == FIELD_END {
+                        ' '
+                    } else {
+                        c
+                    }
+                }));
+                f.push(FIELD_END);
             }
         }
     }
@@ -281,10 +301,18 @@ mod tests {
         assert_eq!(k.message_id.as_deref(), Some("a@b"));
         assert_eq!(k.references, vec!["w@v", "x@y"]);
         assert_eq!(k.sent_day, Some((2024, 1, 1)));
-        let fields = k.fields.expect("short fields are kept");
-        assert!(fields.contains(&("from".into(), "émile zola emile@example.fr ".into())));
-        assert!(fields.contains(&("subject".into(), "re: données du projet".into())));
-        assert!(fields.iter().all(|(n, _)| n != "date"), "Date is not kept");
+        let kept = k.fields.expect("short fields are kept");
+        let fields: Vec<(&str, &str)> = super::fields(&kept).collect();
+        assert!(fields.contains(&("from", "émile zola emile@example.fr ")));
+        assert!(fields.contains(&("subject", "re: données du projet")));
+        assert!(fields.contains(&("message-id", "<a@b>")));
+        assert!(fields.iter().all(|(n, _)| *n != "date"), "Date is not kept");
+        let odd = sort_keys(b"Subject: a =?utf-8?q?=01=02?= b\r\n\r\n");
+        let kept = odd.fields.expect("kept");
+        assert_eq!(
+            super::fields(&kept).collect::<Vec<_>>(),
+            vec![("subject", "a    b")]
+        );
         let long = format!("Subject: {}\r\n\r\n", "x".repeat(MAX_FIELD_TEXT + 1));
         assert_eq!(sort_keys(long.as_bytes()).fields, None);
         let bare = sort_keys(b"Subject: x\r\nIn-Reply-To: <p@q> <r@s>\r\nDate: nonsense\r\n\r\n");

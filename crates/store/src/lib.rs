@@ -246,11 +246,11 @@ pub trait Messages: Send + Sync {
     /// The index entries of some messages (those still there), in UID
     /// order: for commands that need their size, date or body.
     async fn details(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageMeta>>;
-    /// What SORT and THREAD (RFC 5256) need of every message of a
-    /// mailbox, in UID order, from the index alone: the keys kept at
-    /// delivery, the internal date and the size. A message stored before
-    /// keys were kept has them made from its body here, once.
-    async fn sort_keys(&self, mailbox: MailboxId) -> Result<Vec<SortEntry>>;
+    /// What SORT, THREAD and header SEARCH need of every message of a
+    /// mailbox, in UID order, from the index alone: the internal date, the
+    /// size, the sent date and the kept keys `parts` asks for. A message
+    /// stored before keys were kept has them made from its body here, once.
+    async fn sort_keys(&self, mailbox: MailboxId, parts: SortParts) -> Result<Vec<SortEntry>>;
     /// The cached ENVELOPE and BODYSTRUCTURE of some messages, by UID.
     async fn views(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, MessageCache)>>;
     /// Messages added or changed, and UIDs expunged, after `modseq`: all

@@ -458,6 +458,19 @@ pub struct StoreFlagsResult {
     pub refused: Vec<u32>,
 }
 
+/// Which kept keys a caller needs ([`crate::Messages::sort_keys`]); the
+/// others come back empty, so a sort by date allocates no text at all (a
+/// 100,000-message mailbox is 100,000 rows).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SortParts {
+    /// Subject, reply mark, addresses and display names (SORT).
+    pub text: bool,
+    /// Subject, reply mark, Message-ID and References (THREAD).
+    pub threads: bool,
+    /// The indexed header fields' text (SEARCH).
+    pub fields: bool,
+}
+
 /// One message as SORT and THREAD see it ([`crate::Messages::sort_keys`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortEntry {

@@ -14,7 +14,14 @@ impl Session {
         charset: &str,
         key: &SearchKey,
     ) -> Done {
-        let entries = match self.matching_keys(charset, key).await {
+        let text = criteria
+            .iter()
+            .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Date | SortKey::Size));
+        let parts = store::SortParts {
+            text,
+            ..Default::default()
+        };
+        let entries = match self.matching_keys(charset, key, parts).await {
             Ok(e) => e,
             Err(done) => return done,
         };
@@ -99,7 +106,11 @@ impl Session {
         charset: &str,
         key: &SearchKey,
     ) -> Done {
-        let entries = match self.matching_keys(charset, key).await {
+        let parts = store::SortParts {
+            threads: true,
+            ..Default::default()
+        };
+        let entries = match self.matching_keys(charset, key, parts).await {
             Ok(e) => e,
             Err(done) => return done,
         };
@@ -134,6 +145,7 @@ impl Session {
         &mut self,
         charset: &str,
         key: &SearchKey,
+        parts: store::SortParts,
     ) -> Result<Vec<(usize, store::SortEntry)>, Done> {
         if !matches!(charset, "UTF-8" | "US-ASCII") {
             return Err(no_code(
@@ -151,16 +163,20 @@ impl Session {
         let hits = search::run(store.as_ref(), view, key, self.saved.as_deref())
             .await
             .map_err(no)?;
-        let mut keys: HashMap<u32, store::SortEntry> = store
-            .sort_keys(view.mailbox.id)
+        let keys = store
+            .sort_keys(view.mailbox.id, parts)
             .await
-            .map_err(store_failure)?
-            .into_iter()
-            .map(|e| (e.uid, e))
-            .collect();
-        Ok(hits
-            .into_iter()
-            .filter_map(|i| keys.remove(&view.messages[i].uid).map(|e| (i, e)))
-            .collect())
+            .map_err(store_failure)?;
+        // Both in UID order: one merge, no map of 100,000 entries.
+        let mut keys = keys.into_iter().peekable();
+        let mut out = Vec::with_capacity(hits.len());
+        for i in hits {
+            let uid = view.messages[i].uid;
+            while keys.next_if(|e| e.uid < uid).is_some() {}
+            if let Some(e) = keys.next_if(|e| e.uid == uid) {
+                out.push((i, e));
+            }
+        }
+        Ok(out)
     }
 }

@@ -2,8 +2,9 @@
 -- looks in most, made from the header once (mime::sort) and kept per body,
 -- so copies share them and a sort or header search never reads a message.
 -- Bodies stored before this table have none until the first sort or search
--- of their mailbox makes them. Text keys are case-mapped; `fields` is a
--- JSON list of [name, folded text] (NULL: a field too long to keep).
+-- of their mailbox makes them. Text keys are case-mapped; `fields` holds
+-- each kept field's name and folded text (mime::sort::fields reads it;
+-- NULL: a field too long to keep).
 CREATE TABLE sort_keys (
     blob          TEXT PRIMARY KEY,
     sent          INTEGER,

@@ -172,8 +172,8 @@ impl Messages for SqliteStore {
             .collect())
     }
 
-    async fn sort_keys(&self, mailbox: MailboxId) -> Result<Vec<SortEntry>> {
-        self.read_sort_keys(mailbox).await
+    async fn sort_keys(&self, mailbox: MailboxId, parts: SortParts) -> Result<Vec<SortEntry>> {
+        self.read_sort_keys(mailbox, parts).await
     }
 
     async fn views(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, MessageCache)>> {

@@ -7,18 +7,29 @@ use super::*;
 impl SqliteStore {
     /// [`Messages::sort_keys`]: one read of the index; bodies without keys
     /// (stored before keys were kept) are read once and given theirs.
-    pub(super) async fn read_sort_keys(&self, mailbox: MailboxId) -> Result<Vec<SortEntry>> {
+    pub(super) async fn read_sort_keys(
+        &self,
+        mailbox: MailboxId,
+        parts: SortParts,
+    ) -> Result<Vec<SortEntry>> {
+        let (text, threads, fields) = (parts.text, parts.threads, parts.fields);
         let rows = self
             .db
             .read(move |c| {
+                // Columns not asked for come back NULL: no text is made.
                 all(
                     c,
-                    "SELECT m.uid, m.internal_date, m.size, m.blob, k.sent, k.subject, k.reply, \
-                     k.from_key, k.to_key, k.cc_key, k.display_from, k.display_to, \
-                     k.message_id, k.refs, k.blob IS NOT NULL, k.sent_day, k.fields \
+                    "SELECT m.uid, m.internal_date, m.size, \
+                     IIF(k.blob IS NULL, m.blob, NULL), k.sent, \
+                     IIF(?2 OR ?3, k.subject, NULL), k.reply, \
+                     IIF(?2, k.from_key, NULL), IIF(?2, k.to_key, NULL), \
+                     IIF(?2, k.cc_key, NULL), IIF(?2, k.display_from, NULL), \
+                     IIF(?2, k.display_to, NULL), IIF(?3, k.message_id, NULL), \
+                     IIF(?3, k.refs, NULL), k.blob IS NOT NULL, k.sent_day, \
+                     IIF(?4, k.fields, NULL) \
                      FROM messages m LEFT JOIN sort_keys k ON k.blob = m.blob \
                      WHERE m.mailbox_id = ?1 ORDER BY m.uid",
-                    [mailbox],
+                    params![mailbox, text, threads, fields],
                     |r| {
                         let entry = SortEntry {
                             uid: r.get(0)?,
@@ -44,9 +55,7 @@ impl SqliteStore {
                                 sent_day: r.get::<_, Option<i64>>(15)?.map(|d| {
                                     (d / 10_000, (d / 100 % 100) as u32, (d % 100) as u32)
                                 }),
-                                fields: r
-                                    .get::<_, Option<String>>(16)?
-                                    .and_then(|j| serde_json::from_str(&j).ok()),
+                                fields: r.get(16)?,
                             },
                         };
                         let kept: bool = r.get(14)?;
@@ -122,9 +131,7 @@ pub(super) fn put_keys(c: &Connection, blob: &BlobHash, k: &SortKeys) -> Result<
             refs.join(" "),
             k.sent_day
                 .map(|(y, m, d)| y * 10_000 + i64::from(m) * 100 + i64::from(d)),
-            k.fields
-                .as_ref()
-                .and_then(|f| serde_json::to_string(f).ok()),
+            k.fields,
         ],
     )?;
     Ok(())

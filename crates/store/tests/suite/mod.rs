@@ -465,23 +465,42 @@ pub async fn sort_keys_are_kept_at_delivery_and_shared_by_copies(t: T) {
         .unwrap();
     t.add("INBOX", "Re: [dev] Budget", Flags::empty()).await;
     t.add("INBOX", "Lunch?", Flags::empty()).await;
-    let keys = t.store.sort_keys(inbox.id).await.unwrap();
+    let all = SortParts {
+        text: true,
+        threads: true,
+        fields: true,
+    };
+    let keys = t.store.sort_keys(inbox.id, all).await.unwrap();
     assert_eq!(keys.iter().map(|e| e.uid).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(keys[0].keys.subject, "BUDGET");
     assert!(keys[0].keys.reply);
     assert_eq!(keys[1].keys.subject, "LUNCH?");
+    let fields = keys[1].keys.fields.as_deref().unwrap_or_default();
+    assert_eq!(
+        mime::sort::fields(fields).collect::<Vec<_>>(),
+        vec![("subject", "lunch?")]
+    );
+    // Only what is asked for: dates alone carry no text.
+    let dates = t
+        .store
+        .sort_keys(inbox.id, SortParts::default())
+        .await
+        .unwrap();
+    assert_eq!(dates[0].keys.subject, "");
+    assert_eq!(dates[0].keys.fields, None);
+    assert_eq!(dates[0].internal_date, keys[0].internal_date);
     assert!(keys[0].size > 0 && keys[0].internal_date > 0);
     t.store
         .copy_messages(inbox.id, &[1], archive.id)
         .await
         .unwrap();
-    let copied = t.store.sort_keys(archive.id).await.unwrap();
+    let copied = t.store.sort_keys(archive.id, all).await.unwrap();
     assert_eq!(copied.len(), 1);
     assert_eq!(copied[0].keys, keys[0].keys);
     t.store.expunge(inbox.id, &[1, 2], false).await.unwrap();
-    assert!(t.store.sort_keys(inbox.id).await.unwrap().is_empty());
+    assert!(t.store.sort_keys(inbox.id, all).await.unwrap().is_empty());
     assert_eq!(
-        t.store.sort_keys(archive.id).await.unwrap()[0].keys,
+        t.store.sort_keys(archive.id, all).await.unwrap()[0].keys,
         keys[0].keys
     );
 }
