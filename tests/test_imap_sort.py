@@ -121,7 +121,7 @@ def test_keys_of_mail_stored_before_they_were_kept():
         s.put(ALICE, msg("Yankee", "Mon, 04 Mar 2024 10:00:00 +0000"))
         # As an older store left them: no keys.
         db = sqlite3.connect(s.data / "index.sqlite")
-        db.execute("DELETE FROM sort_keys")
+        db.execute("DELETE FROM message_keys")
         db.commit()
         db.close()
         s.start()
@@ -134,6 +134,6 @@ def test_keys_of_mail_stored_before_they_were_kept():
         finally:
             s.stop()
         db = sqlite3.connect(s.data / "index.sqlite")
-        kept = db.execute("SELECT subject FROM sort_keys ORDER BY subject").fetchall()
+        kept = db.execute("SELECT subject FROM message_keys ORDER BY subject").fetchall()
         db.close()
         assert kept == [("YANKEE",), ("ZULU",)], kept

@@ -2,6 +2,7 @@
 //! store keeps for each message, and the parenthesised answer.
 
 use std::collections::HashMap;
+use std::fmt::Write;
 
 use store::SortEntry;
 
@@ -116,7 +117,7 @@ pub fn write(out: &mut String, threads: &[Node], number: &dyn Fn(usize) -> u32) 
 
 fn write_node(out: &mut String, node: &Node, number: &dyn Fn(usize) -> u32) {
     if let Some(m) = node.msg {
-        out.push_str(&number(m).to_string());
+        let _ = write!(out, "{}", number(m));
     }
     match node.children.as_slice() {
         [] => {}

@@ -86,7 +86,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0013_trace.sql"),
     include_str!("../migrations/sqlite/0014_quota_messages.sql"),
     include_str!("../migrations/sqlite/0015_expunged_pruned.sql"),
-    include_str!("../migrations/sqlite/0016_sort_keys.sql"),
+    include_str!("../migrations/sqlite/0016_message_keys.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.
@@ -317,10 +317,7 @@ impl SqliteStore {
                     .collect();
                 quota::check(c, &adding)?;
                 let hashes = place(c, &blobs, staged)?;
-                let (out, touched) = insert_rows(c, origin, &rows, &hashes)?;
-                for (hash, keys) in hashes.iter().zip(&keys) {
-                    sorting::put_keys(c, hash, keys)?;
-                }
+                let (out, touched) = insert_rows(c, origin, &rows, &hashes, &keys)?;
                 let claimed = claim.map(|mailbox| claim_in_tx(c, mailbox)).transpose()?;
                 Ok((out, touched, claimed))
             })
@@ -577,12 +574,7 @@ fn record_change(
 fn unlink_unreferenced(c: &Connection, blobs: &BlobStore, hashes: &str) -> Result<usize> {
     let dead: Vec<BlobHash> = all(c, UNREFERENCED, [hashes], |r| r.get(0).map(BlobHash))?;
     dead.iter().try_for_each(|h| blobs.remove(h))?;
-    let list = string_json(&dead.iter().map(|h| h.0.clone()).collect::<Vec<_>>());
-    exec(
-        c,
-        "DELETE FROM sort_keys WHERE blob IN (SELECT value FROM json_each(?1))",
-        [&list],
-    )?;
+
     Ok(dead.len())
 }
 

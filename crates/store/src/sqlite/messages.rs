@@ -403,6 +403,7 @@ pub(super) fn insert_rows(
     origin: i64,
     rows: &[NewRow],
     hashes: &[BlobHash],
+    keys: &[SortKeys],
 ) -> Result<(Vec<Appended>, Touched)> {
     let mut out = Vec::with_capacity(rows.len());
     let mut touched: Touched = Vec::new();
@@ -455,6 +456,9 @@ pub(super) fn insert_rows(
                 row.spam.as_ref().map(|n| n.score),
                 row.spam.as_ref().map(|n| n.reasons.as_str()),
             ])?;
+            if let Some(k) = keys.get(row.body) {
+                super::sorting::put_keys(c, c.last_insert_rowid(), k)?;
+            }
             out.push(Appended {
                 mailbox_id: mailbox,
                 uidvalidity,
@@ -686,9 +690,16 @@ pub(super) fn move_in_tx(
          envelope, bodystructure, spam_score, spam_reasons \
          FROM messages WHERE mailbox_id = ?4 AND uid = ?5",
     )?;
+    // The copy's keys are the original's (the same body).
+    let mut copy_keys = c.prepare_cached(
+        "INSERT INTO message_keys SELECT ?1, sent, subject, reply, from_key, to_key, cc_key, \
+         display_from, display_to, message_id, refs, sent_day, fields FROM message_keys \
+         WHERE id = (SELECT id FROM messages WHERE mailbox_id = ?2 AND uid = ?3)",
+    )?;
     for (i, uid) in source.iter().enumerate() {
         let new_uid = first + i as i64;
         copy.execute(params![to, new_uid, modseq, from, uid])?;
+        copy_keys.execute(params![c.last_insert_rowid(), from, uid])?;
         result.pairs.push((*uid, new_uid as u32));
     }
     record_training(c, from, &source, &source_box, &dest)?;

@@ -1,89 +1,96 @@
 //! The embedded store's sort keys (RFC 5256) and indexed header fields:
-//! kept per body in `sort_keys` when a body is stored, read with the
+//! kept beside each message row in `message_keys`, read with the
 //! mailbox's index rows.
 
 use super::*;
 
 impl SqliteStore {
-    /// [`Messages::sort_keys`]: one read of the index; bodies without keys
-    /// (stored before keys were kept) are read once and given theirs.
+    /// [`Messages::sort_keys`]: one read of the index; messages without
+    /// keys (stored before keys were kept) are read once and given theirs.
     pub(super) async fn read_sort_keys(
         &self,
         mailbox: MailboxId,
         parts: SortParts,
     ) -> Result<Vec<SortEntry>> {
-        let (text, threads, fields) = (parts.text, parts.threads, parts.fields);
         let rows = self
             .db
             .read(move |c| {
-                // Columns not asked for come back NULL: no text is made.
-                all(
-                    c,
-                    "SELECT m.uid, m.internal_date, m.size, \
-                     IIF(k.blob IS NULL, m.blob, NULL), k.sent, \
-                     IIF(?2 OR ?3, k.subject, NULL), k.reply, \
-                     IIF(?2, k.from_key, NULL), IIF(?2, k.to_key, NULL), \
-                     IIF(?2, k.cc_key, NULL), IIF(?2, k.display_from, NULL), \
-                     IIF(?2, k.display_to, NULL), IIF(?3, k.message_id, NULL), \
-                     IIF(?3, k.refs, NULL), k.blob IS NOT NULL, k.sent_day, \
-                     IIF(?4, k.fields, NULL) \
-                     FROM messages m LEFT JOIN sort_keys k ON k.blob = m.blob \
-                     WHERE m.mailbox_id = ?1 ORDER BY m.uid",
-                    params![mailbox, text, threads, fields],
-                    |r| {
-                        let entry = SortEntry {
-                            uid: r.get(0)?,
-                            internal_date: r.get(1)?,
-                            size: r.get::<_, i64>(2)?.max(0) as u64,
-                            keys: SortKeys {
-                                sent: r.get(4)?,
-                                subject: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
-                                reply: r.get::<_, Option<bool>>(6)?.unwrap_or(false),
-                                from: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-                                to: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
-                                cc: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
-                                display_from: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
-                                display_to: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
-                                message_id: r.get(12)?,
-                                references: r
-                                    .get::<_, Option<String>>(13)?
-                                    .unwrap_or_default()
-                                    .split(' ')
-                                    .filter(|s| !s.is_empty())
-                                    .map(str::to_string)
-                                    .collect(),
-                                sent_day: r.get::<_, Option<i64>>(15)?.map(|d| {
-                                    (d / 10_000, (d / 100 % 100) as u32, (d % 100) as u32)
-                                }),
-                                fields: r.get(16)?,
-                            },
-                        };
-                        let kept: bool = r.get(14)?;
-                        Ok((
-                            entry,
-                            (!kept).then(|| BlobHash(r.get(3).unwrap_or_default())),
-                        ))
-                    },
-                )
+                let sql = select_keys(parts);
+                let mut statement = c.prepare_cached(&sql)?;
+                let rows = statement.query_map([mailbox], |r| {
+                    let mut keys = SortKeys {
+                        sent: r.get(3)?,
+                        sent_day: r
+                            .get::<_, Option<i64>>(4)?
+                            .map(|d| (d / 10_000, (d / 100 % 100) as u32, (d % 100) as u32)),
+                        ..SortKeys::default()
+                    };
+                    // Rows without keys yet: their row id and body.
+                    let missing = match r.get::<_, Option<i64>>(5)? {
+                        Some(id) => Some((id, BlobHash(r.get(6)?))),
+                        None => None,
+                    };
+                    let mut at = 7;
+                    let mut text = |r: &rusqlite::Row<'_>| -> rusqlite::Result<String> {
+                        at += 1;
+                        Ok(r.get::<_, Option<String>>(at - 1)?.unwrap_or_default())
+                    };
+                    if parts.text || parts.threads {
+                        keys.subject = text(r)?;
+                        keys.reply = !text(r)?.is_empty();
+                    }
+                    if parts.text {
+                        keys.from = text(r)?;
+                        keys.to = text(r)?;
+                        keys.cc = text(r)?;
+                        keys.display_from = text(r)?;
+                        keys.display_to = text(r)?;
+                    }
+                    if parts.threads {
+                        keys.message_id = Some(text(r)?).filter(|m| !m.is_empty());
+                        keys.references = text(r)?
+                            .split(' ')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect();
+                    }
+                    if parts.fields {
+                        keys.fields = r.get(at)?;
+                    }
+                    let entry = SortEntry {
+                        uid: r.get(0)?,
+                        internal_date: r.get(1)?,
+                        size: r.get::<_, i64>(2)?.max(0) as u64,
+                        keys,
+                    };
+                    Ok((entry, missing))
+                })?;
+                // The entries stay where they are made (each is a few
+                // hundred bytes: 100,000 moves show up).
+                let mut entries = Vec::new();
+                let mut missing = Vec::new();
+                for row in rows {
+                    let (entry, m) = row?;
+                    if let Some((id, blob)) = m {
+                        missing.push((entries.len(), id, blob));
+                    }
+                    entries.push(entry);
+                }
+                Ok((entries, missing))
             })
             .await?;
-        let missing: Vec<(usize, BlobHash)> = rows
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (_, b))| b.clone().map(|b| (i, b)))
-            .collect();
-        let mut entries: Vec<SortEntry> = rows.into_iter().map(|(e, _)| e).collect();
+        let (mut entries, missing) = rows;
         if missing.is_empty() {
             return Ok(entries);
         }
-        // Older bodies: made from their headers now, and kept.
+        // Older messages: keys made from their headers now, and kept.
         let mut made = Vec::new();
-        for (i, blob) in missing {
+        for (i, id, blob) in missing {
             match self.read_blob(&blob).await {
                 Ok(raw) => {
                     let keys = mime::sort::sort_keys(&raw);
                     entries[i].keys = keys.clone();
-                    made.push((blob, keys));
+                    made.push((id, keys));
                 }
                 // Expunged meanwhile and collected: left with empty keys.
                 Err(e) => tracing::debug!("sort keys: body {} unreadable: {e}", blob.0),
@@ -91,8 +98,8 @@ impl SqliteStore {
         }
         self.db
             .write(move |c| {
-                for (blob, keys) in &made {
-                    put_keys(c, blob, keys)?;
+                for (id, keys) in &made {
+                    put_keys(c, *id, keys)?;
                 }
                 Ok(())
             })
@@ -101,9 +108,49 @@ impl SqliteStore {
     }
 }
 
-/// Keeps the keys of a body (once: copies share the row), while a message
-/// still holds it (a body collected meanwhile leaves no row behind).
-pub(super) fn put_keys(c: &Connection, blob: &BlobHash, k: &SortKeys) -> Result<()> {
+/// The read of [`SqliteStore::read_sort_keys`]: the columns `parts` needs
+/// and no others (turning 100,000 rows into values is most of its cost).
+/// Columns 0 to 6 always: uid, internal date, size, sent, sent day, and
+/// for a row without keys its id and body; then the asked-for ones in
+/// the order the reader takes them.
+fn select_keys(parts: SortParts) -> String {
+    let mut columns = vec![
+        "m.uid",
+        "m.internal_date",
+        "m.size",
+        "k.sent",
+        "k.sent_day",
+        "IIF(k.id IS NULL, m.id, NULL)",
+        "IIF(k.id IS NULL, m.blob, NULL)",
+    ];
+    if parts.text || parts.threads {
+        columns.extend(["k.subject", "IIF(k.reply, 'r', '')"]);
+    }
+    if parts.text {
+        columns.extend([
+            "k.from_key",
+            "k.to_key",
+            "k.cc_key",
+            "k.display_from",
+            "k.display_to",
+        ]);
+    }
+    if parts.threads {
+        columns.extend(["k.message_id", "k.refs"]);
+    }
+    if parts.fields {
+        columns.push("k.fields");
+    }
+    format!(
+        "SELECT {} FROM messages m LEFT JOIN message_keys k ON k.id = m.id \
+         WHERE m.mailbox_id = ?1 ORDER BY m.uid",
+        columns.join(", ")
+    )
+}
+
+/// Keeps the keys of the message in row `id`, if it is still there (an
+/// expunge meanwhile leaves nothing behind).
+pub(super) fn put_keys(c: &Connection, id: i64, k: &SortKeys) -> Result<()> {
     // Message IDs cannot hold spaces (RFC 5322 3.6.4), so they join by one.
     let refs: Vec<&str> = k
         .references
@@ -113,12 +160,12 @@ pub(super) fn put_keys(c: &Connection, blob: &BlobHash, k: &SortKeys) -> Result<
         .collect();
     exec(
         c,
-        "INSERT OR IGNORE INTO sort_keys (blob, sent, subject, reply, from_key, to_key, cc_key, \
+        "INSERT OR IGNORE INTO message_keys (id, sent, subject, reply, from_key, to_key, cc_key, \
          display_from, display_to, message_id, refs, sent_day, fields) \
          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 \
-         WHERE EXISTS (SELECT 1 FROM messages WHERE blob = ?1)",
+         WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?1)",
         params![
-            blob.0,
+            id,
             k.sent,
             k.subject,
             k.reply,

@@ -456,7 +456,7 @@ pub async fn expunge_records_are_pruned_and_answers_stay_right(t: T) {
     assert_eq!(t.store.prune_expunged(0, 1000).await.unwrap(), 0);
 }
 
-pub async fn sort_keys_are_kept_at_delivery_and_shared_by_copies(t: T) {
+pub async fn sort_keys_are_kept_at_delivery_and_go_with_copies(t: T) {
     let inbox = t.mailbox("INBOX").await;
     let archive = t
         .store
@@ -1352,7 +1352,7 @@ pub async fn list_pages_and_unseen_counts_read_only_what_they_show(t: T) {
 #[macro_export]
 macro_rules! every_test {
     ($open:path) => {
-        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, expunge_records_are_pruned_and_answers_stay_right, sort_keys_are_kept_at_delivery_and_shared_by_copies, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, junk_report_settings_secrets_and_single_use_links, the_trace_finds_by_address_message_id_and_time, quotas_refuse_whole_writes_and_expunge_frees_room, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
+        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, expunge_records_are_pruned_and_answers_stay_right, sort_keys_are_kept_at_delivery_and_go_with_copies, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, junk_report_settings_secrets_and_single_use_links, the_trace_finds_by_address_message_id_and_time, quotas_refuse_whole_writes_and_expunge_frees_room, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
     };
     (@each $open:path; $($name:ident),*) => {
         $(
