@@ -637,6 +637,7 @@ impl P<'_> {
             "SIZE" => StatusItem::Size,
             "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
             "APPENDLIMIT" => StatusItem::AppendLimit,
+            "DELETED-STORAGE" => StatusItem::DeletedStorage,
             other => return Err(format!("unknown STATUS item {other}")),
         })
     }
@@ -881,6 +882,19 @@ impl P<'_> {
                     SearchKey::Larger(n)
                 } else {
                     SearchKey::Smaller(n)
+                }
+            }
+            // RFC 5032: an age in seconds, against the internal date.
+            "OLDER" | "YOUNGER" => {
+                self.sp()?;
+                let n = self.number()?;
+                if n == 0 {
+                    return Err(format!("{name} needs a number of seconds above 0"));
+                }
+                if name == "OLDER" {
+                    SearchKey::Older(n)
+                } else {
+                    SearchKey::Younger(n)
                 }
             }
             "BCC" | "CC" | "FROM" | "SUBJECT" | "TO" => {

@@ -182,6 +182,8 @@ pub enum StatusItem {
     Size,
     HighestModSeq,
     AppendLimit,
+    /// RFC 9208 4.2.3: what EXPUNGE would free, in KiB.
+    DeletedStorage,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,6 +278,10 @@ pub enum SearchKey {
     SentSince(Date),
     Larger(u64),
     Smaller(u64),
+    /// WITHIN (RFC 5032): the internal date more than this many seconds ago.
+    Older(u64),
+    /// WITHIN: the internal date at most this many seconds ago.
+    Younger(u64),
     /// A header field contains the string (empty: the field exists).
     Header(String, Vec<u8>),
     Body(Vec<u8>),

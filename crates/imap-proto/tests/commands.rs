@@ -619,3 +619,17 @@ fn sort_and_thread() {
         );
     }
 }
+
+#[test]
+fn within_and_deleted_storage() {
+    assert!(matches!(
+        ok("a SEARCH OLDER 3600 YOUNGER 86400"),
+        CommandBody::Search { key: SearchKey::And(k), .. }
+            if k == vec![SearchKey::Older(3600), SearchKey::Younger(86400)]
+    ));
+    assert!(bad(b"a SEARCH YOUNGER 0").message.contains("above 0"));
+    assert!(matches!(
+        ok("a STATUS INBOX (SIZE DELETED-STORAGE)"),
+        CommandBody::Status { items, .. } if items == vec![StatusItem::Size, StatusItem::DeletedStorage]
+    ));
+}

@@ -64,7 +64,9 @@ fn needs_details(key: &SearchKey) -> bool {
         | SearchKey::On(_)
         | SearchKey::Since(_)
         | SearchKey::Larger(_)
-        | SearchKey::Smaller(_) => true,
+        | SearchKey::Smaller(_)
+        | SearchKey::Older(_)
+        | SearchKey::Younger(_) => true,
         SearchKey::And(keys) => keys.iter().any(needs_details),
         SearchKey::Or(a, b) => needs_details(a) || needs_details(b),
         SearchKey::Not(k) => needs_details(k),
@@ -244,6 +246,8 @@ impl Key {
                 SearchKey::SentOn(d) => sent_day(c).is_some_and(|s| s == d.0),
                 SearchKey::SentSince(d) => sent_day(c).is_some_and(|s| s >= d.0),
                 SearchKey::Larger(n) => c.details.is_some_and(|d| d.size > *n),
+                SearchKey::Older(n) => age(c).is_some_and(|a| a > *n as i64),
+                SearchKey::Younger(n) => age(c).is_some_and(|a| a <= *n as i64),
                 SearchKey::Smaller(n) => c.details.is_some_and(|d| d.size < *n),
                 // Built into other variants above.
                 _ => false,
@@ -261,6 +265,11 @@ fn has_flag(m: &Entry, f: &str) -> bool {
 
 fn folded(needle: &[u8]) -> String {
     fold(&String::from_utf8_lossy(needle))
+}
+
+/// Seconds since the internal date (WITHIN, RFC 5032).
+fn age(c: &Ctx) -> Option<i64> {
+    Some(store::unix_now() - c.details?.internal_date.unix)
 }
 
 /// The internal date's day, in the zone it was given in.

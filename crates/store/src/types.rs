@@ -505,6 +505,9 @@ pub struct MailboxStatus {
     pub deleted: u32,
     pub recent: u32,
     pub size: u64,
+    /// Octets of the messages with \Deleted: what EXPUNGE would free
+    /// (STATUS DELETED-STORAGE, RFC 9208 4.2.3 of the QUOTA extension).
+    pub deleted_size: u64,
 }
 
 /// Where COPY or MOVE put the messages (for COPYUID, RFC 4315).

@@ -70,6 +70,8 @@ const CAPABILITIES: &[Capability] = &[
     cap("LIST-EXTENDED"),
     cap("LIST-STATUS"),
     cap("ESEARCH"),
+    cap("WITHIN"),
+    cap("STATUS=SIZE"),
     cap("SORT"),
     cap("SORT=DISPLAY"),
     cap("ESORT"),

@@ -385,6 +385,10 @@ impl Session {
                 StatusItem::Size => format!("SIZE {}", s.size),
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", m.highestmodseq.max(1)),
                 StatusItem::AppendLimit => format!("APPENDLIMIT {MAX_MESSAGE_SIZE}"),
+                // In the STORAGE resource's unit, 1024 octets, rounded up.
+                StatusItem::DeletedStorage => {
+                    format!("DELETED-STORAGE {}", s.deleted_size.div_ceil(1024))
+                }
             })
             .collect();
         let mut line = b"* STATUS ".to_vec();

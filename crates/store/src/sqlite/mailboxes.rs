@@ -149,7 +149,8 @@ impl Mailboxes for SqliteStore {
                      COALESCE(SUM((m.flags & 1) = 0), 0), \
                      COALESCE(SUM((m.flags & 8) != 0), 0), \
                      COALESCE(SUM(m.uid >= b.first_recent), 0), \
-                     COALESCE(SUM(m.size), 0) \
+                     COALESCE(SUM(m.size), 0), \
+                     COALESCE(SUM(IIF((m.flags & 8) != 0, m.size, 0)), 0) \
                      FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id WHERE b.id = ?1",
                     [mailbox],
                     |r| {
@@ -159,6 +160,7 @@ impl Mailboxes for SqliteStore {
                             deleted: r.get(2)?,
                             recent: r.get(3)?,
                             size: r.get::<_, i64>(4)? as u64,
+                            deleted_size: r.get::<_, i64>(5)?.max(0) as u64,
                         })
                     },
                 )?
