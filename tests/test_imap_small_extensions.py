@@ -66,3 +66,60 @@ def test_within_and_status_sizes(server):
     r.cmd("EXPUNGE")
     untagged, _ = r.cmd("STATUS INBOX (SIZE DELETED-STORAGE)")
     assert one(untagged, "* STATUS") == f"* STATUS INBOX (SIZE {len(new)} DELETED-STORAGE 0)"
+
+
+def ids(untagged, name):
+    """{uid: the object ID} of FETCH lines carrying `name`."""
+    import re
+    out = {}
+    for l in untagged:
+        m = re.search(rb"UID (\d+)", l)
+        v = re.search(name.encode() + rb" (\(([A-Za-z0-9_-]+)\)|NIL)", l)
+        if m and v:
+            out[int(m.group(1))] = v.group(2).decode() if v.group(2) else None
+    return out
+
+
+def test_object_ids(server):
+    """OBJECTID (RFC 8474): MAILBOXID from CREATE, SELECT and STATUS, the
+    same after RENAME and new for a mailbox made again; EMAILID the same
+    for a copy; THREADID shared by a message and its replies; SEARCH by
+    either."""
+    import re
+    r = session(server, enable=False)
+    untagged, _ = r.cmd("CAPABILITY")
+    assert b" OBJECTID" in untagged[0]
+    _, ok = r.cmd("CREATE Projects")
+    made = re.search(rb"\[MAILBOXID \(([A-Za-z0-9_-]+)\)\]", ok).group(1).decode()
+    untagged, _ = r.cmd("STATUS Projects (MAILBOXID)")
+    assert one(untagged, "* STATUS") == f"* STATUS \"Projects\" (MAILBOXID ({made}))"
+    r.cmd("RENAME Projects Work")
+    untagged, _ = r.cmd("EXAMINE Work")
+    assert f"* OK [MAILBOXID ({made})]".encode() in b"".join(untagged), untagged
+    r.cmd("CLOSE")
+    r.cmd("DELETE Work")
+    _, ok = r.cmd("CREATE Work")
+    assert made.encode() not in ok, ok
+
+    append(r, "Message-ID: <root@x>\r\nSubject: plan\r\n\r\nfirst\r\n")
+    append(r, "Message-ID: <reply@x>\r\nReferences: <root@x>\r\nSubject: Re: plan\r\n\r\nsecond\r\n")
+    append(r, "Message-ID: <other@x>\r\nSubject: lunch\r\n\r\nthird\r\n")
+    append(r, "Subject: no id at all\r\n\r\nfourth\r\n")
+    r.cmd("SELECT INBOX")
+    r.cmd("UID COPY 1 Work")
+    untagged, _ = r.cmd("UID FETCH 1:* (EMAILID THREADID)")
+    emails, threads = ids(untagged, "EMAILID"), ids(untagged, "THREADID")
+    assert len(set(emails.values())) == 4, emails
+    assert threads[1] == threads[2] != threads[3], threads
+    assert threads[4] and threads[4] not in (threads[1], threads[3]), threads
+    untagged, _ = r.cmd(f"UID SEARCH EMAILID {emails[3]}")
+    assert one(untagged, "* SEARCH") == "* SEARCH 3"
+    untagged, _ = r.cmd(f"UID SEARCH THREADID {threads[1]}")
+    assert one(untagged, "* SEARCH") == "* SEARCH 1 2"
+    _, ok = r.cmd("UID SEARCH EMAILID bad.id")
+    assert b" BAD " in ok, ok
+    # The copy keeps its EMAILID and THREADID.
+    r.cmd("SELECT Work")
+    untagged, _ = r.cmd("UID FETCH 1 (EMAILID THREADID)")
+    assert ids(untagged, "EMAILID") == {1: emails[1]}, untagged
+    assert ids(untagged, "THREADID") == {1: threads[1]}, untagged

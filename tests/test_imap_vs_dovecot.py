@@ -35,6 +35,12 @@ SESSION = FIXTURES / "imap_session.jsonl"
 # only: if Satchel ever sent one, the diff would show it.
 DOVECOT_ONLY_CODES = {"HIGHESTMODSEQ", "NOMODSEQ"}
 
+# Response codes only Satchel sends, for extensions Dovecot 2.3 does not
+# offer (OBJECTID, RFC 8474: MAILBOXID on SELECT, EXAMINE and CREATE).
+# Dropped from Satchel's side only, and only these: everything else it
+# sends is still compared.
+SATCHEL_ONLY_CODES = {"MAILBOXID"}
+
 # RFC 5530 response codes are optional ("MAY"); Dovecot leaves NONEXISTENT
 # out of its SELECT and STATUS refusals (though it sends it for DELETE).
 # When Dovecot's line has no code at all and Satchel's has one of these, the
@@ -268,7 +274,8 @@ class Side:
     def response(self, r):
         if r[0] == "STATUS":
             _, tag, word, code, args = r
-            if self.name == "dovecot" and code in DOVECOT_ONLY_CODES:
+            if (self.name == "dovecot" and code in DOVECOT_ONLY_CODES) or (
+                    self.name == "satchel" and code in SATCHEL_ONLY_CODES):
                 if tag == "*" and word == "OK":
                     return None  # the whole line is that code and free text
                 code, args = None, ()

@@ -638,6 +638,7 @@ impl P<'_> {
             "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
             "APPENDLIMIT" => StatusItem::AppendLimit,
             "DELETED-STORAGE" => StatusItem::DeletedStorage,
+            "MAILBOXID" => StatusItem::MailboxId,
             other => return Err(format!("unknown STATUS item {other}")),
         })
     }
@@ -884,6 +885,25 @@ impl P<'_> {
                     SearchKey::Smaller(n)
                 }
             }
+            // RFC 8474 6: objectid = 1*255(ALPHA / DIGIT / "_" / "-").
+            "EMAILID" | "THREADID" => {
+                self.sp()?;
+                let id = String::from_utf8_lossy(self.atom()?).into_owned();
+                if id.len() > 255
+                    || !id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                {
+                    return Err(format!(
+                        "{name} takes an object ID (letters, digits, _ and -)"
+                    ));
+                }
+                if name == "EMAILID" {
+                    SearchKey::EmailId(id)
+                } else {
+                    SearchKey::ThreadId(id)
+                }
+            }
             // RFC 5032: an age in seconds, against the internal date.
             "OLDER" | "YOUNGER" => {
                 self.sp()?;
@@ -1095,6 +1115,8 @@ impl P<'_> {
             "BODYSTRUCTURE" => FetchAttr::BodyStructure,
             "UID" => FetchAttr::Uid,
             "MODSEQ" => FetchAttr::ModSeq,
+            "EMAILID" => FetchAttr::EmailId,
+            "THREADID" => FetchAttr::ThreadId,
             "BODY" if self.peek() != Some(b'[') => FetchAttr::Body,
             "BODY" | "BODY.PEEK" => {
                 let section = self.section()?;

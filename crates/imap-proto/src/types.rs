@@ -184,6 +184,8 @@ pub enum StatusItem {
     AppendLimit,
     /// RFC 9208 4.2.3: what EXPUNGE would free, in KiB.
     DeletedStorage,
+    /// RFC 8474 4.2: the mailbox's ID.
+    MailboxId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,6 +284,9 @@ pub enum SearchKey {
     Older(u64),
     /// WITHIN: the internal date at most this many seconds ago.
     Younger(u64),
+    /// OBJECTID (RFC 8474 6): the message with this EMAILID or THREADID.
+    EmailId(String),
+    ThreadId(String),
     /// A header field contains the string (empty: the field exists).
     Header(String, Vec<u8>),
     Body(Vec<u8>),
@@ -302,6 +307,9 @@ pub enum FetchAttr {
     BodyStructure,
     Uid,
     ModSeq,
+    /// OBJECTID (RFC 8474): the message's and its thread's IDs.
+    EmailId,
+    ThreadId,
     /// BODY[section]<partial> and BODY.PEEK[...].
     Section {
         section: Section,

@@ -629,7 +629,25 @@ fn within_and_deleted_storage() {
     ));
     assert!(bad(b"a SEARCH YOUNGER 0").message.contains("above 0"));
     assert!(matches!(
-        ok("a STATUS INBOX (SIZE DELETED-STORAGE)"),
-        CommandBody::Status { items, .. } if items == vec![StatusItem::Size, StatusItem::DeletedStorage]
+        ok("a STATUS INBOX (SIZE DELETED-STORAGE MAILBOXID)"),
+        CommandBody::Status { items, .. }
+            if items == vec![StatusItem::Size, StatusItem::DeletedStorage, StatusItem::MailboxId]
     ));
+}
+
+#[test]
+fn object_ids() {
+    assert!(matches!(
+        ok("a UID FETCH 1:* (EMAILID THREADID)"),
+        CommandBody::Fetch { items, .. } if items == vec![FetchAttr::EmailId, FetchAttr::ThreadId]
+    ));
+    assert!(matches!(
+        ok("a SEARCH EMAILID M6d99ac3275bb4e THREADID T64b4_78a-7"),
+        CommandBody::Search { key: SearchKey::And(k), .. }
+            if k == vec![
+                SearchKey::EmailId("M6d99ac3275bb4e".into()),
+                SearchKey::ThreadId("T64b4_78a-7".into()),
+            ]
+    ));
+    assert!(bad(b"a SEARCH EMAILID a.b").message.contains("object ID"));
 }

@@ -27,6 +27,8 @@ pub struct Needs {
     /// most common FETCH; the rest of the message is neither served nor
     /// parsed.
     pub header_only: bool,
+    /// THREADID: the kept thread keys.
+    pub threads: bool,
 }
 
 pub fn needs(items: &[FetchAttr]) -> Needs {
@@ -36,6 +38,7 @@ pub fn needs(items: &[FetchAttr]) -> Needs {
         body: false,
         sets_seen: false,
         header_only: false,
+        threads: false,
     };
     let mut beyond_header = false;
     for item in items {
@@ -66,7 +69,14 @@ pub fn needs(items: &[FetchAttr]) -> Needs {
                 n.sets_seen |= !peek;
             }
             FetchAttr::BinarySize(_) => n.body = true,
-            FetchAttr::InternalDate | FetchAttr::Rfc822Size => n.details = true,
+            FetchAttr::InternalDate | FetchAttr::Rfc822Size | FetchAttr::EmailId => {
+                n.details = true
+            }
+            // A message without Message-ID is named after its body.
+            FetchAttr::ThreadId => {
+                n.threads = true;
+                n.details = true;
+            }
             _ => {}
         }
     }
@@ -144,6 +154,8 @@ pub struct Message<'a> {
     pub recent: bool,
     pub views: Option<&'a MessageCache>,
     pub body: Option<&'a Loaded>,
+    /// Its THREADID, when asked for (None: NIL).
+    pub thread: Option<&'a str>,
 }
 
 /// Writes `* seq FETCH (...)`. `uid_first` puts UID in front (UID FETCH
@@ -195,6 +207,20 @@ pub fn write(
             FetchAttr::ModSeq => {
                 sep(out);
                 out.extend_from_slice(format!("MODSEQ ({})", m.meta.modseq).as_bytes());
+            }
+            FetchAttr::EmailId => {
+                sep(out);
+                let blob = &m.details.ok_or_else(|| NO_DETAILS.to_string())?.blob;
+                out.extend_from_slice(
+                    format!("EMAILID ({})", crate::objectid::email_id(blob)).as_bytes(),
+                );
+            }
+            FetchAttr::ThreadId => {
+                sep(out);
+                match m.thread {
+                    Some(t) => out.extend_from_slice(format!("THREADID ({t})").as_bytes()),
+                    None => out.extend_from_slice(b"THREADID NIL"),
+                }
             }
             FetchAttr::Envelope => {
                 sep(out);

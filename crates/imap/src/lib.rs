@@ -3,6 +3,7 @@
 
 mod fetch;
 mod list;
+mod objectid;
 mod search;
 mod session;
 mod sort;

@@ -31,10 +31,24 @@ fn needs_content(key: &SearchKey) -> bool {
 fn needs_keys(key: &SearchKey) -> bool {
     match key {
         SearchKey::Header(field, _) => indexed(field),
-        SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_) => true,
+        SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_)
+        | SearchKey::ThreadId(_) => true,
         SearchKey::And(keys) => keys.iter().any(needs_keys),
         SearchKey::Or(a, b) => needs_keys(a) || needs_keys(b),
         SearchKey::Not(k) => needs_keys(k),
+        _ => false,
+    }
+}
+
+/// Whether any part of `key` names a THREADID (RFC 8474 6).
+fn needs_threads(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::ThreadId(_) => true,
+        SearchKey::And(keys) => keys.iter().any(needs_threads),
+        SearchKey::Or(a, b) => needs_threads(a) || needs_threads(b),
+        SearchKey::Not(k) => needs_threads(k),
         _ => false,
     }
 }
@@ -66,7 +80,9 @@ fn needs_details(key: &SearchKey) -> bool {
         | SearchKey::Larger(_)
         | SearchKey::Smaller(_)
         | SearchKey::Older(_)
-        | SearchKey::Younger(_) => true,
+        | SearchKey::Younger(_)
+        | SearchKey::EmailId(_)
+        | SearchKey::ThreadId(_) => true,
         SearchKey::And(keys) => keys.iter().any(needs_details),
         SearchKey::Or(a, b) => needs_details(a) || needs_details(b),
         SearchKey::Not(k) => needs_details(k),
@@ -102,6 +118,7 @@ pub async fn run(
     let keys: Vec<SortEntry> = if with_keys {
         let parts = SortParts {
             fields,
+            threads: needs_threads(key),
             ..SortParts::default()
         };
         store
@@ -247,6 +264,12 @@ impl Key {
                 SearchKey::SentSince(d) => sent_day(c).is_some_and(|s| s >= d.0),
                 SearchKey::Larger(n) => c.details.is_some_and(|d| d.size > *n),
                 SearchKey::Older(n) => age(c).is_some_and(|a| a > *n as i64),
+                SearchKey::EmailId(id) => c
+                    .details
+                    .is_some_and(|d| crate::objectid::email_id(&d.blob) == *id),
+                SearchKey::ThreadId(id) => c.kept.is_some_and(|k| {
+                    crate::objectid::thread_id(k, c.details.map(|d| &d.blob)).as_ref() == Some(id)
+                }),
                 SearchKey::Younger(n) => age(c).is_some_and(|a| a <= *n as i64),
                 SearchKey::Smaller(n) => c.details.is_some_and(|d| d.size < *n),
                 // Built into other variants above.

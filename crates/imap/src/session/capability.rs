@@ -71,6 +71,7 @@ const CAPABILITIES: &[Capability] = &[
     cap("LIST-STATUS"),
     cap("ESEARCH"),
     cap("WITHIN"),
+    cap("OBJECTID"),
     cap("STATUS=SIZE"),
     cap("SORT"),
     cap("SORT=DISPLAY"),

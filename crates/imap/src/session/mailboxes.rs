@@ -80,6 +80,11 @@ impl Session {
                 "* OK [UIDNEXT {}] Predicted next UID.",
                 view.mailbox.uidnext
             ),
+            // RFC 8474 4.1.
+            format!(
+                "* OK [MAILBOXID ({})] Ok",
+                crate::objectid::mailbox_id(&view.mailbox)
+            ),
         ];
         // RFC 7162 3.1.2.1, once CONDSTORE is on (SELECT (CONDSTORE)
         // turned it on before this), as the reference Dovecot answers.
@@ -145,7 +150,11 @@ impl Session {
             .create_mailbox(self.account_id(), &name, use_attr)
             .await
         {
-            Ok(_) => ok("CREATE completed."),
+            // RFC 8474 4.1: the new mailbox's ID.
+            Ok(m) => ok_code(
+                format!("MAILBOXID ({})", crate::objectid::mailbox_id(&m)),
+                "CREATE completed.",
+            ),
             Err(e) => store_failure(e),
         }
     }
@@ -389,6 +398,7 @@ impl Session {
                 StatusItem::DeletedStorage => {
                     format!("DELETED-STORAGE {}", s.deleted_size.div_ceil(1024))
                 }
+                StatusItem::MailboxId => format!("MAILBOXID ({})", crate::objectid::mailbox_id(m)),
             })
             .collect();
         let mut line = b"* STATUS ".to_vec();

@@ -253,6 +253,26 @@ impl Session {
         } else {
             HashMap::new()
         };
+        // THREADID (RFC 8474): from the kept thread keys of the mailbox.
+        let threads: HashMap<u32, String> = if needs.threads {
+            let parts = store::SortParts {
+                threads: true,
+                ..Default::default()
+            };
+            let wanted: HashSet<u32> = indexes.iter().map(|&i| view.messages[i].uid).collect();
+            store
+                .sort_keys(view.mailbox.id, parts)
+                .await?
+                .into_iter()
+                .filter(|e| wanted.contains(&e.uid))
+                .filter_map(|e| {
+                    let blob = details.get(&e.uid).map(|d| &d.blob);
+                    crate::objectid::thread_id(&e.keys, blob).map(|t| (e.uid, t))
+                })
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let mut missing = false;
         let total = selection.len();
         // Bodies are read a batch ahead, in one trip to the disk threads;
@@ -299,6 +319,7 @@ impl Session {
                 recent: !rev2 && view.recent.contains(&meta.uid),
                 views: cache,
                 body: loaded.as_ref(),
+                thread: threads.get(&meta.uid).map(String::as_str),
             };
             let mut out = Vec::new();
             if let Err(e) =
