@@ -123,3 +123,45 @@ def test_object_ids(server):
     untagged, _ = r.cmd("UID FETCH 1 (EMAILID THREADID)")
     assert ids(untagged, "EMAILID") == {1: emails[1]}, untagged
     assert ids(untagged, "THREADID") == {1: threads[1]}, untagged
+
+
+def test_savedate(server):
+    """SAVEDATE (RFC 8514): when the message came into this mailbox, not
+    its internal date; SAVEDBEFORE/ON/SINCE by that day (UTC),
+    SAVEDATESUPPORTED; messages saved before the date was kept answer
+    their internal date."""
+    import re
+    import sqlite3
+    r = session(server, enable=False)
+    untagged, _ = r.cmd("CAPABILITY")
+    assert b" SAVEDATE" in untagged[0]
+    long_ago = datetime.datetime(2020, 5, 17, 12, 0, tzinfo=datetime.timezone.utc)
+    before = datetime.datetime.now(datetime.timezone.utc)
+    append(r, "Subject: old\r\n\r\nold\r\n", long_ago)
+    r.cmd("SELECT INBOX")
+    untagged, _ = r.cmd("UID FETCH 1 (INTERNALDATE SAVEDATE)")
+    line = untagged[0].decode()
+    assert 'INTERNALDATE "17-May-2020 12:00:00 +0000"' in line, line
+    saved = re.search(r'SAVEDATE "[ 0]?(\d+-\w+-\d+) \d\d:\d\d:\d\d \+0000"\)', line).group(1)
+    # The day it was saved (the append may straddle midnight UTC).
+    days = {t.strftime("%-d-%b-%Y") for t in (before, datetime.datetime.now(datetime.timezone.utc))}
+    assert saved in days, line
+    day = saved
+    for key, hit in [("SAVEDON", True), ("SAVEDSINCE", True), ("SAVEDBEFORE", False)]:
+        untagged, _ = r.cmd(f"UID SEARCH {key} {day}")
+        assert one(untagged, "* SEARCH") == ("* SEARCH 1" if hit else "* SEARCH"), (key, untagged)
+    untagged, _ = r.cmd("UID SEARCH SAVEDBEFORE 1-Jan-2021")
+    assert one(untagged, "* SEARCH") == "* SEARCH", "the internal date is not the save date"
+    untagged, _ = r.cmd("UID SEARCH SAVEDATESUPPORTED")
+    assert one(untagged, "* SEARCH") == "* SEARCH 1"
+    r.cmd("LOGOUT")
+    server.stop()
+    db = sqlite3.connect(server.data / "index.sqlite")
+    db.execute("UPDATE messages SET saved_at = NULL")
+    db.commit()
+    db.close()
+    server.start()
+    r = session(server, enable=False)
+    r.cmd("SELECT INBOX")
+    untagged, _ = r.cmd("UID FETCH 1 (SAVEDATE)")
+    assert b'SAVEDATE "17-May-2020 12:00:00 +0000"' in untagged[0], untagged

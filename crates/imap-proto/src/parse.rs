@@ -864,10 +864,16 @@ impl P<'_> {
                     SearchKey::Unflag(k)
                 }
             }
-            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
+            // RFC 8514 5: every mailbox here keeps save dates.
+            "SAVEDATESUPPORTED" => SearchKey::SaveDateSupported,
+            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" | "SAVEDBEFORE"
+            | "SAVEDON" | "SAVEDSINCE" => {
                 self.sp()?;
                 let d = self.date()?;
                 match name.as_str() {
+                    "SAVEDBEFORE" => SearchKey::SavedBefore(d),
+                    "SAVEDON" => SearchKey::SavedOn(d),
+                    "SAVEDSINCE" => SearchKey::SavedSince(d),
                     "BEFORE" => SearchKey::Before(d),
                     "ON" => SearchKey::On(d),
                     "SINCE" => SearchKey::Since(d),
@@ -1116,6 +1122,7 @@ impl P<'_> {
             "UID" => FetchAttr::Uid,
             "MODSEQ" => FetchAttr::ModSeq,
             "EMAILID" => FetchAttr::EmailId,
+            "SAVEDATE" => FetchAttr::SaveDate,
             "THREADID" => FetchAttr::ThreadId,
             "BODY" if self.peek() != Some(b'[') => FetchAttr::Body,
             "BODY" | "BODY.PEEK" => {

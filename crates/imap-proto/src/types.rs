@@ -287,6 +287,11 @@ pub enum SearchKey {
     /// OBJECTID (RFC 8474 6): the message with this EMAILID or THREADID.
     EmailId(String),
     ThreadId(String),
+    /// SAVEDATE (RFC 8514 5): the save date's day (UTC).
+    SavedBefore(Date),
+    SavedOn(Date),
+    SavedSince(Date),
+    SaveDateSupported,
     /// A header field contains the string (empty: the field exists).
     Header(String, Vec<u8>),
     Body(Vec<u8>),
@@ -310,6 +315,8 @@ pub enum FetchAttr {
     /// OBJECTID (RFC 8474): the message's and its thread's IDs.
     EmailId,
     ThreadId,
+    /// RFC 8514: when the message was saved into this mailbox.
+    SaveDate,
     /// BODY[section]<partial> and BODY.PEEK[...].
     Section {
         section: Section,

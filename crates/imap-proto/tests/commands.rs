@@ -651,3 +651,29 @@ fn object_ids() {
     ));
     assert!(bad(b"a SEARCH EMAILID a.b").message.contains("object ID"));
 }
+
+#[test]
+fn savedate() {
+    assert!(matches!(
+        ok("a FETCH 1 (SAVEDATE)"),
+        CommandBody::Fetch { items, .. } if items == vec![FetchAttr::SaveDate]
+    ));
+    let CommandBody::Search {
+        key: SearchKey::And(k),
+        ..
+    } = ok(
+        "a SEARCH SAVEDBEFORE 1-Feb-2024 SAVEDON 2-Feb-2024 SAVEDSINCE 3-Feb-2024 SAVEDATESUPPORTED",
+    )
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        k.as_slice(),
+        [
+            SearchKey::SavedBefore(_),
+            SearchKey::SavedOn(_),
+            SearchKey::SavedSince(_),
+            SearchKey::SaveDateSupported
+        ]
+    ));
+}

@@ -69,9 +69,10 @@ pub fn needs(items: &[FetchAttr]) -> Needs {
                 n.sets_seen |= !peek;
             }
             FetchAttr::BinarySize(_) => n.body = true,
-            FetchAttr::InternalDate | FetchAttr::Rfc822Size | FetchAttr::EmailId => {
-                n.details = true
-            }
+            FetchAttr::InternalDate
+            | FetchAttr::Rfc822Size
+            | FetchAttr::EmailId
+            | FetchAttr::SaveDate => n.details = true,
             // A message without Message-ID is named after its body.
             FetchAttr::ThreadId => {
                 n.threads = true;
@@ -214,6 +215,11 @@ pub fn write(
                 out.extend_from_slice(
                     format!("EMAILID ({})", crate::objectid::email_id(blob)).as_bytes(),
                 );
+            }
+            FetchAttr::SaveDate => {
+                sep(out);
+                let saved = m.details.ok_or_else(|| NO_DETAILS.to_string())?.saved_at;
+                out.extend_from_slice(format!("SAVEDATE {}", date_time(saved, 0)).as_bytes());
             }
             FetchAttr::ThreadId => {
                 sep(out);

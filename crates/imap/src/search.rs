@@ -82,7 +82,10 @@ fn needs_details(key: &SearchKey) -> bool {
         | SearchKey::Older(_)
         | SearchKey::Younger(_)
         | SearchKey::EmailId(_)
-        | SearchKey::ThreadId(_) => true,
+        | SearchKey::ThreadId(_)
+        | SearchKey::SavedBefore(_)
+        | SearchKey::SavedOn(_)
+        | SearchKey::SavedSince(_) => true,
         SearchKey::And(keys) => keys.iter().any(needs_details),
         SearchKey::Or(a, b) => needs_details(a) || needs_details(b),
         SearchKey::Not(k) => needs_details(k),
@@ -264,6 +267,10 @@ impl Key {
                 SearchKey::SentSince(d) => sent_day(c).is_some_and(|s| s >= d.0),
                 SearchKey::Larger(n) => c.details.is_some_and(|d| d.size > *n),
                 SearchKey::Older(n) => age(c).is_some_and(|a| a > *n as i64),
+                SearchKey::SavedBefore(d) => saved_day(c).is_some_and(|day| day < d.0),
+                SearchKey::SavedOn(d) => saved_day(c).is_some_and(|day| day == d.0),
+                SearchKey::SavedSince(d) => saved_day(c).is_some_and(|day| day >= d.0),
+                SearchKey::SaveDateSupported => true,
                 SearchKey::EmailId(id) => c
                     .details
                     .is_some_and(|d| crate::objectid::email_id(&d.blob) == *id),
@@ -288,6 +295,11 @@ fn has_flag(m: &Entry, f: &str) -> bool {
 
 fn folded(needle: &[u8]) -> String {
     fold(&String::from_utf8_lossy(needle))
+}
+
+/// The save date's day, in UTC (RFC 8514).
+fn saved_day(c: &Ctx) -> Option<i64> {
+    Some(c.details?.saved_at.div_euclid(86400))
 }
 
 /// Seconds since the internal date (WITHIN, RFC 5032).

@@ -87,6 +87,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0014_quota_messages.sql"),
     include_str!("../migrations/sqlite/0015_expunged_pruned.sql"),
     include_str!("../migrations/sqlite/0016_message_keys.sql"),
+    include_str!("../migrations/sqlite/0017_saved_at.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.
@@ -452,8 +453,8 @@ use select_mailboxes;
 macro_rules! select_messages {
     ($rest:literal) => {
         concat!(
-            "SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob \
-             FROM messages ",
+            "SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob, \
+             COALESCE(saved_at, internal_date) FROM messages ",
             $rest
         )
     };

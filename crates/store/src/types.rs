@@ -385,6 +385,9 @@ pub struct MessageMeta {
     pub internal_date: InternalDate,
     pub size: u64,
     pub blob: BlobHash,
+    /// Unix seconds it was saved into this mailbox (SAVEDATE, RFC 8514);
+    /// the internal date for messages saved before that was kept.
+    pub saved_at: i64,
 }
 
 /// What a flag update does.

@@ -72,6 +72,7 @@ const CAPABILITIES: &[Capability] = &[
     cap("ESEARCH"),
     cap("WITHIN"),
     cap("OBJECTID"),
+    cap("SAVEDATE"),
     cap("STATUS=SIZE"),
     cap("SORT"),
     cap("SORT=DISPLAY"),

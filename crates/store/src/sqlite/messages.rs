@@ -365,6 +365,7 @@ pub(super) fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Messag
         },
         size: r.get::<_, i64>(6)? as u64,
         blob: BlobHash(r.get(7)?),
+        saved_at: r.get(8)?,
     })
 }
 
@@ -426,14 +427,15 @@ pub(super) fn insert_rows(
             .ok_or_else(|| Error::NoMailbox(format!("#{mailbox}")))?;
         let first_uid = uidnext - n;
         let first_modseq = highest - n + 1;
+        let saved_at = unix_now();
         // The last UID handed out must leave UIDNEXT within 32 bits.
         if first_uid + n > u32::MAX as i64 {
             return Err(Error::UidsExhausted(name));
         }
         let mut insert = c.prepare_cached(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
-             internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons, saved_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
         for (i, row) in rows[start..start + run].iter().enumerate() {
             let uid = first_uid + i as i64;
@@ -455,6 +457,7 @@ pub(super) fn insert_rows(
                 row.cache.bodystructure,
                 row.spam.as_ref().map(|n| n.score),
                 row.spam.as_ref().map(|n| n.reasons.as_str()),
+                saved_at,
             ])?;
             if let Some(k) = keys.get(row.body) {
                 super::sorting::put_keys(c, c.last_insert_rowid(), k)?;
@@ -685,9 +688,9 @@ pub(super) fn move_in_tx(
     }
     let mut copy = c.prepare_cached(
         "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
-         internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons) \
+         internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons, saved_at) \
          SELECT ?1, ?2, ?3, flags, keywords, internal_date, internal_tz, size, blob, \
-         envelope, bodystructure, spam_score, spam_reasons \
+         envelope, bodystructure, spam_score, spam_reasons, ?6 \
          FROM messages WHERE mailbox_id = ?4 AND uid = ?5",
     )?;
     // The copy's keys are the original's (the same body).
@@ -698,7 +701,7 @@ pub(super) fn move_in_tx(
     )?;
     for (i, uid) in source.iter().enumerate() {
         let new_uid = first + i as i64;
-        copy.execute(params![to, new_uid, modseq, from, uid])?;
+        copy.execute(params![to, new_uid, modseq, from, uid, unix_now()])?;
         copy_keys.execute(params![c.last_insert_rowid(), from, uid])?;
         result.pairs.push((*uid, new_uid as u32));
     }
@@ -787,7 +790,7 @@ impl Drop for Leader {
 
 /// The changes of `mailbox` after `modseq`, read now, in one statement,
 /// so the three answers come from one snapshot (sessions ask after every
-/// change to their mailbox). The last column, `kind`: 0 the mailbox
+/// change to their mailbox). The last column (the tenth), `kind`: 0 the mailbox
 /// (HIGHESTMODSEQ and UIDNEXT in the first columns); 1 a message changed
 /// or added; 2 a message expunged.
 pub(super) fn read_changes(
@@ -796,13 +799,14 @@ pub(super) fn read_changes(
     modseq: u64,
 ) -> Result<MailboxDelta> {
     let mut statement = c.prepare_cached(
-        "SELECT highestmodseq, uidnext, vanished_floor, '', 0, 0, 0, '', 0 AS kind \
+        "SELECT highestmodseq, uidnext, vanished_floor, '', 0, 0, 0, '', 0, 0 AS kind \
          FROM mailboxes WHERE id = ?1 \
          UNION ALL \
-         SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob, 1 \
+         SELECT uid, modseq, flags, keywords, internal_date, internal_tz, size, blob, \
+         COALESCE(saved_at, internal_date), 1 \
          FROM messages WHERE mailbox_id = ?1 AND modseq > ?2 \
          UNION ALL \
-         SELECT uid, 0, 0, '', 0, 0, 0, '', 2 FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 \
+         SELECT uid, 0, 0, '', 0, 0, 0, '', 0, 2 FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 \
          ORDER BY kind, 1",
     )?;
     let mut rows = statement.query(params![mailbox, modseq as i64])?;
@@ -810,7 +814,7 @@ pub(super) fn read_changes(
     let mut changed = Vec::new();
     let mut expunged = Vec::new();
     while let Some(r) = rows.next()? {
-        match r.get::<_, i64>(8)? {
+        match r.get::<_, i64>(9)? {
             0 => {
                 delta = Some((
                     r.get::<_, i64>(0)? as u64,
