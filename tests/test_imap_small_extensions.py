@@ -165,3 +165,40 @@ def test_savedate(server):
     r.cmd("SELECT INBOX")
     untagged, _ = r.cmd("UID FETCH 1 (SAVEDATE)")
     assert b'SAVEDATE "17-May-2020 12:00:00 +0000"' in untagged[0], untagged
+
+
+def test_preview(server):
+    """PREVIEW (RFC 8970): the first text of the body, made at delivery
+    (plain text, HTML made plain, white space collapsed, at most 200
+    characters), NIL for a message without text; (LAZY) gives the same;
+    a copy keeps it; UTF-8 comes as a literal."""
+    r = session(server, enable=False)
+    untagged, _ = r.cmd("CAPABILITY")
+    assert b" PREVIEW" in untagged[0]
+    server.deliver(ALICE, "Subject: plain\r\n\r\nHello   Alice,\r\n\r\nthe   report is ready.\r\n")
+    append(r, "Content-Type: text/html; charset=utf-8\r\nSubject: html\r\n\r\n"
+              "<html><body><p>Menu <b>du jour</b></p></body></html>\r\n")
+    append(r, "Content-Type: application/pdf\r\nSubject: pdf\r\n\r\n%PDF-1.4\r\n")
+    append(r, "Subject: long\r\n\r\n" + "lorem ipsum " * 100 + "\r\n")
+    r.cmd("SELECT INBOX")
+    untagged, _ = r.cmd("UID FETCH 1:4 (PREVIEW)")
+    lines = b"".join(untagged).decode()
+    assert 'PREVIEW "Hello Alice, the report is ready.")' in lines, lines
+    assert 'PREVIEW "Menu du jour")' in lines, lines
+    assert "UID 3 PREVIEW NIL)" in lines, lines
+    long = [l for l in untagged if l.startswith(b"* 4 ")][0].decode()
+    text = long.split('PREVIEW "', 1)[1].rsplit('"', 1)[0]
+    assert len(text) <= 200 and text.startswith("lorem ipsum lorem"), long
+    untagged2, _ = r.cmd("UID FETCH 1:4 (PREVIEW (LAZY))")
+    assert untagged2 == untagged
+    r.cmd("UID COPY 2 Trash")
+    r.cmd("SELECT Trash")
+    untagged, _ = r.cmd("UID FETCH 1 (PREVIEW)")
+    assert b'PREVIEW "Menu du jour"' in untagged[0], untagged
+    server.deliver(ALICE, "Subject: u\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+                          "Grüße aus Köln\r\n".encode())
+    r.cmd("SELECT INBOX")
+    untagged, _ = r.cmd("UID FETCH 5 (PREVIEW)")
+    data = "Grüße aus Köln".encode()
+    assert untagged[0].endswith(b"PREVIEW {%d}\r\n" % len(data)), untagged
+    assert untagged[1] == data + b")\r\n", untagged

@@ -1123,6 +1123,17 @@ impl P<'_> {
             "MODSEQ" => FetchAttr::ModSeq,
             "EMAILID" => FetchAttr::EmailId,
             "SAVEDATE" => FetchAttr::SaveDate,
+            "PREVIEW" => {
+                // RFC 8970 3.2: (LAZY) lets a server skip previews it has
+                // not made yet; Satchel makes them at delivery, so it is
+                // the same item.
+                if self.s[self.i..].len() >= 7
+                    && self.s[self.i..self.i + 7].eq_ignore_ascii_case(b" (LAZY)")
+                {
+                    self.i += 7;
+                }
+                FetchAttr::Preview
+            }
             "THREADID" => FetchAttr::ThreadId,
             "BODY" if self.peek() != Some(b'[') => FetchAttr::Body,
             "BODY" | "BODY.PEEK" => {

@@ -317,6 +317,8 @@ pub enum FetchAttr {
     ThreadId,
     /// RFC 8514: when the message was saved into this mailbox.
     SaveDate,
+    /// RFC 8970: the body's first text.
+    Preview,
     /// BODY[section]<partial> and BODY.PEEK[...].
     Section {
         section: Section,

@@ -653,6 +653,16 @@ fn object_ids() {
 }
 
 #[test]
+fn preview() {
+    for line in ["a FETCH 1 (PREVIEW)", "a FETCH 1 (PREVIEW (LAZY) FLAGS)"] {
+        let CommandBody::Fetch { items, .. } = ok(line) else {
+            panic!()
+        };
+        assert_eq!(items[0], FetchAttr::Preview, "{line}");
+    }
+}
+
+#[test]
 fn savedate() {
     assert!(matches!(
         ok("a FETCH 1 (SAVEDATE)"),

@@ -58,7 +58,10 @@ pub fn needs(items: &[FetchAttr]) -> Needs {
             _ => false,
         };
         match item {
-            FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure => n.views = true,
+            FetchAttr::Envelope
+            | FetchAttr::Body
+            | FetchAttr::BodyStructure
+            | FetchAttr::Preview => n.views = true,
             FetchAttr::Rfc822 | FetchAttr::Rfc822Text => {
                 n.body = true;
                 n.sets_seen = true;
@@ -215,6 +218,14 @@ pub fn write(
                 out.extend_from_slice(
                     format!("EMAILID ({})", crate::objectid::email_id(blob)).as_bytes(),
                 );
+            }
+            FetchAttr::Preview => {
+                sep(out);
+                out.extend_from_slice(b"PREVIEW ");
+                match m.views.and_then(|v| v.preview.as_deref()) {
+                    Some(text) => Value::str(text.as_bytes()).write(out),
+                    None => out.extend_from_slice(b"NIL"),
+                }
             }
             FetchAttr::SaveDate => {
                 sep(out);

@@ -10,6 +10,7 @@ pub mod imap;
 mod lex;
 pub mod message;
 pub mod part;
+pub mod preview;
 mod rfc822;
 pub mod search;
 pub mod section;
@@ -30,6 +31,8 @@ pub struct Analysis {
     pub envelope: Vec<u8>,
     /// BODYSTRUCTURE with extension data, in IMAP syntax.
     pub bodystructure: Vec<u8>,
+    /// PREVIEW (RFC 8970): the body's first text.
+    pub preview: Option<String>,
 }
 
 /// Everything the index caches about a message, from its stored bytes.
@@ -40,6 +43,7 @@ pub fn analyze(raw: &[u8]) -> Analysis {
         size: served.len() as u64,
         envelope: imap::envelope(&served, &root.header).to_imap(),
         bodystructure: imap::bodystructure(&served, &root, true).to_imap(),
+        preview: preview::preview(raw),
     }
 }
 

@@ -510,7 +510,7 @@ impl Pipeline {
                     flags: store::Flags::empty(),
                     keywords: Vec::new(),
                     internal_date: InternalDate::now(),
-                    cache: store::MessageCache::new(analysis.envelope, analysis.bodystructure),
+                    cache: store::MessageCache::from(&analysis),
                     spam: None,
                 },
             )

@@ -109,10 +109,7 @@ impl Pipeline {
                         flags,
                         keywords,
                         internal_date: now,
-                        cache: store::MessageCache::new(
-                            f.analysis.envelope.clone(),
-                            f.analysis.bodystructure.clone(),
-                        ),
+                        cache: store::MessageCache::from(f.analysis),
                         spam: f.spam,
                     },
                 )

@@ -145,7 +145,7 @@ pub async fn send(
                 flags: store::Flags::empty(),
                 keywords: Vec::new(),
                 internal_date: InternalDate::now(),
-                cache: MessageCache::new(analysis.envelope, analysis.bodystructure),
+                cache: MessageCache::from(&analysis),
                 spam: None,
             },
         )

@@ -88,6 +88,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0015_expunged_pruned.sql"),
     include_str!("../migrations/sqlite/0016_message_keys.sql"),
     include_str!("../migrations/sqlite/0017_saved_at.sql"),
+    include_str!("../migrations/sqlite/0018_preview.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.

@@ -320,14 +320,18 @@ pub struct MessageCache {
     pub envelope: Option<Vec<u8>>,
     /// IMAP BODYSTRUCTURE with extension data, in IMAP syntax.
     pub bodystructure: Option<Vec<u8>>,
+    /// PREVIEW (RFC 8970): the body's first text; None when it has none,
+    /// or was stored before previews were kept.
+    pub preview: Option<String>,
 }
 
-impl MessageCache {
-    /// Both views, as computed at delivery.
-    pub fn new(envelope: Vec<u8>, bodystructure: Vec<u8>) -> MessageCache {
+impl From<&mime::Analysis> for MessageCache {
+    /// The views as computed at delivery.
+    fn from(a: &mime::Analysis) -> MessageCache {
         MessageCache {
-            envelope: Some(envelope),
-            bodystructure: Some(bodystructure),
+            envelope: Some(a.envelope.clone()),
+            bodystructure: Some(a.bodystructure.clone()),
+            preview: a.preview.clone(),
         }
     }
 }

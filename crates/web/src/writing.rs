@@ -407,7 +407,7 @@ async fn save_draft(web: &Web, s: &Session, raw: &[u8], old: u32) -> Result<u32,
                 flags: Flags::DRAFT | Flags::SEEN,
                 keywords: Vec::new(),
                 internal_date: InternalDate::now(),
-                cache: MessageCache::new(analysis.envelope, analysis.bodystructure),
+                cache: MessageCache::from(&analysis),
                 spam: None,
             },
         )

@@ -73,6 +73,7 @@ const CAPABILITIES: &[Capability] = &[
     cap("WITHIN"),
     cap("OBJECTID"),
     cap("SAVEDATE"),
+    cap("PREVIEW"),
     cap("STATUS=SIZE"),
     cap("SORT"),
     cap("SORT=DISPLAY"),

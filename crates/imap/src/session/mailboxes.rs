@@ -464,7 +464,7 @@ impl Session {
                 flags: *flags,
                 keywords: keywords.clone(),
                 internal_date: *date,
-                cache: store::MessageCache::new(a.envelope.clone(), a.bodystructure.clone()),
+                cache: store::MessageCache::from(a),
                 spam: None,
             })
             .collect();

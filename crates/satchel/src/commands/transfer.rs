@@ -175,7 +175,7 @@ impl Batch {
                         tz_minutes: 0,
                     })
                     .unwrap_or_else(InternalDate::now),
-                cache: store::MessageCache::new(p.envelope.clone(), p.bodystructure.clone()),
+                cache: store::MessageCache::from(p),
                 spam: None,
             })
             .collect();

@@ -182,7 +182,7 @@ impl Messages for SqliteStore {
             .read(move |c| {
                 all(
                     c,
-                    "SELECT uid, envelope, bodystructure FROM messages WHERE mailbox_id = ?1 \
+                    "SELECT uid, envelope, bodystructure, preview FROM messages WHERE mailbox_id = ?1 \
                      AND uid IN (SELECT value FROM json_each(?2)) ORDER BY uid",
                     params![mailbox, uids],
                     |r| {
@@ -191,6 +191,7 @@ impl Messages for SqliteStore {
                             MessageCache {
                                 envelope: r.get(1)?,
                                 bodystructure: r.get(2)?,
+                                preview: r.get(3)?,
                             },
                         ))
                     },
@@ -434,8 +435,9 @@ pub(super) fn insert_rows(
         }
         let mut insert = c.prepare_cached(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
-             internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons, saved_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons, saved_at, \
+             preview) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
         for (i, row) in rows[start..start + run].iter().enumerate() {
             let uid = first_uid + i as i64;
@@ -458,6 +460,7 @@ pub(super) fn insert_rows(
                 row.spam.as_ref().map(|n| n.score),
                 row.spam.as_ref().map(|n| n.reasons.as_str()),
                 saved_at,
+                row.cache.preview,
             ])?;
             if let Some(k) = keys.get(row.body) {
                 super::sorting::put_keys(c, c.last_insert_rowid(), k)?;
@@ -688,9 +691,10 @@ pub(super) fn move_in_tx(
     }
     let mut copy = c.prepare_cached(
         "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
-         internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons, saved_at) \
+         internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons, saved_at, \
+         preview) \
          SELECT ?1, ?2, ?3, flags, keywords, internal_date, internal_tz, size, blob, \
-         envelope, bodystructure, spam_score, spam_reasons, ?6 \
+         envelope, bodystructure, spam_score, spam_reasons, ?6, preview \
          FROM messages WHERE mailbox_id = ?4 AND uid = ?5",
     )?;
     // The copy's keys are the original's (the same body).
