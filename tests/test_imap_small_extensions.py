@@ -202,3 +202,35 @@ def test_preview(server):
     data = "Grüße aus Köln".encode()
     assert untagged[0].endswith(b"PREVIEW {%d}\r\n" % len(data)), untagged
     assert untagged[1] == data + b")\r\n", untagged
+
+
+def test_utf8_accept(server):
+    """UTF8=ACCEPT (RFC 6855): once enabled, mailbox names are UTF-8 both
+    ways (a client without it sees modified UTF-7) and APPEND takes
+    UTF8 (~{n}); before, that APPEND is refused with BAD."""
+    name = "Grüße"
+    plain = session(server, enable=False)
+    raw = "Subject: Grüße aus Köln\r\nFrom: Jörg <jörg@example.test>\r\n\r\nHallo\r\n".encode()
+    plain.send(f"a APPEND INBOX UTF8 (~{{{len(raw)}+}}")
+    plain.s.sendall(raw + b")\r\n")
+    line = plain.f.readline()
+    assert line.startswith(b"a BAD") and b"UTF8=ACCEPT" in line, line
+
+    r = session(server, enable=False)
+    untagged, _ = r.cmd("ENABLE UTF8=ACCEPT")
+    assert untagged == [b"* ENABLED UTF8=ACCEPT\r\n"], untagged
+    r.s.sendall(f'c1 CREATE "{name}"\r\n'.encode())
+    assert r.f.readline().startswith(b"c1 OK"), "CREATE with a UTF-8 name"
+    r.s.sendall(b'c2 LIST "" "Gr*"\r\n')
+    listed = r.f.readline()
+    assert listed == f'* LIST (\\HasNoChildren) "/" "{name}"\r\n'.encode(), listed
+    r.f.readline()
+    untagged, _ = plain.cmd('LIST "" "Gr*"')
+    assert untagged == [b'* LIST (\\HasNoChildren) "/" "Gr&APwA3w-e"\r\n'], untagged
+    r.send(f"a APPEND INBOX UTF8 (~{{{len(raw)}+}}")
+    r.s.sendall(raw + b")\r\n")
+    line = r.f.readline()
+    assert line.startswith(b"a OK"), line
+    r.cmd("SELECT INBOX")
+    untagged, _ = r.cmd("UID FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert "Grüße aus Köln".encode() in b"".join(untagged), untagged

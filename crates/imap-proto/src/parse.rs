@@ -664,16 +664,29 @@ impl P<'_> {
             } else {
                 None
             };
+            // RFC 6855 4: UTF8 (~{n}) for a message with UTF-8 headers.
+            let utf8 = self.keyword("UTF8");
+            if utf8 {
+                self.sp()?;
+                self.byte(b'(')?;
+                if self.peek() != Some(b'~') {
+                    return Err("UTF8 takes the message as a literal8 (~{n})".into());
+                }
+            }
             let binary = self.eat(b'~');
             if self.peek() != Some(b'{') {
                 return Err("APPEND needs the message as a literal".into());
             }
             let data = self.literal()?;
+            if utf8 {
+                self.byte(b')')?;
+            }
             messages.push(AppendMessage {
                 flags,
                 date,
                 data,
                 binary,
+                utf8,
             });
         }
         if messages.is_empty() {

@@ -195,6 +195,8 @@ pub struct AppendMessage {
     pub data: Vec<u8>,
     /// Sent as literal8 (`~{n}`, RFC 3516): may hold NUL bytes.
     pub binary: bool,
+    /// Sent as `UTF8 (~{n})` (RFC 6855 4): only once UTF8=ACCEPT is on.
+    pub utf8: bool,
 }
 
 /// A date-time as IMAP writes it: `"dd-Mon-yyyy hh:mm:ss +zzzz"`.

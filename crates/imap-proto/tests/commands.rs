@@ -653,6 +653,21 @@ fn object_ids() {
 }
 
 #[test]
+fn append_utf8() {
+    let CommandBody::Append { messages, .. } = ok("a APPEND INBOX (\\Seen) UTF8 (~{5}\r\nHello)")
+    else {
+        panic!()
+    };
+    assert!(messages[0].utf8 && messages[0].binary);
+    assert_eq!(messages[0].data, b"Hello");
+    assert!(
+        bad(b"a APPEND INBOX UTF8 ({5}\r\nHello)")
+            .message
+            .contains("literal8")
+    );
+}
+
+#[test]
 fn preview() {
     for line in ["a FETCH 1 (PREVIEW)", "a FETCH 1 (PREVIEW (LAZY) FLAGS)"] {
         let CommandBody::Fetch { items, .. } = ok(line) else {

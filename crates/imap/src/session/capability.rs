@@ -92,6 +92,10 @@ const CAPABILITIES: &[Capability] = &[
         enables: Some(Extension::Qresync),
         ..cap("QRESYNC")
     },
+    Capability {
+        enables: Some(Extension::Utf8Accept),
+        ..cap("UTF8=ACCEPT")
+    },
     cap("QUOTA"),
     cap("QUOTA=RES-STORAGE"),
     cap("QUOTA=RES-MESSAGE"),
@@ -109,6 +113,9 @@ pub(super) enum Extension {
     /// RFC 7162 3.2: SELECT (QRESYNC ...), UID FETCH (VANISHED), and
     /// VANISHED instead of EXPUNGE; implies CONDSTORE.
     Qresync,
+    /// RFC 6855: mailbox names in UTF-8 (as IMAP4rev2 has them) and
+    /// APPEND ... UTF8 (~{n}).
+    Utf8Accept,
 }
 
 /// The extensions a session has enabled.
@@ -153,6 +160,17 @@ impl Session {
     /// Whether FETCH responses carry MODSEQ (RFC 7162 3.1).
     pub(super) fn condstore(&self) -> bool {
         self.enabled.has(Extension::Condstore)
+    }
+
+    /// Whether mailbox names travel as UTF-8 (IMAP4rev2, or UTF8=ACCEPT of
+    /// RFC 6855 3), not modified UTF-7.
+    pub(super) fn utf8_names(&self) -> bool {
+        self.rev2() || self.enabled.has(Extension::Utf8Accept)
+    }
+
+    /// Whether APPEND may carry UTF8 (~{n}) (RFC 6855 4).
+    pub(super) fn utf8_accept(&self) -> bool {
+        self.enabled.has(Extension::Utf8Accept)
     }
 
     /// Whether expunges are told as VANISHED (RFC 7162 3.2.10).

@@ -5,9 +5,9 @@ use super::*;
 
 impl Session {
     /// A mailbox name from the wire: modified UTF-7, or UTF-8 once the
-    /// client enabled IMAP4rev2.
+    /// client enabled IMAP4rev2 or UTF8=ACCEPT.
     pub(super) fn mailbox_name(&self, arg: &MailboxArg) -> Result<String, Done> {
-        let name = if self.rev2() {
+        let name = if self.utf8_names() {
             String::from_utf8(arg.0.clone()).ok()
         } else {
             std::str::from_utf8(&arg.0).ok().and_then(utf7::decode)
@@ -16,7 +16,7 @@ impl Session {
         // Dovecot answers (RFC 9051 6.3.4: "can't create mailbox with that
         // name"), not BAD, which would say the command itself is broken.
         let name = name.ok_or_else(|| {
-            no(if self.rev2() {
+            no(if self.utf8_names() {
                 "The mailbox name is not UTF-8."
             } else {
                 "The mailbox name is not valid modified UTF-7."
@@ -254,7 +254,7 @@ impl Session {
         // name can match, the delimiter query), so no malformed command
         // gets through.
         let decode = |arg: &MailboxArg| -> Option<String> {
-            if self.rev2() {
+            if self.utf8_names() {
                 String::from_utf8(arg.0.clone()).ok()
             } else {
                 std::str::from_utf8(&arg.0).ok().and_then(utf7::decode)
@@ -346,7 +346,7 @@ impl Session {
                 attrs.push("\\Inbox");
             }
             let mut line = format!("* {kind} ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            response::mailbox(&mut line, &e.name, self.rev2());
+            response::mailbox(&mut line, &e.name, self.utf8_names());
             if child_subscribed {
                 line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
@@ -402,7 +402,7 @@ impl Session {
             })
             .collect();
         let mut line = b"* STATUS ".to_vec();
-        response::mailbox(&mut line, &m.name, self.rev2());
+        response::mailbox(&mut line, &m.name, self.utf8_names());
         line.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
         self.out.extend_from_slice(&line);
         Ok(())
@@ -418,6 +418,10 @@ impl Session {
         };
         let mut parsed = Vec::with_capacity(messages.len());
         for m in &messages {
+            // RFC 6855 4: the UTF8 form only once UTF8=ACCEPT is on.
+            if m.utf8 && !self.utf8_accept() {
+                return bad("ENABLE UTF8=ACCEPT before APPEND with UTF8.");
+            }
             if m.data.is_empty() {
                 return no("An empty message cannot be stored.");
             }

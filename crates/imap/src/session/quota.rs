@@ -48,7 +48,7 @@ impl Session {
             Err(e) => return store_failure(e),
         };
         let mut line = b"* QUOTAROOT ".to_vec();
-        response::mailbox(&mut line, &mailbox.name, self.rev2());
+        response::mailbox(&mut line, &mailbox.name, self.utf8_names());
         // A mailbox under no limit has no quota root (RFC 9208 4.3.2).
         if quota.is_some() {
             line.extend_from_slice(b" \"\"");
