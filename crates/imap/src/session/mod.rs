@@ -146,6 +146,18 @@ enum Updates {
     All,
 }
 
+impl Updates {
+    /// After FETCH, STORE, SEARCH, SORT or THREAD: their UID forms may
+    /// carry expunges, the others may not (RFC 9051 7.5.1).
+    fn after(uid: bool) -> Updates {
+        if uid {
+            Updates::All
+        } else {
+            Updates::NoExpunge
+        }
+    }
+}
+
 impl Session {
     pub fn new(
         server: Arc<Server>,
@@ -467,14 +479,7 @@ impl Session {
                     let done = self
                         .search(&tag, uid, charset.as_deref(), ret.as_deref(), &key)
                         .await;
-                    (
-                        done,
-                        if uid {
-                            Updates::All
-                        } else {
-                            Updates::NoExpunge
-                        },
-                    )
+                    (done, Updates::after(uid))
                 }
                 C::Sort {
                     uid,
@@ -486,14 +491,7 @@ impl Session {
                     let done = self
                         .sort(&tag, uid, ret.as_deref(), &criteria, &charset, &key)
                         .await;
-                    (
-                        done,
-                        if uid {
-                            Updates::All
-                        } else {
-                            Updates::NoExpunge
-                        },
-                    )
+                    (done, Updates::after(uid))
                 }
                 C::Thread {
                     uid,
@@ -502,14 +500,7 @@ impl Session {
                     key,
                 } => {
                     let done = self.thread(uid, algorithm, &charset, &key).await;
-                    (
-                        done,
-                        if uid {
-                            Updates::All
-                        } else {
-                            Updates::NoExpunge
-                        },
-                    )
+                    (done, Updates::after(uid))
                 }
                 C::Fetch { vanished: true, .. } if !self.qresync() => (
                     bad("ENABLE QRESYNC before UID FETCH with VANISHED (RFC 7162 3.2.6)."),
@@ -529,14 +520,7 @@ impl Session {
                         self.vanished_lines(&set, since).await?;
                     }
                     let done = self.fetch(uid, &set, &items, changed_since).await?;
-                    (
-                        done,
-                        if uid {
-                            Updates::All
-                        } else {
-                            Updates::NoExpunge
-                        },
-                    )
+                    (done, Updates::after(uid))
                 }
                 C::Store {
                     uid,
@@ -552,14 +536,7 @@ impl Session {
                     let done = self
                         .store(uid, &set, mode, silent, &flags, unchanged_since)
                         .await;
-                    (
-                        done,
-                        if uid {
-                            Updates::All
-                        } else {
-                            Updates::NoExpunge
-                        },
-                    )
+                    (done, Updates::after(uid))
                 }
                 C::Copy { uid, set, mailbox } => {
                     (self.copy(uid, &set, &mailbox, false).await, Updates::All)
