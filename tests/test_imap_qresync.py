@@ -74,7 +74,8 @@ def fetched(untagged):
 
 def test_needs_enable_and_implies_condstore(server):
     r = session(server, enable=False)
-    _, caps = r.cmd("CAPABILITY")
+    untagged, _ = r.cmd("CAPABILITY")
+    assert b" QRESYNC" in untagged[0], untagged
     _, ok = r.cmd("SELECT INBOX (QRESYNC (1 1))")
     assert b" BAD " in ok and b"ENABLE QRESYNC" in ok, ok
     r.cmd("SELECT INBOX")

@@ -37,7 +37,6 @@ def append(r, body, when=None):
 
 def test_within_and_status_sizes(server):
     r = session(server, enable=False)
-    _, caps = r.cmd("CAPABILITY")
     untagged, _ = r.cmd("CAPABILITY")
     assert b" WITHIN" in untagged[0] and b" STATUS=SIZE" in untagged[0], untagged
     two_days_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2)

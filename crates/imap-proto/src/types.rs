@@ -182,7 +182,7 @@ pub enum StatusItem {
     Size,
     HighestModSeq,
     AppendLimit,
-    /// RFC 9208 4.2.3: what EXPUNGE would free, in KiB.
+    /// RFC 9208 (QUOTA): what EXPUNGE would free, in KiB.
     DeletedStorage,
     /// RFC 8474 4.2: the mailbox's ID.
     MailboxId,

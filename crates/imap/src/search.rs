@@ -12,57 +12,39 @@ use store::{Flags, MailStore, MessageMeta, SortEntry, SortKeys, SortParts};
 
 use crate::view::{Entry, Selection, View};
 
-/// Whether any part of `key` needs the message itself: the body, or a
-/// header field the index does not keep.
-fn needs_content(key: &SearchKey) -> bool {
+/// Whether any key in `key`, however nested in AND, OR and NOT, is one
+/// `leaf` says yes to.
+pub(crate) fn any(key: &SearchKey, leaf: &impl Fn(&SearchKey) -> bool) -> bool {
     match key {
-        SearchKey::Header(field, _) => !indexed(field),
-        SearchKey::Body(_) | SearchKey::Text(_) => true,
-        SearchKey::And(keys) => keys.iter().any(needs_content),
-        SearchKey::Or(a, b) => needs_content(a) || needs_content(b),
-        SearchKey::Not(k) => needs_content(k),
-        _ => false,
+        SearchKey::And(keys) => keys.iter().any(|k| any(k, leaf)),
+        SearchKey::Or(a, b) => any(a, leaf) || any(b, leaf),
+        SearchKey::Not(k) => any(k, leaf),
+        other => leaf(other),
     }
 }
 
-/// Whether any part of `key` reads the kept header keys: indexed fields
-/// and the sent date. A message whose fields were too long to keep is
-/// read instead.
+/// Whether `key` needs the message itself: the body, or a header field
+/// the index does not keep.
+fn needs_content(key: &SearchKey) -> bool {
+    any(key, &|k| match k {
+        SearchKey::Header(field, _) => !indexed(field),
+        SearchKey::Body(_) | SearchKey::Text(_) => true,
+        _ => false,
+    })
+}
+
+/// Whether `key` reads the kept header keys: indexed fields, the sent
+/// date, the thread. A message whose fields were too long to keep is read
+/// instead.
 fn needs_keys(key: &SearchKey) -> bool {
-    match key {
+    any(key, &|k| match k {
         SearchKey::Header(field, _) => indexed(field),
         SearchKey::SentBefore(_)
         | SearchKey::SentOn(_)
         | SearchKey::SentSince(_)
         | SearchKey::ThreadId(_) => true,
-        SearchKey::And(keys) => keys.iter().any(needs_keys),
-        SearchKey::Or(a, b) => needs_keys(a) || needs_keys(b),
-        SearchKey::Not(k) => needs_keys(k),
         _ => false,
-    }
-}
-
-/// Whether any part of `key` names a THREADID (RFC 8474 6).
-fn needs_threads(key: &SearchKey) -> bool {
-    match key {
-        SearchKey::ThreadId(_) => true,
-        SearchKey::And(keys) => keys.iter().any(needs_threads),
-        SearchKey::Or(a, b) => needs_threads(a) || needs_threads(b),
-        SearchKey::Not(k) => needs_threads(k),
-        _ => false,
-    }
-}
-
-/// Whether any part of `key` matches header fields (which the kept keys
-/// may lack for a message).
-fn needs_fields(key: &SearchKey) -> bool {
-    match key {
-        SearchKey::Header(..) => true,
-        SearchKey::And(keys) => keys.iter().any(needs_fields),
-        SearchKey::Or(a, b) => needs_fields(a) || needs_fields(b),
-        SearchKey::Not(k) => needs_fields(k),
-        _ => false,
-    }
+    })
 }
 
 fn indexed(field: &str) -> bool {
@@ -71,26 +53,26 @@ fn indexed(field: &str) -> bool {
         .any(|f| f.eq_ignore_ascii_case(field))
 }
 
-/// Whether any part of `key` needs the size or date of the index entry.
+/// Whether `key` needs the size, dates or body file of the index entry.
 fn needs_details(key: &SearchKey) -> bool {
-    match key {
-        SearchKey::Before(_)
-        | SearchKey::On(_)
-        | SearchKey::Since(_)
-        | SearchKey::Larger(_)
-        | SearchKey::Smaller(_)
-        | SearchKey::Older(_)
-        | SearchKey::Younger(_)
-        | SearchKey::EmailId(_)
-        | SearchKey::ThreadId(_)
-        | SearchKey::SavedBefore(_)
-        | SearchKey::SavedOn(_)
-        | SearchKey::SavedSince(_) => true,
-        SearchKey::And(keys) => keys.iter().any(needs_details),
-        SearchKey::Or(a, b) => needs_details(a) || needs_details(b),
-        SearchKey::Not(k) => needs_details(k),
-        _ => needs_content(key),
-    }
+    needs_content(key)
+        || any(key, &|k| {
+            matches!(
+                k,
+                SearchKey::Before(_)
+                    | SearchKey::On(_)
+                    | SearchKey::Since(_)
+                    | SearchKey::Larger(_)
+                    | SearchKey::Smaller(_)
+                    | SearchKey::Older(_)
+                    | SearchKey::Younger(_)
+                    | SearchKey::EmailId(_)
+                    | SearchKey::ThreadId(_)
+                    | SearchKey::SavedBefore(_)
+                    | SearchKey::SavedOn(_)
+                    | SearchKey::SavedSince(_)
+            )
+        })
 }
 
 /// The indexes (into `view.messages`) of the messages that match.
@@ -117,11 +99,12 @@ pub async fn run(
     // Header fields and sent dates from the index, where it has them, in
     // UID order like the view.
     let with_keys = needs_keys(key);
-    let fields = needs_fields(key);
+    // Header keys match the kept fields, which a message may lack.
+    let fields = any(key, &|k| matches!(k, SearchKey::Header(..)));
     let keys: Vec<SortEntry> = if with_keys {
         let parts = SortParts {
             fields,
-            threads: needs_threads(key),
+            threads: any(key, &|k| matches!(k, SearchKey::ThreadId(_))),
             ..SortParts::default()
         };
         store

@@ -66,15 +66,22 @@ impl<'a> Searchable<'a> {
     /// The date of the Date field as written there (year, month, day), for
     /// SENTBEFORE, SENTON and SENTSINCE.
     pub fn sent_date(&self) -> Option<(i64, u32, u32)> {
-        self.message
-            .date()
-            .filter(|d| d.month >= 1 && d.month <= 12 && d.day >= 1)
-            .map(|d| (d.year as i64, d.month as u32, d.day as u32))
+        self.message.date().and_then(written_day)
     }
 
     fn text_of(&self, h: &mail_parser::Header<'_>) -> String {
         header_text(self.message.raw_message(), h)
     }
+}
+
+/// A Date field's day as written there (year, month, day); None when it
+/// names no real month or day.
+pub fn written_day(d: &mail_parser::DateTime) -> Option<(i64, u32, u32)> {
+    (d.month >= 1 && d.month <= 12 && d.day >= 1).then_some((
+        d.year as i64,
+        d.month as u32,
+        d.day as u32,
+    ))
 }
 
 /// A header field's text as SEARCH matches it: encoded words decoded,

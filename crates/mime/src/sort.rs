@@ -141,10 +141,7 @@ pub fn sort_keys(raw: &[u8]) -> SortKeys {
     }
     SortKeys {
         sent: m.date().filter(|d| d.is_valid()).map(|d| d.to_timestamp()),
-        sent_day: m
-            .date()
-            .filter(|d| d.month >= 1 && d.month <= 12 && d.day >= 1)
-            .map(|d| (d.year as i64, d.month as u32, d.day as u32)),
+        sent_day: m.date().and_then(crate::search::written_day),
         fields,
         subject: casemap(&subject),
         reply,

@@ -170,17 +170,18 @@ fn compose(
         .rsplit_once('@')
         .map_or("localhost", |(_, d)| d);
     let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let since = if account.junk_report_at > 0 {
+        " since the last report"
+    } else {
+        ""
+    };
     let mut text = format!(
         "These {total} message{} arrived in Junk or Possible Junk{}. Your mail program may not\n\
          show these mailboxes: if one of them is mail you wanted, open its Release link and it\n\
          moves to your INBOX (and the filter learns from it). Mail stays in Junk and Possible\n\
          Junk for {} days, then it is deleted. Release links work for {} days, once each.\n",
         plural(total),
-        if account.junk_report_at > 0 {
-            " since the last report"
-        } else {
-            ""
-        },
+        since,
         settings.retention_days,
         settings.link_days,
     );
@@ -190,11 +191,7 @@ fn compose(
          moves to your INBOX and the filter learns from it. Mail stays there for {} days, then \
          it is deleted; release links work for {} days, once each.</p>",
         plural(total),
-        if account.junk_report_at > 0 {
-            " since the last report"
-        } else {
-            ""
-        },
+        since,
         settings.retention_days,
         settings.link_days,
     );

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-/// The sort and thread keys kept per body ([`Messages::sort_keys`]).
+/// The sort, thread and header-search keys kept per message ([`Messages::sort_keys`]).
 pub use mime::sort::SortKeys;
 pub use outbound::*;
 pub use sqlite::{CheckReport, Finding, SqliteStore};

@@ -513,7 +513,7 @@ pub struct MailboxStatus {
     pub recent: u32,
     pub size: u64,
     /// Octets of the messages with \Deleted: what EXPUNGE would free
-    /// (STATUS DELETED-STORAGE, RFC 9208 4.2.3 of the QUOTA extension).
+    /// (STATUS DELETED-STORAGE of the QUOTA extension, RFC 9208).
     pub deleted_size: u64,
 }
 

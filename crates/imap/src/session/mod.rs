@@ -563,13 +563,7 @@ async fn write_out(io: &mut Option<LineReader<Stream>>, out: &mut Vec<u8>) -> Re
 
 /// Whether a search names a MODSEQ (RFC 7162 3.1.5), anywhere in it.
 pub(super) fn uses_modseq(key: &SearchKey) -> bool {
-    match key {
-        SearchKey::ModSeq(_) => true,
-        SearchKey::And(keys) => keys.iter().any(uses_modseq),
-        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
-        SearchKey::Not(k) => uses_modseq(k),
-        _ => false,
-    }
+    search::any(key, &|k| matches!(k, SearchKey::ModSeq(_)))
 }
 
 /// System flags and keywords of a STORE or APPEND list.

@@ -20,9 +20,8 @@ impl SqliteStore {
                 let rows = statement.query_map([mailbox], |r| {
                     let mut keys = SortKeys {
                         sent: r.get(3)?,
-                        sent_day: r
-                            .get::<_, Option<i64>>(4)?
-                            .map(|d| (d / 10_000, (d / 100 % 100) as u32, (d % 100) as u32)),
+                        sent_day: r.get::<_, Option<i64>>(4)?.map(day_from_column),
+                        reply: r.get::<_, Option<bool>>(7)?.unwrap_or(false),
                         ..SortKeys::default()
                     };
                     // Rows without keys yet: their row id and body.
@@ -30,32 +29,34 @@ impl SqliteStore {
                         Some(id) => Some((id, BlobHash(r.get(6)?))),
                         None => None,
                     };
-                    let mut at = 7;
-                    let mut text = |r: &rusqlite::Row<'_>| -> rusqlite::Result<String> {
+                    // The asked-for columns, in the order select_keys
+                    // lists them.
+                    let mut at = FIXED_COLUMNS;
+                    let mut next = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Option<String>> {
                         at += 1;
-                        Ok(r.get::<_, Option<String>>(at - 1)?.unwrap_or_default())
+                        r.get(at - 1)
                     };
                     if parts.text || parts.threads {
-                        keys.subject = text(r)?;
-                        keys.reply = !text(r)?.is_empty();
+                        keys.subject = next(r)?.unwrap_or_default();
                     }
                     if parts.text {
-                        keys.from = text(r)?;
-                        keys.to = text(r)?;
-                        keys.cc = text(r)?;
-                        keys.display_from = text(r)?;
-                        keys.display_to = text(r)?;
+                        keys.from = next(r)?.unwrap_or_default();
+                        keys.to = next(r)?.unwrap_or_default();
+                        keys.cc = next(r)?.unwrap_or_default();
+                        keys.display_from = next(r)?.unwrap_or_default();
+                        keys.display_to = next(r)?.unwrap_or_default();
                     }
                     if parts.threads {
-                        keys.message_id = Some(text(r)?).filter(|m| !m.is_empty());
-                        keys.references = text(r)?
+                        keys.message_id = next(r)?;
+                        keys.references = next(r)?
+                            .unwrap_or_default()
                             .split(' ')
                             .filter(|s| !s.is_empty())
                             .map(str::to_string)
                             .collect();
                     }
                     if parts.fields {
-                        keys.fields = r.get(at)?;
+                        keys.fields = next(r)?;
                     }
                     let entry = SortEntry {
                         uid: r.get(0)?,
@@ -110,9 +111,9 @@ impl SqliteStore {
 
 /// The read of [`SqliteStore::read_sort_keys`]: the columns `parts` needs
 /// and no others (turning 100,000 rows into values is most of its cost).
-/// Columns 0 to 6 always: uid, internal date, size, sent, sent day, and
-/// for a row without keys its id and body; then the asked-for ones in
-/// the order the reader takes them.
+/// The first [`FIXED_COLUMNS`] always: uid, internal date, size, sent,
+/// sent day, for a row without keys its id and body, and the reply mark;
+/// then the asked-for ones in the order the reader takes them.
 fn select_keys(parts: SortParts) -> String {
     let mut columns = vec![
         "m.uid",
@@ -122,9 +123,10 @@ fn select_keys(parts: SortParts) -> String {
         "k.sent_day",
         "IIF(k.id IS NULL, m.id, NULL)",
         "IIF(k.id IS NULL, m.blob, NULL)",
+        "k.reply",
     ];
     if parts.text || parts.threads {
-        columns.extend(["k.subject", "IIF(k.reply, 'r', '')"]);
+        columns.push("k.subject");
     }
     if parts.text {
         columns.extend([
@@ -146,6 +148,18 @@ fn select_keys(parts: SortParts) -> String {
          WHERE m.mailbox_id = ?1 ORDER BY m.uid",
         columns.join(", ")
     )
+}
+
+/// Columns every read of [`select_keys`] has.
+const FIXED_COLUMNS: usize = 8;
+
+/// A day (year, month, day) as `sent_day` keeps it: yyyymmdd.
+fn day_to_column((y, m, d): (i64, u32, u32)) -> i64 {
+    y * 10_000 + i64::from(m) * 100 + i64::from(d)
+}
+
+fn day_from_column(n: i64) -> (i64, u32, u32) {
+    (n / 10_000, (n / 100 % 100) as u32, (n % 100) as u32)
 }
 
 /// Keeps the keys of the message in row `id`, if it is still there (an
@@ -176,8 +190,7 @@ pub(super) fn put_keys(c: &Connection, id: i64, k: &SortKeys) -> Result<()> {
             k.display_to,
             k.message_id,
             refs.join(" "),
-            k.sent_day
-                .map(|(y, m, d)| y * 10_000 + i64::from(m) * 100 + i64::from(d)),
+            k.sent_day.map(day_to_column),
             k.fields,
         ],
     )?;
