@@ -101,7 +101,7 @@ pub async fn run(
     let with_keys = needs_keys(key);
     // Header keys match the kept fields, which a message may lack.
     let fields = any(key, &|k| matches!(k, SearchKey::Header(..)));
-    let keys: Vec<SortEntry> = if with_keys {
+    let keys: std::sync::Arc<Vec<SortEntry>> = if with_keys {
         let parts = SortParts {
             fields,
             threads: any(key, &|k| matches!(k, SearchKey::ThreadId(_))),
@@ -112,16 +112,15 @@ pub async fn run(
             .await
             .map_err(|e| format!("The mailbox cannot be read: {e}"))?
     } else {
-        Vec::new()
+        Default::default()
     };
     let built = Key::build(key, view, saved);
     let mut hits = Vec::new();
+    let mut at = 0;
     for (i, m) in view.messages.iter().enumerate() {
         let detail = details.get(&m.uid);
-        let kept = keys
-            .binary_search_by_key(&m.uid, |e| e.uid)
-            .ok()
-            .map(|k| &keys[k].keys);
+        at = seek(&keys, at, m.uid);
+        let kept = keys.get(at).filter(|e| e.uid == m.uid).map(|e| &e.keys);
         // Expunged by another session (this view may not know yet): not a
         // match, whatever the key (NOT LARGER must not find it either).
         if (needs && detail.is_none()) || (with_keys && kept.is_none()) {
@@ -167,6 +166,24 @@ pub async fn run(
         }
     }
     Ok(hits)
+}
+
+/// The first of `keys` (in UID order) from `at` on whose UID is not
+/// below `uid`: galloping, so walking a view and the keys side by side
+/// costs one step per entry when both are dense and a few when the view
+/// skips (a binary search per message missed the cache on every probe).
+pub fn seek(keys: &[SortEntry], at: usize, uid: u32) -> usize {
+    let mut step = 1;
+    let mut low = at;
+    while low < keys.len() && keys[low].uid < uid {
+        let next = (low + step).min(keys.len());
+        if next == keys.len() || keys[next].uid >= uid {
+            return low + 1 + keys[low + 1..next].partition_point(|e| e.uid < uid);
+        }
+        low = next;
+        step *= 2;
+    }
+    low
 }
 
 /// A search key with its sets resolved to message indexes and its strings
@@ -302,4 +319,29 @@ fn sent_day(c: &Ctx) -> Option<i64> {
         None => c.kept.and_then(|k| k.sent_day),
     };
     day.map(|(y, m, d)| days_from_civil(y, m, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seek_finds_the_first_uid_not_below() {
+        let keys: Vec<SortEntry> = [2u32, 3, 5, 8, 9, 10, 11, 20, 40]
+            .iter()
+            .map(|&uid| SortEntry {
+                uid,
+                internal_date: 0,
+                size: 0,
+                keys: SortKeys::default(),
+            })
+            .collect();
+        for at in 0..=keys.len() {
+            for uid in 0..45 {
+                let want = at + keys[at..].partition_point(|e| e.uid < uid);
+                assert_eq!(seek(&keys, at, uid), want, "from {at} to {uid}");
+            }
+        }
+        assert_eq!(seek(&[], 0, 7), 0);
+    }
 }

@@ -1,8 +1,9 @@
 //! THREAD (RFC 5256 3): ORDEREDSUBJECT and REFERENCES, on the keys the
 //! store keeps for each message, and the parenthesised answer.
 
-use std::collections::HashMap;
 use std::fmt::Write;
+
+use rustc_hash::FxHashMap;
 
 use store::SortEntry;
 
@@ -58,7 +59,11 @@ pub fn ordered_subject(msgs: &[Msg]) -> Vec<Node> {
 /// Message-ID and References (or In-Reply-To), dummies for messages not
 /// there, then threads with one base subject gathered.
 pub fn references(msgs: &[Msg]) -> Vec<Node> {
-    let mut t = Table::default();
+    let mut t = Table {
+        c: Vec::with_capacity(msgs.len() * 2),
+        ids: FxHashMap::with_capacity_and_hasher(msgs.len() * 2, Default::default()),
+    };
+    let mut refs: Vec<usize> = Vec::new();
     // (1) Containers and their links, message by message.
     for (i, m) in msgs.iter().enumerate() {
         let keys = &m.entry.keys;
@@ -69,7 +74,7 @@ pub fn references(msgs: &[Msg]) -> Vec<Node> {
             _ => {
                 let c = t.new_container();
                 if let Some(id) = &keys.message_id {
-                    t.ids.entry(id.clone()).or_insert(c);
+                    t.ids.entry(id).or_insert(c);
                 }
                 c
             }
@@ -77,7 +82,8 @@ pub fn references(msgs: &[Msg]) -> Vec<Node> {
         t.c[own].msg = Some(i);
         // (1B) References linked in order, never changing a parent, never
         // making a loop.
-        let refs: Vec<usize> = keys.references.iter().map(|r| t.container(r)).collect();
+        refs.clear();
+        refs.extend(keys.references.iter().map(|r| t.container(r)));
         for pair in refs.windows(2) {
             let (parent, child) = (pair[0], pair[1]);
             if t.c[child].parent.is_none() && !t.would_loop(parent, child) {
@@ -93,9 +99,10 @@ pub fn references(msgs: &[Msg]) -> Vec<Node> {
         }
     }
     // (2) The root set; (3) dummies pruned; (4) sorted by sent date.
+    let mut scratch = Scratch::default();
     let mut roots: Vec<Node> = (0..t.c.len())
         .filter(|&c| t.c[c].parent.is_none())
-        .filter_map(|c| t.tree(c))
+        .filter_map(|c| t.tree(c, &mut scratch))
         .collect();
     sort_siblings(&mut roots, msgs);
     // (5) Roots with one base subject gathered.
@@ -139,11 +146,18 @@ fn write_node(out: &mut String, node: &Node, number: &dyn Fn(usize) -> u32) {
     }
 }
 
-/// The containers of step 1, by index.
-#[derive(Default)]
-struct Table {
+/// The containers of step 1, by index, and the message IDs (borrowed
+/// from the keys: 100,000 messages make no string copies).
+struct Table<'a> {
     c: Vec<Container>,
-    ids: HashMap<String, usize>,
+    ids: FxHashMap<&'a str, usize>,
+}
+
+/// What [`Table::tree`] builds in, kept from one root to the next.
+#[derive(Default)]
+struct Scratch {
+    nodes: Vec<(Option<usize>, Option<usize>)>,
+    queue: std::collections::VecDeque<(usize, Option<usize>, usize)>,
 }
 
 #[derive(Default)]
@@ -153,19 +167,19 @@ struct Container {
     children: Vec<usize>,
 }
 
-impl Table {
+impl<'a> Table<'a> {
     fn new_container(&mut self) -> usize {
         self.c.push(Container::default());
         self.c.len() - 1
     }
 
     /// The container of a message ID, made (empty) if new.
-    fn container(&mut self, id: &str) -> usize {
+    fn container(&mut self, id: &'a str) -> usize {
         if let Some(&c) = self.ids.get(id) {
             return c;
         }
         let c = self.new_container();
-        self.ids.insert(id.to_string(), c);
+        self.ids.insert(id, c);
         c
     }
 
@@ -201,10 +215,19 @@ impl Table {
     /// depth: hostile mail (a References chain thousands long, thousands
     /// of replies each to the last) costs no more stack later than a
     /// short thread.
-    fn tree(&self, root: usize) -> Option<Node> {
+    fn tree(&self, root: usize, scratch: &mut Scratch) -> Option<Node> {
+        // Most threads are one message: no building.
+        if self.c[root].children.is_empty() {
+            return self.c[root].msg.map(|m| Node {
+                msg: Some(m),
+                children: Vec::new(),
+            });
+        }
         // Breadth first: (message, the node it hangs from), parents first.
-        let mut nodes: Vec<(Option<usize>, Option<usize>)> = Vec::new();
-        let mut queue = std::collections::VecDeque::from([(root, None::<usize>, 0usize)]);
+        let Scratch { nodes, queue } = scratch;
+        nodes.clear();
+        queue.clear();
+        queue.push_back((root, None, 0));
         while let Some((c, parent, depth)) = queue.pop_front() {
             let msg = self.c[c].msg;
             nodes.push((msg, parent));
@@ -291,7 +314,7 @@ fn root_subject<'a>(n: &Node, msgs: &'a [Msg]) -> Option<(&'a str, bool)> {
 /// Step 5: roots that share a base subject become one thread.
 fn gather_subjects(roots: Vec<Node>, msgs: &[Msg]) -> Vec<Node> {
     // (5A) The subject table: the root each subject gathers under.
-    let mut table: HashMap<&str, usize> = HashMap::new();
+    let mut table: FxHashMap<&str, usize> = FxHashMap::default();
     for (i, r) in roots.iter().enumerate() {
         let Some((subject, reply)) = root_subject(r, msgs) else {
             continue;
@@ -312,7 +335,7 @@ fn gather_subjects(roots: Vec<Node>, msgs: &[Msg]) -> Vec<Node> {
     }
     // (5B) Every other root with that subject merged into the table's.
     let mut slots: Vec<Option<Node>> = roots.into_iter().map(Some).collect();
-    let mut keeper: HashMap<&str, usize> = table.clone();
+    let mut keeper: FxHashMap<&str, usize> = table.clone();
     for i in 0..slots.len() {
         let Some((subject, reply)) = slots[i].as_ref().and_then(|r| root_subject(r, msgs)) else {
             continue;

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use imap_proto::{SeqNum, SequenceSet};
-use store::{Flags, MailStore, Mailbox, MessageMeta};
+use store::{MailStore, Mailbox};
 
 pub struct View {
     pub mailbox: Mailbox,
@@ -37,29 +37,8 @@ pub struct View {
     flags_due: bool,
 }
 
-/// What a session keeps of each message while its mailbox is selected:
-/// what numbers it and what changes. Size, dates and body are read from
-/// the store when a command asks for them, so that a session holds 32
-/// bytes a message (thousands of idle sessions, big mailboxes); the
-/// keywords, mostly none, in a boxed slice (no spare capacity word).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub uid: u32,
-    pub modseq: u64,
-    pub flags: Flags,
-    pub keywords: Box<[String]>,
-}
-
-impl From<MessageMeta> for Entry {
-    fn from(m: MessageMeta) -> Entry {
-        Entry {
-            uid: m.uid,
-            modseq: m.modseq,
-            flags: m.flags,
-            keywords: m.keywords.into_boxed_slice(),
-        }
-    }
-}
+/// What a session keeps of each message while its mailbox is selected.
+pub type Entry = store::MessageState;
 
 /// What changed when the view caught up with the store.
 #[derive(Default)]
@@ -123,10 +102,10 @@ impl View {
         // reader thread, in that thread's malloc arena) would be kept for
         // as long as the mailbox is selected, scattered among the reader's
         // short-lived buffers, which then cannot be given back.
-        let stored = store.messages(mailbox.id).await?;
+        let stored = store.states(mailbox.id).await?;
         let mut messages = Vec::new();
         make_room(&mut messages, stored.len());
-        messages.extend(stored.into_iter().map(Entry::from));
+        messages.extend(stored.iter().cloned());
         let modseq = mailbox.highestmodseq;
         let mut view = View {
             mailbox,
@@ -268,7 +247,7 @@ impl View {
             // pruned (it sat unheard for longer than they are kept): what
             // the view has and the mailbox lacks went.
             let there: HashSet<u32> = store
-                .messages(self.mailbox.id)
+                .states(self.mailbox.id)
                 .await?
                 .iter()
                 .map(|m| m.uid)
@@ -450,6 +429,7 @@ fn add_new(known: &mut Vec<String>, keywords: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use store::Flags;
 
     #[test]
     fn an_entry_is_32_bytes() {

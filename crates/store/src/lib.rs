@@ -250,7 +250,16 @@ pub trait Messages: Send + Sync {
     /// mailbox, in UID order, from the index alone: the internal date, the
     /// size, the sent date and the kept keys `parts` asks for. A message
     /// stored before keys were kept has them made from its body here, once.
-    async fn sort_keys(&self, mailbox: MailboxId, parts: SortParts) -> Result<Vec<SortEntry>>;
+    /// Every message's UID, MODSEQ and flags, in UID order: what a view of
+    /// the mailbox starts from. Shared: the store may keep the list for the
+    /// next caller and bring it up to date from its changes.
+    async fn states(&self, mailbox: MailboxId) -> Result<std::sync::Arc<Vec<MessageState>>>;
+    /// Shared: the store may keep the same entries for the next caller.
+    async fn sort_keys(
+        &self,
+        mailbox: MailboxId,
+        parts: SortParts,
+    ) -> Result<std::sync::Arc<Vec<SortEntry>>>;
     /// The cached ENVELOPE and BODYSTRUCTURE of some messages, by UID.
     async fn views(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, MessageCache)>>;
     /// Messages added or changed, and UIDs expunged, after `modseq`: all

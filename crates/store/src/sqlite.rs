@@ -23,6 +23,7 @@ use crate::{Error, Result, SortKeys, WATCH_INTERVAL, password, unix_now};
 use engine::{Engine, Tx, all, exec, one};
 
 mod accounts;
+mod cache;
 mod check;
 mod engine;
 mod feed;
@@ -33,6 +34,7 @@ mod quota;
 mod scripts;
 mod sorting;
 mod spam;
+mod states;
 mod traces;
 mod upkeep;
 
@@ -136,6 +138,10 @@ pub struct SqliteStore {
     logins: Arc<password::Verified>,
     /// Message bodies read since the store opened ([`Upkeep::body_reads`]).
     body_reads: Arc<std::sync::atomic::AtomicU64>,
+    /// The sort keys of the mailboxes sorted last.
+    keys: Arc<sorting::KeyCache>,
+    /// The message states of the mailboxes opened last.
+    states: Arc<states::StateCache>,
 }
 
 impl SqliteStore {
@@ -166,6 +172,8 @@ impl SqliteStore {
             flights: Arc::new(Flights::default()),
             logins: Arc::new(password::Verified::new()),
             body_reads: Arc::default(),
+            keys: Arc::new(sorting::key_cache()),
+            states: Arc::new(states::state_cache()),
         })
     }
 

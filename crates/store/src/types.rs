@@ -394,6 +394,30 @@ pub struct MessageMeta {
     pub saved_at: i64,
 }
 
+/// What a session keeps of each message while its mailbox is selected:
+/// what numbers it and what changes ([`crate::Messages::states`]). Size,
+/// dates and body are read when a command asks for them, so that a session
+/// holds 32 bytes a message (thousands of idle sessions, big mailboxes);
+/// the keywords, mostly none, in a boxed slice (no spare capacity word).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageState {
+    pub uid: u32,
+    pub modseq: u64,
+    pub flags: Flags,
+    pub keywords: Box<[String]>,
+}
+
+impl From<MessageMeta> for MessageState {
+    fn from(m: MessageMeta) -> MessageState {
+        MessageState {
+            uid: m.uid,
+            modseq: m.modseq,
+            flags: m.flags,
+            keywords: m.keywords.into_boxed_slice(),
+        }
+    }
+}
+
 /// What a flag update does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagOp {

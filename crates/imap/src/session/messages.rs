@@ -263,7 +263,7 @@ impl Session {
             store
                 .sort_keys(view.mailbox.id, parts)
                 .await?
-                .into_iter()
+                .iter()
                 .filter(|e| wanted.contains(&e.uid))
                 .filter_map(|e| {
                     let blob = details.get(&e.uid).map(|d| &d.blob);

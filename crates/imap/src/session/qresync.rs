@@ -105,7 +105,7 @@ async fn vanished(
     // Every UID of `within` below UIDNEXT that the mailbox lacks now: the
     // gaps between the UIDs there, walked range by range.
     let mut there: Vec<u32> = store
-        .messages(view.mailbox.id)
+        .states(view.mailbox.id)
         .await?
         .iter()
         .map(|m| m.uid)

@@ -154,7 +154,7 @@ impl Session {
         charset: &str,
         key: &SearchKey,
         parts: store::SortParts,
-    ) -> Result<(Vec<store::SortEntry>, Vec<(usize, usize)>), Done> {
+    ) -> Result<(std::sync::Arc<Vec<store::SortEntry>>, Vec<(usize, usize)>), Done> {
         if !matches!(charset, "UTF-8" | "US-ASCII") {
             return Err(no_code(
                 "BADCHARSET (UTF-8 US-ASCII)",
@@ -180,7 +180,7 @@ impl Session {
         let mut matched = Vec::with_capacity(hits.len());
         for i in hits {
             let uid = view.messages[i].uid;
-            at += keys[at..].partition_point(|e| e.uid < uid);
+            at = crate::search::seek(&keys, at, uid);
             if keys.get(at).is_some_and(|e| e.uid == uid) {
                 matched.push((i, at));
             }

@@ -81,6 +81,10 @@ impl Messages for SqliteStore {
             .await
     }
 
+    async fn states(&self, mailbox: MailboxId) -> Result<Arc<Vec<MessageState>>> {
+        self.read_states(mailbox).await
+    }
+
     async fn newest(
         &self,
         mailbox: MailboxId,
@@ -172,7 +176,7 @@ impl Messages for SqliteStore {
             .collect())
     }
 
-    async fn sort_keys(&self, mailbox: MailboxId, parts: SortParts) -> Result<Vec<SortEntry>> {
+    async fn sort_keys(&self, mailbox: MailboxId, parts: SortParts) -> Result<Arc<Vec<SortEntry>>> {
         self.read_sort_keys(mailbox, parts).await
     }
 

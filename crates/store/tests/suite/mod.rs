@@ -505,6 +505,106 @@ pub async fn sort_keys_are_kept_at_delivery_and_go_with_copies(t: T) {
     );
 }
 
+/// `states` and `sort_keys` may answer from lists kept between calls;
+/// after every kind of change they must say what a fresh read says.
+pub async fn kept_lists_follow_every_change(t: T) {
+    let text = SortParts {
+        text: true,
+        threads: true,
+        fields: false,
+    };
+    // The header fields are never kept: that read is always a fresh one.
+    let fresh = SortParts {
+        fields: true,
+        ..text
+    };
+    let check = |step: &'static str| {
+        let t = &t;
+        async move {
+            for name in ["INBOX", "Archive"] {
+                let Some(m) = t.store.mailbox(t.account.id, name).await.unwrap() else {
+                    continue;
+                };
+                let states = t.store.states(m.id).await.unwrap();
+                let read: Vec<MessageState> = t
+                    .store
+                    .messages(m.id)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(MessageState::from)
+                    .collect();
+                assert_eq!(*states, read, "{step}: states of {name}");
+                let kept = t.store.sort_keys(m.id, text).await.unwrap();
+                let mut read = (*t.store.sort_keys(m.id, fresh).await.unwrap()).clone();
+                for e in &mut read {
+                    e.keys.fields = None;
+                }
+                assert_eq!(*kept, read, "{step}: sort keys of {name}");
+            }
+        }
+    };
+    let inbox = t.mailbox("INBOX").await;
+    for s in ["one", "Re: two", "three", "four"] {
+        t.add("INBOX", s, Flags::empty()).await;
+    }
+    check("added").await;
+    // Read with dates only first: the text keys are read again, not
+    // taken as empty.
+    t.store
+        .sort_keys(inbox.id, SortParts::default())
+        .await
+        .unwrap();
+    check("dates kept").await;
+    t.add("INBOX", "five", Flags::SEEN).await;
+    t.store
+        .store_flags(
+            inbox.id,
+            &[2],
+            &change(FlagOp::Add, Flags::FLAGGED, &["$Work"]),
+            None,
+        )
+        .await
+        .unwrap();
+    check("flagged and one more").await;
+    t.store.expunge(inbox.id, &[1, 3], false).await.unwrap();
+    check("expunged").await;
+    let archive = t
+        .store
+        .create_mailbox(t.account.id, "Archive", None)
+        .await
+        .unwrap();
+    check("created").await;
+    t.store
+        .move_messages(inbox.id, &[2], archive.id)
+        .await
+        .unwrap();
+    t.store
+        .copy_messages(inbox.id, &[4], archive.id)
+        .await
+        .unwrap();
+    check("moved and copied").await;
+    // Re-created under the same name: nothing kept from the old one.
+    t.store
+        .delete_mailbox(t.account.id, "Archive")
+        .await
+        .unwrap();
+    t.store
+        .create_mailbox(t.account.id, "Archive", None)
+        .await
+        .unwrap();
+    t.add("Archive", "new", Flags::empty()).await;
+    check("re-created").await;
+    // Expunge records pruned past what was kept: read again whole.
+    t.add("INBOX", "six", Flags::empty()).await;
+    t.store.expunge(inbox.id, &[4], false).await.unwrap();
+    t.store
+        .prune_expunged(store::unix_now() + 10, 0)
+        .await
+        .unwrap();
+    check("pruned").await;
+}
+
 pub async fn accounts_can_have_their_own_pop3_delete_mode(t: T) {
     assert_eq!(t.account.pop3_delete, None);
     t.store
@@ -1352,7 +1452,7 @@ pub async fn list_pages_and_unseen_counts_read_only_what_they_show(t: T) {
 #[macro_export]
 macro_rules! every_test {
     ($open:path) => {
-        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, expunge_records_are_pruned_and_answers_stay_right, sort_keys_are_kept_at_delivery_and_go_with_copies, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, junk_report_settings_secrets_and_single_use_links, the_trace_finds_by_address_message_id_and_time, quotas_refuse_whole_writes_and_expunge_frees_room, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
+        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, expunge_records_are_pruned_and_answers_stay_right, sort_keys_are_kept_at_delivery_and_go_with_copies, kept_lists_follow_every_change, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, junk_report_settings_secrets_and_single_use_links, the_trace_finds_by_address_message_id_and_time, quotas_refuse_whole_writes_and_expunge_frees_room, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
     };
     (@each $open:path; $($name:ident),*) => {
         $(
