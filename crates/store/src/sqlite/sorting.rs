@@ -7,10 +7,10 @@
 use super::cache::{self, Cached, MailboxCache};
 use super::*;
 
-/// Messages whose keys the cache holds, over all mailboxes. An entry with
-/// subjects, addresses and references is a few hundred bytes, so this is
-/// some 100 MB at most.
-const KEY_CACHE_ENTRIES: usize = 300_000;
+/// Messages whose keys the cache holds, over all mailboxes. With subjects,
+/// addresses and references an entry is about 550 bytes (measured: 55 MB
+/// for 100,000), so this is some 110 MB at most.
+const KEY_CACHE_ENTRIES: usize = 200_000;
 
 /// The sort keys of the mailboxes sorted last, with which text keys they
 /// hold (never the header fields).
