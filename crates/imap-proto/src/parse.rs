@@ -388,6 +388,16 @@ impl P<'_> {
             "CHECK" => CommandBody::Check,
             "CLOSE" => CommandBody::Close,
             "UNSELECT" => CommandBody::Unselect,
+            "CANCELUPDATE" => {
+                let mut tags = Vec::new();
+                while self.eat(b' ') {
+                    tags.push(String::from_utf8_lossy(&self.string()?).into_owned());
+                }
+                if tags.is_empty() {
+                    return Err("CANCELUPDATE needs the tags of the searches to stop".into());
+                }
+                CommandBody::CancelUpdate(tags)
+            }
             "EXPUNGE" => CommandBody::Expunge { uids: None },
             "AUTHENTICATE" => {
                 self.sp()?;
@@ -816,6 +826,16 @@ impl P<'_> {
                 "ALL" => SearchReturn::All,
                 "COUNT" => SearchReturn::Count,
                 "SAVE" => SearchReturn::Save,
+                "UPDATE" => SearchReturn::Update,
+                "CONTEXT" => SearchReturn::Context,
+                "PARTIAL" => {
+                    // partial-range = nz-number ":" nz-number (RFC 5267 6).
+                    p.sp()?;
+                    let a = p.nz_number32()?;
+                    p.byte(b':')?;
+                    let b = p.nz_number32()?;
+                    SearchReturn::Partial(a.min(b), a.max(b))
+                }
                 other => return Err(format!("unknown {command} RETURN option {other}")),
             })
         })

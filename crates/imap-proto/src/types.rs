@@ -62,6 +62,8 @@ pub enum CommandBody {
     Check,
     Close,
     Unselect,
+    /// CANCELUPDATE (RFC 5267 4.3): the tags whose updates end.
+    CancelUpdate(Vec<String>),
     Expunge {
         /// UID EXPUNGE (RFC 4315).
         uids: Option<SequenceSet>,
@@ -231,6 +233,12 @@ pub enum SearchReturn {
     All,
     Count,
     Save,
+    /// RFC 5267 4.1: keep telling the client how the result changes.
+    Update,
+    /// RFC 5267 4.2: a hint that updates may follow; changes nothing.
+    Context,
+    /// RFC 5267 4.4: the results at these 1-based positions, low to high.
+    Partial(u32, u32),
 }
 
 /// One key of a SORT, maybe reversed (RFC 5256 3, RFC 5957).

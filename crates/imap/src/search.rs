@@ -82,6 +82,17 @@ pub async fn run(
     key: &SearchKey,
     saved: Option<&[u32]>,
 ) -> Result<Vec<usize>, String> {
+    run_on(store, view, key, saved, None).await
+}
+
+/// [`run`] over some messages only (`only`: indexes in ascending order).
+pub async fn run_on(
+    store: &dyn MailStore,
+    view: &View,
+    key: &SearchKey,
+    saved: Option<&[u32]>,
+    only: Option<&[usize]>,
+) -> Result<Vec<usize>, String> {
     let content = needs_content(key);
     // Size, dates and body files come from the store's entries, read once.
     let needs = needs_details(key);
@@ -117,7 +128,14 @@ pub async fn run(
     let built = Key::build(key, view, saved);
     let mut hits = Vec::new();
     let mut at = 0;
-    for (i, m) in view.messages.iter().enumerate() {
+    let indexes: Box<dyn Iterator<Item = usize> + Send> = match only {
+        Some(o) => Box::new(o.iter().copied()),
+        None => Box::new(0..view.messages.len()),
+    };
+    for i in indexes {
+        let Some(m) = view.messages.get(i) else {
+            continue;
+        };
         let detail = details.get(&m.uid);
         at = seek(&keys, at, m.uid);
         let kept = keys.get(at).filter(|e| e.uid == m.uid).map(|e| &e.keys);

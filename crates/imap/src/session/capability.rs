@@ -70,6 +70,7 @@ const CAPABILITIES: &[Capability] = &[
     cap("LIST-EXTENDED"),
     cap("LIST-STATUS"),
     cap("ESEARCH"),
+    cap("CONTEXT=SEARCH"),
     cap("WITHIN"),
     cap("OBJECTID"),
     cap("SAVEDATE"),

@@ -47,6 +47,7 @@ impl Session {
         read_only: bool,
         qresync: Option<&Qresync>,
     ) -> Result<Done, Error> {
+        self.end_live();
         if self.selected.take().is_some() {
             // RFC 9051 7.1: the previous mailbox is closed first.
             self.line("* OK [CLOSED] Previous mailbox closed.");

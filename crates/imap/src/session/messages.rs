@@ -26,6 +26,7 @@ impl Session {
             }
         }
         self.saved = None;
+        self.end_live();
         ok(if expunge {
             "CLOSE completed."
         } else {
@@ -71,8 +72,13 @@ impl Session {
             Ok(g) => g,
             Err(e) => return Ok(store_failure(e)),
         };
-        qresync::expunge_lines(&mut self.out, &view.remove(&gone.uids), qresync);
         view.took_own_change(gone.modseq);
+        let diffs = self.live_diffs(&[], &gone.uids).await;
+        let Some(view) = self.selected.as_mut() else {
+            return Ok(ok("EXPUNGE completed."));
+        };
+        context::removals(&mut self.out, &diffs, view);
+        qresync::expunge_lines(&mut self.out, &view.remove(&gone.uids), qresync);
         Ok(ok("EXPUNGE completed."))
     }
 
@@ -108,6 +114,7 @@ impl Session {
             }
         };
         let numbers: Vec<u32> = hits.iter().map(|&i| number(i)).collect();
+        let hit_uids: Vec<u32> = hits.iter().map(|&i| view.messages[i].uid).collect();
         // RFC 7162 3.1.5: a search by MODSEQ says the highest of its hits.
         let highest = uses_modseq(key)
             .then(|| hits.iter().map(|&i| view.messages[i].modseq).max())
@@ -165,6 +172,7 @@ impl Session {
                         line.push_str(&format!(" ALL {}", uid_set(&numbers)))
                     }
                     SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
+                    SearchReturn::Partial(low, high) => partial(&mut line, &numbers, *low, *high),
                     _ => {}
                 }
             }
@@ -172,6 +180,13 @@ impl Session {
                 line.push_str(&format!(" MODSEQ {m}"));
             }
             self.line(&line);
+        }
+        if options.contains(&SearchReturn::Update) && !self.keep_live(tag, uid, key, &hit_uids) {
+            self.line(&format!(
+                "* NO [NOUPDATE \"{tag}\"] {} searches are kept up to date already; \
+                 CANCELUPDATE one first.",
+                context::MAX_LIVE
+            ));
         }
         ok("SEARCH completed.")
     }
@@ -440,7 +455,7 @@ impl Session {
                 self.out.extend_from_slice(&line);
             }
         }
-        if result.refused.is_empty() {
+        let done = if result.refused.is_empty() {
             ok("STORE completed.")
         } else {
             let refused: Vec<u32> = if uid {
@@ -456,7 +471,15 @@ impl Session {
                 format!("MODIFIED {}", uid_set(&refused)),
                 "Some messages changed meanwhile.",
             )
+        };
+        // Searches kept up to date hear of flags this STORE changed.
+        let touched: Vec<u32> = result.updated.iter().map(|u| u.uid).collect();
+        let diffs = self.live_diffs(&touched, &[]).await;
+        if let Some(view) = self.selected.as_ref() {
+            context::removals(&mut self.out, &diffs, view);
+            context::additions(&mut self.out, &diffs, view);
         }
+        done
     }
 
     pub(super) async fn copy(
@@ -548,4 +571,20 @@ fn body_batch(
         batch.push(d.map(|d| d.blob.clone()));
     }
     batch
+}
+
+/// ` PARTIAL (low:high numbers)`: the results at those 1-based positions
+/// of `numbers` (in result order), or NIL when there are none (RFC 5267
+/// 4.4).
+pub(super) fn partial(line: &mut String, numbers: &[u32], low: u32, high: u32) {
+    let from = (low as usize).saturating_sub(1).min(numbers.len());
+    let to = (high as usize).min(numbers.len());
+    let mut picked = numbers[from..to.max(from)].to_vec();
+    picked.sort_unstable();
+    let set = if picked.is_empty() {
+        "NIL".to_string()
+    } else {
+        uid_set(&picked)
+    };
+    line.push_str(&format!(" PARTIAL ({low}:{high} {set})"));
 }

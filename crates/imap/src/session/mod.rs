@@ -27,6 +27,7 @@ use crate::{
 
 mod auth;
 mod capability;
+mod context;
 mod mailboxes;
 mod messages;
 mod qresync;
@@ -51,6 +52,8 @@ pub struct Session {
     enabled: capability::Enabled,
     /// SEARCHRES result (RFC 5182), as UIDs.
     saved: Option<Vec<u32>>,
+    /// Searches kept up to date (RFC 5267 CONTEXT=SEARCH).
+    live: Vec<context::Live>,
     tls: bool,
     logout: bool,
     /// When the connection opened: the login deadline counts from here.
@@ -181,6 +184,7 @@ impl Session {
             feed: None,
             enabled: capability::Enabled::default(),
             saved: None,
+            live: Vec::new(),
             logout: false,
             started: std::time::Instant::now(),
         }
@@ -379,6 +383,7 @@ impl Session {
                 | C::Store { .. }
                 | C::Copy { .. }
                 | C::Move { .. }
+                | C::CancelUpdate(_)
         );
         let (done, updates) = if needs_auth && !authenticated {
             (bad("Log in first."), Updates::None)
@@ -466,6 +471,7 @@ impl Session {
                 C::Idle => return self.idle(&tag).await,
                 C::Close => (self.close(true).await, Updates::None),
                 C::Unselect => (self.close(false).await, Updates::None),
+                C::CancelUpdate(tags) => (self.cancel_update(&tags), Updates::All),
                 C::Expunge { uids } => (self.expunge(uids.as_ref()).await?, Updates::All),
                 C::Search {
                     uid,

@@ -16,6 +16,9 @@ impl Session {
         charset: &str,
         key: &SearchKey,
     ) -> Done {
+        if ret.is_some_and(|r| r.contains(&SearchReturn::Update)) {
+            return bad("RETURN (UPDATE) is for SEARCH here: CONTEXT=SORT is not offered.");
+        }
         let text = criteria
             .iter()
             .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Date | SortKey::Size));
@@ -91,6 +94,9 @@ impl Session {
                         }
                         (SearchReturn::Count, ..) => {
                             line.push_str(&format!(" COUNT {}", numbers.len()))
+                        }
+                        (SearchReturn::Partial(low, high), ..) => {
+                            super::messages::partial(&mut line, &numbers, *low, *high)
                         }
                         _ => {}
                     }

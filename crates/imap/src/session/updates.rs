@@ -65,7 +65,20 @@ impl Session {
             }
             Err(e) => return Err(e.into()),
         };
+        // Searches kept up to date: the new messages and those whose flags
+        // changed searched again, the expunged ones dropped.
+        let mut touched = updates.flags.clone();
+        let new_from = view.messages.len().saturating_sub(updates.new_messages);
+        touched.extend(view.messages[new_from..].iter().map(|m| m.uid));
+        let gone: Vec<u32> = view.pending_expunge.iter().copied().collect();
+        let diffs = self.live_diffs(&touched, &gone).await;
+        let Some(view) = self.selected.as_mut() else {
+            return Ok(());
+        };
         let mut out = Vec::new();
+        // REMOVEFROM numbers messages as the client knows them: before the
+        // expunges below.
+        context::removals(&mut out, &diffs, view);
         if let Some(flags) = view.take_flags_due() {
             out.extend_from_slice(flags.as_bytes());
         }
@@ -92,6 +105,7 @@ impl Session {
                 out.extend_from_slice(format!("* {} RECENT\r\n", view.recent.len()).as_bytes());
             }
         }
+        context::additions(&mut out, &diffs, view);
         for uid in updates.flags {
             // Looked up after the expunges above, so the number is current.
             if let Some(i) = view.index_of(uid) {
