@@ -105,6 +105,12 @@ def test_update_follows_other_sessions_and_this_one(server):
     lines = [l.decode().strip() for l in untagged]
     assert lines.index(f'* ESEARCH (TAG "{live}") UID REMOVEFROM (0 6)') < lines.index("* 5 EXPUNGE"), lines
 
+    # And its own MOVE.
+    a.cmd("CREATE Archive")
+    untagged, _ = a.cmd("UID MOVE 2 Archive")
+    lines = [l.decode().strip() for l in untagged]
+    assert lines.index(f'* ESEARCH (TAG "{live}") UID REMOVEFROM (0 2)') < lines.index("* 2 EXPUNGE"), lines
+
     # CANCELUPDATE ends one; an unknown tag is refused.
     _, ok = a.cmd(f'CANCELUPDATE "{live}"')
     assert b" OK " in ok, ok
@@ -112,7 +118,7 @@ def test_update_follows_other_sessions_and_this_one(server):
     assert b" NO " in no, no
     append(session(server, enable=False), "From: y@example.org\r\nSubject: s1\r\n\r\nnewer\r\n")
     untagged, _ = a.cmd("NOOP")
-    assert esearch(untagged) == [f'* ESEARCH (TAG "{unseen}") ADDTO (0 5)'], untagged
+    assert esearch(untagged) == [f'* ESEARCH (TAG "{unseen}") ADDTO (0 4)'], untagged
 
     # Leaving the mailbox ends them all.
     a.cmd("SELECT INBOX")

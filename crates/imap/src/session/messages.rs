@@ -537,8 +537,12 @@ impl Session {
                 self.out
                     .extend_from_slice(format!("* OK [{code}] Moved.\r\n").as_bytes());
             }
-            qresync::expunge_lines(&mut self.out, &view.remove(&src), qresync);
             view.took_own_change(result.source_modseq);
+            let diffs = self.live_diffs(&[], &src).await;
+            if let Some(view) = self.selected.as_mut() {
+                context::removals(&mut self.out, &diffs, view);
+                qresync::expunge_lines(&mut self.out, &view.remove(&src), qresync);
+            }
             return ok("MOVE completed.");
         }
         match code {
