@@ -4,28 +4,8 @@ REMOVEFROM (position 0: a search result has no order) as other sessions
 and this one add, flag and expunge messages, until CANCELUPDATE or the
 mailbox is left; PARTIAL answers the results at some positions. The
 lines and their order are those the reference Dovecot 2.3 answers."""
-import tempfile
-
-import pytest
-
-from conftest import Satchel
 from test_imap_qresync import session
-from test_imap_small_extensions import append
-from test_imap_sort import one
-
-ALICE = "alice@example.test"
-
-
-@pytest.fixture
-def server():
-    with tempfile.TemporaryDirectory() as tmp:
-        s = Satchel(tmp)
-        s.add_user(ALICE)
-        s.start()
-        try:
-            yield s
-        finally:
-            s.stop()
+from test_imap_small_extensions import append, server  # noqa: F401 (a fixture)
 
 
 def filled(server, n=5):

@@ -388,6 +388,14 @@ impl P<'_> {
             "CHECK" => CommandBody::Check,
             "CLOSE" => CommandBody::Close,
             "UNSELECT" => CommandBody::Unselect,
+            "NOTIFY" => {
+                self.sp()?;
+                match self.atom_upper()?.as_str() {
+                    "NONE" => CommandBody::Notify(None),
+                    "SET" => CommandBody::Notify(Some(self.notify_set()?)),
+                    other => return Err(format!("NOTIFY {other}: expected SET or NONE")),
+                }
+            }
             "CANCELUPDATE" => {
                 let mut tags = Vec::new();
                 while self.eat(b' ') {
@@ -813,6 +821,78 @@ impl P<'_> {
             algorithm,
             charset,
             key,
+        })
+    }
+
+    /// After NOTIFY SET: `[SP "STATUS"] 1*(SP event-group)` (RFC 5465 8).
+    fn notify_set(&mut self) -> R<NotifySet> {
+        let mut status = false;
+        let mut groups = Vec::new();
+        while self.eat(b' ') {
+            if groups.is_empty() && !status && self.keyword("STATUS") {
+                status = true;
+                continue;
+            }
+            self.byte(b'(')?;
+            let filter = match self.atom_upper()?.as_str() {
+                "SELECTED" => NotifyFilter::Selected,
+                "SELECTED-DELAYED" => NotifyFilter::SelectedDelayed,
+                "INBOXES" => NotifyFilter::Inboxes,
+                "PERSONAL" => NotifyFilter::Personal,
+                "SUBSCRIBED" => NotifyFilter::Subscribed,
+                "SUBTREE" => {
+                    self.sp()?;
+                    NotifyFilter::Subtree(self.one_or_more_mailbox()?)
+                }
+                "MAILBOXES" => {
+                    self.sp()?;
+                    NotifyFilter::Mailboxes(self.one_or_more_mailbox()?)
+                }
+                other => return Err(format!("unknown NOTIFY mailbox filter {other}")),
+            };
+            self.sp()?;
+            let events = if self.keyword("NONE") {
+                Vec::new()
+            } else {
+                self.list_of(false, |p| p.notify_event())?
+            };
+            self.byte(b')')?;
+            groups.push(NotifyGroup { filter, events });
+        }
+        if groups.is_empty() {
+            return Err("NOTIFY SET needs at least one (mailboxes events) group".into());
+        }
+        Ok(NotifySet { status, groups })
+    }
+
+    fn one_or_more_mailbox(&mut self) -> R<Vec<MailboxArg>> {
+        if self.peek() == Some(b'(') {
+            self.list_of(false, |p| p.mailbox())
+        } else {
+            Ok(vec![self.mailbox()?])
+        }
+    }
+
+    fn notify_event(&mut self) -> R<NotifyEvent> {
+        let name = self.atom_upper()?;
+        Ok(match name.as_str() {
+            "MESSAGENEW" => {
+                let mut atts = Vec::new();
+                if self.peek() == Some(b' ') && self.s.get(self.i + 1) == Some(&b'(') {
+                    self.sp()?;
+                    atts = self.list_of(false, |p| p.fetch_attr())?;
+                }
+                NotifyEvent::MessageNew(atts)
+            }
+            "MESSAGEEXPUNGE" => NotifyEvent::MessageExpunge,
+            "FLAGCHANGE" => NotifyEvent::FlagChange,
+            "MAILBOXNAME" => NotifyEvent::MailboxName,
+            "SUBSCRIPTIONCHANGE" => NotifyEvent::SubscriptionChange,
+            // The other events of RFC 5465 5 and 5464, by their names.
+            "ANNOTATIONCHANGE" => NotifyEvent::Other("AnnotationChange".into()),
+            "MAILBOXMETADATACHANGE" => NotifyEvent::Other("MailboxMetadataChange".into()),
+            "SERVERMETADATACHANGE" => NotifyEvent::Other("ServerMetadataChange".into()),
+            _ => NotifyEvent::Other(name),
         })
     }
 

@@ -64,6 +64,8 @@ pub enum CommandBody {
     Unselect,
     /// CANCELUPDATE (RFC 5267 4.3): the tags whose updates end.
     CancelUpdate(Vec<String>),
+    /// NOTIFY (RFC 5465): `None` for NOTIFY NONE.
+    Notify(Option<NotifySet>),
     Expunge {
         /// UID EXPUNGE (RFC 4315).
         uids: Option<SequenceSet>,
@@ -349,4 +351,46 @@ pub enum StoreMode {
     Replace,
     Add,
     Remove,
+}
+
+/// NOTIFY SET (RFC 5465 3): which mailboxes to watch for which events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifySet {
+    /// `SET STATUS`: a STATUS of every watched mailbox at once.
+    pub status: bool,
+    pub groups: Vec<NotifyGroup>,
+}
+
+/// One `(filter-mailboxes events)` of NOTIFY SET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyGroup {
+    pub filter: NotifyFilter,
+    /// Empty for NONE.
+    pub events: Vec<NotifyEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyFilter {
+    Selected,
+    /// Expunges wait for a command that may tell them (RFC 5465 6.1).
+    SelectedDelayed,
+    Inboxes,
+    Personal,
+    Subscribed,
+    /// These mailboxes and every one below them.
+    Subtree(Vec<MailboxArg>),
+    Mailboxes(Vec<MailboxArg>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyEvent {
+    /// With the FETCH items to send for each new message (selected only).
+    MessageNew(Vec<FetchAttr>),
+    MessageExpunge,
+    FlagChange,
+    MailboxName,
+    SubscriptionChange,
+    /// An event this server does not watch (AnnotationChange, metadata):
+    /// refused with BADEVENT.
+    Other(String),
 }

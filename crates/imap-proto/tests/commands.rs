@@ -702,3 +702,56 @@ fn savedate() {
         ]
     ));
 }
+
+#[test]
+fn context_and_notify() {
+    // RFC 5267: UPDATE, CONTEXT and PARTIAL (its range put in order).
+    assert!(matches!(
+        ok("a SEARCH RETURN (UPDATE CONTEXT PARTIAL 5:1) UNSEEN"),
+        CommandBody::Search { ret: Some(r), .. }
+            if r == vec![SearchReturn::Update, SearchReturn::Context, SearchReturn::Partial(1, 5)]
+    ));
+    bad(b"a SEARCH RETURN (PARTIAL -1:-5) ALL");
+    bad(b"a SEARCH RETURN (PARTIAL 0:5) ALL");
+    assert_eq!(
+        ok("a CANCELUPDATE \"s1\" \"s2\""),
+        CommandBody::CancelUpdate(vec!["s1".into(), "s2".into()])
+    );
+    bad(b"a CANCELUPDATE");
+    // RFC 5465.
+    assert_eq!(ok("a NOTIFY NONE"), CommandBody::Notify(None));
+    let CommandBody::Notify(Some(set)) = ok(
+        "a NOTIFY SET STATUS (selected (MessageNew (uid flags) MessageExpunge)) \
+         (subtree (Lists \"Other Stuff\") (MailboxName)) (mailboxes Work NONE)",
+    ) else {
+        panic!()
+    };
+    assert!(set.status);
+    assert_eq!(set.groups.len(), 3);
+    assert_eq!(set.groups[0].filter, NotifyFilter::Selected);
+    assert!(matches!(&set.groups[0].events[0], NotifyEvent::MessageNew(a) if a.len() == 2));
+    assert_eq!(set.groups[0].events[1], NotifyEvent::MessageExpunge);
+    assert_eq!(
+        set.groups[1].filter,
+        NotifyFilter::Subtree(vec![mb("Lists"), mb("Other Stuff")])
+    );
+    assert_eq!(set.groups[1].events, vec![NotifyEvent::MailboxName]);
+    assert_eq!(
+        set.groups[2].filter,
+        NotifyFilter::Mailboxes(vec![mb("Work")])
+    );
+    assert!(set.groups[2].events.is_empty());
+    assert_eq!(
+        ok("a NOTIFY SET (personal (AnnotationChange))"),
+        CommandBody::Notify(Some(NotifySet {
+            status: false,
+            groups: vec![NotifyGroup {
+                filter: NotifyFilter::Personal,
+                events: vec![NotifyEvent::Other("AnnotationChange".into())],
+            }],
+        }))
+    );
+    bad(b"a NOTIFY SET");
+    bad(b"a NOTIFY SET (elsewhere (MessageNew MessageExpunge))");
+    bad(b"a NOTIFY SOON");
+}

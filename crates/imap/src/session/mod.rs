@@ -30,6 +30,7 @@ mod capability;
 mod context;
 mod mailboxes;
 mod messages;
+mod notify;
 mod qresync;
 mod quota;
 mod sorting;
@@ -54,6 +55,8 @@ pub struct Session {
     saved: Option<Vec<u32>>,
     /// Searches kept up to date (RFC 5267 CONTEXT=SEARCH).
     live: Vec<context::Live>,
+    /// What NOTIFY watches (RFC 5465), when it is on.
+    notify: Option<notify::Watch>,
     tls: bool,
     logout: bool,
     /// When the connection opened: the login deadline counts from here.
@@ -185,6 +188,7 @@ impl Session {
             enabled: capability::Enabled::default(),
             saved: None,
             live: Vec::new(),
+            notify: None,
             logout: false,
             started: std::time::Instant::now(),
         }
@@ -226,7 +230,7 @@ impl Session {
             };
             let deadlines = self.server.settings.deadlines;
             let (timeout, login_due) = deadlines.wait_limit(idle, self.started, logged_in);
-            let read = match wait(self.read_command(&mut line), timeout, &mut shutdown).await {
+            let read = match wait(self.next_command(&mut line), timeout, &mut shutdown).await {
                 Wait::Ready(r) => r,
                 Wait::ShuttingDown => {
                     self.line("* BYE [UNAVAILABLE] The server is shutting down.");
@@ -262,6 +266,15 @@ impl Session {
             self.flush().await?;
         }
         Ok(())
+    }
+
+    /// The next command; with NOTIFY on, changes are told while waiting
+    /// for it (RFC 5465 3).
+    async fn next_command(&mut self, line: &mut Vec<u8>) -> Result<Option<Vec<u8>>, Error> {
+        if self.notify.is_some() && self.account.is_some() {
+            self.wait_notifying().await?;
+        }
+        self.read_command(line).await
     }
 
     /// Reads one command with its literals. `None` when the command was
@@ -472,6 +485,7 @@ impl Session {
                 C::Close => (self.close(true).await, Updates::None),
                 C::Unselect => (self.close(false).await, Updates::None),
                 C::CancelUpdate(tags) => (self.cancel_update(&tags), Updates::All),
+                C::Notify(set) => (self.notify(set).await, Updates::All),
                 C::Expunge { uids } => (self.expunge(uids.as_ref()).await?, Updates::All),
                 C::Search {
                     uid,

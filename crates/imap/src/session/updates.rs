@@ -19,13 +19,19 @@ impl Session {
         // (None) after a rename, a deletion or missed notices.
         let mut changed = false;
         let mut covering = Some(0);
+        // Other mailboxes' changes, for NOTIFY to tell once the command
+        // is done.
+        let mut others = Vec::new();
         loop {
             match feed.try_recv() {
                 Ok(c) if view.is_news(&c) => {
                     changed = true;
                     covering = covering.zip(View::covering(&c)).map(|(a, b)| a.max(b));
+                    if c.modseq == 0 {
+                        others.push(c);
+                    }
                 }
-                Ok(_) => {}
+                Ok(c) => others.push(c),
                 Err(broadcast::error::TryRecvError::Lagged(_)) => {
                     changed = true;
                     covering = None;
@@ -33,6 +39,12 @@ impl Session {
                 Err(_) => break,
             }
         }
+        if let Some(watch) = self.notify.as_mut() {
+            watch.pending.extend(others);
+        }
+        let Some(view) = self.selected.as_ref() else {
+            return Ok(());
+        };
         let pending = !view.pending_expunge.is_empty();
         if !(changed || pending && expunges_allowed) {
             return Ok(());
@@ -159,6 +171,12 @@ impl Session {
                     let relevant = match change {
                         Ok(c) if self.selected.as_ref().is_some_and(|v| v.is_news(&c)) => {
                             Some(View::covering(&c))
+                        }
+                        // NOTIFY tells of other mailboxes in IDLE too.
+                        Ok(c) if self.notify.is_some() => {
+                            self.notify_change(c).await?;
+                            self.flush().await?;
+                            None
                         }
                         Ok(_) => None,
                         Err(broadcast::error::RecvError::Lagged(_)) => Some(None),

@@ -77,10 +77,25 @@ impl<T, K> MailboxCache<T, K> {
     }
 }
 
-/// A mailbox's UIDVALIDITY, HIGHESTMODSEQ and the MODSEQ up to which its
-/// expunge records were pruned; `None` when it is gone.
-pub(super) fn mailbox_state(c: &Connection, mailbox: MailboxId) -> Result<Option<(u32, u64, u64)>> {
-    one(
+/// Where a read of a mailbox's list starts, inside the read's transaction.
+pub(super) struct Start {
+    pub(super) uidvalidity: u32,
+    /// The mailbox's HIGHESTMODSEQ now.
+    pub(super) modseq: u64,
+    /// The kept list's MODSEQ when it can be brought up to date: the
+    /// mailbox was not re-created, and the expunges after that MODSEQ are
+    /// all still on record. `None`: read the whole list.
+    pub(super) after: Option<u64>,
+}
+
+/// The [`Start`] of a read of `mailbox` for a list kept at `kept`
+/// (UIDVALIDITY, MODSEQ); `None` when the mailbox is gone.
+pub(super) fn start(
+    c: &Connection,
+    mailbox: MailboxId,
+    kept: Option<(u32, u64)>,
+) -> Result<Option<Start>> {
+    let state = one(
         c,
         "SELECT uidvalidity, highestmodseq, vanished_floor FROM mailboxes WHERE id = ?1",
         [mailbox],
@@ -91,14 +106,14 @@ pub(super) fn mailbox_state(c: &Connection, mailbox: MailboxId) -> Result<Option
                 r.get::<_, i64>(2)? as u64,
             ))
         },
-    )
-}
-
-/// Whether a list read at (`uidvalidity`, `modseq`) can be brought up to
-/// date from the mailbox's `state`: the mailbox was not re-created, and
-/// the expunges after `modseq` are all still on record.
-pub(super) fn can_catch_up(state: (u32, u64, u64), uidvalidity: u32, modseq: u64) -> bool {
-    state.0 == uidvalidity && state.2 <= modseq
+    )?;
+    Ok(state.map(|(uidvalidity, modseq, floor)| Start {
+        uidvalidity,
+        modseq,
+        after: kept
+            .filter(|&(v, m)| v == uidvalidity && floor <= m)
+            .map(|(_, m)| m),
+    }))
 }
 
 /// The UIDs expunged from a mailbox after `modseq`, in UID order.

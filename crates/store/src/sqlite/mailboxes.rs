@@ -38,13 +38,17 @@ impl Mailboxes for SqliteStore {
         special_use: Option<SpecialUse>,
     ) -> Result<Mailbox> {
         let name = normalize_mailbox_name(name)?;
-        self.db
+        let origin = self.origin;
+        let made = self
+            .db
             .write(move |c| {
                 if mailbox_id(c, account, &name)?.is_some() {
                     return Err(Error::MailboxExists(name));
                 }
                 create_parents(c, account, &name)?;
                 let id = insert_mailbox(c, account, &name, special_use)?;
+                // Sessions watching the account's names (NOTIFY) look again.
+                record_change(c, origin, account, id, 0)?;
                 one(
                     c,
                     select_mailboxes!("WHERE id = ?1"),
@@ -53,7 +57,9 @@ impl Mailboxes for SqliteStore {
                 )?
                 .ok_or_else(|| Error::Corrupt("a new mailbox vanished".into()))
             })
-            .await
+            .await?;
+        self.publish(account, made.id, 0);
+        Ok(made)
     }
 
     async fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<Mailbox>> {
@@ -124,7 +130,11 @@ impl Mailboxes for SqliteStore {
         };
         self.db
             .write(move |c| exec(c, sql, params![account, name]).map(|_| ()))
-            .await
+            .await?;
+        // Mailbox 0: "the subscriptions", for sessions that watch them
+        // (NOTIFY SubscriptionChange); no mailbox has that id.
+        self.publish(account, MailboxId(0), 0);
+        Ok(())
     }
 
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {

@@ -358,12 +358,12 @@ impl Messages for SqliteStore {
 /// A message's index entry from the columns of [`select_messages`], in
 /// that order.
 pub(super) fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
-    let keywords: String = r.get(3)?;
+    let state = super::states::state_from_row(r)?;
     Ok(MessageMeta {
-        uid: r.get(0)?,
-        modseq: r.get::<_, i64>(1)? as u64,
-        flags: Flags::from_bits(r.get::<_, i64>(2)? as u8),
-        keywords: keywords.split_whitespace().map(String::from).collect(),
+        uid: state.uid,
+        modseq: state.modseq,
+        flags: state.flags,
+        keywords: state.keywords.into_vec(),
         internal_date: InternalDate {
             unix: r.get(4)?,
             tz_minutes: r.get::<_, i64>(5)? as i32,

@@ -90,26 +90,26 @@ impl SqliteStore {
             .db
             .read(move |c| {
                 let tx = c.unchecked_transaction()?;
-                let Some(state) = cache::mailbox_state(&tx, mailbox)? else {
+                let kept = since.map(|(v, m, _)| (v, m));
+                let Some(start) = cache::start(&tx, mailbox, kept)? else {
                     return Ok(None);
                 };
-                let after = since.filter(|&(v, m, _)| cache::can_catch_up(state, v, m));
                 let mut snapshot = Snapshot {
-                    uidvalidity: state.0,
-                    modseq: state.1,
-                    whole: after.is_none(),
+                    uidvalidity: start.uidvalidity,
+                    modseq: start.modseq,
+                    whole: start.after.is_none(),
                     gone: Vec::new(),
                     rows: Vec::new(),
                 };
                 let mut missing = Vec::new();
-                let last_uid = match after {
+                let last_uid = match (start.after, since) {
                     // Nothing committed since: nothing to read.
-                    Some((_, m, _)) if m == state.1 => return Ok(Some((snapshot, missing))),
-                    Some((_, m, last)) => {
+                    (Some(m), _) if m == start.modseq => return Ok(Some((snapshot, missing))),
+                    (Some(m), Some((_, _, last))) => {
                         snapshot.gone = cache::expunged_after(&tx, mailbox, m)?;
                         last
                     }
-                    None => 0,
+                    _ => 0,
                 };
                 let sql = select_keys(parts);
                 let mut statement = tx.prepare_cached(&sql)?;

@@ -27,13 +27,13 @@ impl SqliteStore {
             .db
             .read(move |c| {
                 let tx = c.unchecked_transaction()?;
-                let Some(state) = cache::mailbox_state(&tx, mailbox)? else {
+                let Some(start) = cache::start(&tx, mailbox, since)? else {
                     return Ok(None);
                 };
-                let (uidvalidity, modseq, _) = state;
-                let read = match since.filter(|&(v, m)| cache::can_catch_up(state, v, m)) {
-                    Some((_, m)) if m == modseq => (false, Vec::new(), Vec::new()),
-                    Some((_, m)) => (
+                let (uidvalidity, modseq) = (start.uidvalidity, start.modseq);
+                let read = match start.after {
+                    Some(m) if m == modseq => (false, Vec::new(), Vec::new()),
+                    Some(m) => (
                         false,
                         cache::expunged_after(&tx, mailbox, m)?,
                         all(
@@ -76,7 +76,9 @@ impl SqliteStore {
     }
 }
 
-fn state_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageState> {
+/// A message's state from its first four index columns: uid, modseq,
+/// flags, keywords (as [`message_from_row`] reads them too).
+pub(super) fn state_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageState> {
     let keywords: String = r.get(3)?;
     Ok(MessageState {
         uid: r.get(0)?,
