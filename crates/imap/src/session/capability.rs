@@ -71,6 +71,7 @@ const CAPABILITIES: &[Capability] = &[
     cap("LIST-STATUS"),
     cap("ESEARCH"),
     cap("CONTEXT=SEARCH"),
+    cap("CONTEXT=SORT"),
     cap("NOTIFY"),
     cap("WITHIN"),
     cap("OBJECTID"),

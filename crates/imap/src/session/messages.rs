@@ -181,12 +181,8 @@ impl Session {
             }
             self.line(&line);
         }
-        if options.contains(&SearchReturn::Update) && !self.keep_live(tag, uid, key, &hit_uids) {
-            self.line(&format!(
-                "* NO [NOUPDATE \"{tag}\"] {} searches are kept up to date already; \
-                 CANCELUPDATE one first.",
-                context::MAX_LIVE
-            ));
+        if options.contains(&SearchReturn::Update) {
+            self.keep_live(tag, uid, key, &hit_uids, None);
         }
         ok("SEARCH completed.")
     }

@@ -16,9 +16,6 @@ impl Session {
         charset: &str,
         key: &SearchKey,
     ) -> Done {
-        if ret.is_some_and(|r| r.contains(&SearchReturn::Update)) {
-            return bad("RETURN (UPDATE) is for SEARCH here: CONTEXT=SORT is not offered.");
-        }
         let text = criteria
             .iter()
             .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Date | SortKey::Size));
@@ -41,6 +38,7 @@ impl Session {
             })
             .collect();
         sort::sort(&mut items, criteria);
+        let sorted_uids: Vec<u32> = items.iter().map(|i| i.entry.uid).collect();
         let numbers: Vec<u32> = items
             .iter()
             .map(|i| if uid { i.entry.uid } else { i.index as u32 + 1 })
@@ -108,6 +106,17 @@ impl Session {
                     self.line(&line);
                 }
             }
+        }
+        // CONTEXT=SORT (RFC 5267 4): kept up to date, in its order.
+        if ret.is_some_and(|r| r.contains(&SearchReturn::Update)) {
+            let order = sorted_uids.clone();
+            self.keep_live(
+                tag,
+                uid,
+                key,
+                &sorted_uids,
+                Some((criteria.to_vec(), order)),
+            );
         }
         ok("SORT completed.")
     }
