@@ -25,7 +25,9 @@ def test_sort_thread_and_search_answer_as_dovecot(satchel):
     assert len(commands) >= 50
     c = sort_script.Client("127.0.0.1", satchel.ports["imap"], ALICE, PASSWORD)
     caps = c.cmd("CAPABILITY")[0]
-    for cap in ("SORT", "SORT=DISPLAY", "ESORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT"):
+    for cap in (
+        "SORT", "SORT=DISPLAY", "ESORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "THREAD=REFS"
+    ):
         assert f" {cap} " in caps or caps.strip().endswith(f" {cap}"), caps
     sort_script.load(c)
     c.cmd("SELECT INBOX")

@@ -810,6 +810,7 @@ impl P<'_> {
         let algorithm = match self.atom_upper()?.as_str() {
             "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
             "REFERENCES" => ThreadAlgorithm::References,
+            "REFS" => ThreadAlgorithm::Refs,
             other => return Err(format!("unknown THREAD algorithm {other}")),
         };
         self.sp()?;

@@ -266,6 +266,9 @@ pub enum SortKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThreadAlgorithm {
     OrderedSubject,
+    /// Dovecot's REFS: REFERENCES without gathering by subject, threads
+    /// ordered by their newest message (Roundcube asks for it when offered).
+    Refs,
     References,
 }
 

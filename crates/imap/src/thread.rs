@@ -59,6 +59,47 @@ pub fn ordered_subject(msgs: &[Msg]) -> Vec<Node> {
 /// Message-ID and References (or In-Reply-To), dummies for messages not
 /// there, then threads with one base subject gathered.
 pub fn references(msgs: &[Msg]) -> Vec<Node> {
+    let mut roots = linked(msgs);
+    sort_siblings(&mut roots, msgs);
+    // (5) Roots with one base subject gathered.
+    let roots = gather_subjects(roots, msgs);
+    // (6) Siblings sorted again, merged ones included.
+    let mut roots = roots;
+    sort_siblings(&mut roots, msgs);
+    roots
+}
+
+/// Dovecot's REFS: the threads of REFERENCES before any gathering by
+/// subject, each thread's replies by sent date as there, and the threads
+/// by their newest message (sent date, then sequence), oldest first.
+pub fn refs(msgs: &[Msg]) -> Vec<Node> {
+    let mut roots = linked(msgs);
+    sort_siblings(&mut roots, msgs);
+    let mut keyed: Vec<((i64, usize), Node)> = roots
+        .into_iter()
+        .map(|n| (newest(&n, msgs), n))
+        .collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    keyed.into_iter().map(|(_, n)| n).collect()
+}
+
+/// The newest message of a tree: its (sent date, index), walked without
+/// recursion.
+fn newest(root: &Node, msgs: &[Msg]) -> (i64, usize) {
+    let mut best = (i64::MIN, 0);
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        if let Some(i) = n.msg {
+            best = best.max((sent(msgs[i].entry), msgs[i].index));
+        }
+        stack.extend(n.children.iter());
+    }
+    best
+}
+
+/// Steps 1 to 3 of REFERENCES: the containers linked by Message-ID and
+/// References, and the root set with dummies pruned.
+fn linked(msgs: &[Msg]) -> Vec<Node> {
     let mut t = Table {
         c: Vec::with_capacity(msgs.len() * 2),
         ids: FxHashMap::with_capacity_and_hasher(msgs.len() * 2, Default::default()),
@@ -98,19 +139,12 @@ pub fn references(msgs: &[Msg]) -> Vec<Node> {
             t.link(last, own);
         }
     }
-    // (2) The root set; (3) dummies pruned; (4) sorted by sent date.
+    // (2) The root set; (3) dummies pruned. (4), sorting, is the caller's.
     let mut scratch = Scratch::default();
-    let mut roots: Vec<Node> = (0..t.c.len())
+    (0..t.c.len())
         .filter(|&c| t.c[c].parent.is_none())
         .filter_map(|c| t.tree(c, &mut scratch))
-        .collect();
-    sort_siblings(&mut roots, msgs);
-    // (5) Roots with one base subject gathered.
-    let roots = gather_subjects(roots, msgs);
-    // (6) Siblings sorted again, merged ones included.
-    let mut roots = roots;
-    sort_siblings(&mut roots, msgs);
-    roots
+        .collect()
 }
 
 /// The answer's thread list: `(1 2 (3)(4))`, with `number` for each message.

@@ -83,6 +83,7 @@ const CAPABILITIES: &[Capability] = &[
     cap("ESORT"),
     cap("THREAD=ORDEREDSUBJECT"),
     cap("THREAD=REFERENCES"),
+    cap("THREAD=REFS"),
     cap("SEARCHRES"),
     cap("MULTIAPPEND"),
     cap("BINARY"),

@@ -145,6 +145,7 @@ impl Session {
             .collect();
         let threads = match algorithm {
             ThreadAlgorithm::OrderedSubject => thread::ordered_subject(&msgs),
+            ThreadAlgorithm::Refs => thread::refs(&msgs),
             ThreadAlgorithm::References => thread::references(&msgs),
         };
         let number = |i: usize| {
