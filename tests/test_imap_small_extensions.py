@@ -190,6 +190,13 @@ def test_preview(server):
     assert len(text) <= 200 and text.startswith("lorem ipsum lorem"), long
     untagged2, _ = r.cmd("UID FETCH 1:4 (PREVIEW (LAZY))")
     assert untagged2 == untagged
+    # The drafts' forms, answered as the reference Dovecot answers them.
+    caps, _ = r.cmd("CAPABILITY")
+    assert b" PREVIEW=FUZZY" in caps[0] and b" SNIPPET=FUZZY" in caps[0], caps
+    untagged, _ = r.cmd("UID FETCH 1 (PREVIEW (FUZZY))")
+    assert b'PREVIEW (FUZZY "Hello Alice, the report is ready."))' in untagged[0], untagged
+    untagged, _ = r.cmd("UID FETCH 3 (SNIPPET (LAZY=FUZZY))")
+    assert b"UID 3 SNIPPET (FUZZY NIL))" in untagged[0], untagged
     r.cmd("UID COPY 2 Trash")
     r.cmd("SELECT Trash")
     untagged, _ = r.cmd("UID FETCH 1 (PREVIEW)")

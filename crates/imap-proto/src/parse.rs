@@ -1237,16 +1237,26 @@ impl P<'_> {
             "MODSEQ" => FetchAttr::ModSeq,
             "EMAILID" => FetchAttr::EmailId,
             "SAVEDATE" => FetchAttr::SaveDate,
-            "PREVIEW" => {
+            "PREVIEW" | "SNIPPET" => {
                 // RFC 8970 3.2: (LAZY) lets a server skip previews it has
                 // not made yet; Satchel makes them at delivery, so it is
-                // the same item.
-                if self.s[self.i..].len() >= 7
-                    && self.s[self.i..self.i + 7].eq_ignore_ascii_case(b" (LAZY)")
-                {
-                    self.i += 7;
+                // the same item. FUZZY and LAZY=FUZZY are the drafts' forms.
+                let mut fuzzy = name == "SNIPPET";
+                if self.peek() == Some(b' ') && self.s.get(self.i + 1) == Some(&b'(') {
+                    self.sp()?;
+                    for m in self.list_of(false, |p| p.atom_upper())? {
+                        match m.as_str() {
+                            "LAZY" => {}
+                            "FUZZY" | "LAZY=FUZZY" => fuzzy = true,
+                            other => return Err(format!("unknown {name} modifier {other}")),
+                        }
+                    }
                 }
-                FetchAttr::Preview
+                FetchAttr::Preview(match (name.as_str(), fuzzy) {
+                    ("SNIPPET", _) => PreviewForm::Snippet,
+                    (_, true) => PreviewForm::Fuzzy,
+                    _ => PreviewForm::Preview,
+                })
             }
             "THREADID" => FetchAttr::ThreadId,
             "BODY" if self.peek() != Some(b'[') => FetchAttr::Body,

@@ -332,8 +332,8 @@ pub enum FetchAttr {
     ThreadId,
     /// RFC 8514: when the message was saved into this mailbox.
     SaveDate,
-    /// RFC 8970: the body's first text.
-    Preview,
+    /// RFC 8970: the body's first text, in the form asked for.
+    Preview(PreviewForm),
     /// BODY[section]<partial> and BODY.PEEK[...].
     Section {
         section: Section,
@@ -396,4 +396,16 @@ pub enum NotifyEvent {
     /// An event this server does not watch (AnnotationChange, metadata):
     /// refused with BADEVENT.
     Other(String),
+}
+
+/// How a preview was asked for: RFC 8970's PREVIEW, or the drafts before
+/// it that Dovecot still answers (PREVIEW=FUZZY, SNIPPET=FUZZY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreviewForm {
+    /// `PREVIEW` or `PREVIEW (LAZY)`: `PREVIEW "text"`.
+    Preview,
+    /// `PREVIEW (FUZZY)` or `(LAZY=FUZZY)`: `PREVIEW (FUZZY "text")`.
+    Fuzzy,
+    /// `SNIPPET`, with or without `(FUZZY)`: `SNIPPET (FUZZY "text")`.
+    Snippet,
 }

@@ -673,8 +673,21 @@ fn preview() {
         let CommandBody::Fetch { items, .. } = ok(line) else {
             panic!()
         };
-        assert_eq!(items[0], FetchAttr::Preview, "{line}");
+        assert_eq!(items[0], FetchAttr::Preview(PreviewForm::Preview), "{line}");
     }
+    // The drafts before RFC 8970, as Dovecot answers them.
+    for (line, form) in [
+        ("a FETCH 1 (PREVIEW (FUZZY))", PreviewForm::Fuzzy),
+        ("a FETCH 1 (PREVIEW (LAZY=FUZZY))", PreviewForm::Fuzzy),
+        ("a FETCH 1 (SNIPPET (FUZZY))", PreviewForm::Snippet),
+        ("a FETCH 1 (SNIPPET)", PreviewForm::Snippet),
+    ] {
+        let CommandBody::Fetch { items, .. } = ok(line) else {
+            panic!()
+        };
+        assert_eq!(items[0], FetchAttr::Preview(form), "{line}");
+    }
+    bad(b"a FETCH 1 (PREVIEW (SOON))");
 }
 
 #[test]

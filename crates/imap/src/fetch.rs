@@ -2,8 +2,8 @@
 //! the index, the cached views and, when a body part is asked for, the
 //! message itself.
 
-use imap_proto::FetchAttr;
 use imap_proto::response::{self, date_time};
+use imap_proto::{FetchAttr, PreviewForm};
 use mime::section::{Section, SectionText, partial};
 use mime::{Part, Value};
 use store::{MessageCache, MessageMeta};
@@ -61,7 +61,7 @@ pub fn needs(items: &[FetchAttr]) -> Needs {
             FetchAttr::Envelope
             | FetchAttr::Body
             | FetchAttr::BodyStructure
-            | FetchAttr::Preview => n.views = true,
+            | FetchAttr::Preview(_) => n.views = true,
             FetchAttr::Rfc822 | FetchAttr::Rfc822Text => {
                 n.body = true;
                 n.sets_seen = true;
@@ -219,12 +219,19 @@ pub fn write(
                     format!("EMAILID ({})", crate::objectid::email_id(blob)).as_bytes(),
                 );
             }
-            FetchAttr::Preview => {
+            FetchAttr::Preview(form) => {
                 sep(out);
-                out.extend_from_slice(b"PREVIEW ");
+                out.extend_from_slice(match form {
+                    PreviewForm::Preview => b"PREVIEW ".as_slice(),
+                    PreviewForm::Fuzzy => b"PREVIEW (FUZZY ",
+                    PreviewForm::Snippet => b"SNIPPET (FUZZY ",
+                });
                 match m.views.and_then(|v| v.preview.as_deref()) {
                     Some(text) => Value::str(text.as_bytes()).write(out),
                     None => out.extend_from_slice(b"NIL"),
+                }
+                if *form != PreviewForm::Preview {
+                    out.push(b')');
                 }
             }
             FetchAttr::SaveDate => {

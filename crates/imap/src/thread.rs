@@ -75,10 +75,8 @@ pub fn references(msgs: &[Msg]) -> Vec<Node> {
 pub fn refs(msgs: &[Msg]) -> Vec<Node> {
     let mut roots = linked(msgs);
     sort_siblings(&mut roots, msgs);
-    let mut keyed: Vec<((i64, usize), Node)> = roots
-        .into_iter()
-        .map(|n| (newest(&n, msgs), n))
-        .collect();
+    let mut keyed: Vec<((i64, usize), Node)> =
+        roots.into_iter().map(|n| (newest(&n, msgs), n)).collect();
     keyed.sort_by_key(|(k, _)| *k);
     keyed.into_iter().map(|(_, n)| n).collect()
 }

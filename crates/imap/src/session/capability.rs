@@ -77,6 +77,9 @@ const CAPABILITIES: &[Capability] = &[
     cap("OBJECTID"),
     cap("SAVEDATE"),
     cap("PREVIEW"),
+    // The drafts before RFC 8970, as Dovecot still offers them.
+    cap("PREVIEW=FUZZY"),
+    cap("SNIPPET=FUZZY"),
     cap("STATUS=SIZE"),
     cap("SORT"),
     cap("SORT=DISPLAY"),
