@@ -682,6 +682,33 @@ impl P<'_> {
             } else {
                 None
             };
+            // RFC 4469 5: the message made of texts and stored parts.
+            if self.keyword("CATENATE") {
+                self.sp()?;
+                let catenate = self.list_of(false, |p| {
+                    if p.keyword("TEXT") {
+                        p.sp()?;
+                        p.eat(b'~');
+                        Ok(CatPart::Text(p.literal()?))
+                    } else if p.keyword("URL") {
+                        p.sp()?;
+                        Ok(CatPart::Url(
+                            String::from_utf8_lossy(&p.astring()?).into_owned(),
+                        ))
+                    } else {
+                        Err("a CATENATE part is TEXT {n} or URL \"...\"".into())
+                    }
+                })?;
+                messages.push(AppendMessage {
+                    flags,
+                    date,
+                    data: Vec::new(),
+                    binary: false,
+                    utf8: false,
+                    catenate,
+                });
+                continue;
+            }
             // RFC 6855 4: UTF8 (~{n}) for a message with UTF-8 headers.
             let utf8 = self.keyword("UTF8");
             if utf8 {
@@ -705,6 +732,7 @@ impl P<'_> {
                 data,
                 binary,
                 utf8,
+                catenate: Vec::new(),
             });
         }
         if messages.is_empty() {

@@ -201,6 +201,18 @@ pub struct AppendMessage {
     pub binary: bool,
     /// Sent as `UTF8 (~{n})` (RFC 6855 4): only once UTF8=ACCEPT is on.
     pub utf8: bool,
+    /// `CATENATE (...)` (RFC 4469): the parts the message is made of, in
+    /// order; `data` is empty then.
+    pub catenate: Vec<CatPart>,
+}
+
+/// One part of a CATENATE (RFC 4469 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatPart {
+    /// `TEXT {n}`: these bytes.
+    Text(Vec<u8>),
+    /// `URL "..."`: a stored message or part of one (RFC 5092).
+    Url(String),
 }
 
 /// A date-time as IMAP writes it: `"dd-Mon-yyyy hh:mm:ss +zzzz"`.

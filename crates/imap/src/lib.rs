@@ -2,6 +2,7 @@
 //! accepts connections, runs one session per connection over the store.
 
 mod fetch;
+mod imapurl;
 mod list;
 mod objectid;
 mod search;

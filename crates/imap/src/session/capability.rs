@@ -89,6 +89,8 @@ const CAPABILITIES: &[Capability] = &[
     cap("THREAD=REFS"),
     cap("SEARCHRES"),
     cap("MULTIAPPEND"),
+    cap("CATENATE"),
+    cap("URL-PARTIAL"),
     cap("BINARY"),
     cap("COMPRESS=DEFLATE"),
     Capability {

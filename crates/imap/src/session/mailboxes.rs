@@ -417,6 +417,10 @@ impl Session {
             }
             Err(d) => return d,
         };
+        let messages = match self.catenated(messages).await {
+            Ok(m) => m,
+            Err(d) => return d,
+        };
         let mut parsed = Vec::with_capacity(messages.len());
         for m in &messages {
             // RFC 6855 4: the UTF8 form only once UTF8=ACCEPT is on.

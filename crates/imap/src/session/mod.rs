@@ -27,6 +27,7 @@ use crate::{
 
 mod auth;
 mod capability;
+mod catenate;
 mod context;
 mod mailboxes;
 mod messages;
