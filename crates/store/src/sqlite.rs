@@ -91,6 +91,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0016_message_keys.sql"),
     include_str!("../migrations/sqlite/0017_saved_at.sql"),
     include_str!("../migrations/sqlite/0018_preview.sql"),
+    include_str!("../migrations/sqlite/0019_casemap_fields.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.

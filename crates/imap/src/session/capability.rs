@@ -70,6 +70,7 @@ const CAPABILITIES: &[Capability] = &[
     cap("LIST-EXTENDED"),
     cap("LIST-STATUS"),
     cap("ESEARCH"),
+    cap("I18NLEVEL=1"),
     cap("CONTEXT=SEARCH"),
     cap("CONTEXT=SORT"),
     cap("NOTIFY"),
