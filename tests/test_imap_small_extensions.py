@@ -240,3 +240,38 @@ def test_utf8_accept(server):
     r.cmd("SELECT INBOX")
     untagged, _ = r.cmd("UID FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     assert "Grüße aus Köln".encode() in b"".join(untagged), untagged
+
+
+def test_i18nlevel_1_search_folds_with_unicode_casemap(server):
+    """I18NLEVEL=1 (RFC 5255): SEARCH compares with i;unicode-casemap
+    (RFC 5051: titlecase, then NFKD), in the index's header texts and in
+    bodies alike."""
+    r = session(server, enable=False)
+    caps, _ = r.cmd("CAPABILITY")
+    assert b" I18NLEVEL=1" in caps[0], caps
+    append(r, "Subject: =?utf-8?q?=EF=AC=81nal_caf=C3=A9?=\r\n"
+              "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+              "Ｗｉｄｅ letters and Stra\u00dfe\r\n")
+    append(r, "Subject: other\r\n\r\nnothing\r\n")
+    r.cmd("SELECT INBOX")
+    for key in ['SUBJECT "FINAL"', 'SUBJECT "cafe\u0301"', 'BODY "wide"', 'BODY "STRASSE"',
+                'TEXT "final"']:
+        data = key.encode()
+        untagged, ok = r.cmd(f"UID SEARCH CHARSET UTF-8 {key}") if data.isascii() else \
+            literal_search(r, key)
+        assert one(untagged, "* SEARCH") == "* SEARCH 1", (key, untagged)
+
+
+def literal_search(r, key):
+    """UID SEARCH with a non-ASCII string sent as a literal."""
+    name, text = key.split(" ", 1)
+    data = text.strip('"').encode()
+    r.n += 1
+    tag = f"r{r.n}"
+    r.s.sendall(f"{tag} UID SEARCH CHARSET UTF-8 {name} {{{len(data)}+}}\r\n".encode() + data + b"\r\n")
+    untagged = []
+    while True:
+        line = r.f.readline()
+        if line.startswith(tag.encode() + b" "):
+            return untagged, line
+        untagged.append(line)
