@@ -159,3 +159,34 @@ def test_generated_certificate_names_the_host(satchel):
     start = datetime.datetime.strptime(out.split("notBefore=")[1].splitlines()[0].replace("  ", " "), fmt)
     end = datetime.datetime.strptime(out.split("notAfter=")[1].splitlines()[0].replace("  ", " "), fmt)
     assert datetime.timedelta(days=365) < end - start <= datetime.timedelta(days=830), (start, end)
+
+
+def test_a_moved_account_is_referred_elsewhere(satchel):
+    """LOGIN-REFERRALS (RFC 2221): `satchel user referral` sends the
+    account's IMAP logins to the server it moved to, with NO [REFERRAL];
+    only the right password learns where; --none serves it here again."""
+    c = satchel.imap()
+    assert "LOGIN-REFERRALS" in set(c.capabilities)
+    c.logout()
+    url = "imap://alice%40example.test@mail2.example.test/"
+    out = satchel.cli("user", "referral", "alice@example.test", url)
+    assert url.encode() in out.stdout, out
+    s, f = raw(satchel)
+    f.readline()
+    s.sendall(f"a LOGIN alice@example.test {PASSWORD}\r\n".encode())
+    assert f.readline() == f"a NO [REFERRAL {url}] This account has moved to another server; " \
+                           "log in there.\r\n".encode()
+    s.sendall(b"b LOGIN alice@example.test wrong\r\n")
+    line = f.readline()
+    assert line.startswith(b"b NO [AUTHENTICATIONFAILED]") and b"REFERRAL" not in line, line
+    s.sendall(b"c AUTHENTICATE PLAIN " + base64.b64encode(
+        b"\0alice@example.test\0" + PASSWORD.encode()) + b"\r\n")
+    assert f.readline().startswith(f"c NO [REFERRAL {url}]".encode())
+    s.close()
+    bad = satchel.cli("user", "referral", "alice@example.test", "http://elsewhere/", check=False)
+    assert bad.returncode != 0 and b"not an IMAP URL" in bad.stderr, bad
+    satchel.cli("user", "referral", "alice@example.test", "--none")
+    c = satchel.imap()
+    typ, _ = c.login("alice@example.test", PASSWORD)
+    assert typ == "OK"
+    c.logout()

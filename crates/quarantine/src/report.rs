@@ -314,6 +314,7 @@ mod tests {
             sent_copy: None,
             junk_report: report,
             junk_report_at: 0,
+            referral: None,
         }
     }
 

@@ -136,6 +136,10 @@ pub trait Accounts: Send + Sync {
     async fn set_password(&self, address: &str, password: &str) -> Result<()>;
     /// The account's own POP3 delete mode (`None`: the server's).
     async fn set_pop3_delete(&self, address: &str, mode: Option<Pop3Delete>) -> Result<()>;
+    /// The IMAP URL of the server the account has moved to, where IMAP
+    /// logins are referred (LOGIN-REFERRALS, RFC 2221); `None`: served
+    /// here.
+    async fn set_referral(&self, address: &str, url: Option<&str>) -> Result<()>;
     /// The account's own Sent-copy rule (`None`: the server's).
     async fn set_sent_copy(&self, address: &str, rule: Option<SentCopy>) -> Result<()>;
     /// Removes the account, its mailboxes and messages, and the blobs only it used.

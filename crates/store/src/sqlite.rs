@@ -92,6 +92,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0017_saved_at.sql"),
     include_str!("../migrations/sqlite/0018_preview.sql"),
     include_str!("../migrations/sqlite/0019_casemap_fields.sql"),
+    include_str!("../migrations/sqlite/0020_referral.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.
@@ -119,6 +120,7 @@ enum AccountSetting {
     Pop3Delete,
     SentCopy,
     JunkReport,
+    Referral,
 }
 
 #[derive(Clone)]
@@ -230,13 +232,15 @@ impl SqliteStore {
         &self,
         address: &str,
         setting: AccountSetting,
-        value: Option<&'static str>,
+        value: Option<&str>,
     ) -> Result<()> {
         let address = normalize_address(address)?;
+        let value = value.map(str::to_string);
         let sql = match setting {
             AccountSetting::Pop3Delete => "UPDATE accounts SET pop3_delete = ?1 WHERE address = ?2",
             AccountSetting::SentCopy => "UPDATE accounts SET sent_copy = ?1 WHERE address = ?2",
             AccountSetting::JunkReport => "UPDATE accounts SET junk_report = ?1 WHERE address = ?2",
+            AccountSetting::Referral => "UPDATE accounts SET referral = ?1 WHERE address = ?2",
         };
         self.db
             .write(move |c| match exec(c, sql, params![value, address])? {
@@ -436,7 +440,7 @@ macro_rules! select_accounts {
     ($extra:literal, $rest:literal) => {
         concat!(
             "SELECT id, address, is_admin, quota_bytes, quota_messages, pop3_delete, sent_copy, \
-             junk_report, junk_report_at",
+             junk_report, junk_report_at, referral",
             $extra,
             " FROM accounts ",
             $rest

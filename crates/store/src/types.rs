@@ -87,6 +87,9 @@ pub struct Account {
     pub junk_report: Option<bool>,
     /// Unix time up to which its last junk report looked (0: never).
     pub junk_report_at: i64,
+    /// The IMAP URL of the server it moved to (LOGIN-REFERRALS): IMAP
+    /// logins are referred there.
+    pub referral: Option<String>,
 }
 
 /// The size of the server's spam model and what it learnt from.

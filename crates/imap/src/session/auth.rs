@@ -103,6 +103,12 @@ impl Session {
         )
         .await?;
         match checked {
+            // RFC 2221 4.1: the account lives on another server now; the
+            // right password only learns where.
+            Some(account) if account.referral.is_some() => Ok(no_code(
+                format!("REFERRAL {}", account.referral.unwrap_or_default()),
+                "This account has moved to another server; log in there.",
+            )),
             Some(account) => {
                 let Some(slot) = self.server.limits.login(&account.address) else {
                     return Ok(no_code(

@@ -56,6 +56,8 @@ const CAPABILITIES: &[Capability] = &[
         ..cap("LOGINDISABLED")
     },
     cap("SASL-IR"),
+    // RFC 2221: a moved account's login is referred (`satchel user referral`).
+    cap("LOGIN-REFERRALS"),
     cap("LITERAL+"),
     cap("ID"),
     cap("ENABLE"),

@@ -50,6 +50,16 @@ pub enum UserCommand {
     /// unless-appended (unless its client APPENDs one itself), never, or
     /// default (the server's `[submission] sent_copy`).
     SentCopy { address: String, rule: String },
+    /// The account has moved to another server: IMAP logins are referred
+    /// to URL (an imap:// URL naming that server, RFC 2221), or with
+    /// --none served here again.
+    Referral {
+        address: String,
+        #[arg(required_unless_present = "none")]
+        url: Option<String>,
+        #[arg(long, conflicts_with = "url")]
+        none: bool,
+    },
 }
 
 pub async fn run(
@@ -138,6 +148,38 @@ pub async fn run(
             store.set_sent_copy(&address, parsed).await?;
             say(&format!("{} {rule}", address.to_lowercase()))?;
         }
+        UserCommand::Referral { address, url, .. } => {
+            if let Some(url) = &url {
+                referral_ok(url)?;
+            }
+            store.set_referral(&address, url.as_deref()).await?;
+            match url {
+                Some(url) => say(&format!(
+                    "{}: IMAP logins are referred to {url}",
+                    address.to_lowercase()
+                ))?,
+                None => say(&format!("{}: served here", address.to_lowercase()))?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A referral is an imap:// URL (RFC 2221 2, RFC 5092) that fits in a
+/// response code: no spaces, brackets or controls.
+fn referral_ok(url: &str) -> anyhow::Result<()> {
+    let scheme = url
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("imap://"));
+    let host = url.get(7..).unwrap_or_default();
+    if !scheme || host.is_empty() || host.starts_with('/') {
+        anyhow::bail!("{url:?} is not an IMAP URL: give imap://host/ (or imap://user@host/)");
+    }
+    if url
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == ']' || c == '[')
+    {
+        anyhow::bail!("{url:?} holds spaces, brackets or control characters: escape them with %XX");
     }
     Ok(())
 }

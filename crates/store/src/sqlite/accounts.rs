@@ -38,6 +38,7 @@ impl Accounts for SqliteStore {
                     sent_copy: None,
                     junk_report: None,
                     junk_report_at: 0,
+                    referral: None,
                 })
             })
             .await
@@ -168,6 +169,11 @@ impl Accounts for SqliteStore {
             mode.map(Pop3Delete::as_str),
         )
         .await
+    }
+
+    async fn set_referral(&self, address: &str, url: Option<&str>) -> Result<()> {
+        self.set_account_setting(address, AccountSetting::Referral, url)
+            .await
     }
 
     async fn set_sent_copy(&self, address: &str, rule: Option<SentCopy>) -> Result<()> {
@@ -411,5 +417,6 @@ pub(super) fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Accoun
             .get::<_, Option<String>>("junk_report")?
             .map(|v| v == "on"),
         junk_report_at: r.get("junk_report_at")?,
+        referral: r.get("referral")?,
     })
 }
