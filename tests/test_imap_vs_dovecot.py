@@ -559,3 +559,29 @@ def test_session_matches_dovecot(satchel):
         print("allowed difference:", a)
     assert not failures, "%d of %d commands differ from %s:\n\n%s" % (
         len(failures), len(expected), header["recorded_with"], "\n\n".join(failures))
+
+
+# What the reference Dovecot 2.3.19.1 advertises after LOGIN (its answer
+# to a1 LOGIN, probed on 2026-12-07 with scripts/reference-dovecot) and
+# before it (its greeting). Issue 18: Satchel offers at least all of it.
+DOVECOT_CAPABILITIES = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
+    "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
+    "NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
+    "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW "
+    "STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
+)
+DOVECOT_GREETING = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN AUTH=LOGIN"
+
+
+def test_satchel_offers_everything_dovecot_does(satchel):
+    c = satchel.imap()
+    before = set(c.capabilities)
+    missing = set(DOVECOT_GREETING.upper().split()) - before
+    assert not missing, f"not offered before login: {sorted(missing)}"
+    typ, data = c.login(ALICE, PASSWORD)
+    assert typ == "OK"
+    after = set(data[0].decode().split("CAPABILITY ", 1)[1].split("]", 1)[0].upper().split())
+    missing = set(DOVECOT_CAPABILITIES.upper().split()) - after
+    assert not missing, f"not offered after login: {sorted(missing)}"
+    c.logout()
