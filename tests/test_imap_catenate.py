@@ -24,21 +24,6 @@ def literal(text):
     return f"{{{len(data)}+}}\r\n".encode() + data
 
 
-def command(r, parts):
-    """Sends a command made of str and bytes pieces; (untagged, tagged)."""
-    r.n += 1
-    tag = f"r{r.n}"
-    wire = tag.encode() + b" " + b"".join(p.encode() if isinstance(p, str) else p for p in parts)
-    r.s.sendall(wire + b"\r\n")
-    untagged = []
-    while True:
-        line = r.f.readline()
-        assert line, "connection closed"
-        if line.startswith(tag.encode() + b" "):
-            return untagged, line
-        untagged.append(line)
-
-
 def fetch_literal(r, uid, item):
     r.n += 1
     tag = f"r{r.n}"
@@ -65,7 +50,7 @@ def test_catenate_builds_a_message_from_stored_parts(server):
             "--YY\r\nContent-Type: text/plain\r\n\r\nSee the attachment.\r\n--YY\r\n")
     tail = "\r\n--YY--\r\n"
     url = f"/INBOX;UIDVALIDITY={validity}/;UID=1/;SECTION=2"
-    untagged, ok = command(r, [
+    untagged, ok = r.cmd_parts([
         "APPEND Drafts (\\Draft) CATENATE (TEXT ", literal(head),
         f' URL "{url}.MIME" URL "{url}" TEXT ', literal(tail), ")",
     ])
@@ -81,7 +66,7 @@ def test_catenate_builds_a_message_from_stored_parts(server):
     # An absolute URL (the user's @ escaped), PARTIAL, and MULTIAPPEND.
     absolute = (f"imap://alice%40example.test@mail.example.test/INBOX;UIDVALIDITY={validity}"
                 f"/;UID=1/;SECTION=HEADER.FIELDS%20(SUBJECT)")
-    untagged, ok = command(r, [
+    untagged, ok = r.cmd_parts([
         f'APPEND Drafts CATENATE (URL "{absolute}" TEXT ', literal("Body.\r\n"), ")",
         f' CATENATE (URL "/INBOX/;UID=1/;PARTIAL=0.4" TEXT ', literal(": x\r\n\r\ny\r\n"), ")",
     ])
@@ -101,18 +86,18 @@ def test_a_bad_url_stores_nothing(server):
         ("/INBOX/;UID=1/;URLAUTH=anonymous:internal:0123", b"URLAUTH"),
         ("INBOX/;UID=1", b"imap://"),
     ]:
-        _, no = command(r, ["APPEND Drafts CATENATE (TEXT ", literal("x"), f' URL "{url}")'])
+        _, no = r.cmd_parts(["APPEND Drafts CATENATE (TEXT ", literal("x"), f' URL "{url}")'])
         assert no.startswith(f"r{r.n} NO [BADURL {url}]".encode()), no
         assert why in no, no
     untagged, _ = r.cmd("STATUS Drafts (MESSAGES)")
     assert b"(MESSAGES 0)" in untagged[0], untagged
     # A MULTIAPPEND with one bad URL stores none of its messages.
-    _, no = command(r, [
+    _, no = r.cmd_parts([
         "APPEND Drafts CATENATE (TEXT ", literal("Subject: a\r\n\r\na\r\n"), ")",
         ' CATENATE (URL "/INBOX/;UID=7")',
     ])
     assert b" NO [BADURL " in no, no
     untagged, _ = r.cmd("STATUS Drafts (MESSAGES)")
     assert b"(MESSAGES 0)" in untagged[0], untagged
-    _, bad = command(r, ["APPEND Drafts CATENATE (FILE ", literal("x"), ")"])
+    _, bad = r.cmd_parts(["APPEND Drafts CATENATE (FILE ", literal("x"), ")"])
     assert b" BAD " in bad, bad

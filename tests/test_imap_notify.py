@@ -16,14 +16,8 @@ MSG = "From: x@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 def append_to(r, mailbox, body):
     """APPENDs to `mailbox`, passing over untagged lines."""
     data = body.encode()
-    r.n += 1
-    r.send(f'r{r.n} APPEND "{mailbox}" {{{len(data)}+}}')
-    r.s.sendall(data + b"\r\n")
-    while True:
-        line = r.f.readline()
-        if line.startswith(f"r{r.n} ".encode()):
-            assert line.startswith(f"r{r.n} OK".encode()), line
-            return
+    _, ok = r.cmd_parts([f'APPEND "{mailbox}" {{{len(data)}+}}\r\n'.encode() + data])
+    assert b" OK " in ok, ok
 
 
 def heard(r, until, timeout=5):

@@ -266,12 +266,4 @@ def literal_search(r, key):
     """UID SEARCH with a non-ASCII string sent as a literal."""
     name, text = key.split(" ", 1)
     data = text.strip('"').encode()
-    r.n += 1
-    tag = f"r{r.n}"
-    r.s.sendall(f"{tag} UID SEARCH CHARSET UTF-8 {name} {{{len(data)}+}}\r\n".encode() + data + b"\r\n")
-    untagged = []
-    while True:
-        line = r.f.readline()
-        if line.startswith(tag.encode() + b" "):
-            return untagged, line
-        untagged.append(line)
+    return r.cmd_parts([f"UID SEARCH CHARSET UTF-8 {name} {{{len(data)}+}}\r\n".encode() + data])

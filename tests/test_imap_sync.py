@@ -23,9 +23,15 @@ class Raw:
 
     def cmd(self, line):
         """Sends a tagged command; returns (untagged lines, tagged line)."""
+        return self.cmd_parts([line])
+
+    def cmd_parts(self, parts):
+        """cmd for a command given in str and bytes pieces (literals,
+        sent as non-synchronizing ones, inside)."""
         self.n += 1
         tag = f"r{self.n}"
-        self.send(f"{tag} {line}")
+        body = b"".join(p.encode() if isinstance(p, str) else p for p in parts)
+        self.s.sendall(tag.encode() + b" " + body + b"\r\n")
         untagged = []
         while True:
             l = self.f.readline()

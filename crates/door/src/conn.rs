@@ -52,7 +52,11 @@ pub async fn listen<D: Door>(
 ) {
     let stop = shutdown.clone();
     accept_loop(listener, shutdown, D::NAME, move |tcp, peer| {
-        serve(door.clone(), tcp, peer, implicit_tls, stop.clone())
+        // The slot is taken here, in the order connections were accepted:
+        // the tasks that serve them may start in any order, and a later
+        // connection must not take the place of an earlier one.
+        let slot = door.limits().connect(peer.ip());
+        serve_in(door.clone(), tcp, slot, implicit_tls, peer, stop.clone())
     })
     .await;
 }
@@ -67,8 +71,22 @@ pub async fn serve<D: Door>(
     implicit_tls: bool,
     shutdown: watch::Receiver<bool>,
 ) {
+    let slot = door.limits().connect(peer.ip());
+    serve_in(door, tcp, slot, implicit_tls, peer, shutdown).await
+}
+
+/// [`serve`] with the connection's slot taken already (`None`: over the
+/// limits, so the door's refusal is sent).
+async fn serve_in<D: Door>(
+    door: Arc<D>,
+    tcp: TcpStream,
+    slot: Option<ConnectionGuard>,
+    implicit_tls: bool,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
     let tls = door.tls().filter(|_| implicit_tls);
-    let Some((stream, _slot)) = open(tcp, peer, door.limits(), tls, D::REFUSAL).await else {
+    let Some((stream, _slot)) = open(tcp, slot, tls, D::REFUSAL).await else {
         return;
     };
     if let Err(e) = door.session(stream, peer, shutdown).await {
@@ -129,16 +147,15 @@ pub async fn accept_loop<F, Fut>(
     }
 }
 
-/// Takes a connection slot for `peer` (or sends `refusal` and gives up),
-/// then runs the TLS handshake when the port is implicit TLS.
+/// With the connection's slot (or, without one, after sending `refusal`),
+/// runs the TLS handshake when the port is implicit TLS.
 pub async fn open(
     mut tcp: TcpStream,
-    peer: SocketAddr,
-    limits: &ConnectionLimits,
+    slot: Option<ConnectionGuard>,
     implicit_tls: Option<Arc<ServerConfig>>,
     refusal: &[u8],
 ) -> Option<(Stream, ConnectionGuard)> {
-    let Some(slot) = limits.connect(peer.ip()) else {
+    let Some(slot) = slot else {
         let _ = tcp.write_all(refusal).await;
         return None;
     };

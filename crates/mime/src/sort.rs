@@ -157,8 +157,24 @@ pub fn sort_keys(raw: &[u8]) -> SortKeys {
 
 /// i;unicode-casemap (RFC 5051 2): each character titlecased (upper case
 /// in Rust's tables, which differ only for a few digraphs), then NFKD.
+/// ASCII, most of what SEARCH folds (whole bodies), takes a direct path:
+/// it has no decompositions and is a starter, so the runs between ASCII
+/// characters decompose alone exactly as within the whole string.
 pub fn casemap(s: &str) -> String {
-    s.chars().flat_map(char::to_uppercase).nfkd().collect()
+    if s.is_ascii() {
+        return s.to_ascii_uppercase();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while !rest.is_empty() {
+        let ascii = rest.find(|c: char| !c.is_ascii()).unwrap_or(rest.len());
+        out.extend(rest[..ascii].chars().map(|c| c.to_ascii_uppercase()));
+        rest = &rest[ascii..];
+        let other = rest.find(|c: char| c.is_ascii()).unwrap_or(rest.len());
+        out.extend(rest[..other].chars().flat_map(char::to_uppercase).nfkd());
+        rest = &rest[other..];
+    }
+    out
 }
 
 /// The base subject of RFC 5256 2.1, and whether anything marked it as a
@@ -246,6 +262,22 @@ fn strip_blob(s: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn casemap_by_runs_is_casemap_of_the_whole() {
+        let whole = |s: &str| -> String { s.chars().flat_map(char::to_uppercase).nfkd().collect() };
+        for s in [
+            "plain ascii",
+            "Données du ﬁchier",
+            "e\u{301}te\u{301} a\u{30a}\u{301}",
+            "\u{301}leading mark",
+            "Straße ǅ ﬀ Ｗｉｄｅ ½",
+            "ὈΔΥΣΣΕΎΣ and ß",
+            "",
+        ] {
+            assert_eq!(casemap(s), whole(s), "{s:?}");
+        }
+    }
 
     #[test]
     fn base_subjects_of_rfc_5256() {

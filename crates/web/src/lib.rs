@@ -201,14 +201,10 @@ impl Web {
         let stop = stopped.clone();
         let door = if tls.is_some() { "https" } else { "http" };
         door::conn::accept_loop(listener, stopped, door, move |tcp, peer| {
-            serve_connection(
-                router.clone(),
-                limits.clone(),
-                tls.clone(),
-                tcp,
-                peer,
-                stop.clone(),
-            )
+            // Taken here, in accept order, not in the task (which may start
+            // after a later connection's).
+            let slot = limits.connect(peer.ip());
+            serve_connection(router.clone(), slot, tls.clone(), tcp, peer, stop.clone())
         })
         .await;
     }
@@ -219,13 +215,13 @@ impl Web {
 /// at shutdown.
 async fn serve_connection(
     router: Router,
-    limits: Arc<ConnectionLimits>,
+    slot: Option<door::ConnectionGuard>,
     tls: Option<Arc<rustls::ServerConfig>>,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let Some(_slot) = limits.connect(peer.ip()) else {
+    let Some(_slot) = slot else {
         tracing::info!("http: {peer} has too many connections; refused");
         return;
     };

@@ -212,15 +212,28 @@ impl Session {
         }
     }
 
-    pub(super) async fn list(&mut self, cmd: &ListCommand) -> Done {
+    /// The account's mailboxes and subscribed names, as LIST and NOTIFY
+    /// start from them.
+    pub(super) async fn mailboxes_and_subscriptions(
+        &self,
+    ) -> Result<(Vec<Mailbox>, Vec<String>), Done> {
         let store = self.server.store.clone();
         let account = self.account_id();
-        let (mailboxes, subscriptions) = match (
+        match (
             store.list_mailboxes(account).await,
             store.subscriptions(account).await,
         ) {
-            (Ok(m), Ok(s)) => (m, s),
-            (Err(e), _) | (_, Err(e)) => return store_failure(e),
+            (Ok(m), Ok(s)) => Ok((m, s)),
+            (Err(e), _) | (_, Err(e)) => Err(store_failure(e)),
+        }
+    }
+
+    pub(super) async fn list(&mut self, cmd: &ListCommand) -> Done {
+        let store = self.server.store.clone();
+        let account = self.account_id();
+        let (mailboxes, subscriptions) = match self.mailboxes_and_subscriptions().await {
+            Ok(both) => both,
+            Err(done) => return done,
         };
         let kind = match cmd.kind {
             ListKind::List => "LIST",

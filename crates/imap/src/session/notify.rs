@@ -146,13 +146,9 @@ impl Session {
             watch.others.push((filter, events));
         }
         let store = self.server.store.clone();
-        let account = self.account_id();
-        let (mailboxes, subscriptions) = match (
-            store.list_mailboxes(account).await,
-            store.subscriptions(account).await,
-        ) {
-            (Ok(m), Ok(s)) => (m, s),
-            (Err(e), _) | (_, Err(e)) => return store_failure(e),
+        let (mailboxes, subscriptions) = match self.mailboxes_and_subscriptions().await {
+            Ok(both) => both,
+            Err(done) => return done,
         };
         watch.subscribed = subscriptions.into_iter().collect();
         watch.names = mailboxes.iter().map(|m| (m.id, m.name.clone())).collect();
