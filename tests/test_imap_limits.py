@@ -65,6 +65,29 @@ def test_a_message_at_the_limit_is_taken(satchel):
     assert f.readline().startswith(b"b OK [APPENDUID")
 
 
+def test_multiappend_limits_each_message_and_the_whole(satchel):
+    """Issue 21: the size limit is each message's (two of 26 MB, together
+    over one message's 50 MB, are stored), and the command's literals have
+    a limit of their own, twice that, refused before the bytes are sent."""
+    s, f = login(satchel)
+    s.settimeout(60)
+    body = b"Subject: big\r\n\r\n" + (b"z" * 998 + b"\r\n") * 26_000
+    s.sendall(b"b APPEND INBOX {%d+}\r\n" % len(body) + body
+              + b" {%d+}\r\n" % len(body) + body + b"\r\n")
+    line = f.readline()
+    assert line.startswith(b"b OK [APPENDUID ") and b":" in line.split(b"]")[0], line
+    chunk = b"x" * 40_000_000
+    s.sendall(b"c APPEND INBOX {40000000}\r\n")
+    assert f.readline().startswith(b"+ ")
+    s.sendall(chunk + b" {40000000}\r\n")
+    assert f.readline().startswith(b"+ ")
+    s.sendall(chunk + b" {30000000}\r\n")
+    line = f.readline()
+    assert line.startswith(b"c NO [TOOBIG] The command's literals come to 110000000 bytes"), line
+    s.sendall(b"d STATUS INBOX (MESSAGES)\r\n")
+    assert f.readline() == b"* STATUS INBOX (MESSAGES 2)\r\n"
+
+
 def test_connections_per_address_are_limited(satchel):
     held = [connect(satchel) for _ in range(64)]
     s = socket.create_connection(("127.0.0.1", satchel.ports["imap"]), timeout=10)

@@ -59,6 +59,10 @@ impl Default for Settings {
 pub const MAX_LINE: usize = 64 * 1024;
 /// Largest literal in a command other than APPEND.
 pub const MAX_SMALL_LITERAL: u64 = 64 * 1024;
+/// All the messages of one MULTIAPPEND together (RFC 3502): each may be as
+/// large as one message, and the command, held in memory until it is
+/// stored, twice that.
+pub const MAX_APPEND_TOTAL: u64 = 2 * store::MAX_MESSAGE_SIZE;
 /// How long a client that has not logged in may stay silent.
 const PREAUTH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a logged-in client may stay silent (RFC 9051 5.4: 30 minutes).

@@ -21,8 +21,8 @@ use tokio::sync::{broadcast, watch};
 use crate::fetch::{self, Loaded};
 use crate::view::{Entry, View};
 use crate::{
-    AUTH_TIMEOUT, HANDSHAKE_TIMEOUT, IDLE_KEEPALIVE, MAX_LINE, MAX_SMALL_LITERAL, PREAUTH_TIMEOUT,
-    Server, WRITE_TIMEOUT, list, search,
+    AUTH_TIMEOUT, HANDSHAKE_TIMEOUT, IDLE_KEEPALIVE, MAX_APPEND_TOTAL, MAX_LINE, MAX_SMALL_LITERAL,
+    PREAUTH_TIMEOUT, Server, WRITE_TIMEOUT, list, search,
 };
 
 mod auth;
@@ -289,23 +289,35 @@ impl Session {
         }
         let tag = tag_of(line);
         let name = command_name(line);
-        // Only a logged-in APPEND may send message-sized literals; anything
-        // else (and anyone not logged in) gets small ones, in total too.
+        // Only a logged-in APPEND may send message-sized literals, each up
+        // to one message and a MULTIAPPEND's together up to
+        // MAX_APPEND_TOTAL; anything else (and anyone not logged in) gets
+        // small ones, in total too.
         let append = name == "APPEND" && self.account.is_some();
-        let literal_limit = if append {
-            MAX_MESSAGE_SIZE
+        let (literal_limit, total_limit) = if append {
+            (MAX_MESSAGE_SIZE, MAX_APPEND_TOTAL)
         } else {
-            MAX_SMALL_LITERAL
+            (MAX_SMALL_LITERAL, MAX_SMALL_LITERAL)
         };
         let mut command = line.clone();
         let mut literal_total: u64 = 0;
         while let Some(lit) = literal_at_end(line) {
             literal_total = literal_total.saturating_add(lit.size);
-            if literal_total > literal_limit {
-                let what = format!(
-                    "[TOOBIG] Literal of {} bytes is over the limit of {literal_limit} bytes.",
+            let over = if lit.size > literal_limit {
+                Some(format!(
+                    "Literal of {} bytes is over the limit of {literal_limit} bytes.",
                     lit.size
-                );
+                ))
+            } else if literal_total > total_limit {
+                Some(format!(
+                    "The command's literals come to {literal_total} bytes, over the limit of \
+                     {total_limit} bytes together; send fewer messages at once."
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = over {
+                let what = format!("[TOOBIG] {why}");
                 if lit.non_sync {
                     // The client sends it anyway; don't read gigabytes to stay in step.
                     self.line(&format!("* BYE {what}"));
