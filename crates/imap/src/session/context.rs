@@ -5,7 +5,7 @@
 //! whole mailbox; a sorted result is put in order again from the kept
 //! sort keys.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::*;
 use crate::sort;
@@ -85,9 +85,10 @@ impl Session {
         let Some(view) = self.selected.as_ref() else {
             return Vec::new();
         };
+        let gone_set: HashSet<u32> = gone.iter().copied().collect();
         let mut indexes: Vec<usize> = touched
             .iter()
-            .filter(|u| !gone.contains(u))
+            .filter(|u| !gone_set.contains(u))
             .filter_map(|&u| view.index_of(u))
             .collect();
         indexes.sort_unstable();
@@ -207,10 +208,11 @@ async fn reorder(
         .collect();
     sort::sort(&mut items, criteria);
     *order = items.iter().map(|i| i.entry.uid).collect();
+    let new: HashSet<u32> = added.iter().copied().collect();
     let added: Vec<(u32, u32)> = order
         .iter()
         .enumerate()
-        .filter(|(_, u)| added.contains(u))
+        .filter(|(_, u)| new.contains(u))
         .map(|(i, &u)| (i as u32 + 1, u))
         .collect();
     Ok((gone, added))

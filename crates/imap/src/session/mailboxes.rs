@@ -396,6 +396,17 @@ impl Session {
         items: &[StatusItem],
     ) -> store::Result<()> {
         let s = self.server.store.status(m.id).await?;
+        self.status_line(m, &s, items);
+        Ok(())
+    }
+
+    /// `* STATUS` of `m` from its counts `s`, read already.
+    pub(super) fn status_line(
+        &mut self,
+        m: &Mailbox,
+        s: &store::MailboxStatus,
+        items: &[StatusItem],
+    ) {
         let parts: Vec<String> = items
             .iter()
             .map(|i| match i {
@@ -419,7 +430,6 @@ impl Session {
         response::mailbox(&mut line, &m.name, self.utf8_names());
         line.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
         self.out.extend_from_slice(&line);
-        Ok(())
     }
 
     pub(super) async fn append(&mut self, arg: &MailboxArg, messages: Vec<AppendMessage>) -> Done {

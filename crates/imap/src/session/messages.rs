@@ -136,15 +136,15 @@ impl Session {
             let saved: Vec<u32> = if only_ends {
                 let mut ends = Vec::new();
                 if options.contains(&SearchReturn::Min) {
-                    ends.extend(hits.first().map(|&i| view.messages[i].uid));
+                    ends.extend(hit_uids.first());
                 }
                 if options.contains(&SearchReturn::Max) {
-                    ends.extend(hits.last().map(|&i| view.messages[i].uid));
+                    ends.extend(hit_uids.last());
                 }
                 ends.dedup();
                 ends
             } else {
-                hits.iter().map(|&i| view.messages[i].uid).collect()
+                hit_uids.clone()
             };
             self.saved = Some(saved);
         }

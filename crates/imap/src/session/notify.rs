@@ -28,6 +28,9 @@ pub(super) struct Watch {
     /// Changes heard while a command ran (another mailbox's), told once
     /// the session waits again.
     pub(super) pending: Vec<Change>,
+    /// Changes were lost to a lagging feed meanwhile: NOTIFICATIONOVERFLOW
+    /// is due.
+    pub(super) missed: bool,
 }
 
 struct Selected {
@@ -79,6 +82,7 @@ impl Session {
             names: HashMap::new(),
             subscribed: BTreeSet::new(),
             pending: Vec::new(),
+            missed: false,
         };
         for group in &set.groups {
             let mut events = Events::default();
@@ -160,25 +164,16 @@ impl Session {
         let selected_id = self.selected.as_ref().map(|v| v.mailbox.id);
         let items = self.notify_items();
         for m in &mailboxes {
-            let events = watch.events_for(&m.name);
-            let watched = events.messages || events.flags;
-            if !watched || (Some(m.id) == selected_id && watch.selected.is_some()) {
+            if watch.counts_of(m.id, &m.name, selected_id).is_none() {
                 continue;
             }
-            let told = match store.status(m.id).await {
-                Ok(s) => Told {
-                    messages: s.messages,
-                    uidnext: m.uidnext,
-                    unseen: s.unseen,
-                    modseq: m.highestmodseq,
-                },
+            let status = match store.status(m.id).await {
+                Ok(s) => s,
                 Err(e) => return store_failure(e),
             };
-            watch.told.insert(m.id, told);
-            if set.status
-                && let Err(e) = self.write_status(m, &items).await
-            {
-                return store_failure(e);
+            watch.told.insert(m.id, Told::of(m, &status));
+            if set.status {
+                self.status_line(m, &status, &items);
             }
         }
         self.notify = Some(watch);
@@ -188,11 +183,15 @@ impl Session {
     /// Waits until the client sends something, telling it of changes
     /// meanwhile: NOTIFY's wait between commands.
     pub(super) async fn wait_notifying(&mut self) -> Result<(), Error> {
-        let pending = self
+        let (pending, missed) = self
             .notify
             .as_mut()
-            .map(|w| std::mem::take(&mut w.pending))
+            .map(|w| (std::mem::take(&mut w.pending), w.missed))
             .unwrap_or_default();
+        if missed {
+            self.overflowed();
+            self.catch_up(false, None).await?;
+        }
         for change in pending {
             self.notify_change(change).await?;
         }
@@ -213,7 +212,10 @@ impl Session {
             match heard {
                 None => return Ok(()),
                 Some(Ok(change)) => self.notify_change(change).await?,
-                Some(Err(broadcast::error::RecvError::Lagged(_))) => self.overflow().await?,
+                Some(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    self.overflowed();
+                    self.catch_up(false, None).await?;
+                }
                 Some(Err(broadcast::error::RecvError::Closed)) => self.feed = None,
             }
             self.flush().await?;
@@ -290,12 +292,10 @@ impl Session {
         let Some(name) = watch.names.get(&mailbox) else {
             return Ok(());
         };
-        let events = watch.events_for(name);
         let selected_id = self.selected.as_ref().map(|v| v.mailbox.id);
-        let watched = events.messages || events.flags;
-        if !watched || (Some(mailbox) == selected_id && watch.selected.is_some()) {
+        let Some(events) = watch.counts_of(mailbox, name, selected_id) else {
             return Ok(());
-        }
+        };
         let store = self.server.store.clone();
         let (Some(m), status) = (
             store.mailbox_by_id(mailbox).await?,
@@ -303,12 +303,7 @@ impl Session {
         ) else {
             return Ok(());
         };
-        let now = Told {
-            messages: status.messages,
-            uidnext: m.uidnext,
-            unseen: status.unseen,
-            modseq: m.highestmodseq,
-        };
+        let now = Told::of(&m, &status);
         let Some(watch) = self.notify.as_mut() else {
             return Ok(());
         };
@@ -323,7 +318,7 @@ impl Session {
         };
         if tell {
             let items = self.notify_items();
-            self.write_status(&m, &items).await?;
+            self.status_line(&m, &status, &items);
         }
         Ok(())
     }
@@ -401,12 +396,12 @@ impl Session {
     }
 
     /// Changes were missed (the feed overflowed): NOTIFICATIONOVERFLOW,
-    /// and nothing is watched until the client asks again (RFC 5465 5.8);
-    /// the selected mailbox is brought up to date.
-    async fn overflow(&mut self) -> Result<(), Error> {
-        self.notify = None;
-        self.line("* OK [NOTIFICATIONOVERFLOW] Too many changes at once; NOTIFY SET again.");
-        self.catch_up(false, None).await
+    /// and nothing is watched until the client asks again (RFC 5465 5.8).
+    /// The caller brings the selected mailbox up to date.
+    pub(super) fn overflowed(&mut self) {
+        if self.notify.take().is_some() {
+            self.line("* OK [NOTIFICATIONOVERFLOW] Too many changes at once; NOTIFY SET again.");
+        }
     }
 
     /// What a NOTIFY STATUS says (RFC 5465 5.2).
@@ -423,7 +418,28 @@ impl Session {
     }
 }
 
+impl Told {
+    fn of(m: &store::Mailbox, s: &store::MailboxStatus) -> Told {
+        Told {
+            messages: s.messages,
+            uidnext: m.uidnext,
+            unseen: s.unseen,
+            modseq: m.highestmodseq,
+        }
+    }
+}
+
 impl Watch {
+    /// The events told as STATUS for mailbox `id` called `name`: `None`
+    /// when no group watches its messages or flags, or when it is the
+    /// selected mailbox and a SELECTED group tells of it instead.
+    fn counts_of(&self, id: MailboxId, name: &str, selected: Option<MailboxId>) -> Option<Events> {
+        let events = self.events_for(name);
+        let watched = events.messages || events.flags;
+        let own_group = Some(id) == selected && self.selected.is_some();
+        (watched && !own_group).then_some(events)
+    }
+
     /// What the groups watching `name` watch, together.
     fn events_for(&self, name: &str) -> Events {
         let mut all = Events::default();

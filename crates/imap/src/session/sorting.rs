@@ -67,7 +67,7 @@ impl Session {
                     options
                 };
                 if options.contains(&SearchReturn::Save) {
-                    self.saved = Some(items.iter().map(|i| i.entry.uid).collect());
+                    self.saved = Some(sorted_uids.clone());
                 }
                 // RFC 5267 3.2: MIN and MAX are the first and last in sort
                 // order, ALL the whole list in sort order.

@@ -22,6 +22,7 @@ impl Session {
         // Other mailboxes' changes, for NOTIFY to tell once the command
         // is done.
         let mut others = Vec::new();
+        let mut lagged = false;
         loop {
             match feed.try_recv() {
                 Ok(c) if view.is_news(&c) => {
@@ -35,12 +36,14 @@ impl Session {
                 Err(broadcast::error::TryRecvError::Lagged(_)) => {
                     changed = true;
                     covering = None;
+                    lagged = true;
                 }
                 Err(_) => break,
             }
         }
         if let Some(watch) = self.notify.as_mut() {
             watch.pending.extend(others);
+            watch.missed |= lagged;
         }
         let Some(view) = self.selected.as_ref() else {
             return Ok(());
@@ -179,7 +182,10 @@ impl Session {
                             None
                         }
                         Ok(_) => None,
-                        Err(broadcast::error::RecvError::Lagged(_)) => Some(None),
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            self.overflowed();
+                            Some(None)
+                        }
                         Err(broadcast::error::RecvError::Closed) => {
                             feed = None;
                             None
