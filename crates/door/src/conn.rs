@@ -12,7 +12,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::{ConnectionGuard, ConnectionLimits, Stream};
+use crate::{ConnectionGuard, ConnectionLimits, Stop, Stopped, Stream};
 
 /// How long a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -222,24 +222,20 @@ pub enum Wait<T> {
     Ready(T),
     /// The client said nothing for the whole idle limit.
     Idle,
-    /// The server is shutting down (or its shutdown signal is gone).
-    ShuttingDown,
+    /// The server is shutting down, or the session's account was removed.
+    Stopped(Stopped),
 }
 
-/// Waits for `read` at most `limit`, or until the server shuts down: the
-/// one wait every door's command loop makes, each answering the two
-/// endings in its own protocol.
-pub async fn wait<T>(
-    read: impl Future<Output = T>,
-    limit: Duration,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Wait<T> {
+/// Waits for `read` at most `limit`, or until the session must stop: the
+/// one wait every door's command loop makes, each answering the endings
+/// in its own protocol.
+pub async fn wait<T>(read: impl Future<Output = T>, limit: Duration, stop: &mut Stop) -> Wait<T> {
     tokio::select! {
         r = tokio::time::timeout(limit, read) => match r {
             Ok(v) => Wait::Ready(v),
             Err(_) => Wait::Idle,
         },
-        _ = shutdown.changed() => Wait::ShuttingDown,
+        why = stop.stopped() => Wait::Stopped(why),
     }
 }
 
@@ -296,26 +292,26 @@ pub enum Next {
     Idle,
     /// The client started a line and did not finish it in time.
     TooSlow,
-    /// The server is shutting down.
-    ShuttingDown,
+    /// The server is shutting down, or the session's account was removed.
+    Stopped(Stopped),
 }
 
 /// The wait of every line-based command loop, written once: the next line
-/// into `line` within `limit`, unless the server shuts down. A closed or
+/// into `line` within `limit`, unless the session must stop. A closed or
 /// failed connection is the error that ends the session.
 pub async fn next_line<S: tokio::io::AsyncRead + Unpin>(
     io: &mut crate::LineReader<S>,
     line: &mut Vec<u8>,
     limit: Duration,
-    shutdown: &mut watch::Receiver<bool>,
+    stop: &mut Stop,
 ) -> Result<Next, crate::LineError> {
-    match wait(io.line(line), limit, shutdown).await {
+    match wait(io.line(line), limit, stop).await {
         Wait::Ready(Ok(())) => Ok(Next::Line),
         Wait::Ready(Err(crate::LineError::TooLong { head, .. })) => Ok(Next::TooLong { head }),
         Wait::Ready(Err(crate::LineError::TooSlow(_))) => Ok(Next::TooSlow),
         Wait::Ready(Err(e)) => Err(e),
         Wait::Idle => Ok(Next::Idle),
-        Wait::ShuttingDown => Ok(Next::ShuttingDown),
+        Wait::Stopped(why) => Ok(Next::Stopped(why)),
     }
 }
 

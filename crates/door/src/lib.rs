@@ -3,7 +3,8 @@
 //! certificate when none is configured), a stream that is plain until
 //! STARTTLS, bounded line reading, logging in (SASL PLAIN and LOGIN, the
 //! plaintext policy, the password check and its throttle), the limits on
-//! connections, and an in-process harness for door tests.
+//! connections, the logged-in sessions by account, and an in-process
+//! harness for door tests.
 
 pub mod conn;
 mod deflate;
@@ -11,6 +12,7 @@ mod limits;
 mod lines;
 pub mod login;
 mod rate;
+mod sessions;
 mod stream;
 pub mod testing;
 pub mod tls;
@@ -20,4 +22,5 @@ pub use deflate::Deflate;
 pub use limits::{ConnectionGuard, ConnectionLimits, LoginThrottle};
 pub use lines::{LineError, LineReader};
 pub use rate::{HourlyLimit, OverLimit};
+pub use sessions::{Sessions, Stop, Stopped};
 pub use stream::Stream;

@@ -32,6 +32,9 @@ pub struct Settings {
     /// Failed logins; clone one into every door so that they count
     /// together.
     pub throttle: LoginThrottle,
+    /// Logged-in sessions by account; clone one into every door so that
+    /// removing an account ends its sessions on all of them.
+    pub sessions: door::Sessions,
     /// A line, logging in: the time limits beyond the idle timers.
     pub deadlines: door::Deadlines,
     /// The server's Sent-copy rule (an account's own wins): with
@@ -49,6 +52,7 @@ impl Default for Settings {
             max_connections: 20_000,
             max_connections_per_user: 32,
             throttle: LoginThrottle::new(),
+            sessions: door::Sessions::default(),
             deadlines: door::Deadlines::default(),
             sent_copy: store::SentCopy::UnlessAppended,
         }

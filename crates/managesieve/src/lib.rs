@@ -23,6 +23,9 @@ pub struct Settings {
     /// Failed logins; clone one into every door so that they count
     /// together.
     pub throttle: LoginThrottle,
+    /// Logged-in sessions by account; clone one into every door so that
+    /// removing an account ends its sessions on all of them.
+    pub sessions: door::Sessions,
     /// A line, logging in: the time limits beyond the idle timer.
     pub deadlines: door::Deadlines,
 }
@@ -34,6 +37,7 @@ impl Default for Settings {
             max_connections_per_ip: 16,
             max_connections: 500,
             throttle: LoginThrottle::new(),
+            sessions: door::Sessions::default(),
             deadlines: door::Deadlines::default(),
         }
     }

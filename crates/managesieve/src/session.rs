@@ -41,7 +41,8 @@ pub struct Session {
     server: Arc<Server>,
     peer: SocketAddr,
     io: Option<LineReader<Stream>>,
-    shutdown: watch::Receiver<bool>,
+    /// Server shutdown, and once logged in, the account's removal.
+    stop: door::Stop,
     out: Vec<u8>,
     tls: bool,
     account: Option<Account>,
@@ -63,7 +64,7 @@ impl Session {
             server,
             peer,
             io: Some(LineReader::with_deadline(stream, MAX_LINE, line_deadline)),
-            shutdown,
+            stop: door::Stop::new(shutdown),
             out: Vec::with_capacity(4096),
             tls,
             account: None,
@@ -76,7 +77,6 @@ impl Session {
         self.capabilities();
         self.ok("Satchel ManageSieve ready.");
         self.flush().await?;
-        let mut shutdown = self.shutdown.clone();
         while !self.logout {
             let read = {
                 let io = self.io.as_mut().ok_or("no stream")?;
@@ -89,10 +89,17 @@ impl Session {
                 let logged_in = self.account.is_some();
                 let (limit, login_due) =
                     deadlines.wait_limit(IDLE_TIMEOUT, self.started, logged_in);
-                match wait(read_command(io, budget), limit, &mut shutdown).await {
+                match wait(read_command(io, budget), limit, &mut self.stop).await {
                     Wait::Ready(r) => r,
-                    Wait::ShuttingDown => {
-                        self.line("BYE (TRYLATER) \"The server is shutting down.\"");
+                    Wait::Stopped(why) => {
+                        self.line(match why {
+                            door::Stopped::Server => {
+                                "BYE (TRYLATER) \"The server is shutting down.\""
+                            }
+                            door::Stopped::AccountRemoved => {
+                                "BYE \"This account was removed from the server.\""
+                            }
+                        });
                         self.flush().await?;
                         return Ok(());
                     }
@@ -274,6 +281,8 @@ impl Session {
         .await?;
         match checked {
             Some(account) => {
+                self.stop
+                    .logged_in(&self.server.settings.sessions, account.id);
                 self.account = Some(account);
                 self.ok("Logged in.");
             }

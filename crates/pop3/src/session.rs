@@ -35,7 +35,8 @@ pub struct Session {
     server: Arc<Server>,
     peer: SocketAddr,
     io: Option<LineReader<Stream>>,
-    shutdown: watch::Receiver<bool>,
+    /// Server shutdown, and once logged in, the account's removal.
+    stop: door::Stop,
     out: Vec<u8>,
     tls: bool,
     /// USER given, PASS expected.
@@ -63,7 +64,7 @@ impl Session {
                 server.settings.deadlines.line,
             )),
             server,
-            shutdown,
+            stop: door::Stop::new(shutdown),
             out: Vec::with_capacity(4096),
             tls,
             user: None,
@@ -97,13 +98,12 @@ impl Session {
         self.say("+OK Satchel POP3 ready.");
         self.flush().await?;
         let mut line = Vec::new();
-        let mut shutdown = self.shutdown.clone();
         while !self.quit {
             let deadlines = self.server.settings.deadlines;
             let (limit, login_due) =
                 deadlines.wait_limit(IDLE_TIMEOUT, self.started, self.account.is_some());
             let io = self.io.as_mut().ok_or("no stream")?;
-            match next_line(io, &mut line, limit, &mut shutdown).await? {
+            match next_line(io, &mut line, limit, &mut self.stop).await? {
                 Next::Line => self.command(&line).await?,
                 Next::TooLong { .. } => self.say("-ERR Line too long."),
                 Next::TooSlow => {
@@ -119,9 +119,15 @@ impl Session {
                     self.flush().await?;
                     return Ok(());
                 }
-                Next::ShuttingDown => {
-                    // Nothing is applied: the session never reached QUIT.
-                    self.say("-ERR [SYS/TEMP] The server is shutting down.");
+                Next::Stopped(why) => {
+                    // Nothing is applied: the session never reached QUIT
+                    // (RFC 1939 6).
+                    self.say(match why {
+                        door::Stopped::Server => "-ERR [SYS/TEMP] The server is shutting down.",
+                        door::Stopped::AccountRemoved => {
+                            "-ERR [SYS/PERM] This account was removed from the server."
+                        }
+                    });
                     self.flush().await?;
                     return Ok(());
                 }
@@ -335,6 +341,8 @@ impl Session {
             retrieved: HashSet::new(),
             _lock: lock,
         });
+        self.stop
+            .logged_in(&self.server.settings.sessions, account.id);
         self.account = Some(account);
         self.say(&format!("+OK Logged in; {count} messages."));
         Ok(())

@@ -70,6 +70,9 @@ pub struct Submit {
     pub store: Arc<dyn store::MailStore>,
     /// Shared with the other doors: guesses here slow IMAP down too.
     pub throttle: door::LoginThrottle,
+    /// Logged-in sessions by account, shared with the other doors so that
+    /// removing an account ends its sessions everywhere.
+    pub sessions: door::Sessions,
     pub plaintext_anywhere: bool,
     pub sent_copy: pipeline::SentCopy,
     /// Messages each user may send per hour.

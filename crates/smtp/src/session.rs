@@ -38,7 +38,8 @@ pub struct Session {
     pub(crate) server: Arc<Server>,
     pub(crate) peer: SocketAddr,
     io: Option<LineReader<Stream>>,
-    shutdown: watch::Receiver<bool>,
+    /// Server shutdown, and once logged in, the account's removal.
+    pub(crate) stop: door::Stop,
     out: Vec<u8>,
     pub(crate) tls: bool,
     pub(crate) helo: Option<String>,
@@ -62,7 +63,7 @@ impl Session {
             server,
             peer,
             io: Some(LineReader::with_deadline(stream, MAX_LINE, line_deadline)),
-            shutdown,
+            stop: door::Stop::new(shutdown),
             out: Vec::with_capacity(1024),
             tls,
             helo: None,
@@ -101,12 +102,11 @@ impl Session {
         self.reply(&format!("220 {host} ESMTP Satchel"));
         self.flush().await?;
         let mut line = Vec::new();
-        let mut shutdown = self.shutdown.clone();
         while !self.quit {
             let until_deadline = self.transaction_left();
             let limit = COMMAND_TIMEOUT.min(until_deadline);
-            let io = self.io()?;
-            match next_line(io, &mut line, limit, &mut shutdown).await? {
+            let io = self.io.as_mut().ok_or("no stream")?;
+            match next_line(io, &mut line, limit, &mut self.stop).await? {
                 Next::Line => self.command(&line).await?,
                 Next::TooLong { .. } => self.error("500 5.5.2 Line too long."),
                 Next::TooSlow => {
@@ -119,8 +119,15 @@ impl Session {
                     self.flush().await?;
                     return Ok(());
                 }
-                Next::ShuttingDown => {
-                    self.reply("421 4.3.2 The server is shutting down; try again later.");
+                Next::Stopped(why) => {
+                    self.reply(match why {
+                        door::Stopped::Server => {
+                            "421 4.3.2 The server is shutting down; try again later."
+                        }
+                        door::Stopped::AccountRemoved => {
+                            "421 4.7.0 This account was removed from the server; closing the connection."
+                        }
+                    });
                     self.flush().await?;
                     return Ok(());
                 }

@@ -77,6 +77,8 @@ impl Session {
         .await;
         match checked {
             Ok(Some(account)) => {
+                let sessions = submit.sessions.clone();
+                self.stop.logged_in(&sessions, account.id);
                 self.user = Some(account);
                 self.reply("235 2.7.0 Authentication successful.");
             }

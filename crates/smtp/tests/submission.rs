@@ -20,6 +20,7 @@ async fn door(plaintext_anywhere: bool) -> (tempfile::TempDir, Arc<smtp::Server>
     let submit = smtp::Submit {
         store,
         throttle: door::LoginThrottle::new(),
+        sessions: door::Sessions::default(),
         plaintext_anywhere,
         sent_copy: pipeline::SentCopy::default(),
         hourly: std::sync::Arc::new(smtp::HourlyLimit::new(0)),

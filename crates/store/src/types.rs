@@ -606,11 +606,25 @@ pub struct TrainingEvent {
 }
 
 /// A mailbox changed: sessions that show it should look again.
+///
+/// Mailbox 0 (no mailbox has that id) speaks of the account instead: with
+/// MODSEQ 0 its subscriptions changed, with [`Change::ACCOUNT_REMOVED`]
+/// the account is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Change {
     pub account_id: AccountId,
     pub mailbox_id: MailboxId,
     pub modseq: u64,
+}
+
+impl Change {
+    /// The MODSEQ that, on mailbox 0, says the account was removed.
+    pub const ACCOUNT_REMOVED: u64 = u64::MAX;
+
+    /// Whether this says that the account was removed.
+    pub fn removes_account(&self) -> bool {
+        self.mailbox_id == MailboxId(0) && self.modseq == Change::ACCOUNT_REMOVED
+    }
 }
 
 /// A message the server handled, as the message trace keeps it.

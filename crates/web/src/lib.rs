@@ -153,6 +153,11 @@ impl Web {
 
     /// The mail doors as bound, for the autoconfiguration answers (set
     /// once by `serve` after binding them).
+    /// Ends every web session of `account` (it was removed); how many.
+    pub fn end_account(&self, account: store::AccountId) -> usize {
+        self.inner.sessions.end_others(account, "")
+    }
+
     pub fn set_mail_ports(&self, ports: MailPorts) {
         let _ = self.inner.mail_ports.set(ports);
     }

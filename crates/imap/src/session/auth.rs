@@ -117,6 +117,8 @@ impl Session {
                     ));
                 };
                 self._user_slot = Some(slot);
+                self.stop
+                    .logged_in(&self.server.settings.sessions, account.id);
                 self.account = Some(account);
                 let caps = self.capabilities();
                 Ok(ok_code(format!("CAPABILITY {caps}"), "Logged in."))

@@ -43,7 +43,8 @@ pub struct Session {
     server: Arc<Server>,
     peer: SocketAddr,
     io: Option<LineReader<Stream>>,
-    shutdown: watch::Receiver<bool>,
+    /// Server shutdown, and once logged in, the account's removal.
+    stop: door::Stop,
     out: Vec<u8>,
     account: Option<Account>,
     _user_slot: Option<ConnectionGuard>,
@@ -69,6 +70,14 @@ struct Done {
     status: &'static str,
     code: Option<String>,
     text: String,
+}
+
+/// The untagged BYE that ends a session the server stops (RFC 9051 7.1.5).
+fn bye(why: door::Stopped) -> &'static str {
+    match why {
+        door::Stopped::Server => "* BYE [UNAVAILABLE] The server is shutting down.",
+        door::Stopped::AccountRemoved => "* BYE This account was removed from the server.",
+    }
 }
 
 fn ok(text: impl Into<String>) -> Done {
@@ -179,7 +188,7 @@ impl Session {
             server,
             peer,
             io: Some(LineReader::with_deadline(stream, MAX_LINE, line_deadline)),
-            shutdown,
+            stop: door::Stop::new(shutdown),
             // Grows with the first answers; an idle session keeps little.
             out: Vec::new(),
             account: None,
@@ -221,8 +230,10 @@ impl Session {
         self.line(&format!("* OK [CAPABILITY {caps}] Satchel ready."));
         self.flush().await?;
         let mut line = Vec::new();
-        let mut shutdown = self.shutdown.clone();
         while !self.logout {
+            // A copy, as next_command borrows the session; taken anew each
+            // time since logging in adds the account's removal to it.
+            let mut stop = self.stop.clone();
             let logged_in = self.account.is_some();
             let idle = if logged_in {
                 AUTH_TIMEOUT
@@ -231,10 +242,10 @@ impl Session {
             };
             let deadlines = self.server.settings.deadlines;
             let (timeout, login_due) = deadlines.wait_limit(idle, self.started, logged_in);
-            let read = match wait(self.next_command(&mut line), timeout, &mut shutdown).await {
+            let read = match wait(self.next_command(&mut line), timeout, &mut stop).await {
                 Wait::Ready(r) => r,
-                Wait::ShuttingDown => {
-                    self.line("* BYE [UNAVAILABLE] The server is shutting down.");
+                Wait::Stopped(why) => {
+                    self.line(bye(why));
                     self.flush().await?;
                     return Ok(());
                 }

@@ -225,7 +225,8 @@ impl Session {
 
     /// One change heard while NOTIFY is on.
     pub(super) async fn notify_change(&mut self, change: Change) -> Result<(), Error> {
-        if change.account_id != self.account_id() {
+        // A removal is the session's end, which its stop signal brings.
+        if change.account_id != self.account_id() || change.removes_account() {
             return Ok(());
         }
         let Some(watch) = self.notify.as_ref() else {

@@ -149,7 +149,7 @@ impl Session {
             tokio::time::interval_at(tokio::time::Instant::now() + IDLE_KEEPALIVE, IDLE_KEEPALIVE);
         let mut line = Vec::new();
         let mut feed = self.feed.take();
-        let mut shutdown = self.shutdown.clone();
+        let mut stop = self.stop.clone();
         let result = loop {
             if self.logout {
                 break Ok(true);
@@ -206,8 +206,8 @@ impl Session {
                     self.line("* OK Still here");
                     self.flush().await?;
                 }
-                _ = shutdown.changed() => {
-                    self.line("* BYE [UNAVAILABLE] The server is shutting down.");
+                why = stop.stopped() => {
+                    self.line(super::bye(why));
                     self.logout = true;
                     break Ok(true);
                 }

@@ -88,6 +88,9 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     // One count of failed logins for every door: guesses on IMAP slow
     // POP3 and ManageSieve down too.
     let throttle = door::LoginThrottle::new();
+    // One register of logged-in sessions: removing an account ends them on
+    // every door.
+    let sessions = door::Sessions::default();
     let imap = imap::Server::new(store.clone(), Some(tls.clone()), {
         let d = imap::Settings::default();
         imap::Settings {
@@ -96,6 +99,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             max_connections_per_user: limits.imap_per_user.unwrap_or(d.max_connections_per_user),
             max_connections: totals.imap,
             throttle: throttle.clone(),
+            sessions: sessions.clone(),
             sent_copy: config.submission.sent_copy,
             ..d
         }
@@ -121,6 +125,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
                 .unwrap_or(pop3::Settings::default().max_connections_per_ip),
             max_connections: totals.pop3,
             throttle: throttle.clone(),
+            sessions: sessions.clone(),
             ..pop3::Settings::default()
         },
     );
@@ -137,6 +142,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
                 .unwrap_or(managesieve::Settings::default().max_connections_per_ip),
             max_connections: totals.managesieve,
             throttle: throttle.clone(),
+            sessions: sessions.clone(),
             ..managesieve::Settings::default()
         },
     );
@@ -228,20 +234,11 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     if let Some(dns) = web_dns {
         web.set_dns(dns);
     }
-    for addr in &config.listen.http {
-        let listener = bind(*addr, "http").await?;
-        super::say(&format!("http {}", listener.local_addr()?))?;
-        tokio::spawn(web.clone().serve(listener, stopped.clone()));
-    }
-    for addr in &config.listen.https {
-        let listener = bind(*addr, "https").await?;
-        super::say(&format!("https {}", listener.local_addr()?))?;
-        tokio::spawn(
-            web.clone()
-                .serve_tls(listener, tls.clone(), stopped.clone()),
-        );
-    }
-
+    tokio::spawn(end_removed_accounts(
+        store.clone(),
+        sessions.clone(),
+        web.clone(),
+    ));
     let smtp_settings = smtp::Settings::default();
     let submission = smtp::Server::submission(
         pipeline.clone(),
@@ -256,6 +253,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         smtp::Submit {
             store: store.clone(),
             throttle: throttle.clone(),
+            sessions: sessions.clone(),
             plaintext_anywhere: config.auth.plaintext_anywhere,
             sent_copy: config.submission.sent_copy,
             hourly: hourly.clone(),
@@ -289,7 +287,23 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         },
     );
     open(smtp, &config.listen.smtp, false, "smtp", &stopped).await?;
+    // The web door starts last, once every mail door's port is known: its
+    // autoconfig answers name them, and a client that saw the web door
+    // announced must get them, not a "starting" answer.
     web.set_mail_ports(ports);
+    for addr in &config.listen.http {
+        let listener = bind(*addr, "http").await?;
+        super::say(&format!("http {}", listener.local_addr()?))?;
+        tokio::spawn(web.clone().serve(listener, stopped.clone()));
+    }
+    for addr in &config.listen.https {
+        let listener = bind(*addr, "https").await?;
+        super::say(&format!("https {}", listener.local_addr()?))?;
+        tokio::spawn(
+            web.clone()
+                .serve_tls(listener, tls.clone(), stopped.clone()),
+        );
+    }
 
     tokio::select! {
         _ = interrupt.recv() => {}
@@ -299,6 +313,44 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     let _ = stop.send(true);
     tokio::time::sleep(SHUTDOWN_GRACE).await;
     Ok(())
+}
+
+/// Ends the sessions of accounts removed while in use, on every door and
+/// the web, whichever process removed them (`satchel user remove` runs in
+/// its own; the store's feed relays it). A lagging feed may have lost a
+/// removal, so then every account with sessions is looked up.
+async fn end_removed_accounts(store: Arc<dyn MailStore>, sessions: door::Sessions, web: web::Web) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut feed = store.subscribe();
+    loop {
+        let gone = match feed.recv().await {
+            Ok(change) if change.removes_account() => vec![change.account_id],
+            Ok(_) => continue,
+            Err(RecvError::Lagged(_)) => match store.list_accounts().await {
+                Ok(accounts) => {
+                    let live: std::collections::HashSet<_> =
+                        accounts.iter().map(|a| a.id).collect();
+                    sessions
+                        .accounts()
+                        .into_iter()
+                        .filter(|a| !live.contains(a))
+                        .collect()
+                }
+                Err(e) => {
+                    tracing::warn!("cannot check for removed accounts: {e}");
+                    continue;
+                }
+            },
+            Err(RecvError::Closed) => return,
+        };
+        for account in gone {
+            let on_doors = sessions.end(account);
+            let on_web = web.end_account(account);
+            if on_doors || on_web > 0 {
+                tracing::info!("account {account} removed: its open sessions were ended");
+            }
+        }
+    }
 }
 
 /// How the queue runs, from `[relay]` and `[queue]`. `SATCHEL_MX_PORT`

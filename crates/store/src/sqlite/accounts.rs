@@ -348,7 +348,9 @@ impl Accounts for SqliteStore {
 
     async fn remove_account(&self, address: &str) -> Result<()> {
         let address = normalize_address(address)?;
-        self.db
+        let origin = self.origin;
+        let id = self
+            .db
             .write(move |c| {
                 let id: i64 = one(
                     c,
@@ -367,9 +369,19 @@ impl Accounts for SqliteStore {
                 // Its Bayes model too: ids may be given again to a new account.
                 exec(c, "DELETE FROM bayes_tokens WHERE scope = ?1", [id])?;
                 exec(c, "DELETE FROM bayes_totals WHERE scope = ?1", [id])?;
-                Ok(())
+                // Told to every process, so that each ends the account's
+                // sessions (the feed's watcher relays it).
+                record_change(
+                    c,
+                    origin,
+                    AccountId(id),
+                    MailboxId(0),
+                    Change::ACCOUNT_REMOVED,
+                )?;
+                Ok(id)
             })
             .await?;
+        self.publish(AccountId(id), MailboxId(0), Change::ACCOUNT_REMOVED);
         self.collect_soon().await
     }
 
