@@ -1,11 +1,15 @@
 //! The server's TLS configuration: the configured certificate, or a
-//! self-signed one generated in the data folder on first start.
+//! self-signed one generated in the data folder on first start; the
+//! certificate can be read again while serving (SIGHUP).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -29,6 +33,13 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
+/// The doors' TLS: the configuration every door shares, and the
+/// certificate it presents, which [`Certificate::reload`] can replace.
+pub struct Tls {
+    pub config: Arc<ServerConfig>,
+    pub certificate: Arc<Certificate>,
+}
+
 /// TLS for the doors: `cert` and `key` PEM files when given, else
 /// `data_dir/cert.pem` and `data_dir/key.pem`, generated for `hostname`
 /// and the listening `addresses` if they do not exist yet.
@@ -37,7 +48,7 @@ pub fn server_config(
     configured: Option<(&Path, &Path)>,
     hostname: &str,
     addresses: &[IpAddr],
-) -> Result<Arc<ServerConfig>, TlsError> {
+) -> Result<Tls, TlsError> {
     let (cert_path, key_path) = match configured {
         Some((c, k)) => (c.to_path_buf(), k.to_path_buf()),
         None => {
@@ -54,25 +65,81 @@ pub fn server_config(
             (c, k)
         }
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .and_then(|i| i.collect())
-        .map_err(|source| TlsError::Read {
-            path: cert_path.clone(),
-            source,
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCertificate(cert_path));
-    }
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|source| TlsError::Read {
-        path: key_path.clone(),
-        source,
-    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let current = load(&cert_path, &key_path, &provider)?;
+    let certificate = Arc::new(Certificate {
+        cert_path,
+        key_path,
+        provider: provider.clone(),
+        current: RwLock::new(Arc::new(current)),
+    });
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    Ok(Arc::new(config))
+        .with_cert_resolver(certificate.clone());
+    Ok(Tls {
+        config: Arc::new(config),
+        certificate,
+    })
+}
+
+/// The certificate and key every handshake presents, read from their
+/// files again on [`Certificate::reload`]: sessions already open keep the
+/// one they started with, new ones get the new one.
+#[derive(Debug)]
+pub struct Certificate {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl Certificate {
+    /// Reads the certificate and key files again; on an error (a file
+    /// half-written, a key that does not match) the one in use stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = load(&self.cert_path, &self.key_path, &self.provider)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+        Ok(())
+    }
+
+    /// The certificate file, for the log.
+    pub fn path(&self) -> &Path {
+        &self.cert_path
+    }
+}
+
+impl ResolvesServerCert for Certificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+}
+
+/// The chain and key of two PEM files, checked to belong together.
+fn load(
+    cert_path: &Path,
+    key_path: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
+        .and_then(|i| i.collect())
+        .map_err(|source| TlsError::Read {
+            path: cert_path.to_path_buf(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(cert_path.to_path_buf()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|source| TlsError::Read {
+        path: key_path.to_path_buf(),
+        source,
+    })?;
+    Ok(CertifiedKey::from_der(certs, key, provider)?)
 }
 
 /// How long a generated certificate is valid: 825 days, the longest Apple
@@ -160,7 +227,31 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let bad = dir.path().join("empty.pem");
         std::fs::write(&bad, "").unwrap();
-        let e = server_config(dir.path(), Some((&bad, &bad)), "x", &[]).unwrap_err();
+        let e = server_config(dir.path(), Some((&bad, &bad)), "x", &[])
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("holds no certificate"), "{e}");
+    }
+
+    #[test]
+    fn reload_takes_new_files_and_keeps_the_old_on_a_bad_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        generate(&c, &k, "one.example.test", &[]).unwrap();
+        let tls = server_config(dir.path(), Some((&c, &k)), "x", &[]).unwrap();
+        let served = || tls.certificate.current.read().unwrap().cert[0].clone();
+        let first = served();
+        generate(&c, &k, "two.example.test", &[]).unwrap();
+        tls.certificate.reload().unwrap();
+        let second = served();
+        assert_ne!(first, second);
+        // A new certificate beside the old key: refused, the pair in use stays.
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        generate(&other.join("c.pem"), &other.join("k.pem"), "three", &[]).unwrap();
+        std::fs::copy(other.join("c.pem"), &c).unwrap();
+        let e = tls.certificate.reload().unwrap_err();
+        assert!(e.to_string().contains("do not work together"), "{e}");
+        assert_eq!(served(), second);
     }
 }

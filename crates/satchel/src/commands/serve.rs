@@ -22,6 +22,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     // Taken first: a SIGTERM while the doors start must stop cleanly too.
     let mut term = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     store.watch_other_processes();
     store.collect_in_background();
     let housekeeper = store.clone();
@@ -71,7 +72,10 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     .flatten()
     .map(|a| a.ip())
     .collect();
-    let tls = door::tls::server_config(
+    let door::tls::Tls {
+        config: tls,
+        certificate,
+    } = door::tls::server_config(
         &config.data_dir,
         config
             .tls
@@ -305,9 +309,20 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         );
     }
 
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = term.recv() => {}
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => break,
+            _ = term.recv() => break,
+            // SIGHUP: a renewed certificate (certbot's deploy hook) is
+            // taken for new connections; open sessions go on.
+            _ = hangup.recv() => match certificate.reload() {
+                Ok(()) => tracing::info!(
+                    "TLS: reloaded the certificate {}",
+                    certificate.path().display()
+                ),
+                Err(e) => tracing::warn!("TLS: kept the certificate in use: {e}"),
+            },
+        }
     }
     tracing::info!("shutting down");
     let _ = stop.send(true);
