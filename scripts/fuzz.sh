@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Fuzzes every target in fuzz/ for SECONDS each (default 60) on the stable
 # toolchain, without cargo-fuzz: the targets are built with libFuzzer's
-# coverage instrumentation (sancov) and run on a corpus under fuzz/corpus.
-# A crash leaves its input in fuzz/artifacts/TARGET/ and fails the script.
+# coverage instrumentation (sancov) and run on a corpus under fuzz/corpus,
+# seeded from the test suite's inputs (fuzz/seed.py) the first time.
+# A crash leaves its input in fuzz/artifacts/TARGET/ and fails the script;
+# the executions of each target are printed.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(imap_command mime_message mime_search sieve_script)
+# Every [[bin]] of fuzz/Cargo.toml unless named.
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v satchel-fuzz)
 
 triple=$(rustc -vV | sed -n 's/^host: //p')
 # --target keeps the flags off build scripts and proc macros.
@@ -20,6 +23,7 @@ RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 --cfg fuzzing -Cdebug-assertions -Coverflow-checks" \
   cargo build --release --target "$triple" --target-dir target/fuzz --bins
 
+python3 seed.py corpus "${targets[@]}"
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   echo "fuzzing $t for ${seconds}s"

@@ -13,7 +13,13 @@ fuzz_target!(|data: &[u8]| {
     let served = mime::served(data);
     let root = mime::Part::parse(&served);
     let first_line = data.split(|&b| b == b'\n').next().unwrap_or_default();
-    for spec in [first_line, b"1.2.MIME", b"HEADER.FIELDS (From)", b"2.TEXT", b"1"] {
+    for spec in [
+        first_line,
+        b"1.2.MIME",
+        b"HEADER.FIELDS (From)",
+        b"2.TEXT",
+        b"1",
+    ] {
         if let Ok(s) = imap_proto::parse_section(spec) {
             let _ = s.extract(&served, &root);
         }

@@ -2,6 +2,7 @@
 //! RFC 6856 UTF8): whole messages from INBOX, on a snapshot taken at login,
 //! with deletions applied at QUIT as the configuration says.
 
+pub mod command;
 mod session;
 
 use std::collections::HashSet;

@@ -11,6 +11,7 @@ use door::{LineReader, Stream};
 use store::{Account, BlobHash, FlagChange, FlagOp, Flags, Mailbox, Pop3Delete, SpecialUse};
 use tokio::sync::watch;
 
+use crate::command::{self, Command, Number, State};
 use crate::{HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_LINE, MaildropLock, Server, WRITE_TIMEOUT};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -146,43 +147,41 @@ impl Session {
     }
 
     async fn command(&mut self, line: &[u8]) -> Result<(), Error> {
-        let text = String::from_utf8_lossy(line);
-        let mut words = text.splitn(2, ' ');
-        let name = words.next().unwrap_or("").to_ascii_uppercase();
-        let arg = words.next().unwrap_or("");
+        let command = command::parse(line);
         let in_transaction = self.drop.is_some();
-        match (name.as_str(), in_transaction) {
-            ("CAPA", _) => self.capa(),
-            ("QUIT", _) => self.quit_command().await?,
-            ("NOOP", true) => self.say("+OK"),
-            ("UTF8", false) => self.say("+OK UTF-8 is on."),
-            ("STLS", false) => return self.stls().await,
-            ("USER", false) => self.user(arg),
-            ("PASS", false) => self.pass(arg).await?,
-            ("AUTH", false) => self.auth(arg).await?,
-            ("APOP", false) => self.say("-ERR APOP is not supported; use USER/PASS or AUTH."),
-            ("STAT", true) => self.stat(),
-            ("LIST", true) => self.list(arg),
-            ("UIDL", true) => self.uidl(arg),
-            ("RETR", true) => self.retr(arg, None).await?,
-            ("TOP", true) => self.top(arg).await?,
-            ("DELE", true) => self.dele(arg),
-            ("RSET", true) => self.rset(),
-            ("", _) => self.say("-ERR Empty command."),
-            ("STAT" | "LIST" | "UIDL" | "RETR" | "TOP" | "DELE" | "RSET" | "NOOP", false) => {
-                self.say("-ERR Log in first.")
+        match (command.state(), in_transaction) {
+            (State::Transaction, false) => {
+                self.say("-ERR Log in first.");
+                return Ok(());
             }
-            ("USER" | "PASS" | "AUTH" | "APOP" | "STLS" | "UTF8", true) => {
-                self.say("-ERR Already logged in.")
+            (State::Authorization, true) => {
+                self.say("-ERR Already logged in.");
+                return Ok(());
             }
-            (other, _) => {
-                let other: String = other
-                    .chars()
-                    .take(20)
-                    .filter(|c| c.is_ascii_graphic())
-                    .collect();
-                self.say(&format!("-ERR Unknown command {other}."))
+            _ => {}
+        }
+        match command {
+            Command::Capa => self.capa(),
+            Command::Quit => self.quit_command().await?,
+            Command::Noop => self.say("+OK"),
+            Command::Utf8 => self.say("+OK UTF-8 is on."),
+            Command::Stls => return self.stls().await,
+            Command::User(name) => self.user(&name),
+            Command::Pass(password) => self.pass(&password).await?,
+            Command::Auth { mechanism, initial } => self.auth(mechanism, initial).await?,
+            Command::Apop => self.say("-ERR APOP is not supported; use USER/PASS or AUTH."),
+            Command::Stat => self.stat(),
+            Command::List(n) => self.list(n),
+            Command::Uidl(n) => self.uidl(n),
+            Command::Retr(n) => self.retr(n, None).await?,
+            Command::Top(n, Some(lines)) => self.retr(n, Some(lines)).await?,
+            Command::Top(_, None) => {
+                self.say("-ERR TOP takes a message number and a number of lines.")
             }
+            Command::Dele(n) => self.dele(n),
+            Command::Rset => self.rset(),
+            Command::Empty => self.say("-ERR Empty command."),
+            Command::Unknown(name) => self.say(&format!("-ERR Unknown command {name}.")),
         }
         Ok(())
     }
@@ -258,9 +257,12 @@ impl Session {
         self.login(&user, arg).await
     }
 
-    async fn auth(&mut self, arg: &str) -> Result<(), Error> {
-        let mut parts = arg.split_whitespace();
-        let Some(mechanism) = parts.next().map(str::to_ascii_uppercase) else {
+    async fn auth(
+        &mut self,
+        mechanism: Option<String>,
+        initial: Option<String>,
+    ) -> Result<(), Error> {
+        let Some(mechanism) = mechanism.map(|m| m.to_ascii_uppercase()) else {
             // No mechanism: list them, as clients probing for SASL expect.
             self.say("+OK");
             self.say("PLAIN");
@@ -278,7 +280,7 @@ impl Session {
             ));
             return Ok(());
         };
-        let initial = parts.next().map(|r| r.as_bytes().to_vec());
+        let initial = initial.map(String::into_bytes);
         match login::exchange(self, mechanism, initial.as_deref()).await? {
             Ok(c) => self.login(&c.user, &c.password).await,
             Err(SaslError::Malformed) => self.failed().await,
@@ -349,13 +351,10 @@ impl Session {
     }
 
     /// The message a number names: 1-based, not deleted.
-    fn message(&mut self, arg: &str) -> Option<(usize, u32, u64, BlobHash)> {
-        let n: usize = match arg.trim().parse() {
-            Ok(n) if n > 0 => n,
-            _ => {
-                self.say("-ERR A message number is needed.");
-                return None;
-            }
+    fn message(&mut self, n: Number) -> Option<(usize, u32, u64, BlobHash)> {
+        let Some(n) = n else {
+            self.say("-ERR A message number is needed.");
+            return None;
         };
         let found = self
             .drop
@@ -390,9 +389,9 @@ impl Session {
         self.say(&format!("+OK {n} {size}"));
     }
 
-    fn list(&mut self, arg: &str) {
-        if !arg.trim().is_empty() {
-            if let Some((n, _, size, _)) = self.message(arg) {
+    fn list(&mut self, one: Option<Number>) {
+        if let Some(n) = one {
+            if let Some((n, _, size, _)) = self.message(n) {
                 self.say(&format!("+OK {n} {size}"));
             }
             return;
@@ -415,9 +414,9 @@ impl Session {
         format!("{uid:08X}{validity:08X}")
     }
 
-    fn uidl(&mut self, arg: &str) {
-        if !arg.trim().is_empty() {
-            if let Some((n, uid, ..)) = self.message(arg) {
+    fn uidl(&mut self, one: Option<Number>) {
+        if let Some(n) = one {
+            if let Some((n, uid, ..)) = self.message(n) {
                 let id = self.uidl_of(uid);
                 self.say(&format!("+OK {n} {id}"));
             }
@@ -434,23 +433,10 @@ impl Session {
         self.say(".");
     }
 
-    async fn top(&mut self, arg: &str) -> Result<(), Error> {
-        let mut words = arg.split_whitespace();
-        let (Some(n), Some(lines)) = (
-            words.next(),
-            words.next().and_then(|l| l.parse::<usize>().ok()),
-        ) else {
-            self.say("-ERR TOP takes a message number and a number of lines.");
-            return Ok(());
-        };
-        let n = n.to_string();
-        self.retr(&n, Some(lines)).await
-    }
-
     /// RETR, or TOP with `lines`: the message dot-stuffed, ending in
     /// CRLF.CRLF whatever its last line was.
-    async fn retr(&mut self, arg: &str, lines: Option<usize>) -> Result<(), Error> {
-        let Some((_, uid, size, blob)) = self.message(arg) else {
+    async fn retr(&mut self, n: Number, lines: Option<usize>) -> Result<(), Error> {
+        let Some((_, uid, size, blob)) = self.message(n) else {
             return Ok(());
         };
         let raw = match self.server.store.read_blob(&blob).await {
@@ -477,8 +463,8 @@ impl Session {
         Ok(())
     }
 
-    fn dele(&mut self, arg: &str) {
-        let Some((n, ..)) = self.message(arg) else {
+    fn dele(&mut self, n: Number) {
+        let Some((n, ..)) = self.message(n) else {
             return;
         };
         if let Some(e) = self.drop.as_mut().and_then(|d| d.messages.get_mut(n - 1)) {

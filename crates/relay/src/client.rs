@@ -97,7 +97,8 @@ pub struct Extensions {
 }
 
 impl Extensions {
-    fn parse(reply: &Reply) -> Extensions {
+    /// What an EHLO reply offers (RFC 5321 4.1.1.1: one keyword per line).
+    pub fn parse(reply: &Reply) -> Extensions {
         let mut ext = Extensions::default();
         // The first line is the greeting; each other names one extension.
         for line in reply.lines.iter().skip(1) {
@@ -423,7 +424,7 @@ fn refusal(reply: &Reply) -> Verdict {
 
 /// Reads one reply: lines `CODE-text` then a last `CODE text` (RFC 5321
 /// 4.2.1), each bounded in length, all with the same code.
-async fn read_reply<R: AsyncBufReadExt + Unpin>(io: &mut R) -> Result<Reply, ClientError> {
+pub async fn read_reply<R: AsyncBufReadExt + Unpin>(io: &mut R) -> Result<Reply, ClientError> {
     let mut lines = Vec::new();
     let mut code = None;
     loop {

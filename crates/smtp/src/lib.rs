@@ -5,7 +5,8 @@
 //! logged in, for anyone. Every message goes through the pipeline and is
 //! answered only once it is durable.
 
-mod data;
+pub mod command;
+pub mod data;
 mod session;
 mod submission;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use door::conn::{Next, next_line};
 use door::{LineReader, Stream};
 use pipeline::{Origin, Recipient, Trace};
-use smtp_proto::{Error as ParseError, Request};
+use smtp_proto::Request;
 use store::Account;
 use tokio::sync::watch;
 
@@ -146,38 +146,9 @@ impl Session {
     }
 
     async fn command(&mut self, line: &[u8]) -> Result<(), Error> {
-        if size_overflows(line) {
-            // smtp-proto wraps a SIZE past usize around to a small number.
-            self.error("501 5.5.4 Invalid parameter SIZE: not a size this server can read.");
-            return Ok(());
-        }
-        let mut with_crlf = line.to_vec();
-        with_crlf.extend_from_slice(b"\r\n");
-        let request = match Request::parse(&mut with_crlf.iter()) {
+        let request = match crate::command::parse(line) {
             Ok(r) => r,
-            Err(e) => {
-                let reply = match e {
-                    ParseError::UnknownCommand => "500 5.5.1 Unknown command.".to_string(),
-                    ParseError::InvalidSenderAddress => {
-                        "501 5.1.7 Invalid sender address.".to_string()
-                    }
-                    ParseError::InvalidRecipientAddress => {
-                        "501 5.1.3 Invalid recipient address.".to_string()
-                    }
-                    ParseError::SyntaxError { syntax } => format!("501 5.5.4 Syntax: {syntax}"),
-                    ParseError::InvalidParameter { param } => {
-                        format!("501 5.5.4 Invalid parameter {param}.")
-                    }
-                    ParseError::UnsupportedParameter { param } => {
-                        let p: String = param
-                            .chars()
-                            .filter(|c| c.is_ascii_graphic())
-                            .take(40)
-                            .collect();
-                        format!("555 5.5.4 Unsupported parameter {p}.")
-                    }
-                    _ => "500 5.5.2 Syntax error.".to_string(),
-                };
+            Err(reply) => {
                 self.error(&reply);
                 return Ok(());
             }
@@ -190,7 +161,9 @@ impl Session {
             Request::Mail { from } => self.mail(&from.address, from.size as u64).await,
             // smtp-proto reads `<Postmaster>` (no domain, RFC 5321 4.1.1.3)
             // as an empty address.
-            Request::Rcpt { to } if to.address.is_empty() && is_bare_postmaster(line) => {
+            Request::Rcpt { to }
+                if to.address.is_empty() && crate::command::is_bare_postmaster(line) =>
+            {
                 self.rcpt("postmaster").await?
             }
             Request::Rcpt { to } => self.rcpt(&to.address).await?,
@@ -565,53 +538,5 @@ impl Session {
                 self.reply("451 4.3.0 The message could not be stored; try again later.");
             }
         }
-    }
-}
-
-/// Whether a MAIL command's `SIZE=` is a number of more digits than a u64
-/// holds (RFC 1870 6: `size-value ::= 1*20DIGIT`, and anything past
-/// u64::MAX is no size at all).
-fn size_overflows(line: &[u8]) -> bool {
-    // Every command passes here: only MAIL lines are looked at closely.
-    if !line
-        .get(..5)
-        .is_some_and(|p| p.eq_ignore_ascii_case(b"MAIL "))
-    {
-        return false;
-    }
-    line.windows(6)
-        .enumerate()
-        .filter(|(_, w)| w.eq_ignore_ascii_case(b" SIZE="))
-        .any(|(i, _)| {
-            let digits = &line[i + 6..];
-            let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-            std::str::from_utf8(&digits[..n])
-                .ok()
-                .is_some_and(|d| !d.is_empty() && d.parse::<u64>().is_err())
-        })
-}
-
-/// `RCPT TO:<Postmaster>`, any case, with or without parameters.
-fn is_bare_postmaster(line: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(line).to_ascii_lowercase();
-    text.split_once(':')
-        .is_some_and(|(_, path)| path.trim_start().starts_with("<postmaster>"))
-}
-
-#[cfg(test)]
-mod size_tests {
-    use super::size_overflows;
-
-    #[test]
-    fn sizes_past_u64_are_caught() {
-        assert!(size_overflows(b"MAIL FROM:<> SIZE=99999999999999999999999"));
-        assert!(size_overflows(
-            b"mail from:<a@b> body=8bitmime size=18446744073709551616"
-        ));
-        assert!(!size_overflows(b"MAIL FROM:<> SIZE=18446744073709551615"));
-        assert!(!size_overflows(b"MAIL FROM:<> SIZE=1000"));
-        assert!(!size_overflows(
-            b"RCPT TO:<x@y> SIZE=99999999999999999999999"
-        ));
     }
 }
