@@ -14,6 +14,8 @@ targets=("$@")
 # Every [[bin]] of fuzz/Cargo.toml unless named.
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v satchel-fuzz)
 
+# The workspace's versions of the crates both use (cargo adds the rest).
+[ -f Cargo.lock ] || cp ../Cargo.lock Cargo.lock
 triple=$(rustc -vV | sed -n 's/^host: //p')
 # --target keeps the flags off build scripts and proc macros.
 RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \

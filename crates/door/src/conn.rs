@@ -249,6 +249,10 @@ pub struct Deadlines {
     pub login: Duration,
     /// One SMTP transaction, from MAIL to the end of the message.
     pub transaction: Duration,
+    /// An answer the client does not read: past it the session ends, so a
+    /// client that asks for big answers and never reads them holds one
+    /// answer's memory for this long at most.
+    pub write: Duration,
 }
 
 impl Default for Deadlines {
@@ -257,6 +261,7 @@ impl Default for Deadlines {
             line: crate::lines::LINE_DEADLINE,
             login: Duration::from_secs(180),
             transaction: Duration::from_secs(15 * 60),
+            write: Duration::from_secs(5 * 60),
         }
     }
 }

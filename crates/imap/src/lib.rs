@@ -75,8 +75,6 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = door::conn::HANDSHAKE_TIMEOUT;
-/// How long a write may wait for a client that does not read.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// One IMAP door: the store, TLS and the shared limits.
 pub struct Server {

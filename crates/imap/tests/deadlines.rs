@@ -59,3 +59,52 @@ async fn no_login_in_time_closes_however_busy() {
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     assert!(status(&mut c, "NOOP").await.starts_with("t OK"));
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped_at_the_write_deadline() {
+    let d = common::door(imap::Settings {
+        deadlines: door::Deadlines {
+            write: Duration::from_millis(500),
+            ..door::Deadlines::default()
+        },
+        ..imap::Settings::default()
+    })
+    .await;
+    let mut c = d.logged_in().await;
+    // One message of 8 MiB: each answer to it is far more than the
+    // sockets' buffers hold.
+    let line = format!("{}\r\n", "x".repeat(78));
+    let message = format!("Subject: big\r\n\r\n{}", line.repeat(8 * 1024 * 1024 / 80));
+    c.send_raw(format!("t APPEND INBOX {{{}+}}\r\n", message.len()).as_bytes())
+        .await
+        .unwrap();
+    c.send_raw(message.as_bytes()).await.unwrap();
+    c.send("").await.unwrap();
+    assert!(
+        c.until("t ")
+            .await
+            .unwrap()
+            .last()
+            .unwrap()
+            .starts_with("t OK")
+    );
+    assert!(status(&mut c, "SELECT INBOX").await.starts_with("t OK"));
+
+    // Twenty FETCHes of the whole message, and nothing read.
+    for i in 0..20 {
+        c.send(&format!("f{i} FETCH 1 BODY.PEEK[]")).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The session ended: what was sent before it gave up is there to read,
+    // then the end of the stream, long before the twentieth answer.
+    let mut answered = 0;
+    while let Ok(line) = c.line().await {
+        if line.starts_with('f') && line.contains(" OK ") {
+            answered += 1;
+        }
+    }
+    assert!(
+        answered < 20,
+        "every answer was sent to a client that never read"
+    );
+}

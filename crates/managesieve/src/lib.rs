@@ -48,7 +48,6 @@ const MAX_LINE: usize = 8 * 1024;
 /// Most scripts one account may keep.
 pub const MAX_SCRIPTS: usize = 100;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 pub struct Server {
     store: Arc<dyn MailStore>,

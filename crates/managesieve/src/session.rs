@@ -10,7 +10,7 @@ use door::{LineError, LineReader, Stream};
 use store::Account;
 use tokio::sync::watch;
 
-use crate::{IDLE_TIMEOUT, MAX_LINE, MAX_SCRIPTS, Server, WRITE_TIMEOUT};
+use crate::{IDLE_TIMEOUT, MAX_LINE, MAX_SCRIPTS, Server};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -522,7 +522,12 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
-        Ok(door::conn::send_buffered(&mut self.io, &mut self.out, WRITE_TIMEOUT).await?)
+        Ok(door::conn::send_buffered(
+            &mut self.io,
+            &mut self.out,
+            self.server.settings.deadlines.write,
+        )
+        .await?)
     }
 }
 

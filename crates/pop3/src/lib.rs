@@ -57,7 +57,6 @@ pub const MAX_LINE: usize = 1024;
 /// RFC 1939 3: an inactivity timer of at least 10 minutes.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const HANDSHAKE_TIMEOUT: Duration = door::conn::HANDSHAKE_TIMEOUT;
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 pub struct Server {
     store: Arc<dyn MailStore>,

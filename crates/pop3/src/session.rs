@@ -12,7 +12,7 @@ use store::{Account, BlobHash, FlagChange, FlagOp, Flags, Mailbox, Pop3Delete, S
 use tokio::sync::watch;
 
 use crate::command::{self, Command, Number, State};
-use crate::{HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_LINE, MaildropLock, Server, WRITE_TIMEOUT};
+use crate::{HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_LINE, MaildropLock, Server};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -82,7 +82,12 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
-        Ok(door::conn::send_buffered(&mut self.io, &mut self.out, WRITE_TIMEOUT).await?)
+        Ok(door::conn::send_buffered(
+            &mut self.io,
+            &mut self.out,
+            self.server.settings.deadlines.write,
+        )
+        .await?)
     }
 
     /// Plain-text passwords only over TLS, from loopback, or where the

@@ -15,6 +15,9 @@ use tokio::sync::watch;
 use crate::data::DotDecoder;
 use crate::{COMMAND_TIMEOUT, DATA_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_DATA_LINE, MAX_LINE, Server};
 
+/// The reply when the store's disk is full (RFC 3463 4.3.1).
+pub(crate) const NO_SPACE: &str = "452 4.3.1 Insufficient system storage: the server's disk is full; nothing was stored, try again later.";
+
 pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// A mail transaction in progress.
@@ -507,6 +510,12 @@ impl Session {
             }
             // This message would pass a recipient's quota; nothing was
             // stored for anyone, and the sender tries again later.
+            // RFC 3463 4.3.1: the server's disk, not the mailbox, is full;
+            // nothing was stored and the sender's queue tries again.
+            Err(pipeline::Error::Store(e @ store::Error::NoSpace(_))) => {
+                tracing::error!("smtp: a message was refused: {e}");
+                self.reply(NO_SPACE);
+            }
             Err(pipeline::Error::Store(store::Error::OverQuota(who, why))) => {
                 tracing::info!("smtp: {who} is over quota: {why}");
                 self.reply(&format!(

@@ -248,6 +248,10 @@ impl Session {
             Err(pipeline::Error::Store(store::Error::TooLarge)) => {
                 self.error("552 5.3.4 Message too big.");
             }
+            Err(pipeline::Error::Store(e @ store::Error::NoSpace(_))) => {
+                tracing::error!("submission: a message was refused: {e}");
+                self.reply(crate::session::NO_SPACE);
+            }
             Err(pipeline::Error::Store(store::Error::OverQuota(who, why))) => {
                 tracing::info!("submission: {who} is over quota: {why}");
                 self.reply(&format!(

@@ -132,8 +132,11 @@ impl BlobStore {
             unique_suffix()
         ));
         let mut f = private_file(&temp)?;
-        f.write_all(bytes).map_err(|e| io_err(&temp, e))?;
-        f.sync_all().map_err(|e| io_err(&temp, e))?;
+        if let Err(e) = f.write_all(bytes).and_then(|()| f.sync_all()) {
+            // A half-written file would only hold the space that ran out.
+            let _ = fs::remove_file(&temp);
+            return Err(io_err(&temp, e));
+        }
         Ok(Staged {
             hash,
             temp: Some(temp),
@@ -275,9 +278,14 @@ fn unique_suffix() -> u64 {
 }
 
 fn io_err(path: &Path, source: io::Error) -> Error {
-    Error::Io {
-        path: path.to_path_buf(),
-        source,
+    match source.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            Error::NoSpace("a message file".into())
+        }
+        _ => Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
     }
 }
 

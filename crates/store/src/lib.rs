@@ -63,6 +63,10 @@ pub enum Error {
     UidsExhausted(String),
     #[error("database error: {0}")]
     Db(String),
+    /// The disk (or the filesystem's quota) holding the store is full:
+    /// nothing was stored, and the same write can work once space is back.
+    #[error("the disk holding the store is full ({0}); free some space or grow it")]
+    NoSpace(String),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -46,7 +46,11 @@ use self::{accounts::*, mailboxes::*, messages::*};
 // the store's `Error`, so another backend can fill the same variant.
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
-        Error::Db(e.to_string())
+        match e.sqlite_error_code() {
+            // SQLITE_FULL: the transaction was rolled back whole.
+            Some(rusqlite::ErrorCode::DiskFull) => Error::NoSpace("the index".into()),
+            _ => Error::Db(e.to_string()),
+        }
     }
 }
 

@@ -200,6 +200,14 @@ impl IntoResponse for PageError {
                 ),
             )
                 .into_response(),
+            PageError::Store(store::Error::NoSpace(what)) => {
+                tracing::error!("http: the disk is full: {what}");
+                (
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "The server's disk is full, so nothing was saved. Try again later.",
+                )
+                    .into_response()
+            }
             PageError::Store(e) => {
                 tracing::error!("http: the store failed a page: {e}");
                 (

@@ -168,9 +168,13 @@ impl Session {
 impl SaslWire for Session {
     async fn challenge(&mut self, challenge: &str) -> std::io::Result<Vec<u8>> {
         self.line(&format!("+ {challenge}"));
-        write_out(&mut self.io, &mut self.out)
-            .await
-            .map_err(std::io::Error::other)?;
+        write_out(
+            &mut self.io,
+            &mut self.out,
+            self.server.settings.deadlines.write,
+        )
+        .await
+        .map_err(std::io::Error::other)?;
         let io = self
             .io
             .as_mut()

@@ -341,7 +341,12 @@ impl Session {
             self.out.extend_from_slice(&out);
             // Stream large answers instead of holding them all.
             if self.out.len() > 256 * 1024 || n + 1 == total {
-                write_out(&mut self.io, &mut self.out).await?;
+                write_out(
+                    &mut self.io,
+                    &mut self.out,
+                    self.server.settings.deadlines.write,
+                )
+                .await?;
             }
         }
         Ok(if missing {

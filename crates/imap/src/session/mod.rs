@@ -22,7 +22,7 @@ use crate::fetch::{self, Loaded};
 use crate::view::{Entry, View};
 use crate::{
     AUTH_TIMEOUT, HANDSHAKE_TIMEOUT, IDLE_KEEPALIVE, MAX_APPEND_TOTAL, MAX_LINE, MAX_SMALL_LITERAL,
-    PREAUTH_TIMEOUT, Server, WRITE_TIMEOUT, list, search,
+    PREAUTH_TIMEOUT, Server, list, search,
 };
 
 mod auth;
@@ -138,6 +138,15 @@ fn store_failure(e: store::Error) -> Done {
             format!("Messages are limited to {MAX_MESSAGE_SIZE} bytes."),
         ),
         E::EmptyMessage => no("An empty message cannot be stored."),
+        // Not the client's fault and not a bug: nothing was stored, and
+        // the same command works once space is back.
+        E::NoSpace(what) => {
+            tracing::error!("imap: the disk is full: {what}");
+            no_code(
+                "UNAVAILABLE",
+                "The server's disk is full; nothing was stored. Try again later.",
+            )
+        }
         // RFC 9208 4.3: nothing of the command was done.
         E::OverQuota(_, why) => no_code(
             "OVERQUOTA",
@@ -213,7 +222,12 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
-        write_out(&mut self.io, &mut self.out).await?;
+        write_out(
+            &mut self.io,
+            &mut self.out,
+            self.server.settings.deadlines.write,
+        )
+        .await?;
         // A big answer's buffer does not stay with the session for its
         // lifetime: thousands of idle sessions add up.
         door::conn::trim(&mut self.out);
@@ -601,8 +615,12 @@ impl Session {
 
 /// Sends what is buffered in `out`. A free function, so it can run while a
 /// caller holds a borrow of another part of the session.
-async fn write_out(io: &mut Option<LineReader<Stream>>, out: &mut Vec<u8>) -> Result<(), Error> {
-    Ok(door::conn::send_buffered(io, out, WRITE_TIMEOUT).await?)
+async fn write_out(
+    io: &mut Option<LineReader<Stream>>,
+    out: &mut Vec<u8>,
+    deadline: std::time::Duration,
+) -> Result<(), Error> {
+    Ok(door::conn::send_buffered(io, out, deadline).await?)
 }
 
 /// Whether a search names a MODSEQ (RFC 7162 3.1.5), anywhere in it.
