@@ -17,12 +17,13 @@ targets=("$@")
 # The workspace's versions of the crates both use (cargo adds the rest).
 [ -f Cargo.lock ] || cp ../Cargo.lock Cargo.lock
 triple=$(rustc -vV | sed -n 's/^host: //p')
-# --target keeps the flags off build scripts and proc macros.
+# --target keeps the flags off build scripts and proc macros; debug
+# assertions and overflow checks come from fuzz/Cargo.toml's profile.
 RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
 -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares \
---cfg fuzzing -Cdebug-assertions -Coverflow-checks" \
+--cfg fuzzing" \
   cargo build --release --target "$triple" --target-dir target/fuzz --bins
 
 python3 seed.py corpus "${targets[@]}"

@@ -112,3 +112,29 @@ def test_sieve_body_test_on_a_nested_message(satchel):
     assert sum(counts) == 1, counts
     c.logout()
     still_serving(satchel)
+
+
+# Found by the mime_message fuzz target: a multipart holding a
+# message/rfc822 whose own body is an empty message/rfc822 trips an internal
+# assertion of mail-parser 0.11.9 in builds with debug assertions (the
+# ones the test suite runs), which took down the session that parsed it.
+TRIPS_MAIL_PARSER = (b"From: a@remote.test\r\nTo: alice@example.test\r\nSubject: fuzz find\r\n"
+                     b"Content-Type:multipart;boundary=outer\r\n\r\n"
+                     b"--outerContent-Type: message/rfc822\r\n\r\n"
+                     b"Content-Type:message/rfc822\r\n\r\n\r\n--outer--\r\n")
+
+
+def test_a_message_that_trips_the_mime_parser_is_stored_and_served(satchel):
+    send(satchel, TRIPS_MAIL_PARSER)
+    c = satchel.imap(ALICE)
+    mailbox_with_mail(c)
+    typ, data = c.fetch("1", "(BODYSTRUCTURE BODY.PEEK[1] BODY.PEEK[TEXT] PREVIEW)")
+    assert typ == "OK", data
+    typ, data = c.search(None, "TEXT", "nothing-here")
+    assert typ == "OK" and data == [b""], data
+    c.logout()
+    p = satchel.pop3(ALICE)
+    assert p.stat()[0] in (0, 1)
+    p.quit()
+    still_serving(satchel)
+    assert "panicked" not in satchel.log()

@@ -3,9 +3,10 @@
 //! certificate when none is configured), a stream that is plain until
 //! STARTTLS, bounded line reading, logging in (SASL PLAIN and LOGIN, the
 //! plaintext policy, the password check and its throttle), the limits on
-//! connections, the logged-in sessions by account, and an in-process
-//! harness for door tests.
+//! connections and on messages in flight, the logged-in sessions by
+//! account, and an in-process harness for door tests.
 
+mod budget;
 pub mod conn;
 mod deflate;
 mod limits;
@@ -17,6 +18,7 @@ mod stream;
 pub mod testing;
 pub mod tls;
 
+pub use budget::{DEFAULT_IN_FLIGHT, Held, InFlight};
 pub use conn::{Deadlines, Door, listen, serve};
 pub use deflate::Deflate;
 pub use limits::{ConnectionGuard, ConnectionLimits, LoginThrottle};

@@ -35,6 +35,8 @@ pub struct Settings {
     /// Logged-in sessions by account; clone one into every door so that
     /// removing an account ends its sessions on all of them.
     pub sessions: door::Sessions,
+    /// Memory for messages being received, shared with the other doors.
+    pub in_flight: door::InFlight,
     /// A line, logging in: the time limits beyond the idle timers.
     pub deadlines: door::Deadlines,
     /// The server's Sent-copy rule (an account's own wins): with
@@ -53,6 +55,7 @@ impl Default for Settings {
             max_connections_per_user: 32,
             throttle: LoginThrottle::new(),
             sessions: door::Sessions::default(),
+            in_flight: door::InFlight::default(),
             deadlines: door::Deadlines::default(),
             sent_copy: store::SentCopy::UnlessAppended,
         }

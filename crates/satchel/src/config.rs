@@ -221,6 +221,10 @@ pub struct Limits {
     pub smtp_total: Option<usize>,
     pub managesieve_total: Option<usize>,
     pub http_total: Option<usize>,
+    /// MiB of messages all doors together hold in memory while receiving
+    /// them (SMTP DATA and BDAT, IMAP APPEND); past it a message is
+    /// refused with a "try again later" (default 512).
+    pub in_flight_mb: Option<usize>,
 }
 
 /// Server-wide Sieve scripts.
@@ -596,10 +600,11 @@ impl Config {
             ("smtp_total", l.smtp_total),
             ("managesieve_total", l.managesieve_total),
             ("http_total", l.http_total),
+            ("in_flight_mb", l.in_flight_mb),
         ] {
             if value == Some(0) {
                 bail!(
-                    "limits.{key} = 0 would refuse every connection; give at least 1, or leave it out for the default"
+                    "limits.{key} = 0 would refuse every connection or message; give at least 1, or leave it out for the default"
                 );
             }
         }

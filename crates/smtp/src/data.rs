@@ -20,6 +20,9 @@ pub enum Problem {
     LineTooLong,
     /// More octets than the size limit.
     TooBig,
+    /// The server holds as many messages in memory as it may
+    /// ([`door::InFlight`]); the client should try again later.
+    Busy,
 }
 
 impl Problem {
@@ -39,9 +42,15 @@ impl Problem {
             Problem::TooBig => {
                 format!("552 5.3.4 Messages are limited to {max_size} bytes.")
             }
+            Problem::Busy => BUSY.to_string(),
         }
     }
 }
+
+/// The reply to a message refused because too many are in flight at
+/// once (RFC 5321 4.2.2 452, RFC 3463 4.3.1: the system's resources).
+pub const BUSY: &str = "452 4.3.1 Too many messages are arriving at once; nothing was stored, \
+                        try again in a few minutes.";
 
 /// Decodes a DATA body fed in pieces of any size.
 pub struct DotDecoder {
@@ -90,6 +99,21 @@ impl DotDecoder {
             }
         }
         input.len()
+    }
+
+    /// Octets of the message kept so far.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// Refuses the message for `problem` (unless another came first): the
+    /// rest is read to its end and dropped.
+    pub fn refuse(&mut self, problem: Problem) {
+        self.flag(problem);
     }
 
     /// Whether `<CRLF>.<CRLF>` was seen.

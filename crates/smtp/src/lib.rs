@@ -33,6 +33,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// A line, a whole transaction: the time limits beyond the idle timer.
     pub deadlines: door::Deadlines,
+    /// Memory for messages being received, shared with the other doors.
+    pub in_flight: door::InFlight,
 }
 
 impl Default for Settings {
@@ -44,6 +46,7 @@ impl Default for Settings {
             max_connections_per_ip: 50,
             max_connections: 500,
             deadlines: door::Deadlines::default(),
+            in_flight: door::InFlight::default(),
         }
     }
 }

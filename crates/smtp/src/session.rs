@@ -29,6 +29,10 @@ pub(crate) struct Transaction {
     pub(crate) outbound: Vec<String>,
     /// BDAT chunks so far.
     chunks: Vec<u8>,
+    /// Their share of the memory for messages in flight.
+    held: Option<door::Held>,
+    /// A chunk was dropped for want of that memory.
+    busy: bool,
     /// A BDAT chunk went over the size limit: the rest is read and dropped.
     oversized: bool,
     /// A BDAT chunk was taken: DATA may not follow (RFC 3030 2).
@@ -363,6 +367,7 @@ impl Session {
         self.flush().await?;
         let max = self.server.settings.max_message_size as usize;
         let mut body = DotDecoder::new(max, MAX_DATA_LINE);
+        let mut held = self.server.settings.in_flight.hold();
         let left = self.transaction_left();
         let io = self.io()?;
         // A body trickled a byte at a time still ends by the transaction's
@@ -383,8 +388,12 @@ impl Session {
             };
             let used = body.feed(chunk);
             io.consume(used);
+            if !held.grow_to(body.len() as u64) {
+                body.refuse(crate::data::Problem::Busy);
+            }
         }
         match body.finish() {
+            // Held until the message is stored.
             Ok(message) => self.finish(message).await,
             Err(problem) => {
                 self.tx = Transaction::default();
@@ -400,7 +409,15 @@ impl Session {
         let ready = self.tx.from.is_some()
             && !(self.tx.recipients.is_empty() && self.tx.outbound.is_empty());
         let fits = !self.tx.oversized && self.tx.chunks.len().saturating_add(size) <= max;
-        if ready && fits {
+        let room = fits && !self.tx.busy && {
+            let budget = &self.server.settings.in_flight;
+            let held = self.tx.held.get_or_insert_with(|| budget.hold());
+            held.grow_to(self.tx.chunks.len().saturating_add(size) as u64)
+        };
+        if ready && fits && !room {
+            self.tx.busy = true;
+        }
+        if ready && room {
             let mut chunks = std::mem::take(&mut self.tx.chunks);
             let limit = DATA_TIMEOUT.min(self.transaction_left());
             let io = self.io()?;
@@ -425,6 +442,8 @@ impl Session {
         if !last {
             if self.tx.oversized {
                 self.error(&format!("552 5.3.4 Messages are limited to {max} bytes."));
+            } else if self.tx.busy {
+                self.reply(crate::data::BUSY);
             } else {
                 self.reply(&format!("250 2.0.0 {size} octets received."));
             }
@@ -435,7 +454,14 @@ impl Session {
             self.error(&format!("552 5.3.4 Messages are limited to {max} bytes."));
             return Ok(());
         }
+        if self.tx.busy {
+            self.tx = Transaction::default();
+            self.reply(crate::data::BUSY);
+            return Ok(());
+        }
         let message = std::mem::take(&mut self.tx.chunks);
+        // Held until the message is stored.
+        let _held = self.tx.held.take();
         if let Err(problem) = crate::data::check_bdat(&message) {
             self.tx = Transaction::default();
             self.error(&problem.reply(max, MAX_DATA_LINE));

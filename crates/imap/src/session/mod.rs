@@ -55,6 +55,9 @@ pub struct Session {
     enabled: capability::Enabled,
     /// SEARCHRES result (RFC 5182), as UIDs.
     saved: Option<Vec<u32>>,
+    /// The memory for messages in flight the command being run holds (an
+    /// APPEND's messages), given back when it is done.
+    held: Option<door::Held>,
     /// Searches kept up to date (RFC 5267 CONTEXT=SEARCH).
     live: Vec<context::Live>,
     /// What NOTIFY watches (RFC 5465), when it is on.
@@ -71,6 +74,11 @@ struct Done {
     code: Option<String>,
     text: String,
 }
+
+/// Why an APPEND is refused while the server holds as many messages in
+/// memory as it may ([`door::InFlight`]).
+const IN_FLIGHT_FULL: &str =
+    "The server is receiving too many messages at once; nothing was stored, try again in a moment.";
 
 /// The untagged BYE that ends a session the server stops (RFC 9051 7.1.5).
 fn bye(why: door::Stopped) -> &'static str {
@@ -206,6 +214,7 @@ impl Session {
             feed: None,
             enabled: capability::Enabled::default(),
             saved: None,
+            held: None,
             live: Vec::new(),
             notify: None,
             logout: false,
@@ -289,6 +298,8 @@ impl Session {
                     self.line(&format!("{tag} BAD {}", e.message));
                 }
             }
+            drop(command);
+            self.held = None;
             self.flush().await?;
         }
         Ok(())
@@ -326,6 +337,14 @@ impl Session {
         };
         let mut command = line.clone();
         let mut literal_total: u64 = 0;
+        // An APPEND's messages take their share of the memory for messages
+        // in flight, until the command is done.
+        let mut held = self.server.settings.in_flight.hold();
+        // Set once a LITERAL+ message found no room: the rest of the
+        // command is read and dropped, then refused.
+        let mut busy = false;
+        // Literal bytes in `command`, to tell its text's length.
+        let mut kept: usize = 0;
         while let Some(lit) = literal_at_end(line) {
             literal_total = literal_total.saturating_add(lit.size);
             let over = if lit.size > literal_limit {
@@ -355,16 +374,30 @@ impl Session {
                 self.flush().await?;
                 return Ok(None);
             }
+            let room = !busy && (!append || held.grow_to(literal_total));
+            if !room && !lit.non_sync {
+                self.line(&format!("{tag} NO [UNAVAILABLE] {}", IN_FLIGHT_FULL));
+                self.flush().await?;
+                return Ok(None);
+            }
             if !lit.non_sync {
                 self.line("+ Ready for literal data");
                 self.flush().await?;
             }
-            command.extend_from_slice(b"\r\n");
-            self.io()?.exact(lit.size as usize, &mut command).await?;
+            if room {
+                command.extend_from_slice(b"\r\n");
+                self.io()?.exact(lit.size as usize, &mut command).await?;
+                kept += lit.size as usize;
+            } else {
+                // Within the per-message limit, so bounded: read to stay
+                // in step with the client.
+                busy = true;
+                self.io()?.skip(lit.size).await?;
+            }
             if let Some(done) = self.read_line(line, Some(&tag)).await? {
                 return Ok(done);
             }
-            if command.len() - literal_total as usize + line.len() > MAX_LINE {
+            if command.len() - kept + line.len() > MAX_LINE {
                 self.line(&format!(
                     "{tag} BAD [TOOBIG] Command longer than {MAX_LINE} bytes."
                 ));
@@ -373,6 +406,12 @@ impl Session {
             }
             command.extend_from_slice(line);
         }
+        if busy {
+            self.line(&format!("{tag} NO [UNAVAILABLE] {}", IN_FLIGHT_FULL));
+            self.flush().await?;
+            return Ok(None);
+        }
+        self.held = (held.bytes() > 0).then_some(held);
         Ok(Some(command))
     }
 

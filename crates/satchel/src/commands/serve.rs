@@ -95,6 +95,11 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
     // One register of logged-in sessions: removing an account ends them on
     // every door.
     let sessions = door::Sessions::default();
+    // One budget of memory for messages being received, for every door.
+    let in_flight = match limits.in_flight_mb {
+        Some(mb) => door::InFlight::new((mb as u64) << 20),
+        None => door::InFlight::default(),
+    };
     let imap = imap::Server::new(store.clone(), Some(tls.clone()), {
         let d = imap::Settings::default();
         imap::Settings {
@@ -104,6 +109,7 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             max_connections: totals.imap,
             throttle: throttle.clone(),
             sessions: sessions.clone(),
+            in_flight: in_flight.clone(),
             sent_copy: config.submission.sent_copy,
             ..d
         }
@@ -243,7 +249,10 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         sessions.clone(),
         web.clone(),
     ));
-    let smtp_settings = smtp::Settings::default();
+    let smtp_settings = smtp::Settings {
+        in_flight: in_flight.clone(),
+        ..smtp::Settings::default()
+    };
     let submission = smtp::Server::submission(
         pipeline.clone(),
         Some(tls.clone()),
