@@ -162,3 +162,22 @@ def message(subject="Hello", body="Hi there.", sender="Carol <carol@remote.test>
         f"Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <{abs(hash(subject + body))}@remote.test>\r\n"
         f"{extra}\r\n{body}\r\n"
     ).encode()
+
+
+# Figures the fault, flood and hostile-input tests measured (rounds,
+# messages acknowledged, connections refused, RSS): printed together at the
+# end of the run, so that CI's output shows what was tried, not only that
+# it passed.
+FIGURES = []
+
+
+def figure(line):
+    print(line)
+    FIGURES.append(line)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from conftest import PASSWORD, Satchel, message
+from conftest import PASSWORD, Satchel, figure, message
 
 ALICE = "alice@example.test"
 # 200 KB in lines, so that a message's file cannot fit in a filesystem's slack.
@@ -97,7 +97,7 @@ def test_a_full_disk_refuses_cleanly_and_recovers_by_itself(server):
 
     filler = s.data / "filler"
     filled = fill(filler)
-    print(f"filled the 24 MiB store filesystem with {filled / 2**20:.1f} MiB")
+    figure(f"filled the 24 MiB store filesystem with {filled / 2**20:.1f} MiB")
 
     acknowledged = 0
     for i in range(3):

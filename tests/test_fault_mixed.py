@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, Satchel
+from conftest import PASSWORD, Satchel, figure
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
@@ -230,7 +230,7 @@ def test_sigkill_under_mixed_load_loses_and_doubles_nothing(server):
         boxes, validity, uidls = snapshot(s)
         ok_at = {"smtp": 1, "imap": 2, "move": 1, "pop3": 1}
         acked = {name: sum(1 for e in log if e[ok_at[name]]) for name, log in logs.items()}
-        print(f"round {round_} (seed {seed}): acknowledged {acked}")
+        figure(f"round {round_} (seed {seed}): acknowledged {acked}")
         where = f"seed {seed}"
 
         assert validity == validity_at_start, f"{where}: UIDVALIDITY changed"

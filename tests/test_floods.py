@@ -17,7 +17,7 @@ import tempfile
 
 import pytest
 
-from conftest import PASSWORD, Satchel, message
+from conftest import PASSWORD, Satchel, figure, message
 
 ALICE = "alice@example.test"
 FLOOD = 5_000
@@ -95,9 +95,9 @@ def test_five_thousand_connections_from_one_address(server, door):
     for c in held:
         c.close()
     canary.ask()
-    print(f"{door}: {FLOOD} connections from one address: {served} served, {refused} refused; "
-          f"canary answered {canary.answers} times; RSS {rss_before / 1024:.1f} MiB before, "
-          f"{rss_after / 1024:.1f} after, peak {peak / 1024:.1f}")
+    figure(f"{door}: {FLOOD} connections from one address: {served} served, {refused} refused; "
+           f"canary answered {canary.answers} times; RSS {rss_before / 1024:.1f} MiB before, "
+           f"{rss_after / 1024:.1f} after, peak {peak / 1024:.1f}")
     assert served + refused == FLOOD
     assert 0 < served <= 64, served
     assert canary.answers == FLOOD // 500 + 2
@@ -139,7 +139,7 @@ def test_a_one_megabyte_line_is_refused_on_every_door(server, door, command, ref
     c.close()
     canary.ask()
     rss_after, _ = rss_kib(s)
-    print(f"{door}: a 1 MiB line refused; RSS {rss_before / 1024:.1f} MiB before, {rss_after / 1024:.1f} after")
+    figure(f"{door}: a 1 MiB line refused; RSS {rss_before / 1024:.1f} MiB before, {rss_after / 1024:.1f} after")
     assert rss_after - rss_before < 32 * 1024
 
 
@@ -163,7 +163,7 @@ def test_ten_thousand_recipients_in_one_transaction(server):
         else:
             closed = line
             break
-    print(f"10,000 RCPT: {accepted} accepted, {refused} refused, then {closed!r}")
+    figure(f"10,000 RCPT: {accepted} accepted, {refused} refused, then {closed!r}")
     assert accepted == 100
     canary.ask()
     if closed is None:
@@ -309,8 +309,8 @@ def test_twenty_large_messages_at_once_stay_within_the_budget(budget_server):
     stored = sum(r.startswith(b"250") for r in replies)
     refused = sum(r.startswith(b"452 4.3.1") for r in replies)
     rss_after, peak = rss_kib(s)
-    print(f"20 parallel 3 MiB messages, 8 MiB budget: {stored} stored, {refused} refused; "
-          f"RSS {rss_before / 1024:.1f} MiB before, peak {peak / 1024:.1f}")
+    figure(f"20 parallel 3 MiB messages, 8 MiB budget: {stored} stored, {refused} refused; "
+           f"RSS {rss_before / 1024:.1f} MiB before, peak {peak / 1024:.1f}")
     assert stored + refused == 20 and stored >= 1, replies
     # The bodies alone would be 60 MiB, held several times over while
     # parsed and scored.

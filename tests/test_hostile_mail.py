@@ -7,6 +7,8 @@ import smtplib
 
 import pytest
 
+from conftest import figure
+
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
 
@@ -52,7 +54,7 @@ def still_serving(satchel):
 @pytest.mark.parametrize("levels", [3_000, 10_000])
 def test_deeply_nested_messages_are_stored_and_searched(satchel, levels):
     raw = nested_messages(levels)
-    print(f"{levels} nested message/rfc822 parts, {len(raw)} bytes")
+    figure(f"{levels} nested message/rfc822 parts, {len(raw)} bytes")
     send(satchel, raw)
     c = satchel.imap(ALICE)
     mailbox_with_mail(c)
@@ -74,7 +76,7 @@ def test_deeply_nested_messages_are_stored_and_searched(satchel, levels):
 
 def test_deeply_nested_multiparts_are_stored_and_searched(satchel):
     raw = nested_multiparts(10_000)
-    print(f"10000 nested multiparts, {len(raw)} bytes")
+    figure(f"10000 nested multiparts, {len(raw)} bytes")
     send(satchel, raw)
     c = satchel.imap(ALICE)
     mailbox_with_mail(c)

@@ -11,7 +11,7 @@ import re
 import tempfile
 import time
 
-from conftest import Satchel
+from conftest import Satchel, figure
 from test_imap_qresync import session
 from test_imap_sort import one
 
@@ -84,9 +84,9 @@ def test_a_100k_mailbox_is_answered_from_the_index():
             peak, mapped = memory_kib(s)
             after = body_reads(s)
             assert after == before, f"{after - before} message bodies were read"
-            print(f"\n100,000 messages: own memory (RssAnon) {baseline // 1024} MiB at start, "
-                  f"{peak // 1024} MiB after SELECT, resync, searches, sorts and THREAD; "
-                  f"index file mapped (RssFile) {mapped // 1024} MiB")
+            figure(f"100,000 messages: own memory (RssAnon) {baseline // 1024} MiB at start, "
+                   f"{peak // 1024} MiB after SELECT, resync, searches, sorts and THREAD; "
+                   f"index file mapped (RssFile) {mapped // 1024} MiB")
             assert peak < 256 * 1024, f"RssAnon {peak} KiB"
             # A search the index cannot answer reads every message.
             untagged, _ = r.cmd("SEARCH RETURN (COUNT) BODY \"message 99999.\"")

@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 
-from conftest import PASSWORD
+from conftest import PASSWORD, figure
 
 FLAGGERS = 3  # each owns one message and cycles its keyword
 ROUNDS = 3
@@ -131,4 +131,6 @@ def test_sigkill_right_after_ok_keeps_every_acknowledged_change(satchel):
             assert subject not in there, f"seed {seed}: acknowledged EXPUNGE of {subject} undone"
         check = s.cli("check", check=False)
         assert check.returncode == 0, f"seed {seed}: {check.stdout.decode()}{check.stderr.decode()}"
+        figure(f"IMAP fault round {round_} (seed {seed}): {sum(len([e for e in log if e[1]]) for log in flags)} "
+               f"STOREs and {len(acked)} APPEND/EXPUNGEs acknowledged, none lost")
         c.logout()

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Satchel
+from conftest import Satchel, figure
 
 PER_IP = 20
 
@@ -81,7 +81,7 @@ def test_one_address_is_held_to_its_limit_and_others_are_answered(server):
             answered += canary(s) == 200
     after = rss_kib(s)
     assert answered == 10
-    print(f"web flood: 1000 refused connections, RSS {before} KiB before, {after} KiB after")
+    figure(f"web flood: 1000 refused connections, RSS {before} KiB before, {after} KiB after")
     assert after < before + 50_000, (before, after)
 
     for h in held:

@@ -1,6 +1,7 @@
 //! `satchel check [--repair]` over the real binary: a whole store passes;
 //! a counter behind the index and an orphan body file are found and
-//! repaired; a damaged body is found and left (its bytes are gone).
+//! repaired; a damaged or removed body is found and left (its bytes are
+//! gone).
 
 mod common;
 
@@ -80,6 +81,17 @@ fn counters_and_orphans_are_repaired_and_damage_is_reported() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("is damaged") && text.contains("restore it from a backup"),
+        "{text}"
+    );
+
+    // A body file removed: found, named, and left for a backup (nothing
+    // to repair it from).
+    std::fs::remove_file(&blob).unwrap();
+    s.fails(&["check", "--repair"], b"", "1 problem left");
+    let out = s.run(&["check"], b"");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("is missing; restore it from a backup"),
         "{text}"
     );
 }
