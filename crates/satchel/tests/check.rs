@@ -84,16 +84,28 @@ fn counters_and_orphans_are_repaired_and_damage_is_reported() {
         "{text}"
     );
 
-    // A body file removed: found, named, and left for a backup (nothing
-    // to repair it from).
+    // A body file removed: found and named; --repair removes the
+    // messages that named it (their bytes are gone already, and every
+    // FETCH of them would fail) and lists them in lost+found.
     std::fs::remove_file(&blob).unwrap();
-    s.fails(&["check", "--repair"], b"", "1 problem left");
     let out = s.run(&["check"], b"");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("is missing; restore it from a backup"),
         "{text}"
     );
+    let out = s.ok(&["check", "--repair"], b"");
+    assert!(out.contains("1 problem, all repaired"), "{out}");
+    let listed =
+        std::fs::read_to_string(data.join("lost+found").join("missing-bodies.txt")).unwrap();
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed.contains("a@example.test \"INBOX\" UID 1: body"),
+        "{listed}"
+    );
+    assert!(s.ok(&["check"], b"").ends_with(": no problems\n"));
+    // The next delivery still takes a new UID.
+    assert_eq!(s.deliver("a@example.test", MESSAGE), 3);
 }
 
 /// Edits the index with the sqlite3 tool, as an admin could.

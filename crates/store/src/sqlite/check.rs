@@ -8,11 +8,11 @@ use std::path::PathBuf;
 
 // Body files younger than ORPHAN_AGE are left out of the orphan search, as
 // the sweep leaves them: a running server may not have committed their row.
-use super::engine::{all, exec};
+use super::engine::{all, exec, one};
 use super::{ORPHAN_AGE, SqliteStore, UNREFERENCED, string_json};
 use crate::blob::BlobStore;
-use crate::types::BlobHash;
-use crate::{Error, Result};
+use crate::types::{BlobHash, MailboxId};
+use crate::{Error, Messages, Result};
 
 /// What a check found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -199,17 +199,25 @@ impl SqliteStore {
         let blobs = self.blobs.clone();
         let wanted: Vec<(String, String)> = names.into_iter().collect();
         let (bad, files) = tokio::task::spawn_blocking(move || {
-            let bad: Vec<String> = wanted
+            // (problem, the hash when the file is missing)
+            let bad: Vec<(String, Option<String>)> = wanted
                 .iter()
                 .filter_map(|(hash, what)| {
                     let hash_name = BlobHash(hash.clone());
                     match blobs.read_file(&hash_name) {
-                        Err(_) => Some(format!(
-                            "{what}: its body file {hash} is missing; restore it from a backup, or remove the message"
+                        Err(_) => Some((
+                            format!(
+                                "{what}: its body file {hash} is missing; restore it from a backup, or let \
+                                 --repair remove its messages (listed in lost+found/missing-bodies.txt)"
+                            ),
+                            Some(hash.clone()),
                         )),
-                        Ok(bytes) if BlobStore::hash_of(&bytes).0 != *hash => Some(format!(
-                            "{what}: its body file {hash} is damaged (its content no longer matches its name); \
-                             restore it from a backup, or remove the message"
+                        Ok(bytes) if BlobStore::hash_of(&bytes).0 != *hash => Some((
+                            format!(
+                                "{what}: its body file {hash} is damaged (its content no longer matches \
+                                 its name); restore it from a backup, or remove the message"
+                            ),
+                            None,
                         )),
                         Ok(_) => None,
                     }
@@ -219,9 +227,15 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| Error::Corrupt(format!("the body check failed: {e}")))?;
-        for problem in bad {
-            // Nothing to repair from: the message's bytes are gone.
-            report.found(problem, false);
+        for (problem, missing) in bad {
+            // A damaged body is left as it is for whoever can restore it.
+            // A missing one's messages are gone already; every client that
+            // fetches them fails, so --repair removes them and lists them.
+            let fixed = match missing {
+                Some(hash) if repair => self.remove_bodiless(&hash).await?,
+                _ => false,
+            };
+            report.found(problem, fixed);
         }
         self.check_orphans(report, files, repair).await
     }
@@ -269,6 +283,55 @@ impl SqliteStore {
             }
         }
         Ok(())
+    }
+
+    /// Removes the messages (and training events) whose body file `hash`
+    /// is missing, listing each in `lost+found/missing-bodies.txt`; false
+    /// when something else still names it (a queued message).
+    async fn remove_bodiless(&self, hash: &str) -> Result<bool> {
+        let key = hash.to_string();
+        let rows: Vec<(MailboxId, u32, String)> = self
+            .db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT m.mailbox_id, m.uid, a.address || ' \"' || b.name || '\" UID ' || m.uid \
+                     FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id \
+                     JOIN accounts a ON a.id = b.account_id WHERE m.blob = ?1",
+                    [&key],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+            })
+            .await?;
+        let list = self.lost_and_found().join("missing-bodies.txt");
+        let lines: String = rows
+            .iter()
+            .map(|(_, _, what)| {
+                format!("{what}: body {hash} was missing; the message was removed\n")
+            })
+            .collect();
+        std::fs::create_dir_all(self.lost_and_found())
+            .and_then(|()| {
+                use std::io::Write;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&list)?
+                    .write_all(lines.as_bytes())
+            })
+            .map_err(|source| Error::Io { path: list, source })?;
+        for (mailbox, uid, _) in &rows {
+            self.expunge(*mailbox, &[*uid], false).await?;
+        }
+        let key = hash.to_string();
+        let queued = self
+            .db
+            .write_alone(move |c| {
+                exec(c, "DELETE FROM training WHERE blob = ?1", [&key])?;
+                Ok(one(c, "SELECT 1 FROM queue WHERE blob = ?1", [&key], |_| Ok(()))?.is_some())
+            })
+            .await?;
+        Ok(!queued)
     }
 
     fn lost_and_found(&self) -> PathBuf {
