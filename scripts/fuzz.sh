@@ -29,11 +29,12 @@ RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 python3 seed.py corpus "${targets[@]}"
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
+  before=$(ls "artifacts/$t" | wc -l)
   echo "fuzzing $t for ${seconds}s"
   "target/fuzz/$triple/release/$t" -max_total_time="$seconds" -rss_limit_mb=1024 \
     -max_len=200000 -artifact_prefix="artifacts/$t/" -print_final_stats=1 "corpus/$t" 2>&1 |
     grep -E '^(Done|stat::number_of_executed_units|==|SUMMARY)' || true
-  if [ -n "$(ls -A "artifacts/$t")" ]; then
+  if [ "$(ls "artifacts/$t" | wc -l)" -gt "$before" ]; then
     echo "fuzz: $t crashed; inputs in fuzz/artifacts/$t/" >&2
     exit 1
   fi
