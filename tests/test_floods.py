@@ -318,3 +318,46 @@ def test_twenty_large_messages_at_once_stay_within_the_budget(budget_server):
     c = s.imap(ALICE)
     assert int(c.status("INBOX", "(MESSAGES)")[1][0].split()[-1].rstrip(b")")) == stored
     c.logout()
+
+
+def test_clients_that_never_read_big_answers_hold_a_bounded_share(server):
+    """Ten sessions ask for every body of a mailbox of 20 messages of 1 MiB
+    and never read the answers: each holds what it could not send (one
+    batch of bodies), not the whole answer; the canary goes on. (Such a
+    session ends at the write deadline, 5 minutes; the door's own test
+    shows that with a short one.)"""
+    s = server
+    maildir = s.dir / "big-import"
+    (maildir / "cur").mkdir(parents=True)
+    (maildir / "new").mkdir()
+    for i in range(20):
+        (maildir / "new" / f"{i}.eml").write_bytes(
+            b"From: a@remote.test\r\nSubject: big %d\r\n\r\n" % i + big_body(1))
+    s.cli("import", ALICE, "--mailbox", "Big", str(maildir))
+    canary = Canary(s)
+    rss_before, _ = rss_kib(s)
+    stuck = []
+    for _ in range(10):
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.settimeout(30)
+        c.connect(("127.0.0.1", s.ports["imap"]))
+        f = c.makefile("rb")
+        f.readline()
+        c.sendall(f'a LOGIN "{ALICE}" "{PASSWORD}"\r\nb SELECT Big\r\n'.encode())
+        while not f.readline().startswith(b"b OK"):
+            pass
+        c.sendall(b"c FETCH 1:* BODY.PEEK[]\r\n")
+        stuck.append(c)
+    # Each session has filled its socket and waits on its client.
+    for _ in range(40):
+        canary.ask()
+    rss_stuck, _ = rss_kib(s)
+    for c in stuck:
+        c.close()
+    canary.ask()
+    grown = (rss_stuck - rss_before) / 1024
+    figure(f"10 clients not reading FETCHes of 20 MiB each: RSS {rss_before / 1024:.1f} MiB before, "
+           f"{rss_stuck / 1024:.1f} while stuck ({grown / 10:.1f} MiB a session); canary answered")
+    # The whole answers would be 200 MiB.
+    assert grown < 10 * 12, grown
