@@ -3,7 +3,8 @@
 //! ends at the same place with the same message (a split must never make
 //! `<LF>.<LF>` or the like look like the end); a message it accepts holds
 //! no bare CR or LF and no NUL; and what our relay sends for an accepted
-//! message (dot-stuffed, then `.CRLF`) decodes back to the same message.
+//! message (dot-stuffed, ending in `CRLF.CRLF`) decodes back to the same
+//! message.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -54,8 +55,12 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(message.get(i + 1), Some(&b'\n'), "bare CR accepted");
             }
         }
-        let mut sent = relay::client::dot_stuffed(message);
-        sent.extend_from_slice(b".\r\n");
+        // (An empty message is refused by the door before it is stored,
+        // so it is never relayed.)
+        if message.is_empty() {
+            return;
+        }
+        let sent = relay::client::dot_stuffed(message);
         let again = decode(&sent, &[usize::MAX]);
         assert_eq!(again.0, sent.len());
         assert_eq!(
