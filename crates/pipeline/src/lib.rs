@@ -177,7 +177,8 @@ impl Pipeline {
         // 4. One verdict per account, and one stored form per distinct set
         // of spam fields.
         let verdicts = self.verdicts(raw, trace, &sender, &accounts).await?;
-        let forms = StoredForms::new(&prefix, raw, &verdicts, self.thresholds.junk);
+        // X-Spam-Status says Yes for what is filed as Junk or Possible Junk.
+        let forms = StoredForms::new(&prefix, raw, &verdicts, self.thresholds.possible_junk);
         // 5. Each recipient's filing, of the form their verdict gave.
         let mut copies = Vec::new();
         let mut replies = Vec::new();

@@ -68,7 +68,7 @@ impl StoreScorer {
         match self.models.counts(&*self.store, scopes, tokens).await {
             Ok((totals, counts)) => {
                 if let Some((name, score)) =
-                    spam::bayes::probability(totals, &counts).and_then(spam::bayes_reason)
+                    spam::bayes::probability(totals, tokens, &counts).and_then(spam::bayes_reason)
                 {
                     verdict.add(name, score);
                 }

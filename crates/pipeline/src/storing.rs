@@ -25,11 +25,16 @@ pub(crate) struct StoredForms {
 }
 
 impl StoredForms {
-    pub fn new(prefix: &[u8], raw: &[u8], verdicts: &[spam::Verdict], junk: i64) -> StoredForms {
+    pub fn new(
+        prefix: &[u8],
+        raw: &[u8],
+        verdicts: &[spam::Verdict],
+        doubtful: i64,
+    ) -> StoredForms {
         let mut forms: Vec<(String, Vec<u8>, mime::Analysis)> = Vec::new();
         let mut of = Vec::with_capacity(verdicts.len());
         for v in verdicts {
-            let fields = v.header_fields(junk);
+            let fields = v.header_fields(doubtful);
             let i = match forms.iter().position(|(f, ..)| *f == fields) {
                 Some(i) => i,
                 None => {

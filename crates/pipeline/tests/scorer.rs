@@ -50,7 +50,7 @@ async fn both_scorers_see_training_from_another_process() {
     for s in [&lookup, &resident] {
         assert_eq!(bayes(s, SPAMMY, &[]).await, ["BAYES_999"]);
         assert_eq!(bayes(s, HAMMY, &[]).await, ["BAYES_00"]);
-        assert_eq!(bayes(s, NEW, &[]).await, ["BAYES_50"]);
+        assert_eq!(bayes(s, NEW, &[]).await, ["none"]);
     }
 
     // Another process (its own handle on the same files) teaches the server.
@@ -89,11 +89,13 @@ async fn users_own_model(resident: bool) {
     };
     // Alice calls the newsletter spam; nobody else has an opinion.
     teach(&*store, alice.scope(), NEW, true, 5).await;
-    assert_eq!(
-        bayes(&scorer, NEW, &[alice, bob]).await,
-        ["BAYES_999", "BAYES_50"]
+    // (Sure spam for her: 0.99 and up.)
+    let both = bayes(&scorer, NEW, &[alice, bob]).await;
+    assert!(
+        both[0].starts_with("BAYES_99") && both[1] == "none",
+        "{both:?}"
     );
-    assert_eq!(bayes(&scorer, NEW, &[]).await, ["BAYES_50"]);
+    assert_eq!(bayes(&scorer, NEW, &[]).await, ["none"]);
     // Her own training shows at once, even to the resident scorer.
     teach(&*store, alice.scope(), HAMMY, true, 40).await;
     assert_ne!(bayes(&scorer, HAMMY, &[alice]).await, ["BAYES_00"]);
@@ -101,7 +103,8 @@ async fn users_own_model(resident: bool) {
     // A removed account's model goes with it, even if its id comes back.
     store.remove_account("alice@example.test").await.unwrap();
     let again = add("alice@example.test").await;
-    assert_eq!(bayes(&scorer, NEW, &[again]).await, ["BAYES_50"]);
+    assert_eq!(bayes(&scorer, NEW, &[again]).await, ["none"]);
     teach(&*store, again.scope(), NEW, true, 5).await;
-    assert_eq!(bayes(&scorer, NEW, &[again]).await, ["BAYES_999"]);
+    let own = bayes(&scorer, NEW, &[again]).await;
+    assert!(own[0].starts_with("BAYES_99"), "{own:?}");
 }

@@ -23,6 +23,8 @@ struct Message {
     spam: bool,
     tokens: Vec<String>,
     rules: i64,
+    /// Its file, for CV_ERRORS.
+    name: String,
 }
 
 fn main() {
@@ -37,6 +39,8 @@ fn main() {
     let loaded = started.elapsed();
     // [group][junk, possible, inbox]
     let mut table = [[0usize; 3]; GROUPS.len()];
+    // CV_HIST=1: [ham, spam][tenth of the Bayes probability; 10: none]
+    let mut hist = [[0usize; 11]; 2];
     for fold in 0..folds {
         let mut totals = Counts::default();
         let mut model: HashMap<&str, Counts> = HashMap::new();
@@ -67,9 +71,8 @@ fn main() {
                 .iter()
                 .map(|t| model.get(t.as_str()).copied().unwrap_or_default())
                 .collect();
-            let bayes = spam::bayes::probability(totals, &counts)
-                .and_then(spam::bayes_reason)
-                .map_or(0, |(_, score)| score);
+            let p = spam::bayes::probability(totals, &m.tokens, &counts);
+            let bayes = p.and_then(spam::bayes_reason).map_or(0, |(_, score)| score);
             let score = m.rules + bayes;
             let column = if score >= JUNK {
                 0
@@ -79,9 +82,31 @@ fn main() {
                 2
             };
             table[m.group][column] += 1;
+            if std::env::var_os("CV_HIST").is_some() {
+                let band = p.map_or(10, |p| ((p * 10.0) as usize).min(9));
+                hist[usize::from(m.spam)][band] += 1;
+            }
+            // CV_ERRORS=1: each mistake, to see which part decided it.
+            let wrong = if m.spam { column != 0 } else { column != 2 };
+            if wrong && std::env::var_os("CV_ERRORS").is_some() {
+                println!(
+                    "{} score {score}: rules {} bayes {bayes} (p={:.3}) {}",
+                    GROUPS[m.group],
+                    m.rules,
+                    p.unwrap_or(f64::NAN),
+                    m.name
+                );
+            }
         }
     }
     report(&table, messages.len(), folds, loaded);
+    if std::env::var_os("CV_HIST").is_some() {
+        println!("p band: ham / spam");
+        for (b, (ham, spam)) in hist[0].iter().zip(&hist[1]).take(10).enumerate() {
+            let from = b as f64 / 10.0;
+            println!("{from:.1}-{:.1}: {ham} / {spam}", from + 0.1);
+        }
+    }
 }
 
 /// The training part's messages, tokenized and checked by the rules once.
@@ -124,8 +149,18 @@ fn load(dir: &Path) -> Vec<Message> {
                 Message {
                     group,
                     spam: name.starts_with("spam"),
-                    tokens: spam::tokens::tokens(&raw),
+                    tokens: {
+                        let mut t = spam::tokens::tokens(&raw);
+                        if std::env::var_os("RULE_TOKENS").is_some() {
+                            t.extend(verdict.reasons.iter().map(|r| format!("rule:{}", r.name)));
+                        }
+                        t
+                    },
                     rules: verdict.score,
+                    name: path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
                 },
             ));
         }

@@ -247,14 +247,11 @@ fn lying_link(html: &str) -> bool {
             continue;
         };
         let text = crate::tokens::strip_tags(&html[tag_end + 1..close]);
-        let shown =
-            crate::tokens::urls(&text)
-                .into_iter()
-                .chain(text.split_whitespace().filter_map(|w| {
-                    w.to_ascii_lowercase()
-                        .strip_prefix("www.")
-                        .map(host_of_bare)
-                }));
+        let shown = crate::tokens::urls(&text).chain(text.split_whitespace().filter_map(|w| {
+            w.to_ascii_lowercase()
+                .strip_prefix("www.")
+                .map(host_of_bare)
+        }));
         for host in shown {
             if site(&host).is_some_and(|s| s != target) {
                 return true;

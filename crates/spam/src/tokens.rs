@@ -12,6 +12,44 @@ use mail_parser::{MimeHeaders, PartType};
 /// Most tokens taken from one message.
 pub const MAX_TOKENS: usize = 2000;
 
+/// Fields that are no evidence about the message: where it went (trace and
+/// recipients) and how a mailbox or an archive kept it.
+const NOT_EVIDENCE: &[&str] = &[
+    "received",
+    "to",
+    "cc",
+    "bcc",
+    "delivered-to",
+    "x-original-to",
+    "return-path",
+    "status",
+    "x-status",
+    "x-keywords",
+    "x-uid",
+    "delivery-date",
+    "x-original-date",
+    "content-length",
+    "lines",
+];
+
+/// Any of these makes a message a list post (RFC 2369, RFC 2919, Mailman).
+const LIST_MARKS: &[&str] = &[
+    "list-id",
+    "list-post",
+    "list-unsubscribe",
+    "x-mailman-version",
+    "x-beenthere",
+];
+
+/// What a list adds besides its List-* fields, counted in `list:post`.
+const LIST_FIELDS: &[&str] = &[
+    "precedence",
+    "errors-to",
+    "sender",
+    "x-mailman-version",
+    "x-beenthere",
+];
+
 /// The distinct tokens of a message.
 pub fn tokens(raw: &[u8]) -> Vec<String> {
     let mut out = BTreeSet::new();
@@ -47,13 +85,25 @@ pub fn tokens(raw: &[u8]) -> Vec<String> {
     }
     // Which fields a message carries says much about the software that
     // wrote it (mailing lists, bulk mailers); the trace and recipient
-    // fields say where it went, and our own X-Spam fields what we thought.
+    // fields say where it went, our own X-Spam fields what we thought, and
+    // some only how a mailbox was kept (a mail reader's status and
+    // keywords, the local delivery time): none of those is evidence.
+    // A mailing list's dozen fields are one piece of evidence, not a dozen
+    // votes: one token says the message is a list post.
+    let list_post = msg.headers().iter().any(|h| {
+        let name = h.name.as_str();
+        LIST_MARKS.iter().any(|m| name.eq_ignore_ascii_case(m))
+    });
+    if list_post {
+        out.insert("list:post".to_string());
+    }
     for h in msg.headers() {
         let name = h.name.as_str().to_ascii_lowercase();
-        if !matches!(
-            name.as_str(),
-            "received" | "to" | "cc" | "bcc" | "delivered-to" | "x-original-to" | "return-path"
-        ) && !name.starts_with("x-spam")
+        let said_by_the_list = list_post && LIST_FIELDS.contains(&name.as_str());
+        if !NOT_EVIDENCE.contains(&name.as_str())
+            && !name.starts_with("x-spam")
+            && !name.starts_with("list-")
+            && !said_by_the_list
         {
             out.insert(format!("header:{name}"));
         }
@@ -84,7 +134,12 @@ pub fn tokens(raw: &[u8]) -> Vec<String> {
             PartType::Html(h) => strip_tags(h),
             _ => continue,
         };
+        // Stopped at the cap: a message of a million distinct links must
+        // not hold a million tokens.
         for url in urls(&text) {
+            if out.len() >= MAX_TOKENS {
+                break;
+            }
             out.insert(format!("url:{url}"));
         }
         words(&text, "", &mut out);
@@ -112,31 +167,52 @@ fn words(text: &str, prefix: &str, out: &mut BTreeSet<String>) {
             if out.len() >= MAX_TOKENS {
                 return;
             }
+        } else if n > 20 {
+            // Too long to be a word, yet telling (encoded junk, glued
+            // words): its first letter and length in tens (SpamBayes).
+            if let Some(first) = w.chars().next() {
+                out.insert(format!(
+                    "{prefix}skip:{} {}",
+                    first.to_lowercase(),
+                    n / 10 * 10
+                ));
+            }
+            previous = None;
         } else if !w.is_empty() {
             previous = None;
         }
     }
 }
 
-/// Domains of the http(s) links in `text`.
-pub fn urls(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for (i, _) in text.match_indices("http") {
+/// The two words of a token made of neighbouring words (`buy now`,
+/// `subject:cheap pills`), each as its own token would be; `None` for any
+/// other token.
+pub fn pair_words(token: &str) -> Option<(String, String)> {
+    let (prefix, rest) = match token.split_once(':') {
+        Some((p @ ("subject" | "fromname"), rest)) => (&token[..p.len() + 1], rest),
+        Some(_) => return None,
+        None => ("", token),
+    };
+    let (a, b) = rest.split_once(' ')?;
+    if a.is_empty() || b.is_empty() || b.contains([' ', ':']) || a.contains(':') {
+        return None;
+    }
+    Some((format!("{prefix}{a}"), format!("{prefix}{b}")))
+}
+
+/// Domains of the http(s) links in `text`, as they are found.
+pub fn urls(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.match_indices("http").filter_map(|(i, _)| {
         let rest = &text[i..];
         let rest = rest
             .strip_prefix("https://")
-            .or_else(|| rest.strip_prefix("http://"));
-        if let Some(rest) = rest {
-            let host: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '.' || *c == '-')
-                .collect();
-            if host.contains('.') {
-                out.push(host.to_lowercase());
-            }
-        }
-    }
-    out
+            .or_else(|| rest.strip_prefix("http://"))?;
+        let host: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '.' || *c == '-')
+            .collect();
+        host.contains('.').then(|| host.to_lowercase())
+    })
 }
 
 /// Longest tag whose attributes are read.
@@ -149,6 +225,9 @@ pub fn strip_tags(html: &str) -> String {
     // ASCII only, so byte positions in `lower` are those in `html`.
     let lower = html.to_ascii_lowercase();
     let mut skip_until: Option<&str> = None;
+    // Where the tag at hand ends: found once per tag, not once per `<`, so
+    // that `<<<<...` costs one pass.
+    let mut tag_end = 0;
     for (i, c) in html.char_indices() {
         if let Some(end) = skip_until {
             if lower[i..].starts_with(end) {
@@ -164,27 +243,28 @@ pub fn strip_tags(html: &str) -> String {
                 } else if lower[i..].starts_with("<style") {
                     skip_until = Some("</style");
                 }
-                // Link targets are text worth reading too.
-                // Within the tag only: a search to the end for every `<a `
-                // would make hostile HTML cost the square of its length.
-                let mut end = lower.len().min(i + MAX_TAG);
-                while !lower.is_char_boundary(end) {
-                    end -= 1;
-                }
-                let tag = &lower[i..end];
-                let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
-                if lower[i..].starts_with("<a ")
-                    && let Some(j) = tag.find("href=")
-                {
-                    let rest = &html[i + j + 5..];
-                    let target: String = rest
-                        .trim_start_matches(['"', '\''])
-                        .chars()
-                        .take_while(|c| !matches!(c, '"' | '\'' | '>' | ' '))
-                        .collect();
-                    out.push(' ');
-                    out.push_str(&target);
-                    out.push(' ');
+                // Link targets are text worth reading too, within the tag
+                // and its first MAX_TAG bytes.
+                if lower[i..].starts_with("<a ") {
+                    if tag_end <= i {
+                        tag_end = lower[i..].find('>').map_or(lower.len(), |j| i + j);
+                    }
+                    let mut end = tag_end.min(i + MAX_TAG);
+                    while !lower.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    if let Some(j) = lower[i..end].find("href=") {
+                        let rest = &html[i + j + 5..];
+                        let target: String = rest
+                            .trim_start_matches(['"', '\''])
+                            .chars()
+                            .take_while(|c| !matches!(c, '"' | '\'' | '>' | ' '))
+                            .take(MAX_TAG)
+                            .collect();
+                        out.push(' ');
+                        out.push_str(&target);
+                        out.push(' ');
+                    }
                 }
             }
             '>' => {

@@ -79,20 +79,23 @@ fn a_trained_model_separates_spam_from_ham() {
         }
     }
     let score = |m: &[u8]| {
-        let c: Vec<Counts> = tokens(m)
+        let t = tokens(m);
+        let c: Vec<Counts> = t
             .iter()
             .map(|t| counts.get(t).copied().unwrap_or_default())
             .collect();
-        probability(totals, &c).unwrap()
+        probability(totals, &t, &c).unwrap()
     };
     for _ in 0..10 {
         assert!(score(&message(&mut rng, SPAMMY, 30)) > 0.95);
         assert!(score(&message(&mut rng, HAMMY, 30)) < 0.05);
     }
     assert_eq!(spam::bayes_reason(0.9995), Some(("BAYES_999", 110)));
-    assert_eq!(spam::bayes_reason(0.995), Some(("BAYES_99", 100)));
-    assert_eq!(spam::bayes_reason(0.85), Some(("BAYES_80", 65)));
-    // Undecided: shown, but worth nothing.
-    assert_eq!(spam::bayes_reason(0.5), Some(("BAYES_50", 0)));
+    assert_eq!(spam::bayes_reason(0.995), Some(("BAYES_99", 105)));
+    assert_eq!(spam::bayes_reason(0.96), Some(("BAYES_95", 100)));
+    assert_eq!(spam::bayes_reason(0.85), Some(("BAYES_80", 75)));
+    // Unsure: what Possible Junk is for.
+    assert_eq!(spam::bayes_reason(0.5), Some(("BAYES_UNSURE", 60)));
+    assert_eq!(spam::bayes_reason(0.1), Some(("BAYES_20", -10)));
     assert_eq!(spam::bayes_reason(0.0001), Some(("BAYES_00", -40)));
 }

@@ -334,6 +334,15 @@ pub trait SpamData: Send + Sync {
     async fn bayes_changes(&self, scope: i64, since: u64) -> Result<ModelChanges>;
     /// Teaches the model of `scope` one message's tokens.
     async fn bayes_train(&self, scope: i64, tokens: &[String], spam: bool) -> Result<()>;
+    /// Teaches the model of `scope` many messages' tokens at once, all or
+    /// none (`satchel spam train`: one durable write for a batch instead
+    /// of one per message).
+    async fn bayes_train_many(
+        &self,
+        scope: i64,
+        messages: &[Vec<String>],
+        spam: bool,
+    ) -> Result<()>;
     /// Up to `limit` training events users caused, oldest first; each stays
     /// until [`SpamData::finish_training`] consumes it.
     async fn pending_training(&self, limit: usize) -> Result<Vec<TrainingEvent>>;

@@ -50,6 +50,9 @@ pub enum SpamCommand {
     Lists { address: String },
 }
 
+/// Messages trained in one write by `spam train`.
+const TRAIN_BATCH: usize = 500;
+
 pub async fn run(
     cmd: SpamCommand,
     config: &Config,
@@ -77,6 +80,13 @@ pub async fn run(
                     .context("cannot read the message from standard input")?;
                 if raw.is_empty() {
                     bail!("the message on standard input is empty");
+                }
+                // As the folder mode and every door: never a cut message.
+                if raw.len() as u64 > MAX_MESSAGE_SIZE {
+                    bail!(
+                        "the message on standard input is larger than {MAX_MESSAGE_SIZE} bytes, \
+                         the largest Satchel takes; it was not scored"
+                    );
                 }
                 let verdict = first(scorer.score(&raw, &facts, &accounts).await)?;
                 let name = verdict_name(thresholds.mailbox(verdict.score));
@@ -123,11 +133,17 @@ pub async fn run(
             let (mut trained, mut skipped, mut reasons) = ([0usize; 2], 0, Vec::new());
             for (mut corpus, path, is_spam) in sources {
                 let mut n = 0;
+                // One durable write per batch, not per message.
+                let mut batch = Vec::with_capacity(TRAIN_BATCH);
                 while let Some(raw) = corpus.next_message() {
-                    let tokens = spam::tokens::tokens(&raw?);
-                    store.bayes_train(scope, &tokens, is_spam).await?;
+                    batch.push(spam::tokens::tokens(&raw?));
                     n += 1;
+                    if batch.len() == TRAIN_BATCH {
+                        store.bayes_train_many(scope, &batch, is_spam).await?;
+                        batch.clear();
+                    }
                 }
+                store.bayes_train_many(scope, &batch, is_spam).await?;
                 if n == 0 {
                     let why = match corpus.skipped() {
                         0 => String::new(),

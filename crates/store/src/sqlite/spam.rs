@@ -100,6 +100,22 @@ impl SpamData for SqliteStore {
             .await
     }
 
+    async fn bayes_train_many(
+        &self,
+        scope: i64,
+        messages: &[Vec<String>],
+        spam: bool,
+    ) -> Result<()> {
+        let lists: Vec<String> = messages.iter().map(|t| string_json(t)).collect();
+        self.db
+            .write(move |c| {
+                lists
+                    .iter()
+                    .try_for_each(|tokens| train_in_tx(c, scope, tokens, spam))
+            })
+            .await
+    }
+
     async fn pending_training(&self, limit: usize) -> Result<Vec<TrainingEvent>> {
         self.db
             .read(move |c| {
