@@ -49,10 +49,10 @@ class Satchel:
         self.doors = doors
         self.env = {}
 
-    def cli(self, *args, stdin=b"", check=True):
+    def cli(self, *args, stdin=b"", check=True, timeout=60):
         out = subprocess.run(
             [BIN, "--config", str(self.config), "--data", str(self.data), *args],
-            input=stdin, capture_output=True, timeout=60,
+            input=stdin, capture_output=True, timeout=timeout,
         )
         if check and out.returncode != 0:
             raise AssertionError(f"satchel {args} failed: {out.stderr.decode()}")

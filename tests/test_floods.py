@@ -247,6 +247,16 @@ def test_messages_in_flight_share_one_memory_budget(budget_server):
     b.sendall(head + big_body(4) + b".\r\n")
     reply = fb.readline()
     assert reply.startswith(b"452 4.3.1"), reply
+    # A sender that announces its size (RFC 1870) is turned away at MAIL,
+    # before it sends a byte.
+    d, fd = line_client(s, "smtp")
+    d.sendall(b"EHLO client.example.test\r\n")
+    while not fd.readline().startswith(b"250 "):
+        pass
+    d.sendall(b"MAIL FROM:<carol@remote.test> SIZE=4000000\r\n")
+    reply = fd.readline()
+    assert reply.startswith(b"452 4.3.1"), reply
+    d.close()
     # A small message still fits.
     c, fc = smtp_open(s)
     c.sendall(message(subject="small") + b".\r\n")

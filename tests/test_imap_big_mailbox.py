@@ -53,7 +53,8 @@ def test_a_100k_mailbox_is_answered_from_the_index():
                     + (f"In-Reply-To: <m{i - 1}@example.org>\n" if i % 3 else "")
                     + f"\nBody of message {i}.\n\n"
                 )
-        s.cli("import", ALICE, "--mailbox", "INBOX", str(mbox))
+        # 100,000 messages: tens of seconds, more on a busy machine.
+        s.cli("import", ALICE, "--mailbox", "INBOX", str(mbox), timeout=600)
         mbox.unlink()
         s.start()
         try:

@@ -277,6 +277,17 @@ impl Session {
         if self.submit().is_some() && self.submission_sender(from).await.is_none() {
             return;
         }
+        // A size announced (RFC 1870) is taken from the budget for
+        // messages in flight now, so a sender is turned away before it
+        // sends a byte rather than halfway through.
+        if size > 0 {
+            let mut held = self.server.settings.in_flight.hold();
+            if !held.grow_to(size) {
+                self.reply(crate::data::BUSY);
+                return;
+            }
+            self.tx.held = Some(held);
+        }
         self.tx.from = Some(from.to_string());
         self.tx.started = Some(tokio::time::Instant::now());
         self.reply("250 2.1.0 Sender OK.");
@@ -367,7 +378,8 @@ impl Session {
         self.flush().await?;
         let max = self.server.settings.max_message_size as usize;
         let mut body = DotDecoder::new(max, MAX_DATA_LINE);
-        let mut held = self.server.settings.in_flight.hold();
+        let budget = self.server.settings.in_flight.clone();
+        let mut held = self.tx.held.take().unwrap_or_else(|| budget.hold());
         let left = self.transaction_left();
         let io = self.io()?;
         // A body trickled a byte at a time still ends by the transaction's
@@ -390,6 +402,10 @@ impl Session {
             io.consume(used);
             if !held.grow_to(body.len() as u64) {
                 body.refuse(crate::data::Problem::Busy);
+                // Given back at once: when many messages arrive together
+                // and the budget is short, each refusal lets another
+                // finish, so some always do.
+                held = budget.hold();
             }
         }
         match body.finish() {
@@ -416,6 +432,7 @@ impl Session {
         };
         if ready && fits && !room {
             self.tx.busy = true;
+            self.tx.held = None;
         }
         if ready && room {
             let mut chunks = std::mem::take(&mut self.tx.chunks);
