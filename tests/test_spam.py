@@ -253,6 +253,29 @@ def test_moving_out_of_junk_teaches_the_filter(satchel):
     assert after < before, (before, after, reasons)
     assert re.search(r"BAYES_(00|05|20|40)", reasons), reasons
 
+    # What was taught is shown, with the message it came from.
+    stats = satchel.cli("spam", "stats").stdout.decode()
+    assert re.search(r"the server's model: trained on \d+ spam and \d+ ham, \d+ tokens", stats), stats
+    assert re.search(r"UTC ham  alice@example.test \"\"\n?", stats), stats
+    mine = satchel.cli("spam", "stats", "--account", ALICE).stdout.decode()
+    assert mine.startswith("alice@example.test's own model: trained on 0 spam and 1 ham"), mine
+    assert "Taught" in satchel.log() or "taught a message as ham" in satchel.log()
+
+
+def test_explain_shows_what_a_filed_copy_was_scored(satchel):
+    train(satchel)
+    smtp = satchel.smtp()
+    smtp.sendmail("sender@remote.test", [ALICE], newsletter(1))
+    smtp.quit()
+    [junk] = mailbox(satchel, "Junk")
+    value, status = spam_fields(junk)
+    out = satchel.cli("spam", "explain", ALICE, "Junk", "1").stdout.decode().splitlines()
+    assert out[0] == f"{value} junk", out
+    tests = status.split("tests=", 1)[1].split(",")
+    assert [line.replace(" ", "(", 1) + ")" for line in out[1:]] == tests, (out, tests)
+    missing = satchel.cli("spam", "explain", ALICE, "Junk", "9", check=False)
+    assert missing.returncode == 1 and b"no message with UID 9" in missing.stderr
+
 
 def test_moving_into_junk_teaches_the_filter(satchel):
     train(satchel)

@@ -43,12 +43,12 @@ pub async fn teach_pending(store: &dyn MailStore) -> store::Result<usize> {
     for event in events {
         // The message may be gone already (expunged and collected): the
         // event is dropped untaught.
-        let tokens = match store.read_blob(&event.blob).await {
-            Ok(raw) => Some(spam::tokens::tokens(&raw)),
+        let (tokens, subject) = match store.read_blob(&event.blob).await {
+            Ok(raw) => (Some(spam::tokens::tokens(&raw)), subject_of(&raw)),
             Err(store::Error::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
-                None
+                (None, String::new())
             }
             Err(e) => {
                 tracing::warn!("spam trainer: cannot read a message to train on: {e}");
@@ -57,12 +57,28 @@ pub async fn teach_pending(store: &dyn MailStore) -> store::Result<usize> {
         };
         let scopes = [SERVER_MODEL, event.account.scope()];
         match store
-            .finish_training(&event, &scopes, tokens.as_deref())
+            .finish_training(&event, &scopes, tokens.as_deref(), &subject)
             .await
         {
-            Ok(()) => finished += 1,
+            Ok(()) => {
+                finished += 1;
+                if tokens.is_some() {
+                    let kind = if event.spam { "spam" } else { "ham" };
+                    tracing::info!(
+                        "spam trainer: account {} taught a message as {kind}: {subject:?}",
+                        event.account
+                    );
+                }
+            }
             Err(e) => tracing::warn!("spam trainer: {e}"),
         }
     }
     Ok(finished)
+}
+
+/// A message's subject as the training log keeps it (empty without one).
+fn subject_of(raw: &[u8]) -> String {
+    mime::message::parse(raw)
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_default()
 }

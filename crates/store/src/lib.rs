@@ -349,15 +349,27 @@ pub trait SpamData: Send + Sync {
     /// Teaches the event's tokens to the models of `scopes` and removes the
     /// event, in one transaction: a crash leaves it untaught and pending,
     /// never taught twice. `None`: the message is gone, drop the event.
+    /// A taught event is logged with the message's `subject`
+    /// ([`SpamData::training_log`]).
     async fn finish_training(
         &self,
         event: &TrainingEvent,
         scopes: &[i64],
         tokens: Option<&[String]>,
+        subject: &str,
     ) -> Result<()>;
 
     /// The server's model (scope 0): its tokens and the messages trained.
     async fn model_summary(&self) -> Result<ModelSummary>;
+    /// The size of the model of `scope` (the server's, or an account's own).
+    async fn model_summary_of(&self, scope: i64) -> Result<ModelSummary>;
+    /// The last `limit` training events from users' moves, newest first;
+    /// of one account, or of all.
+    async fn training_log(
+        &self,
+        account: Option<AccountId>,
+        limit: usize,
+    ) -> Result<Vec<TrainingLogEntry>>;
     /// The account's allow and block list.
     async fn spam_lists(&self, account: AccountId) -> Result<Vec<ListedSender>>;
     /// Puts an address or `@domain` on the allow (or block) list, replacing

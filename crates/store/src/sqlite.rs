@@ -97,6 +97,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0018_preview.sql"),
     include_str!("../migrations/sqlite/0019_casemap_fields.sql"),
     include_str!("../migrations/sqlite/0020_referral.sql"),
+    include_str!("../migrations/sqlite/0021_training_log.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.

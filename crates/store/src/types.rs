@@ -100,6 +100,16 @@ pub struct ModelSummary {
     pub ham: u64,
 }
 
+/// A training event that was taught, as `satchel spam stats` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainingLogEntry {
+    /// Unix time.
+    pub at: i64,
+    pub account: String,
+    pub spam: bool,
+    pub subject: String,
+}
+
 /// An account as the admin's list shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountOverview {

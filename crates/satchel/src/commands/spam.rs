@@ -48,6 +48,20 @@ pub enum SpamCommand {
     Unlist { address: String, sender: String },
     /// ADDRESS's allow and block list: `allow PATTERN` / `block PATTERN` lines.
     Lists { address: String },
+    /// The score and reasons a filed copy got when it arrived: `SCORE
+    /// VERDICT`, then one `REASON SCORE` line each (as `spam score`).
+    Explain {
+        address: String,
+        mailbox: String,
+        uid: u32,
+    },
+    /// The model's size (the server's, or with --account that account's
+    /// own), what it was trained on, and the last messages users taught it
+    /// by moving them in or out of Junk.
+    Stats {
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+    },
 }
 
 /// Messages trained in one write by `spam train`.
@@ -174,6 +188,78 @@ pub async fn run(
             list(&*store, &address, &sender, Some(false)).await
         }
         SpamCommand::Unlist { address, sender } => list(&*store, &address, &sender, None).await,
+        SpamCommand::Explain {
+            address,
+            mailbox,
+            uid,
+        } => {
+            let id = account_id(&*store, &address).await?;
+            let Some(found) = store.mailbox(id, &mailbox).await? else {
+                bail!(
+                    "{address} has no mailbox {mailbox:?}; `satchel spam explain ADDRESS MAILBOX UID`"
+                );
+            };
+            if store.details(found.id, &[uid]).await?.is_empty() {
+                bail!("{address} {mailbox:?} has no message with UID {uid}");
+            }
+            let Some(note) = store.spam_note(found.id, uid).await? else {
+                bail!(
+                    "{address} {mailbox:?} UID {uid} was not scored (stored by IMAP APPEND, an \
+                     import or the server itself)"
+                );
+            };
+            let thresholds = config.spam.thresholds();
+            say(&format!(
+                "{} {}",
+                note.score,
+                verdict_name(thresholds.mailbox(note.score))
+            ))?;
+            for item in note.reasons.split_whitespace() {
+                // NAME(score) as the index keeps it.
+                let (name, score) = item
+                    .strip_suffix(')')
+                    .and_then(|i| i.split_once('('))
+                    .unwrap_or((item, ""));
+                say(&format!("{name} {score}"))?;
+            }
+            Ok(())
+        }
+        SpamCommand::Stats { account } => {
+            let (scope, who, filter) = match &account {
+                Some(a) => {
+                    let id = account_id(&*store, a).await?;
+                    (id.scope(), format!("{a}'s own model"), Some(id))
+                }
+                None => (SERVER_MODEL, "the server's model".to_string(), None),
+            };
+            let m = store.model_summary_of(scope).await?;
+            say(&format!(
+                "{who}: trained on {} spam and {} ham, {} tokens",
+                m.spam, m.ham, m.tokens
+            ))?;
+            let log = store.training_log(filter, 20).await?;
+            if log.is_empty() {
+                return say("no message taught by a move in or out of Junk yet");
+            }
+            say("last taught by moves in or out of Junk:")?;
+            for e in log {
+                let when = time::OffsetDateTime::from_unix_timestamp(e.at)
+                    .map(|t| {
+                        format!(
+                            "{:04}-{:02}-{:02} {:02}:{:02}",
+                            t.year(),
+                            u8::from(t.month()),
+                            t.day(),
+                            t.hour(),
+                            t.minute()
+                        )
+                    })
+                    .unwrap_or_default();
+                let kind = if e.spam { "spam" } else { "ham " };
+                say(&format!("{when} UTC {kind} {} {:?}", e.account, e.subject))?;
+            }
+            Ok(())
+        }
         SpamCommand::Lists { address } => {
             let id = account_id(&*store, &address).await?;
             for entry in store.spam_lists(id).await? {

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Training events `training_log` keeps, of all accounts together.
+const TRAINING_LOG_KEPT: i64 = 1000;
+
 #[async_trait]
 impl SpamData for SqliteStore {
     async fn bayes_counts(&self, scopes: &[i64], tokens: &[String]) -> Result<Vec<ModelCounts>> {
@@ -141,8 +144,10 @@ impl SpamData for SqliteStore {
         event: &TrainingEvent,
         scopes: &[i64],
         tokens: Option<&[String]>,
+        subject: &str,
     ) -> Result<()> {
         let (id, spam, blob) = (event.id, event.spam, event.blob.0.clone());
+        let (account, subject) = (event.account, subject.chars().take(200).collect::<String>());
         let scopes = scopes.to_vec();
         let tokens = tokens.map(string_json);
         self.db
@@ -155,6 +160,18 @@ impl SpamData for SqliteStore {
                     for &scope in &scopes {
                         train_in_tx(c, scope, tokens, spam)?;
                     }
+                    exec(
+                        c,
+                        "INSERT INTO training_log (account_id, spam, subject, at) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![account, spam, subject, unix_now()],
+                    )?;
+                    exec(
+                        c,
+                        "DELETE FROM training_log WHERE id <= \
+                         (SELECT max(id) FROM training_log) - ?1",
+                        [TRAINING_LOG_KEPT],
+                    )?;
                 }
                 // The blob may have been waiting for this row to go.
                 exec(
@@ -168,19 +185,49 @@ impl SpamData for SqliteStore {
     }
 
     async fn model_summary(&self) -> Result<ModelSummary> {
+        self.model_summary_of(0).await
+    }
+
+    async fn training_log(
+        &self,
+        account: Option<AccountId>,
+        limit: usize,
+    ) -> Result<Vec<TrainingLogEntry>> {
         self.db
-            .read(|c| {
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT l.at, a.address, l.spam, l.subject FROM training_log l \
+                     JOIN accounts a ON a.id = l.account_id \
+                     WHERE ?1 IS NULL OR l.account_id = ?1 ORDER BY l.id DESC LIMIT ?2",
+                    params![account, limit as i64],
+                    |r| {
+                        Ok(TrainingLogEntry {
+                            at: r.get(0)?,
+                            account: r.get(1)?,
+                            spam: r.get(2)?,
+                            subject: r.get(3)?,
+                        })
+                    },
+                )
+            })
+            .await
+    }
+
+    async fn model_summary_of(&self, scope: i64) -> Result<ModelSummary> {
+        self.db
+            .read(move |c| {
                 let tokens: i64 = one(
                     c,
-                    "SELECT count(*) FROM bayes_tokens WHERE scope = 0",
-                    [],
+                    "SELECT count(*) FROM bayes_tokens WHERE scope = ?1",
+                    [scope],
                     |r| r.get(0),
                 )?
                 .unwrap_or(0);
                 let (spam, ham): (i64, i64) = one(
                     c,
-                    "SELECT spam, ham FROM bayes_totals WHERE scope = 0",
-                    [],
+                    "SELECT spam, ham FROM bayes_totals WHERE scope = ?1",
+                    [scope],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?
                 .unwrap_or((0, 0));

@@ -944,7 +944,12 @@ pub async fn bayes_counts_and_training_events(t: T) {
     // Until it is finished, the event stays (a trainer that dies loses nothing).
     assert_eq!(t.store.pending_training(10).await.unwrap(), events);
     t.store
-        .finish_training(event, &[0, t.account.id.scope()], Some(&toks(&["trained"])))
+        .finish_training(
+            event,
+            &[0, t.account.id.scope()],
+            Some(&toks(&["trained"])),
+            "Cheap pills",
+        )
         .await
         .unwrap();
     assert!(
@@ -960,10 +965,23 @@ pub async fn bayes_counts_and_training_events(t: T) {
     assert_eq!(counts(t.account.id.scope()).await, ((2, 0), vec![(1, 0)]));
     // Finishing it again (a second trainer) teaches nothing twice.
     t.store
-        .finish_training(event, &[0], Some(&toks(&["trained"])))
+        .finish_training(event, &[0], Some(&toks(&["trained"])), "Cheap pills")
         .await
         .unwrap();
     assert_eq!(counts(0).await, ((2, 1), vec![(1, 0)]));
+    // Logged once, for the account and for all; the account's own model
+    // has its size.
+    let log = t.store.training_log(Some(t.account.id), 10).await.unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(log[0].spam && log[0].subject == "Cheap pills" && log[0].account == t.account.address);
+    assert_eq!(t.store.training_log(None, 10).await.unwrap(), log);
+    let own = t
+        .store
+        .model_summary_of(t.account.id.scope())
+        .await
+        .unwrap();
+    assert_eq!((own.spam, own.ham), (2, 0));
+    assert!(own.tokens >= 1, "{own:?}");
 
     // A removed account's model goes with it: its id may come back.
     t.store.remove_account(&t.account.address).await.unwrap();
