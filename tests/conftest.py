@@ -2,6 +2,7 @@
 
 Each test gets its own data folder and free ports; the server is the binary
 cargo built (SATCHEL_BIN, default target/debug/satchel)."""
+import contextlib
 import os
 import signal
 import ssl
@@ -142,18 +143,27 @@ def insecure_tls():
     return c
 
 
-@pytest.fixture
-def satchel(request):
-    extra = getattr(request, "param", "")
+@contextlib.contextmanager
+def serving(extra="", users=("alice@example.test", "bob@example.test"), doors=DOORS, before=None):
+    """A running server in a fresh folder with these accounts; `before(s)`
+    runs once the accounts exist, before `serve` starts."""
     with tempfile.TemporaryDirectory() as tmp:
-        s = Satchel(tmp, extra)
-        s.add_user("alice@example.test")
-        s.add_user("bob@example.test")
+        s = Satchel(tmp, extra, doors=doors)
+        for user in users:
+            s.add_user(user)
+        if before:
+            before(s)
         s.start()
         try:
             yield s
         finally:
             s.stop()
+
+
+@pytest.fixture
+def satchel(request):
+    with serving(getattr(request, "param", "")) as s:
+        yield s
 
 
 def message(subject="Hello", body="Hi there.", sender="Carol <carol@remote.test>", extra=""):

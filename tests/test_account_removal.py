@@ -6,11 +6,10 @@ account's sessions alone. Before, they went on: APPEND answered NO
 import base64
 import re
 import socket
-import tempfile
 
 import pytest
 
-from conftest import PASSWORD, Satchel
+from conftest import PASSWORD, serving
 from webclient import WebSession
 
 ALICE = "alice@example.test"
@@ -19,15 +18,8 @@ BOB = "bob@example.test"
 
 @pytest.fixture
 def server():
-    with tempfile.TemporaryDirectory() as tmp:
-        s = Satchel(tmp, 'submission = ["127.0.0.1:0"]\nhttp = ["127.0.0.1:0"]\n', doors=8)
-        s.add_user(ALICE)
-        s.add_user(BOB)
-        s.start()
-        try:
-            yield s
-        finally:
-            s.stop()
+    with serving('submission = ["127.0.0.1:0"]\nhttp = ["127.0.0.1:0"]\n', doors=8) as s:
+        yield s
 
 
 class Line:

@@ -18,13 +18,12 @@ import random
 import re
 import signal
 import smtplib
-import tempfile
 import threading
 import time
 
 import pytest
 
-from conftest import PASSWORD, Satchel, figure
+from conftest import PASSWORD, figure, serving
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
@@ -34,23 +33,19 @@ POP3_START = 150
 BOXES = ["INBOX", "Junk", "Possible Junk", "Src", "Dst", "Archive"]
 
 
+def prepare(s):
+    imported(s, ALICE, "Src", [f"move-{i}" for i in range(TO_MOVE)])
+    imported(s, BOB, "INBOX", [f"pop-{i}" for i in range(POP3_START)])
+
+
 @pytest.fixture
 def server():
-    with tempfile.TemporaryDirectory() as tmp:
-        s = Satchel(tmp)
-        s.add_user(ALICE)
-        s.add_user(BOB)
-        imported(s, ALICE, "Src", [f"move-{i}" for i in range(TO_MOVE)])
-        imported(s, BOB, "INBOX", [f"pop-{i}" for i in range(POP3_START)])
-        s.start()
+    with serving(users=[ALICE, BOB], before=prepare) as s:
         c = s.imap(ALICE)
         for box in ("Dst", "Archive"):
             assert c.create(box)[0] == "OK"
         c.logout()
-        try:
-            yield s
-        finally:
-            s.stop()
+        yield s
 
 
 def imported(s, user, mailbox, subjects):

@@ -13,11 +13,10 @@ server's RSS) are printed; no timing is asserted.
 """
 import resource
 import socket
-import tempfile
 
 import pytest
 
-from conftest import PASSWORD, Satchel, figure, message
+from conftest import PASSWORD, figure, message, serving
 
 ALICE = "alice@example.test"
 FLOOD = 5_000
@@ -27,14 +26,8 @@ FLOOD = 5_000
 def server():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-    with tempfile.TemporaryDirectory() as tmp:
-        s = Satchel(tmp)
-        s.add_user(ALICE)
-        s.start()
-        try:
-            yield s
-        finally:
-            s.stop()
+    with serving(users=[ALICE]) as s:
+        yield s
 
 
 def rss_kib(s):
@@ -206,14 +199,8 @@ def test_a_two_gigabyte_literal_is_refused_before_a_byte_is_read(server):
 
 @pytest.fixture
 def budget_server():
-    with tempfile.TemporaryDirectory() as tmp:
-        s = Satchel(tmp, "[limits]\nin_flight_mb = 8\nsmtp_per_ip = 100\n")
-        s.add_user(ALICE)
-        s.start()
-        try:
-            yield s
-        finally:
-            s.stop()
+    with serving("[limits]\nin_flight_mb = 8\nsmtp_per_ip = 100\n", users=[ALICE]) as s:
+        yield s
 
 
 def big_body(mib):
