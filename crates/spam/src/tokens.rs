@@ -154,6 +154,20 @@ fn words(text: &str, prefix: &str, out: &mut BTreeSet<String>) {
     let mut previous: Option<String> = None;
     for w in text.split(|c: char| !c.is_alphanumeric() && c != '\'' && c != '$' && c != '!') {
         let w = w.trim_matches('\'');
+        // Chinese and Japanese are written without spaces: a run of them
+        // is one "word" here; its pairs of neighbouring characters are the
+        // tokens instead (as CJK-aware filters do).
+        if w.chars().any(is_cjk) {
+            let chars: Vec<char> = w.chars().collect();
+            for pair in chars.windows(2).filter(|p| p.iter().all(|&c| is_cjk(c))) {
+                out.insert(format!("{prefix}{}{}", pair[0], pair[1]));
+                if out.len() >= MAX_TOKENS {
+                    return;
+                }
+            }
+            previous = None;
+            continue;
+        }
         let n = w.chars().count();
         if (3..=20).contains(&n) && !w.chars().all(|c| c.is_ascii_digit()) {
             let w = w.to_lowercase();
@@ -182,6 +196,17 @@ fn words(text: &str, prefix: &str, out: &mut BTreeSet<String>) {
             previous = None;
         }
     }
+}
+
+/// Han, kana and Hangul: scripts written without spaces between words.
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30ff      // Hiragana, Katakana
+        | 0x3400..=0x4dbf    // CJK Extension A
+        | 0x4e00..=0x9fff    // CJK Unified Ideographs
+        | 0xac00..=0xd7af    // Hangul syllables
+        | 0xf900..=0xfaff    // CJK Compatibility Ideographs
+        | 0x20000..=0x2ffff) // the supplementary ideographs
 }
 
 /// The two words of a token made of neighbouring words (`buy now`,
@@ -321,5 +346,21 @@ Received: from secret.internal\r\nContent-Type: text/html\r\n\r\n<p>Buy <b>now</
                 || w == "header:to"),
             "{t:?}"
         );
+    }
+
+    #[test]
+    fn text_without_spaces_gives_character_pairs_and_long_strings_a_skip_token() {
+        let raw = "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+                   \u{514d}\u{8d39}\u{4f1a}\u{5458} aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa ok\r\n"
+            .as_bytes();
+        let t = tokens(raw);
+        for want in [
+            "\u{514d}\u{8d39}",
+            "\u{8d39}\u{4f1a}",
+            "\u{4f1a}\u{5458}",
+            "skip:a 30",
+        ] {
+            assert!(t.contains(&want.to_string()), "{want} missing from {t:?}");
+        }
     }
 }
