@@ -54,6 +54,8 @@ class Satchel:
         out = subprocess.run(
             [BIN, "--config", str(self.config), "--data", str(self.data), *args],
             input=stdin, capture_output=True, timeout=timeout,
+            # The same DNS as `serve` (`spam score --ip` checks senders).
+            env=dict(os.environ, SATCHEL_DNS_STATIC=str(self.dns), **self.env),
         )
         if check and out.returncode != 0:
             raise AssertionError(f"satchel {args} failed: {out.stderr.decode()}")

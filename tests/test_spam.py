@@ -337,6 +337,11 @@ def test_a_local_sender_from_outside_needs_spf_or_dkim(satchel):
     # Nothing vouches for it (no SPF, no DKIM): somebody poses as a local user.
     value, status = send_and_read()
     assert "FORGED_LOCAL_SENDER(50)" in status and value == 50, status
+    # The command line gives the same score when told what SMTP knew.
+    out = satchel.cli("spam", "score", "--ip", "127.0.0.1", "--helo", "localhost",
+                      "--from", "admin@example.test", stdin=notice).stdout.decode().splitlines()
+    assert out[0] == "50 inbox" and "FORGED_LOCAL_SENDER 50" in out, out
+    assert "FORGED_LOCAL_SENDER" not in satchel.cli("spam", "score", stdin=notice).stdout.decode()
     # Our own SPF lets this host send for example.test: no longer suspect.
     satchel.dns.write_text("TXT example.test v=spf1 ip4:127.0.0.1 -all\n")
     satchel.stop()

@@ -280,6 +280,34 @@ impl Pipeline {
         sender: &SenderFindings,
         accounts: &[&Account],
     ) -> Result<Vec<spam::Verdict>, Error> {
+        let ids: Vec<AccountId> = accounts.iter().map(|a| a.id).collect();
+        let verdicts = self.score_with(raw, trace, sender, &ids).await?;
+        if verdicts.len() != accounts.len() {
+            return Err(Error::Scorer(verdicts.len(), accounts.len()));
+        }
+        Ok(verdicts)
+    }
+
+    /// The verdicts a message would get if it came as `trace` says, stored
+    /// nowhere (`satchel spam score --ip`): the sender checks, blocklists
+    /// and scorer of delivery itself. With no accounts, the server's view.
+    pub async fn score(
+        &self,
+        raw: &[u8],
+        trace: &Trace,
+        accounts: &[AccountId],
+    ) -> Result<Vec<spam::Verdict>, Error> {
+        let sender = self.check_sender(raw, trace).await;
+        self.score_with(raw, trace, &sender, accounts).await
+    }
+
+    async fn score_with(
+        &self,
+        raw: &[u8],
+        trace: &Trace,
+        sender: &SenderFindings,
+        accounts: &[AccountId],
+    ) -> Result<Vec<spam::Verdict>, Error> {
         let local_from = match spam::rules::from_domain(raw) {
             Some(domain) => self.is_local_domain(&domain).await?,
             None => false,
@@ -290,12 +318,7 @@ impl Pipeline {
             local_from,
             dnsbl_listed: sender.dnsbl_listed,
         };
-        let ids: Vec<AccountId> = accounts.iter().map(|a| a.id).collect();
-        let verdicts = self.scorer.score(raw, &facts, &ids).await;
-        if verdicts.len() != accounts.len() {
-            return Err(Error::Scorer(verdicts.len(), accounts.len()));
-        }
-        Ok(verdicts)
+        Ok(self.scorer.score(raw, &facts, accounts).await)
     }
 }
 

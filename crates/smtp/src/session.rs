@@ -425,7 +425,8 @@ impl Session {
         let ready = self.tx.from.is_some()
             && !(self.tx.recipients.is_empty() && self.tx.outbound.is_empty());
         let fits = !self.tx.oversized && self.tx.chunks.len().saturating_add(size) <= max;
-        let room = fits && !self.tx.busy && {
+        // Only a transaction that can take the chunk holds memory for it.
+        let room = ready && fits && !self.tx.busy && {
             let budget = &self.server.settings.in_flight;
             let held = self.tx.held.get_or_insert_with(|| budget.hold());
             held.grow_to(self.tx.chunks.len().saturating_add(size) as u64)

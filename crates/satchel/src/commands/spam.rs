@@ -24,6 +24,17 @@ pub enum SpamCommand {
         /// correspondents on top of the server's.
         #[arg(long, value_name = "ADDRESS")]
         account: Option<String>,
+        /// Score as if it came over SMTP from this client address: SPF,
+        /// DKIM, DMARC and the DNS blocklists as the MX door checks them
+        /// (the score SMTP gave it, given the message as it was sent).
+        #[arg(long, value_name = "IP")]
+        ip: Option<std::net::IpAddr>,
+        /// The client's EHLO name, with --ip (default: its address literal).
+        #[arg(long, value_name = "NAME", requires = "ip")]
+        helo: Option<String>,
+        /// The envelope sender (MAIL FROM): SPF checks it, block lists match it.
+        #[arg(long, value_name = "ADDRESS")]
+        from: Option<String>,
         #[arg(value_name = "PATH")]
         path: Option<PathBuf>,
     },
@@ -64,6 +75,77 @@ pub enum SpamCommand {
     },
 }
 
+/// How `spam score` judges: the scorer alone, or with --ip the pipeline
+/// as SMTP runs it (sender checks and blocklists first).
+enum Judge {
+    Scorer {
+        scorer: StoreScorer,
+        mail_from: Option<String>,
+    },
+    Smtp {
+        pipeline: Box<pipeline::Pipeline>,
+        trace: pipeline::Trace,
+    },
+}
+
+impl Judge {
+    fn new(
+        config: &Config,
+        store: Arc<dyn MailStore>,
+        many: bool,
+        ip: Option<std::net::IpAddr>,
+        helo: Option<String>,
+        from: Option<String>,
+    ) -> anyhow::Result<Judge> {
+        // Many messages: worth holding the server's model in memory.
+        let scorer = match many {
+            true => StoreScorer::resident(store.clone()),
+            false => StoreScorer::new(store.clone()),
+        };
+        let Some(peer) = ip else {
+            return Ok(Judge::Scorer {
+                scorer,
+                mail_from: from,
+            });
+        };
+        let dns = pipeline::Dns::from_env().map_err(|e| {
+            anyhow::anyhow!("--ip needs DNS for the SPF, DKIM, DMARC and blocklist checks: {e}")
+        })?;
+        let pipeline = pipeline::Pipeline::new(store, &config.hostname, &config.domains)
+            .with_spam(Box::new(scorer), config.spam.thresholds())
+            .with_sender_checks(pipeline::SenderChecks::new(Arc::new(dns)))
+            .with_dnsbl(&config.spam.dnsbl);
+        Ok(Judge::Smtp {
+            pipeline: Box::new(pipeline),
+            trace: pipeline::Trace {
+                mail_from: from.unwrap_or_default(),
+                origin: pipeline::Origin::Smtp {
+                    helo: helo.unwrap_or_else(|| format!("[{peer}]")),
+                    peer,
+                    protocol: "ESMTP",
+                },
+            },
+        })
+    }
+
+    async fn score(
+        &self,
+        raw: &[u8],
+        accounts: &[store::AccountId],
+    ) -> anyhow::Result<Vec<spam::Verdict>> {
+        Ok(match self {
+            Judge::Scorer { scorer, mail_from } => {
+                let facts = SpamFacts {
+                    mail_from: mail_from.as_deref(),
+                    ..SpamFacts::default()
+                };
+                scorer.score(raw, &facts, accounts).await
+            }
+            Judge::Smtp { pipeline, trace } => pipeline.score(raw, trace, accounts).await?,
+        })
+    }
+}
+
 /// Messages trained in one write by `spam train`.
 const TRAIN_BATCH: usize = 500;
 
@@ -73,18 +155,19 @@ pub async fn run(
     store: Arc<dyn MailStore>,
 ) -> anyhow::Result<()> {
     match cmd {
-        SpamCommand::Score { account, path } => {
+        SpamCommand::Score {
+            account,
+            ip,
+            helo,
+            from,
+            path,
+        } => {
             let accounts: Vec<store::AccountId> = match account {
                 Some(a) => vec![account_id(&*store, &a).await?],
                 None => Vec::new(),
             };
-            // Many messages: worth holding the server's model in memory.
-            let scorer = match path {
-                Some(_) => StoreScorer::resident(store),
-                None => StoreScorer::new(store),
-            };
+            let judge = Judge::new(config, store, path.is_some(), ip, helo, from)?;
             let thresholds = config.spam.thresholds();
-            let facts = SpamFacts::default();
             let Some(path) = path else {
                 let mut raw = Vec::new();
                 std::io::stdin()
@@ -102,7 +185,7 @@ pub async fn run(
                          the largest Satchel takes; it was not scored"
                     );
                 }
-                let verdict = first(scorer.score(&raw, &facts, &accounts).await)?;
+                let verdict = first(judge.score(&raw, &accounts).await?)?;
                 let name = verdict_name(thresholds.mailbox(verdict.score));
                 say(&format!("{} {name}", verdict.score))?;
                 for r in &verdict.reasons {
@@ -112,7 +195,7 @@ pub async fn run(
             };
             let mut corpus = Corpus::open(&path)?;
             while let Some(raw) = corpus.next_message() {
-                let verdict = first(scorer.score(&raw?, &facts, &accounts).await)?;
+                let verdict = first(judge.score(&raw?, &accounts).await?)?;
                 let mut line = format!(
                     "{} {}",
                     verdict.score,
