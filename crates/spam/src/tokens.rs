@@ -114,7 +114,16 @@ pub fn tokens(raw: &[u8]) -> Vec<String> {
             out.insert(format!("{}:{}", name.to_lowercase(), v.to_lowercase()));
         }
     }
-    for part in &msg.parts {
+    // The message's parts, then those of messages attached to it (a
+    // forwarded spam is read too); the nesting was cut to a bound when it
+    // was parsed, and this walk keeps its own list, no recursion.
+    let mut parts: std::collections::VecDeque<&mail_parser::MessagePart<'_>> =
+        msg.parts.iter().collect();
+    while let Some(part) = parts.pop_front() {
+        if let PartType::Message(inner) = &part.body {
+            parts.extend(inner.parts.iter());
+            continue;
+        }
         if let Some(ct) = part.content_type() {
             let mut t = format!("part:{}", ct.c_type.to_ascii_lowercase());
             if let Some(sub) = &ct.c_subtype {
@@ -362,5 +371,15 @@ Received: from secret.internal\r\nContent-Type: text/html\r\n\r\n<p>Buy <b>now</
         ] {
             assert!(t.contains(&want.to_string()), "{want} missing from {t:?}");
         }
+    }
+
+    #[test]
+    fn an_attached_message_is_read_too() {
+        let raw = b"Subject: fwd\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nsee below\r\n\
+--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nunclaimed inheritance\r\n--b--\r\n";
+        let t = tokens(raw);
+        assert!(t.contains(&"inheritance".to_string()), "{t:?}");
+        assert!(t.contains(&"below".to_string()), "{t:?}");
     }
 }
