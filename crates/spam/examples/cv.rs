@@ -23,6 +23,8 @@ struct Message {
     spam: bool,
     tokens: Vec<String>,
     rules: i64,
+    /// The rules that fired, for CV_RULES.
+    fired: Vec<&'static str>,
     /// Its file, for CV_ERRORS.
     name: String,
 }
@@ -100,6 +102,25 @@ fn main() {
         }
     }
     report(&table, messages.len(), folds, loaded);
+    // CV_RULES=1: how often each rule fires on ham and on spam (a rule that
+    // fires on ham more than on spam is reweighted or removed).
+    if std::env::var_os("CV_RULES").is_some() {
+        let mut fires: std::collections::BTreeMap<&str, [usize; 2]> = Default::default();
+        for m in &messages {
+            for name in &m.fired {
+                fires.entry(name).or_default()[usize::from(m.spam)] += 1;
+            }
+        }
+        let (ham, spam) =
+            messages.iter().fold(
+                (0, 0),
+                |(h, s), m| if m.spam { (h, s + 1) } else { (h + 1, s) },
+            );
+        println!("rule: fires on ham (of {ham}) / spam (of {spam})");
+        for (name, [h, s]) in fires {
+            println!("{name}: {h} / {s}");
+        }
+    }
     if std::env::var_os("CV_HIST").is_some() {
         println!("p band: ham / spam");
         for (b, (ham, spam)) in hist[0].iter().zip(&hist[1]).take(10).enumerate() {
@@ -157,6 +178,7 @@ fn load(dir: &Path) -> Vec<Message> {
                         t
                     },
                     rules: verdict.score,
+                    fired: verdict.reasons.iter().map(|r| r.name).collect(),
                     name: path
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned())

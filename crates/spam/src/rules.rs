@@ -37,7 +37,7 @@ pub fn check(raw: &[u8], auth_results: Option<&str>, verdict: &mut Verdict) {
     if msg.header_raw("Date").is_none() {
         verdict.add("MISSING_DATE", 10);
     } else if msg.date().is_none() {
-        verdict.add("BAD_DATE", 10);
+        verdict.add("BAD_DATE", 25);
     }
     if msg.message_id().is_none() {
         verdict.add("MISSING_MESSAGE_ID", 10);
