@@ -1,4 +1,5 @@
 //! `satchel check [--repair]` over the real binary: a whole store passes;
+//! a default mailbox gone is made again;
 //! a counter behind the index and an orphan body file are found and
 //! repaired; a damaged or removed body is found and left (its bytes are
 //! gone).
@@ -111,6 +112,31 @@ fn counters_and_orphans_are_repaired_and_damage_is_reported() {
     assert!(s.ok(&["check"], b"").ends_with(": no problems\n"));
     // The next delivery still takes a new UID.
     assert_eq!(s.deliver("a@example.test", MESSAGE), 3);
+}
+
+#[test]
+fn a_missing_default_mailbox_is_made_again() {
+    let s = Satchel::new();
+    s.add_user("a@example.test");
+    let data = s.data();
+    assert!(edit_index(
+        &data,
+        "DELETE FROM mailboxes WHERE name = 'Junk'"
+    ));
+    let out = s.run(&["check"], b"");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "problem: a@example.test has no mailbox \"Junk\", one of the defaults mail is filed into"
+        ),
+        "{text}"
+    );
+    let out = s.ok(&["check", "--repair"], b"");
+    assert!(
+        out.contains("(made, empty)") && out.contains("1 problem, all repaired"),
+        "{out}"
+    );
+    assert!(s.ok(&["check"], b"").ends_with(": no problems\n"));
 }
 
 /// Edits the index with the sqlite3 tool, as an admin could.

@@ -9,9 +9,11 @@ use std::path::PathBuf;
 // Body files younger than ORPHAN_AGE are left out of the orphan search, as
 // the sweep leaves them: a running server may not have committed their row.
 use super::engine::{all, exec, one};
+use super::mailboxes::insert_mailbox;
 use super::{ORPHAN_AGE, SqliteStore, UNREFERENCED, string_json};
 use crate::blob::BlobStore;
-use crate::types::{BlobHash, MailboxId};
+use crate::names::normalize_mailbox_name;
+use crate::types::{AccountId, BlobHash, DEFAULT_MAILBOXES, MailboxId};
 use crate::{Error, Messages, Result};
 
 /// What a check found.
@@ -59,6 +61,7 @@ impl SqliteStore {
     pub async fn check(&self, repair: bool) -> Result<CheckReport> {
         let mut report = CheckReport::default();
         self.check_sqlite(&mut report).await?;
+        self.check_tree(&mut report, repair).await?;
         self.check_counters(&mut report, repair).await?;
         self.check_bodies(&mut report, repair).await?;
         Ok(report)
@@ -86,6 +89,68 @@ impl SqliteStore {
                 format!("a row of {table} refers to a missing row of {parent}"),
                 false,
             );
+        }
+        Ok(())
+    }
+
+    /// The mailbox tree: every account has the default mailboxes mail is
+    /// filed into (INBOX, Junk, Possible Junk, Sent, Drafts, Trash;
+    /// `--repair` makes a missing one, empty), and every name is one the
+    /// store would accept (else clients cannot name it to move its mail
+    /// out; reported, since renaming it would surprise its owner).
+    async fn check_tree(&self, report: &mut CheckReport, repair: bool) -> Result<()> {
+        let rows: Vec<(AccountId, String, Option<String>)> = self
+            .db
+            .read(|c| {
+                all(
+                    c,
+                    "SELECT a.id, a.address, b.name FROM accounts a \
+                     LEFT JOIN mailboxes b ON b.account_id = a.id ORDER BY a.id",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+            })
+            .await?;
+        let mut by_account: Vec<(AccountId, String, Vec<String>)> = Vec::new();
+        for (id, address, name) in rows {
+            if by_account.last().is_none_or(|(last, ..)| *last != id) {
+                by_account.push((id, address, Vec::new()));
+            }
+            if let (Some(name), Some(entry)) = (name, by_account.last_mut()) {
+                entry.2.push(name);
+            }
+        }
+        for (id, address, names) in by_account {
+            for name in &names {
+                if normalize_mailbox_name(name).ok().as_deref() != Some(name.as_str()) {
+                    report.found(
+                        format!(
+                            "{address}: the mailbox name {name:?} is not one Satchel accepts; \
+                             rename it with the sqlite3 tool or move its mail out"
+                        ),
+                        false,
+                    );
+                }
+            }
+            for (name, special_use) in DEFAULT_MAILBOXES {
+                if names.iter().any(|n| n == name) {
+                    continue;
+                }
+                let fixed = repair && {
+                    let (name, special_use) = (name.to_string(), *special_use);
+                    self.db
+                        .write_alone(move |c| insert_mailbox(c, id, &name, special_use).map(|_| ()))
+                        .await?;
+                    true
+                };
+                report.found(
+                    format!(
+                        "{address} has no mailbox {name:?}, one of the defaults mail is filed into{}",
+                        if fixed { " (made, empty)" } else { "" }
+                    ),
+                    fixed,
+                );
+            }
         }
         Ok(())
     }
