@@ -1,8 +1,8 @@
 //! `satchel check [--repair]` over the real binary: a whole store passes;
-//! a default mailbox gone is made again;
-//! a counter behind the index and an orphan body file are found and
-//! repaired; a damaged or removed body is found and left (its bytes are
-//! gone).
+//! a default mailbox gone is made again; a counter behind the index and an
+//! orphan body file are found and repaired; a damaged body is found and
+//! left, and the messages of a removed one are removed (their bytes are
+//! gone either way).
 
 mod common;
 
