@@ -259,13 +259,15 @@ def test_sigkill_under_mixed_load_loses_and_doubles_nothing(server):
         c.logout()
 
         archive = boxes["Archive"]
-        expunged = {e[1] for e in logs["imap"] if e[0] == "expunge" and e[2]}
+        # An EXPUNGE in flight at the kill may have happened or not: its
+        # message may be gone though its OK never came.
+        tried = {e[1] for e in logs["imap"] if e[0] == "expunge"}
         for what, subject, ok, *_ in logs["imap"]:
             if not ok:
                 continue
-            if what == "append" and subject not in expunged:
+            if what == "append" and subject not in tried:
                 assert subject in archive, f"{where}: appended {subject} lost"
-            if what == "flag" and subject not in expunged:
+            if what == "flag" and subject not in tried:
                 assert b"kept" in archive[subject][0][1], f"{where}: the flag on {subject} lost"
             if what == "expunge":
                 assert subject not in archive, f"{where}: the expunge of {subject} undone"
