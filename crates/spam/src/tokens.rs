@@ -218,20 +218,38 @@ fn is_cjk(c: char) -> bool {
         | 0x20000..=0x2ffff) // the supplementary ideographs
 }
 
+/// A word as tiling knows it: the prefix of the field it came from (`""`,
+/// `subject:`, `fromname:`) and the word, both borrowed from a token; the
+/// token of that word alone is the two joined.
+pub type Word<'a> = (&'a str, &'a str);
+
 /// The two words of a token made of neighbouring words (`buy now`,
-/// `subject:cheap pills`), each as its own token would be; `None` for any
-/// other token.
-pub fn pair_words(token: &str) -> Option<(String, String)> {
-    let (prefix, rest) = match token.split_once(':') {
-        Some((p @ ("subject" | "fromname"), rest)) => (&token[..p.len() + 1], rest),
-        Some(_) => return None,
-        None => ("", token),
-    };
+/// `subject:cheap pills`); `None` for any other token.
+pub fn pair_words(token: &str) -> Option<(Word<'_>, Word<'_>)> {
+    let (prefix, rest) = split_prefix(token);
     let (a, b) = rest.split_once(' ')?;
-    if a.is_empty() || b.is_empty() || b.contains([' ', ':']) || a.contains(':') {
+    if a.is_empty() || b.is_empty() || rest.contains(':') || b.contains(' ') {
         return None;
     }
-    Some((format!("{prefix}{a}"), format!("{prefix}{b}")))
+    Some(((prefix, a), (prefix, b)))
+}
+
+/// The word a token that is no pair stands for (every other token is its
+/// own piece of evidence).
+pub fn word_of(token: &str) -> Word<'_> {
+    split_prefix(token)
+}
+
+/// `subject:` or `fromname:` and the rest; `""` and the whole token
+/// otherwise (words never hold a colon, so the two cannot be confused).
+fn split_prefix(token: &str) -> Word<'_> {
+    match token.split_once(':') {
+        Some(("subject" | "fromname", _)) => {
+            let at = token.find(':').map_or(0, |i| i + 1);
+            token.split_at(at)
+        }
+        _ => ("", token),
+    }
 }
 
 /// Domains of the http(s) links in `text`, as they are found.
