@@ -9,6 +9,7 @@ mod blob;
 pub mod names;
 mod outbound;
 mod password;
+mod postgres;
 mod sqlite;
 mod types;
 
@@ -20,6 +21,7 @@ use tokio::sync::broadcast;
 /// The sort, thread and header-search keys kept per message ([`Messages::sort_keys`]).
 pub use mime::sort::SortKeys;
 pub use outbound::*;
+pub use postgres::PgStore;
 pub use sqlite::{CheckReport, Finding, SqliteStore};
 pub use types::*;
 

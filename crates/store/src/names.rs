@@ -3,7 +3,7 @@
 //! Done here, once, so every door refuses the same things.
 
 use crate::Error;
-use crate::types::DELIMITER;
+use crate::types::{DEFAULT_MAILBOXES, DELIMITER};
 
 /// Longest address accepted (RFC 5321 4.5.3.1.3 path limit, less the brackets).
 pub const MAX_ADDRESS_LEN: usize = 254;
@@ -142,6 +142,19 @@ pub fn check_script_name(name: &str) -> Result<(), Error> {
         return bad("control characters and / are not allowed");
     }
     Ok(())
+}
+
+/// Refuses to delete or rename away a default mailbox other than INBOX
+/// (which has rules of its own): filing would re-create it without its
+/// special-use attribute, and blocked senders' mail would land in INBOX.
+pub(crate) fn refuse_default(name: &str) -> Result<(), Error> {
+    match DEFAULT_MAILBOXES
+        .iter()
+        .find(|(n, _)| *n != "INBOX" && *n == name)
+    {
+        Some((n, _)) => Err(Error::DefaultMailbox(n.to_string())),
+        None => Ok(()),
+    }
 }
 
 /// Why `address` cannot get an account when the config lists the local

@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use crate::blob::{BlobStore, Staged};
 use crate::names::{
     check_script_name, normalize_address, normalize_alias, normalize_mailbox_name,
-    normalize_sender_pattern,
+    normalize_sender_pattern, refuse_default,
 };
 use crate::prelude::*;
 use crate::types::*;

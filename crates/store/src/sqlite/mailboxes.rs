@@ -372,16 +372,3 @@ pub(super) fn create_parents(c: &Connection, account: AccountId, name: &str) -> 
     }
     Ok(())
 }
-
-/// Refuses to delete or rename away a default mailbox other than INBOX
-/// (which has rules of its own): filing would re-create it without its
-/// special-use attribute, and blocked senders' mail would land in INBOX.
-fn refuse_default(name: &str) -> Result<()> {
-    match DEFAULT_MAILBOXES
-        .iter()
-        .find(|(n, _)| *n != "INBOX" && *n == name)
-    {
-        Some((n, _)) => Err(Error::DefaultMailbox(n.to_string())),
-        None => Ok(()),
-    }
-}
