@@ -22,11 +22,17 @@ PASSWORD = "secret"
 
 DOORS = 6  # lines `serve` prints after the store line
 
+# The store every test's server runs on: "embedded" (the default) or
+# "postgres", a database of its own on a throwaway server (tests/pg.py).
+# scripts/test.sh runs the suite on both.
+BACKEND = os.environ.get("SATCHEL_TEST_BACKEND", "embedded")
+
 
 class Satchel:
-    def __init__(self, tmp, extra_config="", doors=DOORS):
+    def __init__(self, tmp, extra_config="", doors=DOORS, database=None):
         self.dir = pathlib.Path(tmp)
         self.data = self.dir / "data"
+        self.backend = BACKEND
         self.config = self.dir / "satchel.toml"
         self.config.write_text(
             'hostname = "mail.example.test"\n'
@@ -39,6 +45,7 @@ class Satchel:
             'smtp = ["127.0.0.1:0"]\n'
             'managesieve = ["127.0.0.1:0"]\n'
             + extra_config
+            + self._storage(database)
         )
         # A static DNS table for SPF/DKIM/DMARC (empty: every lookup fails at
         # once); tests write it and restart to change the answers.
@@ -49,6 +56,45 @@ class Satchel:
         # How many door lines `serve` prints, and more environment for it.
         self.doors = doors
         self.env = {}
+
+    def _storage(self, database):
+        """The [storage] table of the suite's backend (last in the file, so
+        that a test's own tables come before it); with `database`, that
+        PostgreSQL database (a second node of one store)."""
+        if database is None and BACKEND != "postgres":
+            return ""
+        import pg
+        self.backend = "postgres"
+        self.database = database or pg.fresh_database()
+        return f'\n[storage]\nbackend = "postgres"\nurl = "{self.database}"\n'
+
+    def sql(self, query, *params):
+        """Runs one SQL statement on the server's store, whichever the
+        backend (the tables are the same; `?` marks a parameter); answers
+        its rows as tuples, numbers as ints. For what no door shows."""
+        if self.backend == "postgres":
+            import pg
+            for p in params:
+                literal = str(p) if isinstance(p, int) else "'" + str(p).replace("'", "''") + "'"
+                query = query.replace("?", literal, 1)
+            out = pg.server().psql(self.database.rsplit("/", 1)[1], query)
+            number = lambda v: int(v) if v.lstrip("-").isdigit() else v
+            return [tuple(number(v) for v in line.split("|")) for line in out.splitlines() if line]
+        import sqlite3
+        db = sqlite3.connect(self.data / "index.sqlite")
+        try:
+            rows = db.execute(query, params).fetchall()
+            db.commit()
+            return rows
+        finally:
+            db.close()
+
+    def bodies(self):
+        """How many message bodies the store holds (each stored once)."""
+        if self.backend == "postgres":
+            return self.sql("SELECT count(*) FROM blobs")[0][0]
+        root = self.data / "blobs"
+        return sum(1 for p in root.rglob("*") if p.is_file() and p.parent.name != "tmp")
 
     def cli(self, *args, stdin=b"", check=True, timeout=60):
         out = subprocess.run(
@@ -90,7 +136,7 @@ class Satchel:
             env=dict(os.environ, SATCHEL_DNS_STATIC=str(self.dns), **self.env),
         )
         first = self.proc.stdout.readline().decode()
-        assert first.startswith("store embedded"), first
+        assert first.startswith(f"store {self.backend}"), first
         for _ in range(self.doors):
             door, addr = self.proc.stdout.readline().decode().split()
             self.ports[door] = int(addr.rsplit(":", 1)[1])

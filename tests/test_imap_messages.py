@@ -2,7 +2,6 @@
 SEARCHRES, MULTIAPPEND."""
 import imaplib
 import re
-import sqlite3
 import time
 
 import pytest
@@ -228,13 +227,12 @@ def test_copy_move_and_junk_training(satchel, box):
     assert c.select("Junk")[1] == [b"1"]
     typ, data = c.uid("MOVE", "1", "INBOX")
     assert typ == "OK"
-    db = sqlite3.connect(satchel.data / "index.sqlite")
-    rows = db.execute("SELECT spam FROM training ORDER BY id").fetchall()
+    rows = satchel.sql("SELECT CAST(spam AS INTEGER) FROM training ORDER BY id")
     # INBOX -> Junk is spam; Junk -> INBOX is ham; INBOX -> Possible Junk is neither.
     assert rows == [(1,), (0,)]
     c.select('"Possible Junk"')
     c.uid("MOVE", "1", "Trash")
-    assert db.execute("SELECT COUNT(*) FROM training").fetchone() == (2,), "Possible Junk -> Trash is not ham"
+    assert satchel.sql("SELECT COUNT(*) FROM training") == [(2,)], "Possible Junk -> Trash is not ham"
     # COPY into Junk and EXPUNGE of the original (what clients without MOVE
     # do): exactly one spam event, from the COPY.
     c.select("INBOX")

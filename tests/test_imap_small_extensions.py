@@ -130,7 +130,6 @@ def test_savedate(server):
     SAVEDATESUPPORTED; messages saved before the date was kept answer
     their internal date."""
     import re
-    import sqlite3
     r = session(server, enable=False)
     untagged, _ = r.cmd("CAPABILITY")
     assert b" SAVEDATE" in untagged[0]
@@ -155,10 +154,7 @@ def test_savedate(server):
     assert one(untagged, "* SEARCH") == "* SEARCH 1"
     r.cmd("LOGOUT")
     server.stop()
-    db = sqlite3.connect(server.data / "index.sqlite")
-    db.execute("UPDATE messages SET saved_at = NULL")
-    db.commit()
-    db.close()
+    server.sql("UPDATE messages SET saved_at = NULL")
     server.start()
     r = session(server, enable=False)
     r.cmd("SELECT INBOX")

@@ -4,7 +4,6 @@
 command), refused charsets, a hostile References chain, messages stored
 before sort keys were kept (keyed at the first sort, then kept), and
 expunges another session made meanwhile."""
-import sqlite3
 import tempfile
 
 import pytest
@@ -120,10 +119,7 @@ def test_keys_of_mail_stored_before_they_were_kept():
         s.put(ALICE, msg("Zulu", "Tue, 05 Mar 2024 10:00:00 +0000"))
         s.put(ALICE, msg("Yankee", "Mon, 04 Mar 2024 10:00:00 +0000"))
         # As an older store left them: no keys.
-        db = sqlite3.connect(s.data / "index.sqlite")
-        db.execute("DELETE FROM message_keys")
-        db.commit()
-        db.close()
+        s.sql("DELETE FROM message_keys")
         s.start()
         try:
             r = session(s, enable=False)
@@ -133,7 +129,5 @@ def test_keys_of_mail_stored_before_they_were_kept():
             r.cmd("LOGOUT")
         finally:
             s.stop()
-        db = sqlite3.connect(s.data / "index.sqlite")
-        kept = db.execute("SELECT subject FROM message_keys ORDER BY subject").fetchall()
-        db.close()
+        kept = s.sql("SELECT subject FROM message_keys ORDER BY subject")
         assert kept == [("YANKEE",), ("ZULU",)], kept

@@ -306,9 +306,5 @@ def test_connections_per_address_are_limited(satchel):
 def test_an_account_can_override_the_delete_mode(satchel):
     # The setting has no CLI in the contract yet (the web admin will set it);
     # set it in the store as that page will.
-    import sqlite3
-    db = sqlite3.connect(satchel.data / "index.sqlite")
-    db.execute("UPDATE accounts SET pop3_delete = 'trash' WHERE address = ?", (ALICE,))
-    db.commit()
-    db.close()
+    satchel.sql("UPDATE accounts SET pop3_delete = 'trash' WHERE address = ?", ALICE)
     assert deleted_by_pop3(satchel) == (1, {"INBOX": 1, "Trash": 1}), "trash, though the server says expunge"

@@ -34,11 +34,6 @@ def inbox(satchel, user=ALICE):
     return msgs
 
 
-def blob_files(satchel):
-    root = satchel.data / "blobs"
-    return [p for p in root.rglob("*") if p.is_file() and p.parent.name != "tmp"]
-
-
 def test_plain_delivery_with_trace_fields(satchel):
     code, text = swaks(satchel, "--header", "Subject: plain", "--body", "plain body")
     assert "<-  220 mail.example.test ESMTP Satchel" in text
@@ -160,7 +155,7 @@ def test_three_recipients_one_blob(satchel):
         assert len(msgs) == 1, user
         assert msgs[0].endswith(body)
         assert b"\tfor <" not in msgs[0], "no recipient list in Received for several recipients"
-    assert len(blob_files(satchel)) == 1, "the blob store holds the message once"
+    assert satchel.bodies() == 1, "the store holds the message's body once"
 
 
 def raw(satchel):

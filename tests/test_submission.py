@@ -140,14 +140,6 @@ def test_a_message_to_a_remote_address_reaches_the_mx_and_sent(sending):
     c.logout()
 
 
-def body_files(s):
-    """Message bodies on disk, less those still being written."""
-    blobs = s.data / "blobs"
-    return sum(
-        1 for p in blobs.rglob("*") if p.is_file() and p.parent.name != "tmp"
-    )
-
-
 def test_the_queued_copy_shares_the_sent_copys_body_unless_bcc_differs():
     # Nothing listens at the MX: both messages stay queued.
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,11 +149,11 @@ def test_the_queued_copy_shares_the_sent_copys_body_unless_bcc_differs():
             c.sendmail(ALICE, ["dave@remote.test"], mail("shared body"))
             # One file: the Sent copy's, which the queue names too (our
             # Received: and the signatures travel in the queue's row).
-            assert body_files(s) == 1
+            assert s.bodies() == 1
             c.sendmail(ALICE, ["dave@remote.test"], mail("blind", extra="Bcc: eve@remote.test\r\n"))
             c.quit()
             # With Bcc: the Sent copy keeps it and the queued one does not.
-            assert body_files(s) == 3
+            assert s.bodies() == 3
             queued = s.cli("queue", "list").stdout.decode()
             assert queued.count("dave@remote.test") == 2, queued
             s.cli("check")

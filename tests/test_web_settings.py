@@ -4,7 +4,6 @@ the POP3 mode is the account's; a vacation reply goes into the Sieve script
 and out again; a password change needs the current password and the same
 new one twice, then works for IMAP and ends the other web sessions."""
 import imaplib
-import sqlite3
 import tempfile
 
 import pytest
@@ -40,11 +39,7 @@ def test_a_session_ended_from_another_is_over(web):
 def test_the_pop3_mode_is_saved_for_the_account(web):
     (p,) = steps(web, "pop3")
     assert p["checked"] == "hide" and p["notice"], p
-    db = sqlite3.connect(web["satchel"].data / "index.sqlite")
-    try:
-        (mode,) = db.execute("SELECT pop3_delete FROM accounts WHERE address = ?", (ALICE,)).fetchone()
-    finally:
-        db.close()
+    ((mode,),) = web["satchel"].sql("SELECT pop3_delete FROM accounts WHERE address = ?", ALICE)
     assert mode == "hide"
 
 

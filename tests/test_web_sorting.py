@@ -6,7 +6,6 @@ gets. Screenshots go to tests/artifacts/web/."""
 import base64
 import http.client
 import re
-import sqlite3
 import tempfile
 import time
 
@@ -53,11 +52,7 @@ def with_attachments():
 def trained(s):
     """The filter's trained-message counts, per model: {scope: (spam, ham)}
     (a move trains the server's model and the account's own)."""
-    db = sqlite3.connect(s.data / "index.sqlite")
-    try:
-        rows = db.execute("SELECT scope, spam, ham FROM bayes_totals").fetchall()
-    finally:
-        db.close()
+    rows = s.sql("SELECT scope, spam, ham FROM bayes_totals")
     return {scope: (spam, ham) for scope, spam, ham in rows}
 
 

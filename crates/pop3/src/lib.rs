@@ -68,14 +68,33 @@ pub struct Server {
     in_use: Arc<Mutex<HashSet<AccountId>>>,
 }
 
-/// The maildrop lock of one account, released when dropped.
+/// The maildrop lock of one account, released when dropped: this
+/// server's own, and the store's, which keeps other nodes sharing the
+/// store out too ([`store::Accounts::take_maildrop`]).
 pub(crate) struct MaildropLock {
     set: Arc<Mutex<HashSet<AccountId>>>,
     account: AccountId,
+    /// Set once the store's lock is taken too.
+    store: Option<Arc<dyn MailStore>>,
 }
 
 impl Drop for MaildropLock {
     fn drop(&mut self) {
+        // The store's first, then ours: a session of this server that
+        // starts meanwhile finds ours still held.
+        if let Some(store) = self.store.take() {
+            let set = self.set.clone();
+            let account = self.account;
+            tokio::spawn(async move {
+                if let Err(e) = store.release_maildrop(account).await {
+                    tracing::warn!("pop3: cannot release the maildrop lock of #{account}: {e}");
+                }
+                set.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&account);
+            });
+            return;
+        }
         self.set
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -100,15 +119,28 @@ impl Server {
         })
     }
 
-    pub(crate) fn lock_maildrop(&self, account: AccountId) -> Option<MaildropLock> {
-        let mut set = self.in_use.lock().unwrap_or_else(|p| p.into_inner());
-        if !set.insert(account) {
-            return None;
+    /// Takes the account's maildrop lock, here and in the store; `None`
+    /// when another session (of this server or another) holds it.
+    pub(crate) async fn lock_maildrop(
+        &self,
+        account: AccountId,
+    ) -> store::Result<Option<MaildropLock>> {
+        {
+            let mut set = self.in_use.lock().unwrap_or_else(|p| p.into_inner());
+            if !set.insert(account) {
+                return Ok(None);
+            }
         }
-        Some(MaildropLock {
+        let mut lock = MaildropLock {
             set: self.in_use.clone(),
             account,
-        })
+            store: None,
+        };
+        if !self.store.take_maildrop(account).await? {
+            return Ok(None);
+        }
+        lock.store = Some(self.store.clone());
+        Ok(Some(lock))
     }
 }
 

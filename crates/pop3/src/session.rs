@@ -317,7 +317,7 @@ impl Session {
             self.say("-ERR [AUTH] Authentication failed.");
             return Ok(());
         };
-        let Some(lock) = self.server.lock_maildrop(account.id) else {
+        let Some(lock) = self.server.lock_maildrop(account.id).await? else {
             self.say("-ERR [IN-USE] Another POP3 session has this mailbox open.");
             return Ok(());
         };

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use store::{MailStore, SqliteStore};
+use store::{MailStore, PgStore, SqliteStore};
 
 use crate::config::{Backend, Config, LogFormat};
 
@@ -195,9 +195,28 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MailStore>> {
             })?;
             Ok(Arc::new(store))
         }
-        Backend::Postgres => anyhow::bail!(
-            "storage.backend = \"postgres\" is not available in this build yet; use \"embedded\""
-        ),
+        Backend::Postgres => {
+            // The data folder still holds what is the node's own (its
+            // self-signed TLS pair, say): the server user's alone.
+            {
+                use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+                let dir = &config.data_dir;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .and_then(|()| {
+                        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    })
+                    .with_context(|| format!("cannot make the data folder {}", dir.display()))?;
+            }
+            // Checked when the configuration was read.
+            let url = config.storage.url.as_deref().unwrap_or_default();
+            let store = PgStore::open(url)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL store: {e}"))?;
+            Ok(Arc::new(store))
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::sync::broadcast;
 /// The sort, thread and header-search keys kept per message ([`Messages::sort_keys`]).
 pub use mime::sort::SortKeys;
 pub use outbound::*;
-pub use postgres::PgStore;
+pub use postgres::{PgStore, without_password};
 pub use sqlite::{CheckReport, Finding, SqliteStore};
 pub use types::*;
 
@@ -177,6 +177,13 @@ pub trait Accounts: Send + Sync {
     /// The account if `password` is right, `None` otherwise (also for unknown
     /// addresses, after the same amount of work).
     async fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>>;
+    /// Takes the account's POP3 maildrop lock (RFC 1939 8: one session
+    /// at a time) for every process serving this store: `false` when
+    /// another holds it. The holder gives it back with
+    /// [`Accounts::release_maildrop`]; a process that dies gives back its
+    /// locks with it.
+    async fn take_maildrop(&self, account: AccountId) -> Result<bool>;
+    async fn release_maildrop(&self, account: AccountId) -> Result<()>;
 }
 
 /// Mailboxes: the folder tree, subscriptions, status and \Recent.

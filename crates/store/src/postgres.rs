@@ -127,8 +127,14 @@ impl PgStore {
         let tx = c.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
-            .await?;
+        let fresh: bool = tx
+            .query_one("SELECT to_regclass('schema_version') IS NULL", &[])
+            .await?
+            .get(0);
+        if fresh {
+            tx.batch_execute("CREATE TABLE schema_version (version BIGINT NOT NULL)")
+                .await?;
+        }
         let current: i64 = tx
             .query_opt("SELECT version FROM schema_version", &[])
             .await?
@@ -178,9 +184,16 @@ impl PgStore {
     /// network). Another node then takes over its queue leases
     /// ([`DEAD_LEASE`]).
     async fn alive(&self) -> Result<()> {
+        self.liveness().await.map(|_| ())
+    }
+
+    /// The liveness connection, made (and the lock taken) if need be.
+    async fn liveness(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, Option<tokio_postgres::Client>>> {
         let mut held = self.liveness.lock().await;
         if held.as_ref().is_some_and(|c| !c.is_closed()) {
-            return Ok(());
+            return Ok(held);
         }
         let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
         tokio::spawn(async move {
@@ -195,7 +208,7 @@ impl PgStore {
             )
             .await?;
         *held = Some(client);
-        Ok(())
+        Ok(held)
     }
 }
 
@@ -252,8 +265,8 @@ fn uid_array(uids: &[u32]) -> Vec<i64> {
     uids.iter().map(|&u| u as i64).collect()
 }
 
-/// The URL with its password left out, for messages.
-fn without_password(url: &str) -> String {
+/// The URL with its password left out, for messages and logs.
+pub fn without_password(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];

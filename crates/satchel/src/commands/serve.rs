@@ -49,11 +49,14 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
         }
     });
     tokio::spawn(pipeline::run_trainer(store.clone()));
-    super::say(&format!(
-        "store embedded {} (hostname {})",
-        config.data_dir.display(),
-        config.hostname
-    ))?;
+    let kept = match config.storage.backend {
+        crate::config::Backend::Embedded => format!("embedded {}", config.data_dir.display()),
+        crate::config::Backend::Postgres => format!(
+            "postgres {}",
+            store::without_password(config.storage.url.as_deref().unwrap_or_default())
+        ),
+    };
+    super::say(&format!("store {kept} (hostname {})", config.hostname))?;
 
     let l = &config.listen;
     let addresses: Vec<std::net::IpAddr> = [

@@ -378,6 +378,31 @@ impl Accounts for PgStore {
         Ok(())
     }
 
+    async fn take_maildrop(&self, account: AccountId) -> Result<bool> {
+        // On the node's liveness connection: PostgreSQL lets the lock go
+        // when the node dies. Session locks nest within one connection,
+        // so two sessions of one node are kept apart by the door's own
+        // lock, taken first.
+        let held = self.liveness().await?;
+        let client = held
+            .as_ref()
+            .ok_or_else(|| Error::Db("the liveness connection is gone".into()))?;
+        Ok(client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&maildrop_key(account)])
+            .await?
+            .get(0))
+    }
+
+    async fn release_maildrop(&self, account: AccountId) -> Result<()> {
+        let held = self.liveness().await?;
+        if let Some(client) = held.as_ref() {
+            client
+                .execute("SELECT pg_advisory_unlock($1)", &[&maildrop_key(account)])
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>> {
         let row = self.account_row(address).await?;
         let (account, stored) = match row {
@@ -427,6 +452,12 @@ impl PgStore {
             _ => Ok(()),
         }
     }
+}
+
+/// The advisory lock key of an account's maildrop: the account id in the
+/// low 48 bits, a class of its own above them.
+fn maildrop_key(account: AccountId) -> i64 {
+    (0x4d44_i64 << 48) | (account.0 & 0xffff_ffff_ffff)
 }
 
 /// Whether an account or an alias has the address.

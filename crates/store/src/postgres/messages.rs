@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::mailboxes::claim_in_tx;
 use super::quota::quota_check;
-use super::sorting::{entry_from_row, put_keys};
+use super::sorting::{entry_from_row, only, put_keys, put_many_keys};
 use super::*;
 use crate::SortKeys;
 use crate::blob::BlobStore;
@@ -143,15 +143,40 @@ impl Messages for PgStore {
             &c,
             "SELECT m.uid, m.internal_date, m.size, k.sent, k.sent_day, k.reply, k.subject, \
              k.from_key, k.to_key, k.cc_key, k.display_from, k.display_to, k.message_id, k.refs, \
-             k.fields FROM messages m LEFT JOIN message_keys k ON k.id = m.id \
+             k.fields, CASE WHEN k.id IS NULL THEN m.id END, m.blob \
+             FROM messages m LEFT JOIN message_keys k ON k.id = m.id \
              WHERE m.mailbox_id = $1 ORDER BY m.uid",
             &[&mailbox.0],
         )
         .await?;
-        rows.iter()
+        let mut entries = rows
+            .iter()
             .map(|r| entry_from_row(r, parts))
-            .collect::<Result<Vec<_>>>()
-            .map(Arc::new)
+            .collect::<Result<Vec<_>>>()?;
+        // Mail stored without keys (copied from a store that did not keep
+        // them) gets them from its body here, once.
+        for (entry, r) in entries.iter_mut().zip(&rows) {
+            let Some(id) = r.try_get::<_, Option<i64>>(15)? else {
+                continue;
+            };
+            let blob = BlobHash(r.try_get(16)?);
+            match self.read_blob(&blob).await {
+                Ok(raw) => {
+                    let keys = mime::sort::sort_keys(&raw);
+                    put_keys(&c, id, &keys).await?;
+                    let uid = entry.uid;
+                    let (date, size) = (entry.internal_date, entry.size);
+                    *entry = SortEntry {
+                        uid,
+                        internal_date: date,
+                        size,
+                        keys: only(keys, parts),
+                    };
+                }
+                Err(e) => tracing::debug!("sort keys: body {} unreadable: {e}", blob.0),
+            }
+        }
+        Ok(Arc::new(entries))
     }
 
     async fn views(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, MessageCache)>> {
@@ -366,18 +391,17 @@ impl PgStore {
         // Refused over quota before anything is written.
         let adding: Vec<(MailboxId, u64)> = items.iter().map(|(b, m)| (*b, m.size)).collect();
         quota_check(&tx, &adding).await?;
-        for (hash, raw) in hashes.iter().zip(distinct) {
-            // An existing body is locked (DO UPDATE ... WHERE false writes
-            // nothing), so the collector cannot take it before this
-            // transaction's rows refer to it.
-            exec(
-                &tx,
-                "INSERT INTO blobs (hash, body) VALUES ($1, $2) \
-                 ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash WHERE false",
-                &[&hash.0, raw],
-            )
-            .await?;
-        }
+        // All bodies in one statement. An existing body is locked (DO
+        // UPDATE ... WHERE false writes nothing), so the collector cannot
+        // take it before this transaction's rows refer to it.
+        let names: Vec<&str> = hashes.iter().map(|h| h.0.as_str()).collect();
+        exec(
+            &tx,
+            "INSERT INTO blobs (hash, body) SELECT * FROM unnest($1::TEXT[], $2::BYTEA[]) \
+             ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash WHERE false",
+            &[&names, &distinct],
+        )
+        .await?;
         let (out, touched) = insert_rows(&tx, items, bodies, hashes, keys).await?;
         for (account, mailbox, modseq) in &touched {
             notify(&tx, self.origin, *account, *mailbox, *modseq).await?;
@@ -426,9 +450,11 @@ async fn snapshot(c: &mut deadpool_postgres::Object) -> Result<deadpool_postgres
         .await?)
 }
 
-/// Inserts the rows of `items` (bodies in place as `hashes`); runs of
-/// rows for one mailbox take their UIDs and MODSEQs in one step, under
-/// that mailbox row's lock, so they commit in the order handed out.
+/// Inserts the rows of `items` (bodies in place as `hashes`); each run
+/// of rows for one mailbox takes its UIDs and MODSEQs in one step, under
+/// that mailbox row's lock, so they commit in the order handed out, and
+/// goes in as one statement (an import's 200 messages: one round trip,
+/// not 400).
 async fn insert_rows(
     c: &impl GenericClient,
     items: &[(MailboxId, NewMessage<'_>)],
@@ -438,14 +464,6 @@ async fn insert_rows(
 ) -> Result<(Vec<Appended>, Touched)> {
     let mut out = Vec::with_capacity(items.len());
     let mut touched: Touched = Vec::new();
-    let insert = c
-        .prepare_cached(
-            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
-             internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons, saved_at, \
-             preview) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
-        )
-        .await?;
     let mut start = 0;
     while start < items.len() {
         let mailbox = items[start].0;
@@ -471,45 +489,92 @@ async fn insert_rows(
         if first_uid + n > u32::MAX as i64 {
             return Err(Error::UidsExhausted(name));
         }
-        let saved_at = unix_now();
-        for (i, (_, m)) in items[start..start + run].iter().enumerate() {
-            let uid = first_uid + i as i64;
-            let modseq = first_modseq + i as i64;
-            let body = bodies[start + i];
+        let rows = &items[start..start + run];
+        let body_of = |i: usize| bodies[start + i];
+        let mut blobs = Vec::with_capacity(run);
+        for i in 0..run {
             let hash = hashes
-                .get(body)
+                .get(body_of(i))
                 .ok_or_else(|| Error::Corrupt("a body went missing on its way in".into()))?;
-            let id: i64 = c
-                .query_one(
-                    &insert,
-                    &[
-                        &mailbox.0,
-                        &uid,
-                        &modseq,
-                        &(m.flags.bits() as i64),
-                        &m.keywords.join(" "),
-                        &m.internal_date.unix,
-                        &(m.internal_date.tz_minutes as i64),
-                        &(m.size as i64),
-                        &hash.0,
-                        &m.cache.envelope,
-                        &m.cache.bodystructure,
-                        &m.spam.as_ref().map(|n| n.score),
-                        &m.spam.as_ref().map(|n| n.reasons.as_str()),
-                        &saved_at,
-                        &m.cache.preview,
-                    ],
-                )
-                .await?
-                .get(0);
-            if let Some(k) = keys.get(body) {
-                put_keys(c, id, k).await?;
+            blobs.push(hash.0.as_str());
+        }
+        let uids: Vec<i64> = (0..n).map(|i| first_uid + i).collect();
+        let modseqs: Vec<i64> = (0..n).map(|i| first_modseq + i).collect();
+        let column = |f: &dyn Fn(&NewMessage<'_>) -> i64| -> Vec<i64> {
+            rows.iter().map(|(_, m)| f(m)).collect()
+        };
+        let flags = column(&|m| m.flags.bits() as i64);
+        let dates = column(&|m| m.internal_date.unix);
+        let zones = column(&|m| m.internal_date.tz_minutes as i64);
+        let sizes = column(&|m| m.size as i64);
+        let keywords: Vec<String> = rows.iter().map(|(_, m)| m.keywords.join(" ")).collect();
+        let envelopes: Vec<Option<&[u8]>> = rows
+            .iter()
+            .map(|(_, m)| m.cache.envelope.as_deref())
+            .collect();
+        let structures: Vec<Option<&[u8]>> = rows
+            .iter()
+            .map(|(_, m)| m.cache.bodystructure.as_deref())
+            .collect();
+        let previews: Vec<Option<&str>> = rows
+            .iter()
+            .map(|(_, m)| m.cache.preview.as_deref())
+            .collect();
+        let scores: Vec<Option<i64>> = rows
+            .iter()
+            .map(|(_, m)| m.spam.as_ref().map(|n| n.score))
+            .collect();
+        let reasons: Vec<Option<&str>> = rows
+            .iter()
+            .map(|(_, m)| m.spam.as_ref().map(|n| n.reasons.as_str()))
+            .collect();
+        let ids_by_uid: HashMap<i64, i64> = all(
+            c,
+            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, \
+             internal_tz, size, blob, envelope, bodystructure, spam_score, spam_reasons, saved_at, \
+             preview) \
+             SELECT $1, u.uid, u.modseq, u.flags, u.keywords, u.date, u.zone, u.size, u.blob, \
+             u.envelope, u.structure, u.score, u.reasons, $2, u.preview \
+             FROM unnest($3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[], $7::BIGINT[], \
+             $8::BIGINT[], $9::BIGINT[], $10::TEXT[], $11::BYTEA[], $12::BYTEA[], $13::BIGINT[], \
+             $14::TEXT[], $15::TEXT[]) AS u(uid, modseq, flags, keywords, date, zone, \
+             size, blob, envelope, structure, score, reasons, preview) \
+             RETURNING uid, id",
+            &[
+                &mailbox.0,
+                &unix_now(),
+                &uids,
+                &modseqs,
+                &flags,
+                &keywords,
+                &dates,
+                &zones,
+                &sizes,
+                &blobs,
+                &envelopes,
+                &structures,
+                &scores,
+                &reasons,
+                &previews,
+            ],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+        let mut kept = Vec::with_capacity(run);
+        for (i, uid) in uids.iter().enumerate() {
+            if let (Some(id), Some(k)) = (ids_by_uid.get(uid), keys.get(body_of(i))) {
+                kept.push((*id, k));
             }
+        }
+        put_many_keys(c, &kept).await?;
+        for (uid, modseq) in uids.iter().zip(&modseqs) {
             out.push(Appended {
                 mailbox_id: mailbox,
                 uidvalidity,
-                uid: uid as u32,
-                modseq: modseq as u64,
+                uid: *uid as u32,
+                modseq: *modseq as u64,
             });
         }
         let last_modseq = (first_modseq + n - 1) as u64;

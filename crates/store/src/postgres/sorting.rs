@@ -6,39 +6,23 @@ use crate::SortKeys;
 
 /// Keeps a message's sort keys beside its row.
 pub(super) async fn put_keys(c: &impl GenericClient, id: i64, k: &SortKeys) -> Result<()> {
-    // Message IDs cannot hold spaces (RFC 5322 3.6.4), so they join by one.
+    put_many_keys(c, &[(id, k)]).await
+}
+
+/// Message IDs cannot hold spaces (RFC 5322 3.6.4), so they join by one.
+fn joined_refs(k: &SortKeys) -> String {
     let refs: Vec<&str> = k
         .references
         .iter()
         .map(String::as_str)
         .filter(|r| !r.contains(' '))
         .collect();
-    let day = k
-        .sent_day
-        .map(|(y, m, d)| y * 10_000 + i64::from(m) * 100 + i64::from(d));
-    exec(
-        c,
-        "INSERT INTO message_keys (id, sent, subject, reply, from_key, to_key, cc_key, \
-         display_from, display_to, message_id, refs, sent_day, fields) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING",
-        &[
-            &id,
-            &k.sent,
-            &k.subject,
-            &k.reply,
-            &k.from,
-            &k.to,
-            &k.cc,
-            &k.display_from,
-            &k.display_to,
-            &k.message_id,
-            &refs.join(" "),
-            &day,
-            &k.fields,
-        ],
-    )
-    .await?;
-    Ok(())
+    refs.join(" ")
+}
+
+/// A written day as the number `sent_day` keeps: YYYYMMDD.
+fn day((y, m, d): (i64, u32, u32)) -> i64 {
+    y * 10_000 + i64::from(m) * 100 + i64::from(d)
 }
 
 /// A message's sort keys from the columns [`Messages::sort_keys`] reads,
@@ -81,4 +65,80 @@ pub(super) fn entry_from_row(r: &Row, parts: SortParts) -> Result<SortEntry> {
         size: r.try_get::<_, i64>(2)?.max(0) as u64,
         keys,
     })
+}
+
+/// Keys as [`entry_from_row`] gives them: only the parts asked for.
+pub(super) fn only(keys: SortKeys, parts: SortParts) -> SortKeys {
+    let mut kept = SortKeys {
+        sent: keys.sent,
+        sent_day: keys.sent_day,
+        reply: keys.reply,
+        ..SortKeys::default()
+    };
+    if parts.text || parts.threads {
+        kept.subject = keys.subject.clone();
+    }
+    if parts.text {
+        kept.from = keys.from;
+        kept.to = keys.to;
+        kept.cc = keys.cc;
+        kept.display_from = keys.display_from;
+        kept.display_to = keys.display_to;
+    }
+    if parts.threads {
+        kept.message_id = keys.message_id;
+        kept.references = keys.references;
+    }
+    if parts.fields {
+        kept.fields = keys.fields;
+    }
+    kept
+}
+
+/// Keeps many messages' keys in one statement: (message row id, keys).
+pub(super) async fn put_many_keys(c: &impl GenericClient, kept: &[(i64, &SortKeys)]) -> Result<()> {
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = kept.iter().map(|(id, _)| *id).collect();
+    let text =
+        |f: &dyn Fn(&SortKeys) -> &str| -> Vec<&str> { kept.iter().map(|(_, k)| f(k)).collect() };
+    let sent: Vec<Option<i64>> = kept.iter().map(|(_, k)| k.sent).collect();
+    let subjects = text(&|k| &k.subject);
+    let replies: Vec<bool> = kept.iter().map(|(_, k)| k.reply).collect();
+    let from = text(&|k| &k.from);
+    let to = text(&|k| &k.to);
+    let cc = text(&|k| &k.cc);
+    let display_from = text(&|k| &k.display_from);
+    let display_to = text(&|k| &k.display_to);
+    let message_ids: Vec<Option<&str>> =
+        kept.iter().map(|(_, k)| k.message_id.as_deref()).collect();
+    let refs: Vec<String> = kept.iter().map(|(_, k)| joined_refs(k)).collect();
+    let days: Vec<Option<i64>> = kept.iter().map(|(_, k)| k.sent_day.map(day)).collect();
+    let fields: Vec<Option<&str>> = kept.iter().map(|(_, k)| k.fields.as_deref()).collect();
+    exec(
+        c,
+        "INSERT INTO message_keys (id, sent, subject, reply, from_key, to_key, cc_key, \
+         display_from, display_to, message_id, refs, sent_day, fields) \
+         SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BOOLEAN[], $5::TEXT[], \
+         $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::BIGINT[], \
+         $13::TEXT[]) ON CONFLICT DO NOTHING",
+        &[
+            &ids,
+            &sent,
+            &subjects,
+            &replies,
+            &from,
+            &to,
+            &cc,
+            &display_from,
+            &display_to,
+            &message_ids,
+            &refs,
+            &days,
+            &fields,
+        ],
+    )
+    .await?;
+    Ok(())
 }

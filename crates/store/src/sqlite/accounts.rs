@@ -385,6 +385,16 @@ impl Accounts for SqliteStore {
         self.collect_soon().await
     }
 
+    async fn take_maildrop(&self, _account: AccountId) -> Result<bool> {
+        // One `serve` process serves an embedded store: the POP3 door's
+        // own lock is the whole of it.
+        Ok(true)
+    }
+
+    async fn release_maildrop(&self, _account: AccountId) -> Result<()> {
+        Ok(())
+    }
+
     async fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>> {
         let row = self.account_row(address).await?;
         let (account, stored) = match row {
