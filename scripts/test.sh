@@ -43,3 +43,7 @@ command -v npm >/dev/null || { apt-get update -q >/dev/null; apt-get install -y 
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
 SATCHEL_BIN="$PWD/target/debug/satchel" python3 -m pytest -q tests/
+# The whole socket suite again on the PostgreSQL backend (a throwaway server,
+# tests/pg.py); the two-node tests ran in the first pass, on their own database.
+SATCHEL_BIN="$PWD/target/debug/satchel" SATCHEL_TEST_BACKEND=postgres \
+  python3 -m pytest -q tests/ --ignore=tests/test_postgres_nodes.py

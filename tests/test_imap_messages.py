@@ -240,7 +240,7 @@ def test_copy_move_and_junk_training(satchel, box):
     assert typ == "OK"
     c.uid("STORE", "1", "+FLAGS.SILENT", r"(\Deleted)")
     assert c.expunge()[0] == "OK"
-    rows = db.execute("SELECT spam FROM training ORDER BY id").fetchall()
+    rows = satchel.sql("SELECT CAST(spam AS INTEGER) FROM training ORDER BY id")
     assert rows == [(1,), (0,), (1,)]
 
 

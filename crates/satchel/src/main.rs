@@ -60,7 +60,7 @@ enum Command {
     /// with release links.
     #[command(subcommand)]
     JunkReport(commands::junk_report::JunkReportCommand),
-    /// Verifies the store (index against body files, counters).
+    /// Verifies the store (index against bodies, counters).
     Check(commands::check::CheckArgs),
 }
 
@@ -151,18 +151,24 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("{}: nothing to serve", path.display()))?;
     }
     let command = match cli.command {
-        // The check is the embedded store's own, below the trait.
+        // The check is each backend's own, below the trait.
         Command::Check(args) => {
-            if config.storage.backend != Backend::Embedded {
-                anyhow::bail!("satchel check verifies the embedded store only");
-            }
-            let store = SqliteStore::open(&config.data_dir).await.map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot open the store in {}: {e}",
-                    config.data_dir.display()
-                )
-            })?;
-            return commands::check::run(args, &store).await;
+            let (report, bodies) = match config.storage.backend {
+                Backend::Embedded => {
+                    let store = SqliteStore::open(&config.data_dir).await.map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot open the store in {}: {e}",
+                            config.data_dir.display()
+                        )
+                    })?;
+                    (store.check(args.repair).await?, "body files")
+                }
+                Backend::Postgres => (
+                    open_postgres(&config).await?.check(args.repair).await?,
+                    "bodies",
+                ),
+            };
+            return commands::check::run(args, report, bodies);
         }
         other => other,
     };
@@ -195,29 +201,27 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MailStore>> {
             })?;
             Ok(Arc::new(store))
         }
-        Backend::Postgres => {
-            // The data folder still holds what is the node's own (its
-            // self-signed TLS pair, say): the server user's alone.
-            {
-                use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-                let dir = &config.data_dir;
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
-                    .and_then(|()| {
-                        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                    })
-                    .with_context(|| format!("cannot make the data folder {}", dir.display()))?;
-            }
-            // Checked when the configuration was read.
-            let url = config.storage.url.as_deref().unwrap_or_default();
-            let store = PgStore::open(url)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL store: {e}"))?;
-            Ok(Arc::new(store))
-        }
+        Backend::Postgres => Ok(Arc::new(open_postgres(config).await?)),
     }
+}
+
+/// The PostgreSQL store of `[storage] url`.
+async fn open_postgres(config: &Config) -> anyhow::Result<PgStore> {
+    // The data folder still holds what is the node's own (its self-signed
+    // TLS pair, say): the server user's alone.
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = &config.data_dir;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .with_context(|| format!("cannot make the data folder {}", dir.display()))?;
+    // Checked when the configuration was read.
+    let url = config.storage.url.as_deref().unwrap_or_default();
+    PgStore::open(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL store: {e}"))
 }
 
 /// Every login hashes with Argon2id, which takes a 19 MiB block. glibc

@@ -467,6 +467,8 @@ pub trait Upkeep: Send + Sync {
     /// Message bodies read (from disk or the cache) since the store was
     /// opened: what shows that a command was answered from the index.
     fn body_reads(&self) -> u64;
+    /// Bytes the store takes: (the index, the message bodies).
+    async fn disk_use(&self) -> Result<(u64, u64)>;
 }
 
 /// The change feed: what changed, for sessions that show it live.

@@ -25,6 +25,7 @@ use crate::types::*;
 use crate::{Error, Result, password, unix_now};
 
 mod accounts;
+mod check;
 mod feed;
 mod mailboxes;
 mod messages;

@@ -68,8 +68,6 @@ pub struct Settings {
     pub sent_copy: store::SentCopy,
     /// `GET /metrics` is served (`[web] metrics`).
     pub metrics: bool,
-    /// The data folder, for the disk use the server page shows.
-    pub data_dir: Option<std::path::PathBuf>,
     /// The config's local domains: an admin adds accounts only in them
     /// (none listed: any).
     pub local_domains: Vec<String>,
@@ -90,7 +88,6 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             local_domains: Vec::new(),
             metrics: false,
-            data_dir: None,
         }
     }
 }

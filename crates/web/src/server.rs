@@ -4,7 +4,6 @@
 //! (the stats crate); the model, the queue and the disk from the store.
 
 use std::fmt::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use askama::Template;
@@ -43,10 +42,9 @@ async fn figures(web: &Web) -> Result<Figures, store::Error> {
     })
 }
 
-/// The index's files and the body files' bytes, measured at most every
+/// The index's and the bodies' bytes, measured at most every
 /// [`DISK_FRESH`].
 async fn disk_use(web: &Web) -> Option<(u64, u64)> {
-    let dir = web.inner.settings.data_dir.clone()?;
     {
         let cached = web.inner.disk.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, use_)) = *cached
@@ -55,36 +53,15 @@ async fn disk_use(web: &Web) -> Option<(u64, u64)> {
             return Some(use_);
         }
     }
-    let measured = tokio::task::spawn_blocking(move || {
-        let index: u64 = ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"]
-            .iter()
-            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
-            .map(|m| m.len())
-            .sum();
-        (index, folder_bytes(&dir.join("blobs")))
-    })
-    .await
-    .ok()?;
+    let measured = match web.inner.store.disk_use().await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!("cannot measure the store's disk use: {e}");
+            return None;
+        }
+    };
     *web.inner.disk.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), measured));
     Some(measured)
-}
-
-fn folder_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => todo.push(e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
 }
 
 #[derive(Template)]

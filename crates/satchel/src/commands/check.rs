@@ -1,27 +1,28 @@
-//! `satchel check [--repair]`: verifies the embedded store and says what
-//! it found in plain words; with `--repair`, fixes what can be fixed
-//! without losing mail.
+//! `satchel check [--repair]`: verifies the store and says what it found
+//! in plain words; with `--repair`, fixes what can be fixed without losing
+//! mail. Each backend checks itself (`SqliteStore::check`,
+//! `PgStore::check`); this says what it found.
 
 use clap::Args;
-use store::SqliteStore;
+use store::CheckReport;
 
 #[derive(Args)]
 pub struct CheckArgs {
     /// Raise counters that fell behind and move orphan body files into
     /// lost+found/ in the data folder (nothing is deleted).
     #[arg(long)]
-    repair: bool,
+    pub repair: bool,
 }
 
-pub async fn run(args: CheckArgs, store: &SqliteStore) -> anyhow::Result<()> {
-    let report = store.check(args.repair).await?;
+/// `bodies` names what the backend keeps bodies in ("body files", "bodies").
+pub fn run(args: CheckArgs, report: CheckReport, bodies: &str) -> anyhow::Result<()> {
     for f in &report.findings {
         let mark = if f.repaired { "repaired" } else { "problem" };
         super::say(&format!("{mark}: {}", f.problem))?;
     }
     let left = report.unrepaired();
     super::say(&format!(
-        "checked {} mailboxes, {} messages, {} body files: {}",
+        "checked {} mailboxes, {} messages, {} {bodies}: {}",
         report.mailboxes,
         report.messages,
         report.blobs,

@@ -240,7 +240,6 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             trusted_proxies: config.web.trusted_proxies.clone(),
             local_domains: config.domains.clone(),
             metrics: config.web.metrics,
-            data_dir: Some(config.data_dir.clone()),
             ..web::Settings::default()
         },
     );

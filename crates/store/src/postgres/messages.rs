@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use super::mailboxes::claim_in_tx;
 use super::quota::quota_check;
 use super::sorting::{entry_from_row, only, put_keys, put_many_keys};
+use super::traces::without_nul;
 use super::*;
 use crate::SortKeys;
 use crate::blob::BlobStore;
@@ -507,7 +508,11 @@ async fn insert_rows(
         let dates = column(&|m| m.internal_date.unix);
         let zones = column(&|m| m.internal_date.tz_minutes as i64);
         let sizes = column(&|m| m.size as i64);
-        let keywords: Vec<String> = rows.iter().map(|(_, m)| m.keywords.join(" ")).collect();
+        // Text from the message may carry a NUL, which TEXT cannot hold.
+        let keywords: Vec<String> = rows
+            .iter()
+            .map(|(_, m)| without_nul(&m.keywords.join(" ")).into_owned())
+            .collect();
         let envelopes: Vec<Option<&[u8]>> = rows
             .iter()
             .map(|(_, m)| m.cache.envelope.as_deref())
@@ -516,17 +521,26 @@ async fn insert_rows(
             .iter()
             .map(|(_, m)| m.cache.bodystructure.as_deref())
             .collect();
-        let previews: Vec<Option<&str>> = rows
+        let previews: Vec<Option<String>> = rows
             .iter()
-            .map(|(_, m)| m.cache.preview.as_deref())
+            .map(|(_, m)| {
+                m.cache
+                    .preview
+                    .as_deref()
+                    .map(|p| without_nul(p).into_owned())
+            })
             .collect();
         let scores: Vec<Option<i64>> = rows
             .iter()
             .map(|(_, m)| m.spam.as_ref().map(|n| n.score))
             .collect();
-        let reasons: Vec<Option<&str>> = rows
+        let reasons: Vec<Option<String>> = rows
             .iter()
-            .map(|(_, m)| m.spam.as_ref().map(|n| n.reasons.as_str()))
+            .map(|(_, m)| {
+                m.spam
+                    .as_ref()
+                    .map(|n| without_nul(&n.reasons).into_owned())
+            })
             .collect();
         let ids_by_uid: HashMap<i64, i64> = all(
             c,
@@ -634,7 +648,7 @@ async fn store_in_tx(
             &update,
             &[
                 &(flags.bits() as i64),
-                &keywords.join(" "),
+                &without_nul(&keywords.join(" ")).into_owned(),
                 &(modseq as i64),
                 &mailbox.0,
                 &(uid as i64),

@@ -1,6 +1,7 @@
 //! The sort, thread and header-search keys (RFC 5256) on PostgreSQL: kept
 //! beside each message row at delivery, read for SORT, THREAD and SEARCH.
 
+use super::traces::without_nul;
 use super::*;
 use crate::SortKeys;
 
@@ -101,8 +102,12 @@ pub(super) async fn put_many_keys(c: &impl GenericClient, kept: &[(i64, &SortKey
         return Ok(());
     }
     let ids: Vec<i64> = kept.iter().map(|(id, _)| *id).collect();
-    let text =
-        |f: &dyn Fn(&SortKeys) -> &str| -> Vec<&str> { kept.iter().map(|(_, k)| f(k)).collect() };
+    // Header text may carry a NUL, which PostgreSQL's TEXT cannot hold.
+    let text = |f: &dyn Fn(&SortKeys) -> &str| -> Vec<String> {
+        kept.iter()
+            .map(|(_, k)| without_nul(f(k)).into_owned())
+            .collect()
+    };
     let sent: Vec<Option<i64>> = kept.iter().map(|(_, k)| k.sent).collect();
     let subjects = text(&|k| &k.subject);
     let replies: Vec<bool> = kept.iter().map(|(_, k)| k.reply).collect();
@@ -111,11 +116,19 @@ pub(super) async fn put_many_keys(c: &impl GenericClient, kept: &[(i64, &SortKey
     let cc = text(&|k| &k.cc);
     let display_from = text(&|k| &k.display_from);
     let display_to = text(&|k| &k.display_to);
-    let message_ids: Vec<Option<&str>> =
-        kept.iter().map(|(_, k)| k.message_id.as_deref()).collect();
-    let refs: Vec<String> = kept.iter().map(|(_, k)| joined_refs(k)).collect();
+    let message_ids: Vec<Option<String>> = kept
+        .iter()
+        .map(|(_, k)| k.message_id.as_deref().map(|m| without_nul(m).into_owned()))
+        .collect();
+    let refs: Vec<String> = kept
+        .iter()
+        .map(|(_, k)| without_nul(&joined_refs(k)).into_owned())
+        .collect();
     let days: Vec<Option<i64>> = kept.iter().map(|(_, k)| k.sent_day.map(day)).collect();
-    let fields: Vec<Option<&str>> = kept.iter().map(|(_, k)| k.fields.as_deref()).collect();
+    let fields: Vec<Option<String>> = kept
+        .iter()
+        .map(|(_, k)| k.fields.as_deref().map(|f| without_nul(f).into_owned()))
+        .collect();
     exec(
         c,
         "INSERT INTO message_keys (id, sent, subject, reply, from_key, to_key, cc_key, \

@@ -60,6 +60,21 @@ impl Upkeep for PgStore {
     fn body_reads(&self) -> u64 {
         self.body_reads.load(Ordering::Relaxed)
     }
+
+    async fn disk_use(&self) -> Result<(u64, u64)> {
+        // The bodies' table with its TOAST and index; everything else
+        // this database holds is the index.
+        let c = self.client().await?;
+        let r = c
+            .query_one(
+                "SELECT pg_database_size(current_database()), \
+                 pg_total_relation_size('blobs')",
+                &[],
+            )
+            .await?;
+        let (all, bodies): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+        Ok(((all - bodies).max(0) as u64, bodies.max(0) as u64))
+    }
 }
 
 impl PgStore {

@@ -58,6 +58,21 @@ impl Upkeep for SqliteStore {
         self.body_reads.load(Ordering::Relaxed)
     }
 
+    async fn disk_use(&self) -> Result<(u64, u64)> {
+        let blobs = self.blobs.root().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let dir = blobs.parent().unwrap_or(&blobs).to_path_buf();
+            let index: u64 = ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"]
+                .iter()
+                .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+                .map(|m| m.len())
+                .sum();
+            (index, folder_bytes(&blobs))
+        })
+        .await
+        .map_err(|e| Error::Corrupt(format!("the disk measure failed: {e}")))
+    }
+
     fn collect_in_background(&self) {
         let wake = Arc::new(tokio::sync::Notify::new());
         if self.collector.set(wake.clone()).is_err() {
@@ -75,4 +90,23 @@ impl Upkeep for SqliteStore {
             }
         });
     }
+}
+
+/// The bytes of the files under `dir`.
+fn folder_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => todo.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
 }
