@@ -44,6 +44,7 @@ cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
 SATCHEL_BIN="$PWD/target/debug/satchel" python3 -m pytest -q tests/
 # The whole socket suite again on the PostgreSQL backend (a throwaway server,
-# tests/pg.py); the two-node tests ran in the first pass, on their own database.
+# tests/pg.py); the two-node and migration tests ran in the first pass, on
+# databases of their own.
 SATCHEL_BIN="$PWD/target/debug/satchel" SATCHEL_TEST_BACKEND=postgres \
-  python3 -m pytest -q tests/ --ignore=tests/test_postgres_nodes.py
+  python3 -m pytest -q tests/ --ignore=tests/test_postgres_nodes.py --ignore=tests/test_migrate.py

@@ -29,10 +29,10 @@ BACKEND = os.environ.get("SATCHEL_TEST_BACKEND", "embedded")
 
 
 class Satchel:
-    def __init__(self, tmp, extra_config="", doors=DOORS, database=None):
+    def __init__(self, tmp, extra_config="", doors=DOORS, database=None, embedded=False):
         self.dir = pathlib.Path(tmp)
         self.data = self.dir / "data"
-        self.backend = BACKEND
+        self.backend = "embedded" if embedded else BACKEND
         self.config = self.dir / "satchel.toml"
         self.config.write_text(
             'hostname = "mail.example.test"\n'
@@ -45,7 +45,7 @@ class Satchel:
             'smtp = ["127.0.0.1:0"]\n'
             'managesieve = ["127.0.0.1:0"]\n'
             + extra_config
-            + self._storage(database)
+            + ("" if embedded else self._storage(database))
         )
         # A static DNS table for SPF/DKIM/DMARC (empty: every lookup fails at
         # once); tests write it and restart to change the answers.

@@ -62,6 +62,8 @@ enum Command {
     JunkReport(commands::junk_report::JunkReportCommand),
     /// Verifies the store (index against bodies, counters).
     Check(commands::check::CheckArgs),
+    /// Copies the embedded store into a PostgreSQL database.
+    Migrate(commands::migrate::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -170,6 +172,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             };
             return commands::check::run(args, report, bodies);
         }
+        // From the embedded store in the data folder, whatever the config's
+        // backend (it may already name the target).
+        Command::Migrate(args) => return commands::migrate::run(args, &config.data_dir).await,
         other => other,
     };
     let store = open_store(&config).await?;
@@ -186,7 +191,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Dkim(cmd) => commands::dkim::run(cmd, store.as_ref(), &config.domains).await,
         Command::JunkReport(cmd) => commands::junk_report::run(cmd, &config, store.as_ref()).await,
         // Taken above, before any store is opened.
-        Command::Check(_) => Ok(()),
+        Command::Check(_) | Command::Migrate(_) => Ok(()),
     }
 }
 

@@ -6,6 +6,7 @@
 //! ([`Feed::subscribe`]) so other sessions, doors and processes see it.
 
 mod blob;
+pub mod migrate;
 pub mod names;
 mod outbound;
 mod password;

@@ -117,7 +117,7 @@ impl PgStore {
     }
 
     /// A connection from the pool.
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
         Ok(self.pool.get().await?)
     }
 
@@ -264,6 +264,15 @@ async fn exec(c: &impl GenericClient, sql: &str, params: &[&(dyn ToSql + Sync)])
 /// UIDs as the BIGINT[] that `= ANY($n)` takes.
 fn uid_array(uids: &[u32]) -> Vec<i64> {
     uids.iter().map(|&u| u as i64).collect()
+}
+
+/// `text` without NUL characters, which PostgreSQL's TEXT cannot hold.
+pub(crate) fn without_nul_text(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "")
+    } else {
+        text
+    }
 }
 
 /// The URL with its password left out, for messages and logs.

@@ -7,6 +7,7 @@ pub mod deliver;
 pub mod dkim;
 pub mod filter;
 pub mod junk_report;
+pub mod migrate;
 pub mod queue;
 pub mod serve;
 pub mod spam;
