@@ -155,3 +155,71 @@ def test_pop3_on_one_node_locks_out_the_other_until_it_is_killed():
             raise AssertionError("the lock of the killed node was never released")
         figure("two nodes: node B killed with SIGKILL; node A took its POP3 lock "
                f"{(time.monotonic() - started) * 1000:.0f} ms later")
+
+
+def test_a_node_killed_mid_queue_leaves_its_deliveries_to_the_other_each_once():
+    from sink import Sink, free_port
+    from test_submission import mail, mx_table, submit, wait_for
+
+    port = free_port()
+    # A remote MX that takes the connection and never answers: node A's
+    # deliveries hang there, holding their leases.
+    staller = socket.socket()
+    staller.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    staller.bind(("127.0.0.1", port))
+    staller.listen(64)
+    held = []
+
+    def hold():
+        while True:
+            try:
+                held.append(staller.accept())
+            except OSError:
+                return
+
+    threading.Thread(target=hold, daemon=True).start()
+    database = pg.fresh_database()
+    table = mx_table({"remote.test": [(10, "mx.remote.test", "127.0.0.1")]})
+    doors = 'submission = ["127.0.0.1:0"]\n[queue]\nretry = ["1s"]\nexpire = "1h"\n'
+    with tempfile.TemporaryDirectory() as a_dir, tempfile.TemporaryDirectory() as b_dir:
+        a = Satchel(a_dir, doors, doors=7, database=database)
+        b = Satchel(b_dir, doors, doors=7, database=database)
+        for node in (a, b):
+            node.env["SATCHEL_MX_PORT"] = str(port)
+            node.dns.write_text(table)
+        a.add_user(ALICE)
+        a.start()
+        sink = None
+        try:
+            c = submit(a)
+            for i in range(20):
+                c.sendmail(ALICE, ["dave@remote.test"], mail(f"leased {i}"))
+            c.quit()
+            sending = "SELECT count(*) FROM queue_rcpt WHERE state = 'sending'"
+            wait_for(lambda: a.sql(sending) == [(20,)], timeout=60, what="node A holding all 20")
+            b.start()
+            # The MX answers from now on; node A's hung connections stay hung.
+            staller.shutdown(socket.SHUT_RDWR)
+            staller.close()
+            time.sleep(0.2)
+            sink = Sink("127.0.0.1", port)
+            a.proc.send_signal(signal.SIGKILL)
+            a.proc.wait()
+            killed = time.monotonic()
+            wait_for(lambda: len(sink.received()) >= 20, timeout=60, what="all 20 at the MX")
+            took = time.monotonic() - killed
+            time.sleep(3)
+            subjects = sorted(
+                m[2].split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0].decode()
+                for m in sink.received())
+            assert subjects == sorted(f"leased {i}" for i in range(20)), subjects
+            assert b.cli("queue", "list").stdout == b""
+            figure(f"two nodes: node A killed holding 20 queue leases; node B delivered "
+                   f"all 20, each once, {took:.1f} s later")
+        finally:
+            b.stop()
+            a.stop()
+            if sink:
+                sink.close()
+            for conn, _ in held:
+                conn.close()
