@@ -87,9 +87,12 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host/db`)
     /// and brings its schema up to date.
     pub async fn open(url: &str) -> Result<PgStore> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| Error::Db(format!("the PostgreSQL URL is not valid ({e})")))?;
+        if config.get_application_name().is_none() {
+            config.application_name("satchel");
+        }
         let manager = deadpool_postgres::Manager::from_config(
             config.clone(),
             tokio_postgres::NoTls,
@@ -196,7 +199,9 @@ impl PgStore {
         if held.as_ref().is_some_and(|c| !c.is_closed()) {
             return Ok(held);
         }
-        let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
+        let mut config = self.config.clone();
+        config.application_name("satchel liveness");
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!("the liveness connection to PostgreSQL failed: {e}");

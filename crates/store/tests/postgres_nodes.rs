@@ -207,3 +207,54 @@ async fn moves_each_way_at_once_neither_lose_nor_double() {
         a.status(inbox.id).await.unwrap().messages + a.status(other.id).await.unwrap().messages;
     assert_eq!(left, 100);
 }
+
+/// A node whose listening connection is cut misses the notices sent
+/// meanwhile, and catches up when it connects again: its subscribers hear
+/// of the change all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_listening_connection_catches_up() {
+    let url = pg::fresh_database();
+    let a = PgStore::open(&url).await.unwrap();
+    let b = PgStore::open(&url).await.unwrap();
+    b.watch_other_processes();
+    let account = a
+        .create_account("c@example.test", "pw", false)
+        .await
+        .unwrap();
+    let inbox = a.mailbox(account.id, "INBOX").await.unwrap().unwrap();
+    let mut heard = b.subscribe();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Cut node B's LISTEN connection, then deliver before it is back.
+    let cut = pg::query(
+        &url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = 'satchel feed' AND datname = current_database()",
+    );
+    assert_eq!(cut, "1", "one listening connection was cut");
+    let appended = put(&a, inbox.id, &message(7)).await;
+    let change = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let c = heard.recv().await.unwrap();
+            if c.mailbox_id == inbox.id && c.modseq >= appended.modseq {
+                return c;
+            }
+        }
+    })
+    .await
+    .expect("node B told its subscribers of the change it missed");
+    assert_eq!(change.account_id, account.id);
+}
+
+/// A database a newer Satchel migrated is refused, with an error that
+/// says so, before anything is written.
+#[tokio::test]
+async fn a_database_newer_than_the_binary_is_refused() {
+    let url = pg::fresh_database();
+    drop(PgStore::open(&url).await.unwrap());
+    pg::query(&url, "UPDATE schema_version SET version = 999");
+    match PgStore::open(&url).await {
+        Err(Error::SchemaTooNew { found: 999, .. }) => {}
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a newer schema was accepted"),
+    }
+}

@@ -57,7 +57,10 @@ impl PgStore {
     }
 
     async fn listen_once(&self, told: &mut Told) -> Result<()> {
-        let (client, mut connection) = self.config.connect(tokio_postgres::NoTls).await?;
+        // Named, so that an operator (and a test) can tell it apart.
+        let mut config = self.config.clone();
+        config.application_name("satchel feed");
+        let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
         let (notices, mut heard) = tokio::sync::mpsc::unbounded_channel();
         // The connection's messages (the notices among them) come off its
         // stream, which must be polled for the client to work at all.
@@ -144,7 +147,14 @@ impl PgStore {
                 match told.modseqs.get(id) {
                     Some((_, old)) if old == modseq => {}
                     Some(_) => send(*account, *id, *modseq as u64),
-                    None => send(*account, *id, 0),
+                    // Made meanwhile (MODSEQ 0 says so), and perhaps
+                    // written to since.
+                    None => {
+                        send(*account, *id, 0);
+                        if *modseq > 1 {
+                            send(*account, *id, *modseq as u64);
+                        }
+                    }
                 }
             }
             for (id, (account, _)) in &told.modseqs {
