@@ -287,26 +287,12 @@ impl SqliteStore {
         items: Vec<(MailboxId, NewMessage<'_>)>,
         claim: Option<MailboxId>,
     ) -> Result<(Vec<Appended>, Option<std::ops::Range<u32>>)> {
-        if items.iter().any(|(_, m)| m.raw.is_empty()) {
-            return Err(Error::EmptyMessage);
-        }
-        if items
+        let (distinct, bodies) = distinct_bodies(&items)?;
+        let rows: Vec<NewRow> = items
             .iter()
-            .any(|(_, m)| m.raw.len() as u64 > MAX_MESSAGE_SIZE)
-        {
-            return Err(Error::TooLarge);
-        }
-        // Distinct bodies, and which one each item stores.
-        let mut distinct: Vec<&[u8]> = Vec::new();
-        let mut seen = std::collections::HashMap::new();
-        let mut rows = Vec::with_capacity(items.len());
-        for (mailbox, m) in &items {
-            let body = *seen.entry(m.raw).or_insert_with(|| {
-                distinct.push(m.raw);
-                distinct.len() - 1
-            });
-            rows.push(NewRow::of(*mailbox, m, body));
-        }
+            .zip(bodies)
+            .map(|((mailbox, m), body)| NewRow::of(*mailbox, m, body))
+            .collect();
         // Blobs are written and fsync'd before the write turn.
         // The sort keys (RFC 5256) are made from each header here, once.
         let raws: Vec<Vec<u8>> = distinct.iter().map(|r| r.to_vec()).collect();

@@ -721,3 +721,33 @@ impl Usage {
         self.refuses(1, 1)
     }
 }
+
+/// A delivery's messages checked (none empty, none over
+/// [`MAX_MESSAGE_SIZE`]) and their distinct bodies: the bodies, and which
+/// of them each message stores. Recipients whose copies are byte for byte
+/// the same share one body (every backend stores it once).
+pub(crate) fn distinct_bodies<'a>(
+    items: &[(MailboxId, NewMessage<'a>)],
+) -> Result<(Vec<&'a [u8]>, Vec<usize>), crate::Error> {
+    if items.iter().any(|(_, m)| m.raw.is_empty()) {
+        return Err(crate::Error::EmptyMessage);
+    }
+    if items
+        .iter()
+        .any(|(_, m)| m.raw.len() as u64 > MAX_MESSAGE_SIZE)
+    {
+        return Err(crate::Error::TooLarge);
+    }
+    let mut distinct: Vec<&'a [u8]> = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    let bodies = items
+        .iter()
+        .map(|(_, m)| {
+            *seen.entry(m.raw).or_insert_with(|| {
+                distinct.push(m.raw);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    Ok((distinct, bodies))
+}

@@ -335,27 +335,8 @@ impl PgStore {
         if items.is_empty() && claim.is_none() {
             return Ok((Vec::new(), None));
         }
-        if items.iter().any(|(_, m)| m.raw.is_empty()) {
-            return Err(Error::EmptyMessage);
-        }
-        if items
-            .iter()
-            .any(|(_, m)| m.raw.len() as u64 > MAX_MESSAGE_SIZE)
-        {
-            return Err(Error::TooLarge);
-        }
-        // Distinct bodies, and which one each item stores; the sort keys
-        // (RFC 5256) made from each header once.
-        let mut distinct: Vec<&[u8]> = Vec::new();
-        let mut seen = HashMap::new();
-        let mut bodies = Vec::with_capacity(items.len());
-        for (_, m) in &items {
-            let body = *seen.entry(m.raw).or_insert_with(|| {
-                distinct.push(m.raw);
-                distinct.len() - 1
-            });
-            bodies.push(body);
-        }
+        // The sort keys (RFC 5256) made from each distinct header once.
+        let (distinct, bodies) = distinct_bodies(&items)?;
         let hashes: Vec<BlobHash> = distinct.iter().map(|r| BlobStore::hash_of(r)).collect();
         let keys: Vec<SortKeys> = distinct.iter().map(|r| mime::sort::sort_keys(r)).collect();
         let mut tries = 0;
