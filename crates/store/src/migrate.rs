@@ -379,12 +379,7 @@ pub async fn migrate(dir: &Path, to: &PgStore, progress: Progress<'_>) -> Result
                     done.tables.push((table, rows, 0));
                 }
             }
-            Batch::Rows(table, cells) => {
-                insert(&c, table, cells).await?;
-                if let Some(entry) = done.tables.last_mut() {
-                    entry.2 += 1;
-                }
-            }
+            Batch::Rows(table, cells) => insert(&c, table, cells).await?,
             Batch::Bodies(bodies) => {
                 let (hashes, bytes): (Vec<String>, Vec<Vec<u8>>) = bodies.into_iter().unzip();
                 let n = c

@@ -54,6 +54,19 @@ impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Error {
         match e.as_db_error() {
             Some(db) if db.code() == &SqlState::DISK_FULL => Error::NoSpace("the database".into()),
+            // Another node's transaction won a race: a deadlock, a
+            // serialization failure, or a body collected just as it was
+            // shared again. Nothing was written; the same write can work.
+            Some(db)
+                if [
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                    SqlState::T_R_DEADLOCK_DETECTED,
+                    SqlState::FOREIGN_KEY_VIOLATION,
+                ]
+                .contains(db.code()) =>
+            {
+                Error::Commit(format!("{} ({})", db.message(), db.code().code()))
+            }
             Some(db) => Error::Db(format!("{} ({})", db.message(), db.code().code())),
             None => Error::Db(e.to_string()),
         }
@@ -297,13 +310,10 @@ fn random_origin() -> i64 {
     (OsRng.next_u64() >> 1) as i64
 }
 
-/// Whether `e` is worth trying the transaction again for: another node's
-/// transaction won a race (a deadlock, a serialization failure, or a body
-/// collected just as it was shared again).
+/// Whether `e` is worth trying the transaction again for (see the
+/// conversion of PostgreSQL's errors above).
 fn retryable(e: &Error) -> bool {
-    matches!(e, Error::Db(text) if ["(40001)", "(40P01)", "(23503)"]
-        .iter()
-        .any(|code| text.ends_with(code)))
+    matches!(e, Error::Commit(_))
 }
 
 #[cfg(test)]

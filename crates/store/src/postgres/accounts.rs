@@ -156,7 +156,7 @@ impl Accounts for PgStore {
         self.update_account(
             "UPDATE accounts SET password_hash = $2 WHERE address = $1",
             address,
-            &hash,
+            &[&hash],
         )
         .await
     }
@@ -275,17 +275,12 @@ impl Accounts for PgStore {
         let address = normalize_address(address)?;
         let bytes = bytes.min(i64::MAX as u64) as i64;
         let messages = messages.min(i64::MAX as u64) as i64;
-        let c = self.client().await?;
-        match exec(
-            &c,
+        self.update_account(
             "UPDATE accounts SET quota_bytes = $2, quota_messages = $3 WHERE address = $1",
-            &[&address, &bytes, &messages],
+            address,
+            &[&bytes, &messages],
         )
-        .await?
-        {
-            0 => Err(Error::NoAccount(address)),
-            _ => Ok(()),
-        }
+        .await
     }
 
     async fn usage(&self, account: AccountId) -> Result<Usage> {
@@ -295,17 +290,12 @@ impl Accounts for PgStore {
 
     async fn set_admin(&self, address: &str, admin: bool) -> Result<()> {
         let address = normalize_address(address)?;
-        let c = self.client().await?;
-        match exec(
-            &c,
+        self.update_account(
             "UPDATE accounts SET is_admin = $2 WHERE address = $1",
-            &[&address, &admin],
+            address,
+            &[&admin],
         )
-        .await?
-        {
-            0 => Err(Error::NoAccount(address)),
-            _ => Ok(()),
-        }
+        .await
     }
 
     async fn account_overview(&self) -> Result<Vec<AccountOverview>> {
@@ -438,17 +428,22 @@ impl PgStore {
     async fn set_setting(&self, column: &str, address: &str, value: Option<&str>) -> Result<()> {
         let address = normalize_address(address)?;
         let sql = format!("UPDATE accounts SET {column} = $2 WHERE address = $1");
-        let c = self.client().await?;
-        match exec(&c, &sql, &[&address, &value]).await? {
-            0 => Err(Error::NoAccount(address)),
-            _ => Ok(()),
-        }
+        self.update_account(&sql, address, &[&value]).await
     }
 
-    async fn update_account(&self, sql: &str, address: String, value: &str) -> Result<()> {
+    /// Runs `sql` on the account `address` (`$1`; `values` are `$2`...);
+    /// `NoAccount` when there is none.
+    async fn update_account(
+        &self,
+        sql: &str,
+        address: String,
+        values: &[&(dyn ToSql + Sync)],
+    ) -> Result<()> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&address];
+        params.extend_from_slice(values);
         let c = self.client().await?;
-        match exec(&c, sql, &[&address, &value]).await? {
-            0 => Err(Error::NoAccount(address)),
+        match exec(&c, sql, &params).await? {
+            0 => Err(Error::NoAccount(address.clone())),
             _ => Ok(()),
         }
     }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::mailboxes::claim_in_tx;
 use super::quota::quota_check;
-use super::sorting::{entry_from_row, only, put_keys, put_many_keys};
+use super::sorting::{entry_from_row, only, put_keys, put_many_keys, select_keys};
 use super::traces::without_nul;
 use super::*;
 use crate::SortKeys;
@@ -140,16 +140,7 @@ impl Messages for PgStore {
 
     async fn sort_keys(&self, mailbox: MailboxId, parts: SortParts) -> Result<Arc<Vec<SortEntry>>> {
         let c = self.client().await?;
-        let rows = all(
-            &c,
-            "SELECT m.uid, m.internal_date, m.size, k.sent, k.sent_day, k.reply, k.subject, \
-             k.from_key, k.to_key, k.cc_key, k.display_from, k.display_to, k.message_id, k.refs, \
-             k.fields, CASE WHEN k.id IS NULL THEN m.id END, m.blob \
-             FROM messages m LEFT JOIN message_keys k ON k.id = m.id \
-             WHERE m.mailbox_id = $1 ORDER BY m.uid",
-            &[&mailbox.0],
-        )
-        .await?;
+        let rows = all(&c, &select_keys(parts), &[&mailbox.0]).await?;
         let mut entries = rows
             .iter()
             .map(|r| entry_from_row(r, parts))
@@ -299,22 +290,16 @@ impl Messages for PgStore {
         .into_iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-        // A body asked for twice is answered twice.
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for h in &hashes {
-            *counts.entry(h).or_default() += 1;
-        }
+        // Each body moves out at its last place in the list (a batch is a
+        // FETCH's few dozen): only a body asked for twice is copied.
         Ok(hashes
             .iter()
-            .map(|h| {
-                let left = counts.get_mut(h).map(|n| {
-                    *n -= 1;
-                    *n
-                });
-                let body = if left == Some(0) {
-                    found.remove(*h)
-                } else {
+            .enumerate()
+            .map(|(i, h)| {
+                let body = if hashes[i + 1..].contains(h) {
                     found.get(*h).cloned()
+                } else {
+                    found.remove(*h)
                 };
                 body.ok_or_else(|| Error::Corrupt(format!("the body {h} is missing")))
             })

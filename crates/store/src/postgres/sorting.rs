@@ -26,7 +26,36 @@ fn day((y, m, d): (i64, u32, u32)) -> i64 {
     y * 10_000 + i64::from(m) * 100 + i64::from(d)
 }
 
-/// A message's sort keys from the columns [`Messages::sort_keys`] reads,
+/// The read [`Messages::sort_keys`] makes: the columns `parts` asks for,
+/// NULL in place of the others (a sort by date moves no header text), and
+/// for a message without kept keys its row id and body.
+pub(super) fn select_keys(parts: SortParts) -> String {
+    let pick = |wanted: bool, column: &str| {
+        if wanted {
+            column.to_string()
+        } else {
+            "NULL::TEXT".to_string()
+        }
+    };
+    let (text, threads) = (parts.text, parts.threads);
+    format!(
+        "SELECT m.uid, m.internal_date, m.size, k.sent, k.sent_day, k.reply, {}, {}, {}, {}, \
+         {}, {}, {}, {}, {}, CASE WHEN k.id IS NULL THEN m.id END, m.blob \
+         FROM messages m LEFT JOIN message_keys k ON k.id = m.id \
+         WHERE m.mailbox_id = $1 ORDER BY m.uid",
+        pick(text || threads, "k.subject"),
+        pick(text, "k.from_key"),
+        pick(text, "k.to_key"),
+        pick(text, "k.cc_key"),
+        pick(text, "k.display_from"),
+        pick(text, "k.display_to"),
+        pick(threads, "k.message_id"),
+        pick(threads, "k.refs"),
+        pick(parts.fields, "k.fields"),
+    )
+}
+
+/// A message's sort keys from the columns of [`select_keys`],
 /// with only the parts asked for filled.
 pub(super) fn entry_from_row(r: &Row, parts: SortParts) -> Result<SortEntry> {
     let text =

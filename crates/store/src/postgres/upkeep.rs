@@ -33,7 +33,8 @@ impl Upkeep for PgStore {
     async fn prune_expunged(&self, before: i64, keep: u32) -> Result<usize> {
         let c = self.client().await?;
         // One statement: the doomed records, each mailbox's floor raised to
-        // the highest MODSEQ it forgets, and the records deleted.
+        // the highest MODSEQ it forgets, and the records deleted (a WITH's
+        // UPDATE runs whole whether or not the query reads it).
         let n: i64 = c
             .query_one(
                 "WITH doomed AS ( \
@@ -45,11 +46,11 @@ impl Upkeep for PgStore {
                  floors AS ( \
                    UPDATE mailboxes m SET vanished_floor = GREATEST(m.vanished_floor, d.top) \
                    FROM (SELECT mailbox_id, MAX(modseq) AS top FROM doomed GROUP BY mailbox_id) d \
-                   WHERE m.id = d.mailbox_id RETURNING 1), \
+                   WHERE m.id = d.mailbox_id), \
                  gone AS ( \
                    DELETE FROM expunged e USING doomed d \
                    WHERE e.mailbox_id = d.mailbox_id AND e.uid = d.uid RETURNING 1) \
-                 SELECT (SELECT count(*) FROM gone) + 0 * (SELECT count(*) FROM floors)",
+                 SELECT count(*) FROM gone",
                 &[&before, &(keep as i64)],
             )
             .await?
