@@ -2,9 +2,11 @@
 their sockets as users would: mail delivered through both lands with
 dense, distinct UIDs; an IMAP IDLE on one node hears mail delivered on the
 other; a POP3 session on one node locks the mailbox for the other, until
-that node is killed. Each test starts its own throwaway PostgreSQL
+that node is killed; a web session and a guesser's failures count on
+every node. Each test starts its own throwaway PostgreSQL
 database (tests/pg.py), whichever backend the rest of the run uses."""
 import contextlib
+import imaplib
 import signal
 import smtplib
 import socket
@@ -13,17 +15,18 @@ import threading
 import time
 
 import pg
-from conftest import PASSWORD, Satchel, figure, message
+from conftest import DOORS, PASSWORD, Satchel, figure, message
+from webclient import WebSession
 
 ALICE = "alice@example.test"
 
 
 @contextlib.contextmanager
-def two_nodes():
+def two_nodes(extra="", doors=DOORS):
     database = pg.fresh_database()
     with tempfile.TemporaryDirectory() as a_dir, tempfile.TemporaryDirectory() as b_dir:
-        a = Satchel(a_dir, database=database)
-        b = Satchel(b_dir, database=database)
+        a = Satchel(a_dir, extra, doors=doors, database=database)
+        b = Satchel(b_dir, extra, doors=doors, database=database)
         a.add_user(ALICE)
         a.start()
         try:
@@ -223,3 +226,40 @@ def test_a_node_killed_mid_queue_leaves_its_deliveries_to_the_other_each_once():
                 sink.close()
             for conn, _ in held:
                 conn.close()
+
+
+def test_a_web_session_and_a_guessers_failures_count_on_every_node():
+    with two_nodes('http = ["127.0.0.1:0"]\n', doors=DOORS + 1) as (a, b):
+        # Logged in through node A, the same cookie reads mail on node B.
+        web = WebSession(a.ports["http"], ALICE)
+        web.port = b.ports["http"]
+        status, _, page = web.get(web.inbox)
+        assert status == 200 and web.csrf in page, status
+        # Logged out on node B: node A knows it at once.
+        status, _, _ = web.request("POST", "/logout", f"csrf={web.csrf}")
+        assert status in (200, 303), status
+        web.port = a.ports["http"]
+        status, headers, _ = web.get(web.inbox)
+        assert (status, headers.get("location")) == (303, "/login"), status
+        # Two wrong passwords on node A; the third, on node B, is this
+        # address's third failure: held back three seconds, not one.
+        for _ in range(2):
+            c = a.imap()
+            try:
+                c.login(ALICE, "wrong")
+                raise AssertionError("a wrong password was taken")
+            except imaplib.IMAP4.error:
+                pass
+            c.logout()
+        c = b.imap()
+        started = time.monotonic()
+        try:
+            c.login(ALICE, "wrong")
+            raise AssertionError("a wrong password was taken")
+        except imaplib.IMAP4.error:
+            pass
+        held = time.monotonic() - started
+        c.logout()
+        assert held >= 2.5, f"node B held the failure back {held:.1f} s"
+        figure(f"third failure on the other node held back {held:.1f} s")
+        assert a.sql("SELECT failures FROM login_failures WHERE key = ?", "ip:127.0.0.1") == [(3,)]

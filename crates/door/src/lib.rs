@@ -16,13 +16,15 @@ mod rate;
 mod sessions;
 mod stream;
 pub mod testing;
+mod throttle;
 pub mod tls;
 
 pub use budget::{DEFAULT_IN_FLIGHT, Held, InFlight};
 pub use conn::{Deadlines, Door, listen, serve};
 pub use deflate::Deflate;
-pub use limits::{ConnectionGuard, ConnectionLimits, LoginThrottle};
+pub use limits::{ConnectionGuard, ConnectionLimits};
 pub use lines::{LineError, LineReader};
 pub use rate::{HourlyLimit, OverLimit};
 pub use sessions::{Sessions, Stop, Stopped};
 pub use stream::Stream;
+pub use throttle::LoginThrottle;

@@ -223,11 +223,18 @@ pub async fn check_password(
     user: &str,
     password: &str,
 ) -> store::Result<Option<Account>> {
-    tokio::time::sleep(throttle.before_attempt(user, peer)).await;
+    let (wait, guard) = throttle.before_attempt(store, user, peer).await?;
+    tokio::time::sleep(wait).await;
     let account = store.authenticate(user, password).await?;
     match &account {
         Some(a) => {
-            throttle.succeeded(user, peer);
+            if let Err(e) = throttle.succeeded(store, user, peer, &guard).await {
+                // The login stands; the address is only not yet known.
+                tracing::warn!(
+                    "cannot note {peer} as a known address of {}: {e}",
+                    a.address
+                );
+            }
             tracing::info!("login: door={door} user={} rip={peer}", a.address);
             if throttle.login_to_note(a.id.0, door)
                 && let Err(e) = store.record_login(a.id, door).await
@@ -243,15 +250,26 @@ pub async fn check_password(
                 .take(100)
                 .collect();
             tracing::warn!("login failed: door={door} user={name} rip={peer}");
-            tokio::time::sleep(throttle.failed_login(user, peer)).await;
+            let delay = throttle.failed_login(store, Some(user), peer).await?;
+            tokio::time::sleep(delay).await;
         }
     }
     Ok(account)
 }
 
-/// Waits out the throttle's delay after a failed login from `peer`.
-pub async fn failed(throttle: &LoginThrottle, peer: IpAddr) {
-    tokio::time::sleep(throttle.failed(peer)).await;
+/// Counts a failed login from `peer` that named no account (a malformed
+/// exchange, a cancelled one) and waits out the throttle's delay. When the
+/// store cannot count it, the longest delay is waited: a guesser gains
+/// nothing from a store in trouble.
+pub async fn failed(store: &dyn MailStore, throttle: &LoginThrottle, peer: IpAddr) {
+    let delay = match throttle.failed_login(store, None, peer).await {
+        Ok(delay) => delay,
+        Err(e) => {
+            tracing::warn!("cannot count a failed login from {peer}: {e}");
+            LoginThrottle::MAX_DELAY
+        }
+    };
+    tokio::time::sleep(delay).await;
 }
 
 #[cfg(test)]

@@ -260,7 +260,7 @@ impl Session {
         let credentials = match login::exchange(self, mechanism, initial.as_deref()).await? {
             Ok(c) => c,
             Err(SaslError::Malformed) => {
-                login::failed(&self.server.throttle, self.peer.ip()).await;
+                login::failed(&*self.server.store, &self.server.throttle, self.peer.ip()).await;
                 self.no(None, "Authentication failed.");
                 return Ok(());
             }

@@ -297,7 +297,7 @@ impl Session {
     }
 
     async fn failed(&mut self) -> Result<(), Error> {
-        login::failed(&self.server.throttle, self.peer.ip()).await;
+        login::failed(&*self.server.store, &self.server.throttle, self.peer.ip()).await;
         self.say("-ERR [AUTH] Authentication failed.");
         Ok(())
     }

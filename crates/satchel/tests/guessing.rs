@@ -1,6 +1,6 @@
 //! Password guessing is counted once for the whole server: failures on
-//! IMAP, POP3 and ManageSieve add up, per address and per account, when
-//! the doors share one throttle as `serve` makes them.
+//! IMAP, POP3 and ManageSieve add up, per address and per account, in the
+//! store the doors share.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -8,6 +8,15 @@ use std::sync::Arc;
 use door::LoginThrottle;
 use door::testing::connect;
 use store::{MailStore, SqliteStore};
+
+/// The account's failures in the throttle's window, as the store counts them.
+async fn failures_at(store: &dyn MailStore, ip: IpAddr) -> u32 {
+    store
+        .login_guard(USER, ip, LoginThrottle::WINDOW)
+        .await
+        .unwrap()
+        .failures
+}
 
 const USER: &str = "alice@example.test";
 
@@ -53,7 +62,7 @@ async fn failures_on_every_door_count_together() {
             .unwrap()
             .starts_with("a NO [AUTHENTICATIONFAILED]")
     );
-    assert_eq!(throttle.failures(ip), 1);
+    assert_eq!(failures_at(&*store, ip).await, 1);
 
     let mut c = connect(pop3, peer).await.unwrap();
     c.line().await.unwrap();
@@ -61,7 +70,11 @@ async fn failures_on_every_door_count_together() {
     c.line().await.unwrap();
     c.send("PASS wrong").await.unwrap();
     assert!(c.line().await.unwrap().starts_with("-ERR [AUTH]"));
-    assert_eq!(throttle.failures(ip), 2, "POP3 counts on from IMAP's count");
+    assert_eq!(
+        failures_at(&*store, ip).await,
+        2,
+        "POP3 counts on from IMAP's count"
+    );
 
     let mut c = connect(sieve, peer).await.unwrap();
     c.until("OK").await.unwrap();
@@ -71,6 +84,9 @@ async fn failures_on_every_door_count_together() {
         .await
         .unwrap();
     assert!(c.line().await.unwrap().starts_with("NO"));
-    assert_eq!(throttle.failures(ip), 3);
-    assert_eq!(throttle.account_failures(USER), 3, "and per account");
+    assert_eq!(failures_at(&*store, ip).await, 3);
+    // The address counted all three too: its next failure waits four
+    // seconds.
+    let delay = throttle.failed_login(&*store, None, ip).await.unwrap();
+    assert_eq!(delay, std::time::Duration::from_secs(4), "and per address");
 }

@@ -55,7 +55,7 @@ impl Session {
             Ok(c) => self.login(&c.user, &c.password).await?,
             Err(SaslError::Malformed) => {
                 let submit = self.submit().ok_or("no submission")?;
-                login::failed(&submit.throttle, self.peer.ip()).await;
+                login::failed(&*submit.store, &submit.throttle, self.peer.ip()).await;
                 self.error("535 5.7.8 Authentication credentials invalid.");
             }
             Err(SaslError::Cancelled) => self.error("501 5.0.0 Authentication cancelled."),

@@ -107,19 +107,40 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// take an address accept any case; ids come from earlier answers of the
 /// same store.
 pub trait MailStore:
-    Accounts + Mailboxes + Messages + SpamData + Scripts + Upkeep + Feed + Outbound + Traces
+    Accounts
+    + Mailboxes
+    + Messages
+    + SpamData
+    + Scripts
+    + Upkeep
+    + Feed
+    + Outbound
+    + Traces
+    + Logins
+    + WebSessions
 {
 }
 
 impl<T> MailStore for T where
-    T: Accounts + Mailboxes + Messages + SpamData + Scripts + Upkeep + Feed + Outbound + Traces
+    T: Accounts
+        + Mailboxes
+        + Messages
+        + SpamData
+        + Scripts
+        + Upkeep
+        + Feed
+        + Outbound
+        + Traces
+        + Logins
+        + WebSessions
 {
 }
 
 /// Every area trait, for `use store::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        Accounts, Feed, MailStore, Mailboxes, Messages, Outbound, Scripts, SpamData, Traces, Upkeep,
+        Accounts, Feed, Logins, MailStore, Mailboxes, Messages, Outbound, Scripts, SpamData,
+        Traces, Upkeep, WebSessions,
     };
 }
 
@@ -447,6 +468,81 @@ pub trait Traces: Send + Sync {
     async fn prune_trace(&self, before: i64) -> Result<usize>;
 }
 
+/// Failed logins, kept in the store so that a restart forgets no guesser
+/// and every node behind a load balancer counts the same guesses (a count
+/// per node would let an attacker spread them over the nodes). The doors'
+/// throttle (`door::LoginThrottle`) decides the delays from these counts.
+/// Account names are compared in any case; names that are no account are
+/// counted too, since guessing names is guessing.
+#[async_trait]
+pub trait Logins: Send + Sync {
+    /// Counts a failed login from `ip` and, when the client named one, at
+    /// `name`. Each count starts again after `window` without a failure.
+    /// Answers the address's failures, this one included.
+    async fn login_failed(
+        &self,
+        name: Option<&str>,
+        ip: std::net::IpAddr,
+        window: std::time::Duration,
+    ) -> Result<u32>;
+    /// What is known before a password for `name` from `ip` is checked.
+    async fn login_guard(
+        &self,
+        name: &str,
+        ip: std::net::IpAddr,
+        window: std::time::Duration,
+    ) -> Result<LoginGuard>;
+    /// Takes the next turn for an attempt at `name`: `spacing` after the
+    /// turn taken before it, or now if that is past. Answers how long from
+    /// now the turn is.
+    async fn login_turn(
+        &self,
+        name: &str,
+        spacing: std::time::Duration,
+    ) -> Result<std::time::Duration>;
+    /// Remembers that `name` logged in from `ip`, keeping the newest `keep`
+    /// addresses of each name.
+    async fn login_succeeded(&self, name: &str, ip: std::net::IpAddr, keep: usize) -> Result<()>;
+    /// Forgets failures counted longer than `failures` ago and addresses
+    /// not logged in from for `known`; how many rows went.
+    async fn prune_logins(
+        &self,
+        failures: std::time::Duration,
+        known: std::time::Duration,
+    ) -> Result<usize>;
+}
+
+/// Web sessions, kept in the store so that a restart logs nobody out and a
+/// session opened on one node works on every other. A session is found by
+/// a key the web door derives from the cookie's token (its SHA-256), never
+/// the token itself.
+#[async_trait]
+pub trait WebSessions: Send + Sync {
+    /// Keeps a new session. The account's sessions past `max_per_account`
+    /// end, the least recently seen first.
+    async fn open_web_session(
+        &self,
+        session: &NewWebSession<'_>,
+        max_per_account: usize,
+    ) -> Result<()>;
+    /// The session `key` with its account, unless it was idle longer than
+    /// `idle` (it is ended then). Marks it seen, at most once per
+    /// [`WEB_SEEN_EVERY`] (a write per page would be a write per click).
+    async fn web_session(&self, key: &str, idle: std::time::Duration)
+    -> Result<Option<WebSession>>;
+    /// The account's sessions, the most recently seen first.
+    async fn web_sessions_of(&self, account: AccountId) -> Result<Vec<WebSession>>;
+    /// Ends the session `key`; whether there was one.
+    async fn end_web_session(&self, key: &str) -> Result<bool>;
+    /// Ends every session of `account` but `keep`; how many ended.
+    async fn end_web_sessions(&self, account: AccountId, keep: Option<&str>) -> Result<usize>;
+    /// Ends the sessions idle longer than `idle`; how many ended.
+    async fn prune_web_sessions(&self, idle: std::time::Duration) -> Result<usize>;
+}
+
+/// How stale a web session's last-seen time may get.
+pub const WEB_SEEN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Housekeeping.
 #[async_trait]
 pub trait Upkeep: Send + Sync {
@@ -484,6 +580,19 @@ pub trait Feed: Send + Sync {
 
 /// How often the embedded store looks for changes made by other processes.
 pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(150);
+
+/// Milliseconds since 1970 now (0 if the clock is before 1970).
+pub fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A duration in milliseconds, for the store's columns.
+pub(crate) fn millis(d: std::time::Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
 
 /// Unix seconds now (0 if the clock is before 1970).
 pub fn unix_now() -> i64 {

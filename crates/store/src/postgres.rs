@@ -27,6 +27,7 @@ use crate::{Error, Result, password, unix_now};
 mod accounts;
 mod check;
 mod feed;
+mod logins;
 mod mailboxes;
 mod messages;
 mod outbound;
@@ -36,9 +37,13 @@ mod sorting;
 mod spam;
 mod traces;
 mod upkeep;
+mod web_sessions;
 
 /// Schema migrations, applied in order; `schema_version` counts them.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/postgres/0002_throttle_web_sessions.sql"),
+];
 
 /// The channel every node LISTENs on. A notice says only "look": origin,
 /// account, mailbox and MODSEQ, far under NOTIFY's 8,000 bytes.

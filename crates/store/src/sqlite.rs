@@ -27,6 +27,7 @@ mod cache;
 mod check;
 mod engine;
 mod feed;
+mod logins;
 mod mailboxes;
 mod messages;
 mod outbound;
@@ -37,6 +38,7 @@ mod spam;
 mod states;
 mod traces;
 mod upkeep;
+mod web_sessions;
 
 pub use check::{CheckReport, Finding};
 // Each area's helpers, for the others and for the store's own methods here.
@@ -98,6 +100,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0019_casemap_fields.sql"),
     include_str!("../migrations/sqlite/0020_referral.sql"),
     include_str!("../migrations/sqlite/0021_training_log.sql"),
+    include_str!("../migrations/sqlite/0022_throttle_web_sessions.sql"),
 ];
 
 /// How long wake-ups stay in the `changes` table.

@@ -92,6 +92,44 @@ pub struct Account {
     pub referral: Option<String>,
 }
 
+/// What the store knows of one account name before a password for it is
+/// checked ([`crate::Logins::login_guard`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoginGuard {
+    /// Failed logins at the name in the window.
+    pub failures: u32,
+    /// When the name last logged in from this address (milliseconds since
+    /// 1970), if it ever did.
+    pub known_at: Option<i64>,
+}
+
+/// A web session to keep ([`crate::WebSessions::open_web_session`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewWebSession<'a> {
+    /// What finds it: derived from the cookie's token, never the token.
+    pub key: &'a str,
+    pub account: AccountId,
+    /// The token its forms carry.
+    pub csrf: &'a str,
+    /// Where the login came from and with which browser, for the user's
+    /// list of sessions.
+    pub client: &'a str,
+    pub agent: &'a str,
+}
+
+/// A kept web session.
+#[derive(Debug, Clone)]
+pub struct WebSession {
+    pub key: String,
+    pub account: Account,
+    pub csrf: String,
+    pub client: String,
+    pub agent: String,
+    /// Milliseconds since 1970.
+    pub started: i64,
+    pub last_seen: i64,
+}
+
 /// The size of the server's spam model and what it learnt from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ModelSummary {
@@ -750,4 +788,14 @@ pub(crate) fn distinct_bodies<'a>(
         })
         .collect();
     Ok((distinct, bodies))
+}
+
+/// The failure count's key of a client address.
+pub(crate) fn address_key(ip: std::net::IpAddr) -> String {
+    format!("ip:{ip}")
+}
+
+/// The failure count's key of an account name, in any case.
+pub(crate) fn name_key(name: &str) -> String {
+    format!("name:{}", name.to_lowercase())
 }

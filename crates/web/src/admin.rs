@@ -186,7 +186,7 @@ pub async fn change(
             }
             // Whoever was logged in with the old one is not any more.
             if let Ok(Some(a)) = store.account(&address).await {
-                web.inner.sessions.end_others(a.id, "");
+                web.inner.sessions.end_others(a.id, None).await?;
             }
             "password"
         }
@@ -348,7 +348,9 @@ pub async fn remove(
     let id = store.account(&address).await?.map(|a| a.id);
     store.remove_account(&address).await?;
     if let Some(id) = id {
-        web.inner.sessions.end_others(id, "");
+        // The store ends them with the account; this says so for a store
+        // that kept them elsewhere.
+        web.inner.sessions.end_others(id, None).await?;
     }
     Ok(Redirect::to(&format!(
         "/admin/accounts?done=removed&who={}",

@@ -128,6 +128,7 @@ impl Web {
         links: Arc<quarantine::Links>,
         settings: Settings,
     ) -> Web {
+        let sessions = Sessions::new(store.clone(), settings.session_idle);
         Web {
             inner: Arc::new(Inner {
                 store,
@@ -138,7 +139,7 @@ impl Web {
                 mail_ports: std::sync::OnceLock::new(),
                 disk: std::sync::Mutex::new(None),
                 dns: std::sync::OnceLock::new(),
-                sessions: Sessions::default(),
+                sessions,
                 limits: Arc::new(
                     ConnectionLimits::new(settings.max_connections_per_ip, usize::MAX)
                         .with_total(settings.max_connections),
@@ -151,8 +152,8 @@ impl Web {
     /// The mail doors as bound, for the autoconfiguration answers (set
     /// once by `serve` after binding them).
     /// Ends every web session of `account` (it was removed); how many.
-    pub fn end_account(&self, account: store::AccountId) -> usize {
-        self.inner.sessions.end_others(account, "")
+    pub async fn end_account(&self, account: store::AccountId) -> store::Result<usize> {
+        self.inner.sessions.end_others(account, None).await
     }
 
     pub fn set_mail_ports(&self, ports: MailPorts) {

@@ -44,12 +44,9 @@ pub async fn events(
                 }
                 Ok(Err(RecvError::Closed)) => return None,
                 Err(_) => {
-                    let alive = web
-                        .inner
-                        .sessions
-                        .get(&s.token, web.inner.settings.session_idle)
-                        .is_some();
-                    if !alive {
+                    // A store that cannot answer now ends no session.
+                    let ended = matches!(web.inner.sessions.get(&s.token).await, Ok(None));
+                    if ended {
                         return None;
                     }
                 }

@@ -137,10 +137,15 @@ impl FromRequestParts<Web> for Authed {
             .get(header::COOKIE)
             .and_then(|v| v.to_str().ok())
             .and_then(|h| session::cookie(h, COOKIE));
-        token
-            .and_then(|t| web.inner.sessions.get(t, web.inner.settings.session_idle))
-            .map(Authed)
-            .ok_or_else(|| Redirect::to("/login").into_response())
+        let found = match token {
+            Some(t) => web.inner.sessions.get(t).await,
+            None => Ok(None),
+        };
+        match found {
+            Ok(Some(s)) => Ok(Authed(s)),
+            Ok(None) => Err(Redirect::to("/login").into_response()),
+            Err(e) => Err(PageError::Store(e).into_response()),
+        }
     }
 }
 
@@ -336,6 +341,7 @@ async fn login(
     let s = inner
         .sessions
         .open(account, &client.ip.to_string(), agent)
+        .await?
         .ok_or(PageError::NoRandom)?;
     let session = cookie(client, COOKIE, &s.token, "/", false);
     let clear = cookie(client, LOGIN_COOKIE, "", "/login", true);
@@ -356,7 +362,7 @@ async fn logout(
     Form(form): Form<HashMap<String, String>>,
 ) -> PageResult {
     check_csrf(&s, &form)?;
-    web.inner.sessions.end(&s.token);
+    web.inner.sessions.end(&s.token).await?;
     let clear = cookie(client, COOKIE, "", "/", true);
     // The mail kept for offline reading goes with the session.
     Ok((

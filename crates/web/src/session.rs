@@ -2,20 +2,20 @@
 //! that every state-changing form carries (the cookie alone would let
 //! another site's form act for the user).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
-use store::Account;
+use store::{Account, MailStore, NewWebSession};
 
 /// The cookie that names a session.
 pub const COOKIE: &str = "satchel_session";
 /// The cookie the login form's token is checked against (double submit:
 /// a login form another site posts has no way to know it).
 pub const LOGIN_COOKIE: &str = "satchel_login";
-/// Sessions kept at most; past it the least recently used go first.
-const MAX_SESSIONS: usize = 100_000;
+/// Sessions one account keeps at most; past it the least recently used
+/// end (a script logging in over and over cannot fill the store).
+const MAX_PER_ACCOUNT: usize = 50;
 
 /// A logged-in user's session.
 #[derive(Debug, Clone)]
@@ -23,15 +23,6 @@ pub struct Session {
     pub token: String,
     pub csrf: String,
     pub account: Account,
-}
-
-struct Entry {
-    session: Session,
-    last_seen: Instant,
-    started: Instant,
-    /// Where the login came from, for the user's list of sessions.
-    from: String,
-    agent: String,
 }
 
 /// A session as the settings page lists it.
@@ -47,114 +38,135 @@ pub struct Listed {
     pub this_one: bool,
 }
 
-/// The open sessions of this server.
-#[derive(Clone, Default)]
+/// The open sessions, kept in the store: a restart logs nobody out, and
+/// with many nodes on one PostgreSQL a session works on each of them.
+/// The store knows a session by the SHA-256 of its token, so a copy of
+/// the database opens none.
+#[derive(Clone)]
 pub struct Sessions {
-    map: Arc<Mutex<HashMap<String, Entry>>>,
+    store: Arc<dyn MailStore>,
+    /// How long a session may go unused before it ends.
+    idle: Duration,
 }
 
 impl Sessions {
-    /// A new session for `account`, logged in from `from` with the browser
-    /// `agent`; `None` when no random token can be made.
-    pub fn open(&self, account: Account, from: &str, agent: &str) -> Option<Session> {
-        let session = Session {
-            token: random_token()?,
-            csrf: random_token()?,
-            account,
-        };
-        let mut map = self.lock();
-        if map.len() >= MAX_SESSIONS
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, e)| e.last_seen)
-                .map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
-        }
-        map.insert(
-            session.token.clone(),
-            Entry {
-                session: session.clone(),
-                last_seen: Instant::now(),
-                started: Instant::now(),
-                from: from.to_string(),
-                agent: agent
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(160)
-                    .collect(),
-            },
-        );
-        Some(session)
+    pub fn new(store: Arc<dyn MailStore>, idle: Duration) -> Sessions {
+        Sessions { store, idle }
     }
 
-    /// The session of `token`, unless it was idle longer than `idle`.
-    pub fn get(&self, token: &str, idle: Duration) -> Option<Session> {
-        let mut map = self.lock();
-        let entry = map.get_mut(token)?;
-        if entry.last_seen.elapsed() > idle {
-            map.remove(token);
-            return None;
-        }
-        entry.last_seen = Instant::now();
-        Some(entry.session.clone())
+    /// A new session for `account`, logged in from `from` with the browser
+    /// `agent`; `None` when no random token can be made. Sessions idle
+    /// past their time are swept on the way (logins are throttled, so the
+    /// sweep's cost is bounded by them).
+    pub async fn open(
+        &self,
+        account: Account,
+        from: &str,
+        agent: &str,
+    ) -> store::Result<Option<Session>> {
+        let (Some(token), Some(csrf)) = (random_token(), random_token()) else {
+            return Ok(None);
+        };
+        let agent: String = agent
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(160)
+            .collect();
+        self.store.prune_web_sessions(self.idle).await?;
+        self.store
+            .open_web_session(
+                &NewWebSession {
+                    key: &key(&token),
+                    account: account.id,
+                    csrf: &csrf,
+                    client: from,
+                    agent: &agent,
+                },
+                MAX_PER_ACCOUNT,
+            )
+            .await?;
+        Ok(Some(Session {
+            token,
+            csrf,
+            account,
+        }))
+    }
+
+    /// The session of `token`, unless it was idle too long, with its
+    /// account as the store has it now.
+    pub async fn get(&self, token: &str) -> store::Result<Option<Session>> {
+        let found = self.store.web_session(&key(token), self.idle).await?;
+        Ok(found.map(|s| Session {
+            token: token.to_string(),
+            csrf: s.csrf,
+            account: s.account,
+        }))
     }
 
     /// Ends a session (logout).
-    pub fn end(&self, token: &str) {
-        self.lock().remove(token);
+    pub async fn end(&self, token: &str) -> store::Result<()> {
+        self.store.end_web_session(&key(token)).await.map(|_| ())
     }
 
     /// The account's sessions, the most recently used first; `mine` is
     /// the asking one's token.
-    pub fn of_account(&self, account: store::AccountId, mine: &str) -> Vec<Listed> {
-        let map = self.lock();
-        let mut out: Vec<Listed> = map
-            .values()
-            .filter(|e| e.session.account.id == account)
-            .map(|e| Listed {
-                id: listed_id(&e.session.token),
-                from: e.from.clone(),
-                agent: e.agent.clone(),
-                started_ago: e.started.elapsed(),
-                seen_ago: e.last_seen.elapsed(),
-                this_one: e.session.token == mine,
+    pub async fn of_account(
+        &self,
+        account: store::AccountId,
+        mine: &str,
+    ) -> store::Result<Vec<Listed>> {
+        let mine = key(mine);
+        let now = store::unix_millis();
+        let ago = |at: i64| Duration::from_millis(now.saturating_sub(at).max(0) as u64);
+        Ok(self
+            .store
+            .web_sessions_of(account)
+            .await?
+            .into_iter()
+            .map(|s| Listed {
+                id: listed_id(&s.key),
+                this_one: s.key == mine,
+                from: s.client,
+                agent: s.agent,
+                started_ago: ago(s.started),
+                seen_ago: ago(s.last_seen),
             })
-            .collect();
-        out.sort_by_key(|l| l.seen_ago);
-        out
+            .collect())
     }
 
     /// Ends the account's session listed as `id`; false when there is none.
-    pub fn end_listed(&self, account: store::AccountId, id: &str) -> bool {
-        let mut map = self.lock();
-        let token = map
-            .iter()
-            .find(|(t, e)| e.session.account.id == account && same_token(&listed_id(t), id))
-            .map(|(t, _)| t.clone());
-        token.is_some_and(|t| map.remove(&t).is_some())
+    pub async fn end_listed(&self, account: store::AccountId, id: &str) -> store::Result<bool> {
+        let sessions = self.store.web_sessions_of(account).await?;
+        match sessions.iter().find(|s| same_token(&listed_id(&s.key), id)) {
+            Some(s) => self.store.end_web_session(&s.key).await,
+            None => Ok(false),
+        }
     }
 
-    /// Ends every session of the account but `keep` (a password change).
-    pub fn end_others(&self, account: store::AccountId, keep: &str) -> usize {
-        let mut map = self.lock();
-        let before = map.len();
-        map.retain(|t, e| e.session.account.id != account || t == keep);
-        before - map.len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    /// Ends every session of the account but the one of token `keep` (a
+    /// password change), or all of them; how many ended.
+    pub async fn end_others(
+        &self,
+        account: store::AccountId,
+        keep: Option<&str>,
+    ) -> store::Result<usize> {
+        let keep = keep.map(key);
+        self.store.end_web_sessions(account, keep.as_deref()).await
     }
 }
 
-/// A session's public name: a hash of its token.
-fn listed_id(token: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    d.as_ref()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// What the store knows a session by: the SHA-256 of its token, hex.
+fn key(token: &str) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+}
+
+/// A session's public name: the start of its key.
+fn listed_id(key: &str) -> String {
+    key.chars().take(24).collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// 256 random bits, hex; `None` when the system's generator fails (no
@@ -162,7 +174,7 @@ fn listed_id(token: &str) -> String {
 pub fn random_token() -> Option<String> {
     let mut bytes = [0u8; 32];
     SystemRandom::new().fill(&mut bytes).ok()?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Some(hex(&bytes))
 }
 
 /// The value of cookie `name` in a `Cookie:` header.

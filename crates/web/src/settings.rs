@@ -127,7 +127,11 @@ async fn render(
         frame: frame(web, s, None).await?,
         pop3,
         vacation: vacation_of(&script),
-        sessions: web.inner.sessions.of_account(s.account.id, &s.token),
+        sessions: web
+            .inner
+            .sessions
+            .of_account(s.account.id, &s.token)
+            .await?,
         notice,
         error,
     }
@@ -167,7 +171,10 @@ pub async fn password(
         return refuse("The current password is not right; nothing was changed.").await;
     }
     inner.store.set_password(&s.account.address, new).await?;
-    let ended = inner.sessions.end_others(s.account.id, &s.token);
+    let ended = inner
+        .sessions
+        .end_others(s.account.id, Some(&s.token))
+        .await?;
     tracing::info!(
         "http: {} changed their password; {ended} other web sessions ended",
         s.account.address
@@ -279,7 +286,7 @@ pub async fn end_session(
 ) -> PageResult {
     check_csrf(&s, &form)?;
     let id = form.get("id").map(String::as_str).unwrap_or("");
-    if !web.inner.sessions.end_listed(s.account.id, id) {
+    if !web.inner.sessions.end_listed(s.account.id, id).await? {
         return Err(PageError::NotFound);
     }
     Ok(Redirect::to("/settings?done=session").into_response())

@@ -128,7 +128,7 @@ impl Session {
     }
 
     pub(super) async fn login_failed(&mut self) -> Done {
-        login::failed(&self.server.throttle, self.peer.ip()).await;
+        login::failed(&*self.server.store, &self.server.throttle, self.peer.ip()).await;
         no_code("AUTHENTICATIONFAILED", "Authentication failed.")
     }
 

@@ -46,6 +46,12 @@ pub async fn run(config: &Config, store: Arc<dyn MailStore>) -> anyhow::Result<(
             if let Err(e) = housekeeper.prune_expunged(before, imap.expunged_kept).await {
                 tracing::warn!("cannot prune old expunge records: {e}");
             }
+            // Failed logins past the throttle's window and addresses an
+            // account stopped logging in from are forgotten.
+            let (window, known) = (door::LoginThrottle::WINDOW, door::LoginThrottle::KNOWN_FOR);
+            if let Err(e) = housekeeper.prune_logins(window, known).await {
+                tracing::warn!("cannot prune the login throttle's records: {e}");
+            }
         }
     });
     tokio::spawn(pipeline::run_trainer(store.clone()));
@@ -371,7 +377,13 @@ async fn end_removed_accounts(store: Arc<dyn MailStore>, sessions: door::Session
         };
         for account in gone {
             let on_doors = sessions.end(account);
-            let on_web = web.end_account(account);
+            let on_web = match web.end_account(account).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!("cannot end the web sessions of removed account {account}: {e}");
+                    0
+                }
+            };
             if on_doors || on_web > 0 {
                 tracing::info!("account {account} removed: its open sessions were ended");
             }

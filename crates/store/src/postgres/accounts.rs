@@ -10,7 +10,7 @@ use super::*;
 use crate::names::{normalize_address, normalize_alias};
 
 /// Every account column, in the order [`account_from_row`] reads them.
-const ACCOUNT_COLUMNS: &str = "id, address, is_admin, quota_bytes, quota_messages, pop3_delete, \
+pub(super) const ACCOUNT_COLUMNS: &str = "id, address, is_admin, quota_bytes, quota_messages, pop3_delete, \
      sent_copy, junk_report, junk_report_at, referral";
 
 #[async_trait]

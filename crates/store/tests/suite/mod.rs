@@ -1467,10 +1467,196 @@ pub async fn list_pages_and_unseen_counts_read_only_what_they_show(t: T) {
 
 /// Runs every test above on one backend: `every_test!(open)`, where
 /// `open` is an `async fn() -> Backend` that makes a fresh, empty store.
+pub async fn login_failures_known_addresses_and_web_sessions(t: T) {
+    use std::time::Duration;
+    let ip = |i: u8| std::net::IpAddr::from([192, 0, 2, i]);
+    let window = Duration::from_secs(900);
+    // Per address and per name (in any case), counted in one window.
+    assert_eq!(
+        t.store
+            .login_failed(Some("Op@Example.test"), ip(1), window)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        t.store
+            .login_failed(Some("op@example.test"), ip(1), window)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(t.store.login_failed(None, ip(2), window).await.unwrap(), 1);
+    let g = t
+        .store
+        .login_guard("OP@example.test", ip(1), window)
+        .await
+        .unwrap();
+    assert_eq!(
+        g,
+        LoginGuard {
+            failures: 2,
+            known_at: None
+        }
+    );
+    // A window that has passed starts the count again.
+    let none = Duration::ZERO;
+    assert_eq!(
+        t.store
+            .login_guard("op@example.test", ip(1), none)
+            .await
+            .unwrap()
+            .failures,
+        0
+    );
+    assert_eq!(t.store.login_failed(None, ip(1), none).await.unwrap(), 1);
+    // Turns are spaced from the last one taken; a name never failed at has
+    // no turn to wait for.
+    let spacing = Duration::from_secs(5);
+    let first = t
+        .store
+        .login_turn("op@example.test", spacing)
+        .await
+        .unwrap();
+    let second = t
+        .store
+        .login_turn("op@example.test", spacing)
+        .await
+        .unwrap();
+    assert!(first <= Duration::from_millis(100), "{first:?}");
+    assert!(
+        second >= Duration::from_secs(4) && second <= spacing,
+        "{second:?}"
+    );
+    assert_eq!(
+        t.store
+            .login_turn("nobody@example.test", spacing)
+            .await
+            .unwrap(),
+        Duration::ZERO
+    );
+    // Known addresses: the newest `keep` of each name.
+    for i in 1..=4 {
+        t.store
+            .login_succeeded("op@example.test", ip(i), 3)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let known = |i| {
+        let store = t.store.clone();
+        async move {
+            store
+                .login_guard("op@example.test", ip(i), window)
+                .await
+                .unwrap()
+                .known_at
+        }
+    };
+    assert!(known(1).await.is_none(), "the oldest of four went");
+    assert!(known(4).await.is_some());
+    assert_eq!(t.store.prune_logins(window, window).await.unwrap(), 0);
+    assert!(
+        t.store
+            .prune_logins(Duration::ZERO, Duration::ZERO)
+            .await
+            .unwrap()
+            >= 4
+    );
+    assert_eq!(
+        t.store
+            .login_guard("op@example.test", ip(4), window)
+            .await
+            .unwrap(),
+        LoginGuard::default()
+    );
+
+    // Web sessions: found with their account, listed, ended.
+    let open = |key: &'static str, agent: &'static str| {
+        let store = t.store.clone();
+        let account = t.account.id;
+        async move {
+            let s = NewWebSession {
+                key,
+                account,
+                csrf: "c",
+                client: "192.0.2.9",
+                agent,
+            };
+            store.open_web_session(&s, 2).await.unwrap()
+        }
+    };
+    let day = Duration::from_secs(86_400);
+    open("k1", "one").await;
+    let s = t.store.web_session("k1", day).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            s.account.address.as_str(),
+            s.csrf.as_str(),
+            s.agent.as_str()
+        ),
+        ("op@example.test", "c", "one")
+    );
+    assert!(t.store.web_session("nope", day).await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    open("k2", "two\0agent").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    open("k3", "three").await;
+    let listed: Vec<String> = t
+        .store
+        .web_sessions_of(t.account.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    assert_eq!(
+        listed,
+        ["k3", "k2"],
+        "two at most per account here, the oldest went"
+    );
+    assert_eq!(
+        t.store
+            .end_web_sessions(t.account.id, Some("k3"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(t.store.end_web_session("k3").await.unwrap());
+    assert!(!t.store.end_web_session("k3").await.unwrap());
+    // Idle too long: ended when asked for, or by the sweep.
+    open("k4", "four").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        t.store
+            .web_session("k4", Duration::from_millis(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        t.store.web_session("k4", day).await.unwrap().is_none(),
+        "ended, not only hidden"
+    );
+    open("k5", "five").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        t.store
+            .prune_web_sessions(Duration::from_millis(1))
+            .await
+            .unwrap(),
+        1
+    );
+    // Sessions go with their account.
+    open("k6", "six").await;
+    t.store.remove_account("op@example.test").await.unwrap();
+    assert!(t.store.web_session("k6", day).await.unwrap().is_none());
+}
+
 #[macro_export]
 macro_rules! every_test {
     ($open:path) => {
-        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, expunge_records_are_pruned_and_answers_stay_right, sort_keys_are_kept_at_delivery_and_go_with_copies, kept_lists_follow_every_change, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, junk_report_settings_secrets_and_single_use_links, the_trace_finds_by_address_message_id_and_time, quotas_refuse_whole_writes_and_expunge_frees_room, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show);
+        $crate::every_test!(@each $open; flags_change_with_one_modseq_and_only_when_they_change, expunge_records_vanished_uids_and_frees_unshared_blobs, copy_keeps_flags_and_move_is_atomic, rename_takes_children_and_subscriptions_along, renaming_inbox_moves_its_messages, delete_keeps_inbox_and_subscriptions, status_counts_and_recent_goes_to_one_claimant, changes_since_lists_new_and_changed_messages, expunge_records_are_pruned_and_answers_stay_right, sort_keys_are_kept_at_delivery_and_go_with_copies, kept_lists_follow_every_change, accounts_can_have_their_own_pop3_delete_mode, the_admin_role_usage_and_last_logins, junk_report_settings_secrets_and_single_use_links, the_trace_finds_by_address_message_id_and_time, quotas_refuse_whole_writes_and_expunge_frees_room, bayes_counts_and_training_events, copies_of_a_delivery_with_their_spam_notes, allow_and_block_lists_and_correspondents, sieve_scripts_one_active_at_most, concurrent_catch_ups_share_reads_but_never_miss_a_change, copies_and_moves_record_their_training, the_queue_shares_the_body_of_a_stored_copy, list_pages_and_unseen_counts_read_only_what_they_show, login_failures_known_addresses_and_web_sessions);
     };
     (@each $open:path; $($name:ident),*) => {
         $(
