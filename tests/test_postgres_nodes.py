@@ -263,3 +263,52 @@ def test_a_web_session_and_a_guessers_failures_count_on_every_node():
         assert held >= 2.5, f"node B held the failure back {held:.1f} s"
         figure(f"third failure on the other node held back {held:.1f} s")
         assert a.sql("SELECT failures FROM login_failures WHERE key = ?", "ip:127.0.0.1") == [(3,)]
+
+
+
+def test_a_node_with_a_body_cache_answers_from_it():
+    database = pg.fresh_database()
+    with tempfile.TemporaryDirectory() as a_dir, tempfile.TemporaryDirectory() as b_dir:
+        a = Satchel(a_dir, database=database)
+        b = Satchel(b_dir, database=database)
+        # The harness writes [storage] last; the cache setting joins it.
+        a.config.write_text(a.config.read_text() + "body_cache_mb = 8\n")
+        a.add_user(ALICE)
+        a.start()
+        b.start()
+        try:
+            send(a, 3, "cached")
+            c = a.imap(ALICE)
+            c.select("INBOX")
+            _, first = c.fetch("1:3", "(BODY.PEEK[])")
+            # The files are written beside the answer; give them a moment.
+            for _ in range(100):
+                files = [p for p in (a.data / "body-cache").rglob("*")
+                         if p.is_file() and p.parent.name != "tmp"]
+                if len(files) == 3:
+                    break
+                time.sleep(0.05)
+            assert len(files) == 3, files
+            # Bodies never change in the database; this one is changed
+            # behind both nodes' backs, to see which one still asks it.
+            a.sql("UPDATE blobs SET body = 'changed'::bytea")
+            _, again = c.fetch("1:3", "(BODY.PEEK[])")
+            assert again == first, "node A answered from its cache"
+            c.logout()
+            # A restart empties the memory; the disk cache still answers.
+            a.stop()
+            a.start()
+            c = a.imap(ALICE)
+            c.select("INBOX")
+            _, after_restart = c.fetch("1", "(BODY.PEEK[])")
+            assert after_restart[0][1] == first[0][1]
+            c.logout()
+            # Node B has no cache: it reads the database.
+            c = b.imap(ALICE)
+            c.select("INBOX")
+            _, from_b = c.fetch("1", "(BODY.PEEK[])")
+            assert from_b[0][1] == b"changed", from_b
+            c.logout()
+        finally:
+            b.stop()
+            a.stop()

@@ -25,6 +25,10 @@ struct Cli {
     host: String,
     #[arg(long)]
     port: u16,
+    /// More ports of the same service (other nodes of one store): client N
+    /// connects to the (N mod ports)th of --port and these.
+    #[arg(long = "also-port")]
+    also_ports: Vec<u16>,
     /// Login names: `%d` is replaced by 1..=USERS (user%d, user%d@example.test).
     #[arg(long, default_value = "user%d")]
     user: String,
@@ -167,10 +171,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(cli.seconds);
     let stats = Arc::new(stats::Stats::default());
     let mut tasks = Vec::new();
+    let ports: Vec<u16> = std::iter::once(cli.port)
+        .chain(cli.also_ports.iter().copied())
+        .collect();
     for n in 0..cli.clients {
         let number = (n % cli.users.max(1) + 1).to_string();
         let target = Target {
-            addr: addr.clone(),
+            addr: format!("{}:{}", cli.host, ports[n % ports.len()]),
             user: cli.user.replace("%d", &number),
             password: cli.password.clone(),
         };

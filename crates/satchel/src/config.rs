@@ -322,6 +322,10 @@ pub struct Storage {
     #[serde(default)]
     pub backend: Backend,
     pub url: Option<String>,
+    /// PostgreSQL only: megabytes of message bodies a node keeps in
+    /// `DATA/body-cache` (0, the default: none, only the memory cache).
+    #[serde(default)]
+    pub body_cache_mb: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -617,6 +621,9 @@ impl Config {
             (Backend::Embedded, Some(url)) => bail!(
                 "storage.url = {url:?} is only used with storage.backend = \"postgres\"; remove it or set the backend"
             ),
+            (Backend::Embedded, None) if self.storage.body_cache_mb > 0 => bail!(
+                "storage.body_cache_mb is for nodes on PostgreSQL; the embedded store reads its bodies from its own disk: remove it"
+            ),
             _ => {}
         }
         Ok(())
@@ -855,5 +862,12 @@ plaintext_anywhere = false
             .unwrap_err()
             .to_string();
         assert!(e.contains("storage.url"), "{e}");
+        let e = parse("[storage]\nbody_cache_mb = 100\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("body_cache_mb") && e.contains("PostgreSQL"),
+            "{e}"
+        );
     }
 }

@@ -224,9 +224,20 @@ async fn open_postgres(config: &Config) -> anyhow::Result<PgStore> {
         .with_context(|| format!("cannot make the data folder {}", dir.display()))?;
     // Checked when the configuration was read.
     let url = config.storage.url.as_deref().unwrap_or_default();
-    PgStore::open(url)
+    let store = PgStore::open(url)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL store: {e}"))
+        .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL store: {e}"))?;
+    match config.storage.body_cache_mb {
+        0 => Ok(store),
+        mb => {
+            let cache = dir.join("body-cache");
+            store
+                .with_disk_cache(&cache, mb.saturating_mul(1 << 20))
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot keep a body cache in {}: {e}", cache.display())
+                })
+        }
+    }
 }
 
 /// Every login hashes with Argon2id, which takes a 19 MiB block. glibc

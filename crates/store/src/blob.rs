@@ -35,14 +35,14 @@ const RECENT_LARGEST: usize = 256 << 10;
 /// becomes the older and the older is dropped. Blobs never change (a
 /// name is its content's hash), so nothing kept can be stale.
 #[derive(Debug, Default)]
-struct Recent {
+pub(crate) struct Recent {
     newer: std::collections::HashMap<String, std::sync::Arc<[u8]>>,
     older: std::collections::HashMap<String, std::sync::Arc<[u8]>>,
     newer_bytes: usize,
 }
 
 impl Recent {
-    fn get(&mut self, hash: &str) -> Option<std::sync::Arc<[u8]>> {
+    pub(crate) fn get(&mut self, hash: &str) -> Option<std::sync::Arc<[u8]>> {
         if let Some(b) = self.newer.get(hash) {
             return Some(b.clone());
         }
@@ -51,7 +51,7 @@ impl Recent {
         Some(b)
     }
 
-    fn put(&mut self, hash: String, bytes: std::sync::Arc<[u8]>) {
+    pub(crate) fn put(&mut self, hash: String, bytes: std::sync::Arc<[u8]>) {
         if bytes.len() > RECENT_LARGEST {
             return;
         }
@@ -271,7 +271,7 @@ fn fsync_dir(dir: &Path) -> Result<(), Error> {
         .map_err(|e| io_err(dir, e))
 }
 
-fn unique_suffix() -> u64 {
+pub(crate) fn unique_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -301,7 +301,7 @@ pub(crate) fn private_dir(path: &Path) -> Result<(), Error> {
 }
 
 /// A new file only the server's user can read, whatever the umask.
-fn private_file(path: &Path) -> Result<fs::File, Error> {
+pub(crate) fn private_file(path: &Path) -> Result<fs::File, Error> {
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new()
         .write(true)

@@ -25,6 +25,7 @@ use crate::types::*;
 use crate::{Error, Result, password, unix_now};
 
 mod accounts;
+mod body_cache;
 mod check;
 mod feed;
 mod logins;
@@ -97,11 +98,22 @@ pub struct PgStore {
     logins: Arc<password::Verified>,
     /// Message bodies read since the store opened ([`Upkeep::body_reads`]).
     body_reads: Arc<AtomicU64>,
+    /// Bodies read lately, kept on this node ([`PgStore::with_disk_cache`]).
+    bodies: Arc<body_cache::BodyCache>,
     /// The connection that holds this node's liveness lock ([`PgStore::alive`]).
     liveness: Arc<tokio::sync::Mutex<Option<tokio_postgres::Client>>>,
 }
 
 impl PgStore {
+    /// Keeps the bodies this node reads in `dir` too, up to `budget` bytes,
+    /// besides the memory cache every node has: a node then reads a body
+    /// from PostgreSQL once, not at every client's FETCH of it. The folder
+    /// is the node's own (never shared); losing it loses nothing.
+    pub fn with_disk_cache(mut self, dir: &std::path::Path, budget: u64) -> Result<PgStore> {
+        self.bodies = Arc::new(body_cache::BodyCache::with_disk(dir, budget)?);
+        Ok(self)
+    }
+
     /// Connects to the database at `url` (`postgres://user:password@host/db`)
     /// and brings its schema up to date.
     pub async fn open(url: &str) -> Result<PgStore> {
@@ -131,6 +143,7 @@ impl PgStore {
             listening: Arc::new(AtomicBool::new(false)),
             logins: Arc::new(password::Verified::new()),
             body_reads: Arc::default(),
+            bodies: Arc::default(),
             liveness: Arc::default(),
         };
         store.migrate(url).await?;

@@ -266,30 +266,38 @@ impl Messages for PgStore {
     }
 
     async fn read_blob(&self, blob: &BlobHash) -> Result<Vec<u8>> {
-        self.body_reads.fetch_add(1, Ordering::Relaxed);
-        let c = self.client().await?;
-        Ok(
-            one(&c, "SELECT body FROM blobs WHERE hash = $1", &[&blob.0])
-                .await?
-                .ok_or_else(|| Error::Corrupt(format!("the body {} is missing", blob.0)))?
-                .get(0),
-        )
+        self.read_blobs(std::slice::from_ref(blob))
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(Error::Corrupt(format!("the body {} is missing", blob.0))))
     }
 
     async fn read_blobs(&self, wanted: &[BlobHash]) -> Result<Vec<Result<Vec<u8>>>> {
         self.body_reads
             .fetch_add(wanted.len() as u64, Ordering::Relaxed);
-        let c = self.client().await?;
         let hashes: Vec<&str> = wanted.iter().map(|b| b.0.as_str()).collect();
-        let mut found: HashMap<String, Vec<u8>> = all(
-            &c,
-            "SELECT hash, body FROM blobs WHERE hash = ANY($1)",
-            &[&hashes],
-        )
-        .await?
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        // The node's cache first; the database for the rest, which the
+        // cache keeps for next time.
+        let mut found = self.bodies.get(&hashes).await;
+        let missing: Vec<&str> = hashes
+            .iter()
+            .copied()
+            .filter(|h| !found.contains_key(*h))
+            .collect();
+        if !missing.is_empty() {
+            let c = self.client().await?;
+            let read: HashMap<String, Vec<u8>> = all(
+                &c,
+                "SELECT hash, body FROM blobs WHERE hash = ANY($1)",
+                &[&missing],
+            )
+            .await?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+            self.bodies.put(&read).await;
+            found.extend(read);
+        }
         // Each body moves out at its last place in the list (a batch is a
         // FETCH's few dozen): only a body asked for twice is copied.
         Ok(hashes
