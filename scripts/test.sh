@@ -44,7 +44,8 @@ cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
 SATCHEL_BIN="$PWD/target/debug/satchel" python3 -m pytest -q tests/
 # The whole socket suite again on the PostgreSQL backend (a throwaway server,
-# tests/pg.py); the two-node and migration tests ran in the first pass, on
-# databases of their own.
+# tests/pg.py); the two-node, migration and TLS tests ran in the first pass,
+# on databases (and a server) of their own.
 SATCHEL_BIN="$PWD/target/debug/satchel" SATCHEL_TEST_BACKEND=postgres \
-  python3 -m pytest -q tests/ --ignore=tests/test_postgres_nodes.py --ignore=tests/test_migrate.py
+  python3 -m pytest -q tests/ --ignore=tests/test_postgres_nodes.py --ignore=tests/test_migrate.py \
+  --ignore=tests/test_postgres_tls.py

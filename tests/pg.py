@@ -18,7 +18,9 @@ _names = itertools.count()
 
 
 class Server:
-    def __init__(self):
+    def __init__(self, tls=None):
+        """With `tls` (a folder holding server.crt and server.key), the
+        server speaks TLS with that pair and refuses connections without."""
         bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not bins:
             raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql; "
@@ -33,11 +35,27 @@ class Server:
             self.port = s.getsockname()[1]
         data = os.path.join(self.dir, "data")
         self.run("initdb", "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D", data)
+        options = ""
+        if tls:
+            for name in ("server.crt", "server.key"):
+                dest = os.path.join(self.dir, name)
+                with open(os.path.join(tls, name), "rb") as src, open(dest, "wb") as out:
+                    out.write(src.read())
+                os.chmod(dest, 0o600)
+                if self.user:
+                    subprocess.run(["chown", self.user, dest], check=True)
+            options = (f"-c ssl=on -c ssl_cert_file={self.dir}/server.crt "
+                       f"-c ssl_key_file={self.dir}/server.key ")
+            hba = os.path.join(data, "pg_hba.conf")
+            with open(hba, "w") as f:
+                f.write("local all all trust\n"
+                        "hostssl all all 127.0.0.1/32 trust\n"
+                        "hostnossl all all 127.0.0.1/32 reject\n")
         # fsync off: the test server's durability is not under test.
         script = (
             f"{self.bin}/postgres -D {data} -p {self.port} -k {self.dir} "
             f"-c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400 "
-            f"-c shared_buffers=64MB > {self.dir}/log 2>&1 & pid=$!; "
+            f"-c shared_buffers=64MB {options}> {self.dir}/log 2>&1 & pid=$!; "
             f"while [ -d /proc/{os.getpid()} ] && kill -0 $pid 2>/dev/null; do sleep 1; done; "
             f"kill -INT $pid 2>/dev/null; wait $pid; rm -rf {self.dir}"
         )
@@ -59,7 +77,8 @@ class Server:
                        capture_output=True)
 
     def psql(self, database, sql):
-        out = subprocess.run(self.wrap([f"{self.bin}/psql", "-h", "127.0.0.1", "-p", str(self.port),
+        # Through the socket folder: a TLS-only server takes it too.
+        out = subprocess.run(self.wrap([f"{self.bin}/psql", "-h", self.dir, "-p", str(self.port),
                                         "-U", "postgres", "-d", database, "-qtAc", sql]),
                              check=True, capture_output=True)
         return out.stdout.decode().strip()

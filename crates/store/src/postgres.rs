@@ -36,6 +36,7 @@ mod quota;
 mod scripts;
 mod sorting;
 mod spam;
+mod tls;
 mod traces;
 mod upkeep;
 mod web_sessions;
@@ -74,14 +75,37 @@ impl From<tokio_postgres::Error> for Error {
                 Error::Commit(format!("{} ({})", db.message(), db.code().code()))
             }
             Some(db) => Error::Db(format!("{} ({})", db.message(), db.code().code())),
-            None => Error::Db(e.to_string()),
+            None => Error::Db(with_causes(&e)),
         }
     }
 }
 
+/// An error and what caused it, down the chain: "error performing TLS
+/// handshake" alone would not say that the certificate was the trouble.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 impl From<deadpool_postgres::PoolError> for Error {
     fn from(e: deadpool_postgres::PoolError) -> Error {
-        Error::Db(format!("cannot reach PostgreSQL: {e}"))
+        let text = with_causes(&e);
+        let hint = if text.contains("invalid peer certificate") {
+            "; the URL's sslrootcert=PATH names the CA that signed the database's \
+             certificate, and its host must be a name the certificate carries"
+        } else {
+            ""
+        };
+        Error::Db(format!("cannot reach PostgreSQL: {text}{hint}"))
     }
 }
 
@@ -90,6 +114,8 @@ pub struct PgStore {
     pool: deadpool_postgres::Pool,
     /// Where the database is, for the feed's own listening connection.
     config: tokio_postgres::Config,
+    /// How connections are encrypted ([`tls::settings`]).
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     feed: broadcast::Sender<Change>,
     /// Tags this node's notices, so its listener skips them.
     origin: i64,
@@ -117,15 +143,13 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host/db`)
     /// and brings its schema up to date.
     pub async fn open(url: &str) -> Result<PgStore> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| Error::Db(format!("the PostgreSQL URL is not valid ({e})")))?;
+        let (mut config, tls) = tls::settings(url)?;
         if config.get_application_name().is_none() {
             config.application_name("satchel");
         }
         let manager = deadpool_postgres::Manager::from_config(
             config.clone(),
-            tokio_postgres::NoTls,
+            tls.clone(),
             deadpool_postgres::ManagerConfig {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
             },
@@ -138,6 +162,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             config,
+            tls,
             feed: broadcast::channel(1024).0,
             origin: random_origin(),
             listening: Arc::new(AtomicBool::new(false)),
@@ -232,7 +257,7 @@ impl PgStore {
         }
         let mut config = self.config.clone();
         config.application_name("satchel liveness");
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+        let (client, connection) = config.connect(self.tls.clone()).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!("the liveness connection to PostgreSQL failed: {e}");

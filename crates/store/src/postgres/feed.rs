@@ -60,7 +60,7 @@ impl PgStore {
         // Named, so that an operator (and a test) can tell it apart.
         let mut config = self.config.clone();
         config.application_name("satchel feed");
-        let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+        let (client, mut connection) = config.connect(self.tls.clone()).await?;
         let (notices, mut heard) = tokio::sync::mpsc::unbounded_channel();
         // The connection's messages (the notices among them) come off its
         // stream, which must be polled for the client to work at all.
