@@ -128,6 +128,9 @@ pub struct PgStore {
     bodies: Arc<body_cache::BodyCache>,
     /// The connection that holds this node's liveness lock ([`PgStore::alive`]).
     liveness: Arc<tokio::sync::Mutex<Option<tokio_postgres::Client>>>,
+    /// The POP3 maildrop locks this node holds, on the liveness connection
+    /// (taken again if that connection is made anew).
+    maildrops: Arc<std::sync::Mutex<std::collections::HashSet<AccountId>>>,
 }
 
 impl PgStore {
@@ -170,6 +173,7 @@ impl PgStore {
             body_reads: Arc::default(),
             bodies: Arc::default(),
             liveness: Arc::default(),
+            maildrops: Arc::default(),
         };
         store.migrate(url).await?;
         Ok(store)
@@ -269,8 +273,30 @@ impl PgStore {
                 &[&LIVENESS_LOCKS, &(self.node() as i32)],
             )
             .await?;
+        // The connection before this one took its locks along: the POP3
+        // sessions still open here take theirs again. One another node
+        // took meanwhile cannot be had back; the admin is told.
+        let maildrops: Vec<AccountId> = self.maildrops_held().iter().copied().collect();
+        for account in maildrops {
+            let key = accounts::maildrop_key(account);
+            let again: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .await?
+                .get(0);
+            if !again {
+                tracing::warn!(
+                    "the POP3 lock of account {account} was lost with the connection to \
+                     PostgreSQL, and another node holds it now"
+                );
+            }
+        }
         *held = Some(client);
         Ok(held)
+    }
+
+    /// The maildrop locks this node holds.
+    fn maildrops_held(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<AccountId>> {
+        self.maildrops.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -258,3 +258,44 @@ async fn a_database_newer_than_the_binary_is_refused() {
         Ok(_) => panic!("a newer schema was accepted"),
     }
 }
+
+/// A node whose liveness connection is cut takes the POP3 locks its open
+/// sessions hold again when it connects anew, so another node still finds
+/// the maildrop locked.
+#[tokio::test]
+async fn maildrop_locks_are_taken_again_after_the_liveness_connection_is_cut() {
+    let url = pg::fresh_database();
+    let a = PgStore::open(&url).await.unwrap();
+    let b = PgStore::open(&url).await.unwrap();
+    let account = a
+        .create_account("pop@example.test", "pw", false)
+        .await
+        .unwrap();
+    let other = a
+        .create_account("other@example.test", "pw", false)
+        .await
+        .unwrap();
+    assert!(a.take_maildrop(account.id).await.unwrap());
+    assert!(!b.take_maildrop(account.id).await.unwrap());
+    // The backend holding the lock: advisory locks on a bigint key show
+    // its high half as classid and its low half as objid.
+    let cut = pg::query(
+        &url,
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' \
+             AND objsubid = 1 AND classid = {} AND objid = {}",
+            0x4d44_i64 << 16,
+            account.id.0
+        ),
+    );
+    assert_eq!(cut, "1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Node A's next use of the connection makes it anew, locks and all.
+    assert!(a.take_maildrop(other.id).await.unwrap());
+    assert!(
+        !b.take_maildrop(account.id).await.unwrap(),
+        "the lock was taken again"
+    );
+    a.release_maildrop(account.id).await.unwrap();
+    assert!(b.take_maildrop(account.id).await.unwrap());
+}

@@ -377,13 +377,18 @@ impl Accounts for PgStore {
         let client = held
             .as_ref()
             .ok_or_else(|| Error::Db("the liveness connection is gone".into()))?;
-        Ok(client
+        let taken: bool = client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&maildrop_key(account)])
             .await?
-            .get(0))
+            .get(0);
+        if taken {
+            self.maildrops_held().insert(account);
+        }
+        Ok(taken)
     }
 
     async fn release_maildrop(&self, account: AccountId) -> Result<()> {
+        self.maildrops_held().remove(&account);
         let held = self.liveness().await?;
         if let Some(client) = held.as_ref() {
             client
@@ -451,7 +456,7 @@ impl PgStore {
 
 /// The advisory lock key of an account's maildrop: the account id in the
 /// low 48 bits, a class of its own above them.
-fn maildrop_key(account: AccountId) -> i64 {
+pub(super) fn maildrop_key(account: AccountId) -> i64 {
     (0x4d44_i64 << 48) | (account.0 & 0xffff_ffff_ffff)
 }
 
