@@ -795,7 +795,10 @@ pub(crate) fn address_key(ip: std::net::IpAddr) -> String {
     format!("ip:{ip}")
 }
 
-/// The failure count's key of an account name, in any case.
+/// The failure count's key of an account name, in any case; a name past
+/// the longest address (RFC 5321 4.5.3.1) counts under its first 320
+/// characters, so a guesser cannot make rows of any size.
 pub(crate) fn name_key(name: &str) -> String {
+    let name: String = name.chars().take(320).collect();
     format!("name:{}", name.to_lowercase())
 }
