@@ -11,6 +11,7 @@
 #
 #   bench/nodes.sh          # USERS=20 MESSAGES=100 CLIENTS=10 DURATION=8 RUNS=3
 #                           # LOADS="imap --keep-open|smtp"
+#                           # EXTRA=--by-kind (each operation's figures, on stderr)
 #
 # PostgreSQL is a throwaway server in a temporary folder with Debian's
 # default settings (fsync on, so commits are as durable as the embedded
@@ -43,7 +44,8 @@ python3 "$ROOT/tests/data/gen_mbox.py" "$WORK/mail.mbox" "$MESSAGES" >/dev/null
 # PostgreSQL on a free loopback port.
 PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$WORK/pg"
-[ "$(id -u)" = 0 ] && chown postgres: "$WORK/pg"
+# PostgreSQL runs as its own user, which must reach its folder.
+[ "$(id -u)" = 0 ] && chmod 711 "$WORK" && chown postgres: "$WORK/pg"
 "${AS[@]}" "$PG_BIN/initdb" -A trust -U postgres -E UTF8 -D "$WORK/pg/data" >/dev/null
 "${AS[@]}" "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w \
   -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1" start >/dev/null
@@ -115,7 +117,7 @@ for load in "${LOAD_LIST[@]}"; do
       esac
       # shellcheck disable=SC2086
       line=$("$BIN/satchel-bench" --port "$port" "${also[@]}" --user 'user%d@example.test' \
-        --users "$USERS" --clients "$CLIENTS" --seconds "$DURATION" $mode)
+        --users "$USERS" --clients "$CLIENTS" --seconds "$DURATION" ${EXTRA:-} $mode)
       echo "$load|$setup|$run|$line" | tee -a "$WORK/results" >&2
     done
   done

@@ -44,7 +44,7 @@ mod web_sessions;
 /// Schema migrations, applied in order; `schema_version` counts them.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
-    include_str!("../migrations/postgres/0002_throttle_web_sessions.sql"),
+    include_str!("../migrations/postgres/0002_logins_and_notes.sql"),
 ];
 
 /// The channel every node LISTENs on. A notice says only "look": origin,

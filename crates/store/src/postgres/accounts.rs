@@ -191,14 +191,14 @@ impl Accounts for PgStore {
             &tx,
             "INSERT INTO blob_gc (hash) SELECT DISTINCT blob FROM messages \
              WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = $1) \
-             ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash",
+            ",
             &[&id],
         )
         .await?;
         exec(
             &tx,
             "INSERT INTO blob_gc (hash) SELECT DISTINCT blob FROM training \
-             WHERE account_id = $1 ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash",
+             WHERE account_id = $1",
             &[&id],
         )
         .await?;

@@ -193,7 +193,7 @@ impl PgStore {
                      WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob = b.hash) \
                      AND NOT EXISTS (SELECT 1 FROM training t WHERE t.blob = b.hash) \
                      AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.blob = b.hash) \
-                     ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash",
+                    ",
                     &[],
                 )
                 .await?;

@@ -91,7 +91,7 @@ impl Mailboxes for PgStore {
         exec(
             &tx,
             "INSERT INTO blob_gc (hash) SELECT DISTINCT blob FROM messages WHERE mailbox_id = $1 \
-             ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash",
+            ",
             &[&id.0],
         )
         .await?;

@@ -366,14 +366,19 @@ impl PgStore {
         // Refused over quota before anything is written.
         let adding: Vec<(MailboxId, u64)> = items.iter().map(|(b, m)| (*b, m.size)).collect();
         quota_check(&tx, &adding).await?;
-        // All bodies in one statement. An existing body is locked (DO
-        // UPDATE ... WHERE false writes nothing), so the collector cannot
-        // take it before this transaction's rows refer to it.
+        // All bodies in one statement; one already there is left as it is.
+        // The message rows' foreign keys then hold it with a KEY SHARE lock,
+        // which writers of the same body share (an exclusive lock here made
+        // every APPEND of one body wait for the one before to commit). The
+        // collector cannot take a body once a row refers to it: its DELETE
+        // waits for that lock and then fails the foreign-key check. If it
+        // took the body between this INSERT and the rows, the rows fail
+        // theirs, and the write is made again (Error::Commit).
         let names: Vec<&str> = hashes.iter().map(|h| h.0.as_str()).collect();
         exec(
             &tx,
             "INSERT INTO blobs (hash, body) SELECT * FROM unnest($1::TEXT[], $2::BYTEA[]) \
-             ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash WHERE false",
+             ON CONFLICT (hash) DO NOTHING",
             &[&names, &distinct],
         )
         .await?;
@@ -699,7 +704,7 @@ async fn note_bodies(c: &impl GenericClient, mailbox: MailboxId, uids: &[u32]) -
     exec(
         c,
         "INSERT INTO blob_gc (hash) SELECT DISTINCT blob FROM messages \
-         WHERE mailbox_id = $1 AND uid = ANY($2) ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash",
+         WHERE mailbox_id = $1 AND uid = ANY($2)",
         &[&mailbox.0, &uid_array(uids)],
     )
     .await?;

@@ -477,8 +477,7 @@ impl PgStore {
         if !stored {
             exec(
                 &tx,
-                "INSERT INTO blobs (hash, body) VALUES ($1, $2) \
-                 ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash WHERE false",
+                "INSERT INTO blobs (hash, body) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
                 &[&hash.0, &message.raw],
             )
             .await?;
@@ -592,7 +591,7 @@ async fn forget_blob(c: &impl GenericClient, blob: &str) -> Result<()> {
     exec(
         c,
         "INSERT INTO blob_gc (hash) VALUES ($1) \
-         ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash",
+        ",
         &[&blob],
     )
     .await?;

@@ -186,7 +186,7 @@ impl SpamData for PgStore {
         exec(
             &tx,
             "INSERT INTO blob_gc (hash) VALUES ($1) \
-             ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash",
+            ",
             &[&event.blob.0],
         )
         .await?;

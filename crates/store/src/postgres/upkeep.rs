@@ -4,13 +4,15 @@
 //! Bodies are rows of `blobs`; every row that holds one (`messages`,
 //! `training`, `queue`) refers to it by foreign key. The collector takes
 //! the hashes writers noted in `blob_gc` and deletes the bodies nothing
-//! refers to. Two races are closed by row locks, not by timing: a writer
-//! that notes a hash locks its `blob_gc` row (every insert there ends `ON
-//! CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash`, a real update), so the
-//! collector's claim waits for the writer's commit and then sees its
-//! rows; and a writer that shares an existing body locks its `blobs` row,
-//! so the collector's delete waits and then fails its foreign-key check
-//! instead of taking a body just put back to use.
+//! refers to. Two races are closed by the database, not by timing. A
+//! writer's note is a row of its own (never merged into an earlier note
+//! of the same hash), invisible to the collector until the writer's
+//! commit, when its rows are gone too; so the collector never judges a
+//! hash by a note whose writer has not finished. And a writer that shares
+//! an existing body holds its `blobs` row with the KEY SHARE lock of its
+//! rows' foreign keys, so the collector's delete waits and then fails
+//! its foreign-key check instead of taking a body just put back to use.
+//! Neither needs a lock that writers of one body would queue on.
 
 use async_trait::async_trait;
 
@@ -88,13 +90,15 @@ impl PgStore {
             let mut tx = c.transaction().await?;
             let batch: Vec<String> = all(
                 &tx,
-                "DELETE FROM blob_gc WHERE hash IN (SELECT hash FROM blob_gc LIMIT $1 \
+                "DELETE FROM blob_gc WHERE id IN (SELECT id FROM blob_gc ORDER BY id LIMIT $1 \
                  FOR UPDATE SKIP LOCKED) RETURNING hash",
                 &[&GC_BATCH],
             )
             .await?
             .iter()
             .map(|r| r.get(0))
+            .collect::<std::collections::BTreeSet<String>>()
+            .into_iter()
             .collect();
             if batch.is_empty() {
                 return Ok(removed);

@@ -1,3 +1,4 @@
+-- Failed logins, web sessions, and notes of bodies that may be unreferenced.
 -- Failed logins and web sessions live in the store, so a restart forgets
 -- neither a guesser's count nor a user's login (and, on PostgreSQL, every
 -- node sees the same).
@@ -35,3 +36,11 @@ CREATE TABLE web_sessions (
 );
 CREATE INDEX web_sessions_account ON web_sessions (account_id);
 CREATE INDEX web_sessions_seen ON web_sessions (last_seen);
+
+-- A note in blob_gc is a row of its own, not one per body: noting a body is
+-- then a plain insert, which locks nothing that another writer freeing the
+-- same body would wait on, and the collector never sees a note before its
+-- writer's commit (upkeep.rs says why that is enough).
+ALTER TABLE blob_gc DROP CONSTRAINT blob_gc_pkey;
+ALTER TABLE blob_gc ADD COLUMN id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY;
+CREATE INDEX blob_gc_hash ON blob_gc (hash);
