@@ -229,6 +229,22 @@ def message(subject="Hello", body="Hi there.", sender="Carol <carol@remote.test>
 FIGURES = []
 
 
+def wrong_login(server, user):
+    """A wrong IMAP password for `user` on `server`; how many seconds the
+    server held back its answer (the login throttle's delay)."""
+    import time
+    c = server.imap()
+    started = time.monotonic()
+    try:
+        c.login(user, "wrong")
+        raise AssertionError("a wrong password was taken")
+    except imaplib.IMAP4.error:
+        pass
+    held = time.monotonic() - started
+    c.logout()
+    return held
+
+
 def figure(line):
     print(line)
     FIGURES.append(line)

@@ -1,28 +1,12 @@
 """What a restart must not forget about logins (the store keeps both, on
 either backend): a web session stays logged in, and a guesser's count of
 failed passwords goes on where it was."""
-import imaplib
 import tempfile
-import time
 
-from conftest import DOORS, Satchel
+from conftest import DOORS, Satchel, wrong_login
 from webclient import WebSession
 
 ALICE = "alice@example.test"
-
-
-def wrong_login(s):
-    """A wrong IMAP password; how long the server held back its answer."""
-    c = s.imap()
-    started = time.monotonic()
-    try:
-        c.login(ALICE, "wrong")
-        raise AssertionError("a wrong password was taken")
-    except imaplib.IMAP4.error:
-        pass
-    held = time.monotonic() - started
-    c.logout()
-    return held
 
 
 def test_a_restart_keeps_web_sessions_and_the_guessers_count():
@@ -32,8 +16,8 @@ def test_a_restart_keeps_web_sessions_and_the_guessers_count():
         s.start()
         try:
             web = WebSession(s.ports["http"], ALICE)
-            wrong_login(s)
-            wrong_login(s)
+            wrong_login(s, ALICE)
+            wrong_login(s, ALICE)
         finally:
             s.stop()
         # Neither the cookie's token nor anything it could be guessed from
@@ -48,7 +32,7 @@ def test_a_restart_keeps_web_sessions_and_the_guessers_count():
             assert status == 200 and web.csrf in page, status
             # The third failure from this address, though the first since
             # the restart: held back three seconds.
-            held = wrong_login(s)
+            held = wrong_login(s, ALICE)
             assert held >= 2.5, f"held back {held:.1f} s"
             # Logging out still ends it for good.
             status, _, _ = web.request("POST", "/logout", f"csrf={web.csrf}")

@@ -6,7 +6,6 @@ that node is killed; a web session and a guesser's failures count on
 every node. Each test starts its own throwaway PostgreSQL
 database (tests/pg.py), whichever backend the rest of the run uses."""
 import contextlib
-import imaplib
 import signal
 import smtplib
 import socket
@@ -15,7 +14,7 @@ import threading
 import time
 
 import pg
-from conftest import DOORS, PASSWORD, Satchel, figure, message
+from conftest import DOORS, PASSWORD, Satchel, figure, message, wrong_login
 from webclient import WebSession
 
 ALICE = "alice@example.test"
@@ -243,23 +242,9 @@ def test_a_web_session_and_a_guessers_failures_count_on_every_node():
         assert (status, headers.get("location")) == (303, "/login"), status
         # Two wrong passwords on node A; the third, on node B, is this
         # address's third failure: held back three seconds, not one.
-        for _ in range(2):
-            c = a.imap()
-            try:
-                c.login(ALICE, "wrong")
-                raise AssertionError("a wrong password was taken")
-            except imaplib.IMAP4.error:
-                pass
-            c.logout()
-        c = b.imap()
-        started = time.monotonic()
-        try:
-            c.login(ALICE, "wrong")
-            raise AssertionError("a wrong password was taken")
-        except imaplib.IMAP4.error:
-            pass
-        held = time.monotonic() - started
-        c.logout()
+        wrong_login(a, ALICE)
+        wrong_login(a, ALICE)
+        held = wrong_login(b, ALICE)
         assert held >= 2.5, f"node B held the failure back {held:.1f} s"
         figure(f"third failure on the other node held back {held:.1f} s")
         assert a.sql("SELECT failures FROM login_failures WHERE key = ?", "ip:127.0.0.1") == [(3,)]

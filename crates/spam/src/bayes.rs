@@ -2,7 +2,6 @@
 //! (as in SpamBayes): the probability that a message is spam, from how often
 //! each of its tokens was seen in spam and in ham.
 
-use std::collections::HashSet;
 
 use crate::tokens::{Word, pair_words, word_of};
 
@@ -55,15 +54,18 @@ pub fn probability(totals: Counts, tokens: &[String], counts: &[Counts]) -> Opti
     if clues.is_empty() {
         return None;
     }
-    // Strongest first; ties by token, so the same message scores the same.
-    clues.sort_by(|a, b| {
+    // Strongest first; ties by token, so the same message scores the same
+    // (the tokens are distinct, so this order is total and an unstable
+    // sort gives it).
+    clues.sort_unstable_by(|a, b| {
         (b.0 - 0.5)
             .abs()
             .total_cmp(&(a.0 - 0.5).abs())
             .then_with(|| a.1.cmp(b.1))
     });
     // Words already counted, borrowed from the tokens: no allocation per clue.
-    let mut used: HashSet<Word<'_>> = HashSet::new();
+    let mut used: std::collections::HashSet<Word<'_>, foldhash::fast::RandomState> =
+        Default::default();
     let mut f = Vec::with_capacity(MAX_DISCRIMINATORS);
     for (p, token) in clues {
         if f.len() == MAX_DISCRIMINATORS {
