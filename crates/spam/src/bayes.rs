@@ -2,7 +2,6 @@
 //! (as in SpamBayes): the probability that a message is spam, from how often
 //! each of its tokens was seen in spam and in ham.
 
-
 use crate::tokens::{Word, pair_words, word_of};
 
 /// Counts of one token: in how many spam and ham messages it was seen.

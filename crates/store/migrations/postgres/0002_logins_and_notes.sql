@@ -44,3 +44,8 @@ CREATE INDEX web_sessions_seen ON web_sessions (last_seen);
 ALTER TABLE blob_gc DROP CONSTRAINT blob_gc_pkey;
 ALTER TABLE blob_gc ADD COLUMN id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY;
 CREATE INDEX blob_gc_hash ON blob_gc (hash);
+
+-- Whether a domain has an account or an alias is asked for every message:
+-- by an index on the part after the '@', not a scan of every account.
+CREATE INDEX accounts_domain ON accounts (split_part(address, '@', 2));
+CREATE INDEX aliases_domain ON aliases (split_part(address, '@', 2));

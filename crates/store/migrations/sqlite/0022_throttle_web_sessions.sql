@@ -35,3 +35,10 @@ CREATE TABLE web_sessions (
 ) STRICT;
 CREATE INDEX web_sessions_account ON web_sessions (account_id);
 CREATE INDEX web_sessions_seen ON web_sessions (last_seen);
+
+-- Whether a domain has an account or an alias is asked for every message
+-- (the sender's domain, a recipient's): by an index on the part after the
+-- '@', not a scan of every account (addresses are stored in lower case,
+-- with one '@').
+CREATE INDEX accounts_domain ON accounts (substr(address, instr(address, '@') + 1));
+CREATE INDEX aliases_domain ON aliases (substr(address, instr(address, '@') + 1));

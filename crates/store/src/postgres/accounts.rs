@@ -139,7 +139,8 @@ impl Accounts for PgStore {
     async fn has_domain(&self, domain: &str) -> Result<bool> {
         let domain = domain.to_lowercase();
         let c = self.client().await?;
-        // Compared as text after the last '@': no LIKE pattern to escape.
+        // Compared as text after the '@' (addresses hold one), the
+        // expression of the indexes accounts_domain and aliases_domain.
         Ok(one(
             &c,
             "SELECT 1 FROM accounts WHERE split_part(address, '@', 2) = $1 UNION ALL \

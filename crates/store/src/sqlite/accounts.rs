@@ -130,14 +130,17 @@ impl Accounts for SqliteStore {
     }
 
     async fn has_domain(&self, domain: &str) -> Result<bool> {
-        let pattern = format!("%@{}", domain.to_lowercase().replace(['%', '_'], ""));
+        let domain = domain.to_lowercase();
         self.db
             .read(move |c| {
+                // The expression of the indexes accounts_domain and
+                // aliases_domain (migration 0022), so no row is scanned.
                 Ok(one(
                     c,
-                    "SELECT 1 FROM accounts WHERE address LIKE ?1 UNION ALL \
-                     SELECT 1 FROM aliases WHERE address LIKE ?1 LIMIT 1",
-                    [pattern],
+                    "SELECT 1 FROM accounts WHERE substr(address, instr(address, '@') + 1) = ?1 \
+                     UNION ALL SELECT 1 FROM aliases \
+                     WHERE substr(address, instr(address, '@') + 1) = ?1 LIMIT 1",
+                    [domain],
                     |_| Ok(()),
                 )?
                 .is_some())
