@@ -109,7 +109,7 @@ impl DiskCache {
     /// Opens the folder and takes stock of the files a former run left
     /// (their order of use is lost: they start equal).
     fn open(dir: &Path, budget: u64) -> Result<DiskCache> {
-        private_dir(&dir.join("tmp"))?;
+        // Temp files a former run left half-written go with their folder.
         let _ = std::fs::remove_dir_all(dir.join("tmp"));
         private_dir(&dir.join("tmp"))?;
         let mut index = Index::default();
